@@ -1,0 +1,190 @@
+// Package api holds the wire types and error codes shared by the Cairn server and its
+// clients. It has no I/O and depends on nothing else in Cairn.
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+)
+
+// Code is a stable, machine-readable error code. Clients switch on it; never change the
+// meaning of an existing code.
+type Code string
+
+// The registry of wire error codes. REST problem documents and CLI exit codes derive from it.
+const (
+	CodeBadRequest          Code = "bad_request"
+	CodeMalformedJSON       Code = "malformed_json"
+	CodeMalformedMetadata   Code = "malformed_metadata"
+	CodeInvalidName         Code = "invalid_name"
+	CodeInvalidPath         Code = "invalid_path"
+	CodeInvalidKey          Code = "invalid_key"
+	CodeInvalidThreshold    Code = "invalid_threshold"
+	CodeUnauthorized        Code = "unauthorized"
+	CodeForbidden           Code = "forbidden"
+	CodeNotFound            Code = "not_found"
+	CodeProjectExists       Code = "project_exists"
+	CodeTooLarge            Code = "too_large"
+	CodeDigestMismatch      Code = "digest_mismatch"
+	CodeBlobMissing         Code = "blob_missing"
+	CodeLengthMismatch      Code = "length_mismatch"
+	CodeHashMismatch        Code = "hash_mismatch"
+	CodeVersionConflict     Code = "version_conflict"
+	CodeExpired             Code = "expired"
+	CodeExpiryTooFar        Code = "expiry_too_far"
+	CodePathOutsideProject  Code = "path_outside_project"
+	CodeImmutablePath       Code = "immutable_path"
+	CodeSignatureInvalid    Code = "signature_invalid"
+	CodeKeyNotDelegated     Code = "key_not_delegated"
+	CodeThresholdNotMet     Code = "threshold_not_met"
+	CodeDelegationForbidden Code = "delegation_forbidden"
+	CodeTooMany             Code = "too_many"
+	CodeUnsupported         Code = "unsupported"
+	CodeNotBootstrapped     Code = "not_bootstrapped"
+	CodeAlreadyBootstrapped Code = "already_bootstrapped"
+	CodeUnavailable         Code = "unavailable"
+	CodeInternal            Code = "internal"
+)
+
+// CodeInfo describes one registered code.
+type CodeInfo struct {
+	Code   Code
+	Status int
+	Title  string
+}
+
+// Codes lists every registered code with its HTTP status and a short title. The OpenAPI
+// document and the tests are checked against this list.
+func Codes() []CodeInfo {
+	return []CodeInfo{
+		{CodeBadRequest, http.StatusBadRequest, "The request is not valid"},
+		{CodeMalformedJSON, http.StatusBadRequest, "The request body is not valid JSON of the expected shape"},
+		{CodeMalformedMetadata, http.StatusBadRequest, "The TUF metadata could not be parsed"},
+		{CodeInvalidName, http.StatusBadRequest, "The project name is not valid"},
+		{CodeInvalidPath, http.StatusUnprocessableEntity, "A target path is not well formed"},
+		{CodeInvalidKey, http.StatusBadRequest, "A public key is not valid or not supported"},
+		{CodeInvalidThreshold, http.StatusBadRequest, "The threshold is not valid for the keys given"},
+		{CodeUnauthorized, http.StatusUnauthorized, "A valid bearer token is required"},
+		{CodeForbidden, http.StatusForbidden, "The token may not do this"},
+		{CodeNotFound, http.StatusNotFound, "Not found"},
+		{CodeProjectExists, http.StatusConflict, "The project already exists"},
+		{CodeTooLarge, http.StatusRequestEntityTooLarge, "The request is larger than allowed"},
+		{CodeDigestMismatch, http.StatusBadRequest, "The uploaded bytes do not match the digest"},
+		{CodeBlobMissing, http.StatusUnprocessableEntity, "A target refers to a blob that was not uploaded"},
+		{CodeLengthMismatch, http.StatusUnprocessableEntity, "A target's length does not match its blob"},
+		{CodeHashMismatch, http.StatusUnprocessableEntity, "A target's hashes are not acceptable"},
+		{CodeVersionConflict, http.StatusConflict, "The metadata version is not the next version"},
+		{CodeExpired, http.StatusUnprocessableEntity, "The metadata has expired or expires too soon"},
+		{CodeExpiryTooFar, http.StatusUnprocessableEntity, "The metadata expires later than allowed"},
+		{CodePathOutsideProject, http.StatusUnprocessableEntity, "A target path is outside the project"},
+		{CodeImmutablePath, http.StatusConflict, "A published target may not be changed or removed"},
+		{CodeSignatureInvalid, http.StatusUnprocessableEntity, "A signature does not verify"},
+		{CodeKeyNotDelegated, http.StatusForbidden, "The metadata is signed by a key the project does not delegate to"},
+		{CodeThresholdNotMet, http.StatusUnprocessableEntity, "Not enough maintainer signatures"},
+		{CodeDelegationForbidden, http.StatusUnprocessableEntity, "Project roles may not delegate"},
+		{CodeTooMany, http.StatusUnprocessableEntity, "Too many items"},
+		{CodeUnsupported, http.StatusUnsupportedMediaType, "Unsupported content type or algorithm"},
+		{CodeNotBootstrapped, http.StatusServiceUnavailable, "The repository has not been bootstrapped"},
+		{CodeAlreadyBootstrapped, http.StatusConflict, "The repository is already bootstrapped"},
+		{CodeUnavailable, http.StatusServiceUnavailable, "The service is temporarily unavailable"},
+		{CodeInternal, http.StatusInternalServerError, "Internal error"},
+	}
+}
+
+// Status returns the HTTP status registered for c, or 500 for an unknown code.
+func (c Code) Status() int {
+	for _, ci := range Codes() {
+		if ci.Code == c {
+			return ci.Status
+		}
+	}
+	return http.StatusInternalServerError
+}
+
+// Title returns the registered title of c.
+func (c Code) Title() string {
+	for _, ci := range Codes() {
+		if ci.Code == c {
+			return ci.Title
+		}
+	}
+	return "Internal error"
+}
+
+// Error is an error with a wire code and a message for the user that says what failed and
+// what to do. Err, if set, is the cause; it is never shown to users.
+type Error struct {
+	Code   Code
+	Detail string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("%s: %s: %v", e.Code, e.Detail, e.Err)
+	}
+	return fmt.Sprintf("%s: %s", e.Code, e.Detail)
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// Is lets errors.Is(err, &api.Error{Code: c}) match on the code alone.
+func (e *Error) Is(target error) bool {
+	var t *Error
+	if errors.As(target, &t) {
+		return t.Code == e.Code && t.Detail == ""
+	}
+	return false
+}
+
+// Errorf builds an *Error with a formatted detail.
+func Errorf(code Code, format string, args ...any) *Error {
+	return &Error{Code: code, Detail: fmt.Sprintf(format, args...)}
+}
+
+// Wrap builds an *Error that keeps cause for logs and errors.Is.
+func Wrap(code Code, cause error, format string, args ...any) *Error {
+	return &Error{Code: code, Detail: fmt.Sprintf(format, args...), Err: cause}
+}
+
+// CodeOf returns the code of the first *Error in err's chain, or CodeInternal.
+func CodeOf(err error) Code {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Code
+	}
+	return CodeInternal
+}
+
+// Problem is an RFC 9457 problem document with Cairn's stable code.
+type Problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+	Code   Code   `json:"code"`
+}
+
+// ProblemTypeBase prefixes the type URI of every problem document.
+const ProblemTypeBase = "https://cairn.dev/problems/"
+
+// ProblemFor renders err as a problem document. Internal details are never included.
+func ProblemFor(err error) Problem {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Code: CodeInternal, Detail: "an internal error occurred; the server log has details"}
+	}
+	return Problem{
+		Type:   ProblemTypeBase + string(e.Code),
+		Title:  e.Code.Title(),
+		Status: e.Code.Status(),
+		Detail: e.Detail,
+		Code:   e.Code,
+	}
+}
+
+// AsError turns a problem document received by a client back into an *Error.
+func (p Problem) AsError() *Error {
+	return &Error{Code: p.Code, Detail: p.Detail}
+}

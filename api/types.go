@@ -1,0 +1,148 @@
+package api
+
+import (
+	"encoding/json"
+	"time"
+)
+
+// Media types.
+const (
+	MediaProblem = "application/problem+json"
+	MediaJSON    = "application/json"
+)
+
+// Key is a TUF public key as it appears in metadata ("keytype", "scheme", "keyval").
+type Key struct {
+	KeyType string `json:"keytype"`
+	Scheme  string `json:"scheme"`
+	KeyVal  struct {
+		Public string `json:"public"`
+	} `json:"keyval"`
+}
+
+// CreateProjectRequest is the body of POST /api/v1/projects.
+type CreateProjectRequest struct {
+	// Name is normalised by the server (lowercase); it must already be in normal form.
+	Name string `json:"name"`
+	// Keys are the maintainers' public keys; Threshold of them must sign the project role.
+	Keys      []Key `json:"keys"`
+	Threshold int   `json:"threshold"`
+	// Metadata is the exact bytes of version 1 of the project role, signed by the
+	// maintainers (base64 in JSON).
+	Metadata []byte `json:"metadata"`
+}
+
+// Maintainer is one key delegated to a project.
+type Maintainer struct {
+	KeyID       string `json:"keyid"`
+	KeyType     string `json:"keytype"`
+	Scheme      string `json:"scheme"`
+	Public      string `json:"public"`
+	Fingerprint string `json:"fingerprint"`
+}
+
+// Project describes a project and its delegation.
+type Project struct {
+	Name        string       `json:"name"`
+	Delegator   string       `json:"delegator"`
+	Threshold   int          `json:"threshold"`
+	Maintainers []Maintainer `json:"maintainers"`
+	// RoleVersion is the latest accepted version of the project role; PublishedVersion
+	// the latest one in a published snapshot.
+	RoleVersion      int64     `json:"role_version"`
+	PublishedVersion int64     `json:"published_version"`
+	CreatedAt        time.Time `json:"created_at"`
+}
+
+// ProjectList is one page of projects.
+type ProjectList struct {
+	Projects []Project `json:"projects"`
+	// Next is the cursor for the next page; empty on the last page.
+	Next string `json:"next,omitempty"`
+}
+
+// File is one release file.
+type File struct {
+	Name   string `json:"name"`
+	Path   string `json:"path"`
+	Length int64  `json:"length"`
+	SHA256 string `json:"sha256"`
+}
+
+// Release is one version of a project with its files.
+type Release struct {
+	Project     string    `json:"project"`
+	Version     string    `json:"version"`
+	Files       []File    `json:"files"`
+	UploadedAt  time.Time `json:"uploaded_at"`
+	RoleVersion int64     `json:"role_version"`
+	Published   bool      `json:"published"`
+	Yanked      bool      `json:"yanked"`
+}
+
+// ReleaseList is a project's releases, newest upload first.
+type ReleaseList struct {
+	Project  string    `json:"project"`
+	Releases []Release `json:"releases"`
+}
+
+// SubmitResult answers a project creation or a project role submission.
+type SubmitResult struct {
+	Project     string `json:"project"`
+	RoleVersion int64  `json:"role_version"`
+	// Status is "published" once a snapshot includes the role version, "staged" if the
+	// wait ended first.
+	Status           string `json:"status"`
+	SnapshotVersion  int64  `json:"snapshot_version,omitempty"`
+	TimestampVersion int64  `json:"timestamp_version,omitempty"`
+}
+
+// Submission statuses.
+const (
+	StatusStaged    = "staged"
+	StatusPublished = "published"
+)
+
+// BlobResult answers a blob upload.
+type BlobResult struct {
+	Digest  string `json:"digest"`
+	Size    int64  `json:"size"`
+	Created bool   `json:"created"`
+}
+
+// LogEntry is one entry of the hash-chained audit log. Hash is
+// SHA-256(PrevHash || canonical JSON of the entry without Hash); see tufrepo.AuditHash.
+type LogEntry struct {
+	Seq       int64     `json:"seq"`
+	Action    string    `json:"action"`
+	Role      string    `json:"role"`
+	Version   int64     `json:"version"`
+	Length    int64     `json:"length"`
+	SHA256    string    `json:"sha256"`
+	Snapshot  int64     `json:"snapshot"`
+	Time      time.Time `json:"time"`
+	PrevHash  string    `json:"prev_hash"`
+	Hash      string    `json:"hash"`
+	Signature string    `json:"-"`
+}
+
+// Audit log actions.
+const (
+	ActionAccepted = "accepted" // metadata signed by someone else (maintainers, admins), verified and stored
+	ActionSigned   = "signed"   // metadata the server signed with an online key
+)
+
+// LogPage is one page of the audit log, oldest first.
+type LogPage struct {
+	Entries []LogEntry `json:"entries"`
+	Next    string     `json:"next,omitempty"`
+}
+
+// Health is the body of /readyz.
+type Health struct {
+	Status string            `json:"status"`
+	Checks map[string]string `json:"checks"`
+}
+
+// RawJSON is used where exact bytes must be kept.
+type RawJSON = json.RawMessage
