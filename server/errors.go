@@ -1,0 +1,65 @@
+package server
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/cairn-dev/cairn/api"
+)
+
+// writeError answers with a problem document. Only internal errors are logged: the others
+// are the client's to fix and are fully described in the response.
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p := api.ProblemFor(err)
+	if p.Code == api.CodeInternal {
+		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+	w.Header().Set("Content-Type", api.MediaProblem)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", api.MediaJSON)
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+// decodeJSON reads a JSON body of at most max bytes into v, refusing unknown fields and
+// trailing data.
+func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error {
+	body := http.MaxBytesReader(w, r.Body, max)
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return api.Errorf(api.CodeTooLarge, "request body is larger than %d bytes", max)
+		}
+		return api.Wrap(api.CodeMalformedJSON, err, "request body is not valid JSON of the expected shape: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return api.Errorf(api.CodeMalformedJSON, "request body has data after the JSON object")
+	}
+	return nil
+}
+
+// readBody reads a body of at most max bytes.
+func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
+	if r.ContentLength > max {
+		return nil, api.Errorf(api.CodeTooLarge, "request body is %d bytes; at most %d are allowed", r.ContentLength, max)
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, r.Body, max))
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return nil, api.Errorf(api.CodeTooLarge, "request body is larger than %d bytes", max)
+	}
+	if err != nil {
+		return nil, api.Wrap(api.CodeBadRequest, err, "reading request body failed")
+	}
+	return b, nil
+}

@@ -1,0 +1,138 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/tufrepo"
+)
+
+// metaFile is one metadata file ready to serve.
+type metaFile struct {
+	raw     []byte
+	etag    string
+	version int64
+	expires time.Time
+}
+
+func newMetaFile(m *store.Metadata) *metaFile {
+	sum := sha256.Sum256(m.Raw)
+	return &metaFile{raw: m.Raw, etag: `"` + hex.EncodeToString(sum[:16]) + `"`, version: m.Version, expires: m.Expires}
+}
+
+// head is the published state a replica serves: replaced as a whole, never mutated.
+type head struct {
+	timestamp *metaFile
+	snapshot  *metaFile
+	root      *metaFile
+	// expires of every top-level and online role, for /readyz and metrics.
+	expires map[string]time.Time
+}
+
+// metaCache keeps what clients fetch most in memory: the current timestamp, snapshot and
+// root, and recently served immutable versions. It is refreshed when the publisher
+// commits (LISTEN/NOTIFY) and by a slow poll in case a notification is lost.
+type metaCache struct {
+	db  *store.DB
+	cur atomic.Pointer[head]
+
+	mu      sync.Mutex
+	changed chan struct{} // closed and replaced on every new head
+	files   map[string]*metaFile
+	bytes   int64
+	max     int64
+}
+
+func newMetaCache(db *store.DB, maxBytes int64) *metaCache {
+	return &metaCache{db: db, changed: make(chan struct{}), files: map[string]*metaFile{}, max: maxBytes}
+}
+
+// Changed returns a channel that is closed when the head next changes.
+func (c *metaCache) Changed() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.changed
+}
+
+// Head returns the current head, or nil before the first refresh.
+func (c *metaCache) Head() *head { return c.cur.Load() }
+
+// Refresh loads the published head if it moved.
+func (c *metaCache) Refresh(ctx context.Context) error {
+	snapV, tsV, err := c.db.Heads(ctx)
+	if err != nil {
+		return err
+	}
+	old := c.cur.Load()
+	if old != nil && old.timestamp.version == tsV && old.snapshot.version == snapV {
+		return nil
+	}
+	ts, err := c.get(ctx, tufrepo.RoleTimestamp, tsV)
+	if err != nil {
+		return fmt.Errorf("loading timestamp %d: %w", tsV, err)
+	}
+	snap, err := c.get(ctx, tufrepo.RoleSnapshot, snapV)
+	if err != nil {
+		return fmt.Errorf("loading snapshot %d: %w", snapV, err)
+	}
+	h := &head{timestamp: ts, snapshot: snap, expires: map[string]time.Time{
+		tufrepo.RoleTimestamp: ts.expires, tufrepo.RoleSnapshot: snap.expires,
+	}}
+	for _, role := range []string{tufrepo.RoleRoot, tufrepo.RoleTargets, tufrepo.RoleClaimed, tufrepo.RoleRecentlyClaimed} {
+		if old != nil && role != tufrepo.RoleRecentlyClaimed && role != tufrepo.RoleRoot {
+			h.expires[role] = old.expires[role]
+			continue
+		}
+		m, err := c.db.LatestPublished(ctx, role)
+		if err != nil {
+			return err
+		}
+		h.expires[role] = m.Expires
+		if role == tufrepo.RoleRoot {
+			h.root = newMetaFile(m)
+		}
+	}
+	c.cur.Store(h)
+	c.mu.Lock()
+	close(c.changed)
+	c.changed = make(chan struct{})
+	c.mu.Unlock()
+	return nil
+}
+
+// get returns a published metadata version, from memory if it was served before.
+// Published versions are immutable, so entries never go stale.
+func (c *metaCache) get(ctx context.Context, role string, version int64) (*metaFile, error) {
+	key := fmt.Sprintf("%d.%s", version, role)
+	c.mu.Lock()
+	f, ok := c.files[key]
+	c.mu.Unlock()
+	if ok {
+		return f, nil
+	}
+	m, err := c.db.PublishedMetadata(ctx, role, version)
+	if err != nil {
+		return nil, err
+	}
+	f = newMetaFile(m)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	// Bounded: evict arbitrary entries until the new one fits. The hot set (current
+	// snapshot and timestamp) is held by the head anyway.
+	for k, old := range c.files {
+		if c.bytes+int64(len(f.raw)) <= c.max {
+			break
+		}
+		delete(c.files, k)
+		c.bytes -= int64(len(old.raw))
+	}
+	c.files[key] = f
+	c.bytes += int64(len(f.raw))
+	return f, nil
+}

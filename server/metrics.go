@@ -1,0 +1,123 @@
+package server
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+type metrics struct {
+	requests        *prometheus.CounterVec
+	latency         *prometheus.HistogramVec
+	publishes       *prometheus.CounterVec
+	publishDuration prometheus.Histogram
+	publishBatch    prometheus.Histogram
+	uploads         *prometheus.CounterVec
+}
+
+func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_http_requests_total", Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "cairn_http_request_duration_seconds", Help: "HTTP request latency by route pattern and method.",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route", "method"}),
+		publishes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_publishes_total", Help: "Publishes of new snapshot and timestamp metadata, by result and reason.",
+		}, []string{"result", "reason"}),
+		publishDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cairn_publish_duration_seconds", Help: "Duration of a publish, including the database transaction.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}),
+		publishBatch: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "cairn_publish_batch_roles", Help: "Project role versions published per publish (group commit size).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 14),
+		}),
+		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_uploads_total", Help: "Project role submissions (creations and new versions) by result and refusal code.",
+		}, []string{"result", "reason"}),
+	}
+	expiry := prometheus.NewGaugeFunc // one gauge per role, computed at scrape time
+	reg.MustRegister(m.requests, m.latency, m.publishes, m.publishDuration, m.publishBatch, m.uploads,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	for _, role := range []string{tufrepo.RoleRoot, tufrepo.RoleTargets, tufrepo.RoleClaimed, tufrepo.RoleRecentlyClaimed, tufrepo.RoleSnapshot, tufrepo.RoleTimestamp} {
+		reg.MustRegister(expiry(prometheus.GaugeOpts{
+			Name: "cairn_role_expiry_seconds", Help: "Seconds until the published version of a role expires (negative once expired).",
+			ConstLabels: prometheus.Labels{"role": role},
+		}, func() float64 {
+			h := s.cache.Head()
+			if h == nil {
+				return 0
+			}
+			return h.expires[role].Sub(s.now()).Seconds()
+		}))
+	}
+	return m
+}
+
+func (m *metrics) observePublish(res tufrepo.PublishResult, err error) {
+	switch {
+	case err != nil:
+		m.publishes.WithLabelValues("error", "").Inc()
+	case res.Published:
+		m.publishes.WithLabelValues("ok", res.Reason).Inc()
+		m.publishDuration.Observe(res.Duration.Seconds())
+		m.publishBatch.Observe(float64(res.Roles))
+	}
+}
+
+func (m *metrics) observeUpload(err error) {
+	if err == nil {
+		m.uploads.WithLabelValues("accepted", "").Inc()
+		return
+	}
+	m.uploads.WithLabelValues("refused", string(api.CodeOf(err))).Inc()
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// instrument counts requests and their latency by chi route pattern (never by raw path,
+// which a client controls and would explode the label set).
+func (s *Server) instrument(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		route := "unmatched"
+		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+			route = rc.RoutePattern()
+		}
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
+		s.metrics.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+	})
+}

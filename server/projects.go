@@ -1,0 +1,251 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/go-chi/chi/v5"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+func (s *Server) routeProjects(r chi.Router) {
+	r.Get("/projects", s.listProjects)
+	r.Post("/projects", s.createProject)
+	r.Get("/projects/{name}", s.getProject)
+	r.Post("/projects/{name}/roles", s.submitRole)
+	r.Get("/projects/{name}/roles/{version}", s.roleStatus)
+	r.Get("/projects/{name}/releases", s.listReleases)
+	r.Get("/projects/{name}/releases/{version}", s.getRelease)
+}
+
+// delegationFromRequest validates the maintainers' keys and threshold of a new project.
+func delegationFromRequest(req *api.CreateProjectRequest) (tufrepo.ProjectDelegation, error) {
+	d := tufrepo.ProjectDelegation{Name: req.Name, Keys: map[string]*metadata.Key{}, Threshold: req.Threshold}
+	if err := tufrepo.ValidateProjectName(req.Name); err != nil {
+		return d, err
+	}
+	if len(req.Keys) == 0 {
+		return d, api.Errorf(api.CodeInvalidKey, "a project needs at least one maintainer key")
+	}
+	if len(req.Keys) > tufrepo.MaxMaintainerKeys {
+		return d, api.Errorf(api.CodeTooMany, "%d maintainer keys given; at most %d are allowed", len(req.Keys), tufrepo.MaxMaintainerKeys)
+	}
+	for i, k := range req.Keys {
+		mk, err := tufrepo.KeyFromAPI(k)
+		if err != nil {
+			return d, api.Wrap(api.CodeInvalidKey, err, "maintainer key %d: %s", i+1, api.ProblemFor(err).Detail)
+		}
+		id := tufrepo.KeyID(mk)
+		if _, dup := d.Keys[id]; dup {
+			return d, api.Errorf(api.CodeInvalidKey, "maintainer key %s is listed twice", id)
+		}
+		d.Keys[id] = mk
+		d.KeyIDs = append(d.KeyIDs, id)
+	}
+	slices.Sort(d.KeyIDs)
+	if req.Threshold < 1 || req.Threshold > len(d.KeyIDs) {
+		return d, api.Errorf(api.CodeInvalidThreshold, "threshold %d is not between 1 and the number of maintainer keys (%d)", req.Threshold, len(d.KeyIDs))
+	}
+	return d, nil
+}
+
+func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
+	t, err := s.authenticate(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if !t.CanCreate {
+		s.writeError(w, r, api.Errorf(api.CodeForbidden, "token %q may not create projects: use a token created with --can-create", t.Name))
+		return
+	}
+	var req api.CreateProjectRequest
+	if err := decodeJSON(w, r, tufrepo.MaxCreateRequestSize, &req); err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	d, err := delegationFromRequest(&req)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	now := s.now()
+	acc, err := s.db.CreateProject(r.Context(), store.NewProject{Delegation: d, TokenID: t.ID}, func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
+		return tufrepo.ValidateProjectRole(req.Metadata, st, now, blobs)
+	})
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	s.metrics.observeUpload(nil)
+	s.log.Info("project created", "project", d.Name, "token", t.Name, "keys", d.KeyIDs, "threshold", d.Threshold)
+	s.answerSubmit(w, r, d.Name, acc.Version)
+}
+
+// refuse answers a refused write and counts it.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	s.metrics.observeUpload(err)
+	s.writeError(w, r, err)
+}
+
+func (s *Server) submitRole(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "name")
+	t, err := s.authorizeProject(r, name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && ct != api.MediaJSON {
+		s.refuse(w, r, api.Errorf(api.CodeUnsupported, "content type %q is not accepted: send the signed metadata as %s", ct, api.MediaJSON))
+		return
+	}
+	raw, err := readBody(w, r, tufrepo.MaxProjectRoleBytes)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	now := s.now()
+	acc, err := s.db.SubmitRole(r.Context(), name, func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
+		return tufrepo.ValidateProjectRole(raw, st, now, blobs)
+	})
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	s.metrics.observeUpload(nil)
+	s.log.Info("project role accepted", "project", name, "version", acc.Version, "files", len(acc.NewFiles), "token", t.Name, "signed_by", acc.SignedBy)
+	s.answerSubmit(w, r, name, acc.Version)
+}
+
+// answerSubmit kicks the publisher and waits (up to ?wait=, default 30s) until the role
+// version is in a published snapshot: 201 if it is, 202 if the wait ended first.
+func (s *Server) answerSubmit(w http.ResponseWriter, r *http.Request, project string, version int64) {
+	s.publisher.Kick()
+	wait := 30 * time.Second
+	if q := r.URL.Query().Get("wait"); q != "" {
+		d, err := time.ParseDuration(q)
+		if err != nil || d < 0 {
+			d = 0
+		}
+		wait = d
+	}
+	wait = min(wait, s.cfg.MaxSubmitWait)
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	res := api.SubmitResult{Project: project, RoleVersion: version, Status: api.StatusStaged}
+	for {
+		changed := s.cache.Changed()
+		snap, err := s.db.RoleStatus(context.WithoutCancel(ctx), project, version)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		if snap > 0 {
+			res.Status, res.SnapshotVersion = api.StatusPublished, snap
+			if h := s.cache.Head(); h != nil && h.snapshot.version >= snap {
+				res.TimestampVersion = h.timestamp.version
+			}
+			writeJSON(w, http.StatusCreated, res)
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			writeJSON(w, http.StatusAccepted, res)
+			return
+		}
+	}
+}
+
+func (s *Server) roleStatus(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "name")
+	v, err := strconv.ParseInt(chi.URLParam(r, "version"), 10, 64)
+	if err != nil || v < 1 {
+		s.writeError(w, r, api.Errorf(api.CodeBadRequest, "role version must be a positive integer"))
+		return
+	}
+	snap, err := s.db.RoleStatus(r.Context(), name, v)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	res := api.SubmitResult{Project: name, RoleVersion: v, Status: api.StatusStaged}
+	if snap > 0 {
+		res.Status, res.SnapshotVersion = api.StatusPublished, snap
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// pageLimit reads ?limit= (default 100, at most 1000).
+func pageLimit(r *http.Request) (int, error) {
+	q := r.URL.Query().Get("limit")
+	if q == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(q)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, api.Errorf(api.CodeBadRequest, "limit must be between 1 and 1000")
+	}
+	return n, nil
+}
+
+func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
+	limit, err := pageLimit(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ps, err := s.db.ListProjects(r.Context(), r.URL.Query().Get("cursor"), limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := api.ProjectList{Projects: ps}
+	if out.Projects == nil {
+		out.Projects = []api.Project{}
+	}
+	if len(ps) == limit {
+		out.Next = ps[len(ps)-1].Name
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {
+	p, err := s.db.GetProject(r.Context(), chi.URLParam(r, "name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, p)
+}
+
+func (s *Server) listReleases(w http.ResponseWriter, r *http.Request) {
+	rl, err := s.db.Releases(r.Context(), chi.URLParam(r, "name"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, rl)
+}
+
+func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) {
+	name, version := chi.URLParam(r, "name"), chi.URLParam(r, "version")
+	rl, err := s.db.Releases(r.Context(), name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	for _, rel := range rl.Releases {
+		if rel.Version == version {
+			writeJSON(w, http.StatusOK, rel)
+			return
+		}
+	}
+	s.writeError(w, r, api.Errorf(api.CodeNotFound, "project %q has no release %q", name, version))
+}

@@ -1,0 +1,141 @@
+// Package server is Cairn's HTTP surface: TUF metadata and targets, the REST API, health
+// and metrics, and the background work of a replica (publisher, cache refresh).
+package server
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config holds the server's limits and behaviour.
+type Config struct {
+	// MaxBlobSize bounds one uploaded file.
+	MaxBlobSize int64
+	// MaxSubmitWait bounds how long a write waits for its publish (?wait=).
+	MaxSubmitWait time.Duration
+	// PublishInterval is how often the publisher checks expiries without a kick.
+	PublishInterval time.Duration
+	// CacheBytes bounds the in-memory cache of immutable metadata versions.
+	CacheBytes int64
+	// RunPublisher is false on replicas that should only serve.
+	RunPublisher bool
+}
+
+// DefaultConfig returns working defaults.
+func DefaultConfig() Config {
+	return Config{
+		MaxBlobSize:     1 << 30,
+		MaxSubmitWait:   60 * time.Second,
+		PublishInterval: time.Minute,
+		CacheBytes:      256 << 20,
+		RunPublisher:    true,
+	}
+}
+
+// Server is one Cairn replica.
+type Server struct {
+	cfg       Config
+	db        *store.DB
+	blobs     *store.FSBlobs
+	cache     *metaCache
+	publisher *tufrepo.Publisher
+	metrics   *metrics
+	log       *slog.Logger
+	now       func() time.Time
+	handler   http.Handler
+
+	mu          sync.Mutex
+	lastPublish error
+}
+
+// New builds a server. Run must be called to start its background work.
+func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers, log *slog.Logger, now func() time.Time) *Server {
+	s := &Server{cfg: cfg, db: db, blobs: blobs, cache: newMetaCache(db, cfg.CacheBytes), log: log, now: now}
+	s.publisher = tufrepo.NewPublisher(db, signers, now, log)
+	reg := prometheus.NewRegistry()
+	s.metrics = newMetrics(reg, s)
+	s.publisher.Observe = s.observePublish
+	r := chi.NewRouter()
+	r.Use(s.instrument)
+	r.Get("/healthz", s.healthz)
+	r.Get("/readyz", s.readyz)
+	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.routeTUF(r)
+	r.Route("/api/v1", func(r chi.Router) {
+		s.routeBlobs(r)
+		s.routeProjects(r)
+		s.routeLog(r)
+	})
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errNotFound(r.URL.Path))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
+		s.writeError(w, r, errMethod(r.Method, r.URL.Path))
+	})
+	s.handler = r
+	return s
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Publisher exposes the publisher (for tools and tests that publish synchronously).
+func (s *Server) Publisher() *tufrepo.Publisher { return s.publisher }
+
+// Start loads the published head and starts the replica's background work, which stops
+// when ctx ends. It fails if the head cannot be loaded.
+func (s *Server) Start(ctx context.Context) error {
+	if err := s.cache.Refresh(ctx); err != nil {
+		return err
+	}
+	go s.db.Listen(ctx, s.log, func(channel, payload string) {
+		switch channel {
+		case store.ChannelPublished:
+			if err := s.cache.Refresh(ctx); err != nil && ctx.Err() == nil {
+				s.log.Error("refreshing published metadata", "err", err)
+			}
+		case store.ChannelStaged:
+			if s.cfg.RunPublisher {
+				s.publisher.Kick()
+			}
+		}
+	}, store.ChannelPublished, store.ChannelStaged)
+	go func() {
+		// A slow poll, in case a notification was lost.
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := s.cache.Refresh(ctx); err != nil && ctx.Err() == nil {
+					s.log.Error("refreshing published metadata", "err", err)
+				}
+			}
+		}
+	}()
+	if s.cfg.RunPublisher {
+		go s.publisher.Run(ctx, s.cfg.PublishInterval)
+	}
+	return nil
+}
+
+func (s *Server) observePublish(res tufrepo.PublishResult, err error) {
+	s.mu.Lock()
+	s.lastPublish = err
+	s.mu.Unlock()
+	s.metrics.observePublish(res, err)
+	if err == nil && res.Published {
+		s.log.Debug("published", "snapshot", res.SnapshotVersion, "timestamp", res.TimestampVersion, "roles", res.Roles, "projects", res.NewProjects, "reason", res.Reason, "took", res.Duration)
+	}
+}

@@ -1,0 +1,123 @@
+package server
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/go-chi/chi/v5"
+)
+
+const (
+	cacheImmutable = "public, max-age=31536000, immutable"
+	// Short enough that clients see a new timestamp within seconds of its publication.
+	cacheShort = "public, max-age=5"
+)
+
+func errNotFound(path string) error {
+	return api.Errorf(api.CodeNotFound, "nothing is served at %.200q", path)
+}
+
+func errMethod(method, path string) error {
+	return api.Errorf(api.CodeBadRequest, "method %s is not allowed on %.200q", method, path)
+}
+
+func (s *Server) routeTUF(r chi.Router) {
+	r.Get("/metadata/{file}", s.getMetadata)
+	r.Head("/metadata/{file}", s.getMetadata)
+	r.Get("/targets/{project}/{version}/{file}", s.getTarget)
+	r.Head("/targets/{project}/{version}/{file}", s.getTarget)
+}
+
+// getMetadata serves timestamp.json, root.json and <version>.<role>.json (TUF 5.x with
+// consistent snapshots). Unknown versions are 404: clients probe N+1.root.json.
+func (s *Server) getMetadata(w http.ResponseWriter, r *http.Request) {
+	file := chi.URLParam(r, "file")
+	h := s.cache.Head()
+	if h == nil {
+		s.writeError(w, r, store.ErrNotBootstrapped)
+		return
+	}
+	switch file {
+	case "timestamp.json":
+		serveMeta(w, r, h.timestamp, cacheShort)
+		return
+	case "root.json":
+		serveMeta(w, r, h.root, cacheShort)
+		return
+	}
+	base, ok := strings.CutSuffix(file, ".json")
+	vs, role, ok2 := strings.Cut(base, ".")
+	if !ok || !ok2 {
+		s.writeError(w, r, errNotFound(r.URL.Path))
+		return
+	}
+	v, err := strconv.ParseInt(vs, 10, 64)
+	if err != nil || v < 1 || strconv.FormatInt(v, 10) != vs || (role != tufrepo.RoleRoot && tufrepo.ValidateProjectName(role) != nil && !tufrepo.IsReservedRole(role)) {
+		s.writeError(w, r, errNotFound(r.URL.Path))
+		return
+	}
+	var f *metaFile
+	switch {
+	case role == tufrepo.RoleSnapshot && v == h.snapshot.version:
+		f = h.snapshot
+	case role == tufrepo.RoleTimestamp && v == h.timestamp.version:
+		f = h.timestamp
+	default:
+		f, err = s.cache.get(r.Context(), role, v)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
+	serveMeta(w, r, f, cacheImmutable)
+}
+
+func serveMeta(w http.ResponseWriter, r *http.Request, f *metaFile, cacheControl string) {
+	hd := w.Header()
+	hd.Set("Content-Type", "application/json")
+	hd.Set("Cache-Control", cacheControl)
+	hd.Set("ETag", f.etag)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.raw))
+}
+
+// getTarget serves /targets/<project>/<version>/<sha256>.<filename>: only a published
+// file under its own published hash; anything else is 404, so the URL space cannot be
+// used to fetch arbitrary blobs.
+func (s *Server) getTarget(w http.ResponseWriter, r *http.Request) {
+	project, version, file := chi.URLParam(r, "project"), chi.URLParam(r, "version"), chi.URLParam(r, "file")
+	sum, filename, ok := strings.Cut(file, ".")
+	if !ok || !store.ValidSHA256(sum) || tufrepo.ValidateProjectName(project) != nil ||
+		tufrepo.ValidateComponent("version", version, tufrepo.MaxVersionLength) != nil ||
+		tufrepo.ValidateComponent("file", filename, tufrepo.MaxFilenameLength) != nil {
+		s.writeError(w, r, errNotFound(r.URL.Path))
+		return
+	}
+	path := tufrepo.TargetPath(project, version, filename)
+	t, err := s.db.PublishedTarget(r.Context(), path)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if t.SHA256 != sum {
+		s.writeError(w, r, api.Errorf(api.CodeNotFound, "target %q is not published with sha256 %s", path, sum))
+		return
+	}
+	f, err := s.blobs.Open(r.Context(), sum)
+	if err != nil {
+		s.writeError(w, r, fmt.Errorf("opening blob of published target %s: %w", path, err))
+		return
+	}
+	defer f.Close()
+	hd := w.Header()
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Cache-Control", cacheImmutable)
+	hd.Set("ETag", `"sha256:`+sum+`"`)
+	http.ServeContent(w, r, "", time.Time{}, f)
+}

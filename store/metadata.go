@@ -1,0 +1,321 @@
+package store
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/jackc/pgx/v5"
+)
+
+// publisherLockID is the advisory lock that makes one publisher at a time across replicas.
+const publisherLockID int64 = 0x636169726e707562 // "cairnpub"
+
+// Notification channels.
+const (
+	ChannelPublished = "cairn_published"
+	ChannelStaged    = "cairn_staged"
+)
+
+// ErrNotBootstrapped is returned when the repository has no metadata yet.
+var ErrNotBootstrapped = api.Errorf(api.CodeNotBootstrapped, "the repository has not been bootstrapped: run `cairnd bootstrap` or `cairnd serve --dev`")
+
+// Bootstrapped reports whether the database holds a repository.
+func (db *DB) Bootstrapped(ctx context.Context) (bool, error) {
+	var n int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM repo_state`).Scan(&n); err != nil {
+		return false, fmt.Errorf("reading repository state: %w", err)
+	}
+	return n > 0, nil
+}
+
+// OnlineKeys returns the online key IDs recorded at bootstrap (role → key ID).
+func (db *DB) OnlineKeys(ctx context.Context) (map[string]string, error) {
+	var raw []byte
+	err := db.Pool.QueryRow(ctx, `SELECT online_keys FROM repo_state WHERE id = 1`).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotBootstrapped
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading online keys: %w", err)
+	}
+	m := map[string]string{}
+	return m, json.Unmarshal(raw, &m)
+}
+
+// Bootstrap stores a new repository: the offline metadata from the ceremony and the first
+// online versions. It refuses a database that is already bootstrapped.
+func (db *DB) Bootstrap(ctx context.Context, off *tufrepo.OfflineMetadata, rc, snap, ts tufrepo.MetadataVersion, onlineKeys map[string]string, now time.Time) error {
+	keys, err := json.Marshal(onlineKeys)
+	if err != nil {
+		return err
+	}
+	offExp := func(raw []byte) (time.Time, error) {
+		var env struct {
+			Signed struct {
+				Expires time.Time `json:"expires"`
+			} `json:"signed"`
+		}
+		err := json.Unmarshal(raw, &env)
+		return env.Signed.Expires, err
+	}
+	return db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, publisherLockID); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `INSERT INTO repo_state (id, online_keys, snapshot_version, timestamp_version) VALUES (1, $1, 1, 1) ON CONFLICT DO NOTHING`, keys)
+		if err != nil {
+			return fmt.Errorf("recording bootstrap: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return api.Errorf(api.CodeAlreadyBootstrapped, "the database is already bootstrapped; refusing to overwrite it (use a new, empty database)")
+		}
+		var entries []api.LogEntry
+		for _, m := range []struct {
+			role   string
+			raw    []byte
+			action string
+		}{{tufrepo.RoleRoot, off.Root, api.ActionAccepted}, {tufrepo.RoleTargets, off.Targets, api.ActionAccepted}, {tufrepo.RoleClaimed, off.Claimed, api.ActionAccepted}} {
+			exp, err := offExp(m.raw)
+			if err != nil {
+				return fmt.Errorf("reading expiry of %s: %w", m.role, err)
+			}
+			if err := insertMetadata(ctx, tx, m.role, 1, m.raw, exp, m.action, 1); err != nil {
+				return err
+			}
+			entries = append(entries, logEntry(m.action, m.role, 1, m.raw, 1, now))
+		}
+		for _, m := range []tufrepo.MetadataVersion{rc, snap, ts} {
+			if err := insertMetadata(ctx, tx, m.Role, m.Version, m.Raw, m.Expires, api.ActionSigned, 1); err != nil {
+				return err
+			}
+			entries = append(entries, logEntry(api.ActionSigned, m.Role, m.Version, m.Raw, 1, now))
+		}
+		return appendAudit(ctx, tx, entries)
+	})
+}
+
+func logEntry(action, role string, version int64, raw []byte, snapshot int64, now time.Time) api.LogEntry {
+	sum := sha256.Sum256(raw)
+	return api.LogEntry{Action: action, Role: role, Version: version, Length: int64(len(raw)), SHA256: hex.EncodeToString(sum[:]), Snapshot: snapshot, Time: tufrepo.AuditTime(now)}
+}
+
+func insertMetadata(ctx context.Context, tx pgx.Tx, role string, version int64, raw []byte, expires time.Time, action string, snapshot any) error {
+	sum := sha256.Sum256(raw)
+	_, err := tx.Exec(ctx, `INSERT INTO metadata (role, version, raw, length, sha256, expires, action, snapshot_version) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
+		role, version, raw, len(raw), sum[:], expires, action, snapshot)
+	if isUniqueViolation(err) {
+		return api.Errorf(api.CodeVersionConflict, "%s version %d already exists", role, version)
+	}
+	if err != nil {
+		return fmt.Errorf("storing %s version %d: %w", role, version, err)
+	}
+	return nil
+}
+
+func appendAudit(ctx context.Context, tx pgx.Tx, entries []api.LogEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	var seq int64
+	var prev []byte
+	err := tx.QueryRow(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
+	if errors.Is(err, pgx.ErrNoRows) {
+		seq, prev = 0, []byte{}
+	} else if err != nil {
+		return fmt.Errorf("reading audit log head: %w", err)
+	}
+	rows := make([][]any, 0, len(entries))
+	for _, e := range entries {
+		seq++
+		e.Seq = seq
+		e.PrevHash = hex.EncodeToString(prev)
+		h := tufrepo.AuditHash(prev, e)
+		sum, _ := hex.DecodeString(e.SHA256)
+		rows = append(rows, []any{e.Seq, e.Action, e.Role, e.Version, e.Length, sum, e.Snapshot, e.Time, prev, h})
+		prev = h
+	}
+	_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_log"}, []string{"seq", "action", "role", "version", "length", "sha256", "snapshot", "at", "prev_hash", "hash"}, pgx.CopyFromRows(rows))
+	if err != nil {
+		return fmt.Errorf("appending to audit log: %w", err)
+	}
+	return nil
+}
+
+// Metadata is one published metadata version.
+type Metadata struct {
+	Role     string
+	Version  int64
+	Raw      []byte
+	Expires  time.Time
+	Snapshot int64
+}
+
+// PublishedMetadata returns a published version of role, or a not_found *api.Error.
+func (db *DB) PublishedMetadata(ctx context.Context, role string, version int64) (*Metadata, error) {
+	m := &Metadata{Role: role, Version: version}
+	err := db.Pool.QueryRow(ctx, `SELECT raw, expires, snapshot_version FROM metadata WHERE role = $1 AND version = $2 AND snapshot_version IS NOT NULL`, role, version).Scan(&m.Raw, &m.Expires, &m.Snapshot)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, api.Errorf(api.CodeNotFound, "no published version %d of role %q", version, role)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading %s version %d: %w", role, version, err)
+	}
+	return m, nil
+}
+
+// LatestPublished returns the newest published version of role.
+func (db *DB) LatestPublished(ctx context.Context, role string) (*Metadata, error) {
+	m := &Metadata{Role: role}
+	err := db.Pool.QueryRow(ctx, `SELECT version, raw, expires, snapshot_version FROM metadata WHERE role = $1 AND snapshot_version IS NOT NULL ORDER BY version DESC LIMIT 1`, role).Scan(&m.Version, &m.Raw, &m.Expires, &m.Snapshot)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, ErrNotBootstrapped
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading latest %s: %w", role, err)
+	}
+	return m, nil
+}
+
+// Heads returns the published snapshot and timestamp versions.
+func (db *DB) Heads(ctx context.Context) (snapshot, timestamp int64, err error) {
+	err = db.Pool.QueryRow(ctx, `SELECT snapshot_version, timestamp_version FROM repo_state WHERE id = 1`).Scan(&snapshot, &timestamp)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, ErrNotBootstrapped
+	}
+	return snapshot, timestamp, err
+}
+
+// InPublishTx implements tufrepo.PublishStore.
+func (db *DB) InPublishTx(ctx context.Context, fn func(ctx context.Context, tx tufrepo.PublishTx) error) error {
+	return db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, publisherLockID); err != nil {
+			return fmt.Errorf("taking the publisher lock: %w", err)
+		}
+		return fn(ctx, publishTx{tx})
+	})
+}
+
+type publishTx struct{ tx pgx.Tx }
+
+func (p publishTx) Head(ctx context.Context) (tufrepo.Head, error) {
+	var h tufrepo.Head
+	err := p.tx.QueryRow(ctx, `
+		SELECT s.snapshot_version, s.timestamp_version, sn.raw, sn.expires, ts.expires, rc.version, rc.expires
+		FROM repo_state s
+		JOIN metadata sn ON sn.role = 'snapshot' AND sn.version = s.snapshot_version
+		JOIN metadata ts ON ts.role = 'timestamp' AND ts.version = s.timestamp_version
+		JOIN LATERAL (SELECT version, expires FROM metadata WHERE role = 'recently-claimed' ORDER BY version DESC LIMIT 1) rc ON true
+		WHERE s.id = 1`).Scan(&h.SnapshotVersion, &h.TimestampVersion, &h.SnapshotRaw, &h.SnapshotExpires, &h.TimestampExpires, &h.RCVersion, &h.RCExpires)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return h, ErrNotBootstrapped
+	}
+	if err != nil {
+		return h, fmt.Errorf("reading published head: %w", err)
+	}
+	return h, nil
+}
+
+func (p publishTx) StagedRoles(ctx context.Context) ([]tufrepo.StagedRole, error) {
+	rows, err := p.tx.Query(ctx, `SELECT role, version, length, sha256 FROM metadata WHERE snapshot_version IS NULL ORDER BY role, version`)
+	if err != nil {
+		return nil, fmt.Errorf("listing staged roles: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (tufrepo.StagedRole, error) {
+		var s tufrepo.StagedRole
+		return s, r.Scan(&s.Role, &s.Version, &s.Length, &s.SHA256)
+	})
+}
+
+func (p publishTx) UndelegatedProjects(ctx context.Context) ([]string, error) {
+	rows, err := p.tx.Query(ctx, `SELECT name FROM projects WHERE NOT delegated ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("listing new projects: %w", err)
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[string])
+}
+
+func (p publishTx) RecentlyClaimed(ctx context.Context) ([]tufrepo.ProjectDelegation, error) {
+	rows, err := p.tx.Query(ctx, `SELECT name, keys, keyids, threshold FROM projects WHERE delegator = 'recently-claimed' ORDER BY name`)
+	if err != nil {
+		return nil, fmt.Errorf("listing recently-claimed projects: %w", err)
+	}
+	return pgx.CollectRows(rows, scanDelegation)
+}
+
+func scanDelegation(r pgx.CollectableRow) (tufrepo.ProjectDelegation, error) {
+	var d tufrepo.ProjectDelegation
+	var keys []byte
+	if err := r.Scan(&d.Name, &keys, &d.KeyIDs, &d.Threshold); err != nil {
+		return d, err
+	}
+	return d, json.Unmarshal(keys, &d.Keys)
+}
+
+func (p publishTx) InsertSigned(ctx context.Context, m tufrepo.MetadataVersion, snapshot int64) error {
+	return insertMetadata(ctx, p.tx, m.Role, m.Version, m.Raw, m.Expires, api.ActionSigned, snapshot)
+}
+
+func (p publishTx) MarkPublished(ctx context.Context, roles []tufrepo.StagedRole, projects []string, snapshot int64) error {
+	if len(roles) > 0 {
+		names := make([]string, len(roles))
+		versions := make([]int64, len(roles))
+		for i, r := range roles {
+			names[i], versions[i] = r.Role, r.Version
+		}
+		if _, err := p.tx.Exec(ctx, `
+			UPDATE metadata m SET snapshot_version = $3
+			FROM unnest($1::text[], $2::bigint[]) AS s(role, version)
+			WHERE m.role = s.role AND m.version = s.version`, names, versions, snapshot); err != nil {
+			return fmt.Errorf("marking roles published: %w", err)
+		}
+		if _, err := p.tx.Exec(ctx, `
+			UPDATE projects p SET published_version = s.version
+			FROM (SELECT role, max(version) AS version FROM unnest($1::text[], $2::bigint[]) AS u(role, version) GROUP BY role) s
+			WHERE p.name = s.role`, names, versions); err != nil {
+			return fmt.Errorf("recording published project versions: %w", err)
+		}
+	}
+	if len(projects) > 0 {
+		if _, err := p.tx.Exec(ctx, `UPDATE projects SET delegated = true WHERE name = ANY($1)`, projects); err != nil {
+			return fmt.Errorf("marking delegations published: %w", err)
+		}
+	}
+	return nil
+}
+
+func (p publishTx) SetHead(ctx context.Context, snapshot, timestamp int64) error {
+	_, err := p.tx.Exec(ctx, `UPDATE repo_state SET snapshot_version = $1, timestamp_version = $2 WHERE id = 1`, snapshot, timestamp)
+	return err
+}
+
+func (p publishTx) AppendAudit(ctx context.Context, entries []api.LogEntry) error {
+	return appendAudit(ctx, p.tx, entries)
+}
+
+func (p publishTx) NotifyPublished(ctx context.Context, timestamp int64) error {
+	_, err := p.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ChannelPublished, fmt.Sprint(timestamp))
+	return err
+}
+
+// AuditPage returns up to limit audit log entries with seq > after.
+func (db *DB) AuditPage(ctx context.Context, after int64, limit int) ([]api.LogEntry, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT seq, action, role, version, length, sha256, snapshot, at, prev_hash, hash FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading audit log: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (api.LogEntry, error) {
+		var e api.LogEntry
+		var sum, prev, h []byte
+		err := r.Scan(&e.Seq, &e.Action, &e.Role, &e.Version, &e.Length, &sum, &e.Snapshot, &e.Time, &prev, &h)
+		e.SHA256, e.PrevHash, e.Hash = hex.EncodeToString(sum), hex.EncodeToString(prev), hex.EncodeToString(h)
+		e.Time = e.Time.UTC()
+		return e, err
+	})
+}

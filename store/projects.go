@@ -1,0 +1,313 @@
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/jackc/pgx/v5"
+)
+
+// Validator checks a submitted project role version against the project's state; blobs
+// looks up blob sizes inside the same transaction.
+type Validator func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error)
+
+// NewProject is a project to create.
+type NewProject struct {
+	Delegation tufrepo.ProjectDelegation
+	// TokenID, if set, is given the new project in its scope (a create-only token can then
+	// upload to the project it created).
+	TokenID string
+}
+
+// CreateProject validates version 1 of the project role and stores the project and the
+// role, staged for the publisher. It returns project_exists if the name (or a name with
+// the same canonical form) is taken. Nothing is stored when it returns an error.
+func (db *DB) CreateProject(ctx context.Context, np NewProject, validate Validator) (*tufrepo.AcceptedRole, error) {
+	d := np.Delegation
+	var acc *tufrepo.AcceptedRole
+	err := db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		var existing string
+		err := tx.QueryRow(ctx, `SELECT name FROM projects WHERE canonical_name = $1`, tufrepo.CanonicalProjectName(d.Name)).Scan(&existing)
+		if err == nil {
+			if existing == d.Name {
+				return api.Errorf(api.CodeProjectExists, "project %q already exists", d.Name)
+			}
+			return api.Errorf(api.CodeProjectExists, "project %q would be confused with existing project %q: choose another name", d.Name, existing)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("checking project name: %w", err)
+		}
+		a, err := validate(tufrepo.ProjectState{Delegation: d}, blobSizes(ctx, tx))
+		if err != nil {
+			return err
+		}
+		keys, err := json.Marshal(d.Keys)
+		if err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO projects (name, canonical_name, delegator, threshold, keys, keyids, role_version) VALUES ($1,$2,'recently-claimed',$3,$4,$5,$6)`,
+			d.Name, tufrepo.CanonicalProjectName(d.Name), d.Threshold, keys, d.KeyIDs, a.Version)
+		if isUniqueViolation(err) {
+			return api.Errorf(api.CodeProjectExists, "project %q already exists", d.Name)
+		}
+		if err != nil {
+			return fmt.Errorf("storing project %s: %w", d.Name, err)
+		}
+		if err := stageRole(ctx, tx, d.Name, a); err != nil {
+			return err
+		}
+		if np.TokenID != "" {
+			if _, err := tx.Exec(ctx, `UPDATE tokens SET projects = array_append(projects, $2) WHERE id = $1 AND NOT admin`, np.TokenID, d.Name); err != nil {
+				return fmt.Errorf("adding project to token scope: %w", err)
+			}
+		}
+		acc = a
+		return nil
+	})
+	return acc, err
+}
+
+// SubmitRole validates the next version of a project role under a per-project row lock
+// and stages it. Nothing is stored when it returns an error.
+func (db *DB) SubmitRole(ctx context.Context, project string, validate Validator) (*tufrepo.AcceptedRole, error) {
+	var acc *tufrepo.AcceptedRole
+	err := db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		st, err := lockProject(ctx, tx, project)
+		if err != nil {
+			return err
+		}
+		a, err := validate(st, blobSizes(ctx, tx))
+		if err != nil {
+			return err
+		}
+		if err := stageRole(ctx, tx, project, a); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE projects SET role_version = $2 WHERE name = $1`, project, a.Version); err != nil {
+			return fmt.Errorf("updating project %s: %w", project, err)
+		}
+		acc = a
+		return nil
+	})
+	return acc, err
+}
+
+func lockProject(ctx context.Context, tx pgx.Tx, project string) (tufrepo.ProjectState, error) {
+	st := tufrepo.ProjectState{Files: map[string]tufrepo.PublishedFile{}}
+	var keys []byte
+	d := &st.Delegation
+	err := tx.QueryRow(ctx, `SELECT name, keys, keyids, threshold, role_version FROM projects WHERE name = $1 FOR UPDATE`, project).
+		Scan(&d.Name, &keys, &d.KeyIDs, &d.Threshold, &st.CurrentVersion)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, api.Errorf(api.CodeNotFound, "project %q does not exist: create it first with `cairn project create`", project)
+	}
+	if err != nil {
+		return st, fmt.Errorf("locking project %s: %w", project, err)
+	}
+	if err := json.Unmarshal(keys, &d.Keys); err != nil {
+		return st, fmt.Errorf("decoding keys of project %s: %w", project, err)
+	}
+	rows, err := tx.Query(ctx, `SELECT path, length, sha256 FROM release_files WHERE project = $1`, project)
+	if err != nil {
+		return st, fmt.Errorf("reading files of project %s: %w", project, err)
+	}
+	var path string
+	var f tufrepo.PublishedFile
+	var sum []byte
+	_, err = pgx.ForEachRow(rows, []any{&path, &f.Length, &sum}, func() error {
+		f.SHA256 = hex.EncodeToString(sum)
+		st.Files[path] = f
+		return nil
+	})
+	return st, err
+}
+
+func blobSizes(ctx context.Context, tx pgx.Tx) tufrepo.BlobSizes {
+	return func(hexes []string) (map[string]int64, error) {
+		sums := make([][]byte, 0, len(hexes))
+		for _, h := range hexes {
+			b, err := hex.DecodeString(h)
+			if err != nil {
+				return nil, err
+			}
+			sums = append(sums, b)
+		}
+		rows, err := tx.Query(ctx, `SELECT sha256, size FROM blobs WHERE sha256 = ANY($1)`, sums)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]int64{}
+		var sum []byte
+		var size int64
+		_, err = pgx.ForEachRow(rows, []any{&sum, &size}, func() error {
+			out[hex.EncodeToString(sum)] = size
+			return nil
+		})
+		return out, err
+	}
+}
+
+func stageRole(ctx context.Context, tx pgx.Tx, project string, a *tufrepo.AcceptedRole) error {
+	if err := insertMetadata(ctx, tx, project, a.Version, a.Raw, a.Expires, api.ActionAccepted, nil); err != nil {
+		return err
+	}
+	if len(a.NewFiles) > 0 {
+		rows := make([][]any, 0, len(a.NewFiles))
+		for _, f := range a.NewFiles {
+			sum, _ := hex.DecodeString(f.SHA256)
+			var custom any
+			if len(f.Custom) > 0 {
+				custom = string(f.Custom)
+			}
+			rows = append(rows, []any{f.Path, project, f.Version, f.Filename, f.Length, sum, custom, a.Version})
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"release_files"}, []string{"path", "project", "version", "filename", "length", "sha256", "custom", "role_version"}, pgx.CopyFromRows(rows)); err != nil {
+			return fmt.Errorf("storing release files of %s: %w", project, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ChannelStaged, project); err != nil {
+		return fmt.Errorf("notifying publisher: %w", err)
+	}
+	return nil
+}
+
+// RoleStatus returns the snapshot a project role version was published in (0 if staged).
+func (db *DB) RoleStatus(ctx context.Context, project string, version int64) (int64, error) {
+	var snap *int64
+	err := db.Pool.QueryRow(ctx, `SELECT snapshot_version FROM metadata WHERE role = $1 AND version = $2`, project, version).Scan(&snap)
+	if errors.Is(err, pgx.ErrNoRows) || tufrepo.IsReservedRole(project) {
+		return 0, api.Errorf(api.CodeNotFound, "project %q has no role version %d", project, version)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading status of %s version %d: %w", project, version, err)
+	}
+	if snap == nil {
+		return 0, nil
+	}
+	return *snap, nil
+}
+
+// ListProjects returns up to limit projects with names after `after`, in name order.
+func (db *DB) ListProjects(ctx context.Context, after string, limit int) ([]api.Project, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT name, delegator, threshold, keys, keyids, role_version, published_version, created_at FROM projects WHERE name > $1 ORDER BY name LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing projects: %w", err)
+	}
+	return pgx.CollectRows(rows, scanProject)
+}
+
+// GetProject returns one project.
+func (db *DB) GetProject(ctx context.Context, name string) (*api.Project, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT name, delegator, threshold, keys, keyids, role_version, published_version, created_at FROM projects WHERE name = $1`, name)
+	if err != nil {
+		return nil, fmt.Errorf("reading project %s: %w", name, err)
+	}
+	p, err := pgx.CollectExactlyOneRow(rows, scanProject)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, api.Errorf(api.CodeNotFound, "project %q does not exist", name)
+	}
+	return &p, err
+}
+
+func scanProject(r pgx.CollectableRow) (api.Project, error) {
+	var p api.Project
+	var keys []byte
+	var keyids []string
+	if err := r.Scan(&p.Name, &p.Delegator, &p.Threshold, &keys, &keyids, &p.RoleVersion, &p.PublishedVersion, &p.CreatedAt); err != nil {
+		return p, err
+	}
+	var km map[string]api.Key
+	if err := json.Unmarshal(keys, &km); err != nil {
+		return p, err
+	}
+	slices.Sort(keyids)
+	for _, id := range keyids {
+		k, ok := km[id]
+		if !ok {
+			continue
+		}
+		m := api.Maintainer{KeyID: id, KeyType: k.KeyType, Scheme: k.Scheme, Public: k.KeyVal.Public}
+		if tk, err := tufrepo.KeyFromAPI(k); err == nil {
+			m.Fingerprint, _ = tufrepo.Fingerprint(tk)
+		}
+		p.Maintainers = append(p.Maintainers, m)
+	}
+	p.CreatedAt = p.CreatedAt.UTC()
+	return p, nil
+}
+
+// Releases returns a project's releases, newest first.
+func (db *DB) Releases(ctx context.Context, project string) (*api.ReleaseList, error) {
+	if _, err := db.GetProject(ctx, project); err != nil {
+		return nil, err
+	}
+	rows, err := db.Pool.Query(ctx, `
+		SELECT f.version, f.filename, f.path, f.length, f.sha256, f.custom, f.role_version, f.created_at, f.role_version <= p.published_version
+		FROM release_files f JOIN projects p ON p.name = f.project
+		WHERE f.project = $1 ORDER BY f.role_version DESC, f.version, f.filename`, project)
+	if err != nil {
+		return nil, fmt.Errorf("listing releases of %s: %w", project, err)
+	}
+	byVersion := map[string]*api.Release{}
+	var order []string
+	var version, filename, path string
+	var length, roleVersion int64
+	var sum []byte
+	var custom []byte
+	var created time.Time
+	var published bool
+	_, err = pgx.ForEachRow(rows, []any{&version, &filename, &path, &length, &sum, &custom, &roleVersion, &created, &published}, func() error {
+		r, ok := byVersion[version]
+		if !ok {
+			r = &api.Release{Project: project, Version: version, UploadedAt: created.UTC(), RoleVersion: roleVersion, Published: published}
+			byVersion[version] = r
+			order = append(order, version)
+		}
+		r.Files = append(r.Files, api.File{Name: filename, Path: path, Length: length, SHA256: hex.EncodeToString(sum)})
+		if len(custom) > 0 {
+			var c struct {
+				Yanked bool `json:"yanked"`
+			}
+			if json.Unmarshal(custom, &c) == nil && c.Yanked {
+				r.Yanked = true
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing releases of %s: %w", project, err)
+	}
+	out := &api.ReleaseList{Project: project, Releases: make([]api.Release, 0, len(order))}
+	for _, v := range order {
+		out.Releases = append(out.Releases, *byVersion[v])
+	}
+	return out, nil
+}
+
+// TargetFile is a published release file.
+type TargetFile struct {
+	Length int64
+	SHA256 string
+}
+
+// PublishedTarget returns the file published at path, or not_found.
+func (db *DB) PublishedTarget(ctx context.Context, path string) (*TargetFile, error) {
+	var f TargetFile
+	var sum []byte
+	err := db.Pool.QueryRow(ctx, `SELECT f.length, f.sha256 FROM release_files f JOIN projects p ON p.name = f.project WHERE f.path = $1 AND f.role_version <= p.published_version`, path).Scan(&f.Length, &sum)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, api.Errorf(api.CodeNotFound, "no published target %q", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading target %s: %w", path, err)
+	}
+	f.SHA256 = hex.EncodeToString(sum)
+	return &f, nil
+}

@@ -1,0 +1,206 @@
+package tufrepo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// CeremonyConfig is the input of the offline root ceremony (`cairn admin init`, and the
+// dev bootstrap). Offline signers sign root, targets and claimed; the online keys are only
+// named (their private halves live in a KMS/HSM).
+type CeremonyConfig struct {
+	RootSigners      []*OnlineSigner
+	RootThreshold    int
+	TargetsSigners   []*OnlineSigner
+	TargetsThreshold int
+	ClaimedSigners   []*OnlineSigner
+	ClaimedThreshold int
+	Timestamp        *metadata.Key
+	Snapshot         *metadata.Key
+	RecentlyClaimed  *metadata.Key
+	Now              time.Time
+}
+
+// OfflineMetadata is the signed output of the ceremony: version 1 of root, targets and
+// claimed, as exact bytes.
+type OfflineMetadata struct {
+	Root    []byte `json:"root"`
+	Targets []byte `json:"targets"`
+	Claimed []byte `json:"claimed"`
+}
+
+func checkThreshold(role string, n, t int) error {
+	if n < 1 {
+		return fmt.Errorf("%s: at least one key is required", role)
+	}
+	if t < 1 || t > n {
+		return fmt.Errorf("%s: threshold %d is not between 1 and the number of keys (%d)", role, t, n)
+	}
+	return nil
+}
+
+// Ceremony builds and signs the offline metadata of a new repository.
+func Ceremony(ctx context.Context, c CeremonyConfig) (*OfflineMetadata, error) {
+	for _, r := range []struct {
+		role string
+		n, t int
+	}{{RoleRoot, len(c.RootSigners), c.RootThreshold}, {RoleTargets, len(c.TargetsSigners), c.TargetsThreshold}, {RoleClaimed, len(c.ClaimedSigners), c.ClaimedThreshold}} {
+		if err := checkThreshold(r.role, r.n, r.t); err != nil {
+			return nil, err
+		}
+	}
+	if c.Timestamp == nil || c.Snapshot == nil || c.RecentlyClaimed == nil {
+		return nil, errors.New("the timestamp, snapshot and recently-claimed public keys are required")
+	}
+	expires := c.Now.UTC().Add(OfflineExpiry).Truncate(time.Second)
+
+	root := metadata.Root(expires)
+	root.Signed.SpecVersion = SpecVersion
+	root.Signed.ConsistentSnapshot = true
+	for _, s := range c.RootSigners {
+		if err := root.Signed.AddKey(s.Key, RoleRoot); err != nil {
+			return nil, err
+		}
+	}
+	for _, s := range c.TargetsSigners {
+		if err := root.Signed.AddKey(s.Key, RoleTargets); err != nil {
+			return nil, err
+		}
+	}
+	if err := root.Signed.AddKey(c.Timestamp, RoleTimestamp); err != nil {
+		return nil, err
+	}
+	if err := root.Signed.AddKey(c.Snapshot, RoleSnapshot); err != nil {
+		return nil, err
+	}
+	root.Signed.Roles[RoleRoot].Threshold = c.RootThreshold
+	root.Signed.Roles[RoleTargets].Threshold = c.TargetsThreshold
+	rootRaw, err := signOffline(ctx, root, c.RootSigners)
+	if err != nil {
+		return nil, fmt.Errorf("signing root: %w", err)
+	}
+
+	targets := metadata.Targets(expires)
+	targets.Signed.SpecVersion = SpecVersion
+	deleg := &metadata.Delegations{Keys: map[string]*metadata.Key{}}
+	claimed := metadata.DelegatedRole{Name: RoleClaimed, Threshold: c.ClaimedThreshold, Paths: []string{"*/*/*"}}
+	for _, s := range c.ClaimedSigners {
+		deleg.Keys[s.KeyID] = s.Key
+		claimed.KeyIDs = append(claimed.KeyIDs, s.KeyID)
+	}
+	rcID := KeyID(c.RecentlyClaimed)
+	deleg.Keys[rcID] = c.RecentlyClaimed
+	// Order matters: clients search claimed first. claimed delegates each claimed project
+	// with terminating=true, so once a project is claimed recently-claimed is never asked.
+	deleg.Roles = []metadata.DelegatedRole{
+		claimed,
+		{Name: RoleRecentlyClaimed, KeyIDs: []string{rcID}, Threshold: 1, Paths: []string{"*/*/*"}},
+	}
+	targets.Signed.Delegations = deleg
+	targetsRaw, err := signOffline(ctx, targets, c.TargetsSigners)
+	if err != nil {
+		return nil, fmt.Errorf("signing targets: %w", err)
+	}
+
+	cl := metadata.Targets(expires)
+	cl.Signed.SpecVersion = SpecVersion
+	cl.Signed.Delegations = &metadata.Delegations{Keys: map[string]*metadata.Key{}, Roles: []metadata.DelegatedRole{}}
+	claimedRaw, err := signOffline(ctx, cl, c.ClaimedSigners)
+	if err != nil {
+		return nil, fmt.Errorf("signing claimed: %w", err)
+	}
+	return &OfflineMetadata{Root: rootRaw, Targets: targetsRaw, Claimed: claimedRaw}, nil
+}
+
+func signOffline[T metadata.Roles](ctx context.Context, md *metadata.Metadata[T], signers []*OnlineSigner) ([]byte, error) {
+	signed, err := Canonical(md.Signed)
+	if err != nil {
+		return nil, err
+	}
+	return SignEnvelope(ctx, signed, signers...)
+}
+
+// ProjectDelegation is one project's entry in a delegating role.
+type ProjectDelegation struct {
+	Name      string
+	Keys      map[string]*metadata.Key // key ID → key
+	KeyIDs    []string
+	Threshold int
+}
+
+// BuildDelegator returns the canonical signed bytes of a delegating role (claimed or
+// recently-claimed) that delegates each project's paths to it, terminating.
+func BuildDelegator(version int64, expires time.Time, projects []ProjectDelegation) ([]byte, error) {
+	md := metadata.Targets(expires.UTC().Truncate(time.Second))
+	md.Signed.SpecVersion = SpecVersion
+	md.Signed.Version = version
+	d := &metadata.Delegations{Keys: map[string]*metadata.Key{}, Roles: make([]metadata.DelegatedRole, 0, len(projects))}
+	for _, p := range projects {
+		for id, k := range p.Keys {
+			d.Keys[id] = k
+		}
+		ids := slices.Clone(p.KeyIDs)
+		slices.Sort(ids)
+		d.Roles = append(d.Roles, metadata.DelegatedRole{
+			Name: p.Name, KeyIDs: ids, Threshold: p.Threshold, Terminating: true,
+			Paths: []string{ProjectPathPattern(p.Name)},
+		})
+	}
+	slices.SortFunc(d.Roles, func(a, b metadata.DelegatedRole) int {
+		switch {
+		case a.Name < b.Name:
+			return -1
+		case a.Name > b.Name:
+			return 1
+		}
+		return 0
+	})
+	md.Signed.Delegations = d
+	return Canonical(md.Signed)
+}
+
+// CheckOnlineKeys verifies that root delegates timestamp and snapshot to the given signers
+// and that targets delegates recently-claimed to its signer, so that a server configured
+// with the wrong keys refuses to start instead of publishing metadata no client accepts.
+func CheckOnlineKeys(rootRaw, targetsRaw []byte, s Signers) error {
+	root, err := metadata.Root().FromBytes(rootRaw)
+	if err != nil {
+		return fmt.Errorf("parsing root: %w", err)
+	}
+	for _, r := range []struct {
+		role string
+		s    *OnlineSigner
+	}{{RoleTimestamp, s.Timestamp}, {RoleSnapshot, s.Snapshot}} {
+		if !slices.Contains(root.Signed.Roles[r.role].KeyIDs, r.s.KeyID) {
+			return fmt.Errorf("the %s key %s is not one that root version %d delegates %s to (%v): configure the right key URI, or rotate root",
+				r.role, r.s.KeyID, root.Signed.Version, r.role, root.Signed.Roles[r.role].KeyIDs)
+		}
+	}
+	targets, err := metadata.Targets().FromBytes(targetsRaw)
+	if err != nil {
+		return fmt.Errorf("parsing targets: %w", err)
+	}
+	if targets.Signed.Delegations != nil {
+		for _, d := range targets.Signed.Delegations.Roles {
+			if d.Name == RoleRecentlyClaimed {
+				if slices.Contains(d.KeyIDs, s.RecentlyClaimed.KeyID) {
+					return nil
+				}
+				return fmt.Errorf("the recently-claimed key %s is not one that targets version %d delegates to (%v)", s.RecentlyClaimed.KeyID, targets.Signed.Version, d.KeyIDs)
+			}
+		}
+	}
+	return errors.New("targets does not delegate to recently-claimed")
+}
+
+// Signers are the online signers of the server.
+type Signers struct {
+	Timestamp       *OnlineSigner
+	Snapshot        *OnlineSigner
+	RecentlyClaimed *OnlineSigner
+}

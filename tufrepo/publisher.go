@@ -1,0 +1,337 @@
+package tufrepo
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// Head is the published state the publisher starts from.
+type Head struct {
+	SnapshotVersion  int64
+	SnapshotRaw      []byte
+	SnapshotExpires  time.Time
+	TimestampVersion int64
+	TimestampExpires time.Time
+	RCVersion        int64 // recently-claimed
+	RCExpires        time.Time
+}
+
+// StagedRole is an accepted role version waiting for a snapshot.
+type StagedRole struct {
+	Role    string
+	Version int64
+	Length  int64
+	SHA256  []byte
+}
+
+// MetadataVersion is a metadata version the publisher signed.
+type MetadataVersion struct {
+	Role    string
+	Version int64
+	Raw     []byte
+	Expires time.Time
+}
+
+// PublishTx is the publisher's view of storage inside one transaction that holds the
+// cluster-wide publisher lock. Everything it writes commits or rolls back together.
+type PublishTx interface {
+	Head(ctx context.Context) (Head, error)
+	// StagedRoles returns role versions accepted but not yet in a snapshot.
+	StagedRoles(ctx context.Context) ([]StagedRole, error)
+	// UndelegatedProjects lists projects whose delegation is not yet published.
+	UndelegatedProjects(ctx context.Context) ([]string, error)
+	// RecentlyClaimed returns every project delegated by recently-claimed (including
+	// undelegated ones), sorted by name.
+	RecentlyClaimed(ctx context.Context) ([]ProjectDelegation, error)
+	// InsertSigned stores a version the server signed, published in snapshot.
+	InsertSigned(ctx context.Context, m MetadataVersion, snapshot int64) error
+	// MarkPublished records that roles were published in snapshot, and that the
+	// delegations of projects are now published.
+	MarkPublished(ctx context.Context, roles []StagedRole, projects []string, snapshot int64) error
+	// SetHead moves the published head.
+	SetHead(ctx context.Context, snapshot, timestamp int64) error
+	// AppendAudit appends entries (Seq, PrevHash and Hash filled by the store from the
+	// chain's last entry using AuditHash).
+	AppendAudit(ctx context.Context, entries []api.LogEntry) error
+	// NotifyPublished tells every replica that a new timestamp is committed.
+	NotifyPublished(ctx context.Context, timestamp int64) error
+}
+
+// PublishStore runs fn in one transaction holding the publisher lock, waiting for it if
+// another replica holds it. fn may be retried and must be idempotent.
+type PublishStore interface {
+	InPublishTx(ctx context.Context, fn func(ctx context.Context, tx PublishTx) error) error
+}
+
+// PublishResult says what one publish did.
+type PublishResult struct {
+	Published        bool
+	SnapshotVersion  int64
+	TimestampVersion int64
+	Roles            int
+	NewProjects      int
+	Reason           string
+	Duration         time.Duration
+}
+
+// Publisher signs new snapshot and timestamp versions for everything staged (group
+// commit), and re-signs online roles before they expire.
+type Publisher struct {
+	Store   PublishStore
+	Signers Signers
+	Now     func() time.Time
+	Log     *slog.Logger
+	// Observe, if set, is called after every publish attempt.
+	Observe func(PublishResult, error)
+
+	kick chan struct{}
+	// index mirrors the snapshot at indexVersion; -1 forces a reload from the database.
+	index        *SnapshotIndex
+	indexVersion int64
+}
+
+// NewPublisher builds a publisher.
+func NewPublisher(store PublishStore, signers Signers, now func() time.Time, log *slog.Logger) *Publisher {
+	return &Publisher{Store: store, Signers: signers, Now: now, Log: log, kick: make(chan struct{}, 1), indexVersion: -1}
+}
+
+// Kick asks for a publish soon. It never blocks: kicks that arrive while a publish runs
+// are merged into the next one, which is what batches uploads.
+func (p *Publisher) Kick() {
+	select {
+	case p.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Run publishes on every kick and checks expiries every interval, until ctx ends. Failed
+// publishes are retried with backoff up to interval.
+func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	backoff := 50 * time.Millisecond
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.kick:
+		case <-t.C:
+		}
+		if _, err := p.PublishOnce(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			p.Log.Error("publish failed; will retry", "err", err, "retry_in", backoff)
+			t.Reset(backoff)
+			backoff = min(backoff*2, interval)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		t.Reset(interval)
+	}
+}
+
+// due reports whether a role that expires at exp, with lifetime life, must be re-signed:
+// when less than half its lifetime is left.
+func due(now, exp time.Time, life time.Duration) bool { return exp.Sub(now) < life/2 }
+
+// PublishOnce runs one publish: if anything is staged or an online role is due, it signs
+// new versions and commits them with the staged roles in one transaction.
+func (p *Publisher) PublishOnce(ctx context.Context) (PublishResult, error) {
+	start := time.Now()
+	var res PublishResult
+	err := p.Store.InPublishTx(ctx, func(ctx context.Context, tx PublishTx) error {
+		res = PublishResult{}
+		r, err := p.publish(ctx, tx)
+		res = r
+		return err
+	})
+	if err != nil {
+		p.indexVersion = -1
+		err = fmt.Errorf("publishing: %w", err)
+	}
+	res.Duration = time.Since(start)
+	if p.Observe != nil {
+		p.Observe(res, err)
+	}
+	return res, err
+}
+
+func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, error) {
+	now := p.Now().UTC()
+	head, err := tx.Head(ctx)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	if p.indexVersion != head.SnapshotVersion {
+		idx, _, err := ParseSnapshot(head.SnapshotRaw)
+		if err != nil {
+			return PublishResult{}, err
+		}
+		p.index, p.indexVersion = idx, head.SnapshotVersion
+	}
+	// From here on the index is changed in place; a failure resets indexVersion.
+	p.indexVersion = -1
+	staged, err := tx.StagedRoles(ctx)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	newProjects, err := tx.UndelegatedProjects(ctx)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	needRC := len(newProjects) > 0 || due(now, head.RCExpires, RecentlyClaimedExpiry)
+	needSnap := len(staged) > 0 || needRC || due(now, head.SnapshotExpires, SnapshotExpiry)
+	needTS := needSnap || due(now, head.TimestampExpires, TimestampExpiry)
+	if !needTS {
+		p.indexVersion = head.SnapshotVersion
+		return PublishResult{SnapshotVersion: head.SnapshotVersion, TimestampVersion: head.TimestampVersion}, nil
+	}
+
+	res := PublishResult{Published: true, SnapshotVersion: head.SnapshotVersion, TimestampVersion: head.TimestampVersion + 1, Roles: len(staged), NewProjects: len(newProjects)}
+	var audit []api.LogEntry
+	snapV := head.SnapshotVersion
+	if needSnap {
+		snapV++
+	}
+	log := func(action, role string, v int64, raw []byte) {
+		sum := sha256.Sum256(raw)
+		audit = append(audit, api.LogEntry{Action: action, Role: role, Version: v, Length: int64(len(raw)), SHA256: hex.EncodeToString(sum[:]), Snapshot: snapV, Time: AuditTime(now)})
+	}
+	for _, s := range staged {
+		p.index.Set(s.Role, s.Version, s.Length)
+		audit = append(audit, api.LogEntry{Action: api.ActionAccepted, Role: s.Role, Version: s.Version, Length: s.Length, SHA256: hex.EncodeToString(s.SHA256), Snapshot: snapV, Time: AuditTime(now)})
+	}
+	if needRC {
+		projects, err := tx.RecentlyClaimed(ctx)
+		if err != nil {
+			return res, err
+		}
+		v := head.RCVersion + 1
+		exp := now.Add(RecentlyClaimedExpiry)
+		signed, err := BuildDelegator(v, exp, projects)
+		if err != nil {
+			return res, fmt.Errorf("building recently-claimed: %w", err)
+		}
+		raw, err := SignEnvelope(ctx, signed, p.Signers.RecentlyClaimed)
+		if err != nil {
+			return res, err
+		}
+		if err := tx.InsertSigned(ctx, MetadataVersion{Role: RoleRecentlyClaimed, Version: v, Raw: raw, Expires: exp}, snapV); err != nil {
+			return res, err
+		}
+		p.index.Set(RoleRecentlyClaimed, v, int64(len(raw)))
+		log(api.ActionSigned, RoleRecentlyClaimed, v, raw)
+	}
+	snapRaw := head.SnapshotRaw
+	if needSnap {
+		exp := now.Add(SnapshotExpiry)
+		raw, err := SignEnvelope(ctx, p.index.EncodeSigned(snapV, exp), p.Signers.Snapshot)
+		if err != nil {
+			return res, err
+		}
+		if err := tx.InsertSigned(ctx, MetadataVersion{Role: RoleSnapshot, Version: snapV, Raw: raw, Expires: exp}, snapV); err != nil {
+			return res, err
+		}
+		log(api.ActionSigned, RoleSnapshot, snapV, raw)
+		snapRaw = raw
+		res.SnapshotVersion = snapV
+	}
+	tsRaw, tsExp, err := p.signTimestamp(ctx, res.TimestampVersion, snapV, snapRaw, now)
+	if err != nil {
+		return res, err
+	}
+	if err := tx.InsertSigned(ctx, MetadataVersion{Role: RoleTimestamp, Version: res.TimestampVersion, Raw: tsRaw, Expires: tsExp}, snapV); err != nil {
+		return res, err
+	}
+	log(api.ActionSigned, RoleTimestamp, res.TimestampVersion, tsRaw)
+	if err := tx.MarkPublished(ctx, staged, newProjects, snapV); err != nil {
+		return res, err
+	}
+	if err := tx.SetHead(ctx, snapV, res.TimestampVersion); err != nil {
+		return res, err
+	}
+	if err := tx.AppendAudit(ctx, audit); err != nil {
+		return res, err
+	}
+	if err := tx.NotifyPublished(ctx, res.TimestampVersion); err != nil {
+		return res, err
+	}
+	switch {
+	case len(staged) > 0 || len(newProjects) > 0:
+		res.Reason = "staged"
+	case needSnap:
+		res.Reason = "refresh-snapshot"
+	default:
+		res.Reason = "refresh-timestamp"
+	}
+	p.indexVersion = snapV
+	return res, nil
+}
+
+// BuildTimestamp returns the canonical signed bytes of a timestamp that points at the
+// snapshot file snapRaw (version, length and sha256).
+func BuildTimestamp(version, snapVersion int64, snapRaw []byte, expires time.Time) ([]byte, error) {
+	ts := metadata.Timestamp(expires.UTC().Truncate(time.Second))
+	ts.Signed.SpecVersion = SpecVersion
+	ts.Signed.Version = version
+	sum := sha256.Sum256(snapRaw)
+	mf := metadata.MetaFile(snapVersion)
+	mf.Length = int64(len(snapRaw))
+	mf.Hashes = metadata.Hashes{"sha256": sum[:]}
+	ts.Signed.Meta = map[string]*metadata.MetaFiles{MetaName(RoleSnapshot): mf}
+	return Canonical(ts.Signed)
+}
+
+func (p *Publisher) signTimestamp(ctx context.Context, version, snapV int64, snapRaw []byte, now time.Time) ([]byte, time.Time, error) {
+	exp := now.Add(TimestampExpiry).Truncate(time.Second)
+	signed, err := BuildTimestamp(version, snapV, snapRaw, exp)
+	if err != nil {
+		return nil, exp, err
+	}
+	raw, err := SignEnvelope(ctx, signed, p.Signers.Timestamp)
+	return raw, exp, err
+}
+
+// InitialOnline signs version 1 of recently-claimed, snapshot and timestamp around the
+// offline metadata of a new repository.
+func InitialOnline(ctx context.Context, off *OfflineMetadata, s Signers, now time.Time) (rc, snap, ts MetadataVersion, err error) {
+	now = now.UTC()
+	rcExp := now.Add(RecentlyClaimedExpiry).Truncate(time.Second)
+	signed, err := BuildDelegator(1, rcExp, nil)
+	if err != nil {
+		return rc, snap, ts, err
+	}
+	rcRaw, err := SignEnvelope(ctx, signed, s.RecentlyClaimed)
+	if err != nil {
+		return rc, snap, ts, err
+	}
+	idx := &SnapshotIndex{}
+	idx.Set(RoleTargets, 1, int64(len(off.Targets)))
+	idx.Set(RoleClaimed, 1, int64(len(off.Claimed)))
+	idx.Set(RoleRecentlyClaimed, 1, int64(len(rcRaw)))
+	snapExp := now.Add(SnapshotExpiry).Truncate(time.Second)
+	snapRaw, err := SignEnvelope(ctx, idx.EncodeSigned(1, snapExp), s.Snapshot)
+	if err != nil {
+		return rc, snap, ts, err
+	}
+	tsExp := now.Add(TimestampExpiry).Truncate(time.Second)
+	tsSigned, err := BuildTimestamp(1, 1, snapRaw, tsExp)
+	if err != nil {
+		return rc, snap, ts, err
+	}
+	tsRaw, err := SignEnvelope(ctx, tsSigned, s.Timestamp)
+	if err != nil {
+		return rc, snap, ts, err
+	}
+	return MetadataVersion{RoleRecentlyClaimed, 1, rcRaw, rcExp},
+		MetadataVersion{RoleSnapshot, 1, snapRaw, snapExp},
+		MetadataVersion{RoleTimestamp, 1, tsRaw, tsExp}, nil
+}

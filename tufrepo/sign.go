@@ -1,0 +1,101 @@
+package tufrepo
+
+import (
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+
+	"github.com/secure-systems-lab/go-securesystemslib/cjson"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/options"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// OnlineSigner is a signer with its TUF key, as used for the timestamp, snapshot and
+// recently-claimed roles.
+type OnlineSigner struct {
+	Signer signature.Signer
+	Key    *metadata.Key
+	KeyID  string
+}
+
+// NewOnlineSigner reads the public key of s and computes its TUF key ID.
+func NewOnlineSigner(ctx context.Context, s signature.Signer) (*OnlineSigner, error) {
+	pub, err := s.PublicKey(options.WithContext(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("reading public key of signer: %w", err)
+	}
+	k, err := PublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	return &OnlineSigner{Signer: s, Key: k, KeyID: KeyID(k)}, nil
+}
+
+// Sign signs payload and returns the TUF signature.
+func (o *OnlineSigner) Sign(ctx context.Context, payload []byte) (metadata.Signature, error) {
+	sig, err := o.Signer.SignMessage(bytes.NewReader(payload), options.WithContext(ctx))
+	if err != nil {
+		return metadata.Signature{}, fmt.Errorf("signing with key %s: %w", o.KeyID, err)
+	}
+	return metadata.Signature{KeyID: o.KeyID, Signature: sig}, nil
+}
+
+// Envelope builds the metadata file bytes {"signatures":[…],"signed":<signed>} around the
+// canonical signed bytes, without re-serialising them.
+func Envelope(signed []byte, sigs []metadata.Signature) []byte {
+	var b bytes.Buffer
+	b.Grow(len(signed) + 64 + len(sigs)*200)
+	b.WriteString(`{"signatures":[`)
+	for i, s := range sigs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		// Key IDs are hex, signatures hex-encoded: nothing to escape.
+		b.WriteString(`{"keyid":"`)
+		b.WriteString(s.KeyID)
+		b.WriteString(`","sig":"`)
+		b.WriteString(hex.EncodeToString(s.Signature))
+		b.WriteString(`"}`)
+	}
+	b.WriteString(`],"signed":`)
+	b.Write(signed)
+	b.WriteByte('}')
+	return b.Bytes()
+}
+
+// SignEnvelope signs the canonical bytes with each signer and returns the metadata file.
+func SignEnvelope(ctx context.Context, signed []byte, signers ...*OnlineSigner) ([]byte, error) {
+	sigs := make([]metadata.Signature, 0, len(signers))
+	for _, s := range signers {
+		sig, err := s.Sign(ctx, signed)
+		if err != nil {
+			return nil, err
+		}
+		sigs = append(sigs, sig)
+	}
+	return Envelope(signed, sigs), nil
+}
+
+// Canonical encodes a metadata "signed" value as canonical JSON, as every TUF client does
+// before it verifies a signature.
+func Canonical(v any) ([]byte, error) {
+	b, err := cjson.EncodeCanonical(v)
+	if err != nil {
+		return nil, fmt.Errorf("canonical JSON: %w", err)
+	}
+	return b, nil
+}
+
+// signedOf extracts the raw "signed" value of a metadata file.
+func signedOf(raw []byte) (json.RawMessage, error) {
+	var env struct {
+		Signed json.RawMessage `json:"signed"`
+	}
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return nil, err
+	}
+	return env.Signed, nil
+}

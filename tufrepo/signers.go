@@ -1,0 +1,82 @@
+package tufrepo
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+)
+
+// SignerFromURI is the one place that turns an online key URI into a signer.
+//
+// Supported now:
+//
+//	file:///abs/path/key.json?passphrase-file=/abs/path   encrypted Cairn key file
+//	file:///abs/path/key.json?passphrase-env=VAR          passphrase from VAR
+//	file:///abs/path/key.json                             passphrase from CAIRN_KEY_PASSPHRASE
+//
+// getenv is injected so tests and the server decide where the environment comes from.
+func SignerFromURI(ctx context.Context, uri string, getenv func(string) string) (signature.Signer, error) {
+	u, err := url.Parse(uri)
+	if err != nil {
+		return nil, fmt.Errorf("parsing key URI: %w", err)
+	}
+	switch u.Scheme {
+	case "file":
+		return fileSigner(u, getenv)
+	case "awskms", "gcpkms", "azurekms", "hashivault", "openbao", "pkcs11", "fakekms":
+		return nil, fmt.Errorf("key URI scheme %q is not supported by this build yet: use file://", u.Scheme)
+	default:
+		return nil, fmt.Errorf("key URI %q: unknown scheme %q: use file:///path/to/key.json", redactURI(u), u.Scheme)
+	}
+}
+
+func fileSigner(u *url.URL, getenv func(string) string) (signature.Signer, error) {
+	path := u.Path
+	if u.Host != "" || !strings.HasPrefix(path, "/") {
+		return nil, fmt.Errorf("file key URI must be absolute: file:///path/to/key.json")
+	}
+	q := u.Query()
+	var pass []byte
+	switch {
+	case q.Get("passphrase-file") != "":
+		b, err := os.ReadFile(q.Get("passphrase-file"))
+		if err != nil {
+			return nil, fmt.Errorf("reading passphrase file for key %s: %w", path, err)
+		}
+		pass = []byte(strings.TrimRight(string(b), "\r\n"))
+	default:
+		env := q.Get("passphrase-env")
+		if env == "" {
+			env = "CAIRN_KEY_PASSPHRASE"
+		}
+		pass = []byte(getenv(env))
+		if len(pass) == 0 {
+			return nil, fmt.Errorf("key %s: no passphrase: set %s or add ?passphrase-file=", path, env)
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %w", err)
+	}
+	kf, err := ParseKeyFile(data)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	priv, err := kf.Decrypt(pass)
+	if err != nil {
+		return nil, fmt.Errorf("key %s: %w", path, err)
+	}
+	return NewSigner(priv)
+}
+
+// redactURI drops query parameters, which may carry PINs or passphrases, from logs.
+func redactURI(u *url.URL) string {
+	c := *u
+	c.RawQuery = ""
+	c.User = nil
+	return c.String()
+}

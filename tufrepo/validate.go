@@ -1,0 +1,221 @@
+package tufrepo
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ed25519"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// PublishedFile is a target path accepted earlier, which may never change.
+type PublishedFile struct {
+	Length int64
+	SHA256 string // hex
+}
+
+// ProjectState is what the server knows of a project when a new role version arrives.
+type ProjectState struct {
+	Delegation     ProjectDelegation
+	CurrentVersion int64                    // 0 for a new project
+	Files          map[string]PublishedFile // every path accepted so far
+}
+
+// NewFile is a target that a role version adds.
+type NewFile struct {
+	Path     string
+	Version  string
+	Filename string
+	Length   int64
+	SHA256   string
+	Custom   json.RawMessage
+}
+
+// AcceptedRole is a project role version that passed every check.
+type AcceptedRole struct {
+	Raw      []byte
+	Version  int64
+	Expires  time.Time
+	NewFiles []NewFile
+	SignedBy []string // key IDs whose signatures verified
+}
+
+// BlobSizes returns the size of each blob (by lowercase hex sha256) that is present; absent
+// blobs are missing from the map.
+type BlobSizes func(sha256s []string) (map[string]int64, error)
+
+// ValidateProjectRole checks a submitted version of a project role (DESIGN.md "The upload
+// transaction", step 4) against the project's current state, in this order so that the
+// error names the first thing to fix: parse, version, expiry, no delegations, paths, files
+// (immutability, blobs, lengths, hashes), signatures and threshold. It returns *api.Error
+// with a specific code for every refusal.
+func ValidateProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, error) {
+	project := st.Delegation.Name
+	if len(raw) > MaxProjectRoleBytes {
+		return nil, api.Errorf(api.CodeTooLarge, "project role metadata is %d bytes; at most %d are allowed", len(raw), MaxProjectRoleBytes)
+	}
+	md, err := metadata.Targets().FromBytes(raw)
+	if err != nil {
+		return nil, api.Wrap(api.CodeMalformedMetadata, err, "project role metadata for %q does not parse as TUF targets metadata: %v", project, err)
+	}
+	if !strings.HasPrefix(md.Signed.SpecVersion, "1.") {
+		return nil, api.Errorf(api.CodeMalformedMetadata, "spec_version %q is not supported: use %s", md.Signed.SpecVersion, SpecVersion)
+	}
+	if want := st.CurrentVersion + 1; md.Signed.Version != want {
+		return nil, api.Errorf(api.CodeVersionConflict, "project %q is at role version %d, so the next version must be %d, not %d: refresh and sign the next version", project, st.CurrentVersion, want, md.Signed.Version)
+	}
+	if md.Signed.Expires.Before(now.Add(MinProjectRoleLifetime)) {
+		return nil, api.Errorf(api.CodeExpired, "project role version %d expires at %s, which is in the past or less than %s from now", md.Signed.Version, FormatExpires(md.Signed.Expires), MinProjectRoleLifetime)
+	}
+	if md.Signed.Expires.After(now.Add(MaxProjectRoleExpiry)) {
+		return nil, api.Errorf(api.CodeExpiryTooFar, "project role version %d expires at %s; at most %d days ahead is allowed", md.Signed.Version, FormatExpires(md.Signed.Expires), int(MaxProjectRoleExpiry.Hours()/24))
+	}
+	if md.Signed.Delegations != nil {
+		return nil, api.Errorf(api.CodeDelegationForbidden, "project role %q may not delegate: remove \"delegations\"", project)
+	}
+	if n := len(md.Signed.Targets); n > MaxTargetsPerRole {
+		return nil, api.Errorf(api.CodeTooMany, "project role lists %d targets; at most %d are allowed", n, MaxTargetsPerRole)
+	}
+
+	acc := &AcceptedRole{Raw: raw, Version: md.Signed.Version, Expires: md.Signed.Expires}
+	for _, p := range slices.Sorted(maps.Keys(st.Files)) {
+		if _, ok := md.Signed.Targets[p]; !ok {
+			return nil, api.Errorf(api.CodeImmutablePath, "target %q was published before and may not be removed: keep it (yank the release instead)", p)
+		}
+	}
+	paths := slices.Sorted(maps.Keys(md.Signed.Targets))
+	var want []string
+	for _, p := range paths {
+		tf := md.Signed.Targets[p]
+		version, filename, err := SplitTargetPath(project, p)
+		if err != nil {
+			return nil, err
+		}
+		sum, err := targetSHA256(p, tf)
+		if err != nil {
+			return nil, err
+		}
+		if tf.Length < 0 {
+			return nil, api.Errorf(api.CodeLengthMismatch, "target %q has negative length %d", p, tf.Length)
+		}
+		var custom json.RawMessage
+		if tf.Custom != nil {
+			custom = *tf.Custom
+			if len(custom) > MaxCustomBytes {
+				return nil, api.Errorf(api.CodeTooLarge, "custom data of target %q is %d bytes; at most %d are allowed", p, len(custom), MaxCustomBytes)
+			}
+		}
+		if old, ok := st.Files[p]; ok {
+			if old.Length != tf.Length || old.SHA256 != sum {
+				return nil, api.Errorf(api.CodeImmutablePath, "target %q was published with length %d and sha256 %s and may not change: upload a new release version instead", p, old.Length, old.SHA256)
+			}
+			continue
+		}
+		acc.NewFiles = append(acc.NewFiles, NewFile{Path: p, Version: version, Filename: filename, Length: tf.Length, SHA256: sum, Custom: custom})
+		want = append(want, sum)
+	}
+	if len(want) > 0 {
+		sizes, err := blobs(want)
+		if err != nil {
+			return nil, fmt.Errorf("looking up blobs: %w", err)
+		}
+		for _, f := range acc.NewFiles {
+			size, ok := sizes[f.SHA256]
+			if !ok {
+				return nil, api.Errorf(api.CodeBlobMissing, "target %q refers to blob sha256:%s, which was not uploaded: PUT it to /api/v1/blobs/sha256:%s first", f.Path, f.SHA256, f.SHA256)
+			}
+			if size != f.Length {
+				return nil, api.Errorf(api.CodeLengthMismatch, "target %q gives length %d but blob sha256:%s is %d bytes", f.Path, f.Length, f.SHA256, size)
+			}
+		}
+	}
+
+	signedBy, err := VerifyThreshold(md, st.Delegation)
+	if err != nil {
+		return nil, err
+	}
+	acc.SignedBy = signedBy
+	return acc, nil
+}
+
+// targetSHA256 returns the one sha256 a target lists. Cairn stores files under sha256 only:
+// clients pick a listed hash at random, so any other algorithm would be a broken URL.
+func targetSHA256(path string, tf *metadata.TargetFiles) (string, error) {
+	if len(tf.Hashes) != 1 {
+		return "", api.Errorf(api.CodeHashMismatch, "target %q lists %d hashes; list exactly one, sha256", path, len(tf.Hashes))
+	}
+	h, ok := tf.Hashes["sha256"]
+	if !ok || len(h) != 32 {
+		return "", api.Errorf(api.CodeHashMismatch, "target %q must list a 32-byte sha256 hash", path)
+	}
+	return hex.EncodeToString(h), nil
+}
+
+// VerifyThreshold checks md's signatures against a delegation and returns the key IDs that
+// signed validly. Signatures are counted by distinct key; it distinguishes a signature by a
+// key the project does not delegate to (key_not_delegated) from a delegated key's signature
+// that does not verify (signature_invalid), then confirms with go-tuf's own verification so
+// the server never accepts what a client would refuse.
+func VerifyThreshold(md *metadata.Metadata[metadata.TargetsType], d ProjectDelegation) ([]string, error) {
+	payload, err := Canonical(md.Signed)
+	if err != nil {
+		return nil, api.Wrap(api.CodeMalformedMetadata, err, "project role %q cannot be canonicalised", d.Name)
+	}
+	var valid, unknown, bad []string
+	for _, sig := range md.Signatures {
+		k, ok := d.Keys[sig.KeyID]
+		if !ok || !slices.Contains(d.KeyIDs, sig.KeyID) {
+			unknown = append(unknown, sig.KeyID)
+			continue
+		}
+		if err := verifySig(k, payload, sig.Signature); err != nil {
+			bad = append(bad, sig.KeyID)
+			continue
+		}
+		if !slices.Contains(valid, sig.KeyID) {
+			valid = append(valid, sig.KeyID)
+		}
+	}
+	if len(valid) >= d.Threshold {
+		delegator := metadata.Targets()
+		delegator.Signed.Delegations = &metadata.Delegations{Keys: d.Keys, Roles: []metadata.DelegatedRole{{Name: d.Name, KeyIDs: d.KeyIDs, Threshold: d.Threshold, Paths: []string{ProjectPathPattern(d.Name)}}}}
+		if err := delegator.VerifyDelegate(d.Name, md); err != nil {
+			return nil, api.Wrap(api.CodeSignatureInvalid, err, "project role %q: signatures do not verify for TUF clients: %v", d.Name, err)
+		}
+		return valid, nil
+	}
+	switch {
+	case len(bad) > 0:
+		return nil, api.Errorf(api.CodeSignatureInvalid, "project role %q: the signature by key %s does not verify over this metadata: sign the exact bytes you submit", d.Name, bad[0])
+	case len(valid) == 0 && len(unknown) > 0:
+		return nil, api.Errorf(api.CodeKeyNotDelegated, "project role %q is signed by key %s, which is not one of the project's maintainer keys %v", d.Name, unknown[0], d.KeyIDs)
+	case len(valid) == 0:
+		return nil, api.Errorf(api.CodeThresholdNotMet, "project role %q carries no signatures: sign it with a maintainer key", d.Name)
+	}
+	return nil, api.Errorf(api.CodeThresholdNotMet, "project role %q has %d of the %d maintainer signatures required", d.Name, len(valid), d.Threshold)
+}
+
+func verifySig(k *metadata.Key, payload, sig []byte) error {
+	pub, err := k.ToPublicKey()
+	if err != nil {
+		return err
+	}
+	hash := crypto.SHA256
+	if _, ok := pub.(ed25519.PublicKey); ok {
+		hash = crypto.Hash(0)
+	}
+	v, err := signature.LoadVerifier(pub, hash)
+	if err != nil {
+		return err
+	}
+	return v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(payload))
+}
