@@ -204,3 +204,30 @@ type Signers struct {
 	Snapshot        *OnlineSigner
 	RecentlyClaimed *OnlineSigner
 }
+
+// VerifyOffline checks that the ceremony's output is self-consistent: root is signed by
+// its own threshold, targets by root's targets keys, and claimed by targets' delegation.
+func VerifyOffline(off *OfflineMetadata) error {
+	root, err := metadata.Root().FromBytes(off.Root)
+	if err != nil {
+		return fmt.Errorf("parsing root: %w", err)
+	}
+	if err := root.VerifyDelegate(RoleRoot, root); err != nil {
+		return fmt.Errorf("root is not signed by a threshold of its own keys: %w", err)
+	}
+	targets, err := metadata.Targets().FromBytes(off.Targets)
+	if err != nil {
+		return fmt.Errorf("parsing targets: %w", err)
+	}
+	if err := root.VerifyDelegate(RoleTargets, targets); err != nil {
+		return fmt.Errorf("targets is not signed by the keys root delegates to: %w", err)
+	}
+	claimed, err := metadata.Targets().FromBytes(off.Claimed)
+	if err != nil {
+		return fmt.Errorf("parsing claimed: %w", err)
+	}
+	if err := targets.VerifyDelegate(RoleClaimed, claimed); err != nil {
+		return fmt.Errorf("claimed is not signed by the keys targets delegates to: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,110 @@
+// Package daemon is cairnd: its configuration, commands and the wiring of the server. It
+// lives outside cmd/ so that end-to-end tests can boot the real server in-process.
+package daemon
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Config is cairnd's configuration: defaults, then the config file, then CAIRN_*
+// environment variables, then flags, each overriding the one before.
+type Config struct {
+	Listen             string        `json:"listen"`
+	DatabaseURL        string        `json:"database_url"`
+	BlobDir            string        `json:"blob_dir"`
+	TimestampKey       string        `json:"timestamp_key"`
+	SnapshotKey        string        `json:"snapshot_key"`
+	RecentlyClaimedKey string        `json:"recently_claimed_key"`
+	NoMigrate          bool          `json:"no_migrate"`
+	NoPublisher        bool          `json:"no_publisher"`
+	MaxBlobSize        int64         `json:"max_blob_size"`
+	PublishInterval    time.Duration `json:"publish_interval"`
+	LogLevel           string        `json:"log_level"`
+	Dev                bool          `json:"dev"`
+	DataDir            string        `json:"data_dir"`
+}
+
+// DefaultDatabaseURL is the local PostgreSQL of a development machine.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/cairn?sslmode=disable"
+
+func defaultConfig() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		DatabaseURL:     DefaultDatabaseURL,
+		MaxBlobSize:     1 << 30,
+		PublishInterval: time.Minute,
+		LogLevel:        "info",
+	}
+}
+
+// bindFlags registers the flags of every configuration field on fs.
+func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
+	fs.StringVar(configFile, "config", "", "configuration file (JSON; keys as the flag names with _ for -)")
+	fs.StringVar(&c.Listen, "listen", c.Listen, "address to serve HTTP on")
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostgreSQL URL")
+	fs.StringVar(&c.BlobDir, "blob-dir", c.BlobDir, "directory of the content-addressed blob store")
+	fs.StringVar(&c.TimestampKey, "timestamp-key", c.TimestampKey, "URI of the timestamp signing key")
+	fs.StringVar(&c.SnapshotKey, "snapshot-key", c.SnapshotKey, "URI of the snapshot signing key")
+	fs.StringVar(&c.RecentlyClaimedKey, "recently-claimed-key", c.RecentlyClaimedKey, "URI of the recently-claimed signing key")
+	fs.BoolVar(&c.NoMigrate, "no-migrate", c.NoMigrate, "do not apply database migrations on start")
+	fs.BoolVar(&c.NoPublisher, "no-publisher", c.NoPublisher, "serve only; do not run the publisher on this replica")
+	fs.Int64Var(&c.MaxBlobSize, "max-blob-size", c.MaxBlobSize, "largest release file accepted, in bytes")
+	fs.DurationVar(&c.PublishInterval, "publish-interval", c.PublishInterval, "how often to check online role expiry without uploads")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.BoolVar(&c.Dev, "dev", c.Dev, "development mode: generate keys and bootstrap a repository in --data-dir")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the dev mode's keys, root.json, admin.token and blobs")
+}
+
+// resolve applies the config file and the environment to every flag not set on the
+// command line.
+func resolve(fs *pflag.FlagSet, configFile string, getenv func(string) string) error {
+	file := map[string]any{}
+	if configFile == "" {
+		configFile = getenv("CAIRN_CONFIG")
+	}
+	if configFile != "" {
+		b, err := os.ReadFile(configFile)
+		if err != nil {
+			return fmt.Errorf("reading config file: %w", err)
+		}
+		if err := json.Unmarshal(b, &file); err != nil {
+			return fmt.Errorf("parsing config file %s: %w", configFile, err)
+		}
+	}
+	known := map[string]bool{}
+	var ferr error
+	fs.VisitAll(func(f *pflag.Flag) {
+		key := strings.ReplaceAll(f.Name, "-", "_")
+		known[key] = true
+		if f.Changed || f.Name == "config" {
+			return
+		}
+		val := ""
+		if v, ok := file[key]; ok {
+			val = fmt.Sprint(v)
+			if fv, isFloat := v.(float64); isFloat {
+				val = fmt.Sprintf("%.0f", fv)
+			}
+		}
+		if v := getenv("CAIRN_" + strings.ToUpper(key)); v != "" {
+			val = v
+		}
+		if val != "" {
+			if err := f.Value.Set(val); err != nil && ferr == nil {
+				ferr = fmt.Errorf("setting %s from config or environment: %w", f.Name, err)
+			}
+		}
+	})
+	for k := range file {
+		if !known[k] && ferr == nil {
+			ferr = fmt.Errorf("config file %s: unknown key %q", configFile, k)
+		}
+	}
+	return ferr
+}

@@ -1,0 +1,372 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cairn-dev/cairn/server"
+	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/spf13/cobra"
+)
+
+// Version is set at build time with -ldflags "-X …/internal/daemon.Version=…".
+var Version = "dev"
+
+// Main runs cairnd with args and returns the exit code.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
+	cmd := newRoot(stdout, stderr, getenv)
+	cmd.SetArgs(args)
+	cmd.SetOut(stdout)
+	cmd.SetErr(stderr)
+	if err := cmd.ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(stderr, "cairnd:", err)
+		return 1
+	}
+	return 0
+}
+
+func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+	root := &cobra.Command{
+		Use:           "cairnd",
+		Short:         "Cairn: a TUF repository server for developer-signed releases",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(serveCmd(stdout, stderr, getenv), migrateCmd(getenv), bootstrapCmd(stdout, getenv), tokenCmd(stdout, getenv), keysCmd(stdout, getenv),
+		&cobra.Command{Use: "version", Short: "Print the version", Run: func(*cobra.Command, []string) { fmt.Fprintln(stdout, Version) }})
+	return root
+}
+
+// withConfig adds the configuration flags to cmd and resolves them before run.
+func withConfig(cmd *cobra.Command, getenv func(string) string, run func(ctx context.Context, c *Config) error) *cobra.Command {
+	c := defaultConfig()
+	var file string
+	bindFlags(cmd.Flags(), &c, &file)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := resolve(cmd.Flags(), file, getenv); err != nil {
+			return err
+		}
+		return run(cmd.Context(), &c)
+	}
+	return cmd
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+func openDB(ctx context.Context, c *Config, migrate bool) (*store.DB, error) {
+	if c.Dev {
+		if err := store.EnsureDatabase(ctx, c.DatabaseURL); err != nil {
+			return nil, err
+		}
+	}
+	db, err := store.Open(ctx, c.DatabaseURL)
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		if err := db.Migrate(ctx); err != nil {
+			db.Close()
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+func loadSigners(ctx context.Context, c *Config, getenv func(string) string) (tufrepo.Signers, error) {
+	var s tufrepo.Signers
+	for _, k := range []struct {
+		role, uri string
+		dst       **tufrepo.OnlineSigner
+	}{{tufrepo.RoleTimestamp, c.TimestampKey, &s.Timestamp}, {tufrepo.RoleSnapshot, c.SnapshotKey, &s.Snapshot}, {tufrepo.RoleRecentlyClaimed, c.RecentlyClaimedKey, &s.RecentlyClaimed}} {
+		if k.uri == "" {
+			return s, fmt.Errorf("no %s key: set --%s-key or CAIRN_%s_KEY", k.role, k.role, strings.ToUpper(strings.ReplaceAll(k.role, "-", "_")))
+		}
+		sv, err := tufrepo.SignerFromURI(ctx, k.uri, getenv)
+		if err != nil {
+			return s, fmt.Errorf("%s key: %w", k.role, err)
+		}
+		if *k.dst, err = tufrepo.NewOnlineSigner(ctx, sv); err != nil {
+			return s, fmt.Errorf("%s key: %w", k.role, err)
+		}
+	}
+	return s, nil
+}
+
+// Running is a started server.
+type Running struct {
+	Addr    string
+	URL     string
+	Server  *server.Server
+	DB      *store.DB
+	Config  Config
+	httpSrv *http.Server
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// Close stops the server and waits for it.
+func (r *Running) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := r.httpSrv.Shutdown(ctx)
+	r.cancel()
+	<-r.done
+	r.DB.Close()
+	return err
+}
+
+// Start opens the database, prepares keys (dev mode), checks the online keys against the
+// published root and targets, and starts serving on c.Listen. Used by `serve` and by tests.
+func Start(ctx context.Context, c Config, getenv func(string) string, out io.Writer, log *slog.Logger) (*Running, error) {
+	var offline map[string]*tufrepo.OnlineSigner
+	if c.Dev {
+		var err error
+		if offline, err = devSetup(ctx, &c); err != nil {
+			return nil, err
+		}
+	}
+	if c.BlobDir == "" {
+		return nil, errors.New("no blob directory: set --blob-dir or CAIRN_BLOB_DIR")
+	}
+	signers, err := loadSigners(ctx, &c, getenv)
+	if err != nil {
+		return nil, err
+	}
+	db, err := openDB(ctx, &c, !c.NoMigrate)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*Running, error) { db.Close(); return nil, err }
+	if c.Dev {
+		if err := devBootstrap(ctx, &c, db, offline, signers, out); err != nil {
+			return fail(err)
+		}
+	}
+	root, err := db.LatestPublished(ctx, tufrepo.RoleRoot)
+	if err != nil {
+		return fail(err)
+	}
+	targets, err := db.LatestPublished(ctx, tufrepo.RoleTargets)
+	if err != nil {
+		return fail(err)
+	}
+	if err := tufrepo.CheckOnlineKeys(root.Raw, targets.Raw, signers); err != nil {
+		return fail(fmt.Errorf("refusing to start: %w", err))
+	}
+	blobs, err := store.NewFSBlobs(c.BlobDir)
+	if err != nil {
+		return fail(err)
+	}
+	scfg := server.DefaultConfig()
+	scfg.MaxBlobSize = c.MaxBlobSize
+	scfg.PublishInterval = c.PublishInterval
+	scfg.RunPublisher = !c.NoPublisher
+	srv := server.New(scfg, db, blobs, signers, log, time.Now)
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	if err := srv.Start(rctx); err != nil {
+		cancel()
+		return fail(err)
+	}
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		cancel()
+		return fail(fmt.Errorf("listening on %s: %w", c.Listen, err))
+	}
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	r := &Running{Addr: ln.Addr().String(), URL: "http://" + ln.Addr().String(), Server: srv, DB: db, Config: c, httpSrv: hs, cancel: cancel, done: make(chan error, 1)}
+	go func() {
+		err := hs.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		r.done <- err
+	}()
+	return r, nil
+}
+
+func serveCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
+	cmd := &cobra.Command{Use: "serve", Short: "Serve the repository (migrates the database first unless --no-migrate)", Args: cobra.NoArgs}
+	return withConfig(cmd, getenv, func(ctx context.Context, c *Config) error {
+		log := newLogger(stderr, c.LogLevel)
+		r, err := Start(ctx, *c, getenv, stdout, log)
+		if err != nil {
+			return err
+		}
+		log.Info("cairnd serving", "url", r.URL, "version", Version)
+		if c.Dev {
+			dir := r.Config.DataDir
+			fmt.Fprintf(stdout, `
+Cairn dev repository at %s (data in %s)
+Point the cairn CLI at it:
+  cairn init --server %s --root %s
+  export CAIRN_TOKEN=$(cat %s)
+`, r.URL, dir, r.URL, filepath.Join(dir, "root.json"), filepath.Join(dir, "admin.token"))
+		}
+		select {
+		case <-ctx.Done():
+		case err := <-r.done:
+			r.done <- err
+		}
+		log.Info("cairnd stopping")
+		return r.Close()
+	})
+}
+
+func migrateCmd(getenv func(string) string) *cobra.Command {
+	cmd := &cobra.Command{Use: "migrate", Short: "Apply the embedded database migrations", Args: cobra.NoArgs}
+	return withConfig(cmd, getenv, func(ctx context.Context, c *Config) error {
+		db, err := openDB(ctx, c, true)
+		if err != nil {
+			return err
+		}
+		db.Close()
+		return nil
+	})
+}
+
+func bootstrapCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "bootstrap --metadata DIR",
+		Short: "Load the output of `cairn admin init` (1.root.json, 1.targets.json, 1.claimed.json) into an empty database",
+		Args:  cobra.NoArgs,
+	}
+	cmd.Flags().StringVar(&dir, "metadata", "", "directory written by `cairn admin init`")
+	return withConfig(cmd, getenv, func(ctx context.Context, c *Config) error {
+		if dir == "" {
+			return errors.New("--metadata DIR is required")
+		}
+		var off tufrepo.OfflineMetadata
+		for _, f := range []struct {
+			name string
+			dst  *[]byte
+		}{{"1.root.json", &off.Root}, {"1.targets.json", &off.Targets}, {"1.claimed.json", &off.Claimed}} {
+			b, err := os.ReadFile(filepath.Join(dir, f.name))
+			if err != nil {
+				return fmt.Errorf("reading offline metadata: %w", err)
+			}
+			*f.dst = b
+		}
+		if err := tufrepo.VerifyOffline(&off); err != nil {
+			return err
+		}
+		signers, err := loadSigners(ctx, c, getenv)
+		if err != nil {
+			return err
+		}
+		db, err := openDB(ctx, c, !c.NoMigrate)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if err := bootstrap(ctx, db, &off, signers); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "bootstrapped: root version 1 and the first snapshot and timestamp are published")
+		return nil
+	})
+}
+
+func tokenCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
+	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke API tokens"}
+	var spec store.NewTokenSpec
+	create := &cobra.Command{Use: "create --name N [--admin|--can-create] [--project P…]", Short: "Create a token and print it (shown once)", Args: cobra.NoArgs}
+	create.Flags().StringVar(&spec.Name, "name", "", "a name for the token (shown in logs)")
+	create.Flags().BoolVar(&spec.Admin, "admin", false, "may create projects and write to every project")
+	create.Flags().BoolVar(&spec.CanCreate, "can-create", false, "may create projects (and then write to those it created)")
+	create.Flags().StringSliceVar(&spec.Projects, "project", nil, "project the token may write to (repeatable)")
+	cmd.AddCommand(withConfig(create, getenv, func(ctx context.Context, c *Config) error {
+		if spec.Name == "" {
+			return errors.New("--name is required")
+		}
+		for _, p := range spec.Projects {
+			if err := tufrepo.ValidateProjectName(p); err != nil {
+				return err
+			}
+		}
+		db, err := openDB(ctx, c, !c.NoMigrate)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		secret, t, err := db.CreateToken(ctx, spec)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "created token %s (%s); it is shown once:\n", t.ID, t.Name)
+		fmt.Fprintln(stdout, secret)
+		return nil
+	}))
+	list := &cobra.Command{Use: "list", Short: "List tokens (never their secrets)", Args: cobra.NoArgs}
+	cmd.AddCommand(withConfig(list, getenv, func(ctx context.Context, c *Config) error {
+		db, err := openDB(ctx, c, !c.NoMigrate)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		ts, err := db.ListTokens(ctx)
+		if err != nil {
+			return err
+		}
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(ts)
+	}))
+	revoke := &cobra.Command{Use: "revoke ID", Short: "Revoke a token", Args: cobra.ExactArgs(1)}
+	cmd.AddCommand(withConfig(revoke, getenv, func(ctx context.Context, c *Config) error {
+		db, err := openDB(ctx, c, !c.NoMigrate)
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if err := db.RevokeToken(ctx, revoke.Flags().Arg(0)); err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, "revoked", revoke.Flags().Arg(0))
+		return nil
+	}))
+	return cmd
+}
+
+func keysCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "Online keys"}
+	var uri string
+	pub := &cobra.Command{Use: "public --key URI", Short: "Print the TUF public key of an online key URI (for `cairn admin init`)", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := tufrepo.SignerFromURI(cmd.Context(), uri, getenv)
+			if err != nil {
+				return err
+			}
+			o, err := tufrepo.NewOnlineSigner(cmd.Context(), s)
+			if err != nil {
+				return err
+			}
+			return json.NewEncoder(stdout).Encode(tufrepo.KeyToAPI(o.Key))
+		}}
+	pub.Flags().StringVar(&uri, "key", "", "key URI")
+	cmd.AddCommand(pub)
+	return cmd
+}
