@@ -1,0 +1,66 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+func TestClassify(t *testing.T) {
+	var syntax error = json.Unmarshal([]byte("{"), new(any))
+	tests := []struct {
+		name string
+		err  error
+		want ExitCode
+	}{
+		{"nil", nil, ExitOK},
+		{"verify error wrapped", fmt.Errorf("getting: %w", &VerifyError{Code: ExitKeyNotTrusted}), ExitKeyNotTrusted},
+		{"server hash mismatch", api.Errorf(api.CodeHashMismatch, "x"), ExitHashMismatch},
+		{"server digest mismatch", api.Errorf(api.CodeDigestMismatch, "x"), ExitHashMismatch},
+		{"server signature invalid", api.Errorf(api.CodeSignatureInvalid, "x"), ExitSignatureInvalid},
+		{"server key not delegated", fmt.Errorf("submitting: %w", api.Errorf(api.CodeKeyNotDelegated, "x")), ExitKeyNotTrusted},
+		{"server version conflict", api.Errorf(api.CodeVersionConflict, "x"), ExitPolicy},
+		{"server immutable path", api.Errorf(api.CodeImmutablePath, "x"), ExitPolicy},
+		{"invalid name", api.Errorf(api.CodeInvalidName, "x"), ExitMalformed},
+		{"malformed metadata", api.Errorf(api.CodeMalformedMetadata, "x"), ExitMalformed},
+		{"not found", api.Errorf(api.CodeNotFound, "x"), ExitFailure},
+		{"unavailable", api.Errorf(api.CodeUnavailable, "x"), ExitFailure},
+		{"go-tuf hash", &metadata.ErrLengthOrHashMismatch{Msg: "x"}, ExitHashMismatch},
+		{"go-tuf download too long", &metadata.ErrDownloadLengthMismatch{Msg: "x"}, ExitHashMismatch},
+		{"go-tuf unsigned", &metadata.ErrUnsignedMetadata{Msg: "x"}, ExitSignatureInvalid},
+		{"go-tuf expired", &metadata.ErrExpiredMetadata{Msg: "x"}, ExitPolicy},
+		{"go-tuf rollback", &metadata.ErrBadVersionNumber{Msg: "x"}, ExitPolicy},
+		{"go-tuf equal version", &metadata.ErrEqualVersionNumber{Msg: "x"}, ExitPolicy},
+		{"go-tuf missing role", &metadata.ErrRepository{Msg: "new snapshot is missing info for a.json"}, ExitPolicy},
+		{"go-tuf wrong type", &metadata.ErrRepository{Msg: "expected targets, got root"}, ExitMalformed},
+		{"go-tuf value", &metadata.ErrValue{Msg: "x"}, ExitMalformed},
+		{"json syntax", syntax, ExitMalformed},
+		{"http status", &metadata.ErrDownloadHTTP{StatusCode: 502, URL: "u"}, ExitFailure},
+		{"canceled", context.Canceled, ExitFailure},
+		{"other", errors.New("disk full"), ExitFailure},
+	}
+	for _, tt := range tests {
+		if got := Classify(tt.err); got != tt.want {
+			t.Errorf("%s: Classify(%v) = %d, want %d", tt.name, tt.err, got, tt.want)
+		}
+	}
+}
+
+func TestEveryCodeHasAnExitCode(t *testing.T) {
+	// A new wire code must be placed deliberately; internal errors are the only codes that
+	// are expected to fall through to ExitFailure together with transport problems.
+	fallthroughOK := map[api.Code]bool{
+		api.CodeNotFound: true, api.CodeNotBootstrapped: true, api.CodeAlreadyBootstrapped: true,
+		api.CodeUnavailable: true, api.CodeInternal: true,
+	}
+	for _, ci := range api.Codes() {
+		if CodeExit(ci.Code) == ExitFailure && !fallthroughOK[ci.Code] {
+			t.Errorf("code %s maps to ExitFailure; give it a verification exit code or list it here", ci.Code)
+		}
+	}
+}
