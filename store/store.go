@@ -4,10 +4,8 @@ package store
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/cairn-dev/cairn/migrations"
@@ -16,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 )
 
 // DB is Cairn's PostgreSQL database.
@@ -53,26 +52,28 @@ func redactDSN(c *pgx.ConnConfig) string {
 // Close closes the pool.
 func (db *DB) Close() { db.Pool.Close() }
 
-// Migrate applies every embedded migration that has not been applied yet.
-func (db *DB) Migrate(ctx context.Context) error {
+// Migrate applies every embedded migration that has not been applied yet and returns the
+// files it applied. Concurrent replicas are safe: goose serialises them with a lock.
+func (db *DB) Migrate(ctx context.Context) ([]string, error) {
 	sqldb := stdlib.OpenDBFromPool(db.Pool)
 	defer sqldb.Close()
-	return migrate(ctx, sqldb)
-}
-
-func migrate(ctx context.Context, sqldb *sql.DB) error {
-	p, err := goose.NewProvider(goose.DialectPostgres, sqldb, migrations.FS)
+	locker, err := lock.NewPostgresSessionLocker()
 	if err != nil {
-		return fmt.Errorf("loading migrations: %w", err)
+		return nil, fmt.Errorf("creating migration lock: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, sqldb, migrations.FS, goose.WithSessionLocker(locker))
+	if err != nil {
+		return nil, fmt.Errorf("loading migrations: %w", err)
 	}
 	res, err := p.Up(ctx)
 	if err != nil {
-		return fmt.Errorf("applying migrations: %w", err)
+		return nil, fmt.Errorf("applying migrations: %w", err)
 	}
+	var applied []string
 	for _, r := range res {
-		slog.Info("applied migration", "version", r.Source.Version, "file", r.Source.Path, "took", r.Duration)
+		applied = append(applied, r.Source.Path)
 	}
-	return nil
+	return applied, nil
 }
 
 // InTx runs fn in a transaction, retrying it on serialization failures and deadlocks, so

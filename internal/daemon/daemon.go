@@ -70,7 +70,7 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
 }
 
-func openDB(ctx context.Context, c *Config, migrate bool) (*store.DB, error) {
+func openDB(ctx context.Context, c *Config, migrate bool, log *slog.Logger) (*store.DB, error) {
 	if c.Dev {
 		if err := store.EnsureDatabase(ctx, c.DatabaseURL); err != nil {
 			return nil, err
@@ -81,9 +81,13 @@ func openDB(ctx context.Context, c *Config, migrate bool) (*store.DB, error) {
 		return nil, err
 	}
 	if migrate {
-		if err := db.Migrate(ctx); err != nil {
+		applied, err := db.Migrate(ctx)
+		if err != nil {
 			db.Close()
 			return nil, err
+		}
+		for _, f := range applied {
+			log.Info("applied migration", "file", f)
 		}
 	}
 	return db, nil
@@ -149,7 +153,7 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	if err != nil {
 		return nil, err
 	}
-	db, err := openDB(ctx, &c, !c.NoMigrate)
+	db, err := openDB(ctx, &c, !c.NoMigrate, log)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +242,7 @@ Point the cairn CLI at it:
 func migrateCmd(getenv func(string) string) *cobra.Command {
 	cmd := &cobra.Command{Use: "migrate", Short: "Apply the embedded database migrations", Args: cobra.NoArgs}
 	return withConfig(cmd, getenv, func(ctx context.Context, c *Config) error {
-		db, err := openDB(ctx, c, true)
+		db, err := openDB(ctx, c, true, newLogger(os.Stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}
@@ -277,7 +281,7 @@ func bootstrapCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		db, err := openDB(ctx, c, !c.NoMigrate)
+		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(os.Stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}
@@ -307,7 +311,7 @@ func tokenCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 				return err
 			}
 		}
-		db, err := openDB(ctx, c, !c.NoMigrate)
+		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(os.Stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}
@@ -316,13 +320,13 @@ func tokenCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(os.Stderr, "created token %s (%s); it is shown once:\n", t.ID, t.Name)
+		fmt.Fprintf(cmd.ErrOrStderr(), "created token %s (%s); it is shown once:\n", t.ID, t.Name)
 		fmt.Fprintln(stdout, secret)
 		return nil
 	}))
 	list := &cobra.Command{Use: "list", Short: "List tokens (never their secrets)", Args: cobra.NoArgs}
 	cmd.AddCommand(withConfig(list, getenv, func(ctx context.Context, c *Config) error {
-		db, err := openDB(ctx, c, !c.NoMigrate)
+		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(os.Stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}
@@ -337,7 +341,7 @@ func tokenCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	}))
 	revoke := &cobra.Command{Use: "revoke ID", Short: "Revoke a token", Args: cobra.ExactArgs(1)}
 	cmd.AddCommand(withConfig(revoke, getenv, func(ctx context.Context, c *Config) error {
-		db, err := openDB(ctx, c, !c.NoMigrate)
+		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(os.Stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}
