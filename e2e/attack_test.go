@@ -1,0 +1,273 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cairn-dev/cairn/internal/testdb"
+	"github.com/cairn-dev/cairn/internal/testrepo"
+	"github.com/cairn-dev/cairn/internal/tufjs"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"github.com/theupdateframework/go-tuf/v2/metadata/config"
+	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+)
+
+// world is a repository with project "demo" (maintainer alice) and two releases.
+type world struct {
+	r      *testrepo.Repo
+	alice  *testrepo.Key
+	f1, f2 testrepo.File
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	u, drop, err := testdb.Create("e2e_" + t.Name())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testrepo.Boot(t, u, nil)
+	t.Cleanup(drop)
+	w := &world{r: r, alice: testrepo.NewKey(t, tufrepo.KeyEd25519),
+		f1: testrepo.File{Path: "demo/1.0.0/demo-1.0.0.tar.gz", Content: []byte("the first release of demo")},
+		f2: testrepo.File{Path: "demo/2.0.0/demo-2.0.0.tar.gz", Content: []byte("the second release of demo, bigger")},
+	}
+	r.CreateProject(t, r.AdminToken, "demo", 1, []*testrepo.Key{w.alice}, w.alice)
+	exp := time.Now().Add(90 * 24 * time.Hour)
+	r.PutBlob(t, r.AdminToken, w.f1.Content)
+	if resp := r.Submit(t, r.AdminToken, "demo", testrepo.Sign(t, testrepo.Role(2, exp, w.f1), w.alice)); resp.Status != http.StatusCreated {
+		t.Fatalf("upload 1: %d %s", resp.Status, resp.Body)
+	}
+	r.PutBlob(t, r.AdminToken, w.f2.Content)
+	if resp := r.Submit(t, r.AdminToken, "demo", testrepo.Sign(t, testrepo.Role(3, exp, w.f1, w.f2), w.alice)); resp.Status != http.StatusCreated {
+		t.Fatalf("upload 2: %d %s", resp.Status, resp.Body)
+	}
+	return w
+}
+
+// client is one downloader with its own trusted-metadata cache, which persists across
+// fetches (so rollback protection has something to protect).
+type client struct {
+	name string
+	get  func(t *testing.T, path string) ([]byte, error)
+}
+
+func clients(t *testing.T, r *testrepo.Repo) []client {
+	t.Helper()
+	gotufDir := t.TempDir()
+	gotuf := func(t *testing.T, path string) ([]byte, error) {
+		root := r.RootJSON
+		if b, err := os.ReadFile(filepath.Join(gotufDir, "root.json")); err == nil {
+			root = b
+		}
+		cfg, err := config.New(r.URL+"/metadata", root)
+		if err != nil {
+			return nil, err
+		}
+		cfg.RemoteTargetsURL = r.URL + "/targets"
+		cfg.LocalMetadataDir = gotufDir
+		cfg.LocalTargetsDir = t.TempDir()
+		u, err := updater.New(cfg)
+		if err != nil {
+			return nil, err
+		}
+		if err := u.Refresh(); err != nil {
+			return nil, err
+		}
+		ti, err := u.GetTargetInfo(path)
+		if err != nil {
+			return nil, err
+		}
+		_, data, err := u.DownloadTarget(ti, filepath.Join(t.TempDir(), "f"), "")
+		return data, err
+	}
+	jsDir, err := tufjs.Ensure(context.Background())
+	if err != nil {
+		t.Fatalf("tuf-js: %v", err)
+	}
+	rootFile := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(rootFile, r.RootJSON, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	jsCache := t.TempDir()
+	js := func(t *testing.T, path string) ([]byte, error) {
+		out := t.TempDir()
+		res, err := tufjs.Get(context.Background(), tufjs.Options{
+			Dir: jsDir, MetadataURL: r.URL + "/metadata", TargetsURL: r.URL + "/targets",
+			Root: rootFile, CacheDir: jsCache, OutDir: out, Targets: []string{path},
+		})
+		if err != nil {
+			if entries, _ := os.ReadDir(out); len(entries) != 0 {
+				t.Errorf("tuf-js wrote %d files to the output directory although verification failed", len(entries))
+			}
+			return nil, err
+		}
+		return os.ReadFile(res.Targets[0].File)
+	}
+	return []client{{"go-tuf", gotuf}, {"tuf-js", js}}
+}
+
+func TestBothClientsDownloadVerifiedReleases(t *testing.T) {
+	w := newWorld(t)
+	for _, c := range clients(t, w.r) {
+		for _, f := range []testrepo.File{w.f1, w.f2} {
+			got, err := c.get(t, f.Path)
+			if err != nil {
+				t.Fatalf("%s: %s: %v", c.name, f.Path, err)
+			}
+			if !bytes.Equal(got, f.Content) {
+				t.Fatalf("%s: %s: got %q", c.name, f.Path, got)
+			}
+		}
+	}
+}
+
+// Expectation of one client facing one attack.
+type refusal struct {
+	gotuf func(error) bool
+	jsExit int
+}
+
+func isHashMismatch(err error) bool {
+	var e *metadata.ErrLengthOrHashMismatch
+	return errors.As(err, &e)
+}
+
+func isUnsigned(err error) bool {
+	var e *metadata.ErrUnsignedMetadata
+	return errors.As(err, &e)
+}
+
+func isBadVersion(err error) bool {
+	var e *metadata.ErrBadVersionNumber
+	var eq *metadata.ErrEqualVersionNumber
+	return errors.As(err, &e) || errors.As(err, &eq)
+}
+
+func checkRefused(t *testing.T, c client, path string, want refusal) {
+	t.Helper()
+	_, err := c.get(t, path)
+	if err == nil {
+		t.Fatalf("%s accepted %s", c.name, path)
+	}
+	switch c.name {
+	case "go-tuf":
+		if !want.gotuf(err) {
+			t.Fatalf("go-tuf refused %s, but with an unexpected error: %v", path, err)
+		}
+	case "tuf-js":
+		var f *tufjs.Failure
+		if !errors.As(err, &f) || f.ExitCode != want.jsExit {
+			t.Fatalf("tuf-js refused %s with %v, want exit %d", path, err, want.jsExit)
+		}
+	}
+}
+
+// TestTamperedFileRefused: the attacker overwrites a stored release file with other bytes of
+// the same length.
+func TestTamperedFileRefused(t *testing.T) {
+	w := newWorld(t)
+	blob := filepath.Join(w.r.Dir, "blobs", "sha256", sha(w.f2.Content)[:2], sha(w.f2.Content))
+	evil := bytes.Repeat([]byte("X"), len(w.f2.Content))
+	if err := os.WriteFile(blob, evil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients(t, w.r) {
+		checkRefused(t, c, w.f2.Path, refusal{isHashMismatch, tufjs.ExitHashMismatch})
+	}
+}
+
+// TestTamperedProjectRoleRefused: the attacker edits the stored bytes of the published
+// project role (a target's hash, keeping the length snapshot pins).
+func TestTamperedProjectRoleRefused(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	var raw []byte
+	if err := w.r.DB.Pool.QueryRow(ctx, `SELECT raw FROM metadata WHERE role = 'demo' AND version = 3`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	evilSum := sha([]byte("evil"))
+	forged := bytes.Replace(raw, []byte(sha(w.f2.Content)), []byte(evilSum), 1)
+	if bytes.Equal(forged, raw) || len(forged) != len(raw) {
+		t.Fatal("could not forge the role")
+	}
+	if _, err := w.r.DB.Pool.Exec(ctx, `UPDATE metadata SET raw = $1 WHERE role = 'demo' AND version = 3`, forged); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range clients(t, w.r) {
+		checkRefused(t, c, w.f2.Path, refusal{isUnsigned, tufjs.ExitSignature})
+	}
+}
+
+// TestProjectRoleByUndelegatedKeyRefused: the attacker writes a new project role version,
+// signed by their own key, straight into the database, and lets the publisher (with the
+// online keys) put it into a snapshot.
+func TestProjectRoleByUndelegatedKeyRefused(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	mallory := testrepo.NewKey(t, tufrepo.KeyEd25519)
+	evil := testrepo.File{Path: "demo/6.6.6/demo-6.6.6.tar.gz", Content: []byte("malware")}
+	w.r.PutBlob(t, w.r.AdminToken, evil.Content)
+	raw := testrepo.Sign(t, testrepo.Role(4, time.Now().Add(24*time.Hour), w.f1, w.f2, evil), mallory)
+	if _, err := w.r.DB.Pool.Exec(ctx, `INSERT INTO metadata (role, version, raw, length, sha256, expires, action) VALUES ('demo', 4, $1, $2, $3, now() + interval '1 day', 'accepted')`, raw, len(raw), shaBytes(raw)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.r.DB.Pool.Exec(ctx, `INSERT INTO release_files (path, project, version, filename, length, sha256, role_version) VALUES ($1, 'demo', '6.6.6', 'demo-6.6.6.tar.gz', $2, $3, 4)`, evil.Path, len(evil.Content), shaBytes(evil.Content)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.r.DB.Pool.Exec(ctx, `UPDATE projects SET role_version = 4 WHERE name = 'demo'`); err != nil {
+		t.Fatal(err)
+	}
+	res, err := w.r.Server.Publisher().PublishOnce(ctx)
+	if err != nil || res.Roles != 1 {
+		t.Fatalf("publishing the forged role: %+v %v", res, err)
+	}
+	waitForTimestamp(t, w.r, res.TimestampVersion)
+	for _, c := range clients(t, w.r) {
+		checkRefused(t, c, evil.Path, refusal{isUnsigned, tufjs.ExitSignature})
+		// The genuine releases are also unavailable now (the project role no longer
+		// verifies), which is the correct, fail-closed outcome.
+		checkRefused(t, c, w.f1.Path, refusal{isUnsigned, tufjs.ExitSignature})
+	}
+}
+
+// TestRollbackOfTimestampRefused: after clients have seen the current timestamp, the
+// attacker makes the server serve an older one.
+func TestRollbackOfTimestampRefused(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	cs := clients(t, w.r)
+	for _, c := range cs {
+		if _, err := c.get(t, w.f2.Path); err != nil {
+			t.Fatalf("%s before the rollback: %v", c.name, err)
+		}
+	}
+	if _, err := w.r.DB.Pool.Exec(ctx, `UPDATE repo_state SET timestamp_version = 3, snapshot_version = 3`); err != nil {
+		t.Fatal(err)
+	}
+	waitForTimestamp(t, w.r, 3)
+	for _, c := range cs {
+		checkRefused(t, c, w.f1.Path, refusal{isBadVersion, tufjs.ExitPolicy})
+	}
+}
+
+// waitForTimestamp waits until the server serves timestamp version v.
+func waitForTimestamp(t *testing.T, r *testrepo.Repo, v int64) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		resp := r.Do(t, http.MethodGet, "/metadata/timestamp.json", "", "", nil)
+		if strings.Contains(string(resp.Body), `"version":`+itoa(v)+`}`) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("timestamp version %d was not served within 15s", v)
+}
