@@ -131,7 +131,7 @@ func TestBothClientsDownloadVerifiedReleases(t *testing.T) {
 
 // Expectation of one client facing one attack.
 type refusal struct {
-	gotuf func(error) bool
+	gotuf  func(error) bool
 	jsExit int
 }
 
