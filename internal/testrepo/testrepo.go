@@ -40,6 +40,7 @@ func Boot(t testing.TB, dbURL string, tweak func(*daemon.Config)) *Repo {
 	if tweak != nil {
 		tweak(&c)
 	}
+	dir = c.DataDir
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	if os.Getenv("CAIRN_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
