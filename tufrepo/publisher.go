@@ -99,6 +99,9 @@ type Publisher struct {
 
 // NewPublisher builds a publisher.
 func NewPublisher(store PublishStore, signers Signers, now func() time.Time, log *slog.Logger) *Publisher {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	return &Publisher{Store: store, Signers: signers, Now: now, Log: log, kick: make(chan struct{}, 1), indexVersion: -1}
 }
 
