@@ -1,0 +1,205 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/client"
+)
+
+// Config is <home>/config.json, written by 'cairn init'.
+type Config struct {
+	// Server is the default server URL.
+	Server string `json:"server"`
+	// Root is the path of the pinned root metadata of Server, a copy kept in the home.
+	Root string `json:"root"`
+}
+
+// HomeDir resolves the configuration directory: $CAIRN_HOME, else $XDG_CONFIG_HOME/cairn,
+// else $HOME/.config/cairn.
+func HomeDir(env func(string) string) (string, error) {
+	if h := env("CAIRN_HOME"); h != "" {
+		return h, nil
+	}
+	if x := env("XDG_CONFIG_HOME"); x != "" {
+		return filepath.Join(x, "cairn"), nil
+	}
+	h := env("HOME")
+	if h == "" {
+		var err error
+		if h, err = os.UserHomeDir(); err != nil {
+			return "", fmt.Errorf("finding the configuration directory: set CAIRN_HOME: %w", err)
+		}
+	}
+	return filepath.Join(h, ".config", "cairn"), nil
+}
+
+func (a *app) home() (string, error) { return HomeDir(a.env) }
+
+func configPath(home string) string { return filepath.Join(home, "config.json") }
+
+// LoadConfig reads the configuration; a missing file is an empty Config.
+func LoadConfig(home string) (Config, error) {
+	var c Config
+	b, err := os.ReadFile(configPath(home))
+	if errors.Is(err, fs.ErrNotExist) {
+		return c, nil
+	}
+	if err != nil {
+		return c, fmt.Errorf("reading configuration: %w", err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		return c, api.Errorf(api.CodeBadRequest, "configuration %s is not valid JSON (%v): fix it or run 'cairn init' again", configPath(home), err)
+	}
+	return c, nil
+}
+
+// SaveConfig writes the configuration atomically.
+func SaveConfig(home string, c Config) error {
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(configPath(home), append(b, '\n'), 0o600)
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same directory, so
+// a crash never leaves a half-written configuration or key.
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// serverDir names a server's directory under the home: host, port and path, with
+// characters that are special in file names replaced.
+func serverDir(server string) string {
+	u, err := url.Parse(server)
+	if err != nil {
+		return "invalid"
+	}
+	name := u.Host + strings.TrimRight(u.Path, "/")
+	return strings.NewReplacer(":", "_", "/", "_", "\\", "_").Replace(name)
+}
+
+// MetadataDir is where verified TUF metadata of server is cached.
+func MetadataDir(home, server string) string {
+	return filepath.Join(home, "metadata", serverDir(server))
+}
+
+func rootPath(home, server string) string {
+	return filepath.Join(home, "roots", serverDir(server)+".root.json")
+}
+
+// serverURL is the server to talk to: --server, $CAIRN_SERVER, or the configured one.
+func (a *app) serverURL(cfg Config) (string, error) {
+	s := a.server
+	if s == "" {
+		s = a.env("CAIRN_SERVER")
+	}
+	if s == "" {
+		s = cfg.Server
+	}
+	if s == "" {
+		return "", api.Errorf(api.CodeBadRequest, "no server configured: run 'cairn init --server URL --root FILE' first, or pass --server")
+	}
+	u, err := client.ParseServerURL(s)
+	if err != nil {
+		return "", err
+	}
+	return u.String(), nil
+}
+
+// tokenValue is --token, else $CAIRN_TOKEN.
+func (a *app) tokenValue() string {
+	if a.token != "" {
+		return a.token
+	}
+	return a.env("CAIRN_TOKEN")
+}
+
+// apiClient returns a REST client for the selected server.
+func (a *app) apiClient() (*client.API, error) {
+	home, err := a.home()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	server, err := a.serverURL(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return client.NewAPI(server, client.WithToken(a.tokenValue()), client.WithUserAgent(userAgent))
+}
+
+// requireToken fails early, before any passphrase prompt or upload, when a write has no
+// token to authenticate with.
+func (a *app) requireToken() error {
+	if a.tokenValue() == "" {
+		return api.Errorf(api.CodeBadRequest, "this command writes to the server and needs an API token: pass --token or set CAIRN_TOKEN")
+	}
+	return nil
+}
+
+const userAgent = "cairn-cli"
+
+// repo opens the verifying TUF client for the selected server, with the root pinned by
+// 'cairn init' for that server.
+func (a *app) repo() (*client.Repo, error) {
+	home, err := a.home()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	server, err := a.serverURL(cfg)
+	if err != nil {
+		return nil, err
+	}
+	rp := rootPath(home, server)
+	if cfg.Server == server && cfg.Root != "" {
+		rp = cfg.Root
+	}
+	root, err := os.ReadFile(rp)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, api.Errorf(api.CodeBadRequest, "no trusted root is pinned for %s: run 'cairn init --server %s --root FILE' with the root metadata your repository administrators published", server, server)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the pinned root: %w", err)
+	}
+	return client.OpenRepo(client.RepoConfig{
+		Server: server, TrustedRoot: root, MetadataDir: MetadataDir(home, server), UserAgent: userAgent,
+	})
+}

@@ -1,0 +1,354 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/spf13/cobra"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// KeyStore is the directory of a user's encrypted signing keys, one
+// tufrepo.KeyFile per "<name>.json", mode 0600.
+type KeyStore struct{ Dir string }
+
+// keyStore returns the key store in the home.
+func (a *app) keyStore() (KeyStore, error) {
+	home, err := a.home()
+	if err != nil {
+		return KeyStore{}, err
+	}
+	return KeyStore{Dir: filepath.Join(home, "keys")}, nil
+}
+
+// maxKeyName bounds key names, which become file names.
+const maxKeyName = 64
+
+func (s KeyStore) path(name string) (string, error) {
+	if err := tufrepo.ValidateComponent("key name", name, maxKeyName); err != nil {
+		return "", err
+	}
+	return filepath.Join(s.Dir, name+".json"), nil
+}
+
+// Load reads the key named name.
+func (s KeyStore) Load(name string) (*tufrepo.KeyFile, error) {
+	p, err := s.path(name)
+	if err != nil {
+		return nil, err
+	}
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, api.Errorf(api.CodeNotFound, "there is no key named %q in %s: create it with 'cairn key generate --name %s'", name, s.Dir, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading key %q: %w", name, err)
+	}
+	kf, err := tufrepo.ParseKeyFile(b)
+	if err != nil {
+		return nil, api.Wrap(api.CodeInvalidKey, err, "key file %s is damaged: %v", p, err)
+	}
+	if kf.Name == "" {
+		kf.Name = name
+	}
+	return kf, nil
+}
+
+// Save writes a new key file; it never overwrites an existing key.
+func (s KeyStore) Save(kf *tufrepo.KeyFile) (string, error) {
+	p, err := s.path(kf.Name)
+	if err != nil {
+		return "", err
+	}
+	b, err := json.MarshalIndent(kf, "", "  ")
+	if err != nil {
+		return "", err
+	}
+	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
+		return "", fmt.Errorf("creating key directory: %w", err)
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return "", api.Errorf(api.CodeBadRequest, "a key named %q already exists (%s); choose another name", kf.Name, p)
+	}
+	if err != nil {
+		return "", fmt.Errorf("writing key %q: %w", kf.Name, err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		os.Remove(p)
+		return "", fmt.Errorf("writing key %q: %w", kf.Name, err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(p)
+		return "", fmt.Errorf("writing key %q: %w", kf.Name, err)
+	}
+	return p, nil
+}
+
+// List returns every key, by name.
+func (s KeyStore) List() ([]*tufrepo.KeyFile, error) {
+	entries, err := os.ReadDir(s.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing keys: %w", err)
+	}
+	var out []*tufrepo.KeyFile
+	for _, e := range entries {
+		name, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || e.IsDir() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		kf, err := s.Load(name)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, kf)
+	}
+	slices.SortFunc(out, func(x, y *tufrepo.KeyFile) int { return strings.Compare(x.Name, y.Name) })
+	return out, nil
+}
+
+// signer loads key name and decrypts it with the user's passphrase.
+func (a *app) signer(name string) (signature.Signer, *tufrepo.KeyFile, error) {
+	ks, err := a.keyStore()
+	if err != nil {
+		return nil, nil, err
+	}
+	kf, err := ks.Load(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	pass, err := a.passphrase(fmt.Sprintf("Passphrase for key %q: ", name), false)
+	if err != nil {
+		return nil, nil, err
+	}
+	priv, err := kf.Decrypt(pass)
+	if errors.Is(err, tufrepo.ErrWrongPassphrase) {
+		return nil, nil, api.Errorf(api.CodeBadRequest, "wrong passphrase for key %q (or the key file is damaged)", name)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening key %q: %w", name, err)
+	}
+	s, err := tufrepo.NewSigner(priv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening key %q: %w", name, err)
+	}
+	return s, kf, nil
+}
+
+// kdf is the key-encryption cost: standard scrypt, or the cheap legacy parameters when
+// CAIRN_KDF=fast (for tests, where standard scrypt would dominate the run time).
+func (a *app) kdf() tufrepo.KDFStrength {
+	if a.env("CAIRN_KDF") == "fast" {
+		return tufrepo.KDFFast
+	}
+	return tufrepo.KDFStandard
+}
+
+// keyInfo is one key as 'cairn key list --output json' prints it.
+type keyInfo struct {
+	Name        string  `json:"name"`
+	KeyID       string  `json:"keyid"`
+	Fingerprint string  `json:"fingerprint"`
+	Public      api.Key `json:"public"`
+}
+
+func describeKey(kf *tufrepo.KeyFile) (keyInfo, error) {
+	k, err := kf.TUFKey()
+	if err != nil {
+		return keyInfo{}, fmt.Errorf("key %q: %w", kf.Name, err)
+	}
+	fp, err := tufrepo.Fingerprint(k)
+	if err != nil {
+		return keyInfo{}, fmt.Errorf("key %q: %w", kf.Name, err)
+	}
+	return keyInfo{Name: kf.Name, KeyID: kf.KeyID, Fingerprint: fp, Public: kf.Public}, nil
+}
+
+func (a *app) keyCommand() *cobra.Command {
+	cmd := &cobra.Command{Use: "key", Short: "Create, list and export signing keys"}
+	cmd.AddCommand(a.keyGenerateCommand(), a.keyListCommand(), a.keyExportCommand())
+	return cmd
+}
+
+func (a *app) keyGenerateCommand() *cobra.Command {
+	var name, typ string
+	cmd := &cobra.Command{
+		Use:   "generate --name NAME [--type ed25519|ecdsa-p256]",
+		Short: "Generate a signing key, encrypted with a passphrase",
+		Args:  cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			ks, err := a.keyStore()
+			if err != nil {
+				return err
+			}
+			p, err := ks.path(name)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(p); err == nil {
+				return api.Errorf(api.CodeBadRequest, "a key named %q already exists (%s); choose another name", name, p)
+			}
+			kt := tufrepo.KeyType(typ)
+			if kt != tufrepo.KeyEd25519 && kt != tufrepo.KeyECDSAP256 {
+				return api.Errorf(api.CodeInvalidKey, "key type %q is not supported: use %s or %s", typ, tufrepo.KeyEd25519, tufrepo.KeyECDSAP256)
+			}
+			pass, err := a.passphrase(fmt.Sprintf("Passphrase for new key %q: ", name), true)
+			if err != nil {
+				return err
+			}
+			priv, err := tufrepo.GenerateKey(kt)
+			if err != nil {
+				return fmt.Errorf("generating key: %w", err)
+			}
+			kf, err := tufrepo.EncryptKey(name, priv, pass, a.kdf())
+			if err != nil {
+				return fmt.Errorf("encrypting key: %w", err)
+			}
+			path, err := ks.Save(kf)
+			if err != nil {
+				return err
+			}
+			info, err := describeKey(kf)
+			if err != nil {
+				return err
+			}
+			a.printf("Generated %s key %q\n  key ID:      %s\n  fingerprint: %s\n  file:        %s\n", kt, name, info.KeyID, info.Fingerprint, path)
+			a.notef("Give maintainers and admins the public key: cairn key export --public %s\n", name)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&name, "name", "", "name of the key (required)")
+	cmd.Flags().StringVar(&typ, "type", string(tufrepo.KeyEd25519), "key type: ed25519 or ecdsa-p256")
+	cmd.MarkFlagRequired("name")
+	return cmd
+}
+
+func (a *app) keyListCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List your signing keys",
+		Args:  cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			ks, err := a.keyStore()
+			if err != nil {
+				return err
+			}
+			kfs, err := ks.List()
+			if err != nil {
+				return err
+			}
+			infos := make([]keyInfo, 0, len(kfs))
+			for _, kf := range kfs {
+				info, err := describeKey(kf)
+				if err != nil {
+					return err
+				}
+				infos = append(infos, info)
+			}
+			if output == "json" {
+				return a.printJSON(infos)
+			}
+			if len(infos) == 0 {
+				a.notef("No keys in %s; create one with 'cairn key generate --name NAME'.\n", ks.Dir)
+				return nil
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAME\tTYPE\tKEY ID\tFINGERPRINT")
+			for _, k := range infos {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Name, k.Public.KeyType, k.KeyID, k.Fingerprint)
+			}
+			return tw.Flush()
+		}),
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func (a *app) keyExportCommand() *cobra.Command {
+	var public bool
+	cmd := &cobra.Command{
+		Use:   "export --public NAME",
+		Short: "Print a key's public half as JSON, for 'cairn project create --maintainer'",
+		Args:  cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			if !public {
+				return api.Errorf(api.CodeBadRequest, "only public keys can be exported; private keys stay in their encrypted key file")
+			}
+			ks, err := a.keyStore()
+			if err != nil {
+				return err
+			}
+			kf, err := ks.Load(args[0])
+			if err != nil {
+				return err
+			}
+			return a.printJSON(kf.Public)
+		}),
+	}
+	cmd.Flags().BoolVar(&public, "public", true, "export the public key (the only kind that can be exported)")
+	return cmd
+}
+
+// ParseMaintainerKey reads a public key given to --maintainer: inline JSON, a file
+// holding the JSON of 'cairn key export --public' (or a whole key file), or the name of a
+// key in the local key store. The key is validated as the server would.
+func (a *app) parseMaintainerKey(arg string) (*metadata.Key, error) {
+	var data []byte
+	switch trimmed := strings.TrimSpace(arg); {
+	case strings.HasPrefix(trimmed, "{"):
+		data = []byte(trimmed)
+	default:
+		b, err := os.ReadFile(arg)
+		switch {
+		case err == nil:
+			data = b
+		case errors.Is(err, fs.ErrNotExist):
+			ks, kerr := a.keyStore()
+			if kerr != nil {
+				return nil, kerr
+			}
+			if _, perr := ks.path(arg); perr == nil {
+				if kf, lerr := ks.Load(arg); lerr == nil {
+					return kf.TUFKey()
+				}
+			}
+			return nil, api.Errorf(api.CodeInvalidKey, "maintainer key %q is not JSON, a file or a local key name", arg)
+		default:
+			return nil, fmt.Errorf("reading maintainer key %s: %w", arg, err)
+		}
+	}
+	var k struct {
+		api.Key
+		Public *api.Key `json:"public"` // a whole key file
+	}
+	if err := json.Unmarshal(data, &k); err != nil {
+		return nil, api.Errorf(api.CodeInvalidKey, "maintainer key %.60q is not valid JSON: %v", arg, err)
+	}
+	wire := k.Key
+	if wire.KeyType == "" && k.Public != nil {
+		wire = *k.Public
+	}
+	mk, err := tufrepo.KeyFromAPI(wire)
+	if err != nil {
+		return nil, fmt.Errorf("maintainer key %.60q: %w", arg, err)
+	}
+	return mk, nil
+}

@@ -1,0 +1,137 @@
+package cli
+
+import (
+	"fmt"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/client"
+	"github.com/spf13/cobra"
+)
+
+// releaseList is what 'cairn releases --output json' prints.
+type releaseList struct {
+	Project         string           `json:"project"`
+	Server          string           `json:"server"`
+	SnapshotVersion int64            `json:"snapshot_version"`
+	RoleVersion     int64            `json:"role_version"`
+	Releases        []client.Release `json:"releases"`
+}
+
+func (a *app) releasesCommand() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "releases NAME",
+		Short: "List a project's releases, verified through TUF metadata",
+		Long: `releases lists the releases of project NAME, newest first, as the project's
+signed role metadata lists them after verifying the whole chain from the pinned root.
+The server's REST API is not consulted.`,
+		Args: cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			repo, err := a.repo()
+			if err != nil {
+				return err
+			}
+			pr, err := repo.ProjectRole(a.ctx, args[0])
+			if err != nil {
+				return err
+			}
+			rels := pr.Releases()
+			if output == "json" {
+				if rels == nil {
+					rels = []client.Release{}
+				}
+				return a.printJSON(releaseList{Project: pr.Name, Server: repo.Server(), SnapshotVersion: pr.SnapshotVersion, RoleVersion: pr.Version(), Releases: rels})
+			}
+			a.notef("Verified %s role version %d through snapshot %d of %s.\n", pr.Name, pr.Version(), pr.SnapshotVersion, repo.Server())
+			if len(rels) == 0 {
+				a.notef("%s has no releases yet.\n", pr.Name)
+				return nil
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "VERSION\tFILE\tSIZE\tSHA256")
+			for _, r := range rels {
+				v := r.Version
+				if r.Yanked {
+					v += " (yanked)"
+				}
+				for _, f := range r.Files {
+					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", v, f.Name, f.Length, f.SHA256)
+				}
+			}
+			return tw.Flush()
+		}),
+	}
+	addOutputFlag(cmd, &output)
+	return cmd
+}
+
+func (a *app) getCommand() *cobra.Command {
+	var (
+		dir    string
+		names  []string
+		output string
+	)
+	cmd := &cobra.Command{
+		Use:   "get NAME[@VERSION] [-o DIR]",
+		Short: "Download a release, verified end to end",
+		Long: `get downloads the files of release VERSION of project NAME (default: the
+highest version that is not yanked) into DIR. Every file is checked against the length
+and hashes in the project's signed metadata, verified from the pinned root; nothing is
+written to DIR unless every file verified.`,
+		Args: cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			project, version, pinned := strings.Cut(args[0], "@")
+			if pinned && version == "" {
+				return api.Errorf(api.CodeBadRequest, "%q names no version after '@'", args[0])
+			}
+			repo, err := a.repo()
+			if err != nil {
+				return err
+			}
+			pr, err := repo.ProjectRole(a.ctx, project)
+			if err != nil {
+				return err
+			}
+			rels := pr.Releases()
+			var rel client.Release
+			if pinned {
+				var ok bool
+				if rel, ok = client.FindRelease(rels, version); !ok {
+					return api.Errorf(api.CodeNotFound, "project %s has no release %q in its verified metadata; see 'cairn releases %s'", project, version, project)
+				}
+				if rel.Yanked {
+					a.notef("warning: %s %s is yanked; downloading it because it was asked for by version\n", project, version)
+				}
+			} else {
+				var ok bool
+				if rel, ok = client.LatestRelease(rels); !ok {
+					return api.Errorf(api.CodeNotFound, "project %s has no release that is not yanked; name a version with %s@VERSION", project, project)
+				}
+			}
+			files, err := repo.DownloadRelease(a.ctx, pr, rel.Version, dir, names...)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return a.printJSON(files)
+			}
+			a.notef("Verified %s %s through snapshot %d of %s.\n", project, rel.Version, pr.SnapshotVersion, repo.Server())
+			for _, f := range files {
+				a.printf("%s\t%d bytes\tsha256 %s\n", f.LocalPath, f.Length, f.SHA256)
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringVarP(&dir, "output-dir", "o", ".", "directory to write the files to")
+	cmd.Flags().StringArrayVar(&names, "file", nil, "download only this file of the release (repeatable)")
+	addOutputFlag(cmd, &output)
+	return cmd
+}

@@ -1,0 +1,185 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/client"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/spf13/cobra"
+)
+
+// uploadResult is what 'cairn upload --output json' prints.
+type uploadResult struct {
+	api.SubmitResult
+	Version string     `json:"version"`
+	Files   []api.File `json:"files"`
+}
+
+func (a *app) uploadCommand() *cobra.Command {
+	var (
+		keyName string
+		wait    time.Duration
+		output  string
+	)
+	cmd := &cobra.Command{
+		Use:   "upload NAME VERSION FILE... --key KEY",
+		Short: "Upload and sign a new release of a project",
+		Long: `upload publishes FILEs as release VERSION of project NAME. It refreshes and
+verifies the project's TUF metadata, uploads the files, writes the next version of the
+project's role metadata listing them (keeping every earlier release unchanged), signs it
+with KEY and submits it, then waits up to --wait for it to be published.
+
+File names become part of the release's paths, so they must be 1-200 of A-Z a-z 0-9
+. _ + - starting with a letter or digit; a VERSION that was already released is refused.`,
+		Args: cobra.MinimumNArgs(3),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			return a.upload(args[0], args[1], args[2:], keyName, wait, output)
+		}),
+	}
+	cmd.Flags().StringVar(&keyName, "key", "", "your signing key (required)")
+	cmd.Flags().DurationVar(&wait, "wait", time.Minute, "how long to wait for the release to be published (0: do not wait)")
+	addOutputFlag(cmd, &output)
+	cmd.MarkFlagRequired("key")
+	return cmd
+}
+
+func (a *app) upload(project, version string, paths []string, keyName string, wait time.Duration, output string) error {
+	// Everything that can be checked locally is checked before the server is touched.
+	files := make([]api.File, 0, len(paths))
+	for _, p := range paths {
+		f := api.File{Name: filepath.Base(p)}
+		if err := tufrepo.ValidateComponent("file name", f.Name, tufrepo.MaxFilenameLength); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		files = append(files, f)
+	}
+	if err := client.CheckRelease(project, version, withDummyDigests(files)); err != nil {
+		return err
+	}
+	if err := a.requireToken(); err != nil {
+		return err
+	}
+	for i, p := range paths {
+		f, err := client.HashFile(p)
+		if err != nil {
+			return err
+		}
+		files[i] = f
+	}
+	signer, kf, err := a.signer(keyName)
+	if err != nil {
+		return err
+	}
+
+	repo, err := a.repo()
+	if err != nil {
+		return err
+	}
+	pr, err := repo.ProjectRole(a.ctx, project)
+	if err != nil {
+		return err
+	}
+	if !pr.TrustsKey(kf.KeyID) {
+		return api.Errorf(api.CodeKeyNotDelegated, "key %q (%s) is not a maintainer key of project %s; the project trusts %v (threshold %d)", keyName, kf.KeyID, project, pr.KeyIDs, pr.Threshold)
+	}
+	next, err := client.NextProjectRole(pr.Metadata, project, version, files, time.Now())
+	if err != nil {
+		return err
+	}
+	ac, err := a.apiClient()
+	if err != nil {
+		return err
+	}
+	a.notef("Uploading %d file(s) for %s %s (role version %d → %d)\n", len(files), project, version, pr.Version(), next.Signed.Version)
+	for i, f := range files {
+		if err := a.uploadBlob(ac, paths[i], f); err != nil {
+			return err
+		}
+	}
+	raw, err := client.SignRole(next, signer)
+	if err != nil {
+		return err
+	}
+	serverWait := min(wait, 30*time.Second)
+	res, err := ac.SubmitRole(a.ctx, project, raw, serverWait)
+	if err != nil {
+		return err
+	}
+	if res.Status != api.StatusPublished && wait > serverWait {
+		a.notef("Role version %d is %s; waiting for publication…\n", res.RoleVersion, res.Status)
+		if r, err := a.waitPublished(ac, project, res.RoleVersion, wait-serverWait); err == nil {
+			res = r
+		} else if !errors.Is(err, errWaitEnded) {
+			return err
+		}
+	}
+	if output == "json" {
+		return a.printJSON(uploadResult{SubmitResult: res, Version: version, Files: files})
+	}
+	if res.Status == api.StatusPublished {
+		a.printf("Published %s %s (%d file(s)) as role version %d in snapshot %d.\n", project, version, len(files), res.RoleVersion, res.SnapshotVersion)
+	} else {
+		a.printf("%s\n", describeSubmit(res))
+	}
+	return nil
+}
+
+// errWaitEnded marks a wait for publication that ran out of time, which is not a failure:
+// the server has accepted the release.
+var errWaitEnded = errors.New("wait ended")
+
+func (a *app) waitPublished(ac *client.API, project string, version int64, d time.Duration) (api.SubmitResult, error) {
+	ctx, cancel := context.WithTimeout(a.ctx, d)
+	defer cancel()
+	res, err := ac.WaitPublished(ctx, project, version, time.Second)
+	if err != nil && ctx.Err() != nil && a.ctx.Err() == nil {
+		return res, errWaitEnded
+	}
+	return res, err
+}
+
+// uploadBlob sends one file unless the server already has its blob.
+func (a *app) uploadBlob(ac *client.API, path string, f api.File) error {
+	have, err := ac.BlobExists(a.ctx, f.SHA256)
+	if err != nil {
+		return err
+	}
+	if have {
+		a.notef("  %s: already on the server (sha256 %s)\n", f.Name, f.SHA256)
+		return nil
+	}
+	r, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", path, err)
+	}
+	defer r.Close()
+	res, err := ac.PutBlob(a.ctx, f.SHA256, r, f.Length)
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if res.Size != 0 && res.Size != f.Length {
+		return api.Errorf(api.CodeLengthMismatch, "the server stored %d bytes for %s, which has %d: did the file change while uploading?", res.Size, path, f.Length)
+	}
+	a.notef("  %s: uploaded %d bytes (sha256 %s)\n", f.Name, f.Length, f.SHA256)
+	return nil
+}
+
+// withDummyDigests lets CheckRelease validate names and the version before any file is
+// read; the real digests replace these.
+func withDummyDigests(files []api.File) []api.File {
+	out := make([]api.File, len(files))
+	for i, f := range files {
+		f.SHA256 = "0000000000000000000000000000000000000000000000000000000000000000"
+		out[i] = f
+	}
+	return out
+}
