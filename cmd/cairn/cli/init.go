@@ -29,14 +29,18 @@ Without --root, init refuses unless --trust-on-first-use is given, which downloa
 version 1 of the root from the server and trusts whatever it gets.`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			if a.server == "" {
+			server := a.server
+			if server == "" {
+				server = a.env("CAIRN_SERVER")
+			}
+			if server == "" {
 				return api.Errorf(api.CodeBadRequest, "init needs --server URL")
 			}
-			u, err := client.ParseServerURL(a.server)
+			u, err := client.ParseServerURL(server)
 			if err != nil {
 				return err
 			}
-			server := u.String()
+			server = u.String()
 			var rootRaw []byte
 			switch {
 			case rootFile != "" && tofu:

@@ -91,6 +91,9 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 	if !pr.TrustsKey(kf.KeyID) {
 		return api.Errorf(api.CodeKeyNotDelegated, "key %q (%s) is not a maintainer key of project %s; the project trusts %v (threshold %d)", keyName, kf.KeyID, project, pr.KeyIDs, pr.Threshold)
 	}
+	if pr.Threshold > 1 {
+		a.notef("note: %s requires %d maintainer signatures; this upload carries only yours (key %q)\n", project, pr.Threshold, keyName)
+	}
 	next, err := client.NextProjectRole(pr.Metadata, project, version, files, time.Now())
 	if err != nil {
 		return err
