@@ -20,10 +20,12 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
 )
 
-// world is a repository with project "demo" (maintainer alice) and two releases.
+// world is a repository with project "demo" (maintainers alice, ed25519, and bob, ECDSA
+// P-256) and two releases, one signed by each.
 type world struct {
 	r      *testrepo.Repo
 	alice  *testrepo.Key
+	bob    *testrepo.Key
 	f1, f2 testrepo.File
 }
 
@@ -35,18 +37,18 @@ func newWorld(t *testing.T) *world {
 	}
 	r := testrepo.Boot(t, u, nil)
 	t.Cleanup(drop)
-	w := &world{r: r, alice: testrepo.NewKey(t, tufrepo.KeyEd25519),
+	w := &world{r: r, alice: testrepo.NewKey(t, tufrepo.KeyEd25519), bob: testrepo.NewKey(t, tufrepo.KeyECDSAP256),
 		f1: testrepo.File{Path: "demo/1.0.0/demo-1.0.0.tar.gz", Content: []byte("the first release of demo")},
 		f2: testrepo.File{Path: "demo/2.0.0/demo-2.0.0.tar.gz", Content: []byte("the second release of demo, bigger")},
 	}
-	r.CreateProject(t, r.AdminToken, "demo", 1, []*testrepo.Key{w.alice}, w.alice)
+	r.CreateProject(t, r.AdminToken, "demo", 1, []*testrepo.Key{w.alice}, w.alice, w.bob)
 	exp := time.Now().Add(90 * 24 * time.Hour)
 	r.PutBlob(t, r.AdminToken, w.f1.Content)
 	if resp := r.Submit(t, r.AdminToken, "demo", testrepo.Sign(t, testrepo.Role(2, exp, w.f1), w.alice)); resp.Status != http.StatusCreated {
 		t.Fatalf("upload 1: %d %s", resp.Status, resp.Body)
 	}
 	r.PutBlob(t, r.AdminToken, w.f2.Content)
-	if resp := r.Submit(t, r.AdminToken, "demo", testrepo.Sign(t, testrepo.Role(3, exp, w.f1, w.f2), w.alice)); resp.Status != http.StatusCreated {
+	if resp := r.Submit(t, r.AdminToken, "demo", testrepo.Sign(t, testrepo.Role(3, exp, w.f1, w.f2), w.bob)); resp.Status != http.StatusCreated {
 		t.Fatalf("upload 2: %d %s", resp.Status, resp.Body)
 	}
 	return w

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 	"time"
 
@@ -100,3 +101,5 @@ func TestUploadPublishDownload(t *testing.T) {
 		t.Fatalf("releases: %+v", rl)
 	}
 }
+
+func itoa(v int64) string { return strconv.FormatInt(v, 10) }

@@ -44,8 +44,12 @@ func (o *OnlineSigner) Sign(ctx context.Context, payload []byte) (metadata.Signa
 }
 
 // Envelope builds the metadata file bytes {"signatures":[…],"signed":<signed>} around the
-// canonical signed bytes, without re-serialising them.
+// canonical signed bytes, without re-serialising them. Canonical JSON leaves control
+// characters in strings unescaped (ECDSA keys are PEM, with newlines), which is not valid
+// JSON: those are escaped, which changes no parsed value, so clients re-canonicalise to the
+// same signed bytes.
 func Envelope(signed []byte, sigs []metadata.Signature) []byte {
+	signed = escapeControl(signed)
 	var b bytes.Buffer
 	b.Grow(len(signed) + 64 + len(sigs)*200)
 	b.WriteString(`{"signatures":[`)
@@ -64,6 +68,30 @@ func Envelope(signed []byte, sigs []metadata.Signature) []byte {
 	b.Write(signed)
 	b.WriteByte('}')
 	return b.Bytes()
+}
+
+// escapeControl replaces raw control bytes, which in canonical JSON can only occur inside
+// strings, with their JSON escapes.
+func escapeControl(c []byte) []byte {
+	if !bytes.ContainsFunc(c, func(r rune) bool { return r < 0x20 }) {
+		return c
+	}
+	out := make([]byte, 0, len(c)+64)
+	for _, ch := range c {
+		switch {
+		case ch == '\n':
+			out = append(out, '\\', 'n')
+		case ch == '\r':
+			out = append(out, '\\', 'r')
+		case ch == '\t':
+			out = append(out, '\\', 't')
+		case ch < 0x20:
+			out = append(out, fmt.Sprintf("\\u%04x", ch)...)
+		default:
+			out = append(out, ch)
+		}
+	}
+	return out
 }
 
 // SignEnvelope signs the canonical bytes with each signer and returns the metadata file.
