@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -113,8 +114,30 @@ func clients(t *testing.T, r *testrepo.Repo) []client {
 		}
 		return os.ReadFile(res.Targets[0].File)
 	}
-	return []client{{"go-tuf", gotuf}, {"tuf-js", js}}
+	cl := newCLI(t, "")
+	cl.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	cairn := func(t *testing.T, path string) ([]byte, error) {
+		parts := strings.Split(path, "/")
+		out := t.TempDir()
+		code, _, errs := cl.run(t, "get", parts[0]+"@"+parts[1], "--file", parts[2], "-o", out)
+		if code != 0 {
+			if entries, _ := os.ReadDir(out); len(entries) != 0 {
+				t.Errorf("cairn get wrote %d files although verification failed", len(entries))
+			}
+			return nil, &cliFailure{code: code, stderr: errs}
+		}
+		return os.ReadFile(filepath.Join(out, parts[2]))
+	}
+	return []client{{"go-tuf", gotuf}, {"tuf-js", js}, {"cairn", cairn}}
 }
+
+// cliFailure is a failed `cairn get`.
+type cliFailure struct {
+	code   int
+	stderr string
+}
+
+func (f *cliFailure) Error() string { return fmt.Sprintf("cairn get: exit %d: %s", f.code, f.stderr) }
 
 func TestBothClientsDownloadVerifiedReleases(t *testing.T) {
 	w := newWorld(t)
@@ -133,8 +156,9 @@ func TestBothClientsDownloadVerifiedReleases(t *testing.T) {
 
 // Expectation of one client facing one attack.
 type refusal struct {
-	gotuf  func(error) bool
-	jsExit int
+	gotuf   func(error) bool
+	jsExit  int
+	cliExit int
 }
 
 func isHashMismatch(err error) bool {
@@ -169,6 +193,11 @@ func checkRefused(t *testing.T, c client, path string, want refusal) {
 		if !errors.As(err, &f) || f.ExitCode != want.jsExit {
 			t.Fatalf("tuf-js refused %s with %v, want exit %d", path, err, want.jsExit)
 		}
+	case "cairn":
+		var f *cliFailure
+		if !errors.As(err, &f) || f.code != want.cliExit {
+			t.Fatalf("cairn get refused %s with %v, want exit %d", path, err, want.cliExit)
+		}
 	}
 }
 
@@ -182,7 +211,7 @@ func TestTamperedFileRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range clients(t, w.r) {
-		checkRefused(t, c, w.f2.Path, refusal{isHashMismatch, tufjs.ExitHashMismatch})
+		checkRefused(t, c, w.f2.Path, refusal{isHashMismatch, tufjs.ExitHashMismatch, 1})
 	}
 }
 
@@ -204,7 +233,7 @@ func TestTamperedProjectRoleRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range clients(t, w.r) {
-		checkRefused(t, c, w.f2.Path, refusal{isUnsigned, tufjs.ExitSignature})
+		checkRefused(t, c, w.f2.Path, refusal{isUnsigned, tufjs.ExitSignature, 2})
 	}
 }
 
@@ -233,10 +262,10 @@ func TestProjectRoleByUndelegatedKeyRefused(t *testing.T) {
 	}
 	waitForTimestamp(t, w.r, res.TimestampVersion)
 	for _, c := range clients(t, w.r) {
-		checkRefused(t, c, evil.Path, refusal{isUnsigned, tufjs.ExitSignature})
+		checkRefused(t, c, evil.Path, refusal{isUnsigned, tufjs.ExitSignature, 3})
 		// The genuine releases are also unavailable now (the project role no longer
 		// verifies), which is the correct, fail-closed outcome.
-		checkRefused(t, c, w.f1.Path, refusal{isUnsigned, tufjs.ExitSignature})
+		checkRefused(t, c, w.f1.Path, refusal{isUnsigned, tufjs.ExitSignature, 3})
 	}
 }
 
@@ -256,7 +285,7 @@ func TestRollbackOfTimestampRefused(t *testing.T) {
 	}
 	waitForTimestamp(t, w.r, 3)
 	for _, c := range cs {
-		checkRefused(t, c, w.f1.Path, refusal{isBadVersion, tufjs.ExitPolicy})
+		checkRefused(t, c, w.f1.Path, refusal{isBadVersion, tufjs.ExitPolicy, 4})
 	}
 }
 
