@@ -24,6 +24,7 @@ const (
 	CodeUnauthorized        Code = "unauthorized"
 	CodeForbidden           Code = "forbidden"
 	CodeNotFound            Code = "not_found"
+	CodeMethodNotAllowed    Code = "method_not_allowed"
 	CodeProjectExists       Code = "project_exists"
 	CodeTooLarge            Code = "too_large"
 	CodeDigestMismatch      Code = "digest_mismatch"
@@ -68,6 +69,7 @@ func Codes() []CodeInfo {
 		{CodeUnauthorized, http.StatusUnauthorized, "A valid bearer token is required"},
 		{CodeForbidden, http.StatusForbidden, "The token may not do this"},
 		{CodeNotFound, http.StatusNotFound, "Not found"},
+		{CodeMethodNotAllowed, http.StatusMethodNotAllowed, "The method is not allowed on this path"},
 		{CodeProjectExists, http.StatusConflict, "The project already exists"},
 		{CodeTooLarge, http.StatusRequestEntityTooLarge, "The request is larger than allowed"},
 		{CodeDigestMismatch, http.StatusBadRequest, "The uploaded bytes do not match the digest"},

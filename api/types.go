@@ -110,20 +110,20 @@ type BlobResult struct {
 	Created bool   `json:"created"`
 }
 
-// LogEntry is one entry of the hash-chained audit log. Hash is
-// SHA-256(PrevHash || canonical JSON of the entry without Hash); see tufrepo.AuditHash.
+// LogEntry is one entry of the hash-chained audit log. Hash is SHA-256 over PrevHash and
+// the length-prefixed fields seq, action, role, version, length, sha256, snapshot and time
+// (RFC 3339, UTC, microseconds); tufrepo.AuditHash is the reference.
 type LogEntry struct {
-	Seq       int64     `json:"seq"`
-	Action    string    `json:"action"`
-	Role      string    `json:"role"`
-	Version   int64     `json:"version"`
-	Length    int64     `json:"length"`
-	SHA256    string    `json:"sha256"`
-	Snapshot  int64     `json:"snapshot"`
-	Time      time.Time `json:"time"`
-	PrevHash  string    `json:"prev_hash"`
-	Hash      string    `json:"hash"`
-	Signature string    `json:"-"`
+	Seq      int64     `json:"seq"`
+	Action   string    `json:"action"`
+	Role     string    `json:"role"`
+	Version  int64     `json:"version"`
+	Length   int64     `json:"length"`
+	SHA256   string    `json:"sha256"`
+	Snapshot int64     `json:"snapshot"`
+	Time     time.Time `json:"time"`
+	PrevHash string    `json:"prev_hash"`
+	Hash     string    `json:"hash"`
 }
 
 // Audit log actions.

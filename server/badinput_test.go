@@ -171,6 +171,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 	// Project creation.
 	runBadCases(t, r, []badCase{
 		{name: "no token", method: "POST", path: "/api/v1/projects", body: create("new", 1, aliceKeys, v1(alice)), status: 401, code: api.CodeUnauthorized},
+		{name: "bad wait", method: "POST", path: "/api/v1/projects?wait=forever", token: admin, body: create("new", 1, aliceKeys, v1(alice)), status: 400, code: api.CodeBadRequest, detail: "forever"},
 		{name: "garbage token", method: "POST", path: "/api/v1/projects", token: "cairn_0123456789abcdef_nope", body: create("new", 1, aliceKeys, v1(alice)), status: 401, code: api.CodeUnauthorized},
 		{name: "revoked token", method: "POST", path: "/api/v1/projects", token: revoked, body: create("new", 1, aliceKeys, v1(alice)), status: 401, code: api.CodeUnauthorized},
 		{name: "token without create", method: "POST", path: "/api/v1/projects", token: otherToken, body: create("new", 1, aliceKeys, v1(alice)), status: 403, code: api.CodeForbidden},
@@ -228,6 +229,7 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{name: "token of another project", method: "POST", path: sub, token: otherToken, contentType: js, body: testrepo.Sign(t, good(), alice), status: 403, code: api.CodeForbidden, detail: "demo"},
 		{name: "revoked token", method: "POST", path: sub, token: revoked, contentType: js, body: testrepo.Sign(t, good(), alice), status: 401, code: api.CodeUnauthorized},
 		{name: "unknown project", method: "POST", path: "/api/v1/projects/nope/roles", token: admin, contentType: js, body: testrepo.Sign(t, good(), alice), status: 404, code: api.CodeNotFound},
+		{name: "bad wait", method: "POST", path: sub + "?wait=-1s", token: admin, contentType: js, body: testrepo.Sign(t, good(), alice), status: 400, code: api.CodeBadRequest},
 		{name: "wrong content type", method: "POST", path: sub, token: admin, contentType: "text/plain", body: testrepo.Sign(t, good(), alice), status: 415, code: api.CodeUnsupported},
 		{name: "oversized", method: "POST", path: sub, token: admin, contentType: js, body: bytes.Repeat([]byte(" "), tufrepo.MaxProjectRoleBytes+1), status: 413, code: api.CodeTooLarge},
 		{name: "oversized chunked", method: "POST", path: sub, token: admin, contentType: js, chunked: true, body: bytes.Repeat([]byte(" "), tufrepo.MaxProjectRoleBytes+1), status: 413, code: api.CodeTooLarge},

@@ -364,7 +364,7 @@ func TestOpenAPIUnroutedAnswers(t *testing.T) {
 		code                  api.Code
 	}{
 		{"GET", "/no/such/path", "Any path that no route serves answers 404 `not_found`", api.CodeNotFound},
-		{"DELETE", "/api/v1/projects", "A method that a path does not support answers 400 `bad_request`", api.CodeBadRequest},
+		{"DELETE", "/api/v1/projects", "A method that a path does not support answers 405 `method_not_allowed`", api.CodeMethodNotAllowed},
 	} {
 		if !strings.Contains(strings.Join(strings.Fields(desc), " "), c.promise) {
 			t.Errorf("info.description no longer says %q: update this test with it", c.promise)

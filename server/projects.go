@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -65,6 +66,11 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, api.Errorf(api.CodeForbidden, "token %q may not create projects: use a token created with --can-create", t.Name))
 		return
 	}
+	wait, err := s.parseWait(r)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
 	var req api.CreateProjectRequest
 	if err := decodeJSON(w, r, tufrepo.MaxCreateRequestSize, &req); err != nil {
 		s.refuse(w, r, err)
@@ -85,7 +91,7 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.observeUpload(nil)
 	s.log.Info("project created", "project", d.Name, "token", t.Name, "keys", d.KeyIDs, "threshold", d.Threshold)
-	s.answerSubmit(w, r, d.Name, acc.Version)
+	s.answerSubmit(w, r, d.Name, acc.Version, wait)
 }
 
 // refuse answers a refused write and counts it.
@@ -101,8 +107,15 @@ func (s *Server) submitRole(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if ct := r.Header.Get("Content-Type"); ct != "" && ct != api.MediaJSON {
-		s.refuse(w, r, api.Errorf(api.CodeUnsupported, "content type %q is not accepted: send the signed metadata as %s", ct, api.MediaJSON))
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		if mt, _, err := mime.ParseMediaType(ct); err != nil || mt != api.MediaJSON {
+			s.refuse(w, r, api.Errorf(api.CodeUnsupported, "content type %q is not accepted: send the signed metadata as %s", ct, api.MediaJSON))
+			return
+		}
+	}
+	wait, err := s.parseWait(r)
+	if err != nil {
+		s.refuse(w, r, err)
 		return
 	}
 	raw, err := readBody(w, r, tufrepo.MaxProjectRoleBytes)
@@ -120,22 +133,27 @@ func (s *Server) submitRole(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.observeUpload(nil)
 	s.log.Info("project role accepted", "project", name, "version", acc.Version, "files", len(acc.NewFiles), "token", t.Name, "signed_by", acc.SignedBy)
-	s.answerSubmit(w, r, name, acc.Version)
+	s.answerSubmit(w, r, name, acc.Version, wait)
 }
 
-// answerSubmit kicks the publisher and waits (up to ?wait=, default 30s) until the role
-// version is in a published snapshot: 201 if it is, 202 if the wait ended first.
-func (s *Server) answerSubmit(w http.ResponseWriter, r *http.Request, project string, version int64) {
-	s.publisher.Kick()
-	wait := 30 * time.Second
-	if q := r.URL.Query().Get("wait"); q != "" {
-		d, err := time.ParseDuration(q)
-		if err != nil || d < 0 {
-			d = 0
-		}
-		wait = d
+// parseWait reads ?wait= (a Go duration, default 30s, capped by MaxSubmitWait). It is
+// parsed before anything is stored, so a bad value refuses the whole request.
+func (s *Server) parseWait(r *http.Request) (time.Duration, error) {
+	q := r.URL.Query().Get("wait")
+	if q == "" {
+		return min(30*time.Second, s.cfg.MaxSubmitWait), nil
 	}
-	wait = min(wait, s.cfg.MaxSubmitWait)
+	d, err := time.ParseDuration(q)
+	if err != nil || d < 0 {
+		return 0, api.Errorf(api.CodeBadRequest, "wait=%.40q is not a duration such as 10s or 500ms", q)
+	}
+	return min(d, s.cfg.MaxSubmitWait), nil
+}
+
+// answerSubmit kicks the publisher and waits up to wait until the role version is in a
+// published snapshot: 201 if it is, 202 if the wait ended first.
+func (s *Server) answerSubmit(w http.ResponseWriter, r *http.Request, project string, version int64, wait time.Duration) {
+	s.publisher.Kick()
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
 	res := api.SubmitResult{Project: project, RoleVersion: version, Status: api.StatusStaged}

@@ -25,7 +25,7 @@ func errNotFound(path string) error {
 }
 
 func errMethod(method, path string) error {
-	return api.Errorf(api.CodeBadRequest, "method %s is not allowed on %.200q", method, path)
+	return api.Errorf(api.CodeMethodNotAllowed, "method %s is not allowed on %.200q", method, path)
 }
 
 func (s *Server) routeTUF(r chi.Router) {
