@@ -84,18 +84,19 @@ func (c *metaCache) Refresh(ctx context.Context) error {
 	h := &head{timestamp: ts, snapshot: snap, expires: map[string]time.Time{
 		tufrepo.RoleTimestamp: ts.expires, tufrepo.RoleSnapshot: snap.expires,
 	}}
+	// Only the versions and expiries are read each time; root's bytes only when it moved.
 	for _, role := range []string{tufrepo.RoleRoot, tufrepo.RoleTargets, tufrepo.RoleClaimed, tufrepo.RoleRecentlyClaimed} {
-		if old != nil && role != tufrepo.RoleRecentlyClaimed && role != tufrepo.RoleRoot {
-			h.expires[role] = old.expires[role]
-			continue
-		}
-		m, err := c.db.LatestPublished(ctx, role)
+		v, exp, err := c.db.LatestPublishedVersion(ctx, role)
 		if err != nil {
 			return err
 		}
-		h.expires[role] = m.Expires
+		h.expires[role] = exp
 		if role == tufrepo.RoleRoot {
-			h.root = newMetaFile(m)
+			if old != nil && old.root.version == v {
+				h.root = old.root
+			} else if h.root, err = c.get(ctx, tufrepo.RoleRoot, v); err != nil {
+				return err
+			}
 		}
 	}
 	c.cur.Store(h)

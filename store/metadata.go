@@ -183,6 +183,21 @@ func (db *DB) LatestPublished(ctx context.Context, role string) (*Metadata, erro
 	return m, nil
 }
 
+// LatestPublishedVersion returns the version and expiry of the newest published version
+// of role, without its bytes.
+func (db *DB) LatestPublishedVersion(ctx context.Context, role string) (int64, time.Time, error) {
+	var v int64
+	var exp time.Time
+	err := db.Pool.QueryRow(ctx, `SELECT version, expires FROM metadata WHERE role = $1 AND snapshot_version IS NOT NULL ORDER BY version DESC LIMIT 1`, role).Scan(&v, &exp)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, exp, ErrNotBootstrapped
+	}
+	if err != nil {
+		return 0, exp, fmt.Errorf("reading latest %s version: %w", role, err)
+	}
+	return v, exp, nil
+}
+
 // Heads returns the published snapshot and timestamp versions.
 func (db *DB) Heads(ctx context.Context) (snapshot, timestamp int64, err error) {
 	err = db.Pool.QueryRow(ctx, `SELECT snapshot_version, timestamp_version FROM repo_state WHERE id = 1`).Scan(&snapshot, &timestamp)
