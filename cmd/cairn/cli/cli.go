@@ -103,6 +103,7 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	root.PersistentFlags().StringVar(&a.token, "token", "", "API bearer token for writes (default: $CAIRN_TOKEN)")
 	root.AddCommand(a.initCommand(), a.keyCommand(), a.projectCommand(), a.uploadCommand(),
 		a.releasesCommand(), a.getCommand(), a.logCommand())
+	root.AddCommand(a.adminCommand())
 	return root
 }
 
