@@ -3,9 +3,12 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -64,7 +67,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 // resolve applies the config file and the environment to every flag not set on the
 // command line.
 func resolve(fs *pflag.FlagSet, configFile string, getenv func(string) string) error {
-	file := map[string]any{}
+	file := map[string]json.RawMessage{}
 	if configFile == "" {
 		configFile = getenv("CAIRN_CONFIG")
 	}
@@ -79,32 +82,66 @@ func resolve(fs *pflag.FlagSet, configFile string, getenv func(string) string) e
 	}
 	known := map[string]bool{}
 	var ferr error
+	fail := func(err error) {
+		if ferr == nil {
+			ferr = err
+		}
+	}
 	fs.VisitAll(func(f *pflag.Flag) {
 		key := strings.ReplaceAll(f.Name, "-", "_")
+		if f.Name == "config" {
+			return // not settable from the config file itself
+		}
 		known[key] = true
-		if f.Changed || f.Name == "config" {
+		if f.Changed {
 			return
 		}
-		val := ""
-		if v, ok := file[key]; ok {
-			val = fmt.Sprint(v)
-			if fv, isFloat := v.(float64); isFloat {
-				val = fmt.Sprintf("%.0f", fv)
+		val, src, set := "", "", false
+		if raw, ok := file[key]; ok {
+			v, err := scalar(raw)
+			if err != nil {
+				fail(fmt.Errorf("config file %s: %q (--%s): %w", configFile, key, f.Name, err))
+				return
 			}
+			val, src, set = v, fmt.Sprintf("config file %s key %q", configFile, key), true
 		}
-		if v := getenv("CAIRN_" + strings.ToUpper(key)); v != "" {
-			val = v
+		env := "CAIRN_" + strings.ToUpper(key)
+		if v := getenv(env); v != "" {
+			val, src, set = v, "environment variable "+env, true
 		}
-		if val != "" {
-			if err := f.Value.Set(val); err != nil && ferr == nil {
-				ferr = fmt.Errorf("setting %s from config or environment: %w", f.Name, err)
+		if set {
+			if err := f.Value.Set(val); err != nil {
+				fail(fmt.Errorf("--%s: bad value %q from %s: %w", f.Name, val, src, err))
 			}
 		}
 	})
 	for k := range file {
-		if !known[k] && ferr == nil {
-			ferr = fmt.Errorf("config file %s: unknown key %q", configFile, k)
+		if !known[k] {
+			fail(fmt.Errorf("config file %s: unknown key %q", configFile, k))
 		}
 	}
 	return ferr
+}
+
+// scalar turns a config file value into the text a flag parses: strings as they are,
+// numbers exactly as written (so 1.5 is not rounded into an integer flag), booleans.
+func scalar(raw json.RawMessage) (string, error) {
+	d := json.NewDecoder(bytes.NewReader(raw))
+	d.UseNumber()
+	var v any
+	if err := d.Decode(&v); err != nil {
+		return "", err
+	}
+	switch x := v.(type) {
+	case string:
+		return x, nil
+	case json.Number:
+		return x.String(), nil
+	case bool:
+		return strconv.FormatBool(x), nil
+	case nil:
+		return "", errors.New("null is not a value: remove the key to use the default")
+	default:
+		return "", errors.New("want a string, number or boolean")
+	}
 }

@@ -43,7 +43,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(stdout, stderr, getenv), migrateCmd(getenv), bootstrapCmd(stdout, getenv), tokenCmd(stdout, getenv), keysCmd(stdout, getenv),
+	root.AddCommand(serveCmd(stdout, stderr, getenv), migrateCmd(stderr, getenv), bootstrapCmd(stdout, stderr, getenv), tokenCmd(stdout, stderr, getenv), keysCmd(stdout, getenv),
 		&cobra.Command{Use: "version", Short: "Print the version", Run: func(*cobra.Command, []string) { fmt.Fprintln(stdout, Version) }})
 	return root
 }
@@ -239,10 +239,10 @@ Point the cairn CLI at it:
 	})
 }
 
-func migrateCmd(getenv func(string) string) *cobra.Command {
+func migrateCmd(stderr io.Writer, getenv func(string) string) *cobra.Command {
 	cmd := &cobra.Command{Use: "migrate", Short: "Apply the embedded database migrations", Args: cobra.NoArgs}
 	return withConfig(cmd, getenv, func(ctx context.Context, c *Config) error {
-		db, err := openDB(ctx, c, true, newLogger(os.Stderr, c.LogLevel))
+		db, err := openDB(ctx, c, true, newLogger(stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}
@@ -251,7 +251,7 @@ func migrateCmd(getenv func(string) string) *cobra.Command {
 	})
 }
 
-func bootstrapCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
+func bootstrapCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
 	var dir string
 	cmd := &cobra.Command{
 		Use:   "bootstrap --metadata DIR",
@@ -281,7 +281,10 @@ func bootstrapCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(os.Stderr, c.LogLevel))
+		if err := tufrepo.CheckOnlineKeys(off.Root, off.Targets, signers); err != nil {
+			return err
+		}
+		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}
@@ -294,7 +297,7 @@ func bootstrapCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	})
 }
 
-func tokenCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
+func tokenCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command {
 	cmd := &cobra.Command{Use: "token", Short: "Create, list and revoke API tokens"}
 	var spec store.NewTokenSpec
 	create := &cobra.Command{Use: "create --name N [--admin|--can-create] [--project P…]", Short: "Create a token and print it (shown once)", Args: cobra.NoArgs}
@@ -311,7 +314,7 @@ func tokenCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 				return err
 			}
 		}
-		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(os.Stderr, c.LogLevel))
+		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}
@@ -320,13 +323,13 @@ func tokenCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "created token %s (%s); it is shown once:\n", t.ID, t.Name)
+		fmt.Fprintf(stderr, "created token %s (%s); it is shown once:\n", t.ID, t.Name)
 		fmt.Fprintln(stdout, secret)
 		return nil
 	}))
 	list := &cobra.Command{Use: "list", Short: "List tokens (never their secrets)", Args: cobra.NoArgs}
 	cmd.AddCommand(withConfig(list, getenv, func(ctx context.Context, c *Config) error {
-		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(os.Stderr, c.LogLevel))
+		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}
@@ -341,7 +344,7 @@ func tokenCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	}))
 	revoke := &cobra.Command{Use: "revoke ID", Short: "Revoke a token", Args: cobra.ExactArgs(1)}
 	cmd.AddCommand(withConfig(revoke, getenv, func(ctx context.Context, c *Config) error {
-		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(os.Stderr, c.LogLevel))
+		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}
