@@ -124,7 +124,7 @@ func CodeExit(c api.Code) ExitCode {
 		api.CodePathOutsideProject, api.CodeDelegationForbidden, api.CodeTooMany, api.CodeTooLarge,
 		api.CodeProjectExists, api.CodeBlobMissing, api.CodeUnauthorized, api.CodeForbidden:
 		return ExitPolicy
-	case api.CodeBadRequest, api.CodeMalformedJSON, api.CodeMalformedMetadata, api.CodeInvalidName,
+	case api.CodeBadRequest, api.CodeMethodNotAllowed, api.CodeMalformedJSON, api.CodeMalformedMetadata, api.CodeInvalidName,
 		api.CodeInvalidPath, api.CodeInvalidKey, api.CodeInvalidThreshold, api.CodeUnsupported:
 		return ExitMalformed
 	default:
