@@ -127,3 +127,18 @@ func signedOf(raw []byte) (json.RawMessage, error) {
 	}
 	return env.Signed, nil
 }
+
+// Probe signs a test message and verifies the signature against the signer's public key,
+// so that an unreachable KMS or a key that does not match is found at start-up, not at the
+// first publish.
+func (o *OnlineSigner) Probe(ctx context.Context) error {
+	msg := []byte("cairn online signer probe")
+	sig, err := o.Sign(ctx, msg)
+	if err != nil {
+		return err
+	}
+	if err := verifySig(o.Key, msg, sig.Signature); err != nil {
+		return fmt.Errorf("key %s: the signer's signature does not verify with its public key: %w", o.KeyID, err)
+	}
+	return nil
+}

@@ -109,6 +109,9 @@ func loadSigners(ctx context.Context, c *Config, getenv func(string) string) (tu
 		if *k.dst, err = tufrepo.NewOnlineSigner(ctx, sv); err != nil {
 			return s, fmt.Errorf("%s key: %w", k.role, err)
 		}
+		if err := (*k.dst).Probe(ctx); err != nil {
+			return s, fmt.Errorf("%s key is not usable: %w", k.role, err)
+		}
 	}
 	return s, nil
 }
