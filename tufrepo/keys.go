@@ -81,8 +81,10 @@ func KeyFromAPI(k api.Key) (*metadata.Key, error) {
 	switch {
 	case k.KeyType == metadata.KeyTypeEd25519 && k.Scheme == metadata.KeySchemeEd25519:
 		b, err := hex.DecodeString(k.KeyVal.Public)
-		if err != nil || len(b) != ed25519.PublicKeySize {
-			return nil, api.Errorf(api.CodeInvalidKey, "ed25519 key must be %d bytes in hex", ed25519.PublicKeySize)
+		if err != nil || len(b) != ed25519.PublicKeySize || k.KeyVal.Public != strings.ToLower(k.KeyVal.Public) {
+			// Lowercase only: the key ID hashes the hex text, so one key in two cases would
+			// be two key IDs for one signer.
+			return nil, api.Errorf(api.CodeInvalidKey, "ed25519 key must be %d bytes in lowercase hex", ed25519.PublicKeySize)
 		}
 	case (k.KeyType == metadata.KeyTypeECDSA_SHA2_P256 || k.KeyType == metadata.KeyTypeECDSA_SHA2_P256_COMPAT) &&
 		k.Scheme == metadata.KeySchemeECDSA_SHA2_P256:
@@ -199,6 +201,9 @@ func (kf *KeyFile) Decrypt(passphrase []byte) (crypto.Signer, error) {
 	}
 	if KeyID(pk) != kf.KeyID {
 		return nil, fmt.Errorf("key file %q: private key does not match key ID %s", kf.Name, kf.KeyID)
+	}
+	if pub, err := kf.TUFKey(); err != nil || KeyID(pub) != kf.KeyID {
+		return nil, fmt.Errorf("key file %q: its public key does not match key ID %s", kf.Name, kf.KeyID)
 	}
 	return s, nil
 }

@@ -75,7 +75,7 @@ func ValidateProjectName(name string) error {
 	case len(name) > MaxNameLength:
 		return api.Errorf(api.CodeInvalidName, "project name %.20q… is %d characters; at most %d are allowed", name, len(name), MaxNameLength)
 	case !projectNameRE.MatchString(name):
-		if n := strings.ToLower(name); n != name && projectNameRE.MatchString(n) {
+		if n := strings.ToLower(name); n != name && projectNameRE.MatchString(n) && len(n) <= MaxNameLength && !IsReservedRole(n) {
 			return api.Errorf(api.CodeInvalidName, "project name %q is not normalised: use %q", name, n)
 		}
 		return api.Errorf(api.CodeInvalidName, "project name %q is not allowed: use lowercase letters, digits, '.', '_' and '-', starting with a letter or digit", name)

@@ -43,7 +43,8 @@ type MetadataVersion struct {
 // cluster-wide publisher lock. Everything it writes commits or rolls back together.
 type PublishTx interface {
 	Head(ctx context.Context) (Head, error)
-	// StagedRoles returns role versions accepted but not yet in a snapshot.
+	// StagedRoles returns role versions accepted but not yet in a snapshot, ordered by role
+	// and ascending version (the snapshot lists the last one of each role).
 	StagedRoles(ctx context.Context) ([]StagedRole, error)
 	// UndelegatedProjects lists projects whose delegation is not yet published.
 	UndelegatedProjects(ctx context.Context) ([]string, error)
@@ -218,7 +219,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 			return res, err
 		}
 		v := head.RCVersion + 1
-		exp := now.Add(RecentlyClaimedExpiry)
+		exp := now.Add(RecentlyClaimedExpiry).Truncate(time.Second)
 		signed, err := BuildDelegator(v, exp, projects)
 		if err != nil {
 			return res, fmt.Errorf("building recently-claimed: %w", err)
@@ -235,7 +236,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	}
 	snapRaw := head.SnapshotRaw
 	if needSnap {
-		exp := now.Add(SnapshotExpiry)
+		exp := now.Add(SnapshotExpiry).Truncate(time.Second)
 		raw, err := SignEnvelope(ctx, p.index.EncodeSigned(snapV, exp), p.Signers.Snapshot)
 		if err != nil {
 			return res, err

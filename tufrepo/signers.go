@@ -2,6 +2,7 @@ package tufrepo
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -22,7 +23,12 @@ import (
 func SignerFromURI(ctx context.Context, uri string, getenv func(string) string) (signature.Signer, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
-		return nil, fmt.Errorf("parsing key URI: %w", err)
+		// Not %w: url.Error quotes the whole URI, which may carry a PIN or token.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("parsing key URI: %v", err)
 	}
 	switch u.Scheme {
 	case "file":

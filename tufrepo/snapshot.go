@@ -22,8 +22,9 @@ type MetaEntry struct {
 // go-tuf's generic canonical encoder costs ~15 µs per entry (1.5 s at 100k projects);
 // this writes the same bytes in well under a microsecond per entry.
 type SnapshotIndex struct {
-	entries []MetaEntry // sorted by Name, bytewise (the canonical JSON key order)
-	added   []MetaEntry // new names, merged in on the next Encode
+	entries []MetaEntry    // sorted by Name, bytewise (the canonical JSON key order)
+	added   []MetaEntry    // new names, merged in on the next Encode
+	addedAt map[string]int // name → index in added
 }
 
 // Set records the version and length of role.
@@ -33,12 +34,14 @@ func (s *SnapshotIndex) Set(role string, version, length int64) {
 		s.entries[i].Version, s.entries[i].Length = version, length
 		return
 	}
-	for i := range s.added {
-		if s.added[i].Name == name {
-			s.added[i].Version, s.added[i].Length = version, length
-			return
-		}
+	if i, ok := s.addedAt[name]; ok {
+		s.added[i].Version, s.added[i].Length = version, length
+		return
 	}
+	if s.addedAt == nil {
+		s.addedAt = map[string]int{}
+	}
+	s.addedAt[name] = len(s.added)
 	s.added = append(s.added, MetaEntry{Name: name, Version: version, Length: length})
 }
 
@@ -82,6 +85,7 @@ func (s *SnapshotIndex) merge() {
 	merged = append(merged, s.entries[i:]...)
 	merged = append(merged, s.added[j:]...)
 	s.entries, s.added = merged, s.added[:0]
+	clear(s.addedAt)
 }
 
 // FormatExpires renders an expiry as TUF and go-tuf do (RFC 3339, UTC, whole seconds).

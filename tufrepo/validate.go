@@ -171,6 +171,9 @@ func VerifyThreshold(md *metadata.Metadata[metadata.TargetsType], d ProjectDeleg
 		return nil, api.Wrap(api.CodeMalformedMetadata, err, "project role %q cannot be canonicalised", d.Name)
 	}
 	var valid, unknown, bad []string
+	// Distinct public keys, not key IDs, count (as in go-tuf): one key listed under two
+	// key IDs is still one maintainer.
+	seen := map[string]bool{}
 	for _, sig := range md.Signatures {
 		k, ok := d.Keys[sig.KeyID]
 		if !ok || !slices.Contains(d.KeyIDs, sig.KeyID) {
@@ -181,9 +184,12 @@ func VerifyThreshold(md *metadata.Metadata[metadata.TargetsType], d ProjectDeleg
 			bad = append(bad, sig.KeyID)
 			continue
 		}
-		if !slices.Contains(valid, sig.KeyID) {
-			valid = append(valid, sig.KeyID)
+		fp, err := Fingerprint(k)
+		if err != nil || seen[fp] {
+			continue
 		}
+		seen[fp] = true
+		valid = append(valid, sig.KeyID)
 	}
 	if len(valid) >= d.Threshold {
 		delegator := metadata.Targets()
