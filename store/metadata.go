@@ -222,12 +222,12 @@ type publishTx struct{ tx pgx.Tx }
 func (p publishTx) Head(ctx context.Context) (tufrepo.Head, error) {
 	var h tufrepo.Head
 	err := p.tx.QueryRow(ctx, `
-		SELECT s.snapshot_version, s.timestamp_version, sn.raw, sn.expires, ts.expires, rc.version, rc.expires
+		SELECT s.snapshot_version, s.timestamp_version, sn.expires, ts.expires, rc.version, rc.expires
 		FROM repo_state s
 		JOIN metadata sn ON sn.role = 'snapshot' AND sn.version = s.snapshot_version
 		JOIN metadata ts ON ts.role = 'timestamp' AND ts.version = s.timestamp_version
 		JOIN LATERAL (SELECT version, expires FROM metadata WHERE role = 'recently-claimed' ORDER BY version DESC LIMIT 1) rc ON true
-		WHERE s.id = 1`).Scan(&h.SnapshotVersion, &h.TimestampVersion, &h.SnapshotRaw, &h.SnapshotExpires, &h.TimestampExpires, &h.RCVersion, &h.RCExpires)
+		WHERE s.id = 1`).Scan(&h.SnapshotVersion, &h.TimestampVersion, &h.SnapshotExpires, &h.TimestampExpires, &h.RCVersion, &h.RCExpires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return h, ErrNotBootstrapped
 	}
@@ -235,6 +235,14 @@ func (p publishTx) Head(ctx context.Context) (tufrepo.Head, error) {
 		return h, fmt.Errorf("reading published head: %w", err)
 	}
 	return h, nil
+}
+
+func (p publishTx) SnapshotRaw(ctx context.Context, version int64) ([]byte, error) {
+	var raw []byte
+	if err := p.tx.QueryRow(ctx, `SELECT raw FROM metadata WHERE role = 'snapshot' AND version = $1`, version).Scan(&raw); err != nil {
+		return nil, fmt.Errorf("reading snapshot %d: %w", version, err)
+	}
+	return raw, nil
 }
 
 func (p publishTx) StagedRoles(ctx context.Context) ([]tufrepo.StagedRole, error) {

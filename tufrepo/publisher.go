@@ -12,7 +12,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
-// Head is the published state the publisher starts from.
+// Head is the published state the publisher starts from. SnapshotRaw is not filled by
+// PublishTx.Head (the snapshot can be megabytes); the publisher reads it only when needed.
 type Head struct {
 	SnapshotVersion  int64
 	SnapshotRaw      []byte
@@ -43,6 +44,8 @@ type MetadataVersion struct {
 // cluster-wide publisher lock. Everything it writes commits or rolls back together.
 type PublishTx interface {
 	Head(ctx context.Context) (Head, error)
+	// SnapshotRaw returns the bytes of a published snapshot version.
+	SnapshotRaw(ctx context.Context, version int64) ([]byte, error)
 	// StagedRoles returns role versions accepted but not yet in a snapshot, ordered by role
 	// and ascending version (the snapshot lists the last one of each role).
 	StagedRoles(ctx context.Context) ([]StagedRole, error)
@@ -96,6 +99,7 @@ type Publisher struct {
 	// index mirrors the snapshot at indexVersion; -1 forces a reload from the database.
 	index        *SnapshotIndex
 	indexVersion int64
+	snapRaw      []byte // the bytes of snapshot indexVersion
 }
 
 // NewPublisher builds a publisher.
@@ -175,11 +179,15 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 		return PublishResult{}, err
 	}
 	if p.indexVersion != head.SnapshotVersion {
-		idx, _, err := ParseSnapshot(head.SnapshotRaw)
+		raw, err := tx.SnapshotRaw(ctx, head.SnapshotVersion)
 		if err != nil {
 			return PublishResult{}, err
 		}
-		p.index, p.indexVersion = idx, head.SnapshotVersion
+		idx, _, err := ParseSnapshot(raw)
+		if err != nil {
+			return PublishResult{}, err
+		}
+		p.index, p.indexVersion, p.snapRaw = idx, head.SnapshotVersion, raw
 	}
 	// From here on the index is changed in place; a failure resets indexVersion.
 	p.indexVersion = -1
@@ -234,7 +242,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 		p.index.Set(RoleRecentlyClaimed, v, int64(len(raw)))
 		log(api.ActionSigned, RoleRecentlyClaimed, v, raw)
 	}
-	snapRaw := head.SnapshotRaw
+	snapRaw := p.snapRaw
 	if needSnap {
 		exp := now.Add(SnapshotExpiry).Truncate(time.Second)
 		raw, err := SignEnvelope(ctx, p.index.EncodeSigned(snapV, exp), p.Signers.Snapshot)
@@ -276,7 +284,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	default:
 		res.Reason = "refresh-timestamp"
 	}
-	p.indexVersion = snapV
+	p.indexVersion, p.snapRaw = snapV, snapRaw
 	return res, nil
 }
 

@@ -129,8 +129,18 @@ func (tx *fakeTx) Head(ctx context.Context) (Head, error) {
 		return Head{}, err
 	}
 	h := tx.s.head
-	h.SnapshotRaw = slices.Clone(h.SnapshotRaw)
+	h.SnapshotRaw = nil // the real store does not read the bytes here
 	return h, nil
+}
+
+func (tx *fakeTx) SnapshotRaw(ctx context.Context, version int64) ([]byte, error) {
+	if err := tx.s.fail("SnapshotRaw"); err != nil {
+		return nil, err
+	}
+	if version != tx.s.head.SnapshotVersion {
+		return nil, fmt.Errorf("fake: snapshot %d is not the head", version)
+	}
+	return slices.Clone(tx.s.head.SnapshotRaw), nil
 }
 
 func (tx *fakeTx) StagedRoles(ctx context.Context) ([]StagedRole, error) {
