@@ -40,6 +40,10 @@ const (
 	CodeKeyNotDelegated     Code = "key_not_delegated"
 	CodeThresholdNotMet     Code = "threshold_not_met"
 	CodeDelegationForbidden Code = "delegation_forbidden"
+	CodeProposalExists      Code = "proposal_exists"
+	CodeProposalStale       Code = "proposal_stale"
+	CodeProposalExpired     Code = "proposal_expired"
+	CodeSignatureRepeated   Code = "signature_repeated"
 	CodeTooMany             Code = "too_many"
 	CodeUnsupported         Code = "unsupported"
 	CodeNotBootstrapped     Code = "not_bootstrapped"
@@ -85,6 +89,10 @@ func Codes() []CodeInfo {
 		{CodeKeyNotDelegated, http.StatusForbidden, "The metadata is signed by a key the project does not delegate to"},
 		{CodeThresholdNotMet, http.StatusUnprocessableEntity, "Not enough maintainer signatures"},
 		{CodeDelegationForbidden, http.StatusUnprocessableEntity, "Project roles may not delegate"},
+		{CodeProposalExists, http.StatusConflict, "A proposal for this project version is already open"},
+		{CodeProposalStale, http.StatusConflict, "The proposal no longer applies: another version was published first"},
+		{CodeProposalExpired, http.StatusGone, "The proposal has expired"},
+		{CodeSignatureRepeated, http.StatusConflict, "This key has already signed the proposal"},
 		{CodeTooMany, http.StatusUnprocessableEntity, "Too many items"},
 		{CodeUnsupported, http.StatusUnsupportedMediaType, "Unsupported content type or algorithm"},
 		{CodeNotBootstrapped, http.StatusServiceUnavailable, "The repository has not been bootstrapped"},

@@ -91,16 +91,48 @@ type SubmitResult struct {
 	Project     string `json:"project"`
 	RoleVersion int64  `json:"role_version"`
 	// Status is "published" once a snapshot includes the role version, "staged" if the
-	// wait ended first.
+	// wait ended first, "pending" if it is a proposal that needs more maintainer
+	// signatures (Signatures of Threshold so far).
 	Status           string `json:"status"`
 	SnapshotVersion  int64  `json:"snapshot_version,omitempty"`
 	TimestampVersion int64  `json:"timestamp_version,omitempty"`
+	Signatures       int    `json:"signatures,omitempty"`
+	Threshold        int    `json:"threshold,omitempty"`
+}
+
+// Proposal is a project role version waiting for co-signers.
+type Proposal struct {
+	Project string `json:"project"`
+	Version int64  `json:"version"`
+	// ProposedBy is the key ID of the first signer; SignedBy every key ID that has signed.
+	ProposedBy string    `json:"proposed_by"`
+	SignedBy   []string  `json:"signed_by"`
+	Threshold  int       `json:"threshold"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	// Metadata is the role version with the signatures so far: co-signers sign the exact
+	// bytes of its "signed" value.
+	Metadata []byte `json:"metadata"`
+}
+
+// ProposalList is a project's open proposals.
+type ProposalList struct {
+	Project   string     `json:"project"`
+	Proposals []Proposal `json:"proposals"`
+}
+
+// CoSignRequest adds one signature to a proposal.
+type CoSignRequest struct {
+	KeyID string `json:"keyid"`
+	// Sig is the hex signature over the canonical JSON of the proposal's "signed" value.
+	Sig string `json:"sig"`
 }
 
 // Submission statuses.
 const (
 	StatusStaged    = "staged"
 	StatusPublished = "published"
+	StatusPending   = "pending"
 )
 
 // BlobResult answers a blob upload.

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/hex"
 	"mime"
 	"net/http"
 	"slices"
@@ -21,6 +22,8 @@ func (s *Server) routeProjects(r chi.Router) {
 	r.Get("/projects/{name}", s.getProject)
 	r.Post("/projects/{name}/roles", s.submitRole)
 	r.Get("/projects/{name}/roles/{version}", s.roleStatus)
+	r.Get("/projects/{name}/pending", s.listPending)
+	r.Post("/projects/{name}/pending/{version}/signatures", s.coSign)
 	r.Get("/projects/{name}/releases", s.listReleases)
 	r.Get("/projects/{name}/releases/{version}", s.getRelease)
 }
@@ -83,15 +86,15 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	acc, err := s.db.CreateProject(r.Context(), store.NewProject{Delegation: d, TokenID: t.ID}, func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
-		return tufrepo.ValidateProjectRole(req.Metadata, st, now, blobs)
+		return tufrepo.ValidateProposal(req.Metadata, st, now, blobs)
 	})
 	if err != nil {
 		s.refuse(w, r, err)
 		return
 	}
 	s.metrics.observeUpload(nil)
-	s.log.Info("project created", "project", d.Name, "token", t.Name, "keys", d.KeyIDs, "threshold", d.Threshold)
-	s.answerSubmit(w, r, d.Name, acc.Version, wait)
+	s.log.Info("project created", "project", d.Name, "token", t.Name, "keys", d.KeyIDs, "threshold", d.Threshold, "complete", acc.Complete())
+	s.answerSubmit(w, r, d.Name, acc, wait)
 }
 
 // refuse answers a refused write and counts it.
@@ -125,15 +128,15 @@ func (s *Server) submitRole(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	acc, err := s.db.SubmitRole(r.Context(), name, func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
-		return tufrepo.ValidateProjectRole(raw, st, now, blobs)
+		return tufrepo.ValidateProposal(raw, st, now, blobs)
 	})
 	if err != nil {
 		s.refuse(w, r, err)
 		return
 	}
 	s.metrics.observeUpload(nil)
-	s.log.Info("project role accepted", "project", name, "version", acc.Version, "files", len(acc.NewFiles), "token", t.Name, "signed_by", acc.SignedBy)
-	s.answerSubmit(w, r, name, acc.Version, wait)
+	s.log.Info("project role accepted", "project", name, "version", acc.Version, "files", len(acc.NewFiles), "token", t.Name, "signed_by", acc.SignedBy, "complete", acc.Complete())
+	s.answerSubmit(w, r, name, acc, wait)
 }
 
 // parseWait reads ?wait= (a Go duration, default 30s, capped by MaxSubmitWait). It is
@@ -150,9 +153,15 @@ func (s *Server) parseWait(r *http.Request) (time.Duration, error) {
 	return min(d, s.cfg.MaxSubmitWait), nil
 }
 
-// answerSubmit kicks the publisher and waits up to wait until the role version is in a
-// published snapshot: 201 if it is, 202 if the wait ended first.
-func (s *Server) answerSubmit(w http.ResponseWriter, r *http.Request, project string, version int64, wait time.Duration) {
+// answerSubmit answers an accepted role version. A proposal that needs co-signers is 202
+// "pending" at once; a complete version kicks the publisher and waits up to wait until it
+// is in a published snapshot: 201 if it is, 202 "staged" if the wait ended first.
+func (s *Server) answerSubmit(w http.ResponseWriter, r *http.Request, project string, acc *tufrepo.AcceptedRole, wait time.Duration) {
+	version := acc.Version
+	if !acc.Complete() {
+		writeJSON(w, http.StatusAccepted, api.SubmitResult{Project: project, RoleVersion: version, Status: api.StatusPending, Signatures: len(acc.SignedBy), Threshold: acc.Threshold})
+		return
+	}
 	s.publisher.Kick()
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
@@ -266,4 +275,55 @@ func (s *Server) getRelease(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.writeError(w, r, api.Errorf(api.CodeNotFound, "project %q has no release %q", name, version))
+}
+
+func (s *Server) listPending(w http.ResponseWriter, r *http.Request) {
+	pl, err := s.db.Proposals(r.Context(), chi.URLParam(r, "name"), s.now())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, pl)
+}
+
+// coSign adds a maintainer's signature to a proposal. Like any write it needs a token for
+// the project; the signature itself is what authorises the change.
+func (s *Server) coSign(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "name")
+	t, err := s.authorizeProject(r, name)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	version, err := strconv.ParseInt(chi.URLParam(r, "version"), 10, 64)
+	if err != nil || version < 1 {
+		s.refuse(w, r, api.Errorf(api.CodeBadRequest, "proposal version must be a positive integer"))
+		return
+	}
+	wait, err := s.parseWait(r)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	var req api.CoSignRequest
+	if err := decodeJSON(w, r, 4096, &req); err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	sig, err := hex.DecodeString(req.Sig)
+	if err != nil || len(sig) == 0 || len(sig) > 512 || !store.ValidSHA256(req.KeyID) {
+		s.refuse(w, r, api.Errorf(api.CodeMalformedJSON, "keyid must be 64 lowercase hex digits and sig a hex signature"))
+		return
+	}
+	now := s.now()
+	acc, err := s.db.CoSign(r.Context(), name, version, metadata.Signature{KeyID: req.KeyID, Signature: sig}, now, func(raw []byte, st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
+		return tufrepo.ValidateProposal(raw, st, now, blobs)
+	})
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	s.metrics.observeUpload(nil)
+	s.log.Info("proposal co-signed", "project", name, "version", version, "key", req.KeyID, "token", t.Name, "signatures", len(acc.SignedBy), "threshold", acc.Threshold)
+	s.answerSubmit(w, r, name, acc, wait)
 }

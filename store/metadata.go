@@ -257,7 +257,7 @@ func (p publishTx) StagedRoles(ctx context.Context) ([]tufrepo.StagedRole, error
 }
 
 func (p publishTx) UndelegatedProjects(ctx context.Context) ([]string, error) {
-	rows, err := p.tx.Query(ctx, `SELECT name FROM projects WHERE NOT delegated ORDER BY name`)
+	rows, err := p.tx.Query(ctx, `SELECT name FROM projects WHERE NOT delegated AND role_version > 0 ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing new projects: %w", err)
 	}
@@ -265,7 +265,7 @@ func (p publishTx) UndelegatedProjects(ctx context.Context) ([]string, error) {
 }
 
 func (p publishTx) RecentlyClaimed(ctx context.Context) ([]tufrepo.ProjectDelegation, error) {
-	rows, err := p.tx.Query(ctx, `SELECT name, keys, keyids, threshold FROM projects WHERE delegator = 'recently-claimed' ORDER BY name`)
+	rows, err := p.tx.Query(ctx, `SELECT name, keys, keyids, threshold FROM projects WHERE delegator = 'recently-claimed' AND role_version > 0 ORDER BY name`)
 	if err != nil {
 		return nil, fmt.Errorf("listing recently-claimed projects: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/jackc/pgx/v5"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // Validator checks a submitted project role version against the project's state; blobs
@@ -52,15 +53,21 @@ func (db *DB) CreateProject(ctx context.Context, np NewProject, validate Validat
 		if err != nil {
 			return err
 		}
+		// A project whose first version still needs co-signers has role_version 0: it is
+		// not delegated until that version is complete.
+		roleVersion := a.Version
+		if !a.Complete() {
+			roleVersion = 0
+		}
 		_, err = tx.Exec(ctx, `INSERT INTO projects (name, canonical_name, delegator, threshold, keys, keyids, role_version) VALUES ($1,$2,'recently-claimed',$3,$4,$5,$6)`,
-			d.Name, tufrepo.CanonicalProjectName(d.Name), d.Threshold, keys, d.KeyIDs, a.Version)
+			d.Name, tufrepo.CanonicalProjectName(d.Name), d.Threshold, keys, d.KeyIDs, roleVersion)
 		if isUniqueViolation(err) {
 			return api.Errorf(api.CodeProjectExists, "project %q already exists", d.Name)
 		}
 		if err != nil {
 			return fmt.Errorf("storing project %s: %w", d.Name, err)
 		}
-		if err := stageRole(ctx, tx, d.Name, a); err != nil {
+		if err := stageOrPropose(ctx, tx, d.Name, a, time.Now()); err != nil {
 			return err
 		}
 		if np.TokenID != "" {
@@ -75,7 +82,8 @@ func (db *DB) CreateProject(ctx context.Context, np NewProject, validate Validat
 }
 
 // SubmitRole validates the next version of a project role under a per-project row lock
-// and stages it. Nothing is stored when it returns an error.
+// and stages it, or, if it carries fewer than the threshold of signatures, keeps it as a
+// proposal (AcceptedRole.Complete tells which). Nothing is stored when it returns an error.
 func (db *DB) SubmitRole(ctx context.Context, project string, validate Validator) (*tufrepo.AcceptedRole, error) {
 	var acc *tufrepo.AcceptedRole
 	err := db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
@@ -87,16 +95,153 @@ func (db *DB) SubmitRole(ctx context.Context, project string, validate Validator
 		if err != nil {
 			return err
 		}
-		if err := stageRole(ctx, tx, project, a); err != nil {
+		if err := stageOrPropose(ctx, tx, project, a, time.Now()); err != nil {
 			return err
-		}
-		if _, err := tx.Exec(ctx, `UPDATE projects SET role_version = $2 WHERE name = $1`, project, a.Version); err != nil {
-			return fmt.Errorf("updating project %s: %w", project, err)
 		}
 		acc = a
 		return nil
 	})
 	return acc, err
+}
+
+// stageOrPropose stages a complete role version, or stores an incomplete one as the
+// project's proposal for that version.
+func stageOrPropose(ctx context.Context, tx pgx.Tx, project string, a *tufrepo.AcceptedRole, now time.Time) error {
+	if a.Complete() {
+		if err := stageRole(ctx, tx, project, a); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `UPDATE projects SET role_version = $2 WHERE name = $1`, project, a.Version)
+		if err != nil {
+			return fmt.Errorf("updating project %s: %w", project, err)
+		}
+		return nil
+	}
+	var exp time.Time
+	var n int
+	err := tx.QueryRow(ctx, `SELECT expires_at, jsonb_array_length(signatures) FROM proposals WHERE project = $1 AND version = $2 FOR UPDATE`, project, a.Version).Scan(&exp, &n)
+	switch {
+	case err == nil && exp.After(now):
+		return api.Errorf(api.CodeProposalExists, "project %q already has an open proposal for version %d (%d of %d signatures, expires %s): co-sign it with `cairn sign %s`, or wait until it expires", project, a.Version, n, a.Threshold, exp.UTC().Format(time.RFC3339), project)
+	case err == nil:
+		if _, err := tx.Exec(ctx, `DELETE FROM proposals WHERE project = $1 AND version = $2`, project, a.Version); err != nil {
+			return fmt.Errorf("removing expired proposal: %w", err)
+		}
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("reading proposals of %s: %w", project, err)
+	}
+	sigs, err := json.Marshal(a.Signatures)
+	if err != nil {
+		return err
+	}
+	expires := now.Add(tufrepo.ProposalLifetime)
+	if limit := a.Expires.Add(-tufrepo.MinProjectRoleLifetime); limit.Before(expires) {
+		expires = limit
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO proposals (project, version, signed, signatures, proposed_by, expires_at) VALUES ($1,$2,$3,$4,$5,$6)`,
+		project, a.Version, []byte(a.Signed), sigs, a.SignedBy[0], expires)
+	if err != nil {
+		return fmt.Errorf("storing proposal for %s version %d: %w", project, a.Version, err)
+	}
+	return nil
+}
+
+// CoSign adds sig to the open proposal for version of project. validate re-checks the
+// proposal with every signature (tufrepo.ValidateProposal). At the threshold the version
+// is staged and the proposal removed. Nothing is stored when it returns an error.
+func (db *DB) CoSign(ctx context.Context, project string, version int64, sig metadata.Signature, now time.Time, validate func(raw []byte, st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error)) (*tufrepo.AcceptedRole, error) {
+	var acc *tufrepo.AcceptedRole
+	err := db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		st, err := lockProject(ctx, tx, project)
+		if err != nil {
+			return err
+		}
+		var signed, sigsJSON []byte
+		var exp time.Time
+		err = tx.QueryRow(ctx, `SELECT signed, signatures, expires_at FROM proposals WHERE project = $1 AND version = $2 FOR UPDATE`, project, version).Scan(&signed, &sigsJSON, &exp)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return api.Errorf(api.CodeNotFound, "project %q has no open proposal for version %d: list them with `cairn sign %s`", project, version, project)
+		}
+		if err != nil {
+			return fmt.Errorf("reading proposal: %w", err)
+		}
+		if version != st.CurrentVersion+1 {
+			return api.Errorf(api.CodeProposalStale, "the proposal for version %d of %q no longer applies: version %d is already published; propose again on top of it", version, project, st.CurrentVersion)
+		}
+		if !exp.After(now) {
+			return api.Errorf(api.CodeProposalExpired, "the proposal for version %d of %q expired at %s; propose it again", version, project, exp.UTC().Format(time.RFC3339))
+		}
+		var sigs []metadata.Signature
+		if err := json.Unmarshal(sigsJSON, &sigs); err != nil {
+			return fmt.Errorf("decoding proposal signatures: %w", err)
+		}
+		for _, s := range sigs {
+			if s.KeyID == sig.KeyID {
+				return api.Errorf(api.CodeSignatureRepeated, "key %s has already signed the proposal for version %d of %q", sig.KeyID, version, project)
+			}
+		}
+		a, err := validate(tufrepo.Envelope(signed, append(sigs, sig)), st, blobSizes(ctx, tx))
+		if err != nil {
+			return err
+		}
+		if !slices.Contains(a.SignedBy, sig.KeyID) {
+			// The same public key under another key ID: it adds nothing.
+			return api.Errorf(api.CodeSignatureRepeated, "key %s is a key that has already signed the proposal for version %d of %q", sig.KeyID, version, project)
+		}
+		if a.Complete() {
+			if err := stageOrPropose(ctx, tx, project, a, now); err != nil {
+				return err
+			}
+		} else {
+			b, err := json.Marshal(a.Signatures)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `UPDATE proposals SET signatures = $3 WHERE project = $1 AND version = $2`, project, version, b); err != nil {
+				return fmt.Errorf("adding signature: %w", err)
+			}
+		}
+		acc = a
+		return nil
+	})
+	return acc, err
+}
+
+// Proposals lists the open (unexpired) proposals of a project.
+func (db *DB) Proposals(ctx context.Context, project string, now time.Time) (*api.ProposalList, error) {
+	var threshold int
+	if err := db.Pool.QueryRow(ctx, `SELECT threshold FROM projects WHERE name = $1`, project).Scan(&threshold); errors.Is(err, pgx.ErrNoRows) {
+		return nil, api.Errorf(api.CodeNotFound, "project %q does not exist", project)
+	} else if err != nil {
+		return nil, fmt.Errorf("reading project %s: %w", project, err)
+	}
+	rows, err := db.Pool.Query(ctx, `SELECT version, signed, signatures, proposed_by, created_at, expires_at FROM proposals WHERE project = $1 AND expires_at > $2 ORDER BY version`, project, now)
+	if err != nil {
+		return nil, fmt.Errorf("listing proposals of %s: %w", project, err)
+	}
+	out := &api.ProposalList{Project: project, Proposals: []api.Proposal{}}
+	var p api.Proposal
+	var signed, sigsJSON []byte
+	_, err = pgx.ForEachRow(rows, []any{&p.Version, &signed, &sigsJSON, &p.ProposedBy, &p.CreatedAt, &p.ExpiresAt}, func() error {
+		var sigs []metadata.Signature
+		if err := json.Unmarshal(sigsJSON, &sigs); err != nil {
+			return err
+		}
+		q := p
+		q.Project, q.Threshold = project, threshold
+		q.CreatedAt, q.ExpiresAt = p.CreatedAt.UTC(), p.ExpiresAt.UTC()
+		q.SignedBy = make([]string, 0, len(sigs))
+		for _, s := range sigs {
+			q.SignedBy = append(q.SignedBy, s.KeyID)
+		}
+		q.Metadata = tufrepo.Envelope(signed, sigs)
+		out.Proposals = append(out.Proposals, q)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing proposals of %s: %w", project, err)
+	}
+	return out, nil
 }
 
 func lockProject(ctx context.Context, tx pgx.Tx, project string) (tufrepo.ProjectState, error) {
@@ -114,16 +259,15 @@ func lockProject(ctx context.Context, tx pgx.Tx, project string) (tufrepo.Projec
 	if err := json.Unmarshal(keys, &d.Keys); err != nil {
 		return st, fmt.Errorf("decoding keys of project %s: %w", project, err)
 	}
-	rows, err := tx.Query(ctx, `SELECT path, length, sha256 FROM release_files WHERE project = $1`, project)
+	rows, err := tx.Query(ctx, `SELECT path, length, sha256, custom FROM release_files WHERE project = $1`, project)
 	if err != nil {
 		return st, fmt.Errorf("reading files of project %s: %w", project, err)
 	}
 	var path string
-	var f tufrepo.PublishedFile
-	var sum []byte
-	_, err = pgx.ForEachRow(rows, []any{&path, &f.Length, &sum}, func() error {
-		f.SHA256 = hex.EncodeToString(sum)
-		st.Files[path] = f
+	var length int64
+	var sum, custom []byte
+	_, err = pgx.ForEachRow(rows, []any{&path, &length, &sum, &custom}, func() error {
+		st.Files[path] = tufrepo.PublishedFile{Length: length, SHA256: hex.EncodeToString(sum), Custom: slices.Clone(custom)}
 		return nil
 	})
 	return st, err
@@ -171,6 +315,19 @@ func stageRole(ctx context.Context, tx pgx.Tx, project string, a *tufrepo.Accept
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"release_files"}, []string{"path", "project", "version", "filename", "length", "sha256", "custom", "role_version"}, pgx.CopyFromRows(rows)); err != nil {
 			return fmt.Errorf("storing release files of %s: %w", project, err)
 		}
+	}
+	for _, f := range a.ChangedCustom {
+		var custom any
+		if len(f.Custom) > 0 {
+			custom = string(f.Custom)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE release_files SET custom = $2 WHERE path = $1`, f.Path, custom); err != nil {
+			return fmt.Errorf("updating custom data of %s: %w", f.Path, err)
+		}
+	}
+	// Proposals for this version or earlier can never complete now.
+	if _, err := tx.Exec(ctx, `DELETE FROM proposals WHERE project = $1 AND version <= $2`, project, a.Version); err != nil {
+		return fmt.Errorf("removing superseded proposals: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ChannelStaged, project); err != nil {
 		return fmt.Errorf("notifying publisher: %w", err)

@@ -36,6 +36,8 @@ const (
 	ProjectRoleExpiry      = 365 * 24 * time.Hour
 	MaxProjectRoleExpiry   = 400 * 24 * time.Hour
 	MinProjectRoleLifetime = time.Hour
+	// ProposalLifetime is how long a proposal waits for co-signers.
+	ProposalLifetime = 7 * 24 * time.Hour
 )
 
 // Bounds on what maintainers may put into a project role.

@@ -20,7 +20,8 @@ import (
 // PublishedFile is a target path accepted earlier, which may never change.
 type PublishedFile struct {
 	Length int64
-	SHA256 string // hex
+	SHA256 string          // hex
+	Custom json.RawMessage // as last accepted; may change (yanking)
 }
 
 // ProjectState is what the server knows of a project when a new role version arrives.
@@ -42,12 +43,24 @@ type NewFile struct {
 
 // AcceptedRole is a project role version that passed every check.
 type AcceptedRole struct {
-	Raw      []byte
-	Version  int64
-	Expires  time.Time
-	NewFiles []NewFile
-	SignedBy []string // key IDs whose signatures verified
+	Raw     []byte
+	Version int64
+	Expires time.Time
+	// NewFiles are the targets this version adds; ChangedCustom the earlier targets whose
+	// custom data (e.g. the yanked flag) it changes.
+	NewFiles      []NewFile
+	ChangedCustom []NewFile
+	// SignedBy are the key IDs whose signatures verified (one per distinct key),
+	// Signatures those signatures, Signed the exact bytes of "signed" they cover.
+	SignedBy   []string
+	Signatures []metadata.Signature
+	Signed     json.RawMessage
+	Threshold  int
 }
+
+// Complete reports whether the threshold of maintainer signatures is met: the version can
+// be staged. Otherwise it is a proposal waiting for co-signers.
+func (a *AcceptedRole) Complete() bool { return len(a.SignedBy) >= a.Threshold }
 
 // BlobSizes returns the size of each blob (by lowercase hex sha256) that is present; absent
 // blobs are missing from the map.
@@ -59,37 +72,87 @@ type BlobSizes func(sha256s []string) (map[string]int64, error)
 // (immutability, blobs, lengths, hashes), signatures and threshold. It returns *api.Error
 // with a specific code for every refusal.
 func ValidateProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, error) {
+	acc, md, err := checkProjectRole(raw, st, now, blobs)
+	if err != nil {
+		return nil, err
+	}
+	if acc.SignedBy, err = VerifyThreshold(md, st.Delegation); err != nil {
+		return nil, err
+	}
+	acc.Signatures = validSignatures(md, acc.SignedBy)
+	return acc, nil
+}
+
+// ValidateProposal runs every check of ValidateProjectRole but accepts fewer than the
+// threshold of signatures (at least one): the result may be a proposal that co-signers
+// complete (AcceptedRole.Complete). Every signature present must be valid and by a
+// delegated key; a proposal is never stored with a bad one.
+func ValidateProposal(raw []byte, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, error) {
+	acc, md, err := checkProjectRole(raw, st, now, blobs)
+	if err != nil {
+		return nil, err
+	}
+	valid, unknown, bad, err := countSignatures(md, st.Delegation)
+	if err != nil {
+		return nil, err
+	}
+	if len(valid) >= st.Delegation.Threshold {
+		return ValidateProjectRole(raw, st, now, blobs)
+	}
+	if len(unknown) > 0 && len(bad) == 0 {
+		return nil, api.Errorf(api.CodeKeyNotDelegated, "project role %q: key %s is not one of the project's maintainer keys %v; remove its signature", st.Delegation.Name, unknown[0], st.Delegation.KeyIDs)
+	}
+	if len(valid) == 0 || len(bad) > 0 {
+		return nil, signatureError(st.Delegation, valid, unknown, bad)
+	}
+	acc.SignedBy = valid
+	acc.Signatures = validSignatures(md, valid)
+	return acc, nil
+}
+
+func validSignatures(md *metadata.Metadata[metadata.TargetsType], ids []string) []metadata.Signature {
+	var out []metadata.Signature
+	for _, s := range md.Signatures {
+		if slices.Contains(ids, s.KeyID) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// checkProjectRole runs every check but the signatures.
+func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, *metadata.Metadata[metadata.TargetsType], error) {
 	project := st.Delegation.Name
 	if len(raw) > MaxProjectRoleBytes {
-		return nil, api.Errorf(api.CodeTooLarge, "project role metadata is %d bytes; at most %d are allowed", len(raw), MaxProjectRoleBytes)
+		return nil, nil, api.Errorf(api.CodeTooLarge, "project role metadata is %d bytes; at most %d are allowed", len(raw), MaxProjectRoleBytes)
 	}
 	md, err := metadata.Targets().FromBytes(raw)
 	if err != nil {
-		return nil, api.Wrap(api.CodeMalformedMetadata, err, "project role metadata for %q does not parse as TUF targets metadata: %v", project, err)
+		return nil, nil, api.Wrap(api.CodeMalformedMetadata, err, "project role metadata for %q does not parse as TUF targets metadata: %v", project, err)
 	}
 	if !strings.HasPrefix(md.Signed.SpecVersion, "1.") {
-		return nil, api.Errorf(api.CodeMalformedMetadata, "spec_version %q is not supported: use %s", md.Signed.SpecVersion, SpecVersion)
+		return nil, nil, api.Errorf(api.CodeMalformedMetadata, "spec_version %q is not supported: use %s", md.Signed.SpecVersion, SpecVersion)
 	}
 	if want := st.CurrentVersion + 1; md.Signed.Version != want {
-		return nil, api.Errorf(api.CodeVersionConflict, "project %q is at role version %d, so the next version must be %d, not %d: refresh and sign the next version", project, st.CurrentVersion, want, md.Signed.Version)
+		return nil, nil, api.Errorf(api.CodeVersionConflict, "project %q is at role version %d, so the next version must be %d, not %d: refresh and sign the next version", project, st.CurrentVersion, want, md.Signed.Version)
 	}
 	if md.Signed.Expires.Before(now.Add(MinProjectRoleLifetime)) {
-		return nil, api.Errorf(api.CodeExpired, "project role version %d expires at %s, which is in the past or less than %s from now", md.Signed.Version, FormatExpires(md.Signed.Expires), MinProjectRoleLifetime)
+		return nil, nil, api.Errorf(api.CodeExpired, "project role version %d expires at %s, which is in the past or less than %s from now", md.Signed.Version, FormatExpires(md.Signed.Expires), MinProjectRoleLifetime)
 	}
 	if md.Signed.Expires.After(now.Add(MaxProjectRoleExpiry)) {
-		return nil, api.Errorf(api.CodeExpiryTooFar, "project role version %d expires at %s; at most %d days ahead is allowed", md.Signed.Version, FormatExpires(md.Signed.Expires), int(MaxProjectRoleExpiry.Hours()/24))
+		return nil, nil, api.Errorf(api.CodeExpiryTooFar, "project role version %d expires at %s; at most %d days ahead is allowed", md.Signed.Version, FormatExpires(md.Signed.Expires), int(MaxProjectRoleExpiry.Hours()/24))
 	}
 	if md.Signed.Delegations != nil {
-		return nil, api.Errorf(api.CodeDelegationForbidden, "project role %q may not delegate: remove \"delegations\"", project)
+		return nil, nil, api.Errorf(api.CodeDelegationForbidden, "project role %q may not delegate: remove \"delegations\"", project)
 	}
 	if n := len(md.Signed.Targets); n > MaxTargetsPerRole {
-		return nil, api.Errorf(api.CodeTooMany, "project role lists %d targets; at most %d are allowed", n, MaxTargetsPerRole)
+		return nil, nil, api.Errorf(api.CodeTooMany, "project role lists %d targets; at most %d are allowed", n, MaxTargetsPerRole)
 	}
 
 	acc := &AcceptedRole{Raw: raw, Version: md.Signed.Version, Expires: md.Signed.Expires}
 	for _, p := range slices.Sorted(maps.Keys(st.Files)) {
 		if _, ok := md.Signed.Targets[p]; !ok {
-			return nil, api.Errorf(api.CodeImmutablePath, "target %q was published before and may not be removed: keep it (yank the release instead)", p)
+			return nil, nil, api.Errorf(api.CodeImmutablePath, "target %q was published before and may not be removed: keep it (yank the release instead)", p)
 		}
 	}
 	paths := slices.Sorted(maps.Keys(md.Signed.Targets))
@@ -98,25 +161,28 @@ func ValidateProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobS
 		tf := md.Signed.Targets[p]
 		version, filename, err := SplitTargetPath(project, p)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		sum, err := targetSHA256(p, tf)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if tf.Length < 0 {
-			return nil, api.Errorf(api.CodeLengthMismatch, "target %q has negative length %d", p, tf.Length)
+			return nil, nil, api.Errorf(api.CodeLengthMismatch, "target %q has negative length %d", p, tf.Length)
 		}
 		var custom json.RawMessage
 		if tf.Custom != nil {
 			custom = *tf.Custom
 			if len(custom) > MaxCustomBytes {
-				return nil, api.Errorf(api.CodeTooLarge, "custom data of target %q is %d bytes; at most %d are allowed", p, len(custom), MaxCustomBytes)
+				return nil, nil, api.Errorf(api.CodeTooLarge, "custom data of target %q is %d bytes; at most %d are allowed", p, len(custom), MaxCustomBytes)
 			}
 		}
 		if old, ok := st.Files[p]; ok {
 			if old.Length != tf.Length || old.SHA256 != sum {
-				return nil, api.Errorf(api.CodeImmutablePath, "target %q was published with length %d and sha256 %s and may not change: upload a new release version instead", p, old.Length, old.SHA256)
+				return nil, nil, api.Errorf(api.CodeImmutablePath, "target %q was published with length %d and sha256 %s and may not change: upload a new release version instead", p, old.Length, old.SHA256)
+			}
+			if !jsonEqual(old.Custom, custom) {
+				acc.ChangedCustom = append(acc.ChangedCustom, NewFile{Path: p, Version: version, Filename: filename, Length: tf.Length, SHA256: sum, Custom: custom})
 			}
 			continue
 		}
@@ -126,25 +192,39 @@ func ValidateProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobS
 	if len(want) > 0 {
 		sizes, err := blobs(want)
 		if err != nil {
-			return nil, fmt.Errorf("looking up blobs: %w", err)
+			return nil, nil, fmt.Errorf("looking up blobs: %w", err)
 		}
 		for _, f := range acc.NewFiles {
 			size, ok := sizes[f.SHA256]
 			if !ok {
-				return nil, api.Errorf(api.CodeBlobMissing, "target %q refers to blob sha256:%s, which was not uploaded: PUT it to /api/v1/blobs/sha256:%s first", f.Path, f.SHA256, f.SHA256)
+				return nil, nil, api.Errorf(api.CodeBlobMissing, "target %q refers to blob sha256:%s, which was not uploaded: PUT it to /api/v1/blobs/sha256:%s first", f.Path, f.SHA256, f.SHA256)
 			}
 			if size != f.Length {
-				return nil, api.Errorf(api.CodeLengthMismatch, "target %q gives length %d but blob sha256:%s is %d bytes", f.Path, f.Length, f.SHA256, size)
+				return nil, nil, api.Errorf(api.CodeLengthMismatch, "target %q gives length %d but blob sha256:%s is %d bytes", f.Path, f.Length, f.SHA256, size)
 			}
 		}
 	}
 
-	signedBy, err := VerifyThreshold(md, st.Delegation)
+	signed, err := signedOf(raw)
 	if err != nil {
-		return nil, err
+		return nil, nil, api.Wrap(api.CodeMalformedMetadata, err, "project role %q: cannot read its signed part", project)
 	}
-	acc.SignedBy = signedBy
-	return acc, nil
+	acc.Signed, acc.Threshold = signed, st.Delegation.Threshold
+	return acc, md, nil
+}
+
+// jsonEqual compares two JSON values by meaning, not bytes.
+func jsonEqual(a, b json.RawMessage) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return len(a) == len(b)
+	}
+	var va, vb any
+	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
+		return false
+	}
+	ca, err1 := Canonical(va)
+	cb, err2 := Canonical(vb)
+	return err1 == nil && err2 == nil && bytes.Equal(ca, cb)
 }
 
 // targetSHA256 returns the one sha256 a target lists. Cairn stores files under sha256 only:
@@ -166,13 +246,29 @@ func targetSHA256(path string, tf *metadata.TargetFiles) (string, error) {
 // that does not verify (signature_invalid), then confirms with go-tuf's own verification so
 // the server never accepts what a client would refuse.
 func VerifyThreshold(md *metadata.Metadata[metadata.TargetsType], d ProjectDelegation) ([]string, error) {
+	valid, unknown, bad, err := countSignatures(md, d)
+	if err != nil {
+		return nil, err
+	}
+	if len(valid) < d.Threshold {
+		return nil, signatureError(d, valid, unknown, bad)
+	}
+	delegator := metadata.Targets()
+	delegator.Signed.Delegations = &metadata.Delegations{Keys: d.Keys, Roles: []metadata.DelegatedRole{{Name: d.Name, KeyIDs: d.KeyIDs, Threshold: d.Threshold, Paths: []string{ProjectPathPattern(d.Name)}}}}
+	if err := delegator.VerifyDelegate(d.Name, md); err != nil {
+		return nil, api.Wrap(api.CodeSignatureInvalid, err, "project role %q: signatures do not verify for TUF clients: %v", d.Name, err)
+	}
+	return valid, nil
+}
+
+// countSignatures sorts md's signatures into valid (by a delegated key, verified, one per
+// distinct public key as go-tuf counts them), unknown (key not delegated) and bad (a
+// delegated key's signature that does not verify).
+func countSignatures(md *metadata.Metadata[metadata.TargetsType], d ProjectDelegation) (valid, unknown, bad []string, err error) {
 	payload, err := Canonical(md.Signed)
 	if err != nil {
-		return nil, api.Wrap(api.CodeMalformedMetadata, err, "project role %q cannot be canonicalised", d.Name)
+		return nil, nil, nil, api.Wrap(api.CodeMalformedMetadata, err, "project role %q cannot be canonicalised", d.Name)
 	}
-	var valid, unknown, bad []string
-	// Distinct public keys, not key IDs, count (as in go-tuf): one key listed under two
-	// key IDs is still one maintainer.
 	seen := map[string]bool{}
 	for _, sig := range md.Signatures {
 		k, ok := d.Keys[sig.KeyID]
@@ -191,23 +287,20 @@ func VerifyThreshold(md *metadata.Metadata[metadata.TargetsType], d ProjectDeleg
 		seen[fp] = true
 		valid = append(valid, sig.KeyID)
 	}
-	if len(valid) >= d.Threshold {
-		delegator := metadata.Targets()
-		delegator.Signed.Delegations = &metadata.Delegations{Keys: d.Keys, Roles: []metadata.DelegatedRole{{Name: d.Name, KeyIDs: d.KeyIDs, Threshold: d.Threshold, Paths: []string{ProjectPathPattern(d.Name)}}}}
-		if err := delegator.VerifyDelegate(d.Name, md); err != nil {
-			return nil, api.Wrap(api.CodeSignatureInvalid, err, "project role %q: signatures do not verify for TUF clients: %v", d.Name, err)
-		}
-		return valid, nil
-	}
+	return valid, unknown, bad, nil
+}
+
+// signatureError explains why the signatures fall short, naming the first key to blame.
+func signatureError(d ProjectDelegation, valid, unknown, bad []string) error {
 	switch {
 	case len(bad) > 0:
-		return nil, api.Errorf(api.CodeSignatureInvalid, "project role %q: the signature by key %s does not verify over this metadata: sign the exact bytes you submit", d.Name, bad[0])
-	case len(valid) == 0 && len(unknown) > 0:
-		return nil, api.Errorf(api.CodeKeyNotDelegated, "project role %q is signed by key %s, which is not one of the project's maintainer keys %v", d.Name, unknown[0], d.KeyIDs)
+		return api.Errorf(api.CodeSignatureInvalid, "project role %q: the signature by key %s does not verify over this metadata: sign the exact bytes you submit", d.Name, bad[0])
+	case len(unknown) > 0 && len(valid) == 0:
+		return api.Errorf(api.CodeKeyNotDelegated, "project role %q is signed by key %s, which is not one of the project's maintainer keys %v", d.Name, unknown[0], d.KeyIDs)
 	case len(valid) == 0:
-		return nil, api.Errorf(api.CodeThresholdNotMet, "project role %q carries no signatures: sign it with a maintainer key", d.Name)
+		return api.Errorf(api.CodeThresholdNotMet, "project role %q carries no signatures: sign it with a maintainer key", d.Name)
 	}
-	return nil, api.Errorf(api.CodeThresholdNotMet, "project role %q has %d of the %d maintainer signatures required", d.Name, len(valid), d.Threshold)
+	return api.Errorf(api.CodeThresholdNotMet, "project role %q has %d of the %d maintainer signatures required", d.Name, len(valid), d.Threshold)
 }
 
 func verifySig(k *metadata.Key, payload, sig []byte) error {
