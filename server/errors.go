@@ -35,6 +35,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // decodeJSON reads a JSON body of at most max bytes into v, refusing unknown fields and
 // trailing data.
 func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error {
+	if r.ContentLength > max {
+		return api.Errorf(api.CodeTooLarge, "request body is %d bytes; at most %d are allowed", r.ContentLength, max)
+	}
 	body := http.MaxBytesReader(w, r.Body, max)
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
