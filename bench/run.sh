@@ -1,0 +1,291 @@
+#!/usr/bin/env bash
+# bench/run.sh — Cairn's performance benchmark, end to end, on this machine.
+#
+# Starts a private PostgreSQL 15 cluster (fresh, database cairn_bench, default settings:
+# fsync and synchronous_commit on) so that its CPU time is the benchmark's alone; builds
+# cairnd, the load harness and the Go reference server from the work tree; starts cairnd
+# (dev mode), nginx and the reference server on loopback ports; runs
+#   1. metadata GETs (timestamp.json, N.snapshot.json) against cairnd, nginx and Go,
+#   2. uploads with 1, 8 and 32 concurrent uploaders,
+#   3. publish time at 1k, 10k and 100k projects (over HTTP, and in-process with a CPU
+#      profile via the Go benchmark in bench/publish),
+# and prints markdown tables. Everything it started is stopped on exit.
+#
+# Environment (all optional):
+#   BENCH_OUT        results directory (default .data/bench/<time>)
+#   BENCH_PHASES     any of: get uploads publish (default: all three)
+#   BENCH_SCALES     project counts for the publish phase (default: "1000 10000 100000")
+#   BENCH_DURATION   measured duration of each GET and upload run (default 20s)
+#   BENCH_LEVELS     uploader counts (default "1 8 32")
+#   BENCH_PER_UPLOADER projects each uploader cycles through (default 64/uploaders, so
+#                    that each level spreads its uploads over 64 project roles)
+#   BENCH_CREATE_CONC  concurrent clients creating projects (default 32)
+#   BENCH_PG_PORT    port of the private PostgreSQL (default 55432)
+#   BENCH_NGINX_WORKERS nginx worker_processes (default 1)
+#   BENCH_PROFILE    1 (default): after the measured runs, repeat GETs and uploads against
+#                    bench/cairnd-pprof and save CPU profiles and pg_stat_statements
+set -euo pipefail
+export GOTOOLCHAIN=local
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+OUT=${BENCH_OUT:-$ROOT/.data/bench/$(date +%Y%m%d-%H%M%S)}
+PHASES=${BENCH_PHASES:-"get uploads publish"}
+SCALES=${BENCH_SCALES:-"1000 10000 100000"}
+DUR=${BENCH_DURATION:-20s}
+LEVELS=${BENCH_LEVELS:-"1 8 32"}
+CREATE_CONC=${BENCH_CREATE_CONC:-32}
+PGPORT=${BENCH_PG_PORT:-55432}
+NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
+PROFILE=${BENCH_PROFILE:-1}
+PPROF_ADDR=127.0.0.1:16060
+CAIRN_ADDR=127.0.0.1:18080
+NGINX_ADDR=127.0.0.1:18081
+REF_ADDR=127.0.0.1:18082
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+RESULTS=$OUT/results.jsonl
+: >"$RESULTS"
+# Scratch space readable by the postgres and nginx users.
+WORK=$(mktemp -d /tmp/cairn-bench.XXXXXX)
+chmod 755 "$WORK"
+BIN=$WORK/bin
+PGDATA=$WORK/pg
+DATA=$WORK/dev
+DBURL="postgres://postgres@127.0.0.1:$PGPORT/cairn_bench?sslmode=disable"
+PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
+CAIRN_PID= NGINX_PID= REF_PID=
+
+log() { printf '\n== %s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+stop_pid() { # stop_pid PID: TERM, wait up to 15 s, then KILL
+	local p=$1
+	[ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
+	kill "$p" 2>/dev/null || true
+	for _ in $(seq 150); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+	kill -9 "$p" 2>/dev/null || true
+}
+cleanup() {
+	set +e
+	stop_pid "$CAIRN_PID"
+	stop_pid "$NGINX_PID"
+	stop_pid "$REF_PID"
+	[ -f "$PGDATA/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast stop >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+need() { command -v "$1" >/dev/null || { echo "run.sh: $1 is missing: apt-get install -y $2" >&2; exit 1; }; }
+need wrk wrk
+need nginx nginx
+need taskset util-linux
+[ -x "$PGBIN/initdb" ] || { echo "run.sh: PostgreSQL server binaries not found (apt-get install -y postgresql)" >&2; exit 1; }
+
+log "building from $(git rev-parse --short HEAD)"
+mkdir -p "$BIN"
+go build -o "$BIN/cairnd" ./cmd/cairnd
+go build -o "$BIN/cairnd-pprof" ./bench/cairnd-pprof
+go build -o "$BIN/load" ./bench/load
+go build -o "$BIN/refserver" ./bench/refserver
+go test -c -o "$BIN/publish.test" ./bench/publish
+LOAD="$BIN/load -out $RESULTS"
+
+{
+	echo "- commit: $(git rev-parse HEAD)$( [ -n "$(git status --porcelain --untracked-files=no)" ] && echo ' (work tree has uncommitted changes)')"
+	echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "- nproc: $(nproc); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); memory: $(free -g | awk '/Mem:/{print $2}') GiB"
+	echo "- $(go version); PostgreSQL: $("$PGBIN/postgres" --version); $(nginx -v 2>&1); $(wrk -v 2>&1 | head -1)"
+	echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+} >"$OUT/machine.md"
+cat "$OUT/machine.md" >&2
+
+log "private PostgreSQL on port $PGPORT"
+mkdir -p "$PGDATA"
+chown postgres "$PGDATA" 2>/dev/null || true
+as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust >/dev/null
+as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
+	-o "-p $PGPORT -k $PGDATA -c listen_addresses=127.0.0.1 -c shared_buffers=128MB -c max_connections=200 -c shared_preload_libraries=pg_stat_statements" start >/dev/null
+PG_PID=$(head -1 "$PGDATA/postmaster.pid")
+
+CAIRND=$BIN/cairnd
+start_cairnd() { # start_cairnd [taskset-prefix…]; runs $CAIRND
+	CAIRN_BENCH_PPROF=$PPROF_ADDR "$@" "$CAIRND" serve --dev --data-dir "$DATA" --database-url "$DBURL" --listen "$CAIRN_ADDR" >>"$OUT/cairnd.log" 2>&1 &
+	CAIRN_PID=$!
+	for _ in $(seq 300); do
+		curl -fs "http://$CAIRN_ADDR/readyz" >/dev/null 2>&1 && return 0
+		kill -0 "$CAIRN_PID" 2>/dev/null || { tail -20 "$OUT/cairnd.log" >&2; exit 1; }
+		sleep 0.1
+	done
+	echo "cairnd did not become ready" >&2
+	exit 1
+}
+stop_cairnd() { stop_pid "$CAIRN_PID"; CAIRN_PID=; }
+psql_bench() { as_pg "$PGBIN/psql" -h "$PGDATA" -p "$PGPORT" -U postgres -d cairn_bench "$@"; }
+projects() { psql_bench -tAc 'select count(*) from projects'; }
+pg_top_statements() { # pg_top_statements FILE: the statements that cost the most, since the last reset
+	psql_bench -c "select calls, round(total_exec_time::numeric,1) as total_ms, round((total_exec_time/calls)::numeric,3) as mean_ms, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 110) as query from pg_stat_statements where dbid = (select oid from pg_database where datname = 'cairn_bench') order by total_exec_time desc limit 25" >"$1"
+}
+profile_cpu() { # profile_cpu NAME SECONDS: CPU profile of cairnd-pprof
+	curl -fsS "http://$PPROF_ADDR/debug/pprof/profile?seconds=$2" -o "$OUT/cairnd-$1.pprof" &&
+		go tool pprof -top -nodecount 45 "$BIN/cairnd-pprof" "$OUT/cairnd-$1.pprof" >"$OUT/cairnd-$1.top" 2>/dev/null &&
+		go tool pprof -top -cum -nodecount 45 "$BIN/cairnd-pprof" "$OUT/cairnd-$1.pprof" >"$OUT/cairnd-$1.cum" 2>/dev/null
+}
+human() { case $1 in *000000) echo "$(($1 / 1000000))M" ;; *000) echo "$(($1 / 1000))k" ;; *) echo "$1" ;; esac; }
+
+log "cairnd: bootstrap and 1,000 projects"
+start_cairnd
+TOKEN=@$DATA/admin.token
+$LOAD -mode projects -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 1000 -concurrency "$CREATE_CONC" -prefix p1k -label "0→1k" \
+	-server-pid "$CAIRN_PID" -pg-pid "$PG_PID"
+psql_bench -qc 'create extension if not exists pg_stat_statements' >/dev/null
+
+if [[ " $PHASES " == *" get "* ]]; then
+	log "metadata GET: cairnd, nginx ($NGINX_WORKERS worker) and Go net/http, each pinned to CPU 0; wrk pinned to CPU 1"
+	stop_cairnd
+	start_cairnd taskset -c 0
+	WWW=$WORK/www
+	mkdir -p "$WWW/metadata" "$WORK/nginx"
+	curl -fsS "http://$CAIRN_ADDR/metadata/timestamp.json" -o "$WWW/metadata/timestamp.json"
+	SNAPV=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["signed"]["meta"]["snapshot.json"]["version"])' "$WWW/metadata/timestamp.json")
+	curl -fsS "http://$CAIRN_ADDR/metadata/$SNAPV.snapshot.json" -o "$WWW/metadata/$SNAPV.snapshot.json"
+	chmod -R a+rX "$WWW"
+	cat >"$WORK/nginx/nginx.conf" <<EOF
+worker_processes $NGINX_WORKERS;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_requests 1000000;
+    keepalive_timeout 120s;
+    open_file_cache max=1000 inactive=60s;
+    open_file_cache_valid 60s;
+    types { application/json json; }
+    default_type application/octet-stream;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    server {
+        listen $NGINX_ADDR;
+        root $WWW;
+        location = /metadata/timestamp.json { add_header Cache-Control "public, max-age=5"; }
+        location /metadata/ { add_header Cache-Control "public, max-age=31536000, immutable"; }
+    }
+}
+EOF
+	taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$OUT/nginx.log" 2>&1 &
+	NGINX_PID=$!
+	taskset -c 0 "$BIN/refserver" -dir "$WWW/metadata" -listen "$REF_ADDR" >"$OUT/refserver.log" 2>&1 &
+	REF_PID=$!
+	sleep 1
+	for f in timestamp.json "$SNAPV.snapshot.json"; do
+		label=${f#*.}
+		label=${label%.json}
+		[ "$f" = timestamp.json ] && label=timestamp
+		for srv in "cairnd $CAIRN_ADDR $CAIRN_PID" "nginx $NGINX_ADDR $NGINX_PID" "go-net/http $REF_ADDR $REF_PID"; do
+			set -- $srv
+			$LOAD -mode get -name "$1" -url "http://$2/metadata/$f" -pids "$3" -label "$label" \
+				-duration "$DUR" -warmup 3s -connections 50 -wrk "taskset -c 1 wrk"
+		done
+	done
+	if [ "$PROFILE" = 1 ]; then
+		log "profiling cairnd (cairnd-pprof) under the same GET loads"
+		stop_cairnd
+		CAIRND=$BIN/cairnd-pprof start_cairnd taskset -c 0
+		for f in timestamp.json "$SNAPV.snapshot.json"; do
+			name=get-timestamp; [ "$f" = timestamp.json ] || name=get-snapshot
+			taskset -c 1 wrk -t1 -c50 -d14s "http://$CAIRN_ADDR/metadata/$f" >"$OUT/cairnd-$name.wrk" &
+			W=$!
+			sleep 2; profile_cpu "$name" 10; wait $W
+		done
+	fi
+	stop_pid "$NGINX_PID"; NGINX_PID=
+	stop_pid "$REF_PID"; REF_PID=
+	stop_cairnd
+	start_cairnd
+fi
+
+if [[ " $PHASES " == *" uploads "* ]]; then
+	for c in $LEVELS; do
+		per=${BENCH_PER_UPLOADER:-$(( (64 + c - 1) / c ))}
+		log "uploads: $c concurrent uploaders ($per projects each), $DUR after 5s warm-up ($(projects) projects)"
+		$LOAD -mode uploads -server "http://$CAIRN_ADDR" -token "$TOKEN" -concurrency "$c" -duration "$DUR" -warmup 5s \
+			-projects-per-uploader "$per" -server-pid "$CAIRN_PID" -pg-pid "$PG_PID" -label "c=$c"
+	done
+	if [ "$PROFILE" = 1 ]; then
+		c=$(echo $LEVELS | awk '{print $NF}')
+		log "profiling cairnd (cairnd-pprof) and PostgreSQL statements under $c uploaders"
+		stop_cairnd
+		CAIRND=$BIN/cairnd-pprof start_cairnd
+		psql_bench -qc 'select pg_stat_statements_reset()' >/dev/null
+		"$BIN/load" -mode uploads -server "http://$CAIRN_ADDR" -token "$TOKEN" -concurrency "$c" -duration 15s -warmup 3s \
+			-projects-per-uploader 2 -server-pid "$CAIRN_PID" -pg-pid "$PG_PID" -label "profile c=$c" >"$OUT/uploads-profile.txt" &
+		W=$!
+		sleep 6; profile_cpu "uploads-c$c" 10; wait $W
+		pg_top_statements "$OUT/pg-statements-uploads.txt"
+		stop_cairnd
+		start_cairnd
+	fi
+fi
+
+publish_at() { # publish_at LABEL: over HTTP, then in-process with a CPU profile
+	local label=$1
+	log "publish at $label projects ($(projects) rows): over HTTP"
+	$LOAD -mode publish -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 20 -label "$label"
+	if [ "$PROFILE" = 1 ]; then
+		stop_cairnd
+		CAIRND=$BIN/cairnd-pprof start_cairnd
+		"$BIN/load" -mode publish -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 100 -label "profile $label" >"$OUT/publish-http-$label.txt" &
+		W=$!
+		sleep 1; profile_cpu "publish-$label" 8; wait $W
+		psql_bench -qc 'select pg_stat_statements_reset()' >/dev/null
+	fi
+	log "publish at $label projects: in-process Go benchmark with CPU profile"
+	stop_cairnd
+	if [ "$PROFILE" = 1 ]; then psql_bench -qc 'select pg_stat_statements_reset()' >/dev/null; fi
+	(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$BIN/publish.test" \
+		-test.run '^$' -test.bench 'PublishOnce$' -test.benchtime 30x -test.v \
+		-test.cpuprofile "$OUT/publish-$label.cpu") 2>&1 | tee "$OUT/publish-$label.txt"
+	if [ "$PROFILE" = 1 ]; then pg_top_statements "$OUT/pg-statements-publish-$label.txt"; fi
+	(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$BIN/publish.test" \
+		-test.run '^$' -test.bench 'PublishNewProject$' -test.benchtime 5x -test.v) 2>&1 | tee -a "$OUT/publish-$label.txt"
+	go tool pprof -top -nodecount 40 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/publish-$label.cpu" >"$OUT/publish-$label.top" 2>/dev/null || true
+	go tool pprof -top -cum -nodecount 40 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/publish-$label.cpu" >"$OUT/publish-$label.cum" 2>/dev/null || true
+	start_cairnd
+}
+
+if [[ " $PHASES " == *" publish "* ]]; then
+	have=1000
+	for n in $SCALES; do
+		if [ "$n" -gt "$have" ]; then
+			log "creating $((n - have)) projects over the API ($CREATE_CONC clients)"
+			$LOAD -mode projects -server "http://$CAIRN_ADDR" -token "$TOKEN" -n $((n - have)) -concurrency "$CREATE_CONC" \
+				-prefix "p$(human "$n")" -label "$(human "$have")→$(human "$n")" -server-pid "$CAIRN_PID" -pg-pid "$PG_PID"
+			have=$n
+		fi
+		publish_at "$(human "$n")"
+	done
+fi
+
+stop_cairnd
+echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.md"
+{
+	echo "## Run of $(date -u +%Y-%m-%d)"
+	echo
+	cat "$OUT/machine.md"
+	echo
+	"$BIN/load" -mode report <"$RESULTS"
+	for f in "$OUT"/publish-*.txt; do
+		[ -f "$f" ] || continue
+		echo "#### $(basename "$f" .txt) (in-process PublishOnce)"
+		echo '```'
+		grep -E 'Benchmark|publishes|ms$|^\s+(begin|commit|publisher|  tx)' "$f" | sed 's/^ *publish_test.go:[0-9]*: //'
+		echo '```'
+	done
+} | tee "$OUT/report.md"
+echo "results in $OUT" >&2
