@@ -49,9 +49,25 @@ type Project struct {
 	Maintainers []Maintainer `json:"maintainers"`
 	// RoleVersion is the latest accepted version of the project role; PublishedVersion
 	// the latest one in a published snapshot.
-	RoleVersion      int64     `json:"role_version"`
-	PublishedVersion int64     `json:"published_version"`
-	CreatedAt        time.Time `json:"created_at"`
+	RoleVersion      int64 `json:"role_version"`
+	PublishedVersion int64 `json:"published_version"`
+	// DelegationVersion counts maintainer changes; the next change is this + 1. Delegated
+	// is false while the current keys and threshold wait for the publisher.
+	DelegationVersion int64     `json:"delegation_version"`
+	Delegated         bool      `json:"delegated"`
+	CreatedAt         time.Time `json:"created_at"`
+}
+
+// MaintainerChangeResult answers a maintainer change or a signature on one.
+type MaintainerChangeResult struct {
+	Project string `json:"project"`
+	Version int64  `json:"version"`
+	// Status is "applied" (published with the new recently-claimed metadata), "queued"
+	// (a claimed project: waits for the admins' next offline signing) or "pending" (needs
+	// more signatures of the current maintainers: Signatures of Threshold).
+	Status     string `json:"status"`
+	Signatures int    `json:"signatures"`
+	Threshold  int    `json:"threshold"`
 }
 
 // ProjectList is one page of projects.
@@ -100,9 +116,11 @@ type SubmitResult struct {
 	Threshold        int    `json:"threshold,omitempty"`
 }
 
-// Proposal is a project role version waiting for co-signers.
+// Proposal is a project role version or a maintainer change waiting for co-signers.
 type Proposal struct {
 	Project string `json:"project"`
+	// Kind is "role" (a project role version) or "maintainers" (a maintainer change).
+	Kind    string `json:"kind"`
 	Version int64  `json:"version"`
 	// ProposedBy is the key ID of the first signer; SignedBy every key ID that has signed.
 	ProposedBy string    `json:"proposed_by"`
@@ -110,8 +128,8 @@ type Proposal struct {
 	Threshold  int       `json:"threshold"`
 	CreatedAt  time.Time `json:"created_at"`
 	ExpiresAt  time.Time `json:"expires_at"`
-	// Metadata is the role version with the signatures so far: co-signers sign the exact
-	// bytes of its "signed" value.
+	// Metadata is the role version (or change document) with the signatures so far:
+	// co-signers sign the canonical JSON of its "signed" value.
 	Metadata []byte `json:"metadata"`
 }
 
@@ -120,6 +138,27 @@ type ProposalList struct {
 	Project   string     `json:"project"`
 	Proposals []Proposal `json:"proposals"`
 }
+
+// Proposal kinds.
+const (
+	KindRole        = "role"
+	KindMaintainers = "maintainers"
+)
+
+// MaintainerChange is the "signed" value of a maintainer change document: the complete new
+// set of maintainer keys and threshold of a project, version = the project's delegation
+// version + 1, signed by a threshold of the current maintainers.
+type MaintainerChange struct {
+	Type      string         `json:"_type"` // "cairn-maintainers"
+	Project   string         `json:"project"`
+	Version   int64          `json:"version"`
+	Keys      map[string]Key `json:"keys"`
+	Threshold int            `json:"threshold"`
+	Expires   time.Time      `json:"expires"`
+}
+
+// MaintainerChangeType is the _type of a maintainer change document.
+const MaintainerChangeType = "cairn-maintainers"
 
 // CoSignRequest adds one signature to a proposal.
 type CoSignRequest struct {

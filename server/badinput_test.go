@@ -113,6 +113,7 @@ func runBadCases(t *testing.T, r *testrepo.Repo, cases []badCase) {
 			if c.detail != "" && !strings.Contains(p.Detail, c.detail) {
 				t.Errorf("detail %q does not mention %q", p.Detail, c.detail)
 			}
+			checkOpenAPI(t, c.method, c.path, resp, raw)
 			if after := dumpState(t, r); after != before {
 				t.Errorf("stored state changed:\nbefore:\n%s\nafter:\n%s", before, after)
 			}

@@ -159,3 +159,5 @@ func signedPart(t *testing.T, raw []byte) []byte {
 	}
 	return env.Signed
 }
+
+func hexOf(b []byte) string { return hex.EncodeToString(b) }

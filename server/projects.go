@@ -85,7 +85,7 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	acc, err := s.db.CreateProject(r.Context(), store.NewProject{Delegation: d, TokenID: t.ID}, func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
+	acc, err := s.db.CreateProject(r.Context(), store.NewProject{Delegation: d, TokenID: t.ID}, now, func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
 		return tufrepo.ValidateProposal(req.Metadata, st, now, blobs)
 	})
 	if err != nil {
@@ -127,7 +127,7 @@ func (s *Server) submitRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	acc, err := s.db.SubmitRole(r.Context(), name, func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
+	acc, err := s.db.SubmitRole(r.Context(), name, now, func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
 		return tufrepo.ValidateProposal(raw, st, now, blobs)
 	})
 	if err != nil {
@@ -173,11 +173,10 @@ func (s *Server) answerSubmit(w http.ResponseWriter, r *http.Request, project st
 			s.writeError(w, r, err)
 			return
 		}
-		if snap > 0 {
-			res.Status, res.SnapshotVersion = api.StatusPublished, snap
-			if h := s.cache.Head(); h != nil && h.snapshot.version >= snap {
-				res.TimestampVersion = h.timestamp.version
-			}
+		// Answer once this replica serves the snapshot, so a client that asks it next
+		// sees the new version.
+		if h := s.cache.Head(); snap > 0 && h != nil && h.snapshot.version >= snap {
+			res.Status, res.SnapshotVersion, res.TimestampVersion = api.StatusPublished, snap, h.timestamp.version
 			writeJSON(w, http.StatusCreated, res)
 			return
 		}
@@ -316,6 +315,21 @@ func (s *Server) coSign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
+	if r.URL.Query().Get("kind") == api.KindMaintainers {
+		res, err := s.db.CoSignMaintainerChange(r.Context(), name, version, metadata.Signature{KeyID: req.KeyID, Signature: sig}, now, s.changeValidator(now))
+		if err != nil {
+			s.refuse(w, r, err)
+			return
+		}
+		s.metrics.observeUpload(nil)
+		s.log.Info("maintainer change co-signed", "project", name, "version", version, "key", req.KeyID, "token", t.Name, "status", res.Status)
+		s.answerChange(w, r, name, res, wait)
+		return
+	}
+	if k := r.URL.Query().Get("kind"); k != "" && k != api.KindRole {
+		s.refuse(w, r, api.Errorf(api.CodeBadRequest, "kind must be %q or %q", api.KindRole, api.KindMaintainers))
+		return
+	}
 	acc, err := s.db.CoSign(r.Context(), name, version, metadata.Signature{KeyID: req.KeyID, Signature: sig}, now, func(raw []byte, st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
 		return tufrepo.ValidateProposal(raw, st, now, blobs)
 	})

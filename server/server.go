@@ -73,6 +73,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 	r.Route("/api/v1", func(r chi.Router) {
 		s.routeBlobs(r)
 		s.routeProjects(r)
+		s.routeMaintainers(r)
 		s.routeLog(r)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

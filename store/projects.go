@@ -30,7 +30,7 @@ type NewProject struct {
 // CreateProject validates version 1 of the project role and stores the project and the
 // role, staged for the publisher. It returns project_exists if the name (or a name with
 // the same canonical form) is taken. Nothing is stored when it returns an error.
-func (db *DB) CreateProject(ctx context.Context, np NewProject, validate Validator) (*tufrepo.AcceptedRole, error) {
+func (db *DB) CreateProject(ctx context.Context, np NewProject, now time.Time, validate Validator) (*tufrepo.AcceptedRole, error) {
 	d := np.Delegation
 	var acc *tufrepo.AcceptedRole
 	err := db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
@@ -67,7 +67,7 @@ func (db *DB) CreateProject(ctx context.Context, np NewProject, validate Validat
 		if err != nil {
 			return fmt.Errorf("storing project %s: %w", d.Name, err)
 		}
-		if err := stageOrPropose(ctx, tx, d.Name, a, time.Now()); err != nil {
+		if err := stageOrPropose(ctx, tx, d.Name, a, now); err != nil {
 			return err
 		}
 		if np.TokenID != "" {
@@ -84,7 +84,7 @@ func (db *DB) CreateProject(ctx context.Context, np NewProject, validate Validat
 // SubmitRole validates the next version of a project role under a per-project row lock
 // and stages it, or, if it carries fewer than the threshold of signatures, keeps it as a
 // proposal (AcceptedRole.Complete tells which). Nothing is stored when it returns an error.
-func (db *DB) SubmitRole(ctx context.Context, project string, validate Validator) (*tufrepo.AcceptedRole, error) {
+func (db *DB) SubmitRole(ctx context.Context, project string, now time.Time, validate Validator) (*tufrepo.AcceptedRole, error) {
 	var acc *tufrepo.AcceptedRole
 	err := db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
 		st, err := lockProject(ctx, tx, project)
@@ -95,7 +95,7 @@ func (db *DB) SubmitRole(ctx context.Context, project string, validate Validator
 		if err != nil {
 			return err
 		}
-		if err := stageOrPropose(ctx, tx, project, a, time.Now()); err != nil {
+		if err := stageOrPropose(ctx, tx, project, a, now); err != nil {
 			return err
 		}
 		acc = a
@@ -117,31 +117,37 @@ func stageOrPropose(ctx context.Context, tx pgx.Tx, project string, a *tufrepo.A
 		}
 		return nil
 	}
+	expires := now.Add(tufrepo.ProposalLifetime)
+	if limit := a.Expires.Add(-tufrepo.MinProjectRoleLifetime); limit.Before(expires) {
+		expires = limit
+	}
+	return insertProposal(ctx, tx, project, api.KindRole, a.Version, a.Signed, a.Signatures, a.SignedBy[0], a.Threshold, expires, now)
+}
+
+// insertProposal stores a new proposal, refusing while another for the same project, kind
+// and version is open (an expired one is replaced).
+func insertProposal(ctx context.Context, tx pgx.Tx, project, kind string, version int64, signed []byte, sigs []metadata.Signature, proposer string, threshold int, expires, now time.Time) error {
 	var exp time.Time
 	var n int
-	err := tx.QueryRow(ctx, `SELECT expires_at, jsonb_array_length(signatures) FROM proposals WHERE project = $1 AND version = $2 FOR UPDATE`, project, a.Version).Scan(&exp, &n)
+	err := tx.QueryRow(ctx, `SELECT expires_at, jsonb_array_length(signatures) FROM proposals WHERE project = $1 AND kind = $2 AND version = $3 FOR UPDATE`, project, kind, version).Scan(&exp, &n)
 	switch {
 	case err == nil && exp.After(now):
-		return api.Errorf(api.CodeProposalExists, "project %q already has an open proposal for version %d (%d of %d signatures, expires %s): co-sign it with `cairn sign %s`, or wait until it expires", project, a.Version, n, a.Threshold, exp.UTC().Format(time.RFC3339), project)
+		return api.Errorf(api.CodeProposalExists, "project %q already has an open %s proposal for version %d (%d of %d signatures, expires %s): co-sign it with `cairn sign %s`, or wait until it expires", project, kind, version, n, threshold, exp.UTC().Format(time.RFC3339), project)
 	case err == nil:
-		if _, err := tx.Exec(ctx, `DELETE FROM proposals WHERE project = $1 AND version = $2`, project, a.Version); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM proposals WHERE project = $1 AND kind = $2 AND version = $3`, project, kind, version); err != nil {
 			return fmt.Errorf("removing expired proposal: %w", err)
 		}
 	case !errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("reading proposals of %s: %w", project, err)
 	}
-	sigs, err := json.Marshal(a.Signatures)
+	b, err := json.Marshal(sigs)
 	if err != nil {
 		return err
 	}
-	expires := now.Add(tufrepo.ProposalLifetime)
-	if limit := a.Expires.Add(-tufrepo.MinProjectRoleLifetime); limit.Before(expires) {
-		expires = limit
-	}
-	_, err = tx.Exec(ctx, `INSERT INTO proposals (project, version, signed, signatures, proposed_by, expires_at) VALUES ($1,$2,$3,$4,$5,$6)`,
-		project, a.Version, []byte(a.Signed), sigs, a.SignedBy[0], expires)
+	_, err = tx.Exec(ctx, `INSERT INTO proposals (project, kind, version, signed, signatures, proposed_by, expires_at) VALUES ($1,$2,$3,$4,$5,$6,$7)`,
+		project, kind, version, signed, b, proposer, expires)
 	if err != nil {
-		return fmt.Errorf("storing proposal for %s version %d: %w", project, a.Version, err)
+		return fmt.Errorf("storing %s proposal for %s version %d: %w", kind, project, version, err)
 	}
 	return nil
 }
@@ -158,7 +164,7 @@ func (db *DB) CoSign(ctx context.Context, project string, version int64, sig met
 		}
 		var signed, sigsJSON []byte
 		var exp time.Time
-		err = tx.QueryRow(ctx, `SELECT signed, signatures, expires_at FROM proposals WHERE project = $1 AND version = $2 FOR UPDATE`, project, version).Scan(&signed, &sigsJSON, &exp)
+		err = tx.QueryRow(ctx, `SELECT signed, signatures, expires_at FROM proposals WHERE project = $1 AND kind = 'role' AND version = $2 FOR UPDATE`, project, version).Scan(&signed, &sigsJSON, &exp)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return api.Errorf(api.CodeNotFound, "project %q has no open proposal for version %d: list them with `cairn sign %s`", project, version, project)
 		}
@@ -215,14 +221,14 @@ func (db *DB) Proposals(ctx context.Context, project string, now time.Time) (*ap
 	} else if err != nil {
 		return nil, fmt.Errorf("reading project %s: %w", project, err)
 	}
-	rows, err := db.Pool.Query(ctx, `SELECT version, signed, signatures, proposed_by, created_at, expires_at FROM proposals WHERE project = $1 AND expires_at > $2 ORDER BY version`, project, now)
+	rows, err := db.Pool.Query(ctx, `SELECT kind, version, signed, signatures, proposed_by, created_at, expires_at FROM proposals WHERE project = $1 AND expires_at > $2 ORDER BY kind DESC, version`, project, now)
 	if err != nil {
 		return nil, fmt.Errorf("listing proposals of %s: %w", project, err)
 	}
 	out := &api.ProposalList{Project: project, Proposals: []api.Proposal{}}
 	var p api.Proposal
 	var signed, sigsJSON []byte
-	_, err = pgx.ForEachRow(rows, []any{&p.Version, &signed, &sigsJSON, &p.ProposedBy, &p.CreatedAt, &p.ExpiresAt}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&p.Kind, &p.Version, &signed, &sigsJSON, &p.ProposedBy, &p.CreatedAt, &p.ExpiresAt}, func() error {
 		var sigs []metadata.Signature
 		if err := json.Unmarshal(sigsJSON, &sigs); err != nil {
 			return err
@@ -326,7 +332,7 @@ func stageRole(ctx context.Context, tx pgx.Tx, project string, a *tufrepo.Accept
 		}
 	}
 	// Proposals for this version or earlier can never complete now.
-	if _, err := tx.Exec(ctx, `DELETE FROM proposals WHERE project = $1 AND version <= $2`, project, a.Version); err != nil {
+	if _, err := tx.Exec(ctx, `DELETE FROM proposals WHERE project = $1 AND kind = 'role' AND version <= $2`, project, a.Version); err != nil {
 		return fmt.Errorf("removing superseded proposals: %w", err)
 	}
 	if _, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, ChannelStaged, project); err != nil {
@@ -353,7 +359,7 @@ func (db *DB) RoleStatus(ctx context.Context, project string, version int64) (in
 
 // ListProjects returns up to limit projects with names after `after`, in name order.
 func (db *DB) ListProjects(ctx context.Context, after string, limit int) ([]api.Project, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT name, delegator, threshold, keys, keyids, role_version, published_version, created_at FROM projects WHERE name > $1 ORDER BY name LIMIT $2`, after, limit)
+	rows, err := db.Pool.Query(ctx, `SELECT name, delegator, threshold, keys, keyids, role_version, published_version, delegation_version, delegated, created_at FROM projects WHERE name > $1 ORDER BY name LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, fmt.Errorf("listing projects: %w", err)
 	}
@@ -362,7 +368,7 @@ func (db *DB) ListProjects(ctx context.Context, after string, limit int) ([]api.
 
 // GetProject returns one project.
 func (db *DB) GetProject(ctx context.Context, name string) (*api.Project, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT name, delegator, threshold, keys, keyids, role_version, published_version, created_at FROM projects WHERE name = $1`, name)
+	rows, err := db.Pool.Query(ctx, `SELECT name, delegator, threshold, keys, keyids, role_version, published_version, delegation_version, delegated, created_at FROM projects WHERE name = $1`, name)
 	if err != nil {
 		return nil, fmt.Errorf("reading project %s: %w", name, err)
 	}
@@ -377,7 +383,7 @@ func scanProject(r pgx.CollectableRow) (api.Project, error) {
 	var p api.Project
 	var keys []byte
 	var keyids []string
-	if err := r.Scan(&p.Name, &p.Delegator, &p.Threshold, &keys, &keyids, &p.RoleVersion, &p.PublishedVersion, &p.CreatedAt); err != nil {
+	if err := r.Scan(&p.Name, &p.Delegator, &p.Threshold, &keys, &keyids, &p.RoleVersion, &p.PublishedVersion, &p.DelegationVersion, &p.Delegated, &p.CreatedAt); err != nil {
 		return p, err
 	}
 	var km map[string]api.Key

@@ -208,10 +208,10 @@ func TestConcurrentSubmissionsOneWinnerPerVersion(t *testing.T) {
 			return tufrepo.ValidateProjectRole(raw, st, time.Now(), blobs)
 		}
 	}
-	if _, err := db.CreateProject(ctx, store.NewProject{Delegation: d}, validate(role(1))); err != nil {
+	if _, err := db.CreateProject(ctx, store.NewProject{Delegation: d}, time.Now(), validate(role(1))); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateProject(ctx, store.NewProject{Delegation: d}, validate(role(1))); api.CodeOf(err) != api.CodeProjectExists {
+	if _, err := db.CreateProject(ctx, store.NewProject{Delegation: d}, time.Now(), validate(role(1))); api.CodeOf(err) != api.CodeProjectExists {
 		t.Fatalf("duplicate create: %v", err)
 	}
 	const writers = 12
@@ -222,7 +222,7 @@ func TestConcurrentSubmissionsOneWinnerPerVersion(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := db.SubmitRole(ctx, "race", validate(role(2)))
+			_, err := db.SubmitRole(ctx, "race", time.Now(), validate(role(2)))
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -239,11 +239,11 @@ func TestConcurrentSubmissionsOneWinnerPerVersion(t *testing.T) {
 	if wins != 1 || conflicts != writers-1 {
 		t.Fatalf("%d writers won, %d conflicted", wins, conflicts)
 	}
-	if _, err := db.SubmitRole(ctx, "nope", validate(role(2))); api.CodeOf(err) != api.CodeNotFound {
+	if _, err := db.SubmitRole(ctx, "nope", time.Now(), validate(role(2))); api.CodeOf(err) != api.CodeNotFound {
 		t.Fatalf("unknown project: %v", err)
 	}
 	// A refused submission stores nothing.
-	if _, err := db.SubmitRole(ctx, "race", func(tufrepo.ProjectState, tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
+	if _, err := db.SubmitRole(ctx, "race", time.Now(), func(tufrepo.ProjectState, tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
 		return nil, errors.New("refused")
 	}); err == nil {
 		t.Fatal("refusal not returned")

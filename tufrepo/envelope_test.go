@@ -46,3 +46,22 @@ func TestEnvelopeWithPEMKeysIsValidJSON(t *testing.T) {
 		t.Fatalf("signature over the canonical bytes does not verify after parsing: %v", err)
 	}
 }
+
+// TestEnvelopeKeepsWhitespaceBetweenTokens: signed bytes as a proposer sent them may be
+// indented; only control characters inside strings are escaped.
+func TestEnvelopeKeepsWhitespaceBetweenTokens(t *testing.T) {
+	signed := []byte("{\n  \"a\": \"x\\\"\ny\",\n\t\"b\": [1,\r\n 2]\n}")
+	raw := Envelope(signed, nil)
+	if !json.Valid(raw) {
+		t.Fatalf("not valid JSON: %q", raw)
+	}
+	var env struct {
+		Signed struct {
+			A string `json:"a"`
+			B []int  `json:"b"`
+		} `json:"signed"`
+	}
+	if err := json.Unmarshal(raw, &env); err != nil || env.Signed.A != "x\"\ny" || len(env.Signed.B) != 2 {
+		t.Fatalf("parsed %+v, %v", env.Signed, err)
+	}
+}

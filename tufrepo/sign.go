@@ -70,15 +70,30 @@ func Envelope(signed []byte, sigs []metadata.Signature) []byte {
 	return b.Bytes()
 }
 
-// escapeControl replaces raw control bytes, which in canonical JSON can only occur inside
-// strings, with their JSON escapes.
+// escapeControl replaces raw control bytes inside JSON strings (which canonical JSON leaves
+// unescaped) with their JSON escapes, leaving whitespace between tokens as it is.
 func escapeControl(c []byte) []byte {
 	if !bytes.ContainsFunc(c, func(r rune) bool { return r < 0x20 }) {
 		return c
 	}
 	out := make([]byte, 0, len(c)+64)
+	inString, escaped := false, false
 	for _, ch := range c {
+		if !inString {
+			inString = ch == '"'
+			out = append(out, ch)
+			continue
+		}
 		switch {
+		case escaped:
+			escaped = false
+			out = append(out, ch)
+		case ch == '\\':
+			escaped = true
+			out = append(out, ch)
+		case ch == '"':
+			inString = false
+			out = append(out, ch)
 		case ch == '\n':
 			out = append(out, '\\', 'n')
 		case ch == '\r':
