@@ -217,3 +217,33 @@ type Health struct {
 
 // RawJSON is used where exact bytes must be kept.
 type RawJSON = json.RawMessage
+
+// ClaimProject is a project the next version of claimed may or must delegate to, with the
+// keys and threshold the delegation must carry.
+type ClaimProject struct {
+	Name              string         `json:"name"`
+	Keys              map[string]Key `json:"keys"`
+	Threshold         int            `json:"threshold"`
+	DelegationVersion int64          `json:"delegation_version"`
+	// Claimed projects must stay in claimed; the others (recently-claimed) may be moved in.
+	Claimed bool `json:"claimed"`
+	// Change is set when the keys come from a maintainer change queued for the admins.
+	Change bool `json:"change"`
+}
+
+// ClaimQueue is what waits for the admins' next offline signing of claimed.
+type ClaimQueue struct {
+	// ClaimedVersion is the latest version of claimed; the next must be one more.
+	ClaimedVersion int64 `json:"claimed_version"`
+	// Claimed is that version's metadata (base64), to build the next one from.
+	Claimed  []byte         `json:"claimed"`
+	Projects []ClaimProject `json:"projects"`
+}
+
+// ClaimResult answers an upload of claimed.
+type ClaimResult struct {
+	Version         int64    `json:"version"`
+	Moved           []string `json:"moved"`
+	Status          string   `json:"status"`
+	SnapshotVersion int64    `json:"snapshot_version,omitempty"`
+}

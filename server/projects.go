@@ -162,29 +162,40 @@ func (s *Server) answerSubmit(w http.ResponseWriter, r *http.Request, project st
 		writeJSON(w, http.StatusAccepted, api.SubmitResult{Project: project, RoleVersion: version, Status: api.StatusPending, Signatures: len(acc.SignedBy), Threshold: acc.Threshold})
 		return
 	}
-	s.publisher.Kick()
-	ctx, cancel := context.WithTimeout(r.Context(), wait)
-	defer cancel()
 	res := api.SubmitResult{Project: project, RoleVersion: version, Status: api.StatusStaged}
+	snap, tsv, err := s.waitPublished(r.Context(), project, version, wait)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if snap == 0 {
+		writeJSON(w, http.StatusAccepted, res)
+		return
+	}
+	res.Status, res.SnapshotVersion, res.TimestampVersion = api.StatusPublished, snap, tsv
+	writeJSON(w, http.StatusCreated, res)
+}
+
+// waitPublished kicks the publisher and waits up to wait until version of role is in a
+// published snapshot that this replica serves (so a client that asks it next sees it). It
+// returns the snapshot and timestamp versions, or 0 if the wait ended first.
+func (s *Server) waitPublished(ctx context.Context, role string, version int64, wait time.Duration) (snap, ts int64, err error) {
+	s.publisher.Kick()
+	ctx, cancel := context.WithTimeout(ctx, wait)
+	defer cancel()
 	for {
 		changed := s.cache.Changed()
-		snap, err := s.db.RoleStatus(context.WithoutCancel(ctx), project, version)
+		snap, err := s.db.MetadataStatus(context.WithoutCancel(ctx), role, version)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return 0, 0, err
 		}
-		// Answer once this replica serves the snapshot, so a client that asks it next
-		// sees the new version.
 		if h := s.cache.Head(); snap > 0 && h != nil && h.snapshot.version >= snap {
-			res.Status, res.SnapshotVersion, res.TimestampVersion = api.StatusPublished, snap, h.timestamp.version
-			writeJSON(w, http.StatusCreated, res)
-			return
+			return snap, h.timestamp.version, nil
 		}
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			writeJSON(w, http.StatusAccepted, res)
-			return
+			return 0, 0, nil
 		}
 	}
 }

@@ -74,6 +74,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 		s.routeBlobs(r)
 		s.routeProjects(r)
 		s.routeMaintainers(r)
+		s.routeClaims(r)
 		s.routeLog(r)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {

@@ -113,19 +113,19 @@ func finishChange(ctx context.Context, tx pgx.Tx, project, delegator string, c *
 		err := insertProposal(ctx, tx, project, api.KindMaintainers, c.Doc.Version, c.Signed, c.Signatures, c.SignedBy[0], c.Threshold, minTime(now.Add(tufrepo.ProposalLifetime), c.Doc.Expires), now)
 		return &ChangeResult{Change: c, Status: ChangePending}, err
 	}
+	var roleRaw []byte
+	err := tx.QueryRow(ctx, `SELECT raw FROM metadata WHERE role = $1 ORDER BY version DESC LIMIT 1`, project).Scan(&roleRaw)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("reading role of %s: %w", project, err)
+	}
+	if err == nil {
+		if err := tufrepo.CheckRoleUnderDelegation(roleRaw, c.New); err != nil {
+			return nil, err
+		}
+	}
 	status := ChangeQueued
 	if delegator == tufrepo.RoleRecentlyClaimed {
 		status = ChangeApplied
-		var roleRaw []byte
-		err := tx.QueryRow(ctx, `SELECT raw FROM metadata WHERE role = $1 ORDER BY version DESC LIMIT 1`, project).Scan(&roleRaw)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return nil, fmt.Errorf("reading role of %s: %w", project, err)
-		}
-		if err == nil {
-			if err := tufrepo.CheckRoleUnderDelegation(roleRaw, c.New); err != nil {
-				return nil, err
-			}
-		}
 		keys, err := json.Marshal(c.New.Keys)
 		if err != nil {
 			return nil, err

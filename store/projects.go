@@ -343,10 +343,18 @@ func stageRole(ctx context.Context, tx pgx.Tx, project string, a *tufrepo.Accept
 
 // RoleStatus returns the snapshot a project role version was published in (0 if staged).
 func (db *DB) RoleStatus(ctx context.Context, project string, version int64) (int64, error) {
+	if tufrepo.IsReservedRole(project) {
+		return 0, api.Errorf(api.CodeNotFound, "project %q has no role version %d", project, version)
+	}
+	return db.MetadataStatus(ctx, project, version)
+}
+
+// MetadataStatus returns the snapshot a role version was published in (0 if staged).
+func (db *DB) MetadataStatus(ctx context.Context, project string, version int64) (int64, error) {
 	var snap *int64
 	err := db.Pool.QueryRow(ctx, `SELECT snapshot_version FROM metadata WHERE role = $1 AND version = $2`, project, version).Scan(&snap)
-	if errors.Is(err, pgx.ErrNoRows) || tufrepo.IsReservedRole(project) {
-		return 0, api.Errorf(api.CodeNotFound, "project %q has no role version %d", project, version)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, api.Errorf(api.CodeNotFound, "role %q has no version %d", project, version)
 	}
 	if err != nil {
 		return 0, fmt.Errorf("reading status of %s version %d: %w", project, version, err)

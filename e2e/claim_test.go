@@ -1,0 +1,169 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/testrepo"
+	"github.com/cairn-dev/cairn/internal/tufjs"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// devSigner loads one of the dev repository's offline keys (what an admin holds).
+func devSigner(t *testing.T, r *testrepo.Repo, role string) *tufrepo.OnlineSigner {
+	t.Helper()
+	keys := filepath.Join(r.Dir, "keys")
+	uri := (&url.URL{Scheme: "file", Path: filepath.Join(keys, role+".json"), RawQuery: "passphrase-file=" + url.QueryEscape(filepath.Join(keys, "passphrase"))}).String()
+	s, err := tufrepo.SignerFromURI(context.Background(), uri, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := tufrepo.NewOnlineSigner(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
+}
+
+// claim moves projects into claimed the way `cairn admin claim` does: from the queue,
+// the next claimed version, signed offline with the claimed key.
+func claim(t *testing.T, r *testrepo.Repo, projects ...string) api.ClaimResult {
+	t.Helper()
+	var q api.ClaimQueue
+	if err := json.Unmarshal(r.Do(t, "GET", "/api/v1/admin/claims", r.AdminToken, "", nil).Body, &q); err != nil {
+		t.Fatal(err)
+	}
+	md, err := metadata.Targets().FromBytes(q.Claimed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	md.Signed.Version = q.ClaimedVersion + 1
+	md.Signed.Expires = time.Now().Add(365 * 24 * time.Hour).UTC().Truncate(time.Second)
+	if md.Signed.Delegations == nil {
+		md.Signed.Delegations = &metadata.Delegations{Keys: map[string]*metadata.Key{}}
+	}
+	for _, p := range q.Projects {
+		want := p.Claimed
+		for _, n := range projects {
+			want = want || n == p.Name
+		}
+		if !want || p.Claimed && !p.Change {
+			continue
+		}
+		d := metadata.DelegatedRole{Name: p.Name, Threshold: p.Threshold, Terminating: true, Paths: []string{tufrepo.ProjectPathPattern(p.Name)}}
+		for id, k := range p.Keys {
+			mk, err := tufrepo.KeyFromAPI(k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			md.Signed.Delegations.Keys[id] = mk
+			d.KeyIDs = append(d.KeyIDs, id)
+		}
+		md.Signed.Delegations.Roles = append(md.Signed.Delegations.Roles, d)
+	}
+	md.ClearSignatures()
+	signed, err := tufrepo.Canonical(md.Signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := tufrepo.SignEnvelope(context.Background(), signed, devSigner(t, r, tufrepo.RoleClaimed))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := r.Do(t, "POST", "/api/v1/admin/claimed", r.AdminToken, api.MediaJSON, raw)
+	var res api.ClaimResult
+	if err := json.Unmarshal(resp.Body, &res); err != nil || resp.Status != http.StatusCreated {
+		t.Fatalf("uploading claimed: %d %s", resp.Status, resp.Body)
+	}
+	return res
+}
+
+// forgeRole is the attacker's move with the database and the online keys: it re-delegates
+// project to their key through recently-claimed and publishes a role version they signed.
+func forgeRole(t *testing.T, r *testrepo.Repo, project string, version int64, mallory *testrepo.Key, files ...testrepo.File) {
+	t.Helper()
+	ctx := context.Background()
+	raw := testrepo.Sign(t, testrepo.Role(version, time.Now().Add(24*time.Hour), files...), mallory)
+	keys, _ := json.Marshal(map[string]*metadata.Key{mallory.ID(): mallory.Signer.Key})
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`UPDATE projects SET delegator = 'recently-claimed', keys = $2, keyids = $3, threshold = 1, delegated = false, role_version = $4 WHERE name = $1`, []any{project, keys, []string{mallory.ID()}, version}},
+		{`INSERT INTO metadata (role, version, raw, length, sha256, expires, action) VALUES ($1, $2, $3, $4, $5, now() + interval '1 day', 'accepted')`, []any{project, version, raw, len(raw), shaBytes(raw)}},
+	} {
+		if _, err := r.DB.Pool.Exec(ctx, q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, f := range files {
+		if _, err := r.DB.Pool.Exec(ctx, `INSERT INTO release_files (path, project, version, filename, length, sha256, role_version) VALUES ($1, $2, '6.6.6', 'x', $3, $4, $5) ON CONFLICT DO NOTHING`, f.Path, project, len(f.Content), shaBytes(f.Content), version); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The publisher (this call, or the replica's own loop) puts it into a snapshot.
+	if _, err := r.Server.Publisher().PublishOnce(ctx); err != nil {
+		t.Fatalf("publishing the forgery: %v", err)
+	}
+	var snap *int64
+	if err := r.DB.Pool.QueryRow(ctx, `SELECT snapshot_version FROM metadata WHERE role = $1 AND version = $2`, project, version).Scan(&snap); err != nil || snap == nil {
+		t.Fatalf("the forgery was not published: %v", err)
+	}
+	_, ts, err := r.DB.Heads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForTimestamp(t, r, ts)
+}
+
+// TestClaimedProjectSurvivesServerCompromise: once a project is claimed (offline keys), an
+// attacker with the database and every online key cannot get a client to accept a release,
+// a yank or a maintainer change the maintainers did not sign.
+func TestClaimedProjectSurvivesServerCompromise(t *testing.T) {
+	w := newWorld(t)
+	res := claim(t, w.r, "demo")
+	if len(res.Moved) != 1 || res.Moved[0] != "demo" {
+		t.Fatalf("claim: %+v", res)
+	}
+	cs := clients(t, w.r)
+	for _, c := range cs {
+		if _, err := c.get(t, w.f2.Path); err != nil {
+			t.Fatalf("%s after claiming: %v", c.name, err)
+		}
+	}
+	mallory := testrepo.NewKey(t, tufrepo.KeyEd25519)
+	evil := testrepo.File{Path: "demo/6.6.6/demo-6.6.6.tar.gz", Content: []byte("malware")}
+	w.r.PutBlob(t, w.r.AdminToken, evil.Content)
+	// A forged release and a forged yank (the genuine targets, flagged yanked), each in a
+	// role version signed by the attacker and delegated to them by a re-signed
+	// recently-claimed.
+	forgeRole(t, w.r, "demo", 4, mallory, w.f1, w.f2, evil)
+	for _, c := range cs {
+		checkRefused(t, c, evil.Path, refusal{isUnsigned, tufjs.ExitSignature, 3})
+	}
+}
+
+// TestRecentlyClaimedBoundary writes down what the same attacker CAN do to a project that
+// is not yet claimed: recently-claimed is signed online, so they re-delegate the project
+// to their own key and clients accept their release. This is PEP 480's accepted window;
+// claiming closes it (TestClaimedProjectSurvivesServerCompromise).
+func TestRecentlyClaimedBoundary(t *testing.T) {
+	w := newWorld(t)
+	mallory := testrepo.NewKey(t, tufrepo.KeyEd25519)
+	evil := testrepo.File{Path: "demo/6.6.6/demo-6.6.6.tar.gz", Content: []byte("malware")}
+	w.r.PutBlob(t, w.r.AdminToken, evil.Content)
+	forgeRole(t, w.r, "demo", 4, mallory, w.f1, w.f2, evil)
+	for _, c := range clients(t, w.r) {
+		got, err := c.get(t, evil.Path)
+		if err != nil || string(got) != "malware" {
+			t.Fatalf("%s: the documented boundary moved: %v %q", c.name, err, got)
+		}
+	}
+}

@@ -1,0 +1,82 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/go-chi/chi/v5"
+)
+
+func (s *Server) routeClaims(r chi.Router) {
+	r.Get("/admin/claims", s.claimQueue)
+	r.Post("/admin/claimed", s.submitClaimed)
+}
+
+// requireAdmin returns an error unless the request carries an admin token.
+func (s *Server) requireAdmin(r *http.Request) error {
+	t, err := s.authenticate(r)
+	if err != nil {
+		return err
+	}
+	if !t.Admin {
+		return api.Errorf(api.CodeForbidden, "token %q is not an admin token", t.Name)
+	}
+	return nil
+}
+
+// claimQueue lists what waits for the admins' next offline signing of claimed: projects
+// that may be claimed, and the claimed projects' queued maintainer changes.
+func (s *Server) claimQueue(w http.ResponseWriter, r *http.Request) {
+	if err := s.requireAdmin(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	q, err := s.db.ClaimQueue(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, q)
+}
+
+// submitClaimed takes a new version of claimed signed offline by the admins, and publishes
+// it with a recently-claimed that no longer delegates the projects it claims.
+func (s *Server) submitClaimed(w http.ResponseWriter, r *http.Request) {
+	if err := s.requireAdmin(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	wait, err := s.parseWait(r)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	raw, err := readBody(w, r, 64<<20)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	acc, err := s.db.SubmitClaimed(r.Context(), raw, s.now())
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	s.metrics.observeUpload(nil)
+	s.log.Info("claimed accepted", "version", acc.Version, "moved", acc.Moved)
+	res := api.ClaimResult{Version: acc.Version, Moved: acc.Moved, Status: api.StatusStaged}
+	if res.Moved == nil {
+		res.Moved = []string{}
+	}
+	snap, _, err := s.waitPublished(r.Context(), tufrepo.RoleClaimed, acc.Version, wait)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if snap == 0 {
+		writeJSON(w, http.StatusAccepted, res)
+		return
+	}
+	res.Status, res.SnapshotVersion = api.StatusPublished, snap
+	writeJSON(w, http.StatusCreated, res)
+}
