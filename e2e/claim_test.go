@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -15,22 +13,6 @@ import (
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
-
-// devSigner loads one of the dev repository's offline keys (what an admin holds).
-func devSigner(t *testing.T, r *testrepo.Repo, role string) *tufrepo.OnlineSigner {
-	t.Helper()
-	keys := filepath.Join(r.Dir, "keys")
-	uri := (&url.URL{Scheme: "file", Path: filepath.Join(keys, role+".json"), RawQuery: "passphrase-file=" + url.QueryEscape(filepath.Join(keys, "passphrase"))}).String()
-	s, err := tufrepo.SignerFromURI(context.Background(), uri, func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	o, err := tufrepo.NewOnlineSigner(context.Background(), s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return o
-}
 
 // claim moves projects into claimed the way `cairn admin claim` does: from the queue,
 // the next claimed version, signed offline with the claimed key.
@@ -73,7 +55,7 @@ func claim(t *testing.T, r *testrepo.Repo, projects ...string) api.ClaimResult {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw, err := tufrepo.SignEnvelope(context.Background(), signed, devSigner(t, r, tufrepo.RoleClaimed))
+	raw, err := tufrepo.SignEnvelope(context.Background(), signed, r.OfflineSigner(t, tufrepo.RoleClaimed))
 	if err != nil {
 		t.Fatal(err)
 	}

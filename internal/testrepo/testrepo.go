@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -208,4 +209,21 @@ func (r *Repo) CreateProject(t testing.TB, token, name string, threshold int, si
 func (r *Repo) Submit(t testing.TB, token, project string, raw []byte) Response {
 	t.Helper()
 	return r.Do(t, http.MethodPost, "/api/v1/projects/"+project+"/roles", token, api.MediaJSON, raw)
+}
+
+// OfflineSigner loads one of the dev repository's offline keys (root, targets, claimed):
+// what an admin holds.
+func (r *Repo) OfflineSigner(t testing.TB, role string) *tufrepo.OnlineSigner {
+	t.Helper()
+	keys := filepath.Join(r.Dir, "keys")
+	uri := (&url.URL{Scheme: "file", Path: filepath.Join(keys, role+".json"), RawQuery: "passphrase-file=" + url.QueryEscape(filepath.Join(keys, "passphrase"))}).String()
+	s, err := tufrepo.SignerFromURI(context.Background(), uri, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := tufrepo.NewOnlineSigner(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return o
 }

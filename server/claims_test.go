@@ -1,0 +1,127 @@
+package server_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/testrepo"
+	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+)
+
+// nextClaimed builds claimed version v delegating to projects (name → keys, threshold),
+// with edit applied, signed by signer.
+func nextClaimed(t *testing.T, v int64, projects map[string][]*testrepo.Key, threshold int, signer *tufrepo.OnlineSigner, edit func(*metadata.Metadata[metadata.TargetsType])) []byte {
+	t.Helper()
+	md := metadata.Targets(time.Now().Add(365 * 24 * time.Hour).UTC().Truncate(time.Second))
+	md.Signed.Version = v
+	md.Signed.SpecVersion = tufrepo.SpecVersion
+	md.Signed.Delegations = &metadata.Delegations{Keys: map[string]*metadata.Key{}, Roles: []metadata.DelegatedRole{}}
+	for name, keys := range projects {
+		d := metadata.DelegatedRole{Name: name, Threshold: threshold, Terminating: true, Paths: []string{tufrepo.ProjectPathPattern(name)}}
+		for _, k := range keys {
+			md.Signed.Delegations.Keys[k.ID()] = k.Signer.Key
+			d.KeyIDs = append(d.KeyIDs, k.ID())
+		}
+		md.Signed.Delegations.Roles = append(md.Signed.Delegations.Roles, d)
+	}
+	if edit != nil {
+		edit(md)
+	}
+	signed, err := tufrepo.Canonical(md.Signed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := tufrepo.SignEnvelope(context.Background(), signed, signer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func TestClaimingBadInput(t *testing.T) {
+	r := freshRepo(t)
+	ctx := context.Background()
+	alice := testrepo.NewKey(t, tufrepo.KeyEd25519)
+	bob := testrepo.NewKey(t, tufrepo.KeyEd25519)
+	r.CreateProject(t, r.AdminToken, "demo", 1, []*testrepo.Key{alice}, alice)
+	r.CreateProject(t, r.AdminToken, "extra", 1, []*testrepo.Key{bob}, bob)
+	claimedKey := r.OfflineSigner(t, tufrepo.RoleClaimed)
+	wrongKey := r.OfflineSigner(t, tufrepo.RoleTargets)
+	scoped, _, err := r.DB.CreateToken(ctx, store.NewTokenSpec{Name: "demo-only", Projects: []string{"demo"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	demo := map[string][]*testrepo.Key{"demo": {alice}}
+	path := "/api/v1/admin/claimed"
+	js := api.MediaJSON
+	admin := r.AdminToken
+	runBadCases(t, r, []badCase{
+		{name: "no token", method: "POST", path: path, contentType: js, body: nextClaimed(t, 2, demo, 1, claimedKey, nil), status: 401, code: api.CodeUnauthorized},
+		{name: "not an admin", method: "POST", path: path, token: scoped, contentType: js, body: nextClaimed(t, 2, demo, 1, claimedKey, nil), status: 403, code: api.CodeForbidden},
+		{name: "queue not an admin", method: "GET", path: "/api/v1/admin/claims", token: scoped, status: 403, code: api.CodeForbidden},
+		{name: "malformed", method: "POST", path: path, token: admin, contentType: js, body: []byte("{"), status: 400, code: api.CodeMalformedMetadata},
+		{name: "replayed version", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 1, demo, 1, claimedKey, nil), status: 409, code: api.CodeVersionConflict},
+		{name: "skipped version", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 3, demo, 1, claimedKey, nil), status: 409, code: api.CodeVersionConflict},
+		{name: "signed by the wrong key", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 2, demo, 1, wrongKey, nil), status: 422, code: api.CodeSignatureInvalid},
+		{name: "signed by a maintainer", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 2, demo, 1, alice.Signer, nil), status: 422, code: api.CodeSignatureInvalid},
+		{name: "expired", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 2, demo, 1, claimedKey, func(md *metadata.Metadata[metadata.TargetsType]) {
+			md.Signed.Expires = time.Now().Add(time.Hour).UTC().Truncate(time.Second)
+		}), status: 422, code: api.CodeExpired},
+		{name: "unknown project", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 2, map[string][]*testrepo.Key{"ghost": {alice}}, 1, claimedKey, nil), status: 404, code: api.CodeNotFound, detail: "ghost"},
+		{name: "wrong maintainer key", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 2, map[string][]*testrepo.Key{"demo": {bob}}, 1, claimedKey, nil), status: 400, code: api.CodeInvalidKey, detail: "demo"},
+		{name: "wrong threshold", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 2, map[string][]*testrepo.Key{"demo": {alice}}, 2, claimedKey, nil), status: 400, code: api.CodeInvalidThreshold},
+		{name: "not terminating", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 2, demo, 1, claimedKey, func(md *metadata.Metadata[metadata.TargetsType]) {
+			md.Signed.Delegations.Roles[0].Terminating = false
+		}), status: 400, code: api.CodeBadRequest},
+		{name: "wider paths", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 2, demo, 1, claimedKey, func(md *metadata.Metadata[metadata.TargetsType]) {
+			md.Signed.Delegations.Roles[0].Paths = []string{"*/*/*"}
+		}), status: 400, code: api.CodeBadRequest},
+		{name: "lists targets", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 2, demo, 1, claimedKey, func(md *metadata.Metadata[metadata.TargetsType]) {
+			tf := metadata.TargetFile()
+			tf.Length, tf.Hashes = 1, metadata.Hashes{"sha256": make([]byte, 32)}
+			md.Signed.Targets["demo/1/x"] = tf
+		}), status: 400, code: api.CodeBadRequest},
+	})
+	// Claim demo, then a version that drops it is refused.
+	resp := r.Do(t, "POST", path, admin, js, nextClaimed(t, 2, demo, 1, claimedKey, nil))
+	var res api.ClaimResult
+	if err := json.Unmarshal(resp.Body, &res); err != nil || resp.Status != http.StatusCreated || len(res.Moved) != 1 {
+		t.Fatalf("claiming demo: %d %s", resp.Status, resp.Body)
+	}
+	runBadCases(t, r, []badCase{
+		{name: "drops a claimed project", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 3, map[string][]*testrepo.Key{"extra": {bob}}, 1, claimedKey, nil), status: 400, code: api.CodeBadRequest, detail: "demo"},
+	})
+	var q api.ClaimQueue
+	if err := json.Unmarshal(r.Do(t, "GET", "/api/v1/admin/claims", admin, "", nil).Body, &q); err != nil || q.ClaimedVersion != 2 || len(q.Projects) != 2 {
+		t.Fatalf("queue: %+v %v", q, err)
+	}
+	var p api.Project
+	json.Unmarshal(r.Do(t, "GET", "/api/v1/projects/demo", "", "", nil).Body, &p)
+	if p.Delegator != tufrepo.RoleClaimed {
+		t.Fatalf("demo delegator %q", p.Delegator)
+	}
+	// A maintainer change of a claimed project is queued, not applied.
+	resp = r.Do(t, "POST", "/api/v1/projects/demo/maintainers", admin, js, changeDoc(t, "demo", 2, 1, []*testrepo.Key{alice, bob}, time.Now().Add(time.Hour), alice))
+	var mc api.MaintainerChangeResult
+	if err := json.Unmarshal(resp.Body, &mc); err != nil || resp.Status != http.StatusAccepted || mc.Status != "queued" {
+		t.Fatalf("change of a claimed project: %d %s", resp.Status, resp.Body)
+	}
+	// The next claimed must carry it.
+	runBadCases(t, r, []badCase{
+		{name: "ignores a queued change", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 3, demo, 1, claimedKey, nil), status: 400, code: api.CodeInvalidKey},
+	})
+	resp = r.Do(t, "POST", path, admin, js, nextClaimed(t, 3, map[string][]*testrepo.Key{"demo": {alice, bob}}, 1, claimedKey, nil))
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("claimed with the queued change: %d %s", resp.Status, resp.Body)
+	}
+	json.Unmarshal(r.Do(t, "GET", "/api/v1/projects/demo", "", "", nil).Body, &p)
+	if len(p.Maintainers) != 2 || p.DelegationVersion != 2 {
+		t.Fatalf("demo after the queued change: %+v", p)
+	}
+}
