@@ -240,6 +240,22 @@ type ClaimQueue struct {
 	Projects []ClaimProject `json:"projects"`
 }
 
+// TopLevelUpdate is what admins upload to rotate root or re-sign targets: the next root,
+// the next targets, or both (both when root changes the targets keys, so that clients
+// never see a root whose targets they cannot verify). Exact bytes, base64 in JSON.
+type TopLevelUpdate struct {
+	Root    []byte `json:"root,omitempty"`
+	Targets []byte `json:"targets,omitempty"`
+}
+
+// TopLevelResult answers a TopLevelUpdate.
+type TopLevelResult struct {
+	RootVersion     int64  `json:"root_version,omitempty"`
+	TargetsVersion  int64  `json:"targets_version,omitempty"`
+	Status          string `json:"status"`
+	SnapshotVersion int64  `json:"snapshot_version,omitempty"`
+}
+
 // ClaimResult answers an upload of claimed.
 type ClaimResult struct {
 	Version         int64    `json:"version"`

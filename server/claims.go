@@ -11,6 +11,7 @@ import (
 func (s *Server) routeClaims(r chi.Router) {
 	r.Get("/admin/claims", s.claimQueue)
 	r.Post("/admin/claimed", s.submitClaimed)
+	r.Post("/admin/root", s.submitTopLevel)
 }
 
 // requireAdmin returns an error unless the request carries an admin token.
@@ -69,6 +70,47 @@ func (s *Server) submitClaimed(w http.ResponseWriter, r *http.Request) {
 		res.Moved = []string{}
 	}
 	snap, _, err := s.waitPublished(r.Context(), tufrepo.RoleClaimed, acc.Version, wait)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if snap == 0 {
+		writeJSON(w, http.StatusAccepted, res)
+		return
+	}
+	res.Status, res.SnapshotVersion = api.StatusPublished, snap
+	writeJSON(w, http.StatusCreated, res)
+}
+
+// submitTopLevel takes the next root and/or targets, signed offline by the admins.
+func (s *Server) submitTopLevel(w http.ResponseWriter, r *http.Request) {
+	if err := s.requireAdmin(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	wait, err := s.parseWait(r)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	var up api.TopLevelUpdate
+	if err := decodeJSON(w, r, 4<<20, &up); err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	st, err := s.db.SubmitTopLevel(r.Context(), up, s.publisher.Signers, s.now())
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	s.metrics.observeUpload(nil)
+	s.log.Info("top-level metadata accepted", "root", st.Root, "targets", st.Targets)
+	res := api.TopLevelResult{RootVersion: st.Root, TargetsVersion: st.Targets, Status: api.StatusStaged}
+	role, v := tufrepo.RoleTargets, st.Targets
+	if st.Root > 0 {
+		role, v = tufrepo.RoleRoot, st.Root
+	}
+	snap, _, err := s.waitPublished(r.Context(), role, v, wait)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -218,7 +218,10 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 		audit = append(audit, api.LogEntry{Action: action, Role: role, Version: v, Length: int64(len(raw)), SHA256: hex.EncodeToString(sum[:]), Snapshot: snapV, Time: AuditTime(now)})
 	}
 	for _, s := range staged {
-		p.index.Set(s.Role, s.Version, s.Length)
+		// A staged root is published with this snapshot but is not listed in it.
+		if s.Role != RoleRoot {
+			p.index.Set(s.Role, s.Version, s.Length)
+		}
 		audit = append(audit, api.LogEntry{Action: api.ActionAccepted, Role: s.Role, Version: s.Version, Length: s.Length, SHA256: hex.EncodeToString(s.SHA256), Snapshot: snapV, Time: AuditTime(now)})
 	}
 	if needRC {
