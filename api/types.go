@@ -209,6 +209,24 @@ type LogPage struct {
 	Next    string     `json:"next,omitempty"`
 }
 
+// RoleExpiry is the published state of one top-level or delegating role.
+type RoleExpiry struct {
+	Role    string    `json:"role"`
+	Version int64     `json:"version"`
+	Expires time.Time `json:"expires"`
+	// SignedBy is "offline" (admins re-sign it) or "online" (the server re-signs it).
+	SignedBy string `json:"signed_by"`
+	// Warning is set when the role expires soon: within 30 days for an offline role (the
+	// admins must re-sign it), within a quarter of its lifetime for an online role (the
+	// publisher is failing).
+	Warning string `json:"warning,omitempty"`
+}
+
+// RepositoryStatus is the body of GET /api/v1/status.
+type RepositoryStatus struct {
+	Roles []RoleExpiry `json:"roles"`
+}
+
 // Health is the body of /readyz.
 type Health struct {
 	Status string            `json:"status"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -123,5 +124,41 @@ func TestClaimingBadInput(t *testing.T) {
 	json.Unmarshal(r.Do(t, "GET", "/api/v1/projects/demo", "", "", nil).Body, &p)
 	if len(p.Maintainers) != 2 || p.DelegationVersion != 2 {
 		t.Fatalf("demo after the queued change: %+v", p)
+	}
+}
+
+func TestExpiryWarnings(t *testing.T) {
+	r := freshRepo(t)
+	var st api.RepositoryStatus
+	if err := json.Unmarshal(r.Do(t, "GET", "/api/v1/status", "", "", nil).Body, &st); err != nil || len(st.Roles) != 6 {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	for _, e := range st.Roles {
+		if e.Warning != "" || e.Version < 1 {
+			t.Fatalf("fresh repository: %+v", e)
+		}
+	}
+	// Admins re-sign claimed with only 10 days to go: the server warns.
+	raw := nextClaimed(t, 2, nil, 1, r.OfflineSigner(t, tufrepo.RoleClaimed), func(md *metadata.Metadata[metadata.TargetsType]) {
+		md.Signed.Expires = time.Now().Add(10 * 24 * time.Hour).UTC().Truncate(time.Second)
+	})
+	if resp := r.Do(t, "POST", "/api/v1/admin/claimed", r.AdminToken, api.MediaJSON, raw); resp.Status != http.StatusCreated {
+		t.Fatalf("claimed: %d %s", resp.Status, resp.Body)
+	}
+	st = api.RepositoryStatus{}
+	json.Unmarshal(r.Do(t, "GET", "/api/v1/status", "", "", nil).Body, &st)
+	var claimed api.RoleExpiry
+	for _, e := range st.Roles {
+		if e.Role == tufrepo.RoleClaimed {
+			claimed = e
+		}
+	}
+	if claimed.Version != 2 || claimed.SignedBy != "offline" || !strings.Contains(claimed.Warning, "admins must re-sign") {
+		t.Fatalf("claimed: %+v", claimed)
+	}
+	var h api.Health
+	json.Unmarshal(r.Do(t, "GET", "/readyz", "", "", nil).Body, &h)
+	if !strings.HasPrefix(h.Checks[tufrepo.RoleClaimed], "WARNING") || h.Status != "ok" {
+		t.Fatalf("readyz: %+v", h)
 	}
 }

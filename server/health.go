@@ -9,6 +9,49 @@ import (
 	"github.com/cairn-dev/cairn/tufrepo"
 )
 
+// Offline roles warn this long before they expire.
+const offlineWarning = 30 * 24 * time.Hour
+
+// roleExpiries lists every top-level and delegating role with its expiry and a warning
+// when it expires soon.
+func (s *Server) roleExpiries() []api.RoleExpiry {
+	h := s.cache.Head()
+	if h == nil {
+		return nil
+	}
+	now := s.now()
+	var out []api.RoleExpiry
+	for _, r := range []struct {
+		role string
+		life time.Duration // 0 for offline roles
+	}{{tufrepo.RoleRoot, 0}, {tufrepo.RoleTargets, 0}, {tufrepo.RoleClaimed, 0}, {tufrepo.RoleRecentlyClaimed, tufrepo.RecentlyClaimedExpiry}, {tufrepo.RoleSnapshot, tufrepo.SnapshotExpiry}, {tufrepo.RoleTimestamp, tufrepo.TimestampExpiry}} {
+		e := api.RoleExpiry{Role: r.role, Version: h.versions[r.role], Expires: h.expires[r.role].UTC(), SignedBy: "offline"}
+		left := e.Expires.Sub(now)
+		switch {
+		case left <= 0:
+			e.Warning = "expired: clients refuse the repository until it is re-signed"
+		case r.life == 0 && left < offlineWarning:
+			e.Warning = "expires in " + left.Truncate(time.Hour).String() + ": admins must re-sign it (cairn admin)"
+		case r.life > 0 && left < r.life/4:
+			e.Warning = "expires in " + left.Truncate(time.Second).String() + ": the publisher has not re-signed it; check /readyz and the logs"
+		}
+		if r.life > 0 {
+			e.SignedBy = "online"
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	roles := s.roleExpiries()
+	if roles == nil {
+		s.writeError(w, r, api.Errorf(api.CodeNotBootstrapped, "no published metadata is loaded yet"))
+		return
+	}
+	writeJSON(w, http.StatusOK, api.RepositoryStatus{Roles: roles})
+}
+
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.Health{Status: "ok", Checks: map[string]string{}})
 }
@@ -26,21 +69,17 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Checks["database"] = "ok"
 	}
-	now := s.now()
-	if hd := s.cache.Head(); hd == nil {
+	if roles := s.roleExpiries(); roles == nil {
 		fail("timestamp", "no published metadata loaded")
 	} else {
-		for role, exp := range hd.expires {
-			left := exp.Sub(now)
+		for _, e := range roles {
 			switch {
-			case left <= 0:
-				if role == tufrepo.RoleTimestamp {
-					fail(role, "expired at "+exp.UTC().Format(time.RFC3339))
-				} else {
-					h.Checks[role] = "expired at " + exp.UTC().Format(time.RFC3339)
-				}
+			case !e.Expires.After(s.now()) && e.Role == tufrepo.RoleTimestamp:
+				fail(e.Role, "expired at "+e.Expires.Format(time.RFC3339))
+			case e.Warning != "":
+				h.Checks[e.Role] = "WARNING: " + e.Warning
 			default:
-				h.Checks[role] = "expires in " + left.Truncate(time.Second).String()
+				h.Checks[e.Role] = "expires in " + e.Expires.Sub(s.now()).Truncate(time.Second).String()
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 func (s *Server) routeLog(r chi.Router) {
 	r.Get("/log", s.getLog)
+	r.Get("/status", s.status)
 }
 
 // getLog pages through the audit log, oldest first: ?after=<seq>&limit=<n>.

@@ -31,8 +31,10 @@ type head struct {
 	timestamp *metaFile
 	snapshot  *metaFile
 	root      *metaFile
-	// expires of every top-level and online role, for /readyz and metrics.
-	expires map[string]time.Time
+	// expires and versions of every top-level and online role, for /readyz, metrics and
+	// the status API.
+	expires  map[string]time.Time
+	versions map[string]int64
 }
 
 // metaCache keeps what clients fetch most in memory: the current timestamp, snapshot and
@@ -83,14 +85,14 @@ func (c *metaCache) Refresh(ctx context.Context) error {
 	}
 	h := &head{timestamp: ts, snapshot: snap, expires: map[string]time.Time{
 		tufrepo.RoleTimestamp: ts.expires, tufrepo.RoleSnapshot: snap.expires,
-	}}
+	}, versions: map[string]int64{tufrepo.RoleTimestamp: ts.version, tufrepo.RoleSnapshot: snap.version}}
 	// Only the versions and expiries are read each time; root's bytes only when it moved.
 	for _, role := range []string{tufrepo.RoleRoot, tufrepo.RoleTargets, tufrepo.RoleClaimed, tufrepo.RoleRecentlyClaimed} {
 		v, exp, err := c.db.LatestPublishedVersion(ctx, role)
 		if err != nil {
 			return err
 		}
-		h.expires[role] = exp
+		h.expires[role], h.versions[role] = exp, v
 		if role == tufrepo.RoleRoot {
 			if old != nil && old.root.version == v {
 				h.root = old.root
