@@ -122,7 +122,8 @@ func CodeExit(c api.Code) ExitCode {
 		return ExitKeyNotTrusted
 	case api.CodeVersionConflict, api.CodeExpired, api.CodeExpiryTooFar, api.CodeImmutablePath,
 		api.CodePathOutsideProject, api.CodeDelegationForbidden, api.CodeTooMany, api.CodeTooLarge,
-		api.CodeProjectExists, api.CodeBlobMissing, api.CodeUnauthorized, api.CodeForbidden:
+		api.CodeProjectExists, api.CodeBlobMissing, api.CodeUnauthorized, api.CodeForbidden,
+		api.CodeProposalExists, api.CodeProposalStale, api.CodeProposalExpired, api.CodeSignatureRepeated:
 		return ExitPolicy
 	case api.CodeBadRequest, api.CodeMethodNotAllowed, api.CodeMalformedJSON, api.CodeMalformedMetadata, api.CodeInvalidName,
 		api.CodeInvalidPath, api.CodeInvalidKey, api.CodeInvalidThreshold, api.CodeUnsupported:

@@ -19,12 +19,15 @@ type Release struct {
 	// Yanked is set when any of the release's files carries "yanked": true in its signed
 	// custom data; a yanked release is never picked as the latest.
 	Yanked bool `json:"yanked"`
+	// YankReason is the reason a yanked release's signed custom data gives, if any.
+	YankReason string `json:"yank_reason,omitempty"`
 }
 
 // targetCustom is the part of a target's custom data Cairn reads.
 type targetCustom struct {
 	Version string `json:"version"`
 	Yanked  bool   `json:"yanked,omitempty"`
+	Reason  string `json:"yank_reason,omitempty"`
 }
 
 // ReleasesFromRole groups the targets of a project role into releases, newest first.
@@ -32,6 +35,7 @@ type targetCustom struct {
 // no client to them, so they are not part of any release.
 func ReleasesFromRole(project string, md *metadata.Metadata[metadata.TargetsType]) []Release {
 	byVersion := map[string]*Release{}
+	firstReason := map[string]string{} // the path whose reason was taken, for a stable pick
 	for path, tf := range md.Signed.Targets {
 		version, name, err := tufrepo.SplitTargetPath(project, path)
 		if err != nil {
@@ -51,6 +55,11 @@ func ReleasesFromRole(project string, md *metadata.Metadata[metadata.TargetsType
 			var c targetCustom
 			if json.Unmarshal(*tf.Custom, &c) == nil && c.Yanked {
 				rel.Yanked = true
+				if rel.YankReason == "" || path < firstReason[version] {
+					if c.Reason != "" {
+						rel.YankReason, firstReason[version] = c.Reason, path
+					}
+				}
 			}
 		}
 	}

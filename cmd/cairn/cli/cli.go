@@ -102,7 +102,8 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	root.PersistentFlags().StringVar(&a.server, "server", "", "Cairn server URL (default: $CAIRN_SERVER, else the one from 'cairn init')")
 	root.PersistentFlags().StringVar(&a.token, "token", "", "API bearer token for writes (default: $CAIRN_TOKEN)")
 	root.AddCommand(a.initCommand(), a.keyCommand(), a.projectCommand(), a.uploadCommand(),
-		a.releasesCommand(), a.getCommand(), a.logCommand())
+		a.releasesCommand(), a.getCommand(), a.logCommand(),
+		a.signCommand(), a.yankCommand(), a.unyankCommand())
 	root.AddCommand(a.adminCommand())
 	return root
 }

@@ -113,6 +113,9 @@ project's role metadata, with no releases, is signed with KEY and sent with the 
 
 // describeSubmit says in words where a submission stands.
 func describeSubmit(res api.SubmitResult) string {
+	if res.Status == api.StatusPending {
+		return describePending(res)
+	}
 	if res.Status == api.StatusPublished {
 		return fmt.Sprintf("Role version %d of %s is published in snapshot %d.", res.RoleVersion, res.Project, res.SnapshotVersion)
 	}

@@ -53,17 +53,30 @@ The server's REST API is not consulted.`,
 				return nil
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "VERSION\tFILE\tSIZE\tSHA256")
+			fmt.Fprintln(tw, "VERSION\tSTATUS\tFILE\tSIZE\tSHA256")
 			for _, r := range rels {
-				v := r.Version
+				status := "ok"
 				if r.Yanked {
-					v += " (yanked)"
+					status = "yanked"
 				}
 				for _, f := range r.Files {
-					fmt.Fprintf(tw, "%s\t%s\t%d\t%s\n", v, f.Name, f.Length, f.SHA256)
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", r.Version, status, f.Name, f.Length, f.SHA256)
 				}
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			for _, r := range rels {
+				if !r.Yanked {
+					continue
+				}
+				if r.YankReason != "" {
+					a.printf("%s %s is yanked: %s\n", pr.Name, r.Version, r.YankReason)
+				} else {
+					a.printf("%s %s is yanked (no reason given)\n", pr.Name, r.Version)
+				}
+			}
+			return nil
 		}),
 	}
 	addOutputFlag(cmd, &output)
@@ -108,12 +121,21 @@ written to DIR unless every file verified.`,
 					return api.Errorf(api.CodeNotFound, "project %s has no release %q in its verified metadata; see 'cairn releases %s'", project, version, project)
 				}
 				if rel.Yanked {
-					a.notef("warning: %s %s is yanked; downloading it because it was asked for by version\n", project, version)
+					why := "no reason given"
+					if rel.YankReason != "" {
+						why = "reason: " + rel.YankReason
+					}
+					a.notef("warning: %s %s is yanked (%s); downloading it because it was asked for by version\n", project, version, why)
 				}
 			} else {
 				var ok bool
 				if rel, ok = client.LatestRelease(rels); !ok {
 					return api.Errorf(api.CodeNotFound, "project %s has no release that is not yanked; name a version with %s@VERSION", project, project)
+				}
+				for _, r := range rels {
+					if r.Yanked && client.CompareVersions(r.Version, rel.Version) > 0 {
+						a.notef("note: skipping %s %s, which is yanked\n", project, r.Version)
+					}
 				}
 			}
 			files, err := repo.DownloadRelease(a.ctx, pr, rel.Version, dir, names...)

@@ -117,20 +117,18 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 	if err != nil {
 		return err
 	}
-	if res.Status != api.StatusPublished && wait > serverWait {
-		a.notef("Role version %d is %s; waiting for publication…\n", res.RoleVersion, res.Status)
-		if r, err := a.waitPublished(ac, project, res.RoleVersion, wait-serverWait); err == nil {
-			res = r
-		} else if !errors.Is(err, errWaitEnded) {
-			return err
-		}
+	if res, err = a.awaitPublication(ac, project, res, wait, serverWait); err != nil {
+		return err
 	}
 	if output == "json" {
 		return a.printJSON(uploadResult{SubmitResult: res, Version: version, Files: files})
 	}
-	if res.Status == api.StatusPublished {
+	switch res.Status {
+	case api.StatusPublished:
 		a.printf("Published %s %s (%d file(s)) as role version %d in snapshot %d.\n", project, version, len(files), res.RoleVersion, res.SnapshotVersion)
-	} else {
+	case api.StatusPending:
+		a.printf("Uploaded %s %s (%d file(s)). %s\n", project, version, len(files), describePending(res))
+	default:
 		a.printf("%s\n", describeSubmit(res))
 	}
 	return nil

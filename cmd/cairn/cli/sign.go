@@ -1,0 +1,598 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/client"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/spf13/cobra"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"golang.org/x/term"
+)
+
+func (a *app) signCommand() *cobra.Command {
+	var (
+		keyName string
+		version int64
+		yes     bool
+		wait    time.Duration
+		output  string
+	)
+	cmd := &cobra.Command{
+		Use:   "sign NAME --key KEY [--version N] [--yes]",
+		Short: "Review and co-sign a project's pending proposals",
+		Long: `sign shows the proposals of project NAME that wait for maintainer signatures and
+co-signs one with KEY.
+
+Each proposal is a new version of the project's role metadata. It is compared with the
+current role as verified through TUF from the pinned root, and described in words: the
+releases and files it adds (with sizes and sha256 hashes), the releases it yanks or
+unyanks, anything else it changes; who proposed it, which maintainer keys have signed
+(verified locally), how many signatures are needed and when it expires.
+
+A proposal is refused, and never signed, unless it is the next version of the verified
+role and leaves every published file exactly as it was. KEY must be one of the project's
+maintainer keys and must not have signed already.
+
+sign asks for confirmation on a terminal; pass --yes to sign without asking (scripts).
+When more than one proposal is open, choose one with --version.`,
+		Args: cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			if err := checkOutput(output); err != nil {
+				return err
+			}
+			if cmd.Flags().Changed("version") && version < 1 {
+				return api.Errorf(api.CodeBadRequest, "--version must be a role version, 1 or more")
+			}
+			return a.sign(args[0], keyName, version, yes, wait, output)
+		}),
+	}
+	cmd.Flags().StringVar(&keyName, "key", "", "your signing key (required)")
+	cmd.Flags().Int64Var(&version, "version", 0, "sign the proposal for this role version")
+	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "sign without asking for confirmation")
+	cmd.Flags().DurationVar(&wait, "wait", time.Minute, "how long to wait for publication once the threshold is met (0: do not wait)")
+	addOutputFlag(cmd, &output)
+	cmd.MarkFlagRequired("key")
+	return cmd
+}
+
+// signBasis is what a proposal is judged against: the project's current role and the
+// maintainer keys that may sign it.
+type signBasis struct {
+	current   *metadata.Metadata[metadata.TargetsType] // nil: the project has no published role yet
+	keys      map[string]*metadata.Key
+	keyIDs    []string
+	threshold int
+	// verified is set when keys and role come from TUF metadata verified from the pinned
+	// root; otherwise (a new project) the keys are the server's unverified word.
+	verified  bool
+	snapshot  int64
+	delegator string
+}
+
+// signerView is one maintainer key and whether it has signed a proposal.
+type signerView struct {
+	KeyID       string `json:"keyid"`
+	Fingerprint string `json:"fingerprint"`
+	Signed      bool   `json:"signed"`
+	Proposer    bool   `json:"proposer,omitempty"`
+	You         bool   `json:"you,omitempty"`
+}
+
+// proposalView is one proposal as 'cairn sign' presents it.
+type proposalView struct {
+	Version    int64              `json:"version"`
+	ProposedBy string             `json:"proposed_by"`
+	CreatedAt  time.Time          `json:"created_at"`
+	ExpiresAt  time.Time          `json:"expires_at"`
+	Threshold  int                `json:"threshold"`
+	Signatures int                `json:"signatures"` // valid signatures by maintainer keys, verified locally
+	Signers    []signerView       `json:"signers"`
+	Invalid    []string           `json:"invalid_signatures,omitempty"`
+	Untrusted  []string           `json:"untrusted_signatures,omitempty"`
+	Changes    client.RoleChanges `json:"changes"`
+	// Problem says why the proposal may not be signed, if it may not.
+	Problem string `json:"problem,omitempty"`
+
+	md      *metadata.Metadata[metadata.TargetsType]
+	problem error
+	signed  bool // by the user's key
+}
+
+// signOutput is what 'cairn sign --output json' prints.
+type signOutput struct {
+	Project         string            `json:"project"`
+	Server          string            `json:"server"`
+	CurrentVersion  int64             `json:"current_version"`
+	Verified        bool              `json:"verified"`
+	SnapshotVersion int64             `json:"snapshot_version,omitempty"`
+	Threshold       int               `json:"threshold"`
+	Key             string            `json:"key"`
+	Proposals       []proposalView    `json:"proposals"`
+	Result          *api.SubmitResult `json:"result,omitempty"`
+}
+
+func (a *app) sign(project, keyName string, version int64, yes bool, wait time.Duration, output string) error {
+	if err := tufrepo.ValidateProjectName(project); err != nil {
+		return err
+	}
+	if err := a.requireToken(); err != nil {
+		return err
+	}
+	ks, err := a.keyStore()
+	if err != nil {
+		return err
+	}
+	kf, err := ks.Load(keyName)
+	if err != nil {
+		return err
+	}
+	ac, err := a.apiClient()
+	if err != nil {
+		return err
+	}
+	pl, err := ac.Pending(a.ctx, project)
+	if err != nil {
+		return err
+	}
+	// Only role versions are reviewed here; other kinds of proposal (maintainer changes)
+	// have their own commands.
+	var others int
+	pl.Proposals = slices.DeleteFunc(pl.Proposals, func(p api.Proposal) bool {
+		other := p.Kind != "" && p.Kind != api.KindRole
+		if other {
+			others++
+		}
+		return other
+	})
+	if others > 0 && output != "json" {
+		a.notef("note: %s also has %s that this command does not review (maintainer changes).\n", project, plural(others, "other proposal"))
+	}
+	basis, err := a.signBasis(ac, project, pl.Proposals)
+	if err != nil {
+		return err
+	}
+	if !slices.Contains(basis.keyIDs, kf.KeyID) {
+		return api.Errorf(api.CodeKeyNotDelegated, "key %q (%s) is not a maintainer key of project %s; its maintainer keys are %s (%d must sign)",
+			keyName, kf.KeyID, project, strings.Join(basis.keyIDs, ", "), basis.threshold)
+	}
+
+	views := make([]proposalView, 0, len(pl.Proposals))
+	for _, p := range pl.Proposals {
+		if version != 0 && p.Version != version {
+			continue
+		}
+		views = append(views, reviewProposal(project, p, basis, kf.KeyID, time.Now()))
+	}
+	out := signOutput{Project: project, Server: ac.Server(), Verified: basis.verified, SnapshotVersion: basis.snapshot, Threshold: basis.threshold, Key: kf.KeyID, Proposals: views}
+	if basis.current != nil {
+		out.CurrentVersion = basis.current.Signed.Version
+	}
+	finish := func(err error) error {
+		if output == "json" {
+			if jerr := a.printJSON(out); err == nil {
+				err = jerr
+			}
+		}
+		return err
+	}
+
+	if output != "json" {
+		a.describeBasis(project, basis)
+	}
+	switch {
+	case len(views) == 0 && version != 0:
+		open := make([]string, len(pl.Proposals))
+		for i, p := range pl.Proposals {
+			open[i] = fmt.Sprint(p.Version)
+		}
+		if len(open) == 0 {
+			open = []string{"none"}
+		}
+		return finish(api.Errorf(api.CodeNotFound, "project %s has no open proposal for role version %d (open: %s)", project, version, strings.Join(open, ", ")))
+	case len(views) == 0:
+		if output != "json" {
+			a.printf("No proposals of %s are waiting for signatures.\n", project)
+		}
+		return finish(nil)
+	}
+	if output != "json" {
+		for i := range views {
+			a.printf("\n")
+			a.describeProposal(project, &views[i], keyName)
+		}
+		a.printf("\n")
+	}
+	if len(views) > 1 {
+		vs := make([]string, len(views))
+		for i, v := range views {
+			vs[i] = fmt.Sprint(v.Version)
+		}
+		return finish(api.Errorf(api.CodeBadRequest, "%d proposals are open (role versions %s): choose the one to sign with --version", len(views), strings.Join(vs, ", ")))
+	}
+	v := &views[0]
+	if v.problem != nil {
+		return finish(fmt.Errorf("not signing the proposal for role version %d of %s: %w", v.Version, project, v.problem))
+	}
+	if v.signed {
+		return finish(api.Errorf(api.CodeSignatureRepeated, "your key %q (%s) has already signed the proposal for role version %d of %s (%d of %d signatures): another maintainer must sign it",
+			keyName, kf.KeyID, v.Version, project, v.Signatures, v.Threshold))
+	}
+	if !yes {
+		ok, err := a.confirm(fmt.Sprintf("Sign role version %d of %s with key %q? [y/N] ", v.Version, project, keyName))
+		if err != nil {
+			return finish(err)
+		}
+		if !ok {
+			a.notef("Not signed.\n")
+			return finish(nil)
+		}
+	}
+
+	signer, _, err := a.signer(keyName)
+	if err != nil {
+		return finish(err)
+	}
+	keyID, sig, err := client.SignProposal(v.md, signer)
+	if err != nil {
+		return finish(err)
+	}
+	if keyID != kf.KeyID {
+		return finish(api.Errorf(api.CodeInvalidKey, "key file %q says key ID %s, but its private key is %s: the key file is damaged", keyName, kf.KeyID, keyID))
+	}
+	serverWait := min(wait, 30*time.Second)
+	res, err := ac.CoSign(a.ctx, project, v.Version, keyID, sig, serverWait)
+	if err != nil {
+		return finish(err)
+	}
+	res, err = a.awaitPublication(ac, project, res, wait, serverWait)
+	if err != nil {
+		return finish(err)
+	}
+	out.Result = &res
+	if output == "json" {
+		return finish(nil)
+	}
+	switch res.Status {
+	case api.StatusPending:
+		a.printf("Signed. %s\n", describePending(res))
+	case api.StatusPublished:
+		a.printf("Signed. Role version %d of %s has %d of %d signatures and is published in snapshot %d.\n", res.RoleVersion, project, v.Threshold, v.Threshold, res.SnapshotVersion)
+	default:
+		a.printf("Signed. %s\n", describeSubmit(res))
+	}
+	return nil
+}
+
+// signBasis finds what proposals are judged against. Normally that is the project's role
+// verified through TUF. A project whose first version is itself still a proposal has no
+// verified role yet: then, and only when every open proposal is for version 1, the
+// maintainer keys are taken from the server's (unverified) project record, and
+// describeBasis says so.
+func (a *app) signBasis(ac *client.API, project string, proposals []api.Proposal) (*signBasis, error) {
+	repo, err := a.repo()
+	if err != nil {
+		return nil, err
+	}
+	pr, err := repo.ProjectRole(a.ctx, project)
+	if err == nil {
+		if len(pr.KeyIDs) == 0 {
+			return nil, api.Errorf(api.CodeKeyNotDelegated, "no verified role delegates to project %s", project)
+		}
+		return &signBasis{current: pr.Metadata, keys: pr.Keys, keyIDs: pr.KeyIDs, threshold: pr.Threshold, verified: true, snapshot: pr.SnapshotVersion, delegator: pr.Delegator}, nil
+	}
+	if !client.IsNotFound(err) || len(proposals) == 0 || slices.ContainsFunc(proposals, func(p api.Proposal) bool { return p.Version != 1 }) {
+		return nil, err
+	}
+	p, perr := ac.Project(a.ctx, project)
+	if perr != nil {
+		return nil, perr
+	}
+	b := &signBasis{keys: map[string]*metadata.Key{}, threshold: p.Threshold}
+	for _, m := range p.Maintainers {
+		var w api.Key
+		w.KeyType, w.Scheme, w.KeyVal.Public = m.KeyType, m.Scheme, m.Public
+		k, err := tufrepo.KeyFromAPI(w)
+		if err != nil {
+			return nil, fmt.Errorf("the server lists a maintainer key of %s that is not valid: %w", project, err)
+		}
+		if id := tufrepo.KeyID(k); id != m.KeyID {
+			return nil, api.Errorf(api.CodeInvalidKey, "the server lists maintainer key %s of %s, but that public key has ID %s", m.KeyID, project, id)
+		}
+		b.keys[m.KeyID] = k
+		b.keyIDs = append(b.keyIDs, m.KeyID)
+	}
+	slices.Sort(b.keyIDs)
+	if b.threshold < 1 || b.threshold > len(b.keyIDs) {
+		return nil, api.Errorf(api.CodeInvalidThreshold, "the server gives project %s threshold %d with %d maintainer key(s)", project, b.threshold, len(b.keyIDs))
+	}
+	return b, nil
+}
+
+// reviewProposal compares a proposal with the basis and checks it.
+func reviewProposal(project string, p api.Proposal, b *signBasis, ownKeyID string, now time.Time) proposalView {
+	v := proposalView{Version: p.Version, ProposedBy: p.ProposedBy, CreatedAt: p.CreatedAt.UTC(), ExpiresAt: p.ExpiresAt.UTC(), Threshold: b.threshold}
+	md, err := client.ParseProposal(p)
+	if err != nil {
+		v.problem = err
+		v.Problem = api.ProblemFor(err).Detail
+		v.Changes = client.RoleChanges{Project: project, ToVersion: p.Version}
+		return v
+	}
+	v.md = md
+	v.Changes = client.DiffRoles(project, b.current, md)
+	sc := client.CheckSignatures(md, b.keys, b.keyIDs)
+	v.Signatures, v.Invalid, v.Untrusted = len(sc.Valid), sc.Invalid, sc.Untrusted
+	for _, id := range b.keyIDs {
+		sv := signerView{KeyID: id, Signed: slices.Contains(sc.Valid, id), Proposer: id == p.ProposedBy, You: id == ownKeyID}
+		if fp, err := tufrepo.Fingerprint(b.keys[id]); err == nil {
+			sv.Fingerprint = fp
+		}
+		v.Signers = append(v.Signers, sv)
+	}
+	v.signed = slices.Contains(sc.Valid, ownKeyID) || slices.Contains(p.SignedBy, ownKeyID)
+
+	switch {
+	case !p.ExpiresAt.IsZero() && !p.ExpiresAt.After(now):
+		v.problem = api.Errorf(api.CodeProposalExpired, "the proposal expired at %s; the proposer must propose again", p.ExpiresAt.UTC().Format(time.RFC3339))
+	default:
+		v.problem = client.CheckProposal(project, b.current, md, now)
+	}
+	if v.problem == nil && len(sc.Valid) == 0 {
+		v.problem = api.Errorf(api.CodeSignatureInvalid, "no maintainer's signature on the proposal verifies, so no maintainer is known to have proposed it (the server may have made it up); do not sign it")
+	}
+	if v.problem != nil {
+		v.Problem = api.ProblemFor(v.problem).Detail
+	}
+	return v
+}
+
+// describeBasis says what the proposals are compared with.
+func (a *app) describeBasis(project string, b *signBasis) {
+	if b.verified {
+		a.notef("Verified %s role version %d (delegated by %s, %d of %d maintainer keys must sign) through snapshot %d.\n",
+			project, b.current.Signed.Version, b.delegator, b.threshold, len(b.keyIDs), b.snapshot)
+		return
+	}
+	a.notef("Project %s is not published yet: its maintainer keys below are what the server reports, NOT verified through TUF.\nCheck their fingerprints with your co-maintainers before you sign.\n", project)
+}
+
+// describeProposal prints one proposal in plain language.
+func (a *app) describeProposal(project string, v *proposalView, keyName string) {
+	c := v.Changes
+	if c.FromVersion == 0 {
+		a.printf("Proposal: role version %d of %s, the first version of a new project\n", v.Version, project)
+	} else {
+		a.printf("Proposal: role version %d of %s (the verified role is at version %d)\n", v.Version, project, c.FromVersion)
+	}
+	proposer := short(v.ProposedBy)
+	for _, s := range v.Signers {
+		if s.KeyID == v.ProposedBy {
+			proposer += "  " + s.Fingerprint
+		}
+	}
+	a.printf("  Proposed by: key %s, %s\n", proposer, when(v.CreatedAt))
+	a.printf("  Signatures:  %d of %d required\n", v.Signatures, v.Threshold)
+	for _, s := range v.Signers {
+		state := "not signed"
+		if s.Signed {
+			state = "signed    "
+		}
+		var notes []string
+		if s.Proposer {
+			notes = append(notes, "proposer")
+		}
+		if s.You {
+			notes = append(notes, fmt.Sprintf("your key %q", keyName))
+		}
+		note := ""
+		if len(notes) > 0 {
+			note = "  <- " + strings.Join(notes, ", ")
+		}
+		a.printf("    %s  key %s  %s%s\n", state, short(s.KeyID), s.Fingerprint, note)
+	}
+	for _, id := range v.Invalid {
+		a.printf("    WARNING: the signature by maintainer key %s does not verify over this proposal\n", short(id))
+	}
+	for _, id := range v.Untrusted {
+		a.printf("    WARNING: the proposal carries a signature by key %s, which is not a maintainer key\n", short(id))
+	}
+	if !v.ExpiresAt.IsZero() {
+		a.printf("  Expires:     %s\n", when(v.ExpiresAt))
+	}
+	a.printf("  Changes:\n")
+	for _, line := range changeLines(c) {
+		a.printf("    %s\n", line)
+	}
+	if v.Problem != "" {
+		a.printf("  CANNOT BE SIGNED: %s\n", v.Problem)
+	}
+}
+
+// changeLines says in words what a role version changes.
+func changeLines(c client.RoleChanges) []string {
+	var out []string
+	for _, r := range c.Added {
+		what := "adds release " + r.Version
+		if r.Existing {
+			what = "adds files to the published release " + r.Version
+		}
+		if r.Yanked {
+			what += " (already flagged as yanked)"
+		}
+		out = append(out, fmt.Sprintf("%s (%s):", what, plural(len(r.Files), "file")))
+		for _, f := range r.Files {
+			out = append(out, fmt.Sprintf("  %s  %s  sha256 %s", f.Name, size(f.Length), f.SHA256))
+		}
+	}
+	for _, y := range c.Yanked {
+		line := fmt.Sprintf("YANKS release %s (%s: %s)", y.Version, plural(len(y.Files), "file"), strings.Join(y.Files, ", "))
+		if y.Reason != "" {
+			line += fmt.Sprintf(", reason: %q", y.Reason)
+		} else {
+			line += ", no reason given"
+		}
+		out = append(out, line)
+	}
+	for _, y := range c.Unyanked {
+		line := fmt.Sprintf("unyanks release %s (%s: %s)", y.Version, plural(len(y.Files), "file"), strings.Join(y.Files, ", "))
+		if y.Reason != "" {
+			line += fmt.Sprintf("; it was yanked because: %q", y.Reason)
+		}
+		out = append(out, line)
+	}
+	for _, y := range c.ReasonChanged {
+		out = append(out, fmt.Sprintf("changes why release %s is yanked from %q to %q", y.Version, y.PreviousReason, y.Reason))
+	}
+	for _, cc := range c.CustomChanged {
+		if len(cc.Fields) == 0 {
+			out = append(out, fmt.Sprintf("changes the custom data of %s", cc.Path))
+		} else {
+			out = append(out, fmt.Sprintf("changes the custom data field(s) %s of %s", strings.Join(cc.Fields, ", "), cc.Path))
+		}
+	}
+	for _, f := range c.Removed {
+		out = append(out, fmt.Sprintf("REMOVES the published file %s (%s, sha256 %s)", f.Path, size(f.Length), f.SHA256))
+	}
+	for _, m := range c.Modified {
+		out = append(out, fmt.Sprintf("CHANGES the published file %s from %s, sha256 %s to %s, sha256 %s", m.Path, size(m.Before.Length), m.Before.SHA256, size(m.After.Length), m.After.SHA256))
+	}
+	out = append(out, c.Other...)
+	if c.Empty() {
+		if c.FromVersion == 0 {
+			out = append(out, "creates the project with no releases")
+		} else {
+			out = append(out, "changes no release or file")
+		}
+	}
+	// Every version renews the expiry a little; only a notable change is worth a line.
+	const day, layout = 24 * time.Hour, "2006-01-02 15:04 UTC"
+	switch {
+	case c.ExpiresBefore.IsZero():
+		out = append(out, fmt.Sprintf("the role metadata expires %s", c.ExpiresAfter.Format(layout)))
+	case c.ExpiresBefore.Sub(c.ExpiresAfter) > day:
+		out = append(out, fmt.Sprintf("SHORTENS the role metadata's expiry to %s (was %s)", c.ExpiresAfter.Format(layout), c.ExpiresBefore.Format(layout)))
+	case c.ExpiresAfter.Sub(c.ExpiresBefore) > day:
+		out = append(out, fmt.Sprintf("extends the role metadata's expiry to %s (was %s)", c.ExpiresAfter.Format(layout), c.ExpiresBefore.Format(layout)))
+	}
+	return out
+}
+
+// confirm asks a yes/no question on the terminal. Without a terminal it refuses: a
+// signature is never given by default.
+func (a *app) confirm(prompt string) (bool, error) {
+	f, ok := a.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false, api.Errorf(api.CodeBadRequest, "not signed: confirm on a terminal, or pass --yes to sign without asking")
+	}
+	a.notef("%s", prompt)
+	// Read byte by byte up to the newline, so nothing meant for a later prompt (the key
+	// passphrase) is consumed.
+	var line []byte
+	b := make([]byte, 1)
+	for {
+		n, err := f.Read(b)
+		if n == 1 {
+			if b[0] == '\n' {
+				break
+			}
+			line = append(line, b[0])
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return false, fmt.Errorf("reading the answer: %w", err)
+		}
+	}
+	ans := strings.ToLower(strings.TrimSpace(string(line)))
+	return ans == "y" || ans == "yes", nil
+}
+
+// awaitPublication follows a submission the server accepted: a pending proposal is
+// final for now; a staged version is waited for until wait (of which the server already
+// held the answer for serverWait) has passed.
+func (a *app) awaitPublication(ac *client.API, project string, res api.SubmitResult, wait, serverWait time.Duration) (api.SubmitResult, error) {
+	if res.Status != api.StatusStaged || wait <= serverWait {
+		return res, nil
+	}
+	a.notef("Role version %d is staged; waiting for publication…\n", res.RoleVersion)
+	r, err := a.waitPublished(ac, project, res.RoleVersion, wait-serverWait)
+	switch {
+	case err == nil:
+		return r, nil
+	case errors.Is(err, errWaitEnded):
+		return res, nil
+	}
+	return res, err
+}
+
+// describePending says that a role version waits for co-signers, and what to do.
+func describePending(res api.SubmitResult) string {
+	s := fmt.Sprintf("Role version %d of %s is pending: %d of %d maintainer signatures; ask a co-maintainer to run `cairn sign %s`.",
+		res.RoleVersion, res.Project, res.Signatures, res.Threshold, res.Project)
+	if res.RoleVersion == 1 {
+		s += " Clients see the project once enough maintainers have signed."
+	}
+	return s
+}
+
+func short(keyID string) string {
+	if len(keyID) > 16 {
+		return keyID[:16]
+	}
+	return keyID
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// size gives a byte count, with a readable unit for larger files.
+func size(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return plural(int(n), "byte")
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%d bytes (%.1f %ciB)", n, float64(n)/float64(div), "KMGTP"[exp])
+}
+
+// when formats a time with how far it is from now.
+func when(t time.Time) string {
+	s := t.UTC().Format("2006-01-02 15:04 UTC")
+	d := time.Until(t)
+	switch {
+	case d > 0:
+		return s + " (in " + roughDuration(d) + ")"
+	case d < 0:
+		return s + " (" + roughDuration(-d) + " ago)"
+	}
+	return s
+}
+
+func roughDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", int(d.Hours()))
+	case d >= 2*time.Minute:
+		return fmt.Sprintf("%d minutes", int(d.Minutes()))
+	}
+	return "a moment"
+}
