@@ -525,7 +525,7 @@ func runUploads(ctx context.Context, o *options) error {
 		"kind": "uploads", "concurrency": o.concurrency, "projects_per_uploader": o.perUploader, "blob_bytes": o.blobSize,
 		"duration_s": o.duration.Seconds(), "published": len(all), "uploads_per_s": float64(len(all)) / o.duration.Seconds(),
 		"not_published_in_wait": staged.Load(),
-		"p50_ms": ms(pct(tot, 50)), "p95_ms": ms(pct(tot, 95)), "p99_ms": ms(pct(tot, 99)), "max_ms": ms(tot[len(tot)-1]),
+		"p50_ms":                ms(pct(tot, 50)), "p95_ms": ms(pct(tot, 95)), "p99_ms": ms(pct(tot, 99)), "max_ms": ms(tot[len(tot)-1]),
 		"submit_p50_ms": ms(pct(sub, 50)), "submit_p99_ms": ms(pct(sub, 99)),
 		"put_p50_ms": ms(pct(put, 50)), "sign_p50_ms": ms(pct(sgn, 50)),
 		"max_targets_per_role": maxTargets,
@@ -578,6 +578,7 @@ func runPublish(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
+	fmt.Printf("timing %d publishes\n", o.n)
 	var lat []time.Duration
 	for range o.n {
 		md, raw, err := p.next("", 0)
