@@ -139,6 +139,10 @@ func TestCoSigning(t *testing.T) {
 	if resp := r.Submit(t, admin, "duo", v3b); resp.Status != http.StatusCreated {
 		t.Fatalf("publishing v3: %d %s", resp.Status, resp.Body)
 	}
+	// Co-signing the superseded proposal says why it cannot complete.
+	runBadCases(t, r, []badCase{
+		{name: "superseded", method: "POST", path: "/api/v1/projects/duo/pending/3/signatures", token: admin, contentType: js, body: coSignBody(t, alice, stale), status: 409, code: api.CodeProposalStale},
+	})
 	// Put the old proposal back as if it had been left over, then try to complete it.
 	if _, err := r.DB.Pool.Exec(ctx, `INSERT INTO proposals (project, version, signed, signatures, proposed_by, expires_at)
 		VALUES ('duo', 3, $1, '[]', $2, now() + interval '1 day')`, signedPart(t, stale), bob.ID()); err != nil {

@@ -49,6 +49,9 @@ func (db *DB) CoSignMaintainerChange(ctx context.Context, project string, versio
 		var signed, sigsJSON []byte
 		var exp time.Time
 		err := tx.QueryRow(ctx, `SELECT signed, signatures, expires_at FROM proposals WHERE project = $1 AND kind = 'maintainers' AND version = $2 FOR UPDATE`, project, version).Scan(&signed, &sigsJSON, &exp)
+		if errors.Is(err, pgx.ErrNoRows) && version <= dv {
+			return nil, api.Errorf(api.CodeProposalStale, "the maintainer change %d of %q no longer applies: the maintainers are already at version %d; propose again", version, project, dv)
+		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			return nil, api.Errorf(api.CodeNotFound, "project %q has no open maintainer change proposal for version %d", project, version)
 		}

@@ -165,6 +165,9 @@ func (db *DB) CoSign(ctx context.Context, project string, version int64, sig met
 		var signed, sigsJSON []byte
 		var exp time.Time
 		err = tx.QueryRow(ctx, `SELECT signed, signatures, expires_at FROM proposals WHERE project = $1 AND kind = 'role' AND version = $2 FOR UPDATE`, project, version).Scan(&signed, &sigsJSON, &exp)
+		if errors.Is(err, pgx.ErrNoRows) && version <= st.CurrentVersion {
+			return api.Errorf(api.CodeProposalStale, "the proposal for version %d of %q no longer applies: version %d is already published; propose again on top of it", version, project, st.CurrentVersion)
+		}
 		if errors.Is(err, pgx.ErrNoRows) {
 			return api.Errorf(api.CodeNotFound, "project %q has no open proposal for version %d: list them with `cairn sign %s`", project, version, project)
 		}
