@@ -426,6 +426,9 @@ var wireTypes = map[string]reflect.Type{
 	"LogEntry":               reflect.TypeFor[api.LogEntry](),
 	"LogPage":                reflect.TypeFor[api.LogPage](),
 	"Health":                 reflect.TypeFor[api.Health](),
+	"ClaimProject":           reflect.TypeFor[api.ClaimProject](),
+	"ClaimQueue":             reflect.TypeFor[api.ClaimQueue](),
+	"ClaimResult":            reflect.TypeFor[api.ClaimResult](),
 }
 
 // Schemas that describe no Go struct of package api.
