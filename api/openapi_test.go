@@ -429,6 +429,10 @@ var wireTypes = map[string]reflect.Type{
 	"ClaimProject":           reflect.TypeFor[api.ClaimProject](),
 	"ClaimQueue":             reflect.TypeFor[api.ClaimQueue](),
 	"ClaimResult":            reflect.TypeFor[api.ClaimResult](),
+	"TopLevelUpdate":         reflect.TypeFor[api.TopLevelUpdate](),
+	"TopLevelResult":         reflect.TypeFor[api.TopLevelResult](),
+	"RoleExpiry":             reflect.TypeFor[api.RoleExpiry](),
+	"RepositoryStatus":       reflect.TypeFor[api.RepositoryStatus](),
 }
 
 // Schemas that describe no Go struct of package api.
