@@ -256,11 +256,7 @@ func TestProjectRoleByUndelegatedKeyRefused(t *testing.T) {
 	if _, err := w.r.DB.Pool.Exec(ctx, `UPDATE projects SET role_version = 4 WHERE name = 'demo'`); err != nil {
 		t.Fatal(err)
 	}
-	res, err := w.r.Server.Publisher().PublishOnce(ctx)
-	if err != nil || res.Roles != 1 {
-		t.Fatalf("publishing the forged role: %+v %v", res, err)
-	}
-	waitForTimestamp(t, w.r, res.TimestampVersion)
+	publishAll(t, w.r)
 	for _, c := range clients(t, w.r) {
 		checkRefused(t, c, evil.Path, refusal{isUnsigned, tufjs.ExitSignature, 3})
 		// The genuine releases are also unavailable now (the project role no longer
@@ -287,6 +283,26 @@ func TestRollbackOfTimestampRefused(t *testing.T) {
 	for _, c := range cs {
 		checkRefused(t, c, w.f1.Path, refusal{isBadVersion, tufjs.ExitPolicy, 4})
 	}
+}
+
+// publishAll runs the publisher (this call or the replica's own loop may be the one that
+// picks the rows up), checks nothing is left staged, and waits until the new timestamp is
+// served.
+func publishAll(t *testing.T, r *testrepo.Repo) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := r.Server.Publisher().PublishOnce(ctx); err != nil {
+		t.Fatalf("publishing: %v", err)
+	}
+	var staged int
+	if err := r.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM metadata WHERE snapshot_version IS NULL`).Scan(&staged); err != nil || staged != 0 {
+		t.Fatalf("%d versions still staged: %v", staged, err)
+	}
+	_, ts, err := r.DB.Heads(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForTimestamp(t, r, ts)
 }
 
 // waitForTimestamp waits until the server serves timestamp version v.

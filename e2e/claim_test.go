@@ -90,19 +90,7 @@ func forgeRole(t *testing.T, r *testrepo.Repo, project string, version int64, ma
 			t.Fatal(err)
 		}
 	}
-	// The publisher (this call, or the replica's own loop) puts it into a snapshot.
-	if _, err := r.Server.Publisher().PublishOnce(ctx); err != nil {
-		t.Fatalf("publishing the forgery: %v", err)
-	}
-	var snap *int64
-	if err := r.DB.Pool.QueryRow(ctx, `SELECT snapshot_version FROM metadata WHERE role = $1 AND version = $2`, project, version).Scan(&snap); err != nil || snap == nil {
-		t.Fatalf("the forgery was not published: %v", err)
-	}
-	_, ts, err := r.DB.Heads(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitForTimestamp(t, r, ts)
+	publishAll(t, r)
 }
 
 // TestClaimedProjectSurvivesServerCompromise: once a project is claimed (offline keys), an

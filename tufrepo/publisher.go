@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
@@ -96,6 +97,9 @@ type Publisher struct {
 	Observe func(PublishResult, error)
 
 	kick chan struct{}
+	// mu serialises PublishOnce within this process (the advisory lock does so across
+	// replicas); it guards the index.
+	mu sync.Mutex
 	// index mirrors the snapshot at indexVersion; -1 forces a reload from the database.
 	index        *SnapshotIndex
 	indexVersion int64
@@ -153,6 +157,8 @@ func due(now, exp time.Time, life time.Duration) bool { return exp.Sub(now) < li
 // PublishOnce runs one publish: if anything is staged or an online role is due, it signs
 // new versions and commits them with the staged roles in one transaction.
 func (p *Publisher) PublishOnce(ctx context.Context) (PublishResult, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	start := time.Now()
 	var res PublishResult
 	err := p.Store.InPublishTx(ctx, func(ctx context.Context, tx PublishTx) error {
