@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"time"
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/tufrepo"
@@ -41,16 +42,41 @@ func (s *Server) claimQueue(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, q)
 }
 
-// submitClaimed takes a new version of claimed signed offline by the admins, and publishes
-// it with a recently-claimed that no longer delegates the projects it claims.
-func (s *Server) submitClaimed(w http.ResponseWriter, r *http.Request) {
+// adminWrite checks the admin token and ?wait= of an admin upload.
+func (s *Server) adminWrite(w http.ResponseWriter, r *http.Request) (time.Duration, bool) {
 	if err := s.requireAdmin(r); err != nil {
 		s.writeError(w, r, err)
-		return
+		return 0, false
 	}
 	wait, err := s.parseWait(r)
 	if err != nil {
 		s.refuse(w, r, err)
+		return 0, false
+	}
+	return wait, true
+}
+
+// answerAdmin waits for version of role to be published and answers 201 with status
+// published (setting the snapshot through published), or 202 staged if the wait ended.
+func (s *Server) answerAdmin(w http.ResponseWriter, r *http.Request, role string, version int64, wait time.Duration, res any, published func(snapshot int64)) {
+	snap, _, err := s.waitPublished(r.Context(), role, version, wait)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if snap == 0 {
+		writeJSON(w, http.StatusAccepted, res)
+		return
+	}
+	published(snap)
+	writeJSON(w, http.StatusCreated, res)
+}
+
+// submitClaimed takes a new version of claimed signed offline by the admins, and publishes
+// it with a recently-claimed that no longer delegates the projects it claims.
+func (s *Server) submitClaimed(w http.ResponseWriter, r *http.Request) {
+	wait, ok := s.adminWrite(w, r)
+	if !ok {
 		return
 	}
 	raw, err := readBody(w, r, 64<<20)
@@ -65,32 +91,19 @@ func (s *Server) submitClaimed(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.observeUpload(nil)
 	s.log.Info("claimed accepted", "version", acc.Version, "moved", acc.Moved)
-	res := api.ClaimResult{Version: acc.Version, Moved: acc.Moved, Status: api.StatusStaged}
+	res := &api.ClaimResult{Version: acc.Version, Moved: acc.Moved, Status: api.StatusStaged}
 	if res.Moved == nil {
 		res.Moved = []string{}
 	}
-	snap, _, err := s.waitPublished(r.Context(), tufrepo.RoleClaimed, acc.Version, wait)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if snap == 0 {
-		writeJSON(w, http.StatusAccepted, res)
-		return
-	}
-	res.Status, res.SnapshotVersion = api.StatusPublished, snap
-	writeJSON(w, http.StatusCreated, res)
+	s.answerAdmin(w, r, tufrepo.RoleClaimed, acc.Version, wait, res, func(snap int64) {
+		res.Status, res.SnapshotVersion = api.StatusPublished, snap
+	})
 }
 
 // submitTopLevel takes the next root and/or targets, signed offline by the admins.
 func (s *Server) submitTopLevel(w http.ResponseWriter, r *http.Request) {
-	if err := s.requireAdmin(r); err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	wait, err := s.parseWait(r)
-	if err != nil {
-		s.refuse(w, r, err)
+	wait, ok := s.adminWrite(w, r)
+	if !ok {
 		return
 	}
 	var up api.TopLevelUpdate
@@ -105,20 +118,12 @@ func (s *Server) submitTopLevel(w http.ResponseWriter, r *http.Request) {
 	}
 	s.metrics.observeUpload(nil)
 	s.log.Info("top-level metadata accepted", "root", st.Root, "targets", st.Targets)
-	res := api.TopLevelResult{RootVersion: st.Root, TargetsVersion: st.Targets, Status: api.StatusStaged}
+	res := &api.TopLevelResult{RootVersion: st.Root, TargetsVersion: st.Targets, Status: api.StatusStaged}
 	role, v := tufrepo.RoleTargets, st.Targets
 	if st.Root > 0 {
 		role, v = tufrepo.RoleRoot, st.Root
 	}
-	snap, _, err := s.waitPublished(r.Context(), role, v, wait)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	if snap == 0 {
-		writeJSON(w, http.StatusAccepted, res)
-		return
-	}
-	res.Status, res.SnapshotVersion = api.StatusPublished, snap
-	writeJSON(w, http.StatusCreated, res)
+	s.answerAdmin(w, r, role, v, wait, res, func(snap int64) {
+		res.Status, res.SnapshotVersion = api.StatusPublished, snap
+	})
 }

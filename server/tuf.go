@@ -59,7 +59,8 @@ func (s *Server) getMetadata(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := strconv.ParseInt(vs, 10, 64)
-	if err != nil || v < 1 || strconv.FormatInt(v, 10) != vs || (role != tufrepo.RoleRoot && tufrepo.ValidateProjectName(role) != nil && !tufrepo.IsReservedRole(role)) {
+	validRole := tufrepo.IsReservedRole(role) || tufrepo.ValidateProjectName(role) == nil
+	if err != nil || v < 1 || strconv.FormatInt(v, 10) != vs || !validRole {
 		s.writeError(w, r, errNotFound(r.URL.Path))
 		return
 	}

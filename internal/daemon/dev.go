@@ -115,12 +115,9 @@ func devBootstrap(ctx context.Context, c *Config, db *store.DB, offline map[stri
 		if err := bootstrap(ctx, db, off, signers); err != nil {
 			return err
 		}
-		secret, _, err := db.CreateToken(ctx, store.NewTokenSpec{Name: "dev-admin", Admin: true})
-		if err != nil {
+		// A fresh database has no token: the one in DIR (if any) is of an older one.
+		if err := os.Remove(tokenFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 			return err
-		}
-		if err := os.WriteFile(tokenFile, []byte(secret+"\n"), 0o600); err != nil {
-			return fmt.Errorf("writing admin token: %w", err)
 		}
 		fmt.Fprintf(out, "bootstrapped a new dev repository in %s\n", c.DataDir)
 	}
