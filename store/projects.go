@@ -422,8 +422,12 @@ func (db *DB) Releases(ctx context.Context, project string) (*api.ReleaseList, e
 	if _, err := db.GetProject(ctx, project); err != nil {
 		return nil, err
 	}
+	yanked, err := db.publishedYanks(ctx, project)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := db.Pool.Query(ctx, `
-		SELECT f.version, f.filename, f.path, f.length, f.sha256, f.custom, f.role_version, f.created_at, f.role_version <= p.published_version
+		SELECT f.version, f.filename, f.path, f.length, f.sha256, f.role_version, f.created_at, f.role_version <= p.published_version
 		FROM release_files f JOIN projects p ON p.name = f.project
 		WHERE f.project = $1 ORDER BY f.role_version DESC, f.version, f.filename`, project)
 	if err != nil {
@@ -434,10 +438,9 @@ func (db *DB) Releases(ctx context.Context, project string) (*api.ReleaseList, e
 	var version, filename, path string
 	var length, roleVersion int64
 	var sum []byte
-	var custom []byte
 	var created time.Time
 	var published bool
-	_, err = pgx.ForEachRow(rows, []any{&version, &filename, &path, &length, &sum, &custom, &roleVersion, &created, &published}, func() error {
+	_, err = pgx.ForEachRow(rows, []any{&version, &filename, &path, &length, &sum, &roleVersion, &created, &published}, func() error {
 		r, ok := byVersion[version]
 		if !ok {
 			r = &api.Release{Project: project, Version: version, UploadedAt: created.UTC(), RoleVersion: roleVersion, Published: published}
@@ -445,14 +448,7 @@ func (db *DB) Releases(ctx context.Context, project string) (*api.ReleaseList, e
 			order = append(order, version)
 		}
 		r.Files = append(r.Files, api.File{Name: filename, Path: path, Length: length, SHA256: hex.EncodeToString(sum)})
-		if len(custom) > 0 {
-			var c struct {
-				Yanked bool `json:"yanked"`
-			}
-			if json.Unmarshal(custom, &c) == nil && c.Yanked {
-				r.Yanked = true
-			}
-		}
+		r.Yanked = r.Yanked || yanked[path]
 		return nil
 	})
 	if err != nil {
@@ -461,6 +457,40 @@ func (db *DB) Releases(ctx context.Context, project string) (*api.ReleaseList, e
 	out := &api.ReleaseList{Project: project, Releases: make([]api.Release, 0, len(order))}
 	for _, v := range order {
 		out.Releases = append(out.Releases, *byVersion[v])
+	}
+	return out, nil
+}
+
+// publishedYanks returns the paths the published version of a project's role flags as
+// yanked, so the REST index says what clients see, not what is staged.
+func (db *DB) publishedYanks(ctx context.Context, project string) (map[string]bool, error) {
+	var raw []byte
+	err := db.Pool.QueryRow(ctx, `SELECT m.raw FROM metadata m JOIN projects p ON p.name = m.role AND m.version = p.published_version WHERE p.name = $1`, project).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return map[string]bool{}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading published role of %s: %w", project, err)
+	}
+	var role struct {
+		Signed struct {
+			Targets map[string]struct {
+				Custom json.RawMessage `json:"custom"`
+			} `json:"targets"`
+		} `json:"signed"`
+	}
+	if err := json.Unmarshal(raw, &role); err != nil {
+		return nil, fmt.Errorf("parsing published role of %s: %w", project, err)
+	}
+	out := map[string]bool{}
+	for p, t := range role.Signed.Targets {
+		// Custom data is the maintainers' to shape: anything but {"yanked": true} is not a yank.
+		var c struct {
+			Yanked bool `json:"yanked"`
+		}
+		if json.Unmarshal(t.Custom, &c) == nil && c.Yanked {
+			out[p] = true
+		}
 	}
 	return out, nil
 }
