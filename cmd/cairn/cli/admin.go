@@ -29,6 +29,7 @@ offline. They create and use the offline keys of root, targets and claimed, whic
 never reach the server.`,
 	}
 	cmd.AddCommand(a.adminInitCommand())
+	cmd.AddCommand(a.adminClaimCommand())
 	return cmd
 }
 

@@ -1,0 +1,306 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/client"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/spf13/cobra"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
+	"golang.org/x/term"
+)
+
+// claimOptions are the flags of 'cairn admin claim'.
+type claimOptions struct {
+	keys     []string
+	projects []string
+	all      bool
+	renew    bool
+	yes      bool
+	dryRun   bool
+	wait     time.Duration
+	output   string
+}
+
+// claimReport is what 'cairn admin claim --output json' prints.
+type claimReport struct {
+	Server   string            `json:"server"`
+	Snapshot int64             `json:"verified_snapshot"`
+	Plan     *client.ClaimPlan `json:"plan"`
+	SignedBy []string          `json:"signed_by"`
+	// Threshold is how many claimed keys targets requires.
+	Threshold int                `json:"threshold"`
+	DryRun    bool               `json:"dry_run,omitempty"`
+	Result    *api.ClaimResult   `json:"result,omitempty"`
+	Verified  *claimVerification `json:"verified,omitempty"`
+}
+
+// claimVerification is the new claimed as a fresh TUF refresh sees it.
+type claimVerification struct {
+	Snapshot       int64 `json:"snapshot"`
+	ClaimedVersion int64 `json:"claimed_version"`
+}
+
+func (a *app) adminClaimCommand() *cobra.Command {
+	var o claimOptions
+	cmd := &cobra.Command{
+		Use:   "claim --key ADMINKEY... [--project P... | --all] [--yes]",
+		Short: "Sign the next claimed: move projects into claimed and apply queued maintainer changes",
+		Long: `claim is the admins' offline signing of the claimed role. It downloads what waits
+(with an admin token): recently-claimed projects that may be moved into claimed, and the
+maintainer changes queued for claimed projects. It checks the server's current claimed
+against the one verified through TUF from the pinned root, shows in plain language what
+the next version changes (projects moved in with their maintainer keys' fingerprints and
+thresholds; keys added and removed by queued changes), writes it (every claimed project
+kept, queued changes applied, the projects chosen with --project or --all moved in),
+signs it with every --key (claimed keys from your key store; targets says how many must
+sign) and uploads it. The server publishes it and takes the moved projects out of
+recently-claimed in the same snapshot.
+
+Without --project or --all only queued maintainer changes are applied. With nothing to
+change, claim stops, unless --renew asks for a new version anyway (to renew its expiry).
+It asks for confirmation on a terminal; --yes signs without asking.`,
+		Example: `  cairn admin claim --key claimed-1 --all
+  cairn admin claim --key claimed-1 --key claimed-2 --project demo --project hello --yes`,
+		Args: cobra.NoArgs,
+		RunE: run(func(cmd *cobra.Command, _ []string) error { return a.adminClaim(o) }),
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.keys, "key", nil, "a claimed key in your key store to sign with (required; repeatable)")
+	f.StringArrayVar(&o.projects, "project", nil, "move this recently-claimed project into claimed (repeatable)")
+	f.BoolVar(&o.all, "all", false, "move every waiting recently-claimed project into claimed")
+	f.BoolVar(&o.renew, "renew", false, "sign a new version even if nothing changes (renews claimed's expiry)")
+	f.BoolVarP(&o.yes, "yes", "y", false, "sign without asking for confirmation")
+	f.BoolVar(&o.dryRun, "dry-run", false, "show what would change and stop before signing")
+	f.DurationVar(&o.wait, "wait", 30*time.Second, "how long the server may hold the answer until the new claimed is published")
+	addOutputFlag(cmd, &o.output)
+	cmd.MarkFlagRequired("key")
+	cmd.MarkFlagsMutuallyExclusive("project", "all")
+	return cmd
+}
+
+func (a *app) adminClaim(o claimOptions) error {
+	if err := checkOutput(o.output); err != nil {
+		return err
+	}
+	for _, p := range o.projects {
+		if err := tufrepo.ValidateProjectName(p); err != nil {
+			return err
+		}
+	}
+	if err := a.requireToken(); err != nil {
+		return err
+	}
+	kfs, err := a.loadKeys(o.keys)
+	if err != nil {
+		return err
+	}
+	repo, err := a.repo()
+	if err != nil {
+		return err
+	}
+	d, err := repo.Delegators(a.ctx)
+	if err != nil {
+		return err
+	}
+	role, keys, err := d.ClaimedDelegation()
+	if err != nil {
+		return err
+	}
+	var signedBy []string
+	for _, kf := range kfs {
+		if !slices.Contains(role.KeyIDs, kf.KeyID) {
+			return api.Errorf(api.CodeKeyNotDelegated, "key %q (%s) is not one of the claimed keys that the verified targets (version %d) delegates to: %s", kf.Name, kf.KeyID, d.Targets.Signed.Version, delegationKeysText(role.KeyIDs, keys))
+		}
+		signedBy = append(signedBy, kf.KeyID)
+	}
+	if len(kfs) < role.Threshold {
+		return api.Errorf(api.CodeThresholdNotMet, "claimed must be signed by %d of its %d keys (%s); you gave %d: add --key for each", role.Threshold, len(role.KeyIDs), delegationKeysText(role.KeyIDs, keys), len(kfs))
+	}
+	ac, err := a.apiClient()
+	if err != nil {
+		return err
+	}
+	q, err := ac.ClaimQueue(a.ctx)
+	if err != nil {
+		return err
+	}
+	plan, next, err := client.PlanClaim(d, q, o.projects, o.all, time.Now())
+	if err != nil {
+		return err
+	}
+	rep := claimReport{Server: repo.Server(), Snapshot: d.Snapshot.Signed.Version, Plan: plan, SignedBy: signedBy, Threshold: role.Threshold, DryRun: o.dryRun}
+	if o.output != "json" {
+		a.printClaimPlan(d, plan, o)
+	}
+	if plan.Empty() && !o.renew {
+		if o.output == "json" {
+			return a.printJSON(rep)
+		}
+		a.printf("Nothing to sign: no project is to be moved and no maintainer change is queued (--renew signs a new version anyway).\n")
+		return nil
+	}
+	if o.dryRun {
+		if o.output == "json" {
+			return a.printJSON(rep)
+		}
+		a.printf("Dry run: nothing was signed or sent.\n")
+		return nil
+	}
+	if !o.yes {
+		ok, err := a.askYes(fmt.Sprintf("Sign claimed version %d with %d admin key(s) and upload it? [y/N] ", plan.NextVersion, len(kfs)),
+			"not signed: confirm on a terminal, or pass --yes to sign without asking")
+		if err != nil {
+			return err
+		}
+		if !ok {
+			a.notef("Not signed.\n")
+			return nil
+		}
+	}
+	signers, err := a.openSigners(kfs)
+	if err != nil {
+		return err
+	}
+	signed, err := tufrepo.Canonical(next.Signed)
+	if err != nil {
+		return err
+	}
+	online := make([]*tufrepo.OnlineSigner, 0, len(signers))
+	for _, s := range signers {
+		o, err := tufrepo.NewOnlineSigner(a.ctx, s)
+		if err != nil {
+			return err
+		}
+		online = append(online, o)
+	}
+	raw, err := tufrepo.SignEnvelope(a.ctx, signed, online...)
+	if err != nil {
+		return err
+	}
+	// Check it as every client will before anything is sent.
+	md, err := metadata.Targets().FromBytes(raw)
+	if err != nil {
+		return fmt.Errorf("the claimed metadata just signed does not parse: %w", err)
+	}
+	if err := d.Targets.VerifyDelegate(tufrepo.RoleClaimed, md); err != nil {
+		return api.Wrap(api.CodeThresholdNotMet, err, "the claimed metadata just signed does not verify against targets' delegation (%d of %s): nothing was sent: %v", role.Threshold, delegationKeysText(role.KeyIDs, keys), err)
+	}
+	res, err := ac.SubmitClaimed(a.ctx, raw, o.wait)
+	if err != nil {
+		return err
+	}
+	rep.Result = &res
+	if res.Status == api.StatusPublished {
+		if d2, err := repo.Delegators(a.ctx); err == nil && d2.Claimed != nil && d2.Claimed.Signed.Version >= res.Version {
+			rep.Verified = &claimVerification{Snapshot: d2.Snapshot.Signed.Version, ClaimedVersion: d2.Claimed.Signed.Version}
+		}
+	}
+	if o.output == "json" {
+		return a.printJSON(rep)
+	}
+	moved := "no project moved"
+	if len(res.Moved) > 0 {
+		moved = "moved into claimed: " + strings.Join(res.Moved, ", ")
+	}
+	switch res.Status {
+	case api.StatusPublished:
+		a.printf("Published claimed version %d in snapshot %d (%s; %s applied).\n", res.Version, res.SnapshotVersion, moved, countOf(len(plan.Changes), "maintainer change"))
+		if rep.Verified != nil {
+			a.printf("Verified through TUF: snapshot %d carries claimed version %d.\n", rep.Verified.Snapshot, rep.Verified.ClaimedVersion)
+		}
+	default:
+		a.printf("The server accepted claimed version %d (%s) and publishes it in its next snapshot.\n", res.Version, moved)
+	}
+	return nil
+}
+
+// printClaimPlan says in words what the next claimed changes.
+func (a *app) printClaimPlan(d *client.Delegators, p *client.ClaimPlan, o claimOptions) {
+	a.printf("Claimed version %d is verified through snapshot %d; the next version is %d, expiring %s.\n", p.CurrentVersion, d.Snapshot.Signed.Version, p.NextVersion, fmtTime(p.Expires))
+	if len(p.Move) > 0 {
+		a.printf("\nMoves %s into claimed (from then on only the admins' offline keys can change who signs for them):\n", countOf(len(p.Move), "project"))
+		for _, e := range p.Move {
+			a.printClaimEntry(e)
+		}
+	}
+	if len(p.Changes) > 0 {
+		a.printf("\nApplies %s queued by the maintainers of claimed projects (checked by the server against their signatures; the queue carries no signed document to check here):\n", countOf(len(p.Changes), "maintainer change"))
+		for _, c := range p.Changes {
+			a.printf("  %s (maintainer change %d):\n", c.Project, c.Version)
+			a.printMaintainerDiff("    ", c)
+		}
+	}
+	if len(p.Waiting) > 0 {
+		a.printf("\nStays in recently-claimed (choose with --project NAME or --all):\n")
+		for _, e := range p.Waiting {
+			a.printClaimEntry(e)
+		}
+	}
+	if len(p.Kept) > 0 {
+		a.printf("\nKeeps %s as it is: %s\n", countOf(len(p.Kept), "claimed project"), strings.Join(p.Kept, ", "))
+	}
+	a.printf("\n")
+}
+
+func (a *app) printClaimEntry(e client.ClaimEntry) {
+	a.printf("  %s: %d of %d maintainer keys must sign\n", e.Name, e.Threshold, len(e.Keys))
+	for _, k := range e.Keys {
+		a.printf("    key %s  %s  %s\n", abbrevKey(k.KeyID), k.KeyType, k.Fingerprint)
+	}
+}
+
+func delegationKeysText(ids []string, keys map[string]*metadata.Key) string {
+	out := make([]string, 0, len(ids))
+	for _, id := range ids {
+		s := abbrevKey(id)
+		if k, ok := keys[id]; ok {
+			s += " (" + fingerprintOf(k) + ")"
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, ", ")
+}
+
+func countOf(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// askYes asks a yes/no question on the terminal; without a terminal it refuses with
+// refusal, so that nothing is signed by default.
+func (a *app) askYes(prompt, refusal string) (bool, error) {
+	f, ok := a.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return false, api.Errorf(api.CodeBadRequest, "%s", refusal)
+	}
+	a.notef("%s", prompt)
+	var line []byte
+	b := make([]byte, 1)
+	for {
+		n, err := f.Read(b)
+		if n == 1 {
+			if b[0] == '\n' {
+				break
+			}
+			line = append(line, b[0])
+		}
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return false, fmt.Errorf("reading the answer: %w", err)
+		}
+	}
+	ans := strings.ToLower(strings.TrimSpace(string(line)))
+	return ans == "y" || ans == "yes", nil
+}
