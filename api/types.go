@@ -245,8 +245,11 @@ type ClaimProject struct {
 	DelegationVersion int64          `json:"delegation_version"`
 	// Claimed projects must stay in claimed; the others (recently-claimed) may be moved in.
 	Claimed bool `json:"claimed"`
-	// Change is set when the keys come from a maintainer change queued for the admins.
-	Change bool `json:"change"`
+	// Change is set when the keys come from maintainer changes queued for the admins;
+	// Changes are those signed change documents, oldest first, so admins can check
+	// offline that the maintainers signed each (the first against the keys in claimed).
+	Change  bool     `json:"change"`
+	Changes [][]byte `json:"changes,omitempty"`
 }
 
 // ClaimQueue is what waits for the admins' next offline signing of claimed.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -39,6 +40,8 @@ func claim(t *testing.T, r *testrepo.Repo, projects ...string) api.ClaimResult {
 		if !want || p.Claimed && !p.Change {
 			continue
 		}
+		// A claimed project with a queued change is replaced, not delegated twice.
+		md.Signed.Delegations.Roles = slices.DeleteFunc(md.Signed.Delegations.Roles, func(r metadata.DelegatedRole) bool { return r.Name == p.Name })
 		d := metadata.DelegatedRole{Name: p.Name, Threshold: p.Threshold, Terminating: true, Paths: []string{tufrepo.ProjectPathPattern(p.Name)}}
 		for id, k := range p.Keys {
 			mk, err := tufrepo.KeyFromAPI(k)

@@ -321,9 +321,9 @@ func coSignAsBob(t *testing.T, w *cliWorld) {
 }
 
 // TestSecondMaintainerChangeWhileOneIsQueued: a claimed project's maintainers propose a
-// second change while the first waits for the admins. The server must answer with a
-// specific error (or accept it); an internal error is a server bug, recorded here and
-// skipped until it is fixed.
+// second change while the first waits for the admins. Changes chain on the queued one, so
+// a change built on the published keys is refused with a specific error and changes
+// nothing.
 func TestSecondMaintainerChangeWhileOneIsQueued(t *testing.T) {
 	w := newCLIWorld(t)
 	w.alice.ok(t, "maintainer", "add", "demo", "bob", "--key", "alice")
@@ -334,7 +334,7 @@ func TestSecondMaintainerChangeWhileOneIsQueued(t *testing.T) {
 	before := serverProject(t, w.r, "demo")
 	code, _, errs := w.alice.run(t, "maintainer", "remove", "demo", "bob", "--key", "alice")
 	if strings.Contains(errs, "internal") {
-		t.Skipf("BUG (server): a second maintainer change of a claimed project while one is queued answers 500 (maintainer_changes primary key (project, version) violated: the queued change did not advance delegation_version): %s", errs)
+		t.Fatalf("a second change while one is queued: %s", errs)
 	}
 	if after := serverProject(t, w.r, "demo"); code != 0 && after.DelegationVersion != before.DelegationVersion {
 		t.Fatalf("a refused change changed the project: %+v", after)

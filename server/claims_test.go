@@ -125,6 +125,37 @@ func TestClaimingBadInput(t *testing.T) {
 	if len(p.Maintainers) != 2 || p.DelegationVersion != 2 {
 		t.Fatalf("demo after the queued change: %+v", p)
 	}
+	// Queued changes chain: the second builds on the first (its version and its keys).
+	carol := testrepo.NewKey(t, tufrepo.KeyEd25519)
+	exp := time.Now().Add(time.Hour)
+	for _, c := range []struct {
+		v    int64
+		keys []*testrepo.Key
+	}{{3, []*testrepo.Key{alice, bob, carol}}, {4, []*testrepo.Key{alice, carol}}} {
+		resp := r.Do(t, "POST", "/api/v1/projects/demo/maintainers", admin, js, changeDoc(t, "demo", c.v, 1, c.keys, exp, alice))
+		if resp.Status != http.StatusAccepted || !strings.Contains(string(resp.Body), "queued") {
+			t.Fatalf("queued change %d: %d %s", c.v, resp.Status, resp.Body)
+		}
+	}
+	runBadCases(t, r, []badCase{
+		{name: "change not built on the queued one", method: "POST", path: "/api/v1/projects/demo/maintainers", token: admin, contentType: js, body: changeDoc(t, "demo", 3, 1, []*testrepo.Key{alice}, exp, alice), status: 409, code: api.CodeVersionConflict},
+		{name: "change signed by a key the queued change removed", method: "POST", path: "/api/v1/projects/demo/maintainers", token: admin, contentType: js, body: changeDoc(t, "demo", 5, 1, []*testrepo.Key{alice, bob}, exp, bob), status: 403, code: api.CodeKeyNotDelegated},
+	})
+	q = api.ClaimQueue{}
+	json.Unmarshal(r.Do(t, "GET", "/api/v1/admin/claims", admin, "", nil).Body, &q)
+	for _, cp := range q.Projects {
+		if cp.Name == "demo" && (!cp.Change || len(cp.Changes) != 2 || len(cp.Keys) != 2 || cp.DelegationVersion != 4) {
+			t.Fatalf("queue entry for demo: %+v", cp)
+		}
+	}
+	resp = r.Do(t, "POST", path, admin, js, nextClaimed(t, 4, map[string][]*testrepo.Key{"demo": {alice, carol}}, 1, claimedKey, nil))
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("claimed with both queued changes: %d %s", resp.Status, resp.Body)
+	}
+	json.Unmarshal(r.Do(t, "GET", "/api/v1/projects/demo", "", "", nil).Body, &p)
+	if len(p.Maintainers) != 2 || p.DelegationVersion != 4 {
+		t.Fatalf("demo after both changes: %+v", p)
+	}
 }
 
 func TestExpiryWarnings(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
@@ -43,6 +44,7 @@ func claimProjects(ctx context.Context, q interface {
 			return err
 		}
 		c := cp
+		c.Changes = nil
 		c.Keys = map[string]api.Key{}
 		for id, k := range d.Keys {
 			c.Keys[id] = tufrepo.KeyToAPI(k)
@@ -55,7 +57,27 @@ func claimProjects(ctx context.Context, q interface {
 		}
 		return nil
 	})
-	return out, claimed, candidates, err
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	// The signed change documents behind queued changes.
+	crows, err := q.Query(ctx, `SELECT project, raw FROM maintainer_changes WHERE status = 'queued' ORDER BY project, version`)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("reading queued maintainer changes: %w", err)
+	}
+	docs := map[string][][]byte{}
+	var name string
+	var raw []byte
+	if _, err := pgx.ForEachRow(crows, []any{&name, &raw}, func() error {
+		docs[name] = append(docs[name], slices.Clone(raw))
+		return nil
+	}); err != nil {
+		return nil, nil, nil, err
+	}
+	for i := range out {
+		out[i].Changes = docs[out[i].Name]
+	}
+	return out, claimed, candidates, nil
 }
 
 func latestClaimed(ctx context.Context, q interface {

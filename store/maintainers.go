@@ -101,6 +101,23 @@ func (db *DB) maintainerTx(ctx context.Context, project string, fn func(ctx cont
 		if err := tx.QueryRow(ctx, `SELECT delegation_version, delegator FROM projects WHERE name = $1`, project).Scan(&dv, &delegator); err != nil {
 			return err
 		}
+		// Changes chain: a change queued for the admins is what the next one builds on (its
+		// keys sign it, its version is the one before).
+		var keys []byte
+		var keyids []string
+		var threshold int
+		var qv int64
+		err = tx.QueryRow(ctx, `SELECT keys, keyids, threshold, version FROM maintainer_changes WHERE project = $1 AND status = 'queued' ORDER BY version DESC LIMIT 1`, project).Scan(&keys, &keyids, &threshold, &qv)
+		switch {
+		case err == nil:
+			d := tufrepo.ProjectDelegation{Name: project, KeyIDs: keyids, Threshold: threshold}
+			if err := json.Unmarshal(keys, &d.Keys); err != nil {
+				return err
+			}
+			st.Delegation, dv = d, qv
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("reading queued maintainer changes: %w", err)
+		}
 		r, err := fn(ctx, tx, st, dv, delegator)
 		if err != nil {
 			return err
