@@ -30,6 +30,7 @@ never reach the server.`,
 	}
 	cmd.AddCommand(a.adminInitCommand())
 	cmd.AddCommand(a.adminClaimCommand())
+	cmd.AddCommand(a.topLevelCommands()...)
 	return cmd
 }
 
