@@ -64,6 +64,11 @@ func TestRootRotationClientsFollow(t *testing.T) {
 		return w.r.Do(t, "POST", "/api/v1/admin/root", w.r.AdminToken, api.MediaJSON, testrepo.JSON(t, up))
 	}
 	onlyNew, _ := tufrepo.SignEnvelope(ctx, signedRoot, newRoot1.Signer, newRoot2.Signer)
+	// A root that hands targets to the server's own online key.
+	onlineRoot, _ := metadata.Root().FromBytes(rootRaw)
+	onlineRoot.Signed.AddKey(w.r.Server.Publisher().Signers.Timestamp.Key, tufrepo.RoleTargets)
+	onlineSigned, _ := tufrepo.Canonical(onlineRoot.Signed)
+	withOnline, _ := tufrepo.SignEnvelope(ctx, onlineSigned, oldRoot, newRoot1.Signer, newRoot2.Signer)
 	for _, c := range []struct {
 		name string
 		up   api.TopLevelUpdate
@@ -73,6 +78,7 @@ func TestRootRotationClientsFollow(t *testing.T) {
 		{"root not signed by the old keys", api.TopLevelUpdate{Root: onlyNew, Targets: targetsRaw}, api.CodeSignatureInvalid},
 		{"targets signed by the old targets key", api.TopLevelUpdate{Root: rootRaw, Targets: badTargets}, api.CodeSignatureInvalid},
 		{"nothing", api.TopLevelUpdate{}, api.CodeBadRequest},
+		{"targets given to an online key", api.TopLevelUpdate{Root: withOnline, Targets: targetsRaw}, api.CodeInvalidKey},
 	} {
 		if resp := post(c.up); resp.Problem().Code != c.code {
 			t.Fatalf("%s: %d %s", c.name, resp.Status, resp.Body)

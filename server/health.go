@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -31,7 +32,7 @@ func (s *Server) roleExpiries() []api.RoleExpiry {
 		case left <= 0:
 			e.Warning = "expired: clients refuse the repository until it is re-signed"
 		case r.life == 0 && left < offlineWarning:
-			e.Warning = "expires in " + left.Truncate(time.Hour).String() + ": admins must re-sign it (cairn admin)"
+			e.Warning = "expires in " + humanDuration(left) + ": admins must re-sign it (" + resignCommand(r.role) + ")"
 		case r.life > 0 && left < r.life/4:
 			e.Warning = "expires in " + left.Truncate(time.Second).String() + ": the publisher has not re-signed it; check /readyz and the logs"
 		}
@@ -41,6 +42,26 @@ func (s *Server) roleExpiries() []api.RoleExpiry {
 		out = append(out, e)
 	}
 	return out
+}
+
+// humanDuration renders a duration for people: days above two days, else hours/minutes.
+func humanDuration(d time.Duration) string {
+	if d >= 48*time.Hour {
+		return fmt.Sprintf("%d days", int(d.Hours()/24))
+	}
+	return d.Truncate(time.Minute).String()
+}
+
+// resignCommand names the command that re-signs an offline role.
+func resignCommand(role string) string {
+	switch role {
+	case tufrepo.RoleRoot:
+		return "cairn admin root rotate"
+	case tufrepo.RoleTargets:
+		return "cairn admin targets resign"
+	default:
+		return "cairn admin claim --renew"
+	}
 }
 
 func (s *Server) status(w http.ResponseWriter, r *http.Request) {

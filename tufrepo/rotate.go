@@ -29,7 +29,7 @@ type AcceptedRoot struct {
 // snapshots on, a sensible expiry. The timestamp and snapshot keys must stay those the
 // server signs with (online key rotation is done by configuring the new keys first; see
 // DESIGN.md).
-func ValidateRoot(raw, currentRaw []byte, online Signers, now time.Time) (*AcceptedRoot, error) {
+func ValidateRoot(raw, currentRaw []byte, signers Signers, now time.Time) (*AcceptedRoot, error) {
 	cur, err := metadata.Root().FromBytes(currentRaw)
 	if err != nil {
 		return nil, fmt.Errorf("parsing current root: %w", err)
@@ -57,10 +57,25 @@ func ValidateRoot(raw, currentRaw []byte, online Signers, now time.Time) (*Accep
 	for _, r := range []struct {
 		role string
 		s    *OnlineSigner
-	}{{RoleTimestamp, online.Timestamp}, {RoleSnapshot, online.Snapshot}} {
+	}{{RoleTimestamp, signers.Timestamp}, {RoleSnapshot, signers.Snapshot}} {
 		role := next.Signed.Roles[r.role]
 		if role == nil || !slices.Contains(role.KeyIDs, r.s.KeyID) || role.Threshold != 1 {
 			return nil, api.Errorf(api.CodeInvalidKey, "the new root must delegate %s to the server's online key %s with threshold 1: to rotate online keys, configure the server with the new key first", r.role, r.s.KeyID)
+		}
+	}
+	online := map[string]bool{signers.Timestamp.KeyID: true, signers.Snapshot.KeyID: true}
+	if signers.RecentlyClaimed != nil {
+		online[signers.RecentlyClaimed.KeyID] = true
+	}
+	for _, role := range []string{RoleRoot, RoleTargets} {
+		r := next.Signed.Roles[role]
+		if r == nil || r.Threshold < 1 || r.Threshold > len(r.KeyIDs) {
+			return nil, api.Errorf(api.CodeInvalidThreshold, "the new root must delegate %s to at least one key with a threshold between 1 and the number of its keys", role)
+		}
+		for _, id := range r.KeyIDs {
+			if online[id] {
+				return nil, api.Errorf(api.CodeInvalidKey, "the new root gives %s to key %s, one of the server's online keys: a server compromise would then be a %s compromise", role, id, role)
+			}
 		}
 	}
 	ct, nt := cur.Signed.Roles[RoleTargets], next.Signed.Roles[RoleTargets]
