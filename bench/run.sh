@@ -5,7 +5,8 @@
 # fsync and synchronous_commit on) so that its CPU time is the benchmark's alone; builds
 # cairnd, the load harness and the Go reference server from the work tree; starts cairnd
 # (dev mode), nginx and the reference server on loopback ports; runs
-#   1. metadata GETs (timestamp.json, N.snapshot.json) against cairnd, nginx and Go,
+#   1. metadata GETs (timestamp.json, N.snapshot.json) against cairnd, nginx, a minimal Go
+#      net/http server and (if bench/fastref builds) a minimal fasthttp server,
 #   2. uploads with 1, 8 and 32 concurrent uploaders,
 #   3. publish time at 1k, 10k and 100k projects (over HTTP, and in-process with a CPU
 #      profile via the Go benchmark in bench/publish),
@@ -51,6 +52,7 @@ PPROF_ADDR=127.0.0.1:16060
 CAIRN_ADDR=127.0.0.1:18080
 NGINX_ADDR=127.0.0.1:18081
 REF_ADDR=127.0.0.1:18082
+FAST_ADDR=127.0.0.1:18083
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 RESULTS=$OUT/results.jsonl
@@ -63,7 +65,7 @@ PGDATA=$WORK/pg
 DATA=$WORK/dev
 DBURL="postgres://postgres@127.0.0.1:$PGPORT/cairn_bench?sslmode=disable"
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-CAIRN_PID= NGINX_PID= REF_PID=
+CAIRN_PID= NGINX_PID= REF_PID= FAST_PID=
 
 log() { printf '\n== %s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -79,6 +81,7 @@ cleanup() {
 	stop_pid "$CAIRN_PID"
 	stop_pid "$NGINX_PID"
 	stop_pid "$REF_PID"
+	stop_pid "$FAST_PID"
 	[ -f "$PGDATA/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast stop >/dev/null 2>&1
 	rm -rf "$WORK"
 }
@@ -97,6 +100,8 @@ go build -o "$BIN/cairnd-pprof" ./bench/cairnd-pprof
 go build -o "$BIN/load" ./bench/load
 go build -o "$BIN/refserver" ./bench/refserver
 go test -c -o "$BIN/publish.test" ./bench/publish
+# Optional third reference (a separate module, fetched through the Go module proxy).
+(cd bench/fastref && go build -o "$BIN/fastref" .) || echo "run.sh: bench/fastref not built; the fasthttp reference is skipped" >&2
 LOAD="$BIN/load -out $RESULTS"
 
 {
@@ -191,12 +196,18 @@ EOF
 	NGINX_PID=$!
 	taskset -c 0 "$BIN/refserver" -dir "$WWW/metadata" -listen "$REF_ADDR" >"$OUT/refserver.log" 2>&1 &
 	REF_PID=$!
+	SERVERS=("cairnd $CAIRN_ADDR $CAIRN_PID" "nginx $NGINX_ADDR $NGINX_PID" "go-net/http $REF_ADDR $REF_PID")
+	if [ -x "$BIN/fastref" ]; then
+		taskset -c 0 "$BIN/fastref" -dir "$WWW/metadata" -listen "$FAST_ADDR" >"$OUT/fastref.log" 2>&1 &
+		FAST_PID=$!
+		SERVERS+=("go-fasthttp $FAST_ADDR $FAST_PID")
+	fi
 	sleep 1
 	for f in timestamp.json "$SNAPV.snapshot.json"; do
 		label=${f#*.}
 		label=${label%.json}
 		[ "$f" = timestamp.json ] && label=timestamp
-		for srv in "cairnd $CAIRN_ADDR $CAIRN_PID" "nginx $NGINX_ADDR $NGINX_PID" "go-net/http $REF_ADDR $REF_PID"; do
+		for srv in "${SERVERS[@]}"; do
 			set -- $srv
 			$LOAD -mode get -name "$1" -url "http://$2/metadata/$f" -pids "$3" -label "$label" \
 				-duration "$DUR" -warmup 3s -connections 50 -wrk "taskset -c 1 wrk"
@@ -215,6 +226,7 @@ EOF
 	fi
 	stop_pid "$NGINX_PID"; NGINX_PID=
 	stop_pid "$REF_PID"; REF_PID=
+	stop_pid "$FAST_PID"; FAST_PID=
 	stop_cairnd
 	start_cairnd
 fi
