@@ -113,12 +113,106 @@ type ClaimPlan struct {
 	// stay in recently-claimed.
 	Move    []ClaimEntry `json:"move"`
 	Waiting []ClaimEntry `json:"waiting"`
-	// Changes are queued maintainer changes of claimed projects, applied by this version.
-	// The queue carries no signed change document, so the maintainers' signatures on them
-	// were checked by the server only.
-	Changes []MaintainerDiff `json:"changes"`
+	// Changes are the queued maintainer changes of claimed projects that this version
+	// applies, one entry a project: what its delegation becomes, and the signed change
+	// documents behind it, each verified here against the keys before it.
+	Changes []ClaimChange `json:"changes"`
 	// Kept are the claimed projects whose delegation stays as it is.
 	Kept []string `json:"kept"`
+}
+
+// ClaimChange is what the queued maintainer changes of one claimed project do together
+// (the embedded diff: the delegation in claimed now against the one it will carry), with
+// the change documents they come from, oldest first.
+type ClaimChange struct {
+	MaintainerDiff
+	Documents []QueuedChange `json:"documents"`
+}
+
+// QueuedChange is one signed maintainer change document of a claimed project's queue,
+// verified offline against the keys before it (those in claimed for the first, those of
+// the document before for the others).
+type QueuedChange struct {
+	// Change is what the document changes against the keys before it.
+	Change MaintainerDiff `json:"change"`
+	// SignedBy are the keys before it whose signatures verify; Threshold of them were
+	// needed, of KeysBefore.
+	SignedBy   []KeyView `json:"signed_by"`
+	Threshold  int       `json:"threshold"`
+	KeysBefore int       `json:"keys_before"`
+	// Expired is set when the document expired while it waited for the admins: its
+	// signatures were checked as of just before its expiry. An old signed document could be
+	// replayed, so an expired one is to be applied only once its maintainers confirmed it.
+	Expired bool `json:"expired,omitempty"`
+}
+
+// VerifyQueuedChanges checks offline, trusting nothing the server says, that the signed
+// change documents queued for a claimed project (oldest first) chain from current, the
+// delegation in the verified claimed metadata, to the delegation the queue asks claimed to
+// carry (queued, at version queuedVersion): each document is a valid maintainer change
+// (tufrepo.ValidateMaintainerChange) of the keys before it (current for the first, the
+// document before for the others) signed by a threshold of them, the versions follow one
+// another up to queuedVersion, and the last one names exactly queued's keys and
+// threshold. A document that expired while queued is verified as of just before its expiry
+// and marked Expired.
+func VerifyQueuedChanges(project string, current MaintainerSet, docs [][]byte, queued MaintainerSet, queuedVersion int64, now time.Time) ([]QueuedChange, error) {
+	refuse := func(i int, version int64, format string, args ...any) error {
+		what := fmt.Sprintf("queued maintainer change document %d of %d of %s", i+1, len(docs), project)
+		if version > 0 {
+			what = fmt.Sprintf("queued maintainer change %d of %s (document %d of %d)", version, project, i+1, len(docs))
+		}
+		return api.Errorf(api.CodeSignatureInvalid, "%s %s: the server queued keys the maintainers did not sign; nothing was signed", what, fmt.Sprintf(format, args...))
+	}
+	if len(docs) == 0 {
+		return nil, api.Errorf(api.CodeSignatureInvalid, "the server says maintainer changes of claimed project %s are queued but sends no signed change document to check them: the server queued keys the maintainers did not sign; nothing was signed", project)
+	}
+	version := queuedVersion - int64(len(docs))
+	if version < 0 {
+		return nil, api.Errorf(api.CodeSignatureInvalid, "the queue gives claimed project %s delegation version %d with %d queued change documents: the versions cannot chain; the server queued keys the maintainers did not sign; nothing was signed", project, queuedVersion, len(docs))
+	}
+	before := current
+	out := make([]QueuedChange, 0, len(docs))
+	for i, raw := range docs {
+		c, err := ParseMaintainerChange(raw)
+		if err != nil {
+			return nil, refuse(i, 0, "does not parse (%s)", api.ProblemFor(err).Detail)
+		}
+		at, expired := now, false
+		if !c.Doc.Expires.After(now) {
+			// The signing window ended while the change waited for the admins; the signatures
+			// and the chain are checked as of just before it ended.
+			at, expired = c.Doc.Expires.Add(-time.Second), true
+		}
+		acc, err := tufrepo.ValidateMaintainerChange(raw, before.Delegation(project), version, at)
+		if err != nil {
+			return nil, refuse(i, c.Doc.Version, "does not verify against the %d maintainer key(s) before it (%s, %d must sign): %s", len(before.Keys), maintainerKeysText(before), before.Threshold, api.ProblemFor(err).Detail)
+		}
+		if !acc.Complete() {
+			return nil, refuse(i, c.Doc.Version, "is signed by %d of the %d maintainer keys before it, but %d must sign (%s)", len(acc.SignedBy), len(before.Keys), before.Threshold, maintainerKeysText(before))
+		}
+		after := MaintainerSet{Keys: acc.New.Keys, Threshold: acc.New.Threshold}
+		q := QueuedChange{Change: DiffMaintainers(project, acc.Doc.Version, before, after), Threshold: before.Threshold, KeysBefore: len(before.Keys), Expired: expired}
+		q.Change.Expires = acc.Doc.Expires
+		for _, id := range acc.SignedBy {
+			q.SignedBy = append(q.SignedBy, ViewKey(before.Keys[id]))
+		}
+		out = append(out, q)
+		before, version = after, acc.Doc.Version
+	}
+	if version != queuedVersion || !sameSet(before, queued) {
+		return nil, refuse(len(docs)-1, version, "gives %s %d of %d maintainer keys (%s) as version %d, but the queue asks claimed to delegate it to %d of %d (%s) as version %d",
+			project, before.Threshold, len(before.Keys), maintainerKeysText(before), version, queued.Threshold, len(queued.Keys), maintainerKeysText(queued), queuedVersion)
+	}
+	return out, nil
+}
+
+func maintainerKeysText(s MaintainerSet) string {
+	ids := s.KeyIDs()
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = short(id) + " " + ViewKey(s.Keys[id]).Fingerprint
+	}
+	return strings.Join(out, ", ")
 }
 
 // Empty reports whether the next version would change no delegation.
@@ -209,7 +303,7 @@ func PlanClaim(d *Delegators, q api.ClaimQueue, move []string, all bool, now tim
 	}
 
 	plan := &ClaimPlan{CurrentVersion: cur.Signed.Version, NextVersion: cur.Signed.Version + 1, Expires: now.UTC().Add(ClaimedExpiry).Truncate(time.Second),
-		Move: []ClaimEntry{}, Waiting: []ClaimEntry{}, Changes: []MaintainerDiff{}, Kept: []string{}}
+		Move: []ClaimEntry{}, Waiting: []ClaimEntry{}, Changes: []ClaimChange{}, Kept: []string{}}
 	newSets := map[string]MaintainerSet{}
 	candidates := map[string]api.ClaimProject{}
 	listed := map[string]bool{}
@@ -231,16 +325,23 @@ func PlanClaim(d *Delegators, q api.ClaimQueue, move []string, all bool, now tim
 			return nil, nil, api.Errorf(api.CodeVersionConflict, "the server says %s is claimed, but the verified claimed version %d does not delegate to it", cp.Name, cur.Signed.Version)
 		case !cp.Claimed && inClaimed:
 			return nil, nil, api.Errorf(api.CodeVersionConflict, "the server offers %s to be claimed, but the verified claimed version %d already delegates to it", cp.Name, cur.Signed.Version)
+		case !cp.Change && len(cp.Changes) > 0:
+			return nil, nil, api.Errorf(api.CodeVersionConflict, "the queue carries %d maintainer change document(s) of %s but says no change of it is queued", len(cp.Changes), cp.Name)
 		case cp.Claimed && !cp.Change:
 			if !sameSet(trustedSet(tr), s) {
 				return nil, nil, api.Errorf(api.CodeVersionConflict, "the server's keys or threshold for claimed project %s differ from the verified claimed version %d, and it reports no queued maintainer change", cp.Name, cur.Signed.Version)
 			}
 		case cp.Claimed && cp.Change:
-			diff := DiffMaintainers(cp.Name, cp.DelegationVersion, trustedSet(tr), s)
-			if !diff.Empty() {
-				newSets[cp.Name] = s
-				plan.Changes = append(plan.Changes, diff)
+			// Trust no key the queue names unless the maintainers signed it, document by
+			// document, from the keys in the verified claimed.
+			docs, err := VerifyQueuedChanges(cp.Name, trustedSet(tr), cp.Changes, s, cp.DelegationVersion, now)
+			if err != nil {
+				return nil, nil, err
 			}
+			newSets[cp.Name] = s
+			plan.Changes = append(plan.Changes, ClaimChange{MaintainerDiff: DiffMaintainers(cp.Name, cp.DelegationVersion, trustedSet(tr), s), Documents: docs})
+		case !cp.Claimed && cp.Change:
+			return nil, nil, api.Errorf(api.CodeVersionConflict, "the queue says a maintainer change of %s is queued for the admins, but %s is not claimed", cp.Name, cp.Name)
 		default:
 			candidates[cp.Name] = cp
 		}

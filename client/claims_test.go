@@ -10,6 +10,7 @@ import (
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client/clienttest"
 	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -75,6 +76,7 @@ func TestPlanClaimMovesSelectedAndAppliesQueuedChanges(t *testing.T) {
 	q.Projects[0] = claimProject("old", 2, true, w.k1, w.k3)
 	q.Projects[0].Change, q.Projects[0].DelegationVersion = true, 2
 	now := time.Now()
+	q.Projects[0].Changes = [][]byte{signedChange(t, "old", 2, setOf(2, w.k1, w.k3), now.Add(MaintainerChangeExpiry), w.k1)}
 	plan, next, err := PlanClaim(w.d, q, []string{"new1"}, false, now)
 	if err != nil {
 		t.Fatal(err)
@@ -83,7 +85,8 @@ func TestPlanClaimMovesSelectedAndAppliesQueuedChanges(t *testing.T) {
 		len(plan.Waiting) != 1 || plan.Waiting[0].Name != "new2" || len(plan.Changes) != 1 || len(plan.Kept) != 0 || plan.Empty() {
 		t.Fatalf("plan: %+v", plan)
 	}
-	if c := plan.Changes[0]; c.Project != "old" || len(c.Added) != 1 || c.Added[0].KeyID != w.k3.ID || c.ThresholdBefore != 1 || c.ThresholdAfter != 2 {
+	if c := plan.Changes[0]; c.Project != "old" || len(c.Added) != 1 || c.Added[0].KeyID != w.k3.ID || c.ThresholdBefore != 1 || c.ThresholdAfter != 2 ||
+		len(c.Documents) != 1 || len(c.Documents[0].SignedBy) != 1 || c.Documents[0].SignedBy[0].KeyID != w.k1.ID || c.Documents[0].SignedBy[0].Fingerprint == "" {
 		t.Fatalf("change: %+v", c)
 	}
 	if next.Signed.Version != plan.NextVersion || next.Signed.Expires.Before(now.Add(300*24*time.Hour)) || len(next.Signed.Targets) != 0 {
@@ -208,5 +211,121 @@ func TestClaimedDelegation(t *testing.T) {
 	}
 	if _, _, err := (&Delegators{}).ClaimedDelegation(); err == nil {
 		t.Fatal("no targets: no error")
+	}
+}
+
+// signedChange is a maintainer change document of project giving it set as version,
+// signed by signers.
+func signedChange(t *testing.T, project string, version int64, set MaintainerSet, expires time.Time, signers ...*clienttest.Key) []byte {
+	t.Helper()
+	ss := make([]signature.Signer, len(signers))
+	for i, k := range signers {
+		ss[i] = k.Signer
+	}
+	raw, err := SignMaintainerChange(context.Background(), NewMaintainerChange(project, version, set, expires), ss...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// queuedOld is w's queue with claimed project "old" (k1, threshold 1, delegation version
+// 1 in the verified claimed) given final and the change documents docs.
+func queuedOld(w *claimWorld, final MaintainerSet, version int64, docs ...[]byte) api.ClaimQueue {
+	q := w.queue
+	q.Projects = slices.Clone(w.queue.Projects)
+	cp := api.ClaimProject{Name: "old", Keys: map[string]api.Key{}, Threshold: final.Threshold, DelegationVersion: version, Claimed: true, Change: true, Changes: docs}
+	for id, k := range final.Keys {
+		cp.Keys[id] = tufrepo.KeyToAPI(k)
+	}
+	q.Projects[0] = cp
+	return q
+}
+
+func TestPlanClaimVerifiesAChainOfQueuedChanges(t *testing.T) {
+	w := newClaimWorld(t)
+	k4 := clienttest.NewKey(t)
+	now := time.Now()
+	exp := now.Add(MaintainerChangeExpiry)
+	// Version 2: k1 alone (threshold 1) adds k3 and raises the threshold to 2. Version 3:
+	// k1 and k3 (2 of 2) add k4.
+	first := signedChange(t, "old", 2, setOf(2, w.k1, w.k3), exp, w.k1)
+	second := signedChange(t, "old", 3, setOf(2, w.k1, w.k3, k4), exp, w.k3, w.k1)
+	final := setOf(2, w.k1, w.k3, k4)
+	plan, next, err := PlanClaim(w.d, queuedOld(w, final, 3, first, second), nil, false, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(plan.Changes) != 1 || plan.Empty() {
+		t.Fatalf("plan: %+v", plan)
+	}
+	c := plan.Changes[0]
+	if c.Version != 3 || len(c.Added) != 2 || c.ThresholdBefore != 1 || c.ThresholdAfter != 2 || len(c.Documents) != 2 {
+		t.Fatalf("change: %+v", c)
+	}
+	d1, d2 := c.Documents[0], c.Documents[1]
+	if d1.Change.Version != 2 || len(d1.Change.Added) != 1 || d1.Change.Added[0].KeyID != w.k3.ID || d1.Threshold != 1 || d1.KeysBefore != 1 || len(d1.SignedBy) != 1 || d1.Expired {
+		t.Fatalf("first document: %+v", d1)
+	}
+	if d2.Change.Version != 3 || len(d2.Change.Added) != 1 || d2.Change.Added[0].KeyID != k4.ID || d2.Threshold != 2 || d2.KeysBefore != 2 || len(d2.SignedBy) != 2 {
+		t.Fatalf("second document: %+v", d2)
+	}
+	if r := roleNamed(next, "old"); r == nil || r.Threshold != 2 || !slices.Equal(r.KeyIDs, final.KeyIDs()) {
+		t.Fatalf("old in the next claimed: %+v", r)
+	}
+
+	// A document that expired while it waited for the admins still verifies, flagged.
+	stale := signedChange(t, "old", 2, setOf(2, w.k1, w.k3), now.Add(-time.Hour), w.k1)
+	plan, _, err = PlanClaim(w.d, queuedOld(w, setOf(2, w.k1, w.k3), 2, stale), nil, false, now)
+	if err != nil || len(plan.Changes) != 1 || !plan.Changes[0].Documents[0].Expired {
+		t.Fatalf("expired while queued: %v %+v", err, plan)
+	}
+}
+
+func TestPlanClaimRefusesQueuedKeysTheMaintainersDidNotSign(t *testing.T) {
+	w := newClaimWorld(t)
+	mallory, k4 := clienttest.NewKey(t), clienttest.NewKey(t)
+	now := time.Now()
+	exp := now.Add(MaintainerChangeExpiry)
+	first := signedChange(t, "old", 2, setOf(2, w.k1, w.k3), exp, w.k1)
+	tests := []struct {
+		name string
+		q    api.ClaimQueue
+		want string
+	}{
+		{"no documents", queuedOld(w, setOf(1, mallory), 2), "sends no signed change document"},
+		{"forged: signed by a key not in claimed", queuedOld(w, setOf(1, mallory), 2, signedChange(t, "old", 2, setOf(1, mallory), exp, mallory)),
+			"queued maintainer change 2 of old (document 1 of 1) does not verify against the 1 maintainer key(s) before it"},
+		{"queue keys differ from the signed change", queuedOld(w, setOf(1, w.k1, mallory), 2, signedChange(t, "old", 2, setOf(1, w.k1, w.k3), exp, w.k1)),
+			"but the queue asks claimed to delegate it to 1 of 2"},
+		{"a second change signed by fewer than the threshold before it", queuedOld(w, setOf(2, w.k1, w.k3, k4), 3, first, signedChange(t, "old", 3, setOf(2, w.k1, w.k3, k4), exp, w.k1)),
+			"is signed by 1 of the 2 maintainer keys before it, but 2 must sign"},
+		{"a second change signed by the key it adds", queuedOld(w, setOf(1, w.k1, w.k3, k4), 3, first, signedChange(t, "old", 3, setOf(1, w.k1, w.k3, k4), exp, k4)),
+			"queued maintainer change 3 of old (document 2 of 2) does not verify"},
+		{"a second change that skips a version", queuedOld(w, setOf(1, w.k1, w.k3, k4), 4, first, signedChange(t, "old", 4, setOf(1, w.k1, w.k3, k4), exp, w.k1, w.k3)),
+			"does not verify"},
+		{"replayed out of order", queuedOld(w, setOf(2, w.k1, w.k3), 3, signedChange(t, "old", 3, setOf(2, w.k1, w.k3, k4), exp, w.k3, w.k1), first),
+			"does not verify"},
+		{"a change that is not for this project", queuedOld(w, setOf(2, w.k1, w.k3), 2, signedChange(t, "new1", 2, setOf(2, w.k1, w.k3), exp, w.k1)),
+			"does not verify"},
+		{"garbage", queuedOld(w, setOf(2, w.k1, w.k3), 2, []byte("{}")), "does not parse"},
+	}
+	for _, tc := range tests {
+		_, _, err := PlanClaim(w.d, tc.q, nil, false, now)
+		var ae *api.Error
+		if !asAPIError(err, &ae) || ae.Code != api.CodeSignatureInvalid || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v", tc.name, err)
+			continue
+		}
+		if !strings.Contains(err.Error(), "the server queued keys the maintainers did not sign") {
+			t.Errorf("%s: the refusal does not say what the server did: %v", tc.name, err)
+		}
+	}
+	// Documents without a queued change are refused too.
+	q := w.queue
+	q.Projects = slices.Clone(w.queue.Projects)
+	q.Projects[0].Changes = [][]byte{first}
+	if _, _, err := PlanClaim(w.d, q, nil, false, now); err == nil || !strings.Contains(err.Error(), "says no change of it is queued") {
+		t.Fatalf("documents without a change: %v", err)
 	}
 }

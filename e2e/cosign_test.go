@@ -520,3 +520,78 @@ func repoOf(t *testing.T, r *testrepo.Repo) *cairnclient.Repo {
 	}
 	return repo
 }
+
+// TestCoSigningAMaintainerChangeWithTheCLI: a 2-of-2 recently-claimed project; alice
+// proposes adding carol with 'cairn maintainer add' (pending: one signature of two), bob,
+// on his own machine with only his key, reviews it and co-signs it with 'cairn sign
+// --kind maintainers', and the change is applied and published.
+func TestCoSigningAMaintainerChangeWithTheCLI(t *testing.T) {
+	w := newCLIWorld(t)
+	alice, ids := w.alice, w.keyIDs
+	alice.ok(t, "maintainer", "add", "demo", "bob", "--key", "alice")
+	alice.ok(t, "project", "resign", "demo", "--key", "alice", "--key", "bob")
+	if out := alice.ok(t, "project", "threshold", "demo", "2", "--key", "alice"); !strings.Contains(out, "Applied") {
+		t.Fatalf("threshold 2: %s", out)
+	}
+
+	out := alice.ok(t, "maintainer", "add", "demo", "carol", "--key", "alice")
+	if !strings.Contains(out, "Pending") || !strings.Contains(out, "1 of the 2") {
+		t.Fatalf("adding carol with alice's signature: %s", out)
+	}
+	before := serverProject(t, w.r, "demo")
+	refused(t, alice, 4, []string{"already signed maintainer change"}, "sign", "demo", "--key", "alice", "--yes")
+
+	// Bob's machine: his own home, his key only.
+	bob := newCLIFor(t, w, w.r.AdminToken)
+	b, err := os.ReadFile(filepath.Join(alice.home, "keys", "bob.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(bob.home, "keys"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bob.home, "keys", "bob.json"), b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, carolFP := keyInfo(t, alice, "carol")
+	code, review, errs := bob.run(t, "sign", "demo", "--key", "bob")
+	if code != 10 || !strings.Contains(errs, "--yes") {
+		t.Fatalf("sign without --yes off a terminal: exit %d %s", code, errs)
+	}
+	for _, want := range []string{"Maintainer change", "1 of 2 required", "ADDS maintainer key " + ids["carol"], carolFP, "keeps the threshold at 2", `<- your key "bob"`} {
+		if !strings.Contains(review, want) {
+			t.Fatalf("bob's review does not say %q:\n%s", want, review)
+		}
+	}
+	if after := serverProject(t, w.r, "demo"); after.DelegationVersion != before.DelegationVersion {
+		t.Fatalf("an unconfirmed review changed the project: %+v", after)
+	}
+
+	out = bob.ok(t, "sign", "demo", "--key", "bob", "--kind", "maintainers", "--yes")
+	if !strings.Contains(out, "Signed. Applied: maintainer change") || !strings.Contains(out, "(verified)") {
+		t.Fatalf("bob co-signing: %s", out)
+	}
+	if after := serverProject(t, w.r, "demo"); after.DelegationVersion != before.DelegationVersion+1 || len(after.Maintainers) != 3 || after.Threshold != 2 {
+		t.Fatalf("after bob co-signed, the server says %+v", after)
+	}
+	e := explainJSON(t, w.downloader(t), "demo")
+	if l := projectLink(t, e); len(l.Keys) != 3 || l.Threshold != 2 || !l.ThresholdMet || e.Claimed {
+		t.Fatalf("after the co-signed change, a fresh downloader verifies %+v", l)
+	}
+	// Nothing is left to sign.
+	if out := bob.ok(t, "sign", "demo", "--key", "bob", "--kind", "maintainers"); !strings.Contains(out, "No maintainer changes of demo are waiting") {
+		t.Fatalf("sign with nothing open: %s", out)
+	}
+	if pl := serverPending(t, w); len(pl.Proposals) != 0 {
+		t.Fatalf("proposals left: %+v", pl)
+	}
+}
+
+func serverPending(t *testing.T, w *cliWorld) api.ProposalList {
+	t.Helper()
+	var pl api.ProposalList
+	if err := json.Unmarshal(w.r.Do(t, "GET", "/api/v1/projects/demo/pending", "", "", nil).Body, &pl); err != nil {
+		t.Fatal(err)
+	}
+	return pl
+}

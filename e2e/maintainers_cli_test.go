@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/cairn-dev/cairn/internal/testdb"
 	"github.com/cairn-dev/cairn/internal/testrepo"
 	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // cliWorld is a dev server with one project, "demo", created and released by alice with
@@ -338,5 +340,102 @@ func TestSecondMaintainerChangeWhileOneIsQueued(t *testing.T) {
 	}
 	if after := serverProject(t, w.r, "demo"); code != 0 && after.DelegationVersion != before.DelegationVersion {
 		t.Fatalf("a refused change changed the project: %+v", after)
+	}
+}
+
+// TestChainedQueuedMaintainerChangesAppliedByClaim: two maintainer changes of a claimed
+// project wait for the admins, the second built on (and signed by a key only) the first
+// adds. 'cairn maintainer' cannot build on a queued change and says so plainly; 'cairn
+// admin claim' verifies both signed documents offline, shows who signed each, and applies
+// them.
+func TestChainedQueuedMaintainerChangesAppliedByClaim(t *testing.T) {
+	w := newCLIWorld(t)
+	alice, ids := w.alice, w.keyIDs
+	alice.ok(t, "maintainer", "add", "demo", "bob", "--key", "alice")
+	admin := w.admin(t)
+	admin.ok(t, "admin", "claim", "--key", "claimed", "--all", "--yes")
+
+	// First change: add carol, queued.
+	out := alice.ok(t, "maintainer", "add", "demo", "carol", "--key", "alice")
+	if !strings.Contains(out, "Queued for the admins") {
+		t.Fatalf("first change: %s", out)
+	}
+	first := serverProject(t, w.r, "demo").DelegationVersion + 1
+
+	// The CLI builds on the verified keys, so a second change is refused, plainly.
+	refused(t, alice, 4, []string{"a maintainer change of demo is already queued for the admins", "must build on the queued one", "cairn admin claim"},
+		"maintainer", "remove", "demo", "bob", "--key", "alice")
+
+	// Second change through the SDK, built on the first: remove bob, signed by carol alone,
+	// whose key only the queued change delegates.
+	ctx := context.Background()
+	ac, err := sdk.NewAPI(w.r.URL, sdk.WithToken(w.r.AdminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	carol := maintainerKey(t, alice, "carol")
+	pubOf := func(name string) *metadata.Key {
+		t.Helper()
+		pub, err := maintainerKey(t, alice, name).PublicKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, err := tufrepo.PublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	set := sdk.MaintainerSet{Keys: map[string]*metadata.Key{ids["alice"]: pubOf("alice"), ids["carol"]: pubOf("carol")}, Threshold: 1}
+	raw, err := sdk.SignMaintainerChange(ctx, sdk.NewMaintainerChange("demo", first+1, set, time.Now().Add(sdk.MaintainerChangeExpiry)), carol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _, err := ac.ChangeMaintainers(ctx, "demo", raw, 0)
+	if err != nil || res.Status != "queued" || res.Version != first+1 {
+		t.Fatalf("second change: %v %+v", err, res)
+	}
+	if l := projectLink(t, explainJSON(t, w.downloader(t), "demo")); len(l.Keys) != 2 {
+		t.Fatalf("queued changes are already in force: %+v", l)
+	}
+
+	// The admins see both documents, who signed each, and the result.
+	_, aliceFP := keyInfo(t, alice, "alice")
+	_, carolFP := keyInfo(t, alice, "carol")
+	out = admin.ok(t, "admin", "claim", "--key", "claimed", "--dry-run")
+	for _, want := range []string{
+		"each signed change document verified here",
+		fmt.Sprintf("demo (maintainer change %d), in all:", first+1),
+		fmt.Sprintf("signed change %d of demo, signed by 1 of the 2 maintainer keys before it (1 needed):", first),
+		"signed by key " + ids["alice"][:16] + "  ed25519  " + aliceFP,
+		fmt.Sprintf("signed change %d of demo, signed by 1 of the 3 maintainer keys before it (1 needed):", first+1),
+		"signed by key " + ids["carol"][:16] + "  ed25519  " + carolFP,
+		"ADDS maintainer key " + ids["carol"], "REMOVES maintainer key " + ids["bob"],
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("claim dry run does not say %q:\n%s", want, out)
+		}
+	}
+	out = admin.ok(t, "admin", "claim", "--key", "claimed", "--yes", "--output", "json")
+	var rep struct {
+		Plan   sdk.ClaimPlan   `json:"plan"`
+		Result api.ClaimResult `json:"result"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil || rep.Result.Status != api.StatusPublished || len(rep.Plan.Changes) != 1 || len(rep.Plan.Changes[0].Documents) != 2 {
+		t.Fatalf("claim applying two chained changes: %v %s", err, out)
+	}
+	if d := rep.Plan.Changes[0].Documents; d[0].SignedBy[0].KeyID != ids["alice"] || d[1].SignedBy[0].KeyID != ids["carol"] || d[1].Change.Version != first+1 {
+		t.Fatalf("documents: %+v", d)
+	}
+	e := explainJSON(t, w.downloader(t), "demo")
+	if l := projectLink(t, e); !e.Claimed || len(l.Keys) != 2 || l.Threshold != 1 || !l.ThresholdMet {
+		t.Fatalf("after the admins applied both changes, explain shows %+v", l)
+	}
+	if p := serverProject(t, w.r, "demo"); p.DelegationVersion != first+1 {
+		t.Fatalf("the server's delegation version is %d, want %d", p.DelegationVersion, first+1)
+	}
+	// Carol, now a verified maintainer, can change the maintainers again.
+	if out := alice.ok(t, "maintainer", "add", "demo", "bob", "--key", "carol"); !strings.Contains(out, "Queued for the admins") {
+		t.Fatalf("a change after the claim: %s", out)
 	}
 }

@@ -24,9 +24,11 @@ type claimOptions struct {
 	all      bool
 	renew    bool
 	yes      bool
-	dryRun   bool
-	wait     time.Duration
-	output   string
+	// acceptExpired applies queued maintainer changes whose documents expired in the queue.
+	acceptExpired bool
+	dryRun        bool
+	wait          time.Duration
+	output        string
 }
 
 // claimReport is what 'cairn admin claim --output json' prints.
@@ -66,6 +68,13 @@ recently-claimed in the same snapshot.
 
 Without --project or --all only queued maintainer changes are applied. With nothing to
 change, claim stops, unless --renew asks for a new version anyway (to renew its expiry).
+Every queued maintainer change is verified here, offline, from its signed change
+documents: the first must be signed by a threshold of the keys the verified claimed
+delegates the project to now, each later one by a threshold of the keys of the one before,
+and the last must name exactly the keys and threshold the server asks claimed to carry.
+Otherwise claim refuses and signs nothing: the server queued keys the maintainers did not
+sign. A document that expired while it waited is applied only with --accept-expired.
+
 It asks for confirmation on a terminal; --yes signs without asking.`,
 		Example: `  cairn admin claim --key claimed-1 --all
   cairn admin claim --key claimed-1 --key claimed-2 --project demo --project hello --yes`,
@@ -78,6 +87,7 @@ It asks for confirmation on a terminal; --yes signs without asking.`,
 	f.BoolVar(&o.all, "all", false, "move every waiting recently-claimed project into claimed")
 	f.BoolVar(&o.renew, "renew", false, "sign a new version even if nothing changes (renews claimed's expiry)")
 	f.BoolVarP(&o.yes, "yes", "y", false, "sign without asking for confirmation")
+	f.BoolVar(&o.acceptExpired, "accept-expired", false, "apply queued maintainer changes whose signed documents expired while queued (confirm them with the maintainers first)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would change and stop before signing")
 	f.DurationVar(&o.wait, "wait", 30*time.Second, "how long the server may hold the answer until the new claimed is published")
 	addOutputFlag(cmd, &o.output)
@@ -153,6 +163,13 @@ func (a *app) adminClaim(o claimOptions) error {
 		}
 		a.printf("Dry run: nothing was signed or sent.\n")
 		return nil
+	}
+	if exp := expiredChanges(plan); len(exp) > 0 && !o.acceptExpired {
+		err := api.Errorf(api.CodeExpired, "not signed: the signed maintainer change document(s) %s expired while they waited for the admins. Their signatures verify, but an expired document could be an old one replayed: confirm with the project's maintainers that they want the change, then run this command again with --accept-expired", strings.Join(exp, ", "))
+		if o.output == "json" {
+			a.printJSON(rep)
+		}
+		return err
 	}
 	if !o.yes {
 		ok, err := a.askYes(fmt.Sprintf("Sign claimed version %d with %d admin key(s) and upload it? [y/N] ", plan.NextVersion, len(kfs)),
@@ -232,10 +249,20 @@ func (a *app) printClaimPlan(d *client.Delegators, p *client.ClaimPlan, o claimO
 		}
 	}
 	if len(p.Changes) > 0 {
-		a.printf("\nApplies %s queued by the maintainers of claimed projects (checked by the server against their signatures; the queue carries no signed document to check here):\n", countOf(len(p.Changes), "maintainer change"))
+		a.printf("\nApplies the maintainer changes queued for %s (each signed change document verified here against the keys before it, starting from the keys in the verified claimed):\n", countOf(len(p.Changes), "claimed project"))
 		for _, c := range p.Changes {
-			a.printf("  %s (maintainer change %d):\n", c.Project, c.Version)
-			a.printMaintainerDiff("    ", c)
+			a.printf("  %s (maintainer change %d), in all:\n", c.Project, c.Version)
+			a.printMaintainerDiff("    ", c.MaintainerDiff)
+			for _, d := range c.Documents {
+				a.printf("    signed change %d of %s, %s:\n", d.Change.Version, c.Project, signedByText(d))
+				for _, sv := range d.SignedBy {
+					a.printf("      signed by key %s  %s  %s\n", abbrevKey(sv.KeyID), sv.KeyType, sv.Fingerprint)
+				}
+				a.printMaintainerDiff("      ", d.Change)
+				if d.Expired {
+					a.printf("      EXPIRED on %s while it waited for the admins: confirm with the maintainers that they still want it (an old signed change could be replayed), then pass --accept-expired\n", fmtTime(d.Change.Expires))
+				}
+			}
 		}
 	}
 	if len(p.Waiting) > 0 {
@@ -248,6 +275,24 @@ func (a *app) printClaimPlan(d *client.Delegators, p *client.ClaimPlan, o claimO
 		a.printf("\nKeeps %s as it is: %s\n", countOf(len(p.Kept), "claimed project"), strings.Join(p.Kept, ", "))
 	}
 	a.printf("\n")
+}
+
+// signedByText says how many of the keys before a queued change signed it.
+func signedByText(d client.QueuedChange) string {
+	return fmt.Sprintf("signed by %d of the %d maintainer keys before it (%d needed)", len(d.SignedBy), d.KeysBefore, d.Threshold)
+}
+
+// expiredChanges lists the queued change documents of plan that expired while queued.
+func expiredChanges(p *client.ClaimPlan) []string {
+	var out []string
+	for _, c := range p.Changes {
+		for _, d := range c.Documents {
+			if d.Expired {
+				out = append(out, fmt.Sprintf("change %d of %s (expired %s)", d.Change.Version, c.Project, fmtTime(d.Change.Expires)))
+			}
+		}
+	}
+	return out
 }
 
 func (a *app) printClaimEntry(e client.ClaimEntry) {

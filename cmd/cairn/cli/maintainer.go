@@ -329,7 +329,7 @@ func (a *app) maintainerChange(project string, f changeFlags, mutate func(client
 	}
 	res, status, err := ac.ChangeMaintainers(a.ctx, project, raw, f.wait)
 	if err != nil {
-		return err
+		return queuedChangeConflict(project, pr, diff.Version, err)
 	}
 	rep.Result = &res
 	if res.Status == "applied" && status == http.StatusCreated {
@@ -374,7 +374,7 @@ func publishedRoleSurvives(project string, pr *client.ProjectRole, next client.M
 			valid = append(valid, abbrevKey(id))
 		}
 	}
-	signedBy := "none of them"
+	signedBy := "none"
 	if len(valid) > 0 {
 		signedBy = strings.Join(valid, ", ")
 	}
@@ -626,4 +626,17 @@ func (a *app) printMaintainerDiff(indent string, d client.MaintainerDiff) {
 	for _, l := range d.Lines() {
 		a.printf("%s%s\n", indent, l)
 	}
+}
+
+// queuedChangeConflict explains the server's refusal of a maintainer change (or of a
+// signature on one) of a claimed project for its version: a change already waits for the
+// admins, and the next one must build on it, which only the admins' queue holds.
+func queuedChangeConflict(project string, pr *client.ProjectRole, version int64, err error) error {
+	if pr.Delegator != tufrepo.RoleClaimed {
+		return err
+	}
+	if c := api.CodeOf(err); c != api.CodeVersionConflict && c != api.CodeProposalStale {
+		return err
+	}
+	return api.Wrap(api.CodeVersionConflict, err, "a maintainer change of %s is already queued for the admins, so maintainer change %d, built on the keys clients verify now, cannot be accepted: the next change must build on the queued one (its version follows it and its keys sign it). Nothing changed. Wait until the admins have applied the queued change ('cairn admin claim'), then run this command again. The server said", project, version)
 }

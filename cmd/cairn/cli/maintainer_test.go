@@ -31,7 +31,9 @@ type projectServer struct {
 	mu      sync.Mutex
 	Project api.Project
 	Answer  api.MaintainerChangeResult
-	posted  [][]byte
+	// Refuse, when set, is the answer to every posted change.
+	Refuse error
+	posted [][]byte
 }
 
 func newProjectServer(t *testing.T, srv *clienttest.Server) *projectServer {
@@ -50,6 +52,12 @@ func newProjectServer(t *testing.T, srv *clienttest.Server) *projectServer {
 			ps.mu.Lock()
 			defer ps.mu.Unlock()
 			ps.posted = append(ps.posted, b)
+			if ps.Refuse != nil {
+				w.Header().Set("Content-Type", api.MediaProblem)
+				w.WriteHeader(http.StatusConflict)
+				json.NewEncoder(w).Encode(api.ProblemFor(ps.Refuse))
+				return
+			}
 			maintTestJSON(w, http.StatusAccepted, ps.Answer)
 		default:
 			proxy.ServeHTTP(w, r)
@@ -271,5 +279,30 @@ func TestMaintainerRemoveAtThresholdTwo(t *testing.T) {
 	}
 	if len(ps.Posted()) != 1 {
 		t.Fatal("nothing posted")
+	}
+}
+
+// A claimed project with a change already queued: the server refuses a change built on
+// the published keys, and the user is told plainly why and what to do.
+func TestMaintainerChangeWhileAChangeIsQueued(t *testing.T) {
+	srv, ps, c, keys := maintainerWorld(t, 1)
+	_, raw, _ := srv.Project("gadget")
+	srv.AddProject("gadget", []*metadata.Key{keys["alice"], keys["bob"]}, 1, true, raw)
+	ps.mu.Lock()
+	ps.Project.Delegator = tufrepo.RoleClaimed
+	ps.Refuse = api.Errorf(api.CodeVersionConflict, `project "gadget"'s maintainers are at version 4, so the change must be version 5, not 4`)
+	ps.mu.Unlock()
+	r := c.fails(4, "a maintainer change of gadget is already queued for the admins", "maintainer", "add", "gadget", "carol", "--key", "alice")
+	for _, want := range []string{"maintainer change 4, built on the keys clients verify now", "must build on the queued one", "cairn admin claim", "so the change must be version 5, not 4"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("the refusal does not say %q: %s", want, r.stderr)
+		}
+	}
+	// Other refusals pass unchanged.
+	ps.mu.Lock()
+	ps.Refuse = api.Errorf(api.CodeSignatureInvalid, "the signature by key x does not verify")
+	ps.mu.Unlock()
+	if r := c.fails(2, "does not verify", "maintainer", "add", "gadget", "carol", "--key", "alice"); strings.Contains(r.stderr, "queued") {
+		t.Errorf("an unrelated refusal mentions the queue: %s", r.stderr)
 	}
 }

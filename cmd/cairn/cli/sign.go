@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -21,17 +22,21 @@ func (a *app) signCommand() *cobra.Command {
 	var (
 		keyName string
 		version int64
+		kind    string
 		yes     bool
 		wait    time.Duration
 		output  string
 	)
 	cmd := &cobra.Command{
-		Use:   "sign NAME --key KEY [--version N] [--yes]",
+		Use:   "sign NAME --key KEY [--kind role|maintainers] [--version N] [--yes]",
 		Short: "Review and co-sign a project's pending proposals",
 		Long: `sign shows the proposals of project NAME that wait for maintainer signatures and
-co-signs one with KEY.
+co-signs one with KEY. A proposal is either a new version of the project's role metadata
+(kind "role": releases, yanks) or a maintainer change (kind "maintainers": a new set of
+maintainer keys and threshold, from 'cairn maintainer add/remove' or 'cairn project
+threshold').
 
-Each proposal is a new version of the project's role metadata. It is compared with the
+A role proposal is a new version of the project's role metadata. It is compared with the
 current role as verified through TUF from the pinned root, and described in words: the
 releases and files it adds (with sizes and sha256 hashes), the releases it yanks or
 unyanks, anything else it changes; who proposed it, which maintainer keys have signed
@@ -41,21 +46,34 @@ A proposal is refused, and never signed, unless it is the next version of the ve
 role and leaves every published file exactly as it was. KEY must be one of the project's
 maintainer keys and must not have signed already.
 
+A maintainer change is compared with the project's delegation verified through TUF (and
+checked against the server's record of it): the keys it adds, removes and keeps, with
+their fingerprints, and the threshold. Every signature on it is verified locally against
+the current maintainer keys. It is refused, and never signed, unless it is the next
+change, at least one current maintainer's signature on it verifies and none fails, it
+has not expired, the new keys and threshold are usable, and the role clients verify now
+would still verify under the new keys.
+
 sign asks for confirmation on a terminal; pass --yes to sign without asking (scripts).
-When more than one proposal is open, choose one with --version.`,
+When more than one proposal is open, choose one with --version, and with --kind when
+a role version and a maintainer change have the same number.`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
 			if cmd.Flags().Changed("version") && version < 1 {
-				return api.Errorf(api.CodeBadRequest, "--version must be a role version, 1 or more")
+				return api.Errorf(api.CodeBadRequest, "--version must be a role version or maintainer change version, 1 or more")
 			}
-			return a.sign(args[0], keyName, version, yes, wait, output)
+			if kind != "" && kind != api.KindRole && kind != api.KindMaintainers {
+				return api.Errorf(api.CodeBadRequest, "--kind must be %q or %q, not %q", api.KindRole, api.KindMaintainers, kind)
+			}
+			return a.sign(args[0], keyName, version, kind, yes, wait, output)
 		}),
 	}
 	cmd.Flags().StringVar(&keyName, "key", "", "your signing key (required)")
-	cmd.Flags().Int64Var(&version, "version", 0, "sign the proposal for this role version")
+	cmd.Flags().Int64Var(&version, "version", 0, "sign the proposal for this role version (or maintainer change version)")
+	cmd.Flags().StringVar(&kind, "kind", "", `the kind of proposal to sign: "role" or "maintainers" (default: whichever is open)`)
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "sign without asking for confirmation")
 	cmd.Flags().DurationVar(&wait, "wait", time.Minute, "how long to wait for publication once the threshold is met (0: do not wait)")
 	addOutputFlag(cmd, &output)
@@ -109,6 +127,7 @@ type proposalView struct {
 // signOutput is what 'cairn sign --output json' prints.
 type signOutput struct {
 	Project         string            `json:"project"`
+	Kind            string            `json:"kind"`
 	Server          string            `json:"server"`
 	CurrentVersion  int64             `json:"current_version"`
 	Verified        bool              `json:"verified"`
@@ -119,7 +138,7 @@ type signOutput struct {
 	Result          *api.SubmitResult `json:"result,omitempty"`
 }
 
-func (a *app) sign(project, keyName string, version int64, yes bool, wait time.Duration, output string) error {
+func (a *app) sign(project, keyName string, version int64, kind string, yes bool, wait time.Duration, output string) error {
 	if err := tufrepo.ValidateProjectName(project); err != nil {
 		return err
 	}
@@ -142,19 +161,46 @@ func (a *app) sign(project, keyName string, version int64, yes bool, wait time.D
 	if err != nil {
 		return err
 	}
-	// Only role versions are reviewed here; other kinds of proposal (maintainer changes)
-	// have their own commands.
-	var others int
-	pl.Proposals = slices.DeleteFunc(pl.Proposals, func(p api.Proposal) bool {
-		other := p.Kind != "" && p.Kind != api.KindRole
-		if other {
-			others++
+	var roles, changes []api.Proposal
+	var unknown int
+	for _, p := range pl.Proposals {
+		switch p.Kind {
+		case "", api.KindRole:
+			roles = append(roles, p)
+		case api.KindMaintainers:
+			changes = append(changes, p)
+		default:
+			unknown++
 		}
-		return other
-	})
-	if others > 0 && output != "json" {
-		a.notef("note: %s also has %s that this command does not review (maintainer changes).\n", project, plural(others, "other proposal"))
 	}
+	if unknown > 0 && output != "json" {
+		a.notef("note: %s also has %s of a kind this version of cairn does not know.\n", project, plural(unknown, "proposal"))
+	}
+	if kind == "" {
+		nr, nc := countVersion(roles, version), countVersion(changes, version)
+		switch {
+		case nr > 0 && nc > 0:
+			what := "open"
+			if version != 0 {
+				what = fmt.Sprintf("open with version %d", version)
+			}
+			return api.Errorf(api.CodeBadRequest, "project %s has both a role proposal and a maintainer change %s (role versions %s; maintainer changes %s): choose one with --kind role or --kind maintainers",
+				project, what, proposalVersions(roles), proposalVersions(changes))
+		case nc > 0:
+			kind = api.KindMaintainers
+		case nr == 0 && version != 0 && len(changes) > 0:
+			return api.Errorf(api.CodeNotFound, "project %s has no open proposal with version %d (role versions: %s; maintainer changes: %s)", project, version, proposalVersions(roles), proposalVersions(changes))
+		default:
+			kind = api.KindRole
+		}
+	}
+	if kind == api.KindMaintainers {
+		return a.signMaintainerChange(ac, project, kf, changes, version, yes, wait, output)
+	}
+	if len(changes) > 0 && output != "json" {
+		a.notef("note: %s also has %s open (maintainer changes %s): review it with 'cairn sign %s --kind maintainers'.\n", project, plural(len(changes), "maintainer change"), proposalVersions(changes), project)
+	}
+	pl.Proposals = roles
 	basis, err := a.signBasis(ac, project, pl.Proposals)
 	if err != nil {
 		return err
@@ -171,7 +217,7 @@ func (a *app) sign(project, keyName string, version int64, yes bool, wait time.D
 		}
 		views = append(views, reviewProposal(project, p, basis, kf.KeyID, time.Now()))
 	}
-	out := signOutput{Project: project, Server: ac.Server(), Verified: basis.verified, SnapshotVersion: basis.snapshot, Threshold: basis.threshold, Key: kf.KeyID, Proposals: views}
+	out := signOutput{Project: project, Kind: api.KindRole, Server: ac.Server(), Verified: basis.verified, SnapshotVersion: basis.snapshot, Threshold: basis.threshold, Key: kf.KeyID, Proposals: views}
 	if basis.current != nil {
 		out.CurrentVersion = basis.current.Signed.Version
 	}
@@ -380,7 +426,23 @@ func (a *app) describeProposal(project string, v *proposalView, keyName string) 
 	}
 	a.printf("  Proposed by: key %s, %s\n", proposer, when(v.CreatedAt))
 	a.printf("  Signatures:  %d of %d required\n", v.Signatures, v.Threshold)
-	for _, s := range v.Signers {
+	a.printSigners(v.Signers, v.Invalid, v.Untrusted, keyName, "proposal")
+	if !v.ExpiresAt.IsZero() {
+		a.printf("  Expires:     %s\n", when(v.ExpiresAt))
+	}
+	a.printf("  Changes:\n")
+	for _, line := range changeLines(c) {
+		a.printf("    %s\n", line)
+	}
+	if v.Problem != "" {
+		a.printf("  CANNOT BE SIGNED: %s\n", v.Problem)
+	}
+}
+
+// printSigners lists the maintainer keys and whether each signed, then warns of every
+// signature that does not verify or is not by a maintainer key.
+func (a *app) printSigners(signers []signerView, invalid, untrusted []string, keyName, what string) {
+	for _, s := range signers {
 		state := "not signed"
 		if s.Signed {
 			state = "signed    "
@@ -398,22 +460,35 @@ func (a *app) describeProposal(project string, v *proposalView, keyName string) 
 		}
 		a.printf("    %s  key %s  %s%s\n", state, short(s.KeyID), s.Fingerprint, note)
 	}
-	for _, id := range v.Invalid {
-		a.printf("    WARNING: the signature by maintainer key %s does not verify over this proposal\n", short(id))
+	for _, id := range invalid {
+		a.printf("    WARNING: the signature by maintainer key %s does not verify over this %s\n", short(id), what)
 	}
-	for _, id := range v.Untrusted {
-		a.printf("    WARNING: the proposal carries a signature by key %s, which is not a maintainer key\n", short(id))
+	for _, id := range untrusted {
+		a.printf("    WARNING: the %s carries a signature by key %s, which is not a maintainer key\n", what, short(id))
 	}
-	if !v.ExpiresAt.IsZero() {
-		a.printf("  Expires:     %s\n", when(v.ExpiresAt))
+}
+
+// countVersion counts the proposals of version (all of them for 0).
+func countVersion(ps []api.Proposal, version int64) int {
+	n := 0
+	for _, p := range ps {
+		if version == 0 || p.Version == version {
+			n++
+		}
 	}
-	a.printf("  Changes:\n")
-	for _, line := range changeLines(c) {
-		a.printf("    %s\n", line)
+	return n
+}
+
+// proposalVersions lists the versions of proposals, or "none".
+func proposalVersions(ps []api.Proposal) string {
+	if len(ps) == 0 {
+		return "none"
 	}
-	if v.Problem != "" {
-		a.printf("  CANNOT BE SIGNED: %s\n", v.Problem)
+	out := make([]string, len(ps))
+	for i, p := range ps {
+		out[i] = fmt.Sprint(p.Version)
 	}
+	return strings.Join(out, ", ")
 }
 
 // changeLines says in words what a role version changes.
@@ -595,4 +670,250 @@ func roughDuration(d time.Duration) string {
 		return fmt.Sprintf("%d minutes", int(d.Minutes()))
 	}
 	return "a moment"
+}
+
+// changeProposalView is one open maintainer change as 'cairn sign' presents it.
+type changeProposalView struct {
+	Version    int64     `json:"version"`
+	ProposedBy string    `json:"proposed_by"`
+	CreatedAt  time.Time `json:"created_at"`
+	ExpiresAt  time.Time `json:"expires_at"`
+	// Threshold is how many current maintainers must sign; Signatures how many valid
+	// signatures by current maintainer keys it carries, verified locally.
+	Threshold  int                   `json:"threshold"`
+	Signatures int                   `json:"signatures"`
+	Signers    []signerView          `json:"signers"`
+	Invalid    []string              `json:"invalid_signatures,omitempty"`
+	Untrusted  []string              `json:"untrusted_signatures,omitempty"`
+	Change     client.MaintainerDiff `json:"change"`
+	// Problem says why the change may not be signed, if it may not.
+	Problem string `json:"problem,omitempty"`
+
+	c       *client.SignedMaintainerChange
+	problem error
+	signed  bool // by the user's key
+}
+
+// signChangesOutput is what 'cairn sign --kind maintainers --output json' prints.
+type signChangesOutput struct {
+	Project   string `json:"project"`
+	Kind      string `json:"kind"`
+	Server    string `json:"server"`
+	Delegator string `json:"delegator"`
+	// DelegationVersion is the server's count of applied maintainer changes; the next
+	// change is one more.
+	DelegationVersion int64                       `json:"delegation_version"`
+	SnapshotVersion   int64                       `json:"verified_snapshot"`
+	Threshold         int                         `json:"threshold"`
+	Key               string                      `json:"key"`
+	Proposals         []changeProposalView        `json:"proposals"`
+	Result            *api.MaintainerChangeResult `json:"result,omitempty"`
+	// PublishedIn is the snapshot in which the client verified the new delegation.
+	PublishedIn int64 `json:"published_in_snapshot,omitempty"`
+}
+
+// signMaintainerChange reviews the open maintainer changes of project against its
+// delegation verified through TUF and co-signs the one chosen with the user's key.
+func (a *app) signMaintainerChange(ac *client.API, project string, kf *tufrepo.KeyFile, proposals []api.Proposal, version int64, yes bool, wait time.Duration, output string) error {
+	repo, err := a.repo()
+	if err != nil {
+		return err
+	}
+	pr, err := repo.ProjectRole(a.ctx, project)
+	if err != nil {
+		return err
+	}
+	if pr.Delegator == "" || len(pr.KeyIDs) == 0 {
+		return api.Errorf(api.CodeKeyNotDelegated, "no verified role delegates to project %s", project)
+	}
+	p, err := ac.Project(a.ctx, project)
+	if err != nil {
+		return err
+	}
+	if err := client.CheckServerProject(p, pr); err != nil {
+		return err
+	}
+	cur := client.MaintainersOf(pr)
+	if _, ok := cur.Keys[kf.KeyID]; !ok {
+		return api.Errorf(api.CodeKeyNotDelegated, "key %q (%s) is not a maintainer key of project %s, so it cannot sign a maintainer change; the maintainer keys are %s (%d must sign)",
+			kf.Name, kf.KeyID, project, keyListText(cur), cur.Threshold)
+	}
+	now := time.Now()
+	views := []changeProposalView{}
+	for _, pp := range proposals {
+		if version != 0 && pp.Version != version {
+			continue
+		}
+		views = append(views, reviewMaintainerProposal(project, pp, pr, p.DelegationVersion, kf, now))
+	}
+	out := signChangesOutput{Project: project, Kind: api.KindMaintainers, Server: ac.Server(), Delegator: pr.Delegator, DelegationVersion: p.DelegationVersion,
+		SnapshotVersion: pr.SnapshotVersion, Threshold: cur.Threshold, Key: kf.KeyID, Proposals: views}
+	finish := func(err error) error {
+		if output == "json" {
+			if jerr := a.printJSON(out); err == nil {
+				err = jerr
+			}
+		}
+		return err
+	}
+	if output != "json" {
+		a.notef("Verified the maintainers of %s (delegated by %s, %d of %d keys must sign) through snapshot %d; the server counts %s applied.\n",
+			project, pr.Delegator, cur.Threshold, len(cur.Keys), pr.SnapshotVersion, plural(int(p.DelegationVersion), "maintainer change"))
+	}
+	switch {
+	case len(views) == 0 && version != 0:
+		return finish(api.Errorf(api.CodeNotFound, "project %s has no open maintainer change with version %d (open: %s)", project, version, proposalVersions(proposals)))
+	case len(views) == 0:
+		if output != "json" {
+			a.printf("No maintainer changes of %s are waiting for signatures.\n", project)
+		}
+		return finish(nil)
+	}
+	if output != "json" {
+		for i := range views {
+			a.printf("\n")
+			a.describeMaintainerProposal(project, &views[i], p.DelegationVersion, kf.Name)
+		}
+		a.printf("\n")
+	}
+	if len(views) > 1 {
+		vs := make([]string, len(views))
+		for i, v := range views {
+			vs[i] = fmt.Sprint(v.Version)
+		}
+		return finish(api.Errorf(api.CodeBadRequest, "%d maintainer changes are open (versions %s): choose the one to sign with --version", len(views), strings.Join(vs, ", ")))
+	}
+	v := &views[0]
+	if v.problem != nil {
+		return finish(fmt.Errorf("not signing maintainer change %d of %s: %w", v.Version, project, v.problem))
+	}
+	if v.signed {
+		return finish(api.Errorf(api.CodeSignatureRepeated, "your key %q (%s) has already signed maintainer change %d of %s (%d of %d signatures): another maintainer must sign it",
+			kf.Name, kf.KeyID, v.Version, project, v.Signatures, v.Threshold))
+	}
+	if !yes {
+		ok, err := a.confirm(fmt.Sprintf("Sign maintainer change %d of %s with key %q? [y/N] ", v.Version, project, kf.Name))
+		if err != nil {
+			return finish(err)
+		}
+		if !ok {
+			a.notef("Not signed.\n")
+			return finish(nil)
+		}
+	}
+	signer, _, err := a.signer(kf.Name)
+	if err != nil {
+		return finish(err)
+	}
+	keyID, sig, err := client.SignMaintainerProposal(a.ctx, v.c, signer)
+	if err != nil {
+		return finish(err)
+	}
+	if keyID != kf.KeyID {
+		return finish(api.Errorf(api.CodeInvalidKey, "key file %q says key ID %s, but its private key is %s: the key file is damaged", kf.Name, kf.KeyID, keyID))
+	}
+	res, status, err := ac.CoSignMaintainerChange(a.ctx, project, v.Version, keyID, sig, min(wait, 30*time.Second))
+	if err != nil {
+		return finish(queuedChangeConflict(project, pr, v.Version, err))
+	}
+	out.Result = &res
+	if res.Status == "applied" && status == http.StatusCreated {
+		// Confirm through TUF, as any client will see it.
+		if pr2, err := repo.ProjectRole(a.ctx, project); err == nil && sameDelegation(client.MaintainersOf(pr2), v.c.Set) {
+			out.PublishedIn = pr2.SnapshotVersion
+		}
+	}
+	if output == "json" {
+		return finish(nil)
+	}
+	a.printf("Signed. %s\n", describeChangeResult(project, res, out.PublishedIn))
+	return nil
+}
+
+// reviewMaintainerProposal compares an open maintainer change with the verified
+// delegation of the project (pr; the server counts delegationVersion changes applied) and
+// checks it.
+func reviewMaintainerProposal(project string, p api.Proposal, pr *client.ProjectRole, delegationVersion int64, kf *tufrepo.KeyFile, now time.Time) changeProposalView {
+	cur := client.MaintainersOf(pr)
+	v := changeProposalView{Version: p.Version, ProposedBy: p.ProposedBy, CreatedAt: p.CreatedAt.UTC(), ExpiresAt: p.ExpiresAt.UTC(), Threshold: cur.Threshold}
+	fail := func(err error) changeProposalView {
+		v.problem = err
+		v.Problem = api.ProblemFor(err).Detail
+		return v
+	}
+	c, err := client.ParseMaintainerProposal(p)
+	if err != nil {
+		v.Change = client.MaintainerDiff{Project: project, Version: p.Version}
+		return fail(err)
+	}
+	v.c = c
+	v.Change = client.DiffMaintainers(project, c.Doc.Version, cur, c.Set)
+	v.Change.Expires = c.Doc.Expires.UTC()
+	sc := client.CheckChangeSignatures(c, cur)
+	v.Signatures, v.Invalid, v.Untrusted = len(sc.Valid), sc.Invalid, sc.Untrusted
+	for _, id := range cur.KeyIDs() {
+		sv := signerView{KeyID: id, Fingerprint: fingerprintOf(cur.Keys[id]), Signed: slices.Contains(sc.Valid, id), Proposer: id == p.ProposedBy, You: id == kf.KeyID}
+		v.Signers = append(v.Signers, sv)
+	}
+	v.signed = slices.Contains(sc.Valid, kf.KeyID) || slices.Contains(p.SignedBy, kf.KeyID)
+
+	expires := c.Doc.Expires
+	if !p.ExpiresAt.IsZero() && p.ExpiresAt.Before(expires) {
+		expires = p.ExpiresAt
+	}
+	next := delegationVersion + 1
+	switch {
+	case !expires.After(now):
+		return fail(api.Errorf(api.CodeProposalExpired, "the change expired at %s; the proposer must propose it again", expires.UTC().Format(time.RFC3339)))
+	case c.Doc.Version < next:
+		return fail(api.Errorf(api.CodeProposalStale, "the change no longer applies: %s has had %s since, so the next change is version %d; propose it again", project, plural(int(delegationVersion), "maintainer change"), next))
+	case c.Doc.Version > next && pr.Delegator == tufrepo.RoleClaimed:
+		return fail(api.Errorf(api.CodeVersionConflict, "the change is version %d, but the verified maintainers of %s are at version %d: it builds on maintainer change(s) queued for the admins and not yet signed into claimed, so it is signed by keys that cannot be verified here. Wait until the admins have applied the queued change(s) ('cairn admin claim'), then propose it again", c.Doc.Version, project, delegationVersion))
+	case c.Doc.Version != next:
+		return fail(api.Errorf(api.CodeVersionConflict, "the change is version %d, but the maintainers of %s are at version %d, so the next change is version %d", c.Doc.Version, project, delegationVersion, next))
+	case len(sc.Valid) == 0:
+		return fail(api.Errorf(api.CodeSignatureInvalid, "no current maintainer's signature on the change verifies, so no maintainer is known to have proposed it (the server may have made it up); do not sign it"))
+	case len(sc.Invalid) > 0:
+		return fail(api.Errorf(api.CodeSignatureInvalid, "the signature by maintainer key %s does not verify over this change, so the server would refuse it; the proposer must propose it again", short(sc.Invalid[0])))
+	case len(sc.Untrusted) > 0:
+		return fail(api.Errorf(api.CodeKeyNotDelegated, "the change carries a signature by key %s, which is not a current maintainer key of %s; do not sign it", short(sc.Untrusted[0]), project))
+	}
+	if err := client.CheckMaintainerSet(project, c.Set); err != nil {
+		return fail(err)
+	}
+	if v.Change.Empty() {
+		return fail(api.Errorf(api.CodeBadRequest, "the change leaves the keys and threshold of %s as they are", project))
+	}
+	if err := publishedRoleSurvives(project, pr, c.Set, []*tufrepo.KeyFile{kf}); err != nil {
+		return fail(err)
+	}
+	return v
+}
+
+// describeMaintainerProposal prints one open maintainer change in plain language.
+func (a *app) describeMaintainerProposal(project string, v *changeProposalView, delegationVersion int64, keyName string) {
+	a.printf("Maintainer change %d of %s (the maintainers are at version %d)\n", v.Version, project, delegationVersion)
+	proposer := short(v.ProposedBy)
+	for _, s := range v.Signers {
+		if s.KeyID == v.ProposedBy {
+			proposer += "  " + s.Fingerprint
+		}
+	}
+	a.printf("  Proposed by: key %s, %s\n", proposer, when(v.CreatedAt))
+	a.printf("  Signatures:  %d of %d required (of the current maintainer keys)\n", v.Signatures, v.Threshold)
+	a.printSigners(v.Signers, v.Invalid, v.Untrusted, keyName, "change")
+	exp := v.ExpiresAt
+	if !v.Change.Expires.IsZero() && (exp.IsZero() || v.Change.Expires.Before(exp)) {
+		exp = v.Change.Expires
+	}
+	if !exp.IsZero() {
+		a.printf("  Expires:     %s\n", when(exp))
+	}
+	if v.c != nil {
+		a.printf("  Changes:\n")
+		a.printMaintainerDiff("    ", v.Change)
+	}
+	if v.Problem != "" {
+		a.printf("  CANNOT BE SIGNED: %s\n", v.Problem)
+	}
 }
