@@ -82,10 +82,41 @@ func (s *Server) getMetadata(w http.ResponseWriter, r *http.Request) {
 
 func serveMeta(w http.ResponseWriter, r *http.Request, f *metaFile, cacheControl string) {
 	hd := w.Header()
-	hd.Set("Content-Type", "application/json")
-	hd.Set("Cache-Control", cacheControl)
-	hd.Set("ETag", f.etag)
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.raw))
+	hd["Content-Type"] = contentTypeJSON
+	hd["Cache-Control"] = []string{cacheControl}
+	hd["Etag"] = []string{f.etag}
+	if r.Header.Get("Range") != "" {
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.raw))
+		return
+	}
+	// The common case in one Write: ServeContent copies through a 32 KB buffer per request,
+	// which was half of the CPU of serving a snapshot (BENCHMARKS.md).
+	hd["Accept-Ranges"] = acceptRanges
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, f.etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	hd["Content-Length"] = []string{strconv.Itoa(len(f.raw))}
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(f.raw)
+	}
+}
+
+var (
+	contentTypeJSON = []string{"application/json"}
+	acceptRanges    = []string{"bytes"}
+)
+
+// etagMatch implements If-None-Match's weak comparison for our strong ETags.
+func etagMatch(header, etag string) bool {
+	for _, t := range strings.Split(header, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == etag || t == "*" {
+			return true
+		}
+	}
+	return false
 }
 
 // getTarget serves /targets/<project>/<version>/<sha256>.<filename>: only a published

@@ -108,8 +108,12 @@ func logEntry(action, role string, version int64, raw []byte, snapshot int64, no
 
 func insertMetadata(ctx context.Context, tx pgx.Tx, role string, version int64, raw []byte, expires time.Time, action string, snapshot any) error {
 	sum := sha256.Sum256(raw)
+	return insertMetadataSum(ctx, tx, role, version, raw, sum[:], expires, action, snapshot)
+}
+
+func insertMetadataSum(ctx context.Context, tx pgx.Tx, role string, version int64, raw, sum []byte, expires time.Time, action string, snapshot any) error {
 	_, err := tx.Exec(ctx, `INSERT INTO metadata (role, version, raw, length, sha256, expires, action, snapshot_version) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)`,
-		role, version, raw, len(raw), sum[:], expires, action, snapshot)
+		role, version, raw, len(raw), sum, expires, action, snapshot)
 	if isUniqueViolation(err) {
 		return api.Errorf(api.CodeVersionConflict, "%s version %d already exists", role, version)
 	}
@@ -131,17 +135,23 @@ func appendAudit(ctx context.Context, tx pgx.Tx, entries []api.LogEntry) error {
 	} else if err != nil {
 		return fmt.Errorf("reading audit log head: %w", err)
 	}
-	rows := make([][]any, 0, len(entries))
-	for _, e := range entries {
+	n := len(entries)
+	seqs, versions, lengths, snaps := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+	actions, roles := make([]string, n), make([]string, n)
+	sums, prevs, hashes := make([][]byte, n), make([][]byte, n), make([][]byte, n)
+	ats := make([]time.Time, n)
+	for i, e := range entries {
 		seq++
 		e.Seq = seq
 		e.PrevHash = hex.EncodeToString(prev)
 		h := tufrepo.AuditHash(prev, e)
-		sum, _ := hex.DecodeString(e.SHA256)
-		rows = append(rows, []any{e.Seq, e.Action, e.Role, e.Version, e.Length, sum, e.Snapshot, e.Time, prev, h})
+		sums[i], _ = hex.DecodeString(e.SHA256)
+		seqs[i], actions[i], roles[i], versions[i], lengths[i], snaps[i], ats[i], prevs[i], hashes[i] = e.Seq, e.Action, e.Role, e.Version, e.Length, e.Snapshot, e.Time, prev, h
 		prev = h
 	}
-	_, err = tx.CopyFrom(ctx, pgx.Identifier{"audit_log"}, []string{"seq", "action", "role", "version", "length", "sha256", "snapshot", "at", "prev_hash", "hash"}, pgx.CopyFromRows(rows))
+	_, err = tx.Exec(ctx, `INSERT INTO audit_log (seq, action, role, version, length, sha256, snapshot, at, prev_hash, hash)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bigint[], $5::bigint[], $6::bytea[], $7::bigint[], $8::timestamptz[], $9::bytea[], $10::bytea[])`,
+		seqs, actions, roles, versions, lengths, sums, snaps, ats, prevs, hashes)
 	if err != nil {
 		return fmt.Errorf("appending to audit log: %w", err)
 	}
@@ -282,6 +292,9 @@ func scanDelegation(r pgx.CollectableRow) (tufrepo.ProjectDelegation, error) {
 }
 
 func (p publishTx) InsertSigned(ctx context.Context, m tufrepo.MetadataVersion, snapshot int64) error {
+	if m.SHA256 != nil {
+		return insertMetadataSum(ctx, p.tx, m.Role, m.Version, m.Raw, m.SHA256, m.Expires, api.ActionSigned, snapshot)
+	}
 	return insertMetadata(ctx, p.tx, m.Role, m.Version, m.Raw, m.Expires, api.ActionSigned, snapshot)
 }
 

@@ -39,6 +39,9 @@ type MetadataVersion struct {
 	Version int64
 	Raw     []byte
 	Expires time.Time
+	// SHA256 of Raw, computed once by the publisher (a snapshot can be megabytes); the
+	// store computes it when nil.
+	SHA256 []byte
 }
 
 // PublishTx is the publisher's view of storage inside one transaction that holds the
@@ -104,6 +107,7 @@ type Publisher struct {
 	index        *SnapshotIndex
 	indexVersion int64
 	snapRaw      []byte // the bytes of snapshot indexVersion
+	snapSum      []byte // their sha256 (nil: not computed yet)
 }
 
 // NewPublisher builds a publisher.
@@ -193,7 +197,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 		if err != nil {
 			return PublishResult{}, err
 		}
-		p.index, p.indexVersion, p.snapRaw = idx, head.SnapshotVersion, raw
+		p.index, p.indexVersion, p.snapRaw, p.snapSum = idx, head.SnapshotVersion, raw, nil
 	}
 	// From here on the index is changed in place; a failure resets indexVersion.
 	p.indexVersion = -1
@@ -219,9 +223,14 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	if needSnap {
 		snapV++
 	}
-	log := func(action, role string, v int64, raw []byte) {
+	// sign inserts a version the server signed and logs it, hashing its bytes once.
+	sign := func(role string, v int64, raw []byte, exp time.Time) ([]byte, error) {
 		sum := sha256.Sum256(raw)
-		audit = append(audit, api.LogEntry{Action: action, Role: role, Version: v, Length: int64(len(raw)), SHA256: hex.EncodeToString(sum[:]), Snapshot: snapV, Time: AuditTime(now)})
+		if err := tx.InsertSigned(ctx, MetadataVersion{Role: role, Version: v, Raw: raw, Expires: exp, SHA256: sum[:]}, snapV); err != nil {
+			return nil, err
+		}
+		audit = append(audit, api.LogEntry{Action: api.ActionSigned, Role: role, Version: v, Length: int64(len(raw)), SHA256: hex.EncodeToString(sum[:]), Snapshot: snapV, Time: AuditTime(now)})
+		return sum[:], nil
 	}
 	for _, s := range staged {
 		// A staged root is published with this snapshot but is not listed in it.
@@ -245,34 +254,40 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 		if err != nil {
 			return res, err
 		}
-		if err := tx.InsertSigned(ctx, MetadataVersion{Role: RoleRecentlyClaimed, Version: v, Raw: raw, Expires: exp}, snapV); err != nil {
+		if _, err := sign(RoleRecentlyClaimed, v, raw, exp); err != nil {
 			return res, err
 		}
 		p.index.Set(RoleRecentlyClaimed, v, int64(len(raw)))
-		log(api.ActionSigned, RoleRecentlyClaimed, v, raw)
 	}
-	snapRaw := p.snapRaw
+	snapRaw, snapSum := p.snapRaw, p.snapSum
 	if needSnap {
 		exp := now.Add(SnapshotExpiry).Truncate(time.Second)
 		raw, err := SignEnvelope(ctx, p.index.EncodeSigned(snapV, exp), p.Signers.Snapshot)
 		if err != nil {
 			return res, err
 		}
-		if err := tx.InsertSigned(ctx, MetadataVersion{Role: RoleSnapshot, Version: snapV, Raw: raw, Expires: exp}, snapV); err != nil {
+		if snapSum, err = sign(RoleSnapshot, snapV, raw, exp); err != nil {
 			return res, err
 		}
-		log(api.ActionSigned, RoleSnapshot, snapV, raw)
 		snapRaw = raw
 		res.SnapshotVersion = snapV
 	}
-	tsRaw, tsExp, err := p.signTimestamp(ctx, res.TimestampVersion, snapV, snapRaw, now)
+	if snapSum == nil {
+		sum := sha256.Sum256(snapRaw)
+		snapSum = sum[:]
+	}
+	tsExp := now.Add(TimestampExpiry).Truncate(time.Second)
+	tsSigned, err := buildTimestamp(res.TimestampVersion, snapV, int64(len(snapRaw)), snapSum, tsExp)
 	if err != nil {
 		return res, err
 	}
-	if err := tx.InsertSigned(ctx, MetadataVersion{Role: RoleTimestamp, Version: res.TimestampVersion, Raw: tsRaw, Expires: tsExp}, snapV); err != nil {
+	tsRaw, err := SignEnvelope(ctx, tsSigned, p.Signers.Timestamp)
+	if err != nil {
 		return res, err
 	}
-	log(api.ActionSigned, RoleTimestamp, res.TimestampVersion, tsRaw)
+	if _, err := sign(RoleTimestamp, res.TimestampVersion, tsRaw, tsExp); err != nil {
+		return res, err
+	}
 	if err := tx.MarkPublished(ctx, staged, newProjects, snapV); err != nil {
 		return res, err
 	}
@@ -293,32 +308,26 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	default:
 		res.Reason = "refresh-timestamp"
 	}
-	p.indexVersion, p.snapRaw = snapV, snapRaw
+	p.indexVersion, p.snapRaw, p.snapSum = snapV, snapRaw, snapSum
 	return res, nil
 }
 
 // BuildTimestamp returns the canonical signed bytes of a timestamp that points at the
 // snapshot file snapRaw (version, length and sha256).
 func BuildTimestamp(version, snapVersion int64, snapRaw []byte, expires time.Time) ([]byte, error) {
+	sum := sha256.Sum256(snapRaw)
+	return buildTimestamp(version, snapVersion, int64(len(snapRaw)), sum[:], expires)
+}
+
+func buildTimestamp(version, snapVersion, length int64, sum []byte, expires time.Time) ([]byte, error) {
 	ts := metadata.Timestamp(expires.UTC().Truncate(time.Second))
 	ts.Signed.SpecVersion = SpecVersion
 	ts.Signed.Version = version
-	sum := sha256.Sum256(snapRaw)
 	mf := metadata.MetaFile(snapVersion)
-	mf.Length = int64(len(snapRaw))
-	mf.Hashes = metadata.Hashes{"sha256": sum[:]}
+	mf.Length = length
+	mf.Hashes = metadata.Hashes{"sha256": sum}
 	ts.Signed.Meta = map[string]*metadata.MetaFiles{MetaName(RoleSnapshot): mf}
 	return Canonical(ts.Signed)
-}
-
-func (p *Publisher) signTimestamp(ctx context.Context, version, snapV int64, snapRaw []byte, now time.Time) ([]byte, time.Time, error) {
-	exp := now.Add(TimestampExpiry).Truncate(time.Second)
-	signed, err := BuildTimestamp(version, snapV, snapRaw, exp)
-	if err != nil {
-		return nil, exp, err
-	}
-	raw, err := SignEnvelope(ctx, signed, p.Signers.Timestamp)
-	return raw, exp, err
 }
 
 // InitialOnline signs version 1 of recently-claimed, snapshot and timestamp around the
@@ -352,7 +361,7 @@ func InitialOnline(ctx context.Context, off *OfflineMetadata, s Signers, now tim
 	if err != nil {
 		return rc, snap, ts, err
 	}
-	return MetadataVersion{RoleRecentlyClaimed, 1, rcRaw, rcExp},
-		MetadataVersion{RoleSnapshot, 1, snapRaw, snapExp},
-		MetadataVersion{RoleTimestamp, 1, tsRaw, tsExp}, nil
+	return MetadataVersion{Role: RoleRecentlyClaimed, Version: 1, Raw: rcRaw, Expires: rcExp},
+		MetadataVersion{Role: RoleSnapshot, Version: 1, Raw: snapRaw, Expires: snapExp},
+		MetadataVersion{Role: RoleTimestamp, Version: 1, Raw: tsRaw, Expires: tsExp}, nil
 }

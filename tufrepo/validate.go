@@ -97,7 +97,13 @@ func ValidateProposal(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 		return nil, err
 	}
 	if len(valid) >= st.Delegation.Threshold {
-		return ValidateProjectRole(raw, st, now, blobs)
+		// Complete: confirm with go-tuf's own verification, as VerifyThreshold does, without
+		// running the content checks a second time.
+		if err := goTUFVerify(md, st.Delegation); err != nil {
+			return nil, err
+		}
+		acc.SignedBy, acc.Signatures = valid, validSignatures(md, valid)
+		return acc, nil
 	}
 	if len(unknown) > 0 && len(bad) == 0 {
 		return nil, api.Errorf(api.CodeKeyNotDelegated, "project role %q: key %s is not one of the project's maintainer keys %v; remove its signature", st.Delegation.Name, unknown[0], st.Delegation.KeyIDs)
@@ -253,12 +259,21 @@ func VerifyThreshold(md *metadata.Metadata[metadata.TargetsType], d ProjectDeleg
 	if len(valid) < d.Threshold {
 		return nil, signatureError(d, valid, unknown, bad)
 	}
+	if err := goTUFVerify(md, d); err != nil {
+		return nil, err
+	}
+	return valid, nil
+}
+
+// goTUFVerify checks md against d with go-tuf's own VerifyDelegate, so the server never
+// accepts what a client would refuse.
+func goTUFVerify(md *metadata.Metadata[metadata.TargetsType], d ProjectDelegation) error {
 	delegator := metadata.Targets()
 	delegator.Signed.Delegations = &metadata.Delegations{Keys: d.Keys, Roles: []metadata.DelegatedRole{{Name: d.Name, KeyIDs: d.KeyIDs, Threshold: d.Threshold, Paths: []string{ProjectPathPattern(d.Name)}}}}
 	if err := delegator.VerifyDelegate(d.Name, md); err != nil {
-		return nil, api.Wrap(api.CodeSignatureInvalid, err, "project role %q: signatures do not verify for TUF clients: %v", d.Name, err)
+		return api.Wrap(api.CodeSignatureInvalid, err, "project role %q: signatures do not verify for TUF clients: %v", d.Name, err)
 	}
-	return valid, nil
+	return nil
 }
 
 // countSignatures sorts md's signatures into valid (by a delegated key, verified, one per
