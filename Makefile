@@ -5,7 +5,7 @@ CAIRN_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cairn_dev?sslmode=disab
 DEV_DIR ?= .data/dev
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all build run test test-go npm vet fmt bench load clean
+.PHONY: all build run test npm vet fmt bench load clean
 
 all: build
 
@@ -37,6 +37,10 @@ fmt:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 3x ./tufrepo ./store
+
+# The performance benchmark (BENCHMARKS.md): private PostgreSQL, cairnd, nginx, wrk; ~30 min.
+load:
+	bash bench/run.sh
 
 clean:
 	rm -rf bin .data
