@@ -5,10 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/daemon"
+	"github.com/cairn-dev/cairn/internal/testdb"
 	"github.com/cairn-dev/cairn/internal/testrepo"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -105,6 +110,100 @@ func TestRootRotationClientsFollow(t *testing.T) {
 	for _, c := range clients(t, w.r) {
 		if _, err := c.get(t, w.f1.Path); err != nil {
 			t.Fatalf("new %s after rotation: %v", c.name, err)
+		}
+	}
+}
+
+// TestOnlineKeyRotation: the server runs with standby keys; admins publish a root that
+// names them for timestamp and snapshot; the publisher switches to them in the publish
+// that makes that root visible, and every client keeps updating.
+func TestOnlineKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "passphrase")
+	os.WriteFile(pass, []byte("standby"), 0o600)
+	var uris []string
+	var standby []*testrepo.Key
+	for _, name := range []string{"timestamp2", "snapshot2"} {
+		standby = append(standby, &testrepo.Key{})
+		priv, err := tufrepo.GenerateKey(tufrepo.KeyEd25519)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kf, err := tufrepo.EncryptKey(name, priv, []byte("standby"), tufrepo.KDFFast)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(kf)
+		path := filepath.Join(dir, name+".json")
+		os.WriteFile(path, b, 0o600)
+		uris = append(uris, (&url.URL{Scheme: "file", Path: path, RawQuery: "passphrase-file=" + url.QueryEscape(pass)}).String())
+		s, err := tufrepo.NewSigner(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if standby[len(standby)-1].Signer, err = tufrepo.NewOnlineSigner(ctx, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	u, drop, err := testdb.Create("e2e_online_rotation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.StandbyKeys = uris })
+	t.Cleanup(drop)
+	alice := testrepo.NewKey(t, tufrepo.KeyEd25519)
+	r.CreateProject(t, r.AdminToken, "demo", 1, []*testrepo.Key{alice}, alice)
+	f1 := testrepo.File{Path: "demo/1.0/demo.tgz", Content: []byte("one")}
+	r.PutBlob(t, r.AdminToken, f1.Content)
+	if resp := r.Submit(t, r.AdminToken, "demo", testrepo.Sign(t, testrepo.Role(2, time.Now().Add(24*time.Hour), f1), alice)); resp.Status != http.StatusCreated {
+		t.Fatalf("upload: %d %s", resp.Status, resp.Body)
+	}
+	cs := clients(t, r)
+	for _, c := range cs {
+		if _, err := c.get(t, f1.Path); err != nil {
+			t.Fatalf("%s before rotation: %v", c.name, err)
+		}
+	}
+
+	root, _ := metadata.Root().FromBytes(r.RootJSON)
+	root.Signed.Version = 2
+	root.Signed.Expires = time.Now().Add(365 * 24 * time.Hour).UTC().Truncate(time.Second)
+	online := r.Server.Publisher().Signers
+	root.Signed.RevokeKey(online.Timestamp.KeyID, tufrepo.RoleTimestamp)
+	root.Signed.RevokeKey(online.Snapshot.KeyID, tufrepo.RoleSnapshot)
+	root.Signed.AddKey(standby[0].Signer.Key, tufrepo.RoleTimestamp)
+	root.Signed.AddKey(standby[1].Signer.Key, tufrepo.RoleSnapshot)
+	signed, _ := tufrepo.Canonical(root.Signed)
+	raw, err := tufrepo.SignEnvelope(ctx, signed, r.OfflineSigner(t, tufrepo.RoleRoot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A root naming a key the server does not hold is refused.
+	bad, _ := metadata.Root().FromBytes(raw)
+	bad.Signed.RevokeKey(standby[0].Signer.KeyID, tufrepo.RoleTimestamp)
+	bad.Signed.AddKey(alice.Signer.Key, tufrepo.RoleTimestamp)
+	badSigned, _ := tufrepo.Canonical(bad.Signed)
+	badRaw, _ := tufrepo.SignEnvelope(ctx, badSigned, r.OfflineSigner(t, tufrepo.RoleRoot))
+	if resp := r.Do(t, "POST", "/api/v1/admin/root", r.AdminToken, api.MediaJSON, testrepo.JSON(t, api.TopLevelUpdate{Root: badRaw})); resp.Problem().Code != api.CodeInvalidKey {
+		t.Fatalf("root with an unheld timestamp key: %d %s", resp.Status, resp.Body)
+	}
+	if resp := r.Do(t, "POST", "/api/v1/admin/root", r.AdminToken, api.MediaJSON, testrepo.JSON(t, api.TopLevelUpdate{Root: raw})); resp.Status != http.StatusCreated {
+		t.Fatalf("rotation: %d %s", resp.Status, resp.Body)
+	}
+	ts, err := metadata.Timestamp().FromBytes(r.Do(t, "GET", "/metadata/timestamp.json", "", "", nil).Body)
+	if err != nil || len(ts.Signatures) != 1 || ts.Signatures[0].KeyID != standby[0].Signer.KeyID {
+		t.Fatalf("the timestamp served with root 2 is not signed by the new key: %v %+v", err, ts.Signatures)
+	}
+	// Clients that knew root 1 follow; uploads keep publishing under the new keys.
+	f2 := testrepo.File{Path: "demo/2.0/demo.tgz", Content: []byte("two")}
+	r.PutBlob(t, r.AdminToken, f2.Content)
+	if resp := r.Submit(t, r.AdminToken, "demo", testrepo.Sign(t, testrepo.Role(3, time.Now().Add(24*time.Hour), f1, f2), alice)); resp.Status != http.StatusCreated {
+		t.Fatalf("upload after rotation: %d %s", resp.Status, resp.Body)
+	}
+	for _, c := range cs {
+		if got, err := c.get(t, f2.Path); err != nil || string(got) != "two" {
+			t.Fatalf("%s after rotation: %v", c.name, err)
 		}
 	}
 }

@@ -255,6 +255,21 @@ func (p publishTx) SnapshotRaw(ctx context.Context, version int64) ([]byte, erro
 	return raw, nil
 }
 
+func (p publishTx) LatestRoot(ctx context.Context, known int64) (int64, []byte, error) {
+	var v int64
+	if err := p.tx.QueryRow(ctx, `SELECT max(version) FROM metadata WHERE role = 'root'`).Scan(&v); err != nil {
+		return 0, nil, fmt.Errorf("reading root version: %w", err)
+	}
+	if v == known {
+		return v, nil, nil
+	}
+	var raw []byte
+	if err := p.tx.QueryRow(ctx, `SELECT raw FROM metadata WHERE role = 'root' AND version = $1`, v).Scan(&raw); err != nil {
+		return 0, nil, fmt.Errorf("reading root %d: %w", v, err)
+	}
+	return v, raw, nil
+}
+
 func (p publishTx) StagedRoles(ctx context.Context) ([]tufrepo.StagedRole, error) {
 	rows, err := p.tx.Query(ctx, `SELECT role, version, length, sha256 FROM metadata WHERE snapshot_version IS NULL ORDER BY role, version`)
 	if err != nil {

@@ -2,6 +2,7 @@ package tufrepo
 
 import (
 	"context"
+	"strings"
 	"errors"
 	"fmt"
 	"slices"
@@ -172,14 +173,8 @@ func CheckOnlineKeys(rootRaw, targetsRaw []byte, s Signers) error {
 	if err != nil {
 		return fmt.Errorf("parsing root: %w", err)
 	}
-	for _, r := range []struct {
-		role string
-		s    *OnlineSigner
-	}{{RoleTimestamp, s.Timestamp}, {RoleSnapshot, s.Snapshot}} {
-		if !slices.Contains(root.Signed.Roles[r.role].KeyIDs, r.s.KeyID) {
-			return fmt.Errorf("the %s key %s is not one that root version %d delegates %s to (%v): configure the right key URI, or rotate root",
-				r.role, r.s.KeyID, root.Signed.Version, r.role, root.Signed.Roles[r.role].KeyIDs)
-		}
+	if _, _, err := s.ForRoot(root); err != nil {
+		return err
 	}
 	targets, err := metadata.Targets().FromBytes(targetsRaw)
 	if err != nil {
@@ -198,11 +193,47 @@ func CheckOnlineKeys(rootRaw, targetsRaw []byte, s Signers) error {
 	return errors.New("targets does not delegate to recently-claimed")
 }
 
-// Signers are the online signers of the server.
+// Signers are the online signers of the server. Standby signers hold keys a future root
+// may name for timestamp or snapshot: the publisher switches to them exactly when such a
+// root is published, so online keys rotate without downtime.
 type Signers struct {
 	Timestamp       *OnlineSigner
 	Snapshot        *OnlineSigner
 	RecentlyClaimed *OnlineSigner
+	Standby         []*OnlineSigner
+}
+
+// ForRoot returns the signers for timestamp and snapshot that root delegates to, among the
+// configured ones and the standby ones.
+func (s Signers) ForRoot(root *metadata.Metadata[metadata.RootType]) (ts, snap *OnlineSigner, err error) {
+	pick := func(role string, primary *OnlineSigner) (*OnlineSigner, error) {
+		r := root.Signed.Roles[role]
+		if r == nil {
+			return nil, fmt.Errorf("root version %d has no %s role", root.Signed.Version, role)
+		}
+		for _, c := range append([]*OnlineSigner{primary}, s.Standby...) {
+			if c != nil && slices.Contains(r.KeyIDs, c.KeyID) {
+				return c, nil
+			}
+		}
+		return nil, fmt.Errorf("root version %d delegates %s to %v, and this server holds none of those keys (it has the %s key %s%s): configure the right key URI (--%s-key, or --standby-key to rotate), or rotate root",
+			root.Signed.Version, role, r.KeyIDs, role, primary.KeyID, standbyIDs(s.Standby), role)
+	}
+	if ts, err = pick(RoleTimestamp, s.Timestamp); err != nil {
+		return nil, nil, err
+	}
+	if snap, err = pick(RoleSnapshot, s.Snapshot); err != nil {
+		return nil, nil, err
+	}
+	return ts, snap, nil
+}
+
+func standbyIDs(st []*OnlineSigner) string {
+	var b strings.Builder
+	for _, s := range st {
+		b.WriteString(", standby " + s.KeyID)
+	}
+	return b.String()
 }
 
 // VerifyOffline checks that the ceremony's output is self-consistent: root is signed by

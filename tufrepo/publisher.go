@@ -50,6 +50,9 @@ type PublishTx interface {
 	Head(ctx context.Context) (Head, error)
 	// SnapshotRaw returns the bytes of a published snapshot version.
 	SnapshotRaw(ctx context.Context, version int64) ([]byte, error)
+	// LatestRoot returns the newest root version, staged or published, and its bytes
+	// unless that version is known (then raw is nil).
+	LatestRoot(ctx context.Context, known int64) (version int64, raw []byte, err error)
 	// StagedRoles returns role versions accepted but not yet in a snapshot, ordered by role
 	// and ascending version (the snapshot lists the last one of each role).
 	StagedRoles(ctx context.Context) ([]StagedRole, error)
@@ -108,6 +111,31 @@ type Publisher struct {
 	indexVersion int64
 	snapRaw      []byte // the bytes of snapshot indexVersion
 	snapSum      []byte // their sha256 (nil: not computed yet)
+	// rootVersion is the root whose timestamp and snapshot keys tsSigner and snapSigner hold.
+	rootVersion          int64
+	tsSigner, snapSigner *OnlineSigner
+}
+
+// signersFor returns the timestamp and snapshot signers that the newest root (published
+// with this batch at the latest) delegates to: a new root that names standby keys switches
+// the publisher to them in the very publish that makes it visible.
+func (p *Publisher) signersFor(ctx context.Context, tx PublishTx) (ts, snap *OnlineSigner, err error) {
+	v, raw, err := tx.LatestRoot(ctx, p.rootVersion)
+	if err != nil {
+		return nil, nil, err
+	}
+	if raw == nil && v == p.rootVersion && p.tsSigner != nil {
+		return p.tsSigner, p.snapSigner, nil
+	}
+	root, err := metadata.Root().FromBytes(raw)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parsing root version %d: %w", v, err)
+	}
+	if ts, snap, err = p.Signers.ForRoot(root); err != nil {
+		return nil, nil, err
+	}
+	p.rootVersion, p.tsSigner, p.snapSigner = v, ts, snap
+	return ts, snap, nil
 }
 
 // NewPublisher builds a publisher.
@@ -217,6 +245,10 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 		return PublishResult{SnapshotVersion: head.SnapshotVersion, TimestampVersion: head.TimestampVersion}, nil
 	}
 
+	tsSigner, snapSigner, err := p.signersFor(ctx, tx)
+	if err != nil {
+		return PublishResult{}, err
+	}
 	res := PublishResult{Published: true, SnapshotVersion: head.SnapshotVersion, TimestampVersion: head.TimestampVersion + 1, Roles: len(staged), NewProjects: len(newProjects)}
 	var audit []api.LogEntry
 	snapV := head.SnapshotVersion
@@ -262,7 +294,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	snapRaw, snapSum := p.snapRaw, p.snapSum
 	if needSnap {
 		exp := now.Add(SnapshotExpiry).Truncate(time.Second)
-		raw, err := SignEnvelope(ctx, p.index.EncodeSigned(snapV, exp), p.Signers.Snapshot)
+		raw, err := SignEnvelope(ctx, p.index.EncodeSigned(snapV, exp), snapSigner)
 		if err != nil {
 			return res, err
 		}
@@ -281,7 +313,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	if err != nil {
 		return res, err
 	}
-	tsRaw, err := SignEnvelope(ctx, tsSigned, p.Signers.Timestamp)
+	tsRaw, err := SignEnvelope(ctx, tsSigned, tsSigner)
 	if err != nil {
 		return res, err
 	}

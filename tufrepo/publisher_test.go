@@ -53,6 +53,7 @@ type fakeStore struct {
 	failErr error
 	// inserts records every InsertSigned call, committed or not.
 	inserts []MetadataVersion
+	root    []byte // root version 1
 }
 
 func newFakeStore(t *testing.T) *fakeStore {
@@ -131,6 +132,19 @@ func (tx *fakeTx) Head(ctx context.Context) (Head, error) {
 	h := tx.s.head
 	h.SnapshotRaw = nil // the real store does not read the bytes here
 	return h, nil
+}
+
+func (tx *fakeTx) LatestRoot(ctx context.Context, known int64) (int64, []byte, error) {
+	if err := tx.s.fail("LatestRoot"); err != nil {
+		return 0, nil, err
+	}
+	if tx.s.root == nil {
+		return 0, nil, fmt.Errorf("fake: no root")
+	}
+	if known == 1 {
+		return 1, nil, nil
+	}
+	return 1, slices.Clone(tx.s.root), nil
 }
 
 func (tx *fakeTx) SnapshotRaw(ctx context.Context, version int64) ([]byte, error) {
@@ -276,6 +290,7 @@ type pubEnv struct {
 func newPubEnv(t *testing.T) *pubEnv {
 	e := &pubEnv{t: t, repo: newTestRepo(t, t0), store: newFakeStore(t), now: t0, maintainers: map[string]*OnlineSigner{}}
 	s, r := e.store, e.repo
+	s.root = r.Off.Root
 	s.put(RoleTargets, 1, &fakeMeta{Raw: r.Off.Targets, Snapshot: 1})
 	s.put(RoleClaimed, 1, &fakeMeta{Raw: r.Off.Claimed, Snapshot: 1})
 	for _, m := range []MetadataVersion{r.RC, r.Snap, r.TS} {

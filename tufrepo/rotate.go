@@ -54,18 +54,22 @@ func ValidateRoot(raw, currentRaw []byte, signers Signers, now time.Time) (*Acce
 	if err := next.VerifyDelegate(RoleRoot, next); err != nil {
 		return nil, api.Wrap(api.CodeSignatureInvalid, err, "root version %d is not signed by a threshold (%d) of its own root keys: %v", next.Signed.Version, next.Signed.Roles[RoleRoot].Threshold, err)
 	}
-	for _, r := range []struct {
-		role string
-		s    *OnlineSigner
-	}{{RoleTimestamp, signers.Timestamp}, {RoleSnapshot, signers.Snapshot}} {
-		role := next.Signed.Roles[r.role]
-		if role == nil || !slices.Contains(role.KeyIDs, r.s.KeyID) || role.Threshold != 1 {
-			return nil, api.Errorf(api.CodeInvalidKey, "the new root must delegate %s to the server's online key %s with threshold 1: to rotate online keys, configure the server with the new key first", r.role, r.s.KeyID)
+	// Timestamp and snapshot must go to keys the server holds (configured or standby), with
+	// threshold 1; the publisher switches to them when this root is published.
+	if _, _, err := signers.ForRoot(next); err != nil {
+		return nil, api.Wrap(api.CodeInvalidKey, err, "%v: to rotate online keys, start the server with the new key as --standby-key first", err)
+	}
+	for _, role := range []string{RoleTimestamp, RoleSnapshot} {
+		if next.Signed.Roles[role].Threshold != 1 {
+			return nil, api.Errorf(api.CodeInvalidThreshold, "the new root must give %s threshold 1: the server signs it with one online key", role)
 		}
 	}
 	online := map[string]bool{signers.Timestamp.KeyID: true, signers.Snapshot.KeyID: true}
 	if signers.RecentlyClaimed != nil {
 		online[signers.RecentlyClaimed.KeyID] = true
+	}
+	for _, s := range signers.Standby {
+		online[s.KeyID] = true
 	}
 	for _, role := range []string{RoleRoot, RoleTargets} {
 		r := next.Signed.Roles[role]

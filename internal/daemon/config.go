@@ -24,6 +24,7 @@ type Config struct {
 	TimestampKey       string        `json:"timestamp_key"`
 	SnapshotKey        string        `json:"snapshot_key"`
 	RecentlyClaimedKey string        `json:"recently_claimed_key"`
+	StandbyKeys        []string      `json:"standby_key"`
 	NoMigrate          bool          `json:"no_migrate"`
 	NoPublisher        bool          `json:"no_publisher"`
 	MaxBlobSize        int64         `json:"max_blob_size"`
@@ -55,6 +56,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.StringVar(&c.TimestampKey, "timestamp-key", c.TimestampKey, "URI of the timestamp signing key")
 	fs.StringVar(&c.SnapshotKey, "snapshot-key", c.SnapshotKey, "URI of the snapshot signing key")
 	fs.StringVar(&c.RecentlyClaimedKey, "recently-claimed-key", c.RecentlyClaimedKey, "URI of the recently-claimed signing key")
+	fs.StringSliceVar(&c.StandbyKeys, "standby-key", c.StandbyKeys, "URI of a standby online key (repeatable, or comma-separated): used for timestamp or snapshot as soon as a published root names it")
 	fs.BoolVar(&c.NoMigrate, "no-migrate", c.NoMigrate, "do not apply database migrations on start")
 	fs.BoolVar(&c.NoPublisher, "no-publisher", c.NoPublisher, "serve only; do not run the publisher on this replica")
 	fs.Int64Var(&c.MaxBlobSize, "max-blob-size", c.MaxBlobSize, "largest release file accepted, in bytes")

@@ -113,6 +113,20 @@ func loadSigners(ctx context.Context, c *Config, getenv func(string) string) (tu
 			return s, fmt.Errorf("%s key is not usable: %w", k.role, err)
 		}
 	}
+	for i, uri := range c.StandbyKeys {
+		sv, err := tufrepo.SignerFromURI(ctx, uri, getenv)
+		if err != nil {
+			return s, fmt.Errorf("standby key %d: %w", i+1, err)
+		}
+		o, err := tufrepo.NewOnlineSigner(ctx, sv)
+		if err != nil {
+			return s, fmt.Errorf("standby key %d: %w", i+1, err)
+		}
+		if err := o.Probe(ctx); err != nil {
+			return s, fmt.Errorf("standby key %d is not usable: %w", i+1, err)
+		}
+		s.Standby = append(s.Standby, o)
+	}
 	return s, nil
 }
 
