@@ -2,10 +2,10 @@ package tufrepo
 
 import (
 	"context"
-	"strings"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/theupdateframework/go-tuf/v2/metadata"
