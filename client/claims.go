@@ -270,15 +270,6 @@ func PlanClaim(d *Delegators, q api.ClaimQueue, move []string, all bool, now tim
 		}
 		return s, nil
 	}
-	trustedSet := func(r metadata.DelegatedRole) MaintainerSet {
-		s := MaintainerSet{Keys: map[string]*metadata.Key{}, Threshold: r.Threshold}
-		for _, id := range r.KeyIDs {
-			if k, ok := keys[id]; ok {
-				s.Keys[id] = k
-			}
-		}
-		return s
-	}
 
 	recent := map[string]metadata.DelegatedRole{}
 	var recentKeys map[string]*metadata.Key
@@ -291,15 +282,6 @@ func PlanClaim(d *Delegators, q api.ClaimQueue, move []string, all bool, now tim
 				recent[r.Name] = r
 			}
 		}
-	}
-	rcSet := func(r metadata.DelegatedRole) MaintainerSet {
-		s := MaintainerSet{Keys: map[string]*metadata.Key{}, Threshold: r.Threshold}
-		for _, id := range r.KeyIDs {
-			if k, ok := recentKeys[id]; ok {
-				s.Keys[id] = k
-			}
-		}
-		return s
 	}
 
 	plan := &ClaimPlan{CurrentVersion: cur.Signed.Version, NextVersion: cur.Signed.Version + 1, Expires: now.UTC().Add(ClaimedExpiry).Truncate(time.Second),
@@ -328,18 +310,18 @@ func PlanClaim(d *Delegators, q api.ClaimQueue, move []string, all bool, now tim
 		case !cp.Change && len(cp.Changes) > 0:
 			return nil, nil, api.Errorf(api.CodeVersionConflict, "the queue carries %d maintainer change document(s) of %s but says no change of it is queued", len(cp.Changes), cp.Name)
 		case cp.Claimed && !cp.Change:
-			if !sameSet(trustedSet(tr), s) {
+			if !sameSet(delegatedSet(tr.KeyIDs, tr.Threshold, keys), s) {
 				return nil, nil, api.Errorf(api.CodeVersionConflict, "the server's keys or threshold for claimed project %s differ from the verified claimed version %d, and it reports no queued maintainer change", cp.Name, cur.Signed.Version)
 			}
 		case cp.Claimed && cp.Change:
 			// Trust no key the queue names unless the maintainers signed it, document by
 			// document, from the keys in the verified claimed.
-			docs, err := VerifyQueuedChanges(cp.Name, trustedSet(tr), cp.Changes, s, cp.DelegationVersion, now)
+			docs, err := VerifyQueuedChanges(cp.Name, delegatedSet(tr.KeyIDs, tr.Threshold, keys), cp.Changes, s, cp.DelegationVersion, now)
 			if err != nil {
 				return nil, nil, err
 			}
 			newSets[cp.Name] = s
-			plan.Changes = append(plan.Changes, ClaimChange{MaintainerDiff: DiffMaintainers(cp.Name, cp.DelegationVersion, trustedSet(tr), s), Documents: docs})
+			plan.Changes = append(plan.Changes, ClaimChange{MaintainerDiff: DiffMaintainers(cp.Name, cp.DelegationVersion, delegatedSet(tr.KeyIDs, tr.Threshold, keys), s), Documents: docs})
 		case !cp.Claimed && cp.Change:
 			return nil, nil, api.Errorf(api.CodeVersionConflict, "the queue says a maintainer change of %s is queued for the admins, but %s is not claimed", cp.Name, cp.Name)
 		default:
@@ -366,7 +348,7 @@ func PlanClaim(d *Delegators, q api.ClaimQueue, move []string, all bool, now tim
 		if all || selected[n] {
 			// What the admins cement offline must be what clients already verify for the
 			// project, not a delegation the server offers only now.
-			if rc, ok := recent[n]; !ok || !sameSet(rcSet(rc), s) {
+			if rc, ok := recent[n]; !ok || !sameSet(delegatedSet(rc.KeyIDs, rc.Threshold, recentKeys), s) {
 				what := "does not delegate to it"
 				if ok {
 					what = fmt.Sprintf("delegates it to other keys or another threshold (%d of %d)", rc.Threshold, len(rc.KeyIDs))
@@ -394,7 +376,7 @@ func PlanClaim(d *Delegators, q api.ClaimQueue, move []string, all bool, now tim
 	for _, r := range roles {
 		s, changed := newSets[r.Name]
 		if !changed {
-			s = trustedSet(r)
+			s = delegatedSet(r.KeyIDs, r.Threshold, keys)
 			plan.Kept = append(plan.Kept, r.Name)
 		}
 		r.KeyIDs, r.Threshold = s.KeyIDs(), s.Threshold

@@ -48,9 +48,15 @@ func (s MaintainerSet) Delegation(project string) tufrepo.ProjectDelegation {
 
 // MaintainersOf is the verified delegation of a project role as a MaintainerSet.
 func MaintainersOf(pr *ProjectRole) MaintainerSet {
-	s := MaintainerSet{Keys: map[string]*metadata.Key{}, Threshold: pr.Threshold}
-	for _, id := range pr.KeyIDs {
-		if k, ok := pr.Keys[id]; ok {
+	return delegatedSet(pr.KeyIDs, pr.Threshold, pr.Keys)
+}
+
+// delegatedSet is a delegation (its key IDs and threshold, the keys from the delegating
+// metadata) as a MaintainerSet; key IDs without a key are left out.
+func delegatedSet(keyIDs []string, threshold int, keys map[string]*metadata.Key) MaintainerSet {
+	s := MaintainerSet{Keys: map[string]*metadata.Key{}, Threshold: threshold}
+	for _, id := range keyIDs {
+		if k, ok := keys[id]; ok {
 			s.Keys[id] = k
 		}
 	}
@@ -296,7 +302,7 @@ func CheckChangeSignatures(c *SignedMaintainerChange, current MaintainerSet) Cha
 		switch {
 		case !ok:
 			out.Untrusted = append(out.Untrusted, s.KeyID)
-		case verifyPayload(k, c.Payload, s.Signature) != nil:
+		case verifySignature(k, c.Payload, s.Signature) != nil:
 			out.Invalid = append(out.Invalid, s.KeyID)
 		default:
 			out.Valid = append(out.Valid, s.KeyID)
@@ -319,8 +325,8 @@ func SignMaintainerProposal(ctx context.Context, c *SignedMaintainerChange, s si
 	return sig.KeyID, hex.EncodeToString(sig.Signature), nil
 }
 
-// verifyPayload checks one signature by k over payload.
-func verifyPayload(k *metadata.Key, payload, sig []byte) error {
+// verifySignature checks one signature by k over payload.
+func verifySignature(k *metadata.Key, payload, sig []byte) error {
 	pub, err := k.ToPublicKey()
 	if err != nil {
 		return err

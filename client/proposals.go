@@ -3,8 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
 	"net/http"
@@ -142,20 +140,4 @@ func CheckSignatures(md *metadata.Metadata[metadata.TargetsType], keys map[strin
 		out.Valid = append(out.Valid, s.KeyID)
 	}
 	return out
-}
-
-func verifySignature(k *metadata.Key, payload, sig []byte) error {
-	pub, err := k.ToPublicKey()
-	if err != nil {
-		return err
-	}
-	hash := crypto.SHA256
-	if _, ok := pub.(ed25519.PublicKey); ok {
-		hash = crypto.Hash(0)
-	}
-	v, err := signature.LoadVerifier(pub, hash)
-	if err != nil {
-		return err
-	}
-	return v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(payload))
 }
