@@ -1,10 +1,7 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -14,7 +11,6 @@ import (
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/spf13/cobra"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"golang.org/x/term"
 )
 
 // claimOptions are the flags of 'cairn admin claim'.
@@ -171,16 +167,8 @@ func (a *app) adminClaim(o claimOptions) error {
 		}
 		return err
 	}
-	if !o.yes {
-		ok, err := a.askYes(fmt.Sprintf("Sign claimed version %d with %d admin key(s) and upload it? [y/N] ", plan.NextVersion, len(kfs)),
-			"not signed: confirm on a terminal, or pass --yes to sign without asking")
-		if err != nil {
-			return err
-		}
-		if !ok {
-			a.notef("Not signed.\n")
-			return nil
-		}
+	if ok, err := a.agreeToSign(o.yes, fmt.Sprintf("Sign claimed version %d with %d admin key(s) and upload it? [y/N] ", plan.NextVersion, len(kfs))); !ok {
+		return err
 	}
 	signers, err := a.openSigners(kfs)
 	if err != nil {
@@ -229,7 +217,7 @@ func (a *app) adminClaim(o claimOptions) error {
 	}
 	switch res.Status {
 	case api.StatusPublished:
-		a.printf("Published claimed version %d in snapshot %d (%s; %s applied).\n", res.Version, res.SnapshotVersion, moved, countOf(len(plan.Changes), "maintainer change"))
+		a.printf("Published claimed version %d in snapshot %d (%s; %s applied).\n", res.Version, res.SnapshotVersion, moved, plural(len(plan.Changes), "maintainer change"))
 		if rep.Verified != nil {
 			a.printf("Verified through TUF: snapshot %d carries claimed version %d.\n", rep.Verified.Snapshot, rep.Verified.ClaimedVersion)
 		}
@@ -243,20 +231,20 @@ func (a *app) adminClaim(o claimOptions) error {
 func (a *app) printClaimPlan(d *client.Delegators, p *client.ClaimPlan, o claimOptions) {
 	a.printf("Claimed version %d is verified through snapshot %d; the next version is %d, expiring %s.\n", p.CurrentVersion, d.Snapshot.Signed.Version, p.NextVersion, fmtTime(p.Expires))
 	if len(p.Move) > 0 {
-		a.printf("\nMoves %s into claimed (from then on only the admins' offline keys can change who signs for them):\n", countOf(len(p.Move), "project"))
+		a.printf("\nMoves %s into claimed (from then on only the admins' offline keys can change who signs for them):\n", plural(len(p.Move), "project"))
 		for _, e := range p.Move {
 			a.printClaimEntry(e)
 		}
 	}
 	if len(p.Changes) > 0 {
-		a.printf("\nApplies the maintainer changes queued for %s (each signed change document verified here against the keys before it, starting from the keys in the verified claimed):\n", countOf(len(p.Changes), "claimed project"))
+		a.printf("\nApplies the maintainer changes queued for %s (each signed change document verified here against the keys before it, starting from the keys in the verified claimed):\n", plural(len(p.Changes), "claimed project"))
 		for _, c := range p.Changes {
 			a.printf("  %s (maintainer change %d), in all:\n", c.Project, c.Version)
 			a.printMaintainerDiff("    ", c.MaintainerDiff)
 			for _, d := range c.Documents {
 				a.printf("    signed change %d of %s, %s:\n", d.Change.Version, c.Project, signedByText(d))
 				for _, sv := range d.SignedBy {
-					a.printf("      signed by key %s  %s  %s\n", abbrevKey(sv.KeyID), sv.KeyType, sv.Fingerprint)
+					a.printf("      signed by key %s  %s  %s\n", short(sv.KeyID), sv.KeyType, sv.Fingerprint)
 				}
 				a.printMaintainerDiff("      ", d.Change)
 				if d.Expired {
@@ -272,7 +260,7 @@ func (a *app) printClaimPlan(d *client.Delegators, p *client.ClaimPlan, o claimO
 		}
 	}
 	if len(p.Kept) > 0 {
-		a.printf("\nKeeps %s as it is: %s\n", countOf(len(p.Kept), "claimed project"), strings.Join(p.Kept, ", "))
+		a.printf("\nKeeps %s as it is: %s\n", plural(len(p.Kept), "claimed project"), strings.Join(p.Kept, ", "))
 	}
 	a.printf("\n")
 }
@@ -298,54 +286,18 @@ func expiredChanges(p *client.ClaimPlan) []string {
 func (a *app) printClaimEntry(e client.ClaimEntry) {
 	a.printf("  %s: %d of %d maintainer keys must sign\n", e.Name, e.Threshold, len(e.Keys))
 	for _, k := range e.Keys {
-		a.printf("    key %s  %s  %s\n", abbrevKey(k.KeyID), k.KeyType, k.Fingerprint)
+		a.printf("    key %s  %s  %s\n", short(k.KeyID), k.KeyType, k.Fingerprint)
 	}
 }
 
 func delegationKeysText(ids []string, keys map[string]*metadata.Key) string {
 	out := make([]string, 0, len(ids))
 	for _, id := range ids {
-		s := abbrevKey(id)
+		s := short(id)
 		if k, ok := keys[id]; ok {
 			s += " (" + fingerprintOf(k) + ")"
 		}
 		out = append(out, s)
 	}
 	return strings.Join(out, ", ")
-}
-
-func countOf(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
-}
-
-// askYes asks a yes/no question on the terminal; without a terminal it refuses with
-// refusal, so that nothing is signed by default.
-func (a *app) askYes(prompt, refusal string) (bool, error) {
-	f, ok := a.stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return false, api.Errorf(api.CodeBadRequest, "%s", refusal)
-	}
-	a.notef("%s", prompt)
-	var line []byte
-	b := make([]byte, 1)
-	for {
-		n, err := f.Read(b)
-		if n == 1 {
-			if b[0] == '\n' {
-				break
-			}
-			line = append(line, b[0])
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return false, fmt.Errorf("reading the answer: %w", err)
-		}
-	}
-	ans := strings.ToLower(strings.TrimSpace(string(line)))
-	return ans == "y" || ans == "yes", nil
 }

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
@@ -79,13 +78,13 @@ func (a *app) printExplanation(e *client.Explanation) {
 			met = "NOT met"
 		}
 		a.printf("    threshold:  %d of %d keys; %d signed: %s\n", l.Threshold, len(l.Keys), l.Signatures, met)
-		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		tw := a.table()
 		for _, k := range l.Keys {
 			mark := "not signed"
 			if k.Signed {
 				mark = "signed"
 			}
-			fmt.Fprintf(tw, "      %s\tkey %s\t%s\t%s\n", mark, abbrevKey(k.KeyID), k.KeyType, k.Fingerprint)
+			fmt.Fprintf(tw, "      %s\tkey %s\t%s\t%s\n", mark, short(k.KeyID), k.KeyType, k.Fingerprint)
 		}
 		tw.Flush()
 	}
@@ -95,7 +94,7 @@ func (a *app) printExplanation(e *client.Explanation) {
 	}
 	a.printf("\n%s %s (delegated by %s): %s.\n", e.Project, state, e.Delegator, e.Meaning)
 	a.printf("\nFiles of %s %s:\n", e.Project, e.Release)
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	tw := a.table()
 	for _, f := range e.Files {
 		fmt.Fprintf(tw, "  %s\t%d bytes\tsha256 %s\n", f.Name, f.Length, f.SHA256)
 	}

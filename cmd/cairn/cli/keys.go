@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/tufrepo"
@@ -270,7 +269,7 @@ func (a *app) keyListCommand() *cobra.Command {
 				a.notef("No keys in %s; create one with 'cairn key generate --name NAME'.\n", ks.Dir)
 				return nil
 			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			tw := a.table()
 			fmt.Fprintln(tw, "NAME\tTYPE\tKEY ID\tFINGERPRINT")
 			for _, k := range infos {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.Name, k.Public.KeyType, k.KeyID, k.Fingerprint)

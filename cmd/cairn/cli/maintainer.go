@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
@@ -140,7 +139,7 @@ it, first have the remaining maintainers re-sign it ('cairn project resign').`,
 				if setT {
 					next.Threshold = threshold
 				} else if next.Threshold > len(next.Keys) {
-					return cur, api.Errorf(api.CodeInvalidThreshold, "removing key %s would leave %s with %d key(s) and threshold %d, which nobody could meet: lower the threshold in the same change with --threshold %d", abbrevKey(id), args[0], len(next.Keys), next.Threshold, len(next.Keys))
+					return cur, api.Errorf(api.CodeInvalidThreshold, "removing key %s would leave %s with %d key(s) and threshold %d, which nobody could meet: lower the threshold in the same change with --threshold %d", short(id), args[0], len(next.Keys), next.Threshold, len(next.Keys))
 				}
 				return next, nil
 			})
@@ -371,7 +370,7 @@ func publishedRoleSurvives(project string, pr *client.ProjectRole, next client.M
 	for _, id := range next.KeyIDs() {
 		d := client.MaintainerSet{Keys: map[string]*metadata.Key{id: next.Keys[id]}, Threshold: 1}
 		if _, err := tufrepo.VerifyThreshold(pr.Metadata, d.Delegation(project)); err == nil {
-			valid = append(valid, abbrevKey(id))
+			valid = append(valid, short(id))
 		}
 	}
 	signedBy := "none"
@@ -532,7 +531,7 @@ func (a *app) maintainerListCommand() *cobra.Command {
 				return a.printJSON(l)
 			}
 			a.printf("%s: %d of these %d maintainer keys must sign (delegated by %s, verified through snapshot %d)\n", pr.Name, set.Threshold, len(set.Keys), pr.Delegator, pr.SnapshotVersion)
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			tw := a.table()
 			fmt.Fprintln(tw, "  KEY ID\tTYPE\tFINGERPRINT")
 			for _, k := range l.Keys {
 				fmt.Fprintf(tw, "  %s\t%s\t%s\n", k.KeyID, k.KeyType, k.Fingerprint)
@@ -601,22 +600,7 @@ func fingerprintOf(k *metadata.Key) string {
 	return fp
 }
 
-func keyListText(s client.MaintainerSet) string {
-	ids := s.KeyIDs()
-	out := make([]string, len(ids))
-	for i, id := range ids {
-		out[i] = abbrevKey(id) + " (" + fingerprintOf(s.Keys[id]) + ")"
-	}
-	return strings.Join(out, ", ")
-}
-
-// abbrevKey shortens a key ID for messages; 16 hex digits tell keys apart.
-func abbrevKey(id string) string {
-	if len(id) > 16 {
-		return id[:16]
-	}
-	return id
-}
+func keyListText(s client.MaintainerSet) string { return delegationKeysText(s.KeyIDs(), s.Keys) }
 
 func fmtTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"encoding/json"
+	"text/tabwriter"
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/spf13/cobra"
@@ -24,3 +25,6 @@ func (a *app) printJSON(v any) error {
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
 }
+
+// table writes aligned columns to stdout; Flush it when done.
+func (a *app) table() *tabwriter.Writer { return tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0) }

@@ -3,7 +3,6 @@ package cli
 import (
 	"fmt"
 	"strings"
-	"text/tabwriter"
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
@@ -52,7 +51,7 @@ The server's REST API is not consulted.`,
 				a.notef("%s has no releases yet.\n", pr.Name)
 				return nil
 			}
-			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			tw := a.table()
 			fmt.Fprintln(tw, "VERSION\tSTATUS\tFILE\tSIZE\tSHA256")
 			for _, r := range rels {
 				status := "ok"

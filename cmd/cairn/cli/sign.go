@@ -271,15 +271,8 @@ func (a *app) sign(project, keyName string, version int64, kind string, yes bool
 		return finish(api.Errorf(api.CodeSignatureRepeated, "your key %q (%s) has already signed the proposal for role version %d of %s (%d of %d signatures): another maintainer must sign it",
 			keyName, kf.KeyID, v.Version, project, v.Signatures, v.Threshold))
 	}
-	if !yes {
-		ok, err := a.confirm(fmt.Sprintf("Sign role version %d of %s with key %q? [y/N] ", v.Version, project, keyName))
-		if err != nil {
-			return finish(err)
-		}
-		if !ok {
-			a.notef("Not signed.\n")
-			return finish(nil)
-		}
+	if ok, err := a.agreeToSign(yes, fmt.Sprintf("Sign role version %d of %s with key %q? [y/N] ", v.Version, project, keyName)); !ok {
+		return finish(err)
 	}
 
 	signer, _, err := a.signer(keyName)
@@ -560,6 +553,18 @@ func changeLines(c client.RoleChanges) []string {
 	return out
 }
 
+// agreeToSign asks before signing, unless yes is set; on a no it says "Not signed.".
+func (a *app) agreeToSign(yes bool, prompt string) (bool, error) {
+	if yes {
+		return true, nil
+	}
+	ok, err := a.confirm(prompt)
+	if err == nil && !ok {
+		a.notef("Not signed.\n")
+	}
+	return ok, err
+}
+
 // confirm asks a yes/no question on the terminal. Without a terminal it refuses: a
 // signature is never given by default.
 func (a *app) confirm(prompt string) (bool, error) {
@@ -619,6 +624,7 @@ func describePending(res api.SubmitResult) string {
 	return s
 }
 
+// short shortens a key ID for messages; 16 hex digits tell keys apart.
 func short(keyID string) string {
 	if len(keyID) > 16 {
 		return keyID[:16]
@@ -791,15 +797,8 @@ func (a *app) signMaintainerChange(ac *client.API, project string, kf *tufrepo.K
 		return finish(api.Errorf(api.CodeSignatureRepeated, "your key %q (%s) has already signed maintainer change %d of %s (%d of %d signatures): another maintainer must sign it",
 			kf.Name, kf.KeyID, v.Version, project, v.Signatures, v.Threshold))
 	}
-	if !yes {
-		ok, err := a.confirm(fmt.Sprintf("Sign maintainer change %d of %s with key %q? [y/N] ", v.Version, project, kf.Name))
-		if err != nil {
-			return finish(err)
-		}
-		if !ok {
-			a.notef("Not signed.\n")
-			return finish(nil)
-		}
+	if ok, err := a.agreeToSign(yes, fmt.Sprintf("Sign maintainer change %d of %s with key %q? [y/N] ", v.Version, project, kf.Name)); !ok {
+		return finish(err)
 	}
 	signer, _, err := a.signer(kf.Name)
 	if err != nil {
