@@ -203,3 +203,29 @@ func (a *app) repo() (*client.Repo, error) {
 		Server: server, TrustedRoot: root, MetadataDir: MetadataDir(home, server), UserAgent: userAgent,
 	})
 }
+
+// projectRole opens the verifying TUF client and the project's role, verified through it.
+func (a *app) projectRole(project string) (*client.Repo, *client.ProjectRole, error) {
+	repo, err := a.repo()
+	if err != nil {
+		return nil, nil, err
+	}
+	pr, err := repo.ProjectRole(a.ctx, project)
+	if err != nil {
+		return nil, nil, err
+	}
+	return repo, pr, nil
+}
+
+// delegatedProjectRole is projectRole for a change of the project's maintainers, which
+// needs a verified delegation with keys.
+func (a *app) delegatedProjectRole(project string) (*client.Repo, *client.ProjectRole, error) {
+	repo, pr, err := a.projectRole(project)
+	if err != nil {
+		return nil, nil, err
+	}
+	if pr.Delegator == "" || len(pr.KeyIDs) == 0 {
+		return nil, nil, api.Errorf(api.CodeKeyNotDelegated, "no verified role delegates to project %s", project)
+	}
+	return repo, pr, nil
+}

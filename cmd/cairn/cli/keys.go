@@ -120,13 +120,18 @@ func (s KeyStore) List() ([]*tufrepo.KeyFile, error) {
 	return out, nil
 }
 
-// signer loads key name and decrypts it with the user's passphrase.
-func (a *app) signer(name string) (signature.Signer, *tufrepo.KeyFile, error) {
+// loadKey reads key name from the key store, without its passphrase.
+func (a *app) loadKey(name string) (*tufrepo.KeyFile, error) {
 	ks, err := a.keyStore()
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	kf, err := ks.Load(name)
+	return ks.Load(name)
+}
+
+// signer loads key name and decrypts it with the user's passphrase.
+func (a *app) signer(name string) (signature.Signer, *tufrepo.KeyFile, error) {
+	kf, err := a.loadKey(name)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -291,11 +296,7 @@ func (a *app) keyExportCommand() *cobra.Command {
 			if !public {
 				return api.Errorf(api.CodeBadRequest, "only public keys can be exported; private keys stay in their encrypted key file")
 			}
-			ks, err := a.keyStore()
-			if err != nil {
-				return err
-			}
-			kf, err := ks.Load(args[0])
+			kf, err := a.loadKey(args[0])
 			if err != nil {
 				return err
 			}

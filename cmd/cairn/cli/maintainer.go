@@ -250,26 +250,16 @@ func (a *app) maintainerChange(project string, f changeFlags, mutate func(client
 	if err != nil {
 		return err
 	}
-	repo, err := a.repo()
+	repo, pr, err := a.delegatedProjectRole(project)
 	if err != nil {
 		return err
-	}
-	pr, err := repo.ProjectRole(a.ctx, project)
-	if err != nil {
-		return err
-	}
-	if pr.Delegator == "" || len(pr.KeyIDs) == 0 {
-		return api.Errorf(api.CodeKeyNotDelegated, "no verified role delegates to project %s", project)
 	}
 	ac, err := a.apiClient()
 	if err != nil {
 		return err
 	}
-	p, err := ac.Project(a.ctx, project)
+	p, err := a.serverProject(ac, project, pr)
 	if err != nil {
-		return err
-	}
-	if err := client.CheckServerProject(p, pr); err != nil {
 		return err
 	}
 	cur := client.MaintainersOf(pr)
@@ -331,12 +321,7 @@ func (a *app) maintainerChange(project string, f changeFlags, mutate func(client
 		return queuedChangeConflict(project, pr, diff.Version, err)
 	}
 	rep.Result = &res
-	if res.Status == "applied" && status == http.StatusCreated {
-		// Confirm through TUF, as any client will see it.
-		if pr2, err := repo.ProjectRole(a.ctx, project); err == nil && sameDelegation(client.MaintainersOf(pr2), next) {
-			rep.PublishedIn = pr2.SnapshotVersion
-		}
-	}
+	rep.PublishedIn = a.verifiedPublication(repo, project, res, status, next)
 	if f.output == "json" {
 		return a.printJSON(rep)
 	}
@@ -395,6 +380,29 @@ func publishedRoleSurvives(project string, pr *client.ProjectRole, next client.M
 		pr.Version(), project, signedBy, next.Threshold, project, next.Threshold, how)
 }
 
+// serverProject is the server's record of project, checked against its verified
+// delegation pr.
+func (a *app) serverProject(ac *client.API, project string, pr *client.ProjectRole) (api.Project, error) {
+	p, err := ac.Project(a.ctx, project)
+	if err != nil {
+		return p, err
+	}
+	return p, client.CheckServerProject(p, pr)
+}
+
+// verifiedPublication confirms through TUF, as any client will see it, that a maintainer
+// change the server applied and published (201) delegates project to next: it returns the
+// snapshot that shows it, or 0.
+func (a *app) verifiedPublication(repo *client.Repo, project string, res api.MaintainerChangeResult, status int, next client.MaintainerSet) int64 {
+	if res.Status != "applied" || status != http.StatusCreated {
+		return 0
+	}
+	if pr, err := repo.ProjectRole(a.ctx, project); err == nil && sameDelegation(client.MaintainersOf(pr), next) {
+		return pr.SnapshotVersion
+	}
+	return 0
+}
+
 func sameDelegation(a, b client.MaintainerSet) bool {
 	return a.Threshold == b.Threshold && slices.Equal(a.KeyIDs(), b.KeyIDs())
 }
@@ -443,11 +451,7 @@ func (a *app) projectResign(project string, keyNames []string, wait time.Duratio
 	if err != nil {
 		return err
 	}
-	repo, err := a.repo()
-	if err != nil {
-		return err
-	}
-	pr, err := repo.ProjectRole(a.ctx, project)
+	_, pr, err := a.projectRole(project)
 	if err != nil {
 		return err
 	}
@@ -506,11 +510,7 @@ func (a *app) maintainerListCommand() *cobra.Command {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			repo, err := a.repo()
-			if err != nil {
-				return err
-			}
-			pr, err := repo.ProjectRole(a.ctx, args[0])
+			_, pr, err := a.projectRole(args[0])
 			if err != nil {
 				return err
 			}

@@ -44,11 +44,7 @@ project's role metadata, with no releases, is signed with KEY and sent with the 
 			if err := a.requireToken(); err != nil {
 				return err
 			}
-			ks, err := a.keyStore()
-			if err != nil {
-				return err
-			}
-			own, err := ks.Load(keyName)
+			own, err := a.loadKey(keyName)
 			if err != nil {
 				return err
 			}

@@ -31,11 +31,7 @@ The server's REST API is not consulted.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			repo, err := a.repo()
-			if err != nil {
-				return err
-			}
-			pr, err := repo.ProjectRole(a.ctx, args[0])
+			repo, pr, err := a.projectRole(args[0])
 			if err != nil {
 				return err
 			}
@@ -104,11 +100,7 @@ written to DIR unless every file verified.`,
 			if pinned && version == "" {
 				return api.Errorf(api.CodeBadRequest, "%q names no version after '@'", args[0])
 			}
-			repo, err := a.repo()
-			if err != nil {
-				return err
-			}
-			pr, err := repo.ProjectRole(a.ctx, project)
+			repo, pr, err := a.projectRole(project)
 			if err != nil {
 				return err
 			}

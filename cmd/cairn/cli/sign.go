@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -145,11 +144,7 @@ func (a *app) sign(project, keyName string, version int64, kind string, yes bool
 	if err := a.requireToken(); err != nil {
 		return err
 	}
-	ks, err := a.keyStore()
-	if err != nil {
-		return err
-	}
-	kf, err := ks.Load(keyName)
+	kf, err := a.loadKey(keyName)
 	if err != nil {
 		return err
 	}
@@ -721,22 +716,12 @@ type signChangesOutput struct {
 // signMaintainerChange reviews the open maintainer changes of project against its
 // delegation verified through TUF and co-signs the one chosen with the user's key.
 func (a *app) signMaintainerChange(ac *client.API, project string, kf *tufrepo.KeyFile, proposals []api.Proposal, version int64, yes bool, wait time.Duration, output string) error {
-	repo, err := a.repo()
+	repo, pr, err := a.delegatedProjectRole(project)
 	if err != nil {
 		return err
 	}
-	pr, err := repo.ProjectRole(a.ctx, project)
+	p, err := a.serverProject(ac, project, pr)
 	if err != nil {
-		return err
-	}
-	if pr.Delegator == "" || len(pr.KeyIDs) == 0 {
-		return api.Errorf(api.CodeKeyNotDelegated, "no verified role delegates to project %s", project)
-	}
-	p, err := ac.Project(a.ctx, project)
-	if err != nil {
-		return err
-	}
-	if err := client.CheckServerProject(p, pr); err != nil {
 		return err
 	}
 	cur := client.MaintainersOf(pr)
@@ -816,12 +801,7 @@ func (a *app) signMaintainerChange(ac *client.API, project string, kf *tufrepo.K
 		return finish(queuedChangeConflict(project, pr, v.Version, err))
 	}
 	out.Result = &res
-	if res.Status == "applied" && status == http.StatusCreated {
-		// Confirm through TUF, as any client will see it.
-		if pr2, err := repo.ProjectRole(a.ctx, project); err == nil && sameDelegation(client.MaintainersOf(pr2), v.c.Set) {
-			out.PublishedIn = pr2.SnapshotVersion
-		}
-	}
+	out.PublishedIn = a.verifiedPublication(repo, project, res, status, v.c.Set)
 	if output == "json" {
 		return finish(nil)
 	}

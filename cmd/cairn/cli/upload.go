@@ -80,11 +80,7 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 		return err
 	}
 
-	repo, err := a.repo()
-	if err != nil {
-		return err
-	}
-	pr, err := repo.ProjectRole(a.ctx, project)
+	_, pr, err := a.projectRole(project)
 	if err != nil {
 		return err
 	}

@@ -94,20 +94,12 @@ func (a *app) yank(project, version, keyName string, yank bool, reason string, w
 	if err := a.requireToken(); err != nil {
 		return err
 	}
-	repo, err := a.repo()
-	if err != nil {
-		return err
-	}
-	pr, err := repo.ProjectRole(a.ctx, project)
+	_, pr, err := a.projectRole(project)
 	if err != nil {
 		return err
 	}
 	// Everything that can be refused without the key is refused before the passphrase.
-	ks, err := a.keyStore()
-	if err != nil {
-		return err
-	}
-	kf, err := ks.Load(keyName)
+	kf, err := a.loadKey(keyName)
 	if err != nil {
 		return err
 	}
