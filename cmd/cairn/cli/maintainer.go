@@ -585,11 +585,33 @@ func (a *app) openSigners(kfs []*tufrepo.KeyFile) ([]signature.Signer, error) {
 			return nil, fmt.Errorf("opening key %q: %w", kf.Name, err)
 		}
 		if id := tufrepo.KeyID(k); id != kf.KeyID {
-			return nil, api.Errorf(api.CodeInvalidKey, "key file %q says key ID %s, but its private key is %s: the key file is damaged", kf.Name, kf.KeyID, id)
+			return nil, keyFileDamaged(kf.Name, kf.KeyID, id)
 		}
 		out = append(out, s)
 	}
 	return out, nil
+}
+
+// keyFileDamaged says that a key file's private key is not the key its key ID names.
+func keyFileDamaged(name, fileKeyID, privateKeyID string) error {
+	return api.Errorf(api.CodeInvalidKey, "key file %q says key ID %s, but its private key is %s: the key file is damaged", name, fileKeyID, privateKeyID)
+}
+
+// requireMaintainerKey refuses key keyName (kf) unless the verified role of project
+// trusts it.
+func requireMaintainerKey(pr *client.ProjectRole, project, keyName string, kf *tufrepo.KeyFile) error {
+	if pr.TrustsKey(kf.KeyID) {
+		return nil
+	}
+	return api.Errorf(api.CodeKeyNotDelegated, "key %q (%s) is not a maintainer key of project %s; the project trusts %v (threshold %d)", keyName, kf.KeyID, project, pr.KeyIDs, pr.Threshold)
+}
+
+// noteThreshold warns that what the user sends (an upload, a change) carries only their
+// signature when project needs more than one.
+func (a *app) noteThreshold(pr *client.ProjectRole, project, what, keyName string) {
+	if pr.Threshold > 1 {
+		a.notef("note: %s requires %d maintainer signatures; this %s carries only yours (key %q)\n", project, pr.Threshold, what, keyName)
+	}
 }
 
 func fingerprintOf(k *metadata.Key) string {

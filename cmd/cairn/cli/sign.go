@@ -279,14 +279,11 @@ func (a *app) sign(project, keyName string, version int64, kind string, yes bool
 		return finish(err)
 	}
 	if keyID != kf.KeyID {
-		return finish(api.Errorf(api.CodeInvalidKey, "key file %q says key ID %s, but its private key is %s: the key file is damaged", keyName, kf.KeyID, keyID))
+		return finish(keyFileDamaged(keyName, kf.KeyID, keyID))
 	}
-	serverWait := min(wait, 30*time.Second)
-	res, err := ac.CoSign(a.ctx, project, v.Version, keyID, sig, serverWait)
-	if err != nil {
-		return finish(err)
-	}
-	res, err = a.awaitPublication(ac, project, res, wait, serverWait)
+	res, err := a.submitAndAwait(ac, project, wait, func(serverWait time.Duration) (api.SubmitResult, error) {
+		return ac.CoSign(a.ctx, project, v.Version, keyID, sig, serverWait)
+	})
 	if err != nil {
 		return finish(err)
 	}
@@ -591,6 +588,18 @@ func (a *app) confirm(prompt string) (bool, error) {
 	return ans == "y" || ans == "yes", nil
 }
 
+// submitAndAwait sends a role version (or a signature on one) with submit, which may let
+// the server hold its answer for up to 30 seconds of wait, then waits out the rest of wait
+// for publication.
+func (a *app) submitAndAwait(ac *client.API, project string, wait time.Duration, submit func(serverWait time.Duration) (api.SubmitResult, error)) (api.SubmitResult, error) {
+	serverWait := min(wait, 30*time.Second)
+	res, err := submit(serverWait)
+	if err != nil {
+		return res, err
+	}
+	return a.awaitPublication(ac, project, res, wait, serverWait)
+}
+
 // awaitPublication follows a submission the server accepted: a pending proposal is
 // final for now; a staged version is waited for until wait (of which the server already
 // held the answer for serverWait) has passed.
@@ -794,7 +803,7 @@ func (a *app) signMaintainerChange(ac *client.API, project string, kf *tufrepo.K
 		return finish(err)
 	}
 	if keyID != kf.KeyID {
-		return finish(api.Errorf(api.CodeInvalidKey, "key file %q says key ID %s, but its private key is %s: the key file is damaged", kf.Name, kf.KeyID, keyID))
+		return finish(keyFileDamaged(kf.Name, kf.KeyID, keyID))
 	}
 	res, status, err := ac.CoSignMaintainerChange(a.ctx, project, v.Version, keyID, sig, min(wait, 30*time.Second))
 	if err != nil {

@@ -84,12 +84,10 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 	if err != nil {
 		return err
 	}
-	if !pr.TrustsKey(kf.KeyID) {
-		return api.Errorf(api.CodeKeyNotDelegated, "key %q (%s) is not a maintainer key of project %s; the project trusts %v (threshold %d)", keyName, kf.KeyID, project, pr.KeyIDs, pr.Threshold)
+	if err := requireMaintainerKey(pr, project, keyName, kf); err != nil {
+		return err
 	}
-	if pr.Threshold > 1 {
-		a.notef("note: %s requires %d maintainer signatures; this upload carries only yours (key %q)\n", project, pr.Threshold, keyName)
-	}
+	a.noteThreshold(pr, project, "upload", keyName)
 	next, err := client.NextProjectRole(pr.Metadata, project, version, files, time.Now())
 	if err != nil {
 		return err
@@ -108,12 +106,10 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 	if err != nil {
 		return err
 	}
-	serverWait := min(wait, 30*time.Second)
-	res, err := ac.SubmitRole(a.ctx, project, raw, serverWait)
+	res, err := a.submitAndAwait(ac, project, wait, func(serverWait time.Duration) (api.SubmitResult, error) {
+		return ac.SubmitRole(a.ctx, project, raw, serverWait)
+	})
 	if err != nil {
-		return err
-	}
-	if res, err = a.awaitPublication(ac, project, res, wait, serverWait); err != nil {
 		return err
 	}
 	if output == "json" {

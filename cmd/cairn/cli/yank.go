@@ -103,8 +103,8 @@ func (a *app) yank(project, version, keyName string, yank bool, reason string, w
 	if err != nil {
 		return err
 	}
-	if !pr.TrustsKey(kf.KeyID) {
-		return api.Errorf(api.CodeKeyNotDelegated, "key %q (%s) is not a maintainer key of project %s; the project trusts %v (threshold %d)", keyName, kf.KeyID, project, pr.KeyIDs, pr.Threshold)
+	if err := requireMaintainerKey(pr, project, keyName, kf); err != nil {
+		return err
 	}
 	next, err := client.NextYankRole(pr.Metadata, project, version, yank, reason, time.Now())
 	if err != nil {
@@ -128,19 +128,15 @@ func (a *app) yank(project, version, keyName string, yank bool, reason string, w
 		verb = "Unyanking"
 	}
 	a.notef("%s %s %s (%s; role version %d → %d)\n", verb, project, version, plural(len(files), "file"), pr.Version(), next.Signed.Version)
-	if pr.Threshold > 1 {
-		a.notef("note: %s requires %d maintainer signatures; this change carries only yours (key %q)\n", project, pr.Threshold, keyName)
-	}
+	a.noteThreshold(pr, project, "change", keyName)
 	raw, err := client.SignRole(next, signer)
 	if err != nil {
 		return err
 	}
-	serverWait := min(wait, 30*time.Second)
-	res, err := ac.SubmitRole(a.ctx, project, raw, serverWait)
+	res, err := a.submitAndAwait(ac, project, wait, func(serverWait time.Duration) (api.SubmitResult, error) {
+		return ac.SubmitRole(a.ctx, project, raw, serverWait)
+	})
 	if err != nil {
-		return err
-	}
-	if res, err = a.awaitPublication(ac, project, res, wait, serverWait); err != nil {
 		return err
 	}
 	if output == "json" {
@@ -153,8 +149,6 @@ func (a *app) yank(project, version, keyName string, yank bool, reason string, w
 	switch res.Status {
 	case api.StatusPublished:
 		a.printf("%s %s %s (%s) in role version %d, published in snapshot %d.\n", done, project, version, plural(len(files), "file"), res.RoleVersion, res.SnapshotVersion)
-	case api.StatusPending:
-		a.printf("%s\n", describePending(res))
 	default:
 		a.printf("%s\n", describeSubmit(res))
 	}
