@@ -183,6 +183,12 @@ type RootChange struct {
 	// by them in the same update.
 	TargetsKeys      []*metadata.Key
 	TargetsThreshold int
+	// TimestampKey and SnapshotKey, when not nil, become the only key of that online role
+	// (threshold 1). The server must already hold the key (configured or --standby-key):
+	// it refuses a root naming an online key it cannot sign with, and switches to the new
+	// key in the publish that serves the root.
+	TimestampKey *metadata.Key
+	SnapshotKey  *metadata.Key
 	// Expires is the expiry of the next root (required).
 	Expires time.Time
 }
@@ -195,9 +201,10 @@ type RootPlan struct {
 	Expires        time.Time      `json:"expires"`
 	Root           RoleKeysChange `json:"root"`
 	Targets        RoleKeysChange `json:"targets"`
-	// Timestamp and Snapshot are the online keys, kept as they are.
-	Timestamp RoleKeys `json:"timestamp"`
-	Snapshot  RoleKeys `json:"snapshot"`
+	// Timestamp and Snapshot are the online keys: kept, or moved to one new key that the
+	// server must already hold as a standby key.
+	Timestamp RoleKeysChange `json:"timestamp"`
+	Snapshot  RoleKeysChange `json:"snapshot"`
 	// Warnings are allowed but risky choices.
 	Warnings []string `json:"warnings"`
 }
@@ -205,8 +212,14 @@ type RootPlan struct {
 // TargetsKeysChanged reports whether targets must be re-signed by new keys with this root.
 func (p *RootPlan) TargetsKeysChanged() bool { return p.Targets.Changed() }
 
+// OnlineKeysChanged reports whether the next root moves timestamp or snapshot to another
+// key, which the server must already hold as a standby key.
+func (p *RootPlan) OnlineKeysChanged() bool { return p.Timestamp.Changed() || p.Snapshot.Changed() }
+
 // Renewal reports whether the next root changes nothing but its version and expiry.
-func (p *RootPlan) Renewal() bool { return !p.Root.Changed() && !p.Targets.Changed() }
+func (p *RootPlan) Renewal() bool {
+	return !p.Root.Changed() && !p.Targets.Changed() && !p.OnlineKeysChanged()
+}
 
 // CheckTopLevelExpiry applies the server's expiry window to a new root or targets.
 func CheckTopLevelExpiry(role string, expires, now time.Time) error {
@@ -278,10 +291,52 @@ func newRoleKeys(role string, keys []*metadata.Key, threshold int, current RoleK
 	return set, t, nil
 }
 
+// offlineKeyIDs are the keys of the offline roles of the current metadata: root and targets
+// (from root) and claimed (from targets). An online role must never use them: the server
+// would then hold a key that can sign for an offline role.
+func offlineKeyIDs(root *metadata.Metadata[metadata.RootType], targets *metadata.Metadata[metadata.TargetsType]) map[string]string {
+	out := map[string]string{}
+	for _, role := range []string{tufrepo.RoleRoot, tufrepo.RoleTargets} {
+		if r := root.Signed.Roles[role]; r != nil {
+			for _, id := range r.KeyIDs {
+				out[id] = role
+			}
+		}
+	}
+	if targets != nil && targets.Signed.Delegations != nil {
+		for _, d := range targets.Signed.Delegations.Roles {
+			if d.Name != tufrepo.RoleRecentlyClaimed {
+				for _, id := range d.KeyIDs {
+					out[id] = d.Name
+				}
+			}
+		}
+	}
+	return out
+}
+
+// newOnlineKey checks a new key for an online role (timestamp or snapshot).
+func newOnlineKey(role string, k *metadata.Key, offline map[string]string) (string, error) {
+	if _, err := tufrepo.Fingerprint(k); err != nil {
+		return "", api.Wrap(api.CodeInvalidKey, err, "the new %s key is not usable: %v", role, err)
+	}
+	wire := tufrepo.KeyToAPI(k)
+	if _, err := tufrepo.KeyFromAPI(wire); err != nil {
+		return "", api.Wrap(api.CodeInvalidKey, err, "the new %s key is not valid: %v", role, err)
+	}
+	id := tufrepo.KeyID(k)
+	if r, ok := offline[id]; ok {
+		return "", api.Errorf(api.CodeInvalidKey, "key %s is a current %s key: an online role (%s) must never use an offline key, since the server holds the keys of online roles", id, r, role)
+	}
+	return id, nil
+}
+
 // PlanRootRotation writes the next root from the verified current root and targets: version
 // + 1, the expiry asked for, the root and targets keys and thresholds asked for, and the
-// timestamp and snapshot keys kept as the server holds them. The result is unsigned. It
-// refuses what the server would refuse, and an offline role that would use an online key.
+// timestamp and snapshot keys kept as the server holds them or moved to the new key asked
+// for (threshold 1). The result is unsigned. It refuses what the server would refuse, an
+// offline role that would use an online key (current or new), and an online role that
+// would use an offline key.
 func PlanRootRotation(cur *metadata.Metadata[metadata.RootType], targets *metadata.Metadata[metadata.TargetsType], ch RootChange, now time.Time) (*RootPlan, *metadata.Metadata[metadata.RootType], error) {
 	if cur == nil || cur.Signed.Roles[tufrepo.RoleRoot] == nil || cur.Signed.Roles[tufrepo.RoleTargets] == nil {
 		return nil, nil, api.Errorf(api.CodeMalformedMetadata, "the current root does not delegate root and targets")
@@ -307,8 +362,44 @@ func PlanRootRotation(cur *metadata.Metadata[metadata.RootType], targets *metada
 	plan := &RootPlan{
 		CurrentVersion: cur.Signed.Version, NextVersion: next.Signed.Version,
 		ExpiresBefore: cur.Signed.Expires.UTC(), Expires: expires,
-		Timestamp: RootRoleKeys(cur, tufrepo.RoleTimestamp), Snapshot: RootRoleKeys(cur, tufrepo.RoleSnapshot),
 		Warnings: []string{},
+	}
+	// The online roles first: a new online key is then one the server holds, which the
+	// offline roles below must not use (the server refuses a root that gives root or
+	// targets to any key it holds, standby keys included).
+	offline := offlineKeyIDs(cur, targets)
+	curOnline := maps.Clone(online)
+	for _, r := range []struct {
+		role string
+		key  *metadata.Key
+	}{{tufrepo.RoleTimestamp, ch.TimestampKey}, {tufrepo.RoleSnapshot, ch.SnapshotKey}} {
+		if cur.Signed.Roles[r.role] == nil {
+			return nil, nil, api.Errorf(api.CodeMalformedMetadata, "the current root does not delegate %s", r.role)
+		}
+		if r.key == nil {
+			continue
+		}
+		id, err := newOnlineKey(r.role, r.key, offline)
+		if err != nil {
+			return nil, nil, err
+		}
+		if other, ok := curOnline[id]; ok && !slices.Contains(cur.Signed.Roles[r.role].KeyIDs, id) {
+			// The server signs timestamp with its timestamp key or a standby key, never with
+			// the key of another role; likewise snapshot.
+			return nil, nil, api.Errorf(api.CodeInvalidKey, "key %s is the server's current %s key: give %s a key of its own, held by the server as --standby-key", id, other, r.role)
+		}
+		for _, old := range slices.Clone(cur.Signed.Roles[r.role].KeyIDs) {
+			if err := next.Signed.RevokeKey(old, r.role); err != nil {
+				return nil, nil, fmt.Errorf("removing %s key %s: %w", r.role, old, err)
+			}
+		}
+		if err := next.Signed.AddKey(r.key, r.role); err != nil {
+			return nil, nil, api.Wrap(api.CodeInvalidKey, err, "adding %s key %s: %v", r.role, id, err)
+		}
+		next.Signed.Roles[r.role].Threshold = 1
+		if _, ok := online[id]; !ok {
+			online[id] = r.role
+		}
 	}
 	for _, r := range []struct {
 		role, flag string
@@ -341,6 +432,8 @@ func PlanRootRotation(cur *metadata.Metadata[metadata.RootType], targets *metada
 	}
 	plan.Root = diffRoleKeys(tufrepo.RoleRoot, RootRoleKeys(cur, tufrepo.RoleRoot), RootRoleKeys(next, tufrepo.RoleRoot))
 	plan.Targets = diffRoleKeys(tufrepo.RoleTargets, RootRoleKeys(cur, tufrepo.RoleTargets), RootRoleKeys(next, tufrepo.RoleTargets))
+	plan.Timestamp = diffRoleKeys(tufrepo.RoleTimestamp, RootRoleKeys(cur, tufrepo.RoleTimestamp), RootRoleKeys(next, tufrepo.RoleTimestamp))
+	plan.Snapshot = diffRoleKeys(tufrepo.RoleSnapshot, RootRoleKeys(cur, tufrepo.RoleSnapshot), RootRoleKeys(next, tufrepo.RoleSnapshot))
 
 	if nr := plan.Root.After; nr.Threshold == 1 && len(nr.Keys) > 1 {
 		plan.Warnings = append(plan.Warnings, fmt.Sprintf("root threshold 1 of %d keys: any one of them, if stolen, can replace every key of the repository", len(nr.Keys)))
@@ -351,6 +444,9 @@ func PlanRootRotation(cur *metadata.Metadata[metadata.RootType], targets *metada
 		if plan.Targets.After.Has(id) {
 			plan.Warnings = append(plan.Warnings, fmt.Sprintf("key %s signs both root and targets: separate keys limit what one stolen key can do", id))
 		}
+	}
+	if ts, sn := plan.Timestamp.After.KeyIDs(), plan.Snapshot.After.KeyIDs(); plan.OnlineKeysChanged() && slices.Equal(ts, sn) {
+		plan.Warnings = append(plan.Warnings, "timestamp and snapshot share one key: separate keys limit what one stolen key can do")
 	}
 	if len(plan.Root.Kept) == 0 && plan.Root.Changed() {
 		plan.Warnings = append(plan.Warnings, "every root key is replaced: keep the old keys until every client has followed, and make sure the new keys and their passphrase are backed up")
@@ -459,8 +555,11 @@ func CheckTopLevelUpdate(cur *TopLevel, up api.TopLevelUpdate, now time.Time) er
 	}
 	root := cur.Root
 	if len(up.Root) > 0 {
-		// The server checks that timestamp and snapshot stay with its online keys; any key
-		// the current root gives them is one the server held at the last publish.
+		// The server checks that timestamp and snapshot go to keys it holds; any key the
+		// current root gives them is one the server held at the last publish. A new
+		// timestamp or snapshot key is taken to be one of its standby keys (only the server
+		// knows; it refuses the root otherwise), and like every key it holds it may not sign
+		// root or targets.
 		var online tufrepo.Signers
 		for role, dst := range map[string]**tufrepo.OnlineSigner{tufrepo.RoleTimestamp: &online.Timestamp, tufrepo.RoleSnapshot: &online.Snapshot} {
 			r := cur.Root.Signed.Roles[role]
@@ -468,6 +567,22 @@ func CheckTopLevelUpdate(cur *TopLevel, up api.TopLevelUpdate, now time.Time) er
 				return api.Errorf(api.CodeMalformedMetadata, "the current root has no %s key", role)
 			}
 			*dst = &tufrepo.OnlineSigner{KeyID: r.KeyIDs[0]}
+		}
+		if next, err := metadata.Root().FromBytes(up.Root); err == nil {
+			for _, role := range []string{tufrepo.RoleTimestamp, tufrepo.RoleSnapshot} {
+				if r := next.Signed.Roles[role]; r != nil {
+					for _, id := range r.KeyIDs {
+						if id != online.Timestamp.KeyID && id != online.Snapshot.KeyID {
+							online.Standby = append(online.Standby, &tufrepo.OnlineSigner{KeyID: id})
+						}
+					}
+				}
+			}
+		}
+		for id, role := range onlineKeyIDs(cur.Root, cur.Targets) {
+			if role == tufrepo.RoleRecentlyClaimed {
+				online.RecentlyClaimed = &tufrepo.OnlineSigner{KeyID: id}
+			}
 		}
 		acc, err := tufrepo.ValidateRoot(up.Root, curRoot, online, now)
 		if err != nil {

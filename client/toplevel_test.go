@@ -241,3 +241,100 @@ func TestRotateSubmitTopLevelAndStatusRequests(t *testing.T) {
 		t.Fatalf("without a token: %v", err)
 	}
 }
+
+// TestRotateRootPlanOnlineKeys: --timestamp-key / --snapshot-key move an online role to one
+// new key (threshold 1); the old key leaves root; the local check takes the new key to be
+// one of the server's standby keys, so that it too may not sign root or targets.
+func TestRotateRootPlanOnlineKeys(t *testing.T) {
+	srv, tl := topLevelWorld(t)
+	now := time.Now()
+	year := now.Add(365 * 24 * time.Hour)
+	oldTS, oldSnap, oldRoot := srv.RoleKey(tufrepo.RoleTimestamp), srv.RoleKey(tufrepo.RoleSnapshot), srv.RoleKey(tufrepo.RoleRoot)
+	ts2 := clienttest.NewKey(t)
+	plan, next, err := PlanRootRotation(tl.Root, tl.Targets, RootChange{TimestampKey: ts2.Public, Expires: year}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case plan.Renewal() || !plan.OnlineKeysChanged() || plan.TargetsKeysChanged() || plan.Root.Changed():
+		t.Fatalf("plan: %+v", plan)
+	case len(plan.Timestamp.Removed) != 1 || plan.Timestamp.Removed[0].KeyID != oldTS.ID || len(plan.Timestamp.Added) != 1 || plan.Timestamp.Added[0].KeyID != ts2.ID || plan.Timestamp.After.Threshold != 1:
+		t.Fatalf("timestamp change: %+v", plan.Timestamp)
+	case !strings.HasPrefix(plan.Timestamp.Added[0].Fingerprint, "SHA256:") || !strings.HasPrefix(plan.Timestamp.Removed[0].Fingerprint, "SHA256:"):
+		t.Fatalf("no fingerprints: %+v", plan.Timestamp)
+	case plan.Snapshot.Changed() || len(plan.Snapshot.Kept) != 1 || plan.Snapshot.Kept[0].KeyID != oldSnap.ID:
+		t.Fatalf("snapshot change: %+v", plan.Snapshot)
+	}
+	if r := next.Signed.Roles[tufrepo.RoleTimestamp]; r.Threshold != 1 || len(r.KeyIDs) != 1 || r.KeyIDs[0] != ts2.ID {
+		t.Fatalf("next timestamp role: %+v", r)
+	}
+	if _, ok := next.Signed.Keys[oldTS.ID]; ok {
+		t.Fatal("the retired timestamp key is still listed")
+	}
+	raw, _ := SignTopLevel(ctx(t), next, onlineOf(t, oldRoot))
+	if err := CheckTopLevelUpdate(tl, api.TopLevelUpdate{Root: raw}, now); err != nil {
+		t.Fatalf("a root moving timestamp is refused: %v", err)
+	}
+
+	// Both online roles at once, each to its own key; the old ones leave root.
+	snap2 := clienttest.NewKey(t)
+	p2, n2, err := PlanRootRotation(tl.Root, tl.Targets, RootChange{TimestampKey: ts2.Public, SnapshotKey: snap2.Public, Expires: year}, now)
+	if err != nil || !p2.Snapshot.Changed() || p2.Snapshot.After.KeyIDs()[0] != snap2.ID || len(p2.Warnings) != 1 {
+		t.Fatalf("both online keys: %v %+v", err, p2)
+	}
+	if _, ok := n2.Signed.Keys[oldSnap.ID]; ok {
+		t.Fatal("the retired snapshot key is still listed")
+	}
+	// One key for both is allowed (the server accepts it), with a warning.
+	p3, _, err := PlanRootRotation(tl.Root, tl.Targets, RootChange{TimestampKey: ts2.Public, SnapshotKey: ts2.Public, Expires: year}, now)
+	if err != nil || !strings.Contains(strings.Join(p3.Warnings, "\n"), "share one key") {
+		t.Fatalf("one key for both: %v %+v", err, p3)
+	}
+	// The current key is no change.
+	p4, _, err := PlanRootRotation(tl.Root, tl.Targets, RootChange{TimestampKey: oldTS.Public, Expires: year}, now)
+	if err != nil || !p4.Renewal() {
+		t.Fatalf("the current timestamp key: %v %+v", err, p4)
+	}
+
+	// What the server refuses, refused here first.
+	bad := *ts2.Public
+	bad.Value.PublicKey = "zz"
+	claimed := srv.RoleKey(tufrepo.RoleClaimed)
+	newRoot := clienttest.NewKey(t)
+	for _, c := range []struct {
+		name    string
+		ch      RootChange
+		code    api.Code
+		mention string
+	}{
+		{"an invalid key", RootChange{TimestampKey: &bad, Expires: year}, api.CodeInvalidKey, "timestamp key"},
+		{"the current root key for timestamp", RootChange{TimestampKey: oldRoot.Public, Expires: year}, api.CodeInvalidKey, "current root key"},
+		{"the current targets key for snapshot", RootChange{SnapshotKey: srv.RoleKey(tufrepo.RoleTargets).Public, Expires: year}, api.CodeInvalidKey, "current targets key"},
+		{"the claimed key for timestamp", RootChange{TimestampKey: claimed.Public, Expires: year}, api.CodeInvalidKey, "current claimed key"},
+		{"the snapshot key for timestamp", RootChange{TimestampKey: oldSnap.Public, Expires: year}, api.CodeInvalidKey, "current snapshot key"},
+		{"the recently-claimed key for snapshot", RootChange{SnapshotKey: srv.RoleKey(tufrepo.RoleRecentlyClaimed).Public, Expires: year}, api.CodeInvalidKey, "current recently-claimed key"},
+		{"the new timestamp key as a new root key", RootChange{TimestampKey: ts2.Public, RootKeys: []*metadata.Key{ts2.Public, newRoot.Public}, Expires: year}, api.CodeInvalidKey, "online timestamp key"},
+		{"the new snapshot key as a new targets key", RootChange{SnapshotKey: snap2.Public, TargetsKeys: []*metadata.Key{snap2.Public}, Expires: year}, api.CodeInvalidKey, "online snapshot key"},
+	} {
+		_, _, err := PlanRootRotation(tl.Root, tl.Targets, c.ch, now)
+		wantCode(t, c.name, err, c.code, c.mention)
+	}
+
+	// A hand-made root that gives targets to the new timestamp key is refused by the local
+	// check as by the server (the new key is one the server holds).
+	_, handNext, err := PlanRootRotation(tl.Root, tl.Targets, RootChange{TimestampKey: ts2.Public, Expires: year}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := handNext.Signed.AddKey(ts2.Public, tufrepo.RoleTargets); err != nil {
+		t.Fatal(err)
+	}
+	handRaw, _ := SignTopLevel(ctx(t), handNext, onlineOf(t, oldRoot))
+	wantCode(t, "targets given to the new timestamp key", CheckTopLevelUpdate(tl, api.TopLevelUpdate{Root: handRaw}, now), api.CodeInvalidKey, "online keys")
+	// A root giving timestamp threshold 2 is refused: the server signs with one key.
+	handNext.Signed.Roles[tufrepo.RoleTargets].KeyIDs = []string{srv.RoleKey(tufrepo.RoleTargets).ID}
+	handNext.Signed.AddKey(oldTS.Public, tufrepo.RoleTimestamp)
+	handNext.Signed.Roles[tufrepo.RoleTimestamp].Threshold = 2
+	handRaw, _ = SignTopLevel(ctx(t), handNext, onlineOf(t, oldRoot))
+	wantCode(t, "timestamp threshold 2", CheckTopLevelUpdate(tl, api.TopLevelUpdate{Root: handRaw}, now), api.CodeInvalidThreshold, "threshold 1")
+}

@@ -1,8 +1,11 @@
 package e2e
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/cmd/cairn/cli"
+	"github.com/cairn-dev/cairn/internal/daemon"
 	"github.com/cairn-dev/cairn/internal/testdb"
 	"github.com/cairn-dev/cairn/internal/testrepo"
 	"github.com/cairn-dev/cairn/tufrepo"
@@ -310,4 +314,198 @@ func TestRotateRootWithTheCLI(t *testing.T) {
 
 func sameIDs(got []string, want ...string) bool {
 	return len(want) > 0 && !slices.Contains(want, "") && slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want)))
+}
+
+// standbyKeyURI writes an encrypted ed25519 key file and its passphrase file into dir and
+// returns the file:// URI cairnd takes for it.
+func standbyKeyURI(t *testing.T, dir, name string) string {
+	t.Helper()
+	pass := filepath.Join(dir, name+".passphrase")
+	if err := os.WriteFile(pass, []byte("standby "+name), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	priv, err := tufrepo.GenerateKey(tufrepo.KeyEd25519)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kf, err := tufrepo.EncryptKey(name, priv, []byte("standby "+name), tufrepo.KDFFast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(kf)
+	path := filepath.Join(dir, name+".json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return (&url.URL{Scheme: "file", Path: path, RawQuery: "passphrase-file=" + url.QueryEscape(pass)}).String()
+}
+
+// cairndKeysPublic runs 'cairnd keys public --key URI' and returns what it prints and the
+// key ID of that key.
+func cairndKeysPublic(t *testing.T, uri string) (string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if code := daemon.Main(context.Background(), []string{"keys", "public", "--key", uri}, &out, &errb, func(string) string { return "" }); code != 0 {
+		t.Fatalf("cairnd keys public: exit %d: %s", code, errb.String())
+	}
+	var wire api.Key
+	if err := json.Unmarshal(out.Bytes(), &wire); err != nil {
+		t.Fatalf("cairnd keys public printed %q: %v", out.String(), err)
+	}
+	k, err := tufrepo.KeyFromAPI(wire)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.String(), tufrepo.KeyID(k)
+}
+
+// servedOnlineSigner is the key ID that signs the served /metadata/ROLE.json.
+func servedOnlineSigner(t *testing.T, r *testrepo.Repo, role string) string {
+	t.Helper()
+	resp := r.Do(t, http.MethodGet, "/metadata/"+role+".json", "", "", nil)
+	if role == tufrepo.RoleSnapshot {
+		ts, err := metadata.Timestamp().FromBytes(r.Do(t, http.MethodGet, "/metadata/timestamp.json", "", "", nil).Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp = r.Do(t, http.MethodGet, "/metadata/"+itoa(ts.Signed.Meta["snapshot.json"].Version)+".snapshot.json", "", "", nil)
+	}
+	if resp.Status != http.StatusOK {
+		t.Fatalf("GET %s: %d", role, resp.Status)
+	}
+	var env struct {
+		Signatures []struct {
+			KeyID string `json:"keyid"`
+		} `json:"signatures"`
+	}
+	if err := json.Unmarshal(resp.Body, &env); err != nil || len(env.Signatures) != 1 {
+		t.Fatalf("served %s: %v %s", role, err, resp.Body)
+	}
+	return env.Signatures[0].KeyID
+}
+
+// TestRotateOnlineKeysWithTheCLI: the server runs with two standby keys; the admin prints
+// the public half of one with 'cairnd keys public' and moves timestamp to it with 'cairn
+// admin root rotate --timestamp-key FILE', then snapshot to the other with the JSON inline.
+// Each time the served metadata is signed by the new key at once, and a downloader who
+// pinned root 1 before any rotation gets a release published afterwards.
+func TestRotateOnlineKeysWithTheCLI(t *testing.T) {
+	dir := t.TempDir()
+	tsURI, snapURI := standbyKeyURI(t, dir, "timestamp-2"), standbyKeyURI(t, dir, "snapshot-2")
+	u, drop, err := testdb.Create("e2e_rotate_online_cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.StandbyKeys = []string{tsURI, snapURI} })
+	t.Cleanup(drop)
+	rootFile := filepath.Join(r.Dir, "root.json")
+	oldTS, oldSnap := servedOnlineSigner(t, r, tufrepo.RoleTimestamp), servedOnlineSigner(t, r, tufrepo.RoleSnapshot)
+
+	maint := newCLI(t, r.AdminToken)
+	maint.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	maint.ok(t, "key", "generate", "--name", "alice")
+	maint.ok(t, "project", "create", "hello", "--key", "alice")
+	upload := func(version, body string) {
+		t.Helper()
+		p := filepath.Join(t.TempDir(), "hello-"+version+".tar.gz")
+		os.WriteFile(p, []byte(body), 0o644)
+		maint.ok(t, "upload", "hello", version, p, "--key", "alice")
+	}
+	get := func(c *cairnCLI, version, want string) {
+		t.Helper()
+		out := t.TempDir()
+		c.ok(t, "get", "hello@"+version, "-o", out)
+		if b, err := os.ReadFile(filepath.Join(out, "hello-"+version+".tar.gz")); err != nil || string(b) != want {
+			t.Fatalf("get hello@%s: %q %v", version, b, err)
+		}
+	}
+	upload("1.0.0", "hello before the rotation")
+	dl := newCLI(t, "")
+	dl.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	get(dl, "1.0.0", "hello before the rotation")
+
+	tsPub, tsID := cairndKeysPublic(t, tsURI)
+	tsFile := filepath.Join(t.TempDir(), "timestamp-2.pub.json")
+	if err := os.WriteFile(tsFile, []byte(tsPub), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	admin := rotationAdmin(t, r)
+
+	// The plan names the old and new timestamp keys and says the server must hold the new.
+	out := admin.ok(t, "admin", "root", "rotate", "--key", "root", "--timestamp-key", tsFile, "--dry-run")
+	for _, want := range []string{"Timestamp key (online, held by the server) changes", "- removes  key " + oldTS, "+ adds     key " + tsID, "SHA256:", "--standby-key", "Snapshot keeps the server's online key " + oldSnap[:16]} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("the dry run does not say %q:\n%s", want, out)
+		}
+	}
+	// Refused before anything is sent: the root key as the timestamp key; refused by the
+	// server: a key it does not hold.
+	if code, _, errs := admin.run(t, "admin", "root", "rotate", "--key", "root", "--timestamp-key", filepath.Join(r.Dir, "keys", "root.json"), "--yes"); code != 10 || !strings.Contains(errs, "current root key") {
+		t.Fatalf("the root key as timestamp key: exit %d: %s", code, errs)
+	}
+	admin.ok(t, "key", "generate", "--name", "unheld")
+	if code, _, errs := admin.run(t, "admin", "root", "rotate", "--key", "root", "--timestamp-key", filepath.Join(admin.home, "keys", "unheld.json"), "--yes"); code != 10 || !strings.Contains(errs, "--standby-key") {
+		t.Fatalf("a timestamp key the server does not hold: exit %d: %s", code, errs)
+	}
+	if _, st := servedRoot(t, r, "2"); st != http.StatusNotFound {
+		t.Fatalf("a refused rotation is served: root 2 %d", st)
+	}
+
+	out = admin.ok(t, "admin", "root", "rotate", "--key", "root", "--timestamp-key", tsFile, "--yes")
+	t.Logf("cairn admin root rotate --timestamp-key:\n%s", out)
+	for _, want := range []string{"Published root version 2", "Verified through TUF", "The server now signs timestamp with the new key " + tsID[:16]} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("rotate --timestamp-key does not say %q:\n%s", want, out)
+		}
+	}
+	root2, st := servedRoot(t, r, "2")
+	if st != http.StatusOK {
+		t.Fatalf("root 2: %d", st)
+	}
+	if ids := root2.Signed.Roles[tufrepo.RoleTimestamp].KeyIDs; !sameIDs(ids, tsID) || root2.Signed.Roles[tufrepo.RoleTimestamp].Threshold != 1 {
+		t.Fatalf("root 2 delegates timestamp to %v, want %s", ids, tsID)
+	}
+	if ids := root2.Signed.Roles[tufrepo.RoleSnapshot].KeyIDs; !sameIDs(ids, oldSnap) {
+		t.Fatalf("root 2 delegates snapshot to %v, want the old %s", ids, oldSnap)
+	}
+	if _, ok := root2.Signed.Keys[oldTS]; ok {
+		t.Fatal("root 2 still lists the old timestamp key")
+	}
+	if got := servedOnlineSigner(t, r, tufrepo.RoleTimestamp); got != tsID {
+		t.Fatalf("timestamp.json is signed by %s, want the new key %s", got, tsID)
+	}
+
+	// A release published after the rotation reaches the downloader who pinned root 1.
+	upload("2.0.0", "hello after the timestamp rotation")
+	get(dl, "2.0.0", "hello after the timestamp rotation")
+	cached, err := os.ReadFile(filepath.Join(cli.MetadataDir(dl.home, r.URL), "root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if md, err := metadata.Root().FromBytes(cached); err != nil || md.Signed.Version != 2 {
+		t.Fatalf("the downloader's trusted root: %v %+v", err, md)
+	}
+
+	// Snapshot next, with the JSON given inline.
+	snapPub, snapID := cairndKeysPublic(t, snapURI)
+	out = admin.ok(t, "admin", "root", "rotate", "--key", "root", "--snapshot-key", strings.TrimSpace(snapPub), "--yes")
+	t.Logf("cairn admin root rotate --snapshot-key:\n%s", out)
+	for _, want := range []string{"Snapshot key (online, held by the server) changes", "+ adds     key " + snapID, "Timestamp keeps the server's online key " + tsID[:16], "Published root version 3", "The server now signs snapshot with the new key " + snapID[:16]} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("rotate --snapshot-key does not say %q:\n%s", want, out)
+		}
+	}
+	if got := servedOnlineSigner(t, r, tufrepo.RoleSnapshot); got != snapID {
+		t.Fatalf("snapshot is signed by %s, want the new key %s", got, snapID)
+	}
+	if got := servedOnlineSigner(t, r, tufrepo.RoleTimestamp); got != tsID {
+		t.Fatalf("timestamp is signed by %s after the snapshot rotation, want %s", got, tsID)
+	}
+	upload("3.0.0", "hello after the snapshot rotation")
+	get(dl, "3.0.0", "hello after the snapshot rotation")
+	// A downloader new to the server, from root 1, walks the chain as well.
+	fresh := newCLI(t, "")
+	fresh.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	get(fresh, "3.0.0", "hello after the snapshot rotation")
+	get(fresh, "1.0.0", "hello before the rotation")
 }

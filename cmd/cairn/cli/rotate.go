@@ -39,6 +39,8 @@ type rootRotateOptions struct {
 	newTargetsKeys   []string
 	genTargetsKeys   int
 	targetsThreshold int
+	timestampKey     string
+	snapshotKey      string
 	keyType          string
 	keyPrefix        string
 	expires          string
@@ -86,8 +88,8 @@ type topLevelVerified struct {
 func (a *app) rootRotateCommand() *cobra.Command {
 	var o rootRotateOptions
 	cmd := &cobra.Command{
-		Use:   "rotate --key ROOTKEY... [--new-root-key NAME... | --generate-root-keys N] [--threshold T] [--new-targets-key NAME... | --generate-targets-key] [--expires 365d]",
-		Short: "Sign the next root: new root keys or threshold, new targets keys, or a later expiry",
+		Use:   "rotate --key ROOTKEY... [--new-root-key NAME... | --generate-root-keys N] [--threshold T] [--new-targets-key NAME... | --generate-targets-key] [--timestamp-key PUBKEY] [--snapshot-key PUBKEY] [--expires 365d]",
+		Short: "Sign the next root: new root keys or threshold, new targets or online keys, or a later expiry",
 		Long: `rotate writes the next version of root and signs it offline. It refreshes and
 verifies the current root, targets and snapshot from your pinned root (following any
 rotation since), and writes root version N+1:
@@ -100,7 +102,12 @@ rotation since), and writes root version N+1:
     --targets-threshold. When they change, targets version M+1 (same delegations as the
     verified one) is signed by the new targets keys and sent with the root, so that no
     client ever sees a root whose targets it cannot verify;
-  - timestamp and snapshot keep the server's online keys;
+  - timestamp and snapshot keep the server's online keys, unless --timestamp-key or
+    --snapshot-key gives a new public key (the JSON 'cairnd keys public --key URI'
+    prints, as a file or inline): the new root then delegates that role to this key
+    alone, threshold 1. The server must already hold the new key: restart it with
+    --standby-key URI first, or it refuses the root. It switches to the new key in the
+    publish that serves the new root, so clients never see a gap;
   - the expiry is --expires from now.
 
 With no key or threshold change, rotate renews root: a new version with a later expiry.
@@ -117,7 +124,10 @@ since version N needs them to reach N+1.`,
 		Example: `  # replace the single dev root key by two new keys, 2 of 2, and the targets key
   cairn admin root rotate --key root --generate-root-keys 2 --threshold 2 --generate-targets-key
   # renew root for another year
-  cairn admin root rotate --key root-1 --key root-2 --expires 365d --yes`,
+  cairn admin root rotate --key root-1 --key root-2 --expires 365d --yes
+  # move timestamp to a key the server already holds as --standby-key
+  cairnd keys public --key "file:///etc/cairn/timestamp-2.json?passphrase-file=/etc/cairn/pass" > timestamp-2.pub.json
+  cairn admin root rotate --key root --timestamp-key timestamp-2.pub.json`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error { return a.rootRotate(cmd, o) }),
 	}
@@ -131,6 +141,8 @@ since version N needs them to reach N+1.`,
 	f.IntVar(&o.genTargetsKeys, "generate-targets-key", 0, "generate one new targets key (same as --generate-targets-keys 1)")
 	f.Lookup("generate-targets-key").NoOptDefVal = "1"
 	f.IntVar(&o.targetsThreshold, "targets-threshold", 0, "how many targets keys must sign targets (default: the current threshold)")
+	f.StringVar(&o.timestampKey, "timestamp-key", "", "new online timestamp public key: a file with the JSON 'cairnd keys public' prints, or the JSON itself (the server must hold it as --standby-key)")
+	f.StringVar(&o.snapshotKey, "snapshot-key", "", "new online snapshot public key: a file with the JSON 'cairnd keys public' prints, or the JSON itself (the server must hold it as --standby-key)")
 	f.StringVar(&o.keyType, "key-type", string(tufrepo.KeyEd25519), "type of generated keys: ed25519 or ecdsa-p256")
 	f.StringVar(&o.keyPrefix, "key-prefix", "", "prefix of generated key names (PREFIX-root-vN-1, …; default root-vN-1, …)")
 	f.StringVar(&o.expires, "expires", "365d", "expiry of the new root: a lifetime (365d, 52w, 8760h) or a date (2027-06-30)")
@@ -176,6 +188,19 @@ func (a *app) rootRotate(cmd *cobra.Command, o rootRotateOptions) error {
 	}
 	if cmd.Flags().Changed("targets-expires") && len(o.newTargetsKeys) == 0 && o.genTargetsKeys == 0 {
 		return api.Errorf(api.CodeBadRequest, "--targets-expires applies only when the targets keys change; to re-sign targets alone use 'cairn admin targets resign'")
+	}
+	// New online keys: public halves only, validated as the server validates keys.
+	var timestampKey, snapshotKey *metadata.Key
+	for _, k := range []struct {
+		flag, arg string
+		dst       **metadata.Key
+	}{{"--timestamp-key", o.timestampKey, &timestampKey}, {"--snapshot-key", o.snapshotKey, &snapshotKey}} {
+		if !cmd.Flags().Changed(strings.TrimPrefix(k.flag, "--")) {
+			continue
+		}
+		if *k.dst, err = parseOnlineKey(k.flag, k.arg); err != nil {
+			return err
+		}
 	}
 	if !o.dryRun {
 		if err := a.requireToken(); err != nil {
@@ -255,7 +280,7 @@ func (a *app) rootRotate(cmd *cobra.Command, o rootRotateOptions) error {
 		g.priv = priv
 	}
 
-	change := client.RootChange{RootThreshold: o.threshold, TargetsThreshold: o.targetsThreshold, Expires: rootExpires}
+	change := client.RootChange{RootThreshold: o.threshold, TargetsThreshold: o.targetsThreshold, TimestampKey: timestampKey, SnapshotKey: snapshotKey, Expires: rootExpires}
 	names := a.localKeyNames()
 	addKeys := func(role string, kfs []*tufrepo.KeyFile) ([]*metadata.Key, error) {
 		out := []*metadata.Key{}
@@ -295,7 +320,7 @@ func (a *app) rootRotate(cmd *cobra.Command, o rootRotateOptions) error {
 			return err
 		}
 	}
-	if !plan.Root.Changed() && !plan.Targets.Changed() && (len(newRootKFs) > 0 || len(newTargetsKFs) > 0) {
+	if plan.Renewal() && (len(newRootKFs) > 0 || len(newTargetsKFs) > 0 || timestampKey != nil || snapshotKey != nil) {
 		a.notef("note: the keys given are the current keys; this only renews root\n")
 	}
 
@@ -446,7 +471,26 @@ func (a *app) rootRotate(cmd *cobra.Command, o rootRotateOptions) error {
 	if plan.Root.Changed() {
 		a.printf("Keep the old root keys until every client has updated: clients that trust root version %d need them to reach version %d.\n", plan.CurrentVersion, plan.NextVersion)
 	}
+	a.printOnlineKeysResult(plan, rep.Verified)
 	return nil
+}
+
+// printOnlineKeysResult says which keys the server signs timestamp and snapshot with after
+// a root that moved them was uploaded.
+func (a *app) printOnlineKeysResult(p *client.RootPlan, v *topLevelVerified) {
+	for _, c := range []client.RoleKeysChange{p.Timestamp, p.Snapshot} {
+		if !c.Changed() {
+			continue
+		}
+		if v != nil && v.RootVersion >= p.NextVersion {
+			// The refresh verified the served timestamp (and snapshot) with root version
+			// NextVersion or later, so they are signed by its keys.
+			a.printf("The server now signs %s with the new key %s: the TUF refresh above verified it.\n", c.Role, client.KeyList(c.After.Keys))
+		} else {
+			a.printf("The server switches %s to the new key %s when it publishes root version %d.\n", c.Role, client.KeyList(c.After.Keys), p.NextVersion)
+		}
+		a.printf("The old %s key no longer signs: when the server next restarts, give the new key as --%s-key (instead of --standby-key) and the old one may go.\n", c.Role, c.Role)
+	}
 }
 
 // checkSigningKeys refuses keys that are not keys of role, or fewer than its threshold.
@@ -542,7 +586,8 @@ func (a *app) printRootPlan(cur *client.TopLevel, rep *rotateReport, gens []*gen
 		a.printf("  Targets version %d → %d is signed by the new targets keys and sent with root; it expires %s and keeps its delegations:\n", t.CurrentVersion, t.NextVersion, untilText(t.Expires))
 		a.printDelegations(t)
 	}
-	a.printf("\nTimestamp and snapshot keep the server's online keys: timestamp %s; snapshot %s.\n", client.KeyList(p.Timestamp.Keys), client.KeyList(p.Snapshot.Keys))
+	a.printf("\n")
+	a.printOnlineKeysChange(p)
 
 	var old, nw []string
 	for _, id := range rep.RootSignedBy {
@@ -576,6 +621,44 @@ func (a *app) printRootPlan(cur *client.TopLevel, rep *rotateReport, gens []*gen
 		a.notef("warning: targets version %d expires in %s; 'cairn admin status' will warn at once\n", t.NextVersion, roughDuration(time.Until(t.Expires)))
 	}
 	a.printf("\n")
+}
+
+// printOnlineKeysChange prints the timestamp and snapshot keys before and after, with the
+// note that the server must already hold a new one.
+func (a *app) printOnlineKeysChange(p *client.RootPlan) {
+	if !p.OnlineKeysChanged() {
+		a.printf("Timestamp and snapshot keep the server's online keys: timestamp %s; snapshot %s.\n", client.KeyList(p.Timestamp.After.Keys), client.KeyList(p.Snapshot.After.Keys))
+		return
+	}
+	var moved []string
+	for _, c := range []client.RoleKeysChange{p.Timestamp, p.Snapshot} {
+		title := strings.ToUpper(c.Role[:1]) + c.Role[1:]
+		if !c.Changed() {
+			a.printf("%s keeps the server's online key %s.\n", title, client.KeyList(c.After.Keys))
+			continue
+		}
+		moved = append(moved, c.Role)
+		a.printf("%s key (online, held by the server) changes: %d of %s → %d of %s must sign.\n", title, c.Before.Threshold, plural(len(c.Before.Keys), "key"), c.After.Threshold, plural(len(c.After.Keys), "key"))
+		tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+		line := func(mark string, k client.TopLevelKey) {
+			fmt.Fprintf(tw, "  %s\tkey %s\t%s\t%s\n", mark, k.KeyID, k.KeyType, k.Fingerprint)
+		}
+		for _, k := range c.Removed {
+			line("- removes", k)
+		}
+		for _, k := range c.Added {
+			line("+ adds", k)
+		}
+		for _, k := range c.Kept {
+			line("  keeps", k)
+		}
+		tw.Flush()
+	}
+	a.printf("Note: the server must already hold the new %s key: start it with --standby-key URI for that key\n"+
+		"before uploading ('cairnd keys public --key URI' prints the public key to compare). Otherwise the server\n"+
+		"refuses root version %d and nothing changes. It switches to the new key in the publish that serves\n"+
+		"root version %d; clients follow without a gap.\n",
+		strings.Join(moved, " and "), p.NextVersion, p.NextVersion)
 }
 
 // printRoleChange prints a role's keys before and after.

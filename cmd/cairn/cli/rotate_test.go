@@ -241,3 +241,93 @@ func TestRotateParseExpiry(t *testing.T) {
 		}
 	}
 }
+
+// TestRootRotateOnlineKeyFlags: --timestamp-key and --snapshot-key take the JSON 'cairnd
+// keys public' prints (file or inline); the plan shows old → new with key IDs and
+// fingerprints and the note about --standby-key; keys the server would refuse are refused
+// first; and a server that does not hold the new key refuses the root, changing nothing.
+func TestRootRotateOnlineKeyFlags(t *testing.T) {
+	r, c := devAdmin(t)
+	c.ok("key", "generate", "--name", "ts2")
+	c.ok("key", "generate", "--name", "snap2")
+	ids := keyIDs(t, c)
+	pubKey := func(name string) *metadata.Key {
+		b, err := os.ReadFile(filepath.Join(c.home, "keys", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var kf tufrepo.KeyFile
+		if err := json.Unmarshal(b, &kf); err != nil {
+			t.Fatal(err)
+		}
+		k, err := tufrepo.KeyFromAPI(kf.Public)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	pubOf := func(name string) string {
+		b, _ := json.Marshal(tufrepo.KeyToAPI(pubKey(name)))
+		return string(b)
+	}
+	ts2File := writeFile(t, t.TempDir(), "ts2.pub.json", pubOf("ts2")+"\n")
+	root1 := servedRootVersion(t, r, "1")
+	oldTS, oldSnap := root1.Signed.Roles[tufrepo.RoleTimestamp].KeyIDs[0], root1.Signed.Roles[tufrepo.RoleSnapshot].KeyIDs[0]
+
+	out := c.ok("admin", "root", "rotate", "--key", "root", "--timestamp-key", ts2File, "--dry-run")
+	t.Logf("dry run:\n%s", out)
+	for _, want := range []string{
+		"Root version 2 expires", "Timestamp key (online, held by the server) changes: 1 of 1 key → 1 of 1 key",
+		"- removes  key " + oldTS, "+ adds     key " + ids["ts2"], fingerprintText(root1.Signed.Keys[oldTS]), fingerprintText(pubKey("ts2")),
+		"Snapshot keeps the server's online key " + oldSnap[:16],
+		"must already hold the new timestamp key", "--standby-key", "refuses root version 2", "Dry run",
+	} {
+		if !strings.Contains(out, want) {
+			t.Fatalf("dry run does not say %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "renews it") {
+		t.Fatalf("a new timestamp key is shown as a renewal:\n%s", out)
+	}
+	var rep rotateReport
+	out = c.ok("admin", "root", "rotate", "--key", "root", "--timestamp-key", ts2File, "--snapshot-key", pubOf("snap2"), "--dry-run", "--output", "json")
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if p := rep.Root; p == nil || !p.OnlineKeysChanged() || p.Timestamp.After.KeyIDs()[0] != ids["ts2"] || p.Snapshot.After.KeyIDs()[0] != ids["snap2"] || p.Timestamp.After.Threshold != 1 || p.Root.Changed() {
+		t.Fatalf("dry run report: %s", out)
+	}
+	// The current key changes nothing: a renewal, with a note.
+	if res := c.run("admin", "root", "rotate", "--key", "root", "--timestamp-key", filepath.Join(r.Dir, "keys", "timestamp.json"), "--dry-run"); res.code != 0 || !strings.Contains(res.stdout, "renews it") || !strings.Contains(res.stderr, "only renews root") {
+		t.Fatalf("the current timestamp key: %+v", res)
+	}
+
+	// Refusals, before anything is sent.
+	c.fails(10, "--timestamp-key", "admin", "root", "rotate", "--key", "root", "--timestamp-key", "{not json", "--yes")
+	c.fails(10, "neither inline JSON nor a readable file", "admin", "root", "rotate", "--key", "root", "--snapshot-key", filepath.Join(t.TempDir(), "missing.json"), "--yes")
+	c.fails(10, "not supported", "admin", "root", "rotate", "--key", "root", "--timestamp-key", `{"keytype":"rsa","scheme":"rsassa-pss-sha256","keyval":{"public":"x"}}`, "--yes")
+	c.fails(10, "ed25519 key must be", "admin", "root", "rotate", "--key", "root", "--timestamp-key", `{"keytype":"ed25519","scheme":"ed25519","keyval":{"public":"abcd"}}`, "--yes")
+	c.fails(10, "is required", "admin", "root", "rotate", "--key", "root", "--timestamp-key", "", "--yes")
+	c.fails(10, "current root key", "admin", "root", "rotate", "--key", "root", "--timestamp-key", pubOf("root"), "--yes")
+	c.fails(10, "current targets key", "admin", "root", "rotate", "--key", "root", "--snapshot-key", pubOf("targets"), "--yes")
+	c.fails(10, "current claimed key", "admin", "root", "rotate", "--key", "root", "--snapshot-key", pubOf("claimed"), "--yes")
+	c.fails(10, "current snapshot key", "admin", "root", "rotate", "--key", "root", "--timestamp-key", filepath.Join(r.Dir, "keys", "snapshot.json"), "--yes")
+	c.fails(10, "online timestamp key", "admin", "root", "rotate", "--key", "root", "--timestamp-key", ts2File, "--new-root-key", "ts2", "--yes")
+	c.fails(10, "online snapshot key", "admin", "root", "rotate", "--key", "root", "--snapshot-key", pubOf("snap2"), "--new-targets-key", "snap2", "--yes")
+	if servedRootVersion(t, r, "2") != nil {
+		t.Fatal("a refused rotation published root 2")
+	}
+	// This server does not hold ts2: it refuses the root, and says how to fix it.
+	res := c.fails(10, "--standby-key", "admin", "root", "rotate", "--key", "root", "--timestamp-key", ts2File, "--yes")
+	t.Logf("refused by the server: %s", res.stderr)
+	if !strings.Contains(res.stderr, ids["ts2"]) {
+		t.Fatalf("the refusal does not name the key: %s", res.stderr)
+	}
+	if servedRootVersion(t, r, "2") != nil {
+		t.Fatal("a root naming a key the server does not hold was published")
+	}
+	// And the same flags without an online key change still renew.
+	if out := c.ok("admin", "root", "rotate", "--key", "root", "--yes"); !strings.Contains(out, "Published root version 2") {
+		t.Fatalf("renewal after the refusal: %s", out)
+	}
+}
