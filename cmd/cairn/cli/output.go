@@ -28,3 +28,17 @@ func (a *app) printJSON(v any) error {
 
 // table writes aligned columns to stdout; Flush it when done.
 func (a *app) table() *tabwriter.Writer { return tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0) }
+
+// finishWithJSON returns the last step of a command that prints *out as its JSON output
+// whatever happens: with --output json it prints it, then returns err (or the printing
+// error if there was none).
+func (a *app) finishWithJSON(output string, out any) func(err error) error {
+	return func(err error) error {
+		if output == "json" {
+			if jerr := a.printJSON(out); err == nil {
+				err = jerr
+			}
+		}
+		return err
+	}
+}

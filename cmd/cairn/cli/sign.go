@@ -216,28 +216,14 @@ func (a *app) sign(project, keyName string, version int64, kind string, yes bool
 	if basis.current != nil {
 		out.CurrentVersion = basis.current.Signed.Version
 	}
-	finish := func(err error) error {
-		if output == "json" {
-			if jerr := a.printJSON(out); err == nil {
-				err = jerr
-			}
-		}
-		return err
-	}
+	finish := a.finishWithJSON(output, &out)
 
 	if output != "json" {
 		a.describeBasis(project, basis)
 	}
 	switch {
 	case len(views) == 0 && version != 0:
-		open := make([]string, len(pl.Proposals))
-		for i, p := range pl.Proposals {
-			open[i] = fmt.Sprint(p.Version)
-		}
-		if len(open) == 0 {
-			open = []string{"none"}
-		}
-		return finish(api.Errorf(api.CodeNotFound, "project %s has no open proposal for role version %d (open: %s)", project, version, strings.Join(open, ", ")))
+		return finish(api.Errorf(api.CodeNotFound, "project %s has no open proposal for role version %d (open: %s)", project, version, proposalVersions(pl.Proposals)))
 	case len(views) == 0:
 		if output != "json" {
 			a.printf("No proposals of %s are waiting for signatures.\n", project)
@@ -252,11 +238,8 @@ func (a *app) sign(project, keyName string, version int64, kind string, yes bool
 		a.printf("\n")
 	}
 	if len(views) > 1 {
-		vs := make([]string, len(views))
-		for i, v := range views {
-			vs[i] = fmt.Sprint(v.Version)
-		}
-		return finish(api.Errorf(api.CodeBadRequest, "%d proposals are open (role versions %s): choose the one to sign with --version", len(views), strings.Join(vs, ", ")))
+		vs := versionsText(views, func(v proposalView) int64 { return v.Version })
+		return finish(api.Errorf(api.CodeBadRequest, "%d proposals are open (role versions %s): choose the one to sign with --version", len(views), vs))
 	}
 	v := &views[0]
 	if v.problem != nil {
@@ -403,13 +386,7 @@ func (a *app) describeProposal(project string, v *proposalView, keyName string) 
 	} else {
 		a.printf("Proposal: role version %d of %s (the verified role is at version %d)\n", v.Version, project, c.FromVersion)
 	}
-	proposer := short(v.ProposedBy)
-	for _, s := range v.Signers {
-		if s.KeyID == v.ProposedBy {
-			proposer += "  " + s.Fingerprint
-		}
-	}
-	a.printf("  Proposed by: key %s, %s\n", proposer, when(v.CreatedAt))
+	a.printProposer(v.ProposedBy, v.Signers, v.CreatedAt)
 	a.printf("  Signatures:  %d of %d required\n", v.Signatures, v.Threshold)
 	a.printSigners(v.Signers, v.Invalid, v.Untrusted, keyName, "proposal")
 	if !v.ExpiresAt.IsZero() {
@@ -422,6 +399,18 @@ func (a *app) describeProposal(project string, v *proposalView, keyName string) 
 	if v.Problem != "" {
 		a.printf("  CANNOT BE SIGNED: %s\n", v.Problem)
 	}
+}
+
+// printProposer says which key proposed (with its fingerprint, if it is a maintainer key)
+// and when.
+func (a *app) printProposer(proposedBy string, signers []signerView, created time.Time) {
+	proposer := short(proposedBy)
+	for _, s := range signers {
+		if s.KeyID == proposedBy {
+			proposer += "  " + s.Fingerprint
+		}
+	}
+	a.printf("  Proposed by: key %s, %s\n", proposer, when(created))
 }
 
 // printSigners lists the maintainer keys and whether each signed, then warns of every
@@ -469,9 +458,14 @@ func proposalVersions(ps []api.Proposal) string {
 	if len(ps) == 0 {
 		return "none"
 	}
-	out := make([]string, len(ps))
-	for i, p := range ps {
-		out[i] = fmt.Sprint(p.Version)
+	return versionsText(ps, func(p api.Proposal) int64 { return p.Version })
+}
+
+// versionsText lists the versions of items, separated by commas.
+func versionsText[T any](items []T, version func(T) int64) string {
+	out := make([]string, len(items))
+	for i, it := range items {
+		out[i] = fmt.Sprint(version(it))
 	}
 	return strings.Join(out, ", ")
 }
@@ -748,14 +742,7 @@ func (a *app) signMaintainerChange(ac *client.API, project string, kf *tufrepo.K
 	}
 	out := signChangesOutput{Project: project, Kind: api.KindMaintainers, Server: ac.Server(), Delegator: pr.Delegator, DelegationVersion: p.DelegationVersion,
 		SnapshotVersion: pr.SnapshotVersion, Threshold: cur.Threshold, Key: kf.KeyID, Proposals: views}
-	finish := func(err error) error {
-		if output == "json" {
-			if jerr := a.printJSON(out); err == nil {
-				err = jerr
-			}
-		}
-		return err
-	}
+	finish := a.finishWithJSON(output, &out)
 	if output != "json" {
 		a.notef("Verified the maintainers of %s (delegated by %s, %d of %d keys must sign) through snapshot %d; the server counts %s applied.\n",
 			project, pr.Delegator, cur.Threshold, len(cur.Keys), pr.SnapshotVersion, plural(int(p.DelegationVersion), "maintainer change"))
@@ -777,11 +764,8 @@ func (a *app) signMaintainerChange(ac *client.API, project string, kf *tufrepo.K
 		a.printf("\n")
 	}
 	if len(views) > 1 {
-		vs := make([]string, len(views))
-		for i, v := range views {
-			vs[i] = fmt.Sprint(v.Version)
-		}
-		return finish(api.Errorf(api.CodeBadRequest, "%d maintainer changes are open (versions %s): choose the one to sign with --version", len(views), strings.Join(vs, ", ")))
+		vs := versionsText(views, func(v changeProposalView) int64 { return v.Version })
+		return finish(api.Errorf(api.CodeBadRequest, "%d maintainer changes are open (versions %s): choose the one to sign with --version", len(views), vs))
 	}
 	v := &views[0]
 	if v.problem != nil {
@@ -881,13 +865,7 @@ func reviewMaintainerProposal(project string, p api.Proposal, pr *client.Project
 // describeMaintainerProposal prints one open maintainer change in plain language.
 func (a *app) describeMaintainerProposal(project string, v *changeProposalView, delegationVersion int64, keyName string) {
 	a.printf("Maintainer change %d of %s (the maintainers are at version %d)\n", v.Version, project, delegationVersion)
-	proposer := short(v.ProposedBy)
-	for _, s := range v.Signers {
-		if s.KeyID == v.ProposedBy {
-			proposer += "  " + s.Fingerprint
-		}
-	}
-	a.printf("  Proposed by: key %s, %s\n", proposer, when(v.CreatedAt))
+	a.printProposer(v.ProposedBy, v.Signers, v.CreatedAt)
 	a.printf("  Signatures:  %d of %d required (of the current maintainer keys)\n", v.Signatures, v.Threshold)
 	a.printSigners(v.Signers, v.Invalid, v.Untrusted, keyName, "change")
 	exp := v.ExpiresAt
