@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
 	"github.com/spf13/cobra"
 )
@@ -30,9 +29,9 @@ are those of 'cairn get'.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			project, version, pinned := strings.Cut(args[0], "@")
-			if pinned && version == "" {
-				return api.Errorf(api.CodeBadRequest, "%q names no version after '@'", args[0])
+			project, version, _, err := releaseArg(args[0])
+			if err != nil {
+				return err
 			}
 			repo, err := a.repo()
 			if err != nil {
@@ -56,11 +55,7 @@ are those of 'cairn get'.`,
 func (a *app) printExplanation(e *client.Explanation) {
 	a.printf("%s %s, verified through snapshot %d of %s\n", e.Project, e.Release, e.SnapshotVersion, e.Server)
 	if e.Yanked {
-		why := "no reason given"
-		if e.YankReason != "" {
-			why = "reason: " + e.YankReason
-		}
-		a.printf("YANKED by its maintainers (%s): 'cairn get %s' skips it unless asked for by version.\n", why, e.Project)
+		a.printf("YANKED by its maintainers (%s): 'cairn get %s' skips it unless asked for by version.\n", yankWhy(e.YankReason), e.Project)
 	}
 	a.printf("\nChain of trust, from the pinned root down (each role is signed by the keys the role above it names):\n")
 	for _, l := range e.Chain {

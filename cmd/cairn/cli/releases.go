@@ -96,9 +96,9 @@ written to DIR unless every file verified.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			project, version, pinned := strings.Cut(args[0], "@")
-			if pinned && version == "" {
-				return api.Errorf(api.CodeBadRequest, "%q names no version after '@'", args[0])
+			project, version, pinned, err := releaseArg(args[0])
+			if err != nil {
+				return err
 			}
 			repo, pr, err := a.projectRole(project)
 			if err != nil {
@@ -112,11 +112,7 @@ written to DIR unless every file verified.`,
 					return api.Errorf(api.CodeNotFound, "project %s has no release %q in its verified metadata; see 'cairn releases %s'", project, version, project)
 				}
 				if rel.Yanked {
-					why := "no reason given"
-					if rel.YankReason != "" {
-						why = "reason: " + rel.YankReason
-					}
-					a.notef("warning: %s %s is yanked (%s); downloading it because it was asked for by version\n", project, version, why)
+					a.notef("warning: %s %s is yanked (%s); downloading it because it was asked for by version\n", project, version, yankWhy(rel.YankReason))
 				}
 			} else {
 				var ok bool
@@ -147,4 +143,21 @@ written to DIR unless every file verified.`,
 	cmd.Flags().StringArrayVar(&names, "file", nil, "download only this file of the release (repeatable)")
 	addOutputFlag(cmd, &output)
 	return cmd
+}
+
+// releaseArg splits NAME[@VERSION]; pinned says a version was given.
+func releaseArg(arg string) (project, version string, pinned bool, err error) {
+	project, version, pinned = strings.Cut(arg, "@")
+	if pinned && version == "" {
+		return "", "", false, api.Errorf(api.CodeBadRequest, "%q names no version after '@'", arg)
+	}
+	return project, version, pinned, nil
+}
+
+// yankWhy gives the reason a release is yanked, or says there was none.
+func yankWhy(reason string) string {
+	if reason == "" {
+		return "no reason given"
+	}
+	return "reason: " + reason
 }
