@@ -71,26 +71,28 @@ func claim(t *testing.T, r *testrepo.Repo, projects ...string) api.ClaimResult {
 }
 
 // forgeRole is the attacker's move with the database and the online keys: it re-delegates
-// project to their key through recently-claimed and publishes a role version they signed.
-func forgeRole(t *testing.T, r *testrepo.Repo, project string, version int64, mallory *testrepo.Key, files ...testrepo.File) {
+// project to their key through recently-claimed and, if md is not nil, publishes that role
+// version signed by them.
+func forgeRole(t *testing.T, r *testrepo.Repo, project string, md *metadata.Metadata[metadata.TargetsType], mallory *testrepo.Key) {
 	t.Helper()
 	ctx := context.Background()
-	raw := testrepo.Sign(t, testrepo.Role(version, time.Now().Add(24*time.Hour), files...), mallory)
 	keys, _ := json.Marshal(map[string]*metadata.Key{mallory.ID(): mallory.Signer.Key})
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{`UPDATE projects SET delegator = 'recently-claimed', keys = $2, keyids = $3, threshold = 1, delegated = false, role_version = $4 WHERE name = $1`, []any{project, keys, []string{mallory.ID()}, version}},
-		{`INSERT INTO metadata (role, version, raw, length, sha256, expires, action) VALUES ($1, $2, $3, $4, $5, now() + interval '1 day', 'accepted')`, []any{project, version, raw, len(raw), shaBytes(raw)}},
-	} {
-		if _, err := r.DB.Pool.Exec(ctx, q.sql, q.args...); err != nil {
+	if _, err := r.DB.Pool.Exec(ctx, `UPDATE projects SET delegator = 'recently-claimed', keys = $2, keyids = $3, threshold = 1, delegated = false WHERE name = $1`, project, keys, []string{mallory.ID()}); err != nil {
+		t.Fatal(err)
+	}
+	if md != nil {
+		raw := testrepo.Sign(t, md, mallory)
+		v := md.Signed.Version
+		if _, err := r.DB.Pool.Exec(ctx, `INSERT INTO metadata (role, version, raw, length, sha256, expires, action) VALUES ($1, $2, $3, $4, $5, now() + interval '1 day', 'accepted')`, project, v, raw, len(raw), shaBytes(raw)); err != nil {
 			t.Fatal(err)
 		}
-	}
-	for _, f := range files {
-		if _, err := r.DB.Pool.Exec(ctx, `INSERT INTO release_files (path, project, version, filename, length, sha256, role_version) VALUES ($1, $2, '6.6.6', 'x', $3, $4, $5) ON CONFLICT DO NOTHING`, f.Path, project, len(f.Content), shaBytes(f.Content), version); err != nil {
+		if _, err := r.DB.Pool.Exec(ctx, `UPDATE projects SET role_version = $2 WHERE name = $1`, project, v); err != nil {
 			t.Fatal(err)
+		}
+		for p, tf := range md.Signed.Targets {
+			if _, err := r.DB.Pool.Exec(ctx, `INSERT INTO release_files (path, project, version, filename, length, sha256, role_version) VALUES ($1, $2, 'x', 'x', $3, $4, $5) ON CONFLICT DO NOTHING`, p, project, tf.Length, []byte(tf.Hashes["sha256"]), v); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 	publishAll(t, r)
@@ -98,29 +100,71 @@ func forgeRole(t *testing.T, r *testrepo.Repo, project string, version int64, ma
 
 // TestClaimedProjectSurvivesServerCompromise: once a project is claimed (offline keys), an
 // attacker with the database and every online key cannot get a client to accept a release,
-// a yank or a maintainer change the maintainers did not sign.
+// a yank or a maintainer change the maintainers did not sign. Each attack is published with
+// the real online keys (a re-signed recently-claimed, a new snapshot and timestamp).
 func TestClaimedProjectSurvivesServerCompromise(t *testing.T) {
-	w := newWorld(t)
-	res := claim(t, w.r, "demo")
-	if len(res.Moved) != 1 || res.Moved[0] != "demo" {
-		t.Fatalf("claim: %+v", res)
-	}
-	cs := clients(t, w.r)
-	for _, c := range cs {
-		if _, err := c.get(t, w.f2.Path); err != nil {
-			t.Fatalf("%s after claiming: %v", c.name, err)
-		}
-	}
 	mallory := testrepo.NewKey(t, tufrepo.KeyEd25519)
 	evil := testrepo.File{Path: "demo/6.6.6/demo-6.6.6.tar.gz", Content: []byte("malware")}
-	w.r.PutBlob(t, w.r.AdminToken, evil.Content)
-	// A forged release and a forged yank (the genuine targets, flagged yanked), each in a
-	// role version signed by the attacker and delegated to them by a re-signed
-	// recently-claimed.
-	forgeRole(t, w.r, "demo", 4, mallory, w.f1, w.f2, evil)
-	for _, c := range cs {
-		checkRefused(t, c, evil.Path, refusal{isUnsigned, tufjs.ExitSignature, 3})
+	exp := time.Now().Add(24 * time.Hour)
+	for _, attack := range []struct {
+		name string
+		role func(w *world) *metadata.Metadata[metadata.TargetsType]
+		// check runs against each client after the attack.
+		check func(t *testing.T, w *world, c client)
+	}{
+		{"forged release", func(w *world) *metadata.Metadata[metadata.TargetsType] {
+			return testrepo.Role(4, exp, w.f1, w.f2, evil)
+		}, func(t *testing.T, w *world, c client) {
+			checkRefused(t, c, evil.Path, refusal{isUnsigned, tufjs.ExitSignature, 3})
+		}},
+		{"forged yank", func(w *world) *metadata.Metadata[metadata.TargetsType] {
+			md := testrepo.Role(4, exp, w.f1, w.f2)
+			yanked := json.RawMessage(`{"yanked":true,"yank_reason":"forged"}`)
+			md.Signed.Targets[w.f1.Path].Custom = &yanked
+			return md
+		}, func(t *testing.T, w *world, c client) {
+			checkRefused(t, c, w.f1.Path, refusal{isUnsigned, tufjs.ExitSignature, 3})
+		}},
+		{"forged maintainer change", func(*world) *metadata.Metadata[metadata.TargetsType] { return nil }, func(t *testing.T, w *world, c client) {
+			// recently-claimed now delegates demo to the attacker, but clients never ask it:
+			// the genuine release still verifies through claimed.
+			if got, err := c.get(t, w.f2.Path); err != nil || string(got) != string(w.f2.Content) {
+				t.Fatalf("%s after a forged maintainer change: %v", c.name, err)
+			}
+		}},
+	} {
+		t.Run(attack.name, func(t *testing.T) {
+			w := newWorld(t)
+			if res := claim(t, w.r, "demo"); len(res.Moved) != 1 || res.Moved[0] != "demo" {
+				t.Fatalf("claim: %+v", res)
+			}
+			cs := clients(t, w.r)
+			for _, c := range cs {
+				if _, err := c.get(t, w.f2.Path); err != nil {
+					t.Fatalf("%s after claiming: %v", c.name, err)
+				}
+			}
+			w.r.PutBlob(t, w.r.AdminToken, evil.Content)
+			forgeRole(t, w.r, "demo", attack.role(w), mallory)
+			rc, err := metadata.Targets().FromBytes(latestRole(t, w.r, tufrepo.RoleRecentlyClaimed))
+			if err != nil || len(rc.Signed.Delegations.Roles) != 1 || rc.Signed.Delegations.Roles[0].KeyIDs[0] != mallory.ID() {
+				t.Fatalf("the attack did not publish a recently-claimed delegating demo to the attacker: %v", err)
+			}
+			for _, c := range cs {
+				attack.check(t, w, c)
+			}
+		})
 	}
+}
+
+// latestRole returns the bytes of the newest published version of role.
+func latestRole(t *testing.T, r *testrepo.Repo, role string) []byte {
+	t.Helper()
+	m, err := r.DB.LatestPublished(context.Background(), role)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Raw
 }
 
 // TestRecentlyClaimedBoundary writes down what the same attacker CAN do to a project that
@@ -132,7 +176,7 @@ func TestRecentlyClaimedBoundary(t *testing.T) {
 	mallory := testrepo.NewKey(t, tufrepo.KeyEd25519)
 	evil := testrepo.File{Path: "demo/6.6.6/demo-6.6.6.tar.gz", Content: []byte("malware")}
 	w.r.PutBlob(t, w.r.AdminToken, evil.Content)
-	forgeRole(t, w.r, "demo", 4, mallory, w.f1, w.f2, evil)
+	forgeRole(t, w.r, "demo", testrepo.Role(4, time.Now().Add(24*time.Hour), w.f1, w.f2, evil), mallory)
 	for _, c := range clients(t, w.r) {
 		got, err := c.get(t, evil.Path)
 		if err != nil || string(got) != "malware" {

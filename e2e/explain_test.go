@@ -3,6 +3,7 @@ package e2e
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-dev/cairn/internal/testrepo"
 	"github.com/cairn-dev/cairn/tufrepo"
@@ -67,7 +68,7 @@ func TestExplainRecentlyClaimedThenClaimed(t *testing.T) {
 	refused(t, dl, 20, []string{"no release \"9.9.9\""}, "explain", "demo@9.9.9")
 	refused(t, dl, 20, []string{"not in the verified metadata"}, "explain", "nosuch")
 	mallory := testrepo.NewKey(t, tufrepo.KeyEd25519)
-	forgeRole(t, w.r, "demo", 3, mallory, testrepo.File{Path: "demo/1.0.0/demo-1.0.0.tar.gz", Content: w.file})
+	forgeRole(t, w.r, "demo", testrepo.Role(3, time.Now().Add(24*time.Hour), testrepo.File{Path: "demo/1.0.0/demo-1.0.0.tar.gz", Content: w.file}), mallory)
 	refused(t, dl, 3, []string{"demo"}, "explain", "demo@1.0.0")
 	refused(t, dl, 3, []string{"demo"}, "get", "demo@1.0.0", "-o", t.TempDir())
 }
