@@ -7,8 +7,6 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -46,7 +44,7 @@ func newProjectServer(t *testing.T, srv *clienttest.Server) *projectServer {
 		case r.Method == http.MethodGet && strings.HasPrefix(r.URL.Path, "/api/v1/projects/") && strings.Count(r.URL.Path, "/") == 4:
 			ps.mu.Lock()
 			defer ps.mu.Unlock()
-			maintTestJSON(w, http.StatusOK, ps.Project)
+			writeTestJSON(w, http.StatusOK, ps.Project)
 		case r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "/maintainers"):
 			b, _ := io.ReadAll(r.Body)
 			ps.mu.Lock()
@@ -58,7 +56,7 @@ func newProjectServer(t *testing.T, srv *clienttest.Server) *projectServer {
 				json.NewEncoder(w).Encode(api.ProblemFor(ps.Refuse))
 				return
 			}
-			maintTestJSON(w, http.StatusAccepted, ps.Answer)
+			writeTestJSON(w, http.StatusAccepted, ps.Answer)
 		default:
 			proxy.ServeHTTP(w, r)
 		}
@@ -72,34 +70,6 @@ func (ps *projectServer) Posted() [][]byte {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	return append([][]byte(nil), ps.posted...)
-}
-
-func maintTestJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", api.MediaJSON)
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
-}
-
-// keySigner opens a key of c's key store with c's passphrase.
-func keySigner(t *testing.T, c *cli, name string) signature.Signer {
-	t.Helper()
-	b, err := os.ReadFile(filepath.Join(c.home, "keys", name+".json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kf, err := tufrepo.ParseKeyFile(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	priv, err := kf.Decrypt([]byte(c.vars["CAIRN_KEY_PASSPHRASE"]))
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := tufrepo.NewSigner(priv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // maintainerWorld: project gadget maintained by alice and bob (threshold 1, role signed
@@ -125,9 +95,11 @@ func maintainerWorld(t *testing.T, threshold int) (*clienttest.Server, *projectS
 		}
 		keys[n] = k
 	}
-	signers := []signature.Signer{keySigner(t, c, "alice")}
+	alice, _ := cliKey(t, c, "alice")
+	signers := []signature.Signer{alice}
 	if threshold == 2 {
-		signers = append(signers, keySigner(t, c, "bob"))
+		bob, _ := cliKey(t, c, "bob")
+		signers = append(signers, bob)
 	}
 	raw, err := client.SignRole(client.NewProjectRole(time.Now()), signers...)
 	if err != nil {
