@@ -11,7 +11,9 @@ import (
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
 	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/spf13/cobra"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // uploadResult is what 'cairn upload --output json' prints.
@@ -102,13 +104,7 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 			return err
 		}
 	}
-	raw, err := client.SignRole(next, signer)
-	if err != nil {
-		return err
-	}
-	res, err := a.submitAndAwait(ac, project, wait, func(serverWait time.Duration) (api.SubmitResult, error) {
-		return ac.SubmitRole(a.ctx, project, raw, serverWait)
-	})
+	res, err := a.signAndSubmitRole(ac, project, next, signer, wait)
 	if err != nil {
 		return err
 	}
@@ -124,6 +120,18 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 		a.printf("%s\n", describeSubmit(res))
 	}
 	return nil
+}
+
+// signAndSubmitRole signs the project's next role version with signer, submits it and
+// waits for its publication (submitAndAwait).
+func (a *app) signAndSubmitRole(ac *client.API, project string, next *metadata.Metadata[metadata.TargetsType], signer signature.Signer, wait time.Duration) (api.SubmitResult, error) {
+	raw, err := client.SignRole(next, signer)
+	if err != nil {
+		return api.SubmitResult{}, err
+	}
+	return a.submitAndAwait(ac, project, wait, func(serverWait time.Duration) (api.SubmitResult, error) {
+		return ac.SubmitRole(a.ctx, project, raw, serverWait)
+	})
 }
 
 // errWaitEnded marks a wait for publication that ran out of time, which is not a failure:

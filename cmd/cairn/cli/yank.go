@@ -129,13 +129,7 @@ func (a *app) yank(project, version, keyName string, yank bool, reason string, w
 	}
 	a.notef("%s %s %s (%s; role version %d → %d)\n", verb, project, version, plural(len(files), "file"), pr.Version(), next.Signed.Version)
 	a.noteThreshold(pr, project, "change", keyName)
-	raw, err := client.SignRole(next, signer)
-	if err != nil {
-		return err
-	}
-	res, err := a.submitAndAwait(ac, project, wait, func(serverWait time.Duration) (api.SubmitResult, error) {
-		return ac.SubmitRole(a.ctx, project, raw, serverWait)
-	})
+	res, err := a.signAndSubmitRole(ac, project, next, signer, wait)
 	if err != nil {
 		return err
 	}
