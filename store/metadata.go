@@ -281,16 +281,16 @@ func (p publishTx) StagedRoles(ctx context.Context) ([]tufrepo.StagedRole, error
 	})
 }
 
-func (p publishTx) UndelegatedProjects(ctx context.Context) ([]string, error) {
-	rows, err := p.tx.Query(ctx, `SELECT name FROM projects WHERE NOT delegated AND role_version > 0 ORDER BY name`)
+func (p publishTx) UndelegatedProjects(ctx context.Context, staged []string) ([]string, error) {
+	rows, err := p.tx.Query(ctx, `SELECT name FROM projects WHERE NOT delegated AND role_version > 0 AND (published_version > 0 OR name = ANY($1)) ORDER BY name`, staged)
 	if err != nil {
 		return nil, fmt.Errorf("listing new projects: %w", err)
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-func (p publishTx) RecentlyClaimed(ctx context.Context) ([]tufrepo.ProjectDelegation, error) {
-	rows, err := p.tx.Query(ctx, `SELECT name, keys, keyids, threshold FROM projects WHERE delegator = 'recently-claimed' AND role_version > 0 ORDER BY name`)
+func (p publishTx) RecentlyClaimed(ctx context.Context, staged []string) ([]tufrepo.ProjectDelegation, error) {
+	rows, err := p.tx.Query(ctx, `SELECT name, keys, keyids, threshold FROM projects WHERE delegator = 'recently-claimed' AND role_version > 0 AND (published_version > 0 OR name = ANY($1)) ORDER BY name`, staged)
 	if err != nil {
 		return nil, fmt.Errorf("listing recently-claimed projects: %w", err)
 	}

@@ -56,11 +56,14 @@ type PublishTx interface {
 	// StagedRoles returns role versions accepted but not yet in a snapshot, ordered by role
 	// and ascending version (the snapshot lists the last one of each role).
 	StagedRoles(ctx context.Context) ([]StagedRole, error)
-	// UndelegatedProjects lists projects whose delegation is not yet published.
-	UndelegatedProjects(ctx context.Context) ([]string, error)
+	// UndelegatedProjects lists projects whose delegation is not yet published, among those
+	// with a published role version or a role staged in this batch (named in staged): a
+	// project created after StagedRoles read the batch waits for the next one, so no
+	// snapshot delegates to a role it does not list.
+	UndelegatedProjects(ctx context.Context, staged []string) ([]string, error)
 	// RecentlyClaimed returns every project delegated by recently-claimed (including
 	// undelegated ones), sorted by name.
-	RecentlyClaimed(ctx context.Context) ([]ProjectDelegation, error)
+	RecentlyClaimed(ctx context.Context, staged []string) ([]ProjectDelegation, error)
 	// InsertSigned stores a version the server signed, published in snapshot.
 	InsertSigned(ctx context.Context, m MetadataVersion, snapshot int64) error
 	// MarkPublished records that roles were published in snapshot, and that the
@@ -233,7 +236,11 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	if err != nil {
 		return PublishResult{}, err
 	}
-	newProjects, err := tx.UndelegatedProjects(ctx)
+	stagedNames := make([]string, 0, len(staged))
+	for _, s := range staged {
+		stagedNames = append(stagedNames, s.Role)
+	}
+	newProjects, err := tx.UndelegatedProjects(ctx, stagedNames)
 	if err != nil {
 		return PublishResult{}, err
 	}
@@ -272,7 +279,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 		audit = append(audit, api.LogEntry{Action: api.ActionAccepted, Role: s.Role, Version: s.Version, Length: s.Length, SHA256: hex.EncodeToString(s.SHA256), Snapshot: snapV, Time: AuditTime(now)})
 	}
 	if needRC {
-		projects, err := tx.RecentlyClaimed(ctx)
+		projects, err := tx.RecentlyClaimed(ctx, stagedNames)
 		if err != nil {
 			return res, err
 		}

@@ -164,7 +164,7 @@ func (tx *fakeTx) StagedRoles(ctx context.Context) ([]StagedRole, error) {
 	return slices.Clone(tx.s.staged), nil
 }
 
-func (tx *fakeTx) UndelegatedProjects(ctx context.Context) ([]string, error) {
+func (tx *fakeTx) UndelegatedProjects(ctx context.Context, _ []string) ([]string, error) {
 	if err := tx.s.fail("UndelegatedProjects"); err != nil {
 		return nil, err
 	}
@@ -177,7 +177,7 @@ func (tx *fakeTx) UndelegatedProjects(ctx context.Context) ([]string, error) {
 	return out, nil
 }
 
-func (tx *fakeTx) RecentlyClaimed(ctx context.Context) ([]ProjectDelegation, error) {
+func (tx *fakeTx) RecentlyClaimed(ctx context.Context, _ []string) ([]ProjectDelegation, error) {
 	if err := tx.s.fail("RecentlyClaimed"); err != nil {
 		return nil, err
 	}

@@ -189,13 +189,13 @@ func (x timedTx) StagedRoles(ctx context.Context) ([]tufrepo.StagedRole, error) 
 	defer x.time("StagedRoles")()
 	return x.tx.StagedRoles(ctx)
 }
-func (x timedTx) UndelegatedProjects(ctx context.Context) ([]string, error) {
+func (x timedTx) UndelegatedProjects(ctx context.Context, staged []string) ([]string, error) {
 	defer x.time("UndelegatedProjects")()
-	return x.tx.UndelegatedProjects(ctx)
+	return x.tx.UndelegatedProjects(ctx, staged)
 }
-func (x timedTx) RecentlyClaimed(ctx context.Context) ([]tufrepo.ProjectDelegation, error) {
+func (x timedTx) RecentlyClaimed(ctx context.Context, staged []string) ([]tufrepo.ProjectDelegation, error) {
 	defer x.time("RecentlyClaimed")()
-	return x.tx.RecentlyClaimed(ctx)
+	return x.tx.RecentlyClaimed(ctx, staged)
 }
 func (x timedTx) InsertSigned(ctx context.Context, m tufrepo.MetadataVersion, snapshot int64) error {
 	defer x.time("InsertSigned(" + m.Role + ")")()
