@@ -224,11 +224,7 @@ func (a *app) rootRotate(cmd *cobra.Command, o rootRotateOptions) error {
 		return err
 	}
 
-	repo, err := a.repo()
-	if err != nil {
-		return err
-	}
-	cur, err := repo.TopLevel(a.ctx)
+	repo, cur, err := a.verifiedTopLevel()
 	if err != nil {
 		return err
 	}
@@ -515,6 +511,20 @@ func (a *app) submitTopLevel(up api.TopLevelUpdate, wait time.Duration) (api.Top
 		return api.TopLevelResult{}, err
 	}
 	return ac.SubmitTopLevel(a.ctx, up, wait)
+}
+
+// verifiedTopLevel opens the TUF repository and returns the verified root, targets and
+// snapshot that an admin command builds on.
+func (a *app) verifiedTopLevel() (*client.Repo, *client.TopLevel, error) {
+	repo, err := a.repo()
+	if err != nil {
+		return nil, nil, err
+	}
+	cur, err := repo.TopLevel(a.ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return repo, cur, nil
 }
 
 // verifyTopLevel refreshes through TUF after an upload and reports what clients now see.
@@ -861,11 +871,7 @@ func (a *app) targetsResign(o targetsResignOptions) error {
 	if err != nil {
 		return err
 	}
-	repo, err := a.repo()
-	if err != nil {
-		return err
-	}
-	cur, err := repo.TopLevel(a.ctx)
+	repo, cur, err := a.verifiedTopLevel()
 	if err != nil {
 		return err
 	}
