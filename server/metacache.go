@@ -23,8 +23,10 @@ type metaFile struct {
 
 func newMetaFile(m *store.Metadata) *metaFile {
 	sum := sha256.Sum256(m.Raw)
-	return &metaFile{raw: m.Raw, etag: `"` + hex.EncodeToString(sum[:16]) + `"`, version: m.Version, expires: m.Expires}
+	return &metaFile{raw: m.Raw, etag: etagOf(sum[:]), version: m.Version, expires: m.Expires}
 }
+
+func etagOf(sum []byte) string { return `"` + hex.EncodeToString(sum[:16]) + `"` }
 
 // head is the published state a replica serves: replaced as a whole, never mutated.
 type head struct {
@@ -109,6 +111,13 @@ func (c *metaCache) Refresh(ctx context.Context) error {
 	return nil
 }
 
+// prime caches a version this replica's publisher just committed, so the refresh that
+// follows serves it without reading (and hashing) megabytes back from PostgreSQL.
+func (c *metaCache) prime(m tufrepo.MetadataVersion) {
+	f := &metaFile{raw: m.Raw, etag: etagOf(m.SHA256), version: m.Version, expires: m.Expires}
+	c.put(fmt.Sprintf("%d.%s", m.Version, m.Role), f)
+}
+
 // get returns a published metadata version, from memory if it was served before.
 // Published versions are immutable, so entries never go stale.
 func (c *metaCache) get(ctx context.Context, role string, version int64) (*metaFile, error) {
@@ -124,8 +133,17 @@ func (c *metaCache) get(ctx context.Context, role string, version int64) (*metaF
 		return nil, err
 	}
 	f = newMetaFile(m)
+	c.put(key, f)
+	return f, nil
+}
+
+// put adds an immutable version to the bounded cache.
+func (c *metaCache) put(key string, f *metaFile) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if _, ok := c.files[key]; ok {
+		return
+	}
 	// Bounded: evict arbitrary entries until the new one fits. The hot set (current
 	// snapshot and timestamp) is held by the head anyway.
 	for k, old := range c.files {
@@ -137,5 +155,4 @@ func (c *metaCache) get(ctx context.Context, role string, version int64) (*metaF
 	}
 	c.files[key] = f
 	c.bytes += int64(len(f.raw))
-	return f, nil
 }

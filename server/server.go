@@ -137,6 +137,11 @@ func (s *Server) observePublish(res tufrepo.PublishResult, err error) {
 	s.lastPublish = err
 	s.mu.Unlock()
 	s.metrics.observePublish(res, err)
+	if err == nil {
+		for _, m := range res.Signed {
+			s.cache.prime(m)
+		}
+	}
 	if err == nil && res.Published {
 		s.log.Debug("published", "snapshot", res.SnapshotVersion, "timestamp", res.TimestampVersion, "roles", res.Roles, "projects", res.NewProjects, "reason", res.Reason, "took", res.Duration)
 	}

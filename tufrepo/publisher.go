@@ -93,6 +93,10 @@ type PublishResult struct {
 	NewProjects      int
 	Reason           string
 	Duration         time.Duration
+	// Signed are the versions this publish signed (with their sha256), committed when
+	// the publish returns no error: the publishing replica serves them without reading
+	// them back.
+	Signed []MetadataVersion
 }
 
 // Publisher signs new snapshot and timestamp versions for everything staged (group
@@ -265,9 +269,11 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	// sign inserts a version the server signed and logs it, hashing its bytes once.
 	sign := func(role string, v int64, raw []byte, exp time.Time) ([]byte, error) {
 		sum := sha256.Sum256(raw)
-		if err := tx.InsertSigned(ctx, MetadataVersion{Role: role, Version: v, Raw: raw, Expires: exp, SHA256: sum[:]}, snapV); err != nil {
+		m := MetadataVersion{Role: role, Version: v, Raw: raw, Expires: exp, SHA256: sum[:]}
+		if err := tx.InsertSigned(ctx, m, snapV); err != nil {
 			return nil, err
 		}
+		res.Signed = append(res.Signed, m)
 		audit = append(audit, api.LogEntry{Action: api.ActionSigned, Role: role, Version: v, Length: int64(len(raw)), SHA256: hex.EncodeToString(sum[:]), Snapshot: snapV, Time: AuditTime(now)})
 		return sum[:], nil
 	}
