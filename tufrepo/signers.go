@@ -11,16 +11,15 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 )
 
-// SignerFromURI is the one place that turns an online key URI into a signer.
-//
-// Supported now:
+// FileSignerFromURI opens an encrypted Cairn key file named by a file:// URI (package
+// keyuri dispatches every other scheme):
 //
 //	file:///abs/path/key.json?passphrase-file=/abs/path   encrypted Cairn key file
 //	file:///abs/path/key.json?passphrase-env=VAR          passphrase from VAR
 //	file:///abs/path/key.json                             passphrase from CAIRN_KEY_PASSPHRASE
 //
 // getenv is injected so tests and the server decide where the environment comes from.
-func SignerFromURI(ctx context.Context, uri string, getenv func(string) string) (signature.Signer, error) {
+func FileSignerFromURI(ctx context.Context, uri string, getenv func(string) string) (signature.Signer, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
 		// Not %w: url.Error quotes the whole URI, which may carry a PIN or token.
@@ -30,14 +29,10 @@ func SignerFromURI(ctx context.Context, uri string, getenv func(string) string) 
 		}
 		return nil, fmt.Errorf("parsing key URI: %v", err)
 	}
-	switch u.Scheme {
-	case "file":
-		return fileSigner(u, getenv)
-	case "awskms", "gcpkms", "azurekms", "hashivault", "openbao", "pkcs11", "fakekms":
-		return nil, fmt.Errorf("key URI scheme %q is not supported by this build yet: use file://", u.Scheme)
-	default:
-		return nil, fmt.Errorf("key URI %q: unknown scheme %q: use file:///path/to/key.json", redactURI(u), u.Scheme)
+	if u.Scheme != "file" {
+		return nil, fmt.Errorf("key URI %q: scheme %q is not a key file: use file:///path/to/key.json", redactURI(u), u.Scheme)
 	}
+	return fileSigner(u, getenv)
 }
 
 func fileSigner(u *url.URL, getenv func(string) string) (signature.Signer, error) {

@@ -55,7 +55,7 @@ func TestSignerFromURIFile(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := SignerFromURI(ctx, tc.uri, envOf(tc.env))
+			s, err := FileSignerFromURI(ctx, tc.uri, envOf(tc.env))
 			if err != nil {
 				t.Fatalf("SignerFromURI: %v", err)
 			}
@@ -110,19 +110,14 @@ func TestSignerFromURIRefusals(t *testing.T) {
 		{name: "relative path (host form)", uri: "file://keys/online.json", env: good, contains: []string{"must be absolute"}},
 		{name: "relative path (opaque form)", uri: "file:keys/online.json", env: good, contains: []string{"must be absolute"}},
 		{name: "relative path (dot)", uri: "file://./online.json", env: good, contains: []string{"must be absolute"}},
-		{name: "no scheme", uri: edPath, env: good, contains: []string{"unknown scheme", "file:///"}},
-		{name: "unknown scheme", uri: "ftp://host/key?pin=123456", env: good, contains: []string{`"ftp"`, "unknown scheme"}, notContains: []string{"123456"}},
-		{name: "unknown scheme with user info", uri: "sftp://admin:hunter2@host/key", env: good, contains: []string{"unknown scheme"}, notContains: []string{"hunter2"}},
-		{name: "awskms", uri: "awskms:///arn:aws:kms:eu-west-1:123:key/abc", contains: []string{`"awskms"`, "not supported by this build yet"}},
-		{name: "gcpkms", uri: "gcpkms://projects/p/locations/l/keyRings/r/cryptoKeys/k", contains: []string{`"gcpkms"`, "not supported by this build yet"}},
-		{name: "azurekms", uri: "azurekms://vault.vault.azure.net/key", contains: []string{"not supported by this build yet"}},
-		{name: "hashivault", uri: "hashivault://transit-key", contains: []string{"not supported by this build yet"}},
-		{name: "openbao", uri: "openbao://transit-key", contains: []string{"not supported by this build yet"}},
-		{name: "pkcs11", uri: "pkcs11:token=cairn;object=ts?pin-value=1234", contains: []string{`"pkcs11"`, "not supported by this build yet"}, notContains: []string{"1234"}},
+		{name: "no scheme", uri: edPath, env: good, contains: []string{"not a key file", "file:///"}},
+		{name: "other scheme", uri: "ftp://host/key?pin=123456", env: good, contains: []string{`"ftp"`, "not a key file"}, notContains: []string{"123456"}},
+		{name: "other scheme with user info", uri: "sftp://admin:hunter2@host/key", env: good, contains: []string{"not a key file"}, notContains: []string{"hunter2"}},
+		{name: "kms scheme", uri: "awskms:///arn:aws:kms:eu-west-1:123:key/abc", contains: []string{`"awskms"`, "not a key file"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			s, err := SignerFromURI(ctx, tc.uri, envOf(tc.env))
+			s, err := FileSignerFromURI(ctx, tc.uri, envOf(tc.env))
 			if s != nil {
 				t.Error("returned a signer with the error")
 			}
@@ -142,7 +137,7 @@ func TestSignerFromURIRefusals(t *testing.T) {
 // BUG: a key URI that does not parse is echoed whole, query secrets included.
 func TestSignerFromURIParseErrorRedacted(t *testing.T) {
 	for _, uri := range []string{"hashivault://k%zz?token=s3cret", "awskms://host/key\x7f?pin=s3cret"} {
-		_, err := SignerFromURI(context.Background(), uri, envOf(nil))
+		_, err := FileSignerFromURI(context.Background(), uri, envOf(nil))
 		if err == nil {
 			t.Fatalf("%q accepted", uri)
 		}

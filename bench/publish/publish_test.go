@@ -53,7 +53,7 @@ func setup(b *testing.B) *env {
 	keys := filepath.Join(dir, "keys")
 	load := func(role string) *tufrepo.OnlineSigner {
 		u := (&url.URL{Scheme: "file", Path: filepath.Join(keys, role+".json"), RawQuery: "passphrase-file=" + url.QueryEscape(filepath.Join(keys, "passphrase"))}).String()
-		s, err := tufrepo.SignerFromURI(ctx, u, os.Getenv)
+		s, err := tufrepo.FileSignerFromURI(ctx, u, os.Getenv)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -17,6 +17,7 @@ import (
 	"github.com/cairn-dev/cairn/server"
 	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/cairn-dev/cairn/tufrepo/keyuri"
 	"github.com/spf13/cobra"
 )
 
@@ -102,7 +103,7 @@ func loadSigners(ctx context.Context, c *Config, getenv func(string) string) (tu
 		if k.uri == "" {
 			return s, fmt.Errorf("no %s key: set --%s-key or CAIRN_%s_KEY", k.role, k.role, strings.ToUpper(strings.ReplaceAll(k.role, "-", "_")))
 		}
-		sv, err := tufrepo.SignerFromURI(ctx, k.uri, getenv)
+		sv, err := keyuri.Open(ctx, k.uri, getenv)
 		if err != nil {
 			return s, fmt.Errorf("%s key: %w", k.role, err)
 		}
@@ -114,7 +115,7 @@ func loadSigners(ctx context.Context, c *Config, getenv func(string) string) (tu
 		}
 	}
 	for i, uri := range c.StandbyKeys {
-		sv, err := tufrepo.SignerFromURI(ctx, uri, getenv)
+		sv, err := keyuri.Open(ctx, uri, getenv)
 		if err != nil {
 			return s, fmt.Errorf("standby key %d: %w", i+1, err)
 		}
@@ -380,7 +381,7 @@ func keysCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	var uri string
 	pub := &cobra.Command{Use: "public --key URI", Short: "Print the TUF public key of an online key URI (for `cairn admin init`)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := tufrepo.SignerFromURI(cmd.Context(), uri, getenv)
+			s, err := keyuri.Open(cmd.Context(), uri, getenv)
 			if err != nil {
 				return err
 			}

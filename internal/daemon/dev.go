@@ -73,7 +73,7 @@ func devSetup(ctx context.Context, c *Config) (map[string]*tufrepo.OnlineSigner,
 		case tufrepo.RoleRecentlyClaimed:
 			c.RecentlyClaimedKey = orDefault(c.RecentlyClaimedKey, uri)
 		default:
-			s, err := tufrepo.SignerFromURI(ctx, uri, os.Getenv)
+			s, err := tufrepo.FileSignerFromURI(ctx, uri, os.Getenv)
 			if err != nil {
 				return nil, err
 			}

@@ -217,7 +217,7 @@ func (r *Repo) OfflineSigner(t testing.TB, role string) *tufrepo.OnlineSigner {
 	t.Helper()
 	keys := filepath.Join(r.Dir, "keys")
 	uri := (&url.URL{Scheme: "file", Path: filepath.Join(keys, role+".json"), RawQuery: "passphrase-file=" + url.QueryEscape(filepath.Join(keys, "passphrase"))}).String()
-	s, err := tufrepo.SignerFromURI(context.Background(), uri, func(string) string { return "" })
+	s, err := tufrepo.FileSignerFromURI(context.Background(), uri, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
