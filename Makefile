@@ -5,7 +5,7 @@ CAIRN_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cairn_dev?sslmode=disab
 DEV_DIR ?= .data/dev
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all build run test npm vet fmt bench load clean
+.PHONY: all build run test npm hsm vet fmt bench load clean
 
 all: build
 
@@ -25,8 +25,16 @@ test/tufjs/node_modules/.package-lock.json: test/tufjs/package-lock.json
 	cd test/tufjs && npm ci --no-audit --no-fund
 	touch $@
 
+# SoftHSM2 and OpenSC's pkcs11-tool for the PKCS#11 (HSM) tests, from Debian's packages.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+hsm:
+	@command -v softhsm2-util >/dev/null && command -v pkcs11-tool >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y --no-install-recommends softhsm2 opensc >/dev/null || \
+	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends softhsm2 opensc >/dev/null; }; }
+
 # Every test, against the local PostgreSQL (or $$DATABASE_URL, read by the test helper).
-test: npm vet
+test: npm hsm vet
 	$(GO) test -count=1 -timeout 20m ./...
 
 vet:

@@ -229,6 +229,7 @@ type RepositoryStatus struct {
 
 // Health is the body of /readyz.
 type Health struct {
+	// Status is "ok", "degraded" (publisher or an online signer failing) or "unavailable".
 	Status string            `json:"status"`
 	Checks map[string]string `json:"checks"`
 }

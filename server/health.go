@@ -77,9 +77,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.Health{Status: "ok", Checks: map[string]string{}})
 }
 
-// readyz reports whether this replica should get traffic: the database answers, the
-// published timestamp has not expired, and (where this replica publishes) the last
-// publish, which exercises the online signers, succeeded.
+// readyz reports whether this replica should get traffic: the database answers and the
+// published timestamp has not expired. Where this replica publishes, it also reports the
+// last publish and each online signer; their failures make it "degraded", not unready.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -105,17 +105,27 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if s.cfg.RunPublisher {
+		// A failing publisher (KMS down, HSM restarting) degrades the replica but leaves it
+		// ready: the metadata it serves stays valid until the timestamp expires (checked
+		// above), and taking every replica out of service would turn a signing outage into
+		// a download outage. Alert on cairn_signer_healthy and cairn_publishes_total.
 		s.mu.Lock()
 		err := s.lastPublish
 		s.mu.Unlock()
 		if err != nil {
-			fail("publisher", "last publish failed: "+err.Error())
+			if h.Status == "ok" {
+				h.Status = "degraded"
+			}
+			h.Checks["publisher"] = "FAILING: last publish failed (retried at the next kick or interval): " + err.Error()
 		} else {
 			h.Checks["publisher"] = "ok"
 		}
+		for k, v := range s.signing.checks() {
+			h.Checks[k] = v
+		}
 	}
 	status := http.StatusOK
-	if h.Status != "ok" {
+	if h.Status == "unavailable" {
 		status = http.StatusServiceUnavailable
 	}
 	writeJSON(w, status, h)

@@ -49,6 +49,7 @@ type Server struct {
 	cache     *metaCache
 	publisher *tufrepo.Publisher
 	metrics   *metrics
+	signing   *signerHealth
 	log       *slog.Logger
 	now       func() time.Time
 	handler   http.Handler
@@ -60,8 +61,9 @@ type Server struct {
 // New builds a server. Run must be called to start its background work.
 func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers, log *slog.Logger, now func() time.Time) *Server {
 	s := &Server{cfg: cfg, db: db, blobs: blobs, cache: newMetaCache(db, cfg.CacheBytes), log: log, now: now}
-	s.publisher = tufrepo.NewPublisher(db, signers, now, log)
 	reg := prometheus.NewRegistry()
+	s.signing, signers = newSignerHealth(reg, signers, now)
+	s.publisher = tufrepo.NewPublisher(db, signers, now, log)
 	s.metrics = newMetrics(reg, s)
 	s.publisher.Observe = s.observePublish
 	r := chi.NewRouter()

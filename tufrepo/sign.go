@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
+	"time"
 
 	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -19,6 +21,33 @@ type OnlineSigner struct {
 	Signer signature.Signer
 	Key    *metadata.Key
 	KeyID  string
+	// Retry says how failed signatures are retried; the zero value means DefaultRetry.
+	Retry Retry
+	// Observe, when set, is told of every signing attempt (for metrics and health).
+	Observe func(SignAttempt)
+}
+
+// Retry bounds the retries of a failed signature. KMSs throttle and time out and HSMs
+// restart; a publish that fails outright waits for the next kick, so a few quick retries
+// inside one publish are worth it, but never so many that the publisher's lock is held
+// for long.
+type Retry struct {
+	// Attempts is the total number of tries (at least 1).
+	Attempts int
+	// Initial is the wait before the second try; each later wait doubles, up to Max,
+	// and is jittered to between half and all of it.
+	Initial, Max time.Duration
+}
+
+// DefaultRetry tries 4 times over at most about 1.4 s.
+func DefaultRetry() Retry { return Retry{Attempts: 4, Initial: 200 * time.Millisecond, Max: time.Second} }
+
+// SignAttempt is one try at signing.
+type SignAttempt struct {
+	KeyID    string
+	Attempt  int // 1 for the first try
+	Duration time.Duration
+	Err      error // nil when it succeeded
 }
 
 // NewOnlineSigner reads the public key of s and computes its TUF key ID.
@@ -34,13 +63,52 @@ func NewOnlineSigner(ctx context.Context, s signature.Signer) (*OnlineSigner, er
 	return &OnlineSigner{Signer: s, Key: k, KeyID: KeyID(k)}, nil
 }
 
-// Sign signs payload and returns the TUF signature.
+// Sign signs payload and returns the TUF signature. Every signature is verified against
+// the key before it is returned, so a KMS or HSM that answers with the wrong key or a
+// corrupt signature fails the publish instead of publishing metadata clients refuse.
+// Failures are retried as o.Retry says, until ctx ends.
 func (o *OnlineSigner) Sign(ctx context.Context, payload []byte) (metadata.Signature, error) {
-	sig, err := o.Signer.SignMessage(bytes.NewReader(payload), options.WithContext(ctx))
-	if err != nil {
+	r := o.Retry
+	if r.Attempts < 1 {
+		r = DefaultRetry()
+	}
+	wait := r.Initial
+	var err error
+	attempt := 1
+	for ; ; attempt++ {
+		start := time.Now()
+		var sig []byte
+		sig, err = o.Signer.SignMessage(bytes.NewReader(payload), options.WithContext(ctx))
+		if err == nil && o.Key != nil {
+			if verr := verifySig(o.Key, payload, sig); verr != nil {
+				err = fmt.Errorf("the signer returned a signature that does not verify with key %s: %w", o.KeyID, verr)
+			}
+		}
+		if o.Observe != nil {
+			o.Observe(SignAttempt{KeyID: o.KeyID, Attempt: attempt, Duration: time.Since(start), Err: err})
+		}
+		if err == nil {
+			return metadata.Signature{KeyID: o.KeyID, Signature: sig}, nil
+		}
+		if attempt >= r.Attempts || ctx.Err() != nil {
+			break
+		}
+		d := wait/2 + rand.N(wait/2+1)
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wait = min(2*wait, r.Max)
+	}
+	if attempt == 1 {
 		return metadata.Signature{}, fmt.Errorf("signing with key %s: %w", o.KeyID, err)
 	}
-	return metadata.Signature{KeyID: o.KeyID, Signature: sig}, nil
+	return metadata.Signature{}, fmt.Errorf("signing with key %s failed %d times: %w", o.KeyID, attempt, err)
 }
 
 // Envelope builds the metadata file bytes {"signatures":[…],"signed":<signed>} around the
