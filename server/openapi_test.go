@@ -86,6 +86,10 @@ func TestOpenAPIRoutes(t *testing.T) {
 	registered := map[string]map[string]bool{}
 	err := chi.Walk(routes, func(method, route string, _ http.Handler, _ ...func(http.Handler) http.Handler) error {
 		route = chiParamRE.ReplaceAllString(route, "{$1}")
+		// /v2 is the OCI Distribution API: its contract is the distribution spec, checked by oci's conformance test.
+		if route == "/v2" || strings.HasPrefix(route, "/v2/") {
+			return nil
+		}
 		if registered[route] == nil {
 			registered[route] = map[string]bool{}
 		}

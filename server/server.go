@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-dev/cairn/oci"
 	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/go-chi/chi/v5"
@@ -28,6 +29,8 @@ type Config struct {
 	CacheBytes int64
 	// RunPublisher is false on replicas that should only serve.
 	RunPublisher bool
+	// OCINoAnonymousPull makes the OCI registry (/v2/) require a token for pulls too.
+	OCINoAnonymousPull bool
 }
 
 // DefaultConfig returns working defaults.
@@ -72,6 +75,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.routeTUF(r)
+	r.Mount("/v2", oci.New(oci.Config{AnonymousPull: !cfg.OCINoAnonymousPull, MaxBlobSize: cfg.MaxBlobSize}, db, blobs, log, now))
 	r.Route("/api/v1", func(r chi.Router) {
 		s.routeBlobs(r)
 		s.routeProjects(r)

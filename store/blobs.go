@@ -3,13 +3,17 @@ package store
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
+	"time"
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/jackc/pgx/v5"
@@ -129,4 +133,216 @@ func (db *DB) RecordBlob(ctx context.Context, sum string, size int64) (bool, err
 		return false, fmt.Errorf("recording blob: %w", err)
 	}
 	return tag.RowsAffected() == 1, nil
+}
+
+// Digests of the OCI registry name their algorithm ("sha256:<hex>", "sha512:<hex>"). Blobs
+// of either algorithm live side by side, <dir>/<algorithm>/<first two hex>/<hex>, so a
+// sha256 OCI layer and a release file with the same bytes are one file.
+
+var digestHexLen = map[string]int{"sha256": 64, "sha512": 128}
+
+// ParseDigest splits an OCI digest into its algorithm and lowercase hex, and checks both.
+func ParseDigest(d string) (algo, hexsum string, err error) {
+	algo, hexsum, ok := strings.Cut(d, ":")
+	if !ok {
+		return "", "", fmt.Errorf("digest %.80q is not <algorithm>:<hex>", d)
+	}
+	n, known := digestHexLen[algo]
+	if !known {
+		return "", "", fmt.Errorf("digest algorithm %.20q is not supported: use sha256 or sha512", algo)
+	}
+	if len(hexsum) != n || strings.Trim(hexsum, "0123456789abcdef") != "" {
+		return "", "", fmt.Errorf("digest %.80q: a %s digest is %d lowercase hex digits", d, algo, n)
+	}
+	return algo, hexsum, nil
+}
+
+// NewDigester returns the hash of a supported algorithm.
+func NewDigester(algo string) (hash.Hash, error) {
+	switch algo {
+	case "sha256":
+		return sha256.New(), nil
+	case "sha512":
+		return sha512.New(), nil
+	}
+	return nil, fmt.Errorf("digest algorithm %.20q is not supported: use sha256 or sha512", algo)
+}
+
+// DigestPath returns where a blob of a valid digest is stored.
+func (b *FSBlobs) DigestPath(digest string) (string, error) {
+	algo, sum, err := ParseDigest(digest)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(b.Dir, algo, sum[:2], sum), nil
+}
+
+// OpenDigest opens a blob by its OCI digest; os.ErrNotExist if it is not stored.
+func (b *FSBlobs) OpenDigest(digest string) (*os.File, error) {
+	p, err := b.DigestPath(digest)
+	if err != nil {
+		return nil, err
+	}
+	return os.Open(p)
+}
+
+// StatDigest returns the file information of a stored blob.
+func (b *FSBlobs) StatDigest(digest string) (os.FileInfo, error) {
+	p, err := b.DigestPath(digest)
+	if err != nil {
+		return nil, err
+	}
+	return os.Stat(p)
+}
+
+// ErrDigestMismatch is returned when received bytes do not hash to the promised digest.
+var ErrDigestMismatch = errors.New("digest mismatch")
+
+// ErrTooLarge is returned when a blob exceeds the size limit.
+var ErrTooLarge = errors.New("blob too large")
+
+// uploadDir holds the bytes of OCI upload sessions, on the same file system as the blobs so
+// that completing an upload is a rename.
+func (b *FSBlobs) uploadDir() string { return filepath.Join(b.Dir, "uploads") }
+
+var uploadIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// UploadPath returns the file of an upload session (IDs are 32 hex digits).
+func (b *FSBlobs) UploadPath(id string) (string, error) {
+	if !uploadIDRE.MatchString(id) {
+		return "", fmt.Errorf("upload ID %.80q is malformed", id)
+	}
+	return filepath.Join(b.uploadDir(), id), nil
+}
+
+// CreateUpload creates the empty file of a new upload session.
+func (b *FSBlobs) CreateUpload(id string) error {
+	p, err := b.UploadPath(id)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(b.uploadDir(), 0o750); err != nil {
+		return fmt.Errorf("creating upload directory: %w", err)
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
+	if err != nil {
+		return fmt.Errorf("creating upload file: %w", err)
+	}
+	return f.Close()
+}
+
+// AppendUpload writes r at offset (the bytes the session holds) of an upload, accepting at
+// most max-offset bytes in total. On any error the file is cut back to offset, so a failed
+// chunk leaves nothing behind. It returns the new size.
+func (b *FSBlobs) AppendUpload(id string, offset int64, r io.Reader, max int64) (int64, error) {
+	p, err := b.UploadPath(id)
+	if err != nil {
+		return 0, err
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		return 0, fmt.Errorf("opening upload file: %w", err)
+	}
+	defer f.Close()
+	// A chunk that failed half-way on another replica (or before a crash) is cut off here.
+	if err := f.Truncate(offset); err != nil {
+		return 0, fmt.Errorf("resetting upload file: %w", err)
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return 0, fmt.Errorf("seeking upload file: %w", err)
+	}
+	n, err := io.Copy(f, io.LimitReader(r, max-offset+1))
+	if err == nil && offset+n > max {
+		err = ErrTooLarge
+	}
+	if err != nil {
+		_ = f.Truncate(offset)
+		return 0, err
+	}
+	return offset + n, nil
+}
+
+// CommitUpload hashes a finished upload with the digest's algorithm and, if it matches,
+// renames it into the store (replacing an identical file is harmless: same digest, same
+// bytes). On a mismatch the upload file is left as it was. A session whose file is gone
+// (committed, or cancelled) is reported by AppendUpload as os.ErrNotExist.
+func (b *FSBlobs) CommitUpload(id, digest string) (int64, error) {
+	p, err := b.UploadPath(id)
+	if err != nil {
+		return 0, err
+	}
+	algo, _, err := ParseDigest(digest)
+	if err != nil {
+		return 0, err
+	}
+	h, _ := NewDigester(algo)
+	f, err := os.Open(p)
+	if err != nil {
+		return 0, fmt.Errorf("opening upload file: %w", err)
+	}
+	n, err := io.Copy(h, f)
+	if err == nil {
+		err = f.Sync()
+	}
+	f.Close()
+	if err != nil {
+		return 0, fmt.Errorf("hashing upload: %w", err)
+	}
+	if got := algo + ":" + hex.EncodeToString(h.Sum(nil)); got != digest {
+		return 0, fmt.Errorf("%w: the uploaded %d bytes hash to %s, not %s", ErrDigestMismatch, n, got, digest)
+	}
+	dst, _ := b.DigestPath(digest)
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return 0, fmt.Errorf("creating blob directory: %w", err)
+	}
+	if err := os.Rename(p, dst); err != nil {
+		return 0, fmt.Errorf("storing blob: %w", err)
+	}
+	return n, nil
+}
+
+// RemoveUpload deletes an upload session's file; a missing file is not an error.
+func (b *FSBlobs) RemoveUpload(id string) error {
+	p, err := b.UploadPath(id)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing upload file: %w", err)
+	}
+	return nil
+}
+
+// UploadFiles lists the upload session files with their modification times (for garbage
+// collection of files whose session row is gone).
+func (b *FSBlobs) UploadFiles() (map[string]time.Time, error) {
+	ents, err := os.ReadDir(b.uploadDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("listing upload files: %w", err)
+	}
+	out := map[string]time.Time{}
+	for _, e := range ents {
+		if !uploadIDRE.MatchString(e.Name()) {
+			continue
+		}
+		if fi, err := e.Info(); err == nil {
+			out[e.Name()] = fi.ModTime()
+		}
+	}
+	return out, nil
+}
+
+// RemoveDigest deletes a stored blob file (garbage collection); missing is not an error.
+func (b *FSBlobs) RemoveDigest(digest string) error {
+	p, err := b.DigestPath(digest)
+	if err != nil {
+		return err
+	}
+	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("removing blob %s: %w", digest, err)
+	}
+	return nil
 }

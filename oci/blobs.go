@@ -1,0 +1,420 @@
+package oci
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cairn-dev/cairn/store"
+	"github.com/jackc/pgx/v5"
+)
+
+// parseDigest checks a digest from a URL or query, answering DIGEST_INVALID.
+func parseDigest(d string) (string, error) {
+	if _, _, err := store.ParseDigest(d); err != nil {
+		return "", errorf(http.StatusBadRequest, "DIGEST_INVALID", map[string]string{"digest": truncate(d, 200)}, "%v", err)
+	}
+	return d, nil
+}
+
+func blobLocation(repo, digest string) string { return "/v2/" + repo + "/blobs/" + digest }
+
+func uploadLocation(repo, id string) string { return "/v2/" + repo + "/blobs/uploads/" + id }
+
+// rangeHeader is the Range of an upload session holding size bytes. An empty session
+// says 0-0, as the reference registry does.
+func rangeHeader(size int64) string {
+	if size == 0 {
+		return "0-0"
+	}
+	return fmt.Sprintf("0-%d", size-1)
+}
+
+func newUploadID() (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// tooLarge answers a body over the blob limit.
+func (g *Registry) tooLarge(got int64) error {
+	if got > 0 {
+		return errorf(http.StatusRequestEntityTooLarge, "SIZE_INVALID", map[string]int64{"limit": g.cfg.MaxBlobSize, "size": got}, "the blob is %d bytes; this registry accepts at most %d bytes per blob", got, g.cfg.MaxBlobSize)
+	}
+	return errorf(http.StatusRequestEntityTooLarge, "SIZE_INVALID", map[string]int64{"limit": g.cfg.MaxBlobSize}, "the blob is larger than this registry's limit of %d bytes", g.cfg.MaxBlobSize)
+}
+
+// appendErr turns an AppendUpload failure into an answer.
+func (g *Registry) appendErr(err error) error {
+	switch {
+	case errors.Is(err, store.ErrTooLarge):
+		return g.tooLarge(0)
+	case errors.Is(err, os.ErrNotExist):
+		return errorf(http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", nil, "the upload session has ended: start a new upload with POST")
+	}
+	var me *http.MaxBytesError
+	if errors.As(err, &me) {
+		return g.tooLarge(0)
+	}
+	return fmt.Errorf("receiving blob data: %w", err)
+}
+
+func commitErr(err error, digest string) error {
+	if errors.Is(err, store.ErrDigestMismatch) {
+		return errorf(http.StatusBadRequest, "DIGEST_INVALID", map[string]string{"digest": digest}, "%v: nothing was stored; check the data and the digest", err)
+	}
+	return err
+}
+
+// startUpload is POST /v2/<name>/blobs/uploads/: a mount (?mount=&from=), a monolithic
+// upload (?digest= with the body), or a new upload session.
+func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, repo, _ string) {
+	if _, ok := g.authorize(w, r, repo, accessPush); !ok {
+		return
+	}
+	q := r.URL.Query()
+	if m := q.Get("mount"); m != "" {
+		dig, err := parseDigest(m)
+		if err != nil {
+			g.fail(w, r, err)
+			return
+		}
+		from := q.Get("from")
+		if from != "" && (len(from) > maxNameLen || !nameRE.MatchString(from)) {
+			g.fail(w, r, errorf(http.StatusBadRequest, "NAME_INVALID", map[string]string{"from": truncate(from, 300)}, "mount source repository %q is not a valid name", truncate(from, 300)))
+			return
+		}
+		_, ok, err := g.db.OCIMountBlob(r.Context(), repo, from, dig, func() bool {
+			_, err := g.blobs.StatDigest(dig)
+			return err == nil
+		})
+		if err != nil {
+			g.fail(w, r, err)
+			return
+		}
+		if ok {
+			w.Header().Set("Location", blobLocation(repo, dig))
+			w.Header().Set("Docker-Content-Digest", dig)
+			w.WriteHeader(http.StatusCreated)
+			return
+		}
+		// Not mountable: the spec says to fall back to an upload session.
+	}
+	if d, ok := q["digest"]; ok {
+		dig, err := parseDigest(d[0])
+		if err != nil {
+			g.fail(w, r, err)
+			return
+		}
+		if r.ContentLength > g.cfg.MaxBlobSize {
+			g.fail(w, r, g.tooLarge(r.ContentLength))
+			return
+		}
+		if err := g.storeMonolithic(r.Context(), repo, dig, r.Body); err != nil {
+			g.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Location", blobLocation(repo, dig))
+		w.Header().Set("Docker-Content-Digest", dig)
+		w.WriteHeader(http.StatusCreated)
+		return
+	}
+	id, err := g.db.OCICreateUpload(r.Context(), repo, g.blobs.CreateUpload)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", uploadLocation(repo, id))
+	w.Header().Set("Range", "0-0")
+	w.Header().Set("Docker-Upload-UUID", id)
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// storeMonolithic stores a whole blob sent in one request, through a private upload
+// file that is removed on every path.
+func (g *Registry) storeMonolithic(ctx context.Context, repo, dig string, body io.Reader) error {
+	id, err := newUploadID()
+	if err != nil {
+		return err
+	}
+	if err := g.blobs.CreateUpload(id); err != nil {
+		return err
+	}
+	defer func() { _ = g.blobs.RemoveUpload(id) }()
+	n, err := g.blobs.AppendUpload(id, 0, body, g.cfg.MaxBlobSize)
+	if err != nil {
+		return g.appendErr(err)
+	}
+	err = g.db.OCILinkBlob(ctx, repo, dig, n, func() error {
+		_, err := g.blobs.CommitUpload(id, dig)
+		return err
+	})
+	return commitErr(err, dig)
+}
+
+// uploadSession checks the form of a session ID in a URL.
+func (g *Registry) uploadSession(w http.ResponseWriter, r *http.Request, repo, id string) bool {
+	if _, err := g.blobs.UploadPath(id); err != nil {
+		g.fail(w, r, errorf(http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", nil, "upload %q is not a session of this registry: start one with POST /v2/%s/blobs/uploads/", truncate(id, 80), repo))
+		return false
+	}
+	return true
+}
+
+func (g *Registry) unknownUpload(repo string) error {
+	return errorf(http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", nil, "no upload session with this ID in %s (it completed, was cancelled, or expired after %s): start a new one with POST /v2/%s/blobs/uploads/", repo, g.cfg.UploadTTL, repo)
+}
+
+// uploadStatus is GET on a session: how many bytes it holds.
+func (g *Registry) uploadStatus(w http.ResponseWriter, r *http.Request, repo, id string) {
+	if _, ok := g.authorize(w, r, repo, accessPush); !ok || !g.uploadSession(w, r, repo, id) {
+		return
+	}
+	u, err := g.db.OCIGetUpload(r.Context(), repo, id, g.cfg.UploadTTL)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	if u == nil {
+		g.fail(w, r, g.unknownUpload(repo))
+		return
+	}
+	w.Header().Set("Location", uploadLocation(repo, id))
+	w.Header().Set("Range", rangeHeader(u.Size))
+	w.Header().Set("Docker-Upload-UUID", id)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+var contentRangeRE = regexp.MustCompile(`^(?:bytes[ =])?([0-9]{1,18})-([0-9]{1,18})$`)
+
+// chunkRange parses an upload's Content-Range ("start-end", inclusive); ok is false if
+// there is none.
+func chunkRange(r *http.Request) (start, end int64, ok bool, err error) {
+	h := r.Header.Get("Content-Range")
+	if h == "" {
+		return 0, 0, false, nil
+	}
+	m := contentRangeRE.FindStringSubmatch(strings.TrimSpace(h))
+	if m == nil {
+		return 0, 0, false, errorf(http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", map[string]string{"content-range": truncate(h, 100)}, "Content-Range %q is not <start>-<end>", truncate(h, 100))
+	}
+	start, _ = strconv.ParseInt(m[1], 10, 64)
+	end, _ = strconv.ParseInt(m[2], 10, 64)
+	if end < start {
+		return 0, 0, false, errorf(http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", map[string]string{"content-range": h}, "Content-Range %q ends before it starts", h)
+	}
+	if r.ContentLength >= 0 && r.ContentLength != end-start+1 {
+		return 0, 0, false, errorf(http.StatusBadRequest, "SIZE_INVALID", map[string]int64{"content-length": r.ContentLength, "range-length": end - start + 1}, "Content-Length %d does not match Content-Range %q (%d bytes)", r.ContentLength, h, end-start+1)
+	}
+	return start, end, true, nil
+}
+
+// outOfOrder is a chunk that does not start where the session ends.
+type outOfOrder struct {
+	size  int64
+	start int64
+}
+
+func (e *outOfOrder) Error() string { return "out of order chunk" }
+
+// receiveChunk appends the request body to a session holding size bytes, checking its
+// Content-Range; on a refusal the file is cut back to size.
+func (g *Registry) receiveChunk(r *http.Request, id string, size int64) (int64, error) {
+	start, end, ranged, err := chunkRange(r)
+	if err != nil {
+		return 0, err
+	}
+	if ranged && start != size {
+		return 0, &outOfOrder{size: size, start: start}
+	}
+	n, err := g.blobs.AppendUpload(id, size, r.Body, g.cfg.MaxBlobSize)
+	if err != nil {
+		return 0, g.appendErr(err)
+	}
+	if ranged && n-size != end-start+1 {
+		_, _ = g.blobs.AppendUpload(id, size, strings.NewReader(""), g.cfg.MaxBlobSize)
+		return 0, errorf(http.StatusBadRequest, "SIZE_INVALID", nil, "the chunk has %d bytes but Content-Range says %d", n-size, end-start+1)
+	}
+	return n, nil
+}
+
+func (g *Registry) chunkFail(w http.ResponseWriter, r *http.Request, repo, id string, err error) {
+	var oo *outOfOrder
+	if errors.As(err, &oo) {
+		w.Header().Set("Location", uploadLocation(repo, id))
+		w.Header().Set("Range", rangeHeader(oo.size))
+		w.Header().Set("Docker-Upload-UUID", id)
+		g.fail(w, r, errorf(http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", map[string]int64{"expected_start": oo.size, "start": oo.start},
+			"this chunk starts at byte %d but the session holds %d bytes: send the chunk that starts at %d (GET the upload URL for its state)", oo.start, oo.size, oo.size))
+		return
+	}
+	g.fail(w, r, err)
+}
+
+// patchUpload is PATCH on a session: a chunk (with Content-Range) or a stream (without).
+func (g *Registry) patchUpload(w http.ResponseWriter, r *http.Request, repo, id string) {
+	if _, ok := g.authorize(w, r, repo, accessPush); !ok || !g.uploadSession(w, r, repo, id) {
+		return
+	}
+	u, err := g.db.OCIWithUpload(r.Context(), repo, id, g.cfg.UploadTTL, func(ctx context.Context, tx pgx.Tx, size int64) (int64, bool, error) {
+		n, err := g.receiveChunk(r, id, size)
+		return n, false, err
+	})
+	if err != nil {
+		g.chunkFail(w, r, repo, id, err)
+		return
+	}
+	if u == nil {
+		g.fail(w, r, g.unknownUpload(repo))
+		return
+	}
+	w.Header().Set("Location", uploadLocation(repo, id))
+	w.Header().Set("Range", rangeHeader(u.Size))
+	w.Header().Set("Docker-Upload-UUID", id)
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusAccepted)
+}
+
+// putUpload is PUT on a session with ?digest=: the last chunk (optional), then the
+// digest check; the blob is stored and linked, and the session ends. A wrong digest
+// stores nothing and leaves the session as it was before this request.
+func (g *Registry) putUpload(w http.ResponseWriter, r *http.Request, repo, id string) {
+	if _, ok := g.authorize(w, r, repo, accessPush); !ok || !g.uploadSession(w, r, repo, id) {
+		return
+	}
+	d := r.URL.Query().Get("digest")
+	if d == "" {
+		g.fail(w, r, errorf(http.StatusBadRequest, "DIGEST_INVALID", nil, "completing an upload needs ?digest=<algorithm>:<hex> of the whole blob"))
+		return
+	}
+	dig, err := parseDigest(d)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	u, err := g.db.OCIWithUpload(r.Context(), repo, id, g.cfg.UploadTTL, func(ctx context.Context, tx pgx.Tx, size int64) (int64, bool, error) {
+		n := size
+		if r.ContentLength != 0 {
+			var err error
+			if n, err = g.receiveChunk(r, id, size); err != nil {
+				return 0, false, err
+			}
+		}
+		err := store.OCILinkBlobTx(ctx, tx, repo, dig, n, func() error {
+			_, err := g.blobs.CommitUpload(id, dig)
+			return err
+		})
+		if err != nil {
+			if n != size { // the last chunk goes too: the session is as before this request
+				_, _ = g.blobs.AppendUpload(id, size, strings.NewReader(""), g.cfg.MaxBlobSize)
+			}
+			return 0, false, commitErr(err, dig)
+		}
+		return n, true, nil
+	})
+	if err != nil {
+		g.chunkFail(w, r, repo, id, err)
+		return
+	}
+	if u == nil {
+		g.fail(w, r, g.unknownUpload(repo))
+		return
+	}
+	w.Header().Set("Location", blobLocation(repo, dig))
+	w.Header().Set("Docker-Content-Digest", dig)
+	w.Header().Set("Content-Length", "0")
+	w.WriteHeader(http.StatusCreated)
+}
+
+// cancelUpload is DELETE on a session.
+func (g *Registry) cancelUpload(w http.ResponseWriter, r *http.Request, repo, id string) {
+	if _, ok := g.authorize(w, r, repo, accessPush); !ok || !g.uploadSession(w, r, repo, id) {
+		return
+	}
+	found, err := g.db.OCIDeleteUpload(r.Context(), repo, id)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	if !found {
+		g.fail(w, r, g.unknownUpload(repo))
+		return
+	}
+	if err := g.blobs.RemoveUpload(id); err != nil {
+		g.log.Warn("removing a cancelled upload's file", "err", err)
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// getBlob is GET and HEAD of a blob, with Range support.
+func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, repo, d string) {
+	if _, ok := g.authorize(w, r, repo, accessPull); !ok {
+		return
+	}
+	dig, err := parseDigest(d)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	_, ok, err := g.db.OCIBlobInRepo(r.Context(), repo, dig)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	unknown := errorf(http.StatusNotFound, "BLOB_UNKNOWN", map[string]string{"digest": dig}, "blob %s is not in repository %s", dig, repo)
+	if !ok {
+		g.fail(w, r, unknown)
+		return
+	}
+	f, err := g.blobs.OpenDigest(dig)
+	if errors.Is(err, os.ErrNotExist) {
+		g.log.Error("OCI blob recorded but its file is missing", "digest", dig, "repo", repo)
+		g.fail(w, r, unknown)
+		return
+	}
+	if err != nil {
+		g.fail(w, r, fmt.Errorf("opening blob %s: %w", dig, err))
+		return
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Docker-Content-Digest", dig)
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("ETag", `"`+dig+`"`)
+	h.Set("Cache-Control", "max-age=31536000, immutable")
+	http.ServeContent(w, r, "", time.Time{}, f)
+}
+
+// deleteBlob unlinks a blob from a repository (the bytes go at garbage collection).
+func (g *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, repo, d string) {
+	if _, ok := g.authorize(w, r, repo, accessDelete); !ok {
+		return
+	}
+	dig, err := parseDigest(d)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	found, err := g.db.OCIUnlinkBlob(r.Context(), repo, dig)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	if !found {
+		g.fail(w, r, errorf(http.StatusNotFound, "BLOB_UNKNOWN", map[string]string{"digest": dig}, "blob %s is not in repository %s", dig, repo))
+		return
+	}
+	w.WriteHeader(http.StatusAccepted)
+}

@@ -1,0 +1,500 @@
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// OCI registry metadata (issue #4). The oci package speaks HTTP; this file keeps what it
+// needs in PostgreSQL. Blob bytes are in FSBlobs.
+
+// OCIError is a refusal with one of the distribution spec's error codes (BLOB_UNKNOWN,
+// MANIFEST_BLOB_UNKNOWN, DENIED, …). The oci package turns it into the HTTP answer.
+type OCIError struct {
+	Code    string
+	Message string
+	Detail  any
+}
+
+func (e *OCIError) Error() string { return e.Code + ": " + e.Message }
+
+func ociErr(code string, detail any, format string, args ...any) *OCIError {
+	return &OCIError{Code: code, Message: fmt.Sprintf(format, args...), Detail: detail}
+}
+
+// OCIManifest is a stored manifest.
+type OCIManifest struct {
+	Repo         string
+	Digest       string
+	MediaType    string
+	ArtifactType string
+	Subject      string
+	Annotations  map[string]string
+	Raw          []byte
+	Release      bool
+}
+
+// OCIManifestPut is a manifest to store, with what it references.
+type OCIManifestPut struct {
+	OCIManifest
+	// Blobs must already be linked into the repository (config, layers).
+	Blobs []string
+	// Manifests must already be stored in the repository (index entries).
+	Manifests []string
+	// Tags to point at this manifest.
+	Tags []string
+	// ImmutableTags marks the tags as release tags (set only by the release exporter).
+	ImmutableTags bool
+}
+
+func ensureRepo(ctx context.Context, tx pgx.Tx, repo string) error {
+	if _, err := tx.Exec(ctx, `INSERT INTO oci_repositories (name) VALUES ($1) ON CONFLICT DO NOTHING`, repo); err != nil {
+		return fmt.Errorf("creating repository %s: %w", repo, err)
+	}
+	return nil
+}
+
+// OCIPutManifest stores a manifest and its tags in one transaction: every referenced blob
+// must be linked into the repository and every referenced manifest stored in it, and no
+// immutable tag may move. On any refusal nothing is written.
+func (db *DB) OCIPutManifest(ctx context.Context, m OCIManifestPut) error {
+	return db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if err := ensureRepo(ctx, tx, m.Repo); err != nil {
+			return err
+		}
+		if len(m.Blobs) > 0 {
+			var have []string
+			rows, err := tx.Query(ctx, `SELECT b.digest FROM oci_repo_blobs r JOIN oci_blobs b USING (digest) WHERE r.repo = $1 AND r.digest = ANY($2) FOR SHARE OF b`, m.Repo, m.Blobs)
+			if err != nil {
+				return fmt.Errorf("checking the manifest's blobs: %w", err)
+			}
+			if have, err = pgx.CollectRows(rows, pgx.RowTo[string]); err != nil {
+				return fmt.Errorf("checking the manifest's blobs: %w", err)
+			}
+			for _, d := range m.Blobs {
+				if !slices.Contains(have, d) {
+					return ociErr("MANIFEST_BLOB_UNKNOWN", map[string]string{"digest": d}, "the manifest references blob %s, which is not in repository %s: push the blob (or mount it) before the manifest", d, m.Repo)
+				}
+			}
+		}
+		if len(m.Manifests) > 0 {
+			rows, err := tx.Query(ctx, `SELECT digest FROM oci_manifests WHERE repo = $1 AND digest = ANY($2) FOR SHARE`, m.Repo, m.Manifests)
+			if err != nil {
+				return fmt.Errorf("checking the index's manifests: %w", err)
+			}
+			have, err := pgx.CollectRows(rows, pgx.RowTo[string])
+			if err != nil {
+				return fmt.Errorf("checking the index's manifests: %w", err)
+			}
+			for _, d := range m.Manifests {
+				if !slices.Contains(have, d) {
+					return ociErr("MANIFEST_BLOB_UNKNOWN", map[string]string{"digest": d}, "the index references manifest %s, which is not in repository %s: push it before the index", d, m.Repo)
+				}
+			}
+		}
+		var ann []byte
+		if len(m.Annotations) > 0 {
+			ann, _ = json.Marshal(m.Annotations)
+		}
+		var subject *string
+		if m.Subject != "" {
+			subject = &m.Subject
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO oci_manifests (repo, digest, media_type, artifact_type, subject, annotations, raw, release)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8) ON CONFLICT (repo, digest) DO UPDATE SET release = oci_manifests.release OR EXCLUDED.release`,
+			m.Repo, m.Digest, m.MediaType, m.ArtifactType, subject, ann, m.Raw, m.Release)
+		if err != nil {
+			return fmt.Errorf("storing manifest %s: %w", m.Digest, err)
+		}
+		refs := append(slices.Clone(m.Blobs), m.Manifests...)
+		if len(refs) > 0 {
+			_, err = tx.Exec(ctx, `INSERT INTO oci_manifest_refs (repo, manifest, ref) SELECT $1, $2, unnest($3::text[]) ON CONFLICT DO NOTHING`, m.Repo, m.Digest, refs)
+			if err != nil {
+				return fmt.Errorf("recording the manifest's references: %w", err)
+			}
+		}
+		for _, tag := range m.Tags {
+			var cur string
+			var immutable bool
+			err := tx.QueryRow(ctx, `SELECT digest, immutable FROM oci_tags WHERE repo = $1 AND tag = $2 FOR UPDATE`, m.Repo, tag).Scan(&cur, &immutable)
+			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return fmt.Errorf("reading tag %s: %w", tag, err)
+			}
+			if immutable && cur != m.Digest {
+				return ociErr("DENIED", map[string]string{"tag": tag, "digest": cur}, "tag %s:%s is a published release and cannot be moved (it points at %s): push under another tag", m.Repo, tag, cur)
+			}
+			_, err = tx.Exec(ctx, `INSERT INTO oci_tags (repo, tag, digest, immutable) VALUES ($1,$2,$3,$4)
+				ON CONFLICT (repo, tag) DO UPDATE SET digest = EXCLUDED.digest, immutable = oci_tags.immutable OR EXCLUDED.immutable, updated_at = now()`,
+				m.Repo, tag, m.Digest, m.ImmutableTags)
+			if err != nil {
+				return fmt.Errorf("setting tag %s: %w", tag, err)
+			}
+		}
+		return nil
+	})
+}
+
+// OCIGetManifest returns a manifest by digest, or by tag if ref is not a digest. It
+// returns nil if there is none.
+func (db *DB) OCIGetManifest(ctx context.Context, repo, ref string, byDigest bool) (*OCIManifest, error) {
+	q := `SELECT m.repo, m.digest, m.media_type, m.artifact_type, coalesce(m.subject, ''), m.raw, m.release FROM oci_manifests m WHERE m.repo = $1 AND m.digest = $2`
+	if !byDigest {
+		q = `SELECT m.repo, m.digest, m.media_type, m.artifact_type, coalesce(m.subject, ''), m.raw, m.release FROM oci_tags t JOIN oci_manifests m ON m.repo = t.repo AND m.digest = t.digest WHERE t.repo = $1 AND t.tag = $2`
+	}
+	var m OCIManifest
+	err := db.Pool.QueryRow(ctx, q, repo, ref).Scan(&m.Repo, &m.Digest, &m.MediaType, &m.ArtifactType, &m.Subject, &m.Raw, &m.Release)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest %s@%s: %w", repo, ref, err)
+	}
+	return &m, nil
+}
+
+// OCIDeleteManifest deletes a manifest (and the tags that point at it). Release manifests
+// are refused. It reports whether there was one.
+func (db *DB) OCIDeleteManifest(ctx context.Context, repo, digest string) (bool, error) {
+	found := false
+	err := db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		var release bool
+		err := tx.QueryRow(ctx, `SELECT release FROM oci_manifests WHERE repo = $1 AND digest = $2 FOR UPDATE`, repo, digest).Scan(&release)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading manifest %s@%s: %w", repo, digest, err)
+		}
+		found = true
+		if release {
+			return ociErr("DENIED", map[string]string{"digest": digest}, "manifest %s@%s is a published release: releases are immutable (yank it with `cairn yank` instead)", repo, digest)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM oci_manifests WHERE repo = $1 AND digest = $2`, repo, digest); err != nil {
+			return fmt.Errorf("deleting manifest %s@%s: %w", repo, digest, err)
+		}
+		return nil
+	})
+	return found, err
+}
+
+// OCIDeleteTag deletes a tag; release tags are refused. It reports whether there was one.
+func (db *DB) OCIDeleteTag(ctx context.Context, repo, tag string) (bool, error) {
+	found := false
+	err := db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		var immutable bool
+		err := tx.QueryRow(ctx, `SELECT immutable FROM oci_tags WHERE repo = $1 AND tag = $2 FOR UPDATE`, repo, tag).Scan(&immutable)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading tag %s:%s: %w", repo, tag, err)
+		}
+		found = true
+		if immutable {
+			return ociErr("DENIED", map[string]string{"tag": tag}, "tag %s:%s is a published release and cannot be deleted", repo, tag)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM oci_tags WHERE repo = $1 AND tag = $2`, repo, tag); err != nil {
+			return fmt.Errorf("deleting tag %s:%s: %w", repo, tag, err)
+		}
+		return nil
+	})
+	return found, err
+}
+
+// OCIRepoExists reports whether a repository has ever been pushed to.
+func (db *DB) OCIRepoExists(ctx context.Context, repo string) (bool, error) {
+	var ok bool
+	err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM oci_repositories WHERE name = $1)`, repo).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("reading repository %s: %w", repo, err)
+	}
+	return ok, nil
+}
+
+// OCIListTags returns up to n tags after last, in lexical (byte) order, and whether more follow.
+func (db *DB) OCIListTags(ctx context.Context, repo, last string, n int) ([]string, bool, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT tag FROM oci_tags WHERE repo = $1 AND tag COLLATE "C" > $2 ORDER BY tag COLLATE "C" LIMIT $3`, repo, last, n+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("listing tags of %s: %w", repo, err)
+	}
+	tags, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, false, fmt.Errorf("listing tags of %s: %w", repo, err)
+	}
+	more := len(tags) > n
+	if more {
+		tags = tags[:n]
+	}
+	return tags, more, nil
+}
+
+// OCIReferrer is one manifest whose subject is a given digest.
+type OCIReferrer struct {
+	Digest       string
+	MediaType    string
+	ArtifactType string
+	Size         int64
+	Annotations  map[string]string
+}
+
+// OCIReferrers lists the manifests of repo whose subject is digest, optionally only those
+// of one artifact type, oldest first.
+func (db *DB) OCIReferrers(ctx context.Context, repo, digest, artifactType string) ([]OCIReferrer, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT digest, media_type, artifact_type, length(raw), annotations FROM oci_manifests
+		WHERE repo = $1 AND subject = $2 AND ($3 = '' OR artifact_type = $3) ORDER BY created_at, digest`, repo, digest, artifactType)
+	if err != nil {
+		return nil, fmt.Errorf("listing referrers of %s@%s: %w", repo, digest, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (OCIReferrer, error) {
+		var x OCIReferrer
+		var ann []byte
+		if err := r.Scan(&x.Digest, &x.MediaType, &x.ArtifactType, &x.Size, &ann); err != nil {
+			return x, err
+		}
+		if len(ann) > 0 {
+			if err := json.Unmarshal(ann, &x.Annotations); err != nil {
+				return x, fmt.Errorf("decoding annotations of %s: %w", x.Digest, err)
+			}
+		}
+		return x, nil
+	})
+}
+
+// OCIBlobInRepo returns the size of a blob linked into repo, and whether it is.
+func (db *DB) OCIBlobInRepo(ctx context.Context, repo, digest string) (int64, bool, error) {
+	var size int64
+	err := db.Pool.QueryRow(ctx, `SELECT b.size FROM oci_repo_blobs r JOIN oci_blobs b USING (digest) WHERE r.repo = $1 AND r.digest = $2`, repo, digest).Scan(&size)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("reading blob %s in %s: %w", digest, repo, err)
+	}
+	return size, true, nil
+}
+
+// OCILinkBlob records a blob whose file has just been stored (or already was) and links
+// it into repo. Callers store the file between the row lock (lockBlob) and the commit, so a
+// concurrent garbage collection never removes a file that a link points at.
+func (db *DB) OCILinkBlob(ctx context.Context, repo, digest string, size int64, store func() error) error {
+	return db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if err := ensureRepo(ctx, tx, repo); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO oci_blobs (digest, size) VALUES ($1, $2) ON CONFLICT (digest) DO UPDATE SET last_used = now()`, digest, size)
+		if err != nil {
+			return fmt.Errorf("recording blob %s: %w", digest, err)
+		}
+		if store != nil {
+			if err := store(); err != nil {
+				return err
+			}
+		}
+		_, err = tx.Exec(ctx, `INSERT INTO oci_repo_blobs (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING`, repo, digest)
+		if err != nil {
+			return fmt.Errorf("linking blob %s into %s: %w", digest, repo, err)
+		}
+		return nil
+	})
+}
+
+// OCIMountBlob links a blob that the registry already holds into repo: from one
+// repository, or (from == "") from any. exists checks that the file is really there. It
+// returns the size, or ok false if the blob cannot be mounted.
+func (db *DB) OCIMountBlob(ctx context.Context, repo, from, digest string, exists func() bool) (int64, bool, error) {
+	var size int64
+	ok := false
+	err := db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		q := `SELECT b.size FROM oci_blobs b WHERE b.digest = $1 AND EXISTS (SELECT 1 FROM oci_repo_blobs r WHERE r.digest = b.digest AND ($2 = '' OR r.repo = $2)) FOR UPDATE OF b`
+		err := tx.QueryRow(ctx, q, digest, from).Scan(&size)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("looking up blob %s to mount: %w", digest, err)
+		}
+		if exists != nil && !exists() {
+			return nil
+		}
+		if err := ensureRepo(ctx, tx, repo); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE oci_blobs SET last_used = now() WHERE digest = $1`, digest); err != nil {
+			return fmt.Errorf("mounting blob %s: %w", digest, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO oci_repo_blobs (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING`, repo, digest); err != nil {
+			return fmt.Errorf("mounting blob %s into %s: %w", digest, repo, err)
+		}
+		ok = true
+		return nil
+	})
+	return size, ok, err
+}
+
+// OCIUnlinkBlob removes a blob from a repository. A blob that a manifest of the repository
+// still references is refused (the manifest would break); so is a release's. It reports
+// whether the blob was linked.
+func (db *DB) OCIUnlinkBlob(ctx context.Context, repo, digest string) (bool, error) {
+	found := false
+	err := db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM oci_repo_blobs WHERE repo = $1 AND digest = $2`, repo, digest)
+		if err != nil {
+			return fmt.Errorf("unlinking blob %s from %s: %w", digest, repo, err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil
+		}
+		found = true
+		var manifest string
+		err = tx.QueryRow(ctx, `SELECT manifest FROM oci_manifest_refs WHERE repo = $1 AND ref = $2 LIMIT 1`, repo, digest).Scan(&manifest)
+		if err == nil {
+			return ociErr("DENIED", map[string]string{"digest": digest, "manifest": manifest}, "blob %s is referenced by manifest %s in %s: delete the manifest first", digest, manifest, repo)
+		}
+		if !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("checking references to blob %s: %w", digest, err)
+		}
+		return nil
+	})
+	return found, err
+}
+
+// OCIUpload is an upload session.
+type OCIUpload struct {
+	ID        string
+	Repo      string
+	Size      int64
+	UpdatedAt time.Time
+}
+
+// OCICreateUpload starts an upload session in repo; create makes its file.
+func (db *DB) OCICreateUpload(ctx context.Context, repo string, create func(id string) error) (string, error) {
+	b := make([]byte, 16)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	id := hex.EncodeToString(b)
+	if err := create(id); err != nil {
+		return "", err
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO oci_uploads (id, repo) VALUES ($1, $2)`, id, repo); err != nil {
+		return "", fmt.Errorf("recording upload session: %w", err)
+	}
+	return id, nil
+}
+
+// OCIGetUpload returns an upload session of repo that has not expired, or nil.
+func (db *DB) OCIGetUpload(ctx context.Context, repo, id string, ttl time.Duration) (*OCIUpload, error) {
+	var u OCIUpload
+	err := db.Pool.QueryRow(ctx, `SELECT id, repo, size, updated_at FROM oci_uploads WHERE id = $1 AND repo = $2 AND updated_at > now() - $3::interval`, id, repo, ttl.String()).
+		Scan(&u.ID, &u.Repo, &u.Size, &u.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading upload session: %w", err)
+	}
+	return &u, nil
+}
+
+// OCIWithUpload runs fn holding the session's row lock (so chunks of one session are
+// written one at a time, on any replica) and stores the size fn returns. fn receives the
+// current size. finish, if fn reports it, deletes the session in the same transaction.
+// It returns nil (and does not call fn) if the session is unknown or expired.
+func (db *DB) OCIWithUpload(ctx context.Context, repo, id string, ttl time.Duration, fn func(ctx context.Context, tx pgx.Tx, size int64) (newSize int64, finish bool, err error)) (*OCIUpload, error) {
+	var out *OCIUpload
+	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		var u OCIUpload
+		err := tx.QueryRow(ctx, `SELECT id, repo, size, updated_at FROM oci_uploads WHERE id = $1 AND repo = $2 AND updated_at > now() - $3::interval FOR UPDATE`, id, repo, ttl.String()).
+			Scan(&u.ID, &u.Repo, &u.Size, &u.UpdatedAt)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("locking upload session: %w", err)
+		}
+		n, finish, err := fn(ctx, tx, u.Size)
+		if err != nil {
+			return err
+		}
+		if finish {
+			_, err = tx.Exec(ctx, `DELETE FROM oci_uploads WHERE id = $1`, id)
+		} else {
+			_, err = tx.Exec(ctx, `UPDATE oci_uploads SET size = $2, updated_at = now() WHERE id = $1`, id, n)
+		}
+		if err != nil {
+			return fmt.Errorf("updating upload session: %w", err)
+		}
+		u.Size = n
+		out = &u
+		return nil
+	})
+	return out, err
+}
+
+// OCILinkBlobTx is OCILinkBlob inside a caller's transaction (completing an upload).
+func OCILinkBlobTx(ctx context.Context, tx pgx.Tx, repo, digest string, size int64, store func() error) error {
+	if err := ensureRepo(ctx, tx, repo); err != nil {
+		return err
+	}
+	_, err := tx.Exec(ctx, `INSERT INTO oci_blobs (digest, size) VALUES ($1, $2) ON CONFLICT (digest) DO UPDATE SET last_used = now()`, digest, size)
+	if err != nil {
+		return fmt.Errorf("recording blob %s: %w", digest, err)
+	}
+	if err := store(); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `INSERT INTO oci_repo_blobs (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING`, repo, digest)
+	if err != nil {
+		return fmt.Errorf("linking blob %s into %s: %w", digest, repo, err)
+	}
+	return nil
+}
+
+// OCIDeleteUpload cancels an upload session; it reports whether there was one.
+func (db *DB) OCIDeleteUpload(ctx context.Context, repo, id string) (bool, error) {
+	tag, err := db.Pool.Exec(ctx, `DELETE FROM oci_uploads WHERE id = $1 AND repo = $2`, id, repo)
+	if err != nil {
+		return false, fmt.Errorf("cancelling upload session: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
+}
+
+// OCITokenKey returns the key that signs registry tokens, creating it on first use.
+func (db *DB) OCITokenKey(ctx context.Context) ([]byte, error) {
+	k := make([]byte, 32)
+	if _, err := rand.Read(k); err != nil {
+		return nil, err
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO oci_token_key (id, key) VALUES (1, $1) ON CONFLICT DO NOTHING`, k); err != nil {
+		return nil, fmt.Errorf("creating the registry token key: %w", err)
+	}
+	var key []byte
+	err := db.Pool.QueryRow(ctx, `SELECT key FROM oci_token_key WHERE id = 1`).Scan(&key)
+	if err != nil {
+		return nil, fmt.Errorf("reading the registry token key: %w", err)
+	}
+	return key, nil
+}
+
+// TokenByID returns a token record that is not revoked, or nil (registry tokens name the
+// Cairn token they were issued for, so revocation still takes effect at once).
+func (db *DB) TokenByID(ctx context.Context, id string) (*Token, error) {
+	var t Token
+	err := db.Pool.QueryRow(ctx, `SELECT id, name, admin, can_create, projects, created_at, revoked_at FROM tokens WHERE id = $1 AND revoked_at IS NULL`, id).
+		Scan(&t.ID, &t.Name, &t.Admin, &t.CanCreate, &t.Projects, &t.CreatedAt, &t.RevokedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("looking up token: %w", err)
+	}
+	return &t, nil
+}
