@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-dev/cairn/internal/daemon"
 	"github.com/cairn-dev/cairn/internal/testdb"
 	"github.com/cairn-dev/cairn/internal/testrepo"
 	"github.com/cairn-dev/cairn/internal/tufjs"
@@ -30,13 +31,16 @@ type world struct {
 	f1, f2 testrepo.File
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T) *world { t.Helper(); return newWorldWith(t, nil) }
+
+// newWorldWith is newWorld with a change to cairnd's configuration.
+func newWorldWith(t *testing.T, tweak func(*daemon.Config)) *world {
 	t.Helper()
 	u, drop, err := testdb.Create("e2e_" + t.Name())
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := testrepo.Boot(t, u, nil)
+	r := testrepo.Boot(t, u, tweak)
 	t.Cleanup(drop)
 	w := &world{r: r, alice: testrepo.NewKey(t, tufrepo.KeyEd25519), bob: testrepo.NewKey(t, tufrepo.KeyECDSAP256),
 		f1: testrepo.File{Path: "demo/1.0.0/demo-1.0.0.tar.gz", Content: []byte("the first release of demo")},

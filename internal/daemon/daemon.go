@@ -392,6 +392,6 @@ func keysCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 			return json.NewEncoder(stdout).Encode(tufrepo.KeyToAPI(o.Key))
 		}}
 	pub.Flags().StringVar(&uri, "key", "", "key URI")
-	cmd.AddCommand(pub)
+	cmd.AddCommand(pub, keysCheckCmd(stdout, getenv))
 	return cmd
 }
