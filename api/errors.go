@@ -49,6 +49,7 @@ const (
 	CodeNotBootstrapped     Code = "not_bootstrapped"
 	CodeAlreadyBootstrapped Code = "already_bootstrapped"
 	CodeUnavailable         Code = "unavailable"
+	CodeNotLogged           Code = "not_logged"
 	CodeInternal            Code = "internal"
 )
 
@@ -98,6 +99,7 @@ func Codes() []CodeInfo {
 		{CodeNotBootstrapped, http.StatusServiceUnavailable, "The repository has not been bootstrapped"},
 		{CodeAlreadyBootstrapped, http.StatusConflict, "The repository is already bootstrapped"},
 		{CodeUnavailable, http.StatusServiceUnavailable, "The service is temporarily unavailable"},
+		{CodeNotLogged, http.StatusNotFound, "The metadata version has no transparency log entry yet"},
 		{CodeInternal, http.StatusInternalServerError, "Internal error"},
 	}
 }

@@ -433,6 +433,13 @@ var wireTypes = map[string]reflect.Type{
 	"TopLevelResult":         reflect.TypeFor[api.TopLevelResult](),
 	"RoleExpiry":             reflect.TypeFor[api.RoleExpiry](),
 	"RepositoryStatus":       reflect.TypeFor[api.RepositoryStatus](),
+	"TransparencyLogInfo":    reflect.TypeFor[api.TransparencyLogInfo](),
+	"TransparencyLogPage":    reflect.TypeFor[api.TransparencyLogPage](),
+	"TransparencyLogEntry":   reflect.TypeFor[api.TransparencyLogEntry](),
+	"DSSEEnvelope":           reflect.TypeFor[api.DSSEEnvelope](),
+	"DSSESignature":          reflect.TypeFor[api.DSSESignature](),
+	"RekorEntry":             reflect.TypeFor[api.RekorEntry](),
+	"InclusionProof":         reflect.TypeFor[api.InclusionProof](),
 }
 
 // Schemas that describe no Go struct of package api.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/cairn-dev/cairn/oci"
 	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/tlog"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,6 +30,8 @@ type Config struct {
 	CacheBytes int64
 	// RunPublisher is false on replicas that should only serve.
 	RunPublisher bool
+	// TransparencyLog configures the Rekor log every signed version goes to (off if URL is empty).
+	TransparencyLog tlog.Config
 	// OCINoAnonymousPull makes the OCI registry (/v2/) require a token for pulls too.
 	OCINoAnonymousPull bool
 }
@@ -59,6 +62,7 @@ type Server struct {
 
 	mu          sync.Mutex
 	lastPublish error
+	tlog        *tlogState
 }
 
 // New builds a server. Run must be called to start its background work.
@@ -68,6 +72,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 	s.signing, signers = newSignerHealth(reg, signers, now)
 	s.publisher = tufrepo.NewPublisher(db, signers, now, log)
 	s.metrics = newMetrics(reg, s)
+	s.newTlog(reg, signers)
 	s.publisher.Observe = s.observePublish
 	r := chi.NewRouter()
 	r.Use(s.instrument)
@@ -82,6 +87,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 		s.routeMaintainers(r)
 		s.routeClaims(r)
 		s.routeLog(r)
+		s.routeTlog(r)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNotFound(r.URL.Path))
@@ -108,6 +114,7 @@ func (s *Server) Start(ctx context.Context) error {
 	go s.db.Listen(ctx, s.log, func(channel, payload string) {
 		switch channel {
 		case store.ChannelPublished:
+			s.kickTlog()
 			if err := s.cache.Refresh(ctx); err != nil && ctx.Err() == nil {
 				s.log.Error("refreshing published metadata", "err", err)
 			}
@@ -135,6 +142,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if s.cfg.RunPublisher {
 		go s.publisher.Run(ctx, s.cfg.PublishInterval)
 	}
+	s.startTlog(ctx)
 	return nil
 }
 

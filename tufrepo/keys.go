@@ -46,7 +46,7 @@ func GenerateKey(t KeyType) (crypto.Signer, error) {
 func NewSigner(priv crypto.Signer) (signature.Signer, error) {
 	switch k := priv.(type) {
 	case ed25519.PrivateKey:
-		return signature.LoadED25519Signer(k)
+		return newED25519Signer(k)
 	case *ecdsa.PrivateKey:
 		if k.Curve != elliptic.P256() {
 			return nil, errors.New("only ECDSA P-256 keys are supported")

@@ -29,6 +29,11 @@ type Config struct {
 	NoPublisher        bool          `json:"no_publisher"`
 	MaxBlobSize        int64         `json:"max_blob_size"`
 	PublishInterval    time.Duration `json:"publish_interval"`
+	RekorURL           string        `json:"rekor_url"`
+	RekorKey           string        `json:"rekor_key"`
+	RekorOrigin        string        `json:"rekor_origin"`
+	RekorTimeout       time.Duration `json:"rekor_timeout"`
+	RekorRetryMax      time.Duration `json:"rekor_retry_max"`
 	LogLevel           string        `json:"log_level"`
 	Dev                bool          `json:"dev"`
 	DataDir            string        `json:"data_dir"`
@@ -61,6 +66,11 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.BoolVar(&c.NoPublisher, "no-publisher", c.NoPublisher, "serve only; do not run the publisher on this replica")
 	fs.Int64Var(&c.MaxBlobSize, "max-blob-size", c.MaxBlobSize, "largest release file accepted, in bytes")
 	fs.DurationVar(&c.PublishInterval, "publish-interval", c.PublishInterval, "how often to check online role expiry without uploads")
+	fs.StringVar(&c.RekorURL, "rekor-url", c.RekorURL, "Rekor v2 transparency log to submit every online-signed metadata version to (off if empty)")
+	fs.StringVar(&c.RekorKey, "rekor-key", c.RekorKey, "the Rekor log's public key (PEM file): verify each checkpoint before storing an entry")
+	fs.StringVar(&c.RekorOrigin, "rekor-origin", c.RekorOrigin, "the Rekor log's checkpoint origin (its --hostname); default: as the checkpoint names it")
+	fs.DurationVar(&c.RekorTimeout, "rekor-timeout", orDuration(c.RekorTimeout, 30*time.Second), "bound on one transparency log submission")
+	fs.DurationVar(&c.RekorRetryMax, "rekor-retry-max", orDuration(c.RekorRetryMax, 5*time.Minute), "longest wait before retrying a failed transparency log submission")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "development mode: generate keys and bootstrap a repository in --data-dir")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the dev mode's keys, root.json, admin.token and blobs")

@@ -196,10 +196,15 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	if err != nil {
 		return fail(err)
 	}
+	tcfg, err := tlogConfig(&c, log)
+	if err != nil {
+		return fail(err)
+	}
 	scfg := server.DefaultConfig()
 	scfg.MaxBlobSize = c.MaxBlobSize
 	scfg.PublishInterval = c.PublishInterval
 	scfg.RunPublisher = !c.NoPublisher
+	scfg.TransparencyLog = tcfg
 	srv := server.New(scfg, db, blobs, signers, log, time.Now)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if err := srv.Start(rctx); err != nil {

@@ -1,0 +1,191 @@
+package store
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/tlog"
+	"github.com/jackc/pgx/v5"
+)
+
+// tlogLockID is the session advisory lock that makes one transparency log worker at a time
+// across replicas (so a version is not submitted twice).
+const tlogLockID int64 = 0x636169726e746c67 // "cairntlg"
+
+// The transparency log worker's storage (tlog.Store).
+var _ tlog.Store = (*DB)(nil)
+
+// tlogHead is how much of a metadata file TlogPending returns: online-signed files start
+// with their signatures, which name the key.
+const tlogHead = 4096
+
+// TlogPass runs fn holding the worker lock on one connection; false when another replica
+// holds it.
+func (db *DB) TlogPass(ctx context.Context, fn func(ctx context.Context) error) (bool, error) {
+	conn, err := db.Pool.Acquire(ctx)
+	if err != nil {
+		return false, fmt.Errorf("acquiring a connection for the transparency log lock: %w", err)
+	}
+	defer conn.Release()
+	var got bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, tlogLockID).Scan(&got); err != nil {
+		return false, fmt.Errorf("taking the transparency log lock: %w", err)
+	}
+	if !got {
+		return false, nil
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if _, err := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, tlogLockID); err != nil {
+			// A session that may still hold the lock must not go back to the pool.
+			_ = conn.Conn().Close(uctx)
+		}
+	}()
+	return true, fn(ctx)
+}
+
+// TlogPending returns signed versions without an entry whose next attempt is due.
+func (db *DB) TlogPending(ctx context.Context, now time.Time, limit int) ([]tlog.Pending, error) {
+	rows, err := db.Pool.Query(ctx, `
+		SELECT m.role, m.version, m.length, m.sha256, substring(m.raw FROM 1 FOR $3), coalesce(a.attempts, 0)
+		FROM metadata m
+		LEFT JOIN tlog_attempts a ON a.role = m.role AND a.version = m.version
+		WHERE m.action = 'signed'
+		  AND NOT EXISTS (SELECT 1 FROM tlog_entries e WHERE e.role = m.role AND e.version = m.version)
+		  AND (a.next_attempt IS NULL OR a.next_attempt <= $1)
+		ORDER BY m.created_at, m.role, m.version
+		LIMIT $2`, now, limit, tlogHead)
+	if err != nil {
+		return nil, fmt.Errorf("reading versions to log: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (tlog.Pending, error) {
+		var p tlog.Pending
+		var sum []byte
+		err := r.Scan(&p.Role, &p.Version, &p.Length, &sum, &p.Head, &p.Attempts)
+		p.SHA256 = hex.EncodeToString(sum)
+		return p, err
+	})
+}
+
+// TlogRecord stores an entry; a second entry for the same version changes nothing.
+func (db *DB) TlogRecord(ctx context.Context, e api.TransparencyLogEntry) error {
+	sum, err := hex.DecodeString(e.SHA256)
+	if err != nil {
+		return fmt.Errorf("log entry of %s version %d: bad sha256: %w", e.Role, e.Version, err)
+	}
+	env, err := json.Marshal(e.Envelope)
+	if err != nil {
+		return err
+	}
+	rk, err := json.Marshal(e.Rekor)
+	if err != nil {
+		return err
+	}
+	return db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO tlog_entries (role, version, length, sha256, keyid, envelope, rekor, log_url, log_index, logged_at)
+			VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10) ON CONFLICT (role, version) DO NOTHING`,
+			e.Role, e.Version, e.Length, sum, e.KeyID, env, rk, e.LogURL, e.Rekor.LogIndex, e.LoggedAt); err != nil {
+			return fmt.Errorf("storing the log entry of %s version %d: %w", e.Role, e.Version, err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM tlog_attempts WHERE role = $1 AND version = $2`, e.Role, e.Version); err != nil {
+			return fmt.Errorf("clearing failed attempts of %s version %d: %w", e.Role, e.Version, err)
+		}
+		return nil
+	})
+}
+
+// TlogFailed records a failed attempt.
+func (db *DB) TlogFailed(ctx context.Context, role string, version int64, next time.Time, msg string) error {
+	if len(msg) > 1000 {
+		msg = msg[:1000]
+	}
+	_, err := db.Pool.Exec(ctx, `
+		INSERT INTO tlog_attempts (role, version, attempts, last_error, next_attempt) VALUES ($1, $2, 1, $3, $4)
+		ON CONFLICT (role, version) DO UPDATE SET attempts = tlog_attempts.attempts + 1, last_error = $3, next_attempt = $4`,
+		role, version, msg, next)
+	if err != nil {
+		return fmt.Errorf("recording a failed log submission of %s version %d: %w", role, version, err)
+	}
+	return nil
+}
+
+// TlogBacklog counts signed versions without an entry.
+func (db *DB) TlogBacklog(ctx context.Context) (int64, error) {
+	var n int64
+	err := db.Pool.QueryRow(ctx, `
+		SELECT count(*) FROM metadata m WHERE m.action = 'signed'
+		AND NOT EXISTS (SELECT 1 FROM tlog_entries e WHERE e.role = m.role AND e.version = m.version)`).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("counting versions to log: %w", err)
+	}
+	return n, nil
+}
+
+const tlogColumns = `seq, role, version, length, sha256, keyid, envelope, rekor, log_url, logged_at`
+
+func scanTlogEntry(r pgx.CollectableRow) (api.TransparencyLogEntry, error) {
+	var e api.TransparencyLogEntry
+	var sum, env, rk []byte
+	if err := r.Scan(&e.Seq, &e.Role, &e.Version, &e.Length, &sum, &e.KeyID, &env, &rk, &e.LogURL, &e.LoggedAt); err != nil {
+		return e, err
+	}
+	e.SHA256 = hex.EncodeToString(sum)
+	e.LoggedAt = e.LoggedAt.UTC()
+	if err := json.Unmarshal(env, &e.Envelope); err != nil {
+		return e, fmt.Errorf("decoding stored envelope of %s version %d: %w", e.Role, e.Version, err)
+	}
+	if err := json.Unmarshal(rk, &e.Rekor); err != nil {
+		return e, fmt.Errorf("decoding stored log entry of %s version %d: %w", e.Role, e.Version, err)
+	}
+	return e, nil
+}
+
+// TlogEntries returns up to limit stored entries with seq > after, in the order stored.
+func (db *DB) TlogEntries(ctx context.Context, after int64, limit int) ([]api.TransparencyLogEntry, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT `+tlogColumns+` FROM tlog_entries WHERE seq > $1 ORDER BY seq LIMIT $2`, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading transparency log entries: %w", err)
+	}
+	return pgx.CollectRows(rows, scanTlogEntry)
+}
+
+// ErrNotLogged is returned by TlogEntry for a signed version that has no entry yet.
+var ErrNotLogged = errors.New("signed but not logged")
+
+// TlogEntry returns the entry of one version: api CodeNotFound if the server never signed
+// that version, ErrNotLogged (wrapped in an api error) if it has no entry yet.
+func (db *DB) TlogEntry(ctx context.Context, role string, version int64) (*api.TransparencyLogEntry, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT `+tlogColumns+` FROM tlog_entries WHERE role = $1 AND version = $2`, role, version)
+	if err != nil {
+		return nil, fmt.Errorf("reading the log entry of %s version %d: %w", role, version, err)
+	}
+	e, err := pgx.CollectExactlyOneRow(rows, scanTlogEntry)
+	if err == nil {
+		return &e, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("reading the log entry of %s version %d: %w", role, version, err)
+	}
+	var signed bool
+	var lastErr *string
+	if err := db.Pool.QueryRow(ctx, `
+		SELECT EXISTS (SELECT 1 FROM metadata WHERE role = $1 AND version = $2 AND action = 'signed'),
+		       (SELECT last_error FROM tlog_attempts WHERE role = $1 AND version = $2)`, role, version).Scan(&signed, &lastErr); err != nil {
+		return nil, fmt.Errorf("reading %s version %d: %w", role, version, err)
+	}
+	if !signed {
+		return nil, api.Errorf(api.CodeNotFound, "the server signed no %s version %d with an online key (only timestamp, snapshot and recently-claimed versions are logged)", role, version)
+	}
+	detail := fmt.Sprintf("%s version %d was signed but has no transparency log entry yet: the worker submits it in the background", role, version)
+	if lastErr != nil {
+		detail += "; the last attempt failed: " + *lastErr
+	}
+	return nil, &api.Error{Code: api.CodeNotLogged, Detail: detail, Err: ErrNotLogged}
+}
