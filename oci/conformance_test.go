@@ -13,7 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/cairn-dev/cairn/internal/testrepo"
 	"github.com/cairn-dev/cairn/store"
 	"gopkg.in/yaml.v3"
 )
@@ -76,7 +75,7 @@ var countRE = regexp.MustCompile(`(?m)^\s+(Pass|FAIL|Skip|Error|Disabled)\.*:\s+
 // CAIRN_OCI_VERSION=dev runs the development profile instead.
 func TestConformance(t *testing.T) {
 	bin := buildConformance(t)
-	r := testrepo.Boot(t, dbURL, nil)
+	r, _ := registry(t)
 	tok, _, err := r.DB.CreateToken(context.Background(), store.NewTokenSpec{Name: "oci-conformance", Projects: []string{"conformance"}})
 	if err != nil {
 		t.Fatal(err)

@@ -37,6 +37,7 @@ type Config struct {
 	LogLevel           string        `json:"log_level"`
 	Dev                bool          `json:"dev"`
 	DataDir            string        `json:"data_dir"`
+	OCIAnonymousPull   bool          `json:"oci_anonymous_pull"`
 }
 
 // DefaultDatabaseURL is the local PostgreSQL of a development machine.
@@ -44,11 +45,12 @@ const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/cairn?sslmode=dis
 
 func defaultConfig() Config {
 	return Config{
-		Listen:          "127.0.0.1:8080",
-		DatabaseURL:     DefaultDatabaseURL,
-		MaxBlobSize:     1 << 30,
-		PublishInterval: time.Minute,
-		LogLevel:        "info",
+		Listen:           "127.0.0.1:8080",
+		DatabaseURL:      DefaultDatabaseURL,
+		MaxBlobSize:      1 << 30,
+		PublishInterval:  time.Minute,
+		LogLevel:         "info",
+		OCIAnonymousPull: true,
 	}
 }
 
@@ -74,6 +76,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "development mode: generate keys and bootstrap a repository in --data-dir")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the dev mode's keys, root.json, admin.token and blobs")
+	fs.BoolVar(&c.OCIAnonymousPull, "oci-anonymous-pull", c.OCIAnonymousPull, "let the OCI registry (/v2/) serve pulls without a token (--oci-anonymous-pull=false requires one)")
 }
 
 // resolve applies the config file and the environment to every flag not set on the

@@ -204,6 +204,7 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	scfg.MaxBlobSize = c.MaxBlobSize
 	scfg.PublishInterval = c.PublishInterval
 	scfg.RunPublisher = !c.NoPublisher
+	scfg.OCINoAnonymousPull = !c.OCIAnonymousPull
 	scfg.TransparencyLog = tcfg
 	srv := server.New(scfg, db, blobs, signers, log, time.Now)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
