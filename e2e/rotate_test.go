@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-dev/cairn/internal/daemon"
 	"github.com/cairn-dev/cairn/internal/testdb"
 	"github.com/cairn-dev/cairn/internal/testrepo"
+	"github.com/cairn-dev/cairn/internal/tufjs"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -205,5 +206,35 @@ func TestOnlineKeyRotation(t *testing.T) {
 		if got, err := c.get(t, f2.Path); err != nil || string(got) != "two" {
 			t.Fatalf("%s after rotation: %v", c.name, err)
 		}
+	}
+
+	// The compromise drill's last step: the replaced key leaked. Whoever holds it signs a
+	// timestamp with a higher version (freezing clients on today's snapshot) and gets the
+	// server to serve it. Clients that updated to root 2 refuse it: root no longer
+	// delegates timestamp to that key.
+	leaked := online.Timestamp
+	cur, err := metadata.Timestamp().FromBytes(r.Do(t, "GET", "/metadata/timestamp.json", "", "", nil).Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forgedV := cur.Signed.Version + 100
+	cur.Signed.Version = forgedV
+	cur.Signed.Expires = time.Now().Add(365 * 24 * time.Hour).UTC().Truncate(time.Second)
+	forgedSigned, _ := tufrepo.Canonical(cur.Signed)
+	forged, err := tufrepo.SignEnvelope(ctx, forgedSigned, leaked)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DB.Pool.Exec(ctx, `INSERT INTO metadata (role, version, raw, length, sha256, expires, action, snapshot_version)
+		SELECT 'timestamp', $1, $2, $3, $4, $5, action, snapshot_version FROM metadata WHERE role = 'timestamp' AND version = $6`,
+		forgedV, forged, len(forged), shaBytes(forged), cur.Signed.Expires, forgedV-100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DB.Pool.Exec(ctx, `UPDATE repo_state SET timestamp_version = $1`, forgedV); err != nil {
+		t.Fatal(err)
+	}
+	waitForTimestamp(t, r, forgedV)
+	for _, c := range cs {
+		checkRefused(t, c, f1.Path, refusal{isUnsigned, tufjs.ExitSignature, 3})
 	}
 }
