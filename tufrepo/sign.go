@@ -40,7 +40,9 @@ type Retry struct {
 }
 
 // DefaultRetry tries 4 times over at most about 1.4 s.
-func DefaultRetry() Retry { return Retry{Attempts: 4, Initial: 200 * time.Millisecond, Max: time.Second} }
+func DefaultRetry() Retry {
+	return Retry{Attempts: 4, Initial: 200 * time.Millisecond, Max: time.Second}
+}
 
 // SignAttempt is one try at signing.
 type SignAttempt struct {
