@@ -182,6 +182,9 @@ func (g *Registry) getManifest(w http.ResponseWriter, r *http.Request, repo, ref
 		g.fail(w, r, errorf(http.StatusNotFound, "MANIFEST_UNKNOWN", map[string]string{"reference": truncate(ref, 200)}, "%q is neither a digest nor a valid tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127})", truncate(ref, 200)))
 		return
 	}
+	if !byDigest {
+		g.sync(r, repo, ref)
+	}
 	m, err := g.db.OCIGetManifest(r.Context(), repo, ref, byDigest)
 	if err != nil {
 		g.fail(w, r, err)
@@ -251,6 +254,9 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, repo, ref
 		return
 	}
 	m.Repo, m.Digest, m.Tags = repo, dig, tags
+	for _, t := range tags {
+		g.sync(r, repo, t) // so that a release's tag exists, immutable, before anyone pushes over it
+	}
 	if err := g.db.OCIPutManifest(r.Context(), *m); err != nil {
 		g.fail(w, r, err)
 		return
@@ -294,6 +300,7 @@ func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, repo, 
 			g.fail(w, r, errorf(http.StatusNotFound, "MANIFEST_UNKNOWN", nil, "%q is neither a digest nor a valid tag", truncate(ref, 200)))
 			return
 		}
+		g.sync(r, repo, ref)
 		found, err = g.db.OCIDeleteTag(r.Context(), repo, ref)
 	}
 	if err != nil {
@@ -325,6 +332,7 @@ func (g *Registry) listTags(w http.ResponseWriter, r *http.Request, repo, _ stri
 		n = min(v, maxTagPage)
 	}
 	last := q.Get("last")
+	g.sync(r, repo, "")
 	exists, err := g.db.OCIRepoExists(r.Context(), repo)
 	if err != nil {
 		g.fail(w, r, err)
@@ -377,4 +385,12 @@ func (g *Registry) referrers(w http.ResponseWriter, r *http.Request, repo, d str
 	}
 	w.Header().Set("Content-Type", MediaTypeImageIndex)
 	_ = json.NewEncoder(w).Encode(map[string]any{"schemaVersion": 2, "mediaType": MediaTypeImageIndex, "manifests": list})
+}
+
+// sync exports the published releases behind a tag (or all, for tag "") of a project
+// repository. A failure is logged, not answered: the request goes on with what is stored.
+func (g *Registry) sync(r *http.Request, repo, tag string) {
+	if err := g.syncReleases(r.Context(), repo, tag); err != nil && r.Context().Err() == nil {
+		g.log.Error("exporting releases as OCI artifacts", "repo", repo, "tag", tag, "err", err)
+	}
 }

@@ -53,6 +53,9 @@ type OCIManifestPut struct {
 	Tags []string
 	// ImmutableTags marks the tags as release tags (set only by the release exporter).
 	ImmutableTags bool
+	// ReleaseSync lets the release exporter move a release tag: TUF is the authority on
+	// what a release holds, the OCI API is not.
+	ReleaseSync bool
 }
 
 func ensureRepo(ctx context.Context, tx pgx.Tx, repo string) error {
@@ -128,7 +131,7 @@ func (db *DB) OCIPutManifest(ctx context.Context, m OCIManifestPut) error {
 			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("reading tag %s: %w", tag, err)
 			}
-			if immutable && cur != m.Digest {
+			if immutable && cur != m.Digest && !m.ReleaseSync {
 				return ociErr("DENIED", map[string]string{"tag": tag, "digest": cur}, "tag %s:%s is a published release and cannot be moved (it points at %s): push under another tag", m.Repo, tag, cur)
 			}
 			_, err = tx.Exec(ctx, `INSERT INTO oci_tags (repo, tag, digest, immutable) VALUES ($1,$2,$3,$4)
@@ -497,4 +500,44 @@ func (db *DB) TokenByID(ctx context.Context, id string) (*Token, error) {
 		return nil, fmt.Errorf("looking up token: %w", err)
 	}
 	return &t, nil
+}
+
+// PublishedReleaseFile is a file of a published release.
+type PublishedReleaseFile struct {
+	Version  string
+	Filename string
+	Length   int64
+	SHA256   string // hex
+}
+
+// PublishedReleaseFiles lists the files of project's published releases, by version and
+// file name; only those of the versions whose OCI tag is tag ("+" becomes "_" in tags),
+// unless tag is "".
+func (db *DB) PublishedReleaseFiles(ctx context.Context, project, tag string) ([]PublishedReleaseFile, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT f.version, f.filename, f.length, f.sha256 FROM release_files f JOIN projects p ON p.name = f.project
+		WHERE f.project = $1 AND f.role_version <= p.published_version AND ($2 = '' OR replace(f.version, '+', '_') = $2)
+		ORDER BY f.version, f.filename`, project, tag)
+	if err != nil {
+		return nil, fmt.Errorf("listing the published files of %s: %w", project, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (PublishedReleaseFile, error) {
+		var f PublishedReleaseFile
+		var sum []byte
+		err := r.Scan(&f.Version, &f.Filename, &f.Length, &sum)
+		f.SHA256 = hex.EncodeToString(sum)
+		return f, err
+	})
+}
+
+// OCITagDigest returns the digest a tag points at, if any.
+func (db *DB) OCITagDigest(ctx context.Context, repo, tag string) (string, bool, error) {
+	var d string
+	err := db.Pool.QueryRow(ctx, `SELECT digest FROM oci_tags WHERE repo = $1 AND tag = $2`, repo, tag).Scan(&d)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("reading tag %s:%s: %w", repo, tag, err)
+	}
+	return d, true, nil
 }

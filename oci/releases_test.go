@@ -1,0 +1,122 @@
+package oci_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/cairn-dev/cairn/internal/testrepo"
+	"github.com/cairn-dev/cairn/oci"
+	"github.com/cairn-dev/cairn/tufrepo"
+)
+
+// publishRelease creates project (if new) and publishes role version v with files.
+func publishRelease(t *testing.T, r *testrepo.Repo, key *testrepo.Key, project string, v int64, files ...testrepo.File) {
+	t.Helper()
+	if v == 2 {
+		r.CreateProject(t, r.AdminToken, project, 1, []*testrepo.Key{key}, key)
+	}
+	for _, f := range files {
+		r.PutBlob(t, r.AdminToken, f.Content)
+	}
+	resp := r.Submit(t, r.AdminToken, project, testrepo.Sign(t, testrepo.Role(v, time.Now().Add(30*24*time.Hour), files...), key))
+	if resp.Status != http.StatusCreated {
+		t.Fatalf("publishing %s role version %d: %d %s", project, v, resp.Status, resp.Body)
+	}
+}
+
+// TestReleaseArtifacts: a published release is <project>:<version>, an artifact manifest
+// whose layers are the release files (titled by name), byte-identical to what
+// oci.ReleaseManifest rebuilds from the TUF target list; its tag and manifest cannot be
+// moved or deleted through the OCI API, and a file added to the release later moves it.
+func TestReleaseArtifacts(t *testing.T) {
+	r, tok := registry(t)
+	base := r.URL
+	key := testrepo.NewKey(t, tufrepo.KeyEd25519)
+	a := testrepo.File{Path: "relx/1.0+git/relx-1.0.tar.gz", Content: []byte("release files of relx")}
+	b := testrepo.File{Path: "relx/1.0+git/relx-1.0-py3-none-any.whl", Content: []byte("a wheel")}
+	publishRelease(t, r, key, "relx", 2, a)
+
+	tags := do(t, base, req{method: "GET", path: "/v2/relx/tags/list"})
+	if tags.status != 200 || !bytes.Contains(tags.body, []byte(`"1.0_git"`)) {
+		t.Fatalf("tags of relx: %d %s", tags.status, tags.body)
+	}
+	get := do(t, base, req{method: "GET", path: "/v2/relx/manifests/1.0_git"})
+	want := oci.ReleaseManifest("relx", "1.0+git", []oci.ReleaseFile{{Name: "relx-1.0.tar.gz", Length: int64(len(a.Content)), SHA256: sha(a.Content)[7:]}})
+	if get.status != 200 || !bytes.Equal(get.body, want) || get.header.Get("Docker-Content-Digest") != sha(want) {
+		t.Fatalf("release manifest: %d %s\nwant %s", get.status, get.body, want)
+	}
+	var m struct {
+		ArtifactType string `json:"artifactType"`
+		Layers       []struct {
+			Digest      string            `json:"digest"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"layers"`
+	}
+	if err := json.Unmarshal(get.body, &m); err != nil || m.ArtifactType != oci.ArtifactTypeRelease || len(m.Layers) != 1 || m.Layers[0].Annotations["org.opencontainers.image.title"] != "relx-1.0.tar.gz" {
+		t.Fatalf("release manifest content: %s", get.body)
+	}
+	if l := do(t, base, req{method: "GET", path: "/v2/relx/blobs/" + m.Layers[0].Digest}); l.status != 200 || !bytes.Equal(l.body, a.Content) {
+		t.Fatalf("release layer: %d", l.status)
+	}
+	// One copy of the bytes: the layer is the release file of the blob store.
+	files, _ := filepath.Glob(filepath.Join(r.Config.BlobDir, "sha256", "*", sha(a.Content)[7:]))
+	if len(files) != 1 {
+		t.Fatalf("release file stored %d times", len(files))
+	}
+
+	// Not even the admin token can move or delete the release through the OCI API.
+	other := do(t, base, req{method: "PUT", path: "/v2/relx/manifests/" + sha(emptyIndex), auth: "basic:" + tok["admin"], body: emptyIndex, header: map[string]string{"Content-Type": "application/vnd.oci.image.index.v1+json"}})
+	if other.status != 201 {
+		t.Fatalf("pushing an index: %d %s", other.status, other.body)
+	}
+	for _, c := range []req{
+		{method: "PUT", path: "/v2/relx/manifests/1.0_git", auth: "basic:" + tok["admin"], body: emptyIndex, header: map[string]string{"Content-Type": "application/vnd.oci.image.index.v1+json"}},
+		{method: "DELETE", path: "/v2/relx/manifests/1.0_git", auth: "basic:" + tok["admin"]},
+		{method: "DELETE", path: "/v2/relx/manifests/" + sha(want), auth: "basic:" + tok["admin"]},
+		{method: "DELETE", path: "/v2/relx/blobs/" + sha(a.Content), auth: "basic:" + tok["admin"]},
+	} {
+		before := state(t, r)
+		if got := do(t, base, c); got.status != 403 || got.code() != "DENIED" {
+			t.Errorf("%s %s: %d %s, want 403 DENIED", c.method, c.path, got.status, got.body)
+		}
+		if state(t, r) != before {
+			t.Errorf("%s %s changed the state", c.method, c.path)
+		}
+	}
+
+	// A file added to the release in a later role version moves the tag with TUF.
+	publishRelease(t, r, key, "relx", 3, a, b)
+	get = do(t, base, req{method: "GET", path: "/v2/relx/manifests/1.0_git"})
+	want = oci.ReleaseManifest("relx", "1.0+git", []oci.ReleaseFile{
+		{Name: "relx-1.0-py3-none-any.whl", Length: int64(len(b.Content)), SHA256: sha(b.Content)[7:]},
+		{Name: "relx-1.0.tar.gz", Length: int64(len(a.Content)), SHA256: sha(a.Content)[7:]},
+	})
+	if get.status != 200 || !bytes.Equal(get.body, want) {
+		t.Fatalf("release manifest after adding a file: %d %s", get.status, get.body)
+	}
+
+	// oras pull yields the files, when oras is installed (make oci-clients).
+	if oras, err := exec.LookPath("oras"); err == nil {
+		out := t.TempDir()
+		cmd := exec.Command(oras, "pull", "--plain-http", "-o", out, r.Addr+"/relx:1.0_git")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("oras pull: %v\n%s", err, b)
+		}
+		for _, f := range []testrepo.File{a, b} {
+			got, err := os.ReadFile(filepath.Join(out, filepath.Base(f.Path)))
+			if err != nil || !bytes.Equal(got, f.Content) {
+				t.Errorf("oras pull: %s: %v", f.Path, err)
+			}
+		}
+	} else {
+		t.Log("oras is not on PATH: the oras pull check did not run (make oci-clients installs it)")
+	}
+}
+
+var emptyIndex = []byte(`{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}`)
