@@ -9,7 +9,6 @@ import (
 	"os"
 	"sort"
 	"strings"
-
 )
 
 // Releases as OCI artifacts. Every published release <project>/<version>/<file…> is also
