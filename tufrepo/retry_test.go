@@ -1,6 +1,7 @@
 package tufrepo
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"errors"
@@ -137,6 +138,29 @@ func TestPublishSignerFailureChangesNothing(t *testing.T) {
 				t.Fatalf("publish after recovery: %+v", res)
 			}
 			e.verifyChain()
+		})
+	}
+}
+
+// BenchmarkOnlineSign measures what verifying every signature costs: Sign (sign, then
+// verify) against the bare signer.
+func BenchmarkOnlineSign(b *testing.B) {
+	payload := make([]byte, 400) // about a timestamp's signed bytes
+	for _, kt := range []KeyType{KeyEd25519, KeyECDSAP256} {
+		o := newTestSigner(b, kt)
+		b.Run(string(kt)+"/sign-only", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := o.Signer.SignMessage(bytes.NewReader(payload)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(string(kt)+"/sign-and-verify", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := o.Sign(context.Background(), payload); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
