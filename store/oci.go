@@ -541,3 +541,150 @@ func (db *DB) OCITagDigest(ctx context.Context, repo, tag string) (string, bool,
 	}
 	return d, true, nil
 }
+
+// OCIGCOptions configures a garbage collection of the registry.
+type OCIGCOptions struct {
+	// Grace protects what is younger: a blob pushed or mounted, a link made, an upload
+	// file written less than Grace ago is kept, so a push in flight is never broken.
+	Grace time.Duration
+	// UploadTTL is the lifetime of an idle upload session.
+	UploadTTL time.Duration
+	// DryRun reports what would go and changes nothing.
+	DryRun bool
+}
+
+// OCIGCReport says what a garbage collection removed (or would remove).
+type OCIGCReport struct {
+	Sessions    int      `json:"sessions"`
+	UploadFiles int      `json:"upload_files"`
+	Links       int      `json:"links"`
+	Blobs       []string `json:"blobs"`
+	Bytes       int64    `json:"bytes"`
+	KeptFiles   int      `json:"kept_release_files"` // OCI records dropped, file kept: a release file
+	DryRun      bool     `json:"dry_run"`
+}
+
+// errGCBusy is returned when another garbage collection holds the lock.
+var errGCBusy = errors.New("another OCI garbage collection is running")
+
+// OCIGarbageCollect removes expired upload sessions, upload files no session owns,
+// repository links to blobs that no manifest of the repository references, and blobs
+// no repository links — all older than the grace period. It runs in one transaction
+// holding an advisory lock (one collection at a time), and takes each blob's row lock
+// (SKIP LOCKED) before removing its file, so a concurrent push or mount of the same blob,
+// which locks that row too, either keeps it or waits for the collection to finish and
+// stores it again. Files that are also release files are never removed.
+func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions) (OCIGCReport, error) {
+	rep := OCIGCReport{DryRun: o.DryRun, Blobs: []string{}}
+	var removeFiles []string
+	var removeUploads []string
+	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		var locked bool
+		if err := tx.QueryRow(ctx, `SELECT pg_try_advisory_xact_lock(hashtext('cairn-oci-gc'))`).Scan(&locked); err != nil {
+			return fmt.Errorf("taking the garbage collection lock: %w", err)
+		}
+		if !locked {
+			return errGCBusy
+		}
+		ttl, grace := o.UploadTTL.String(), o.Grace.String()
+		rows, err := tx.Query(ctx, `DELETE FROM oci_uploads WHERE updated_at < now() - $1::interval RETURNING id`, ttl)
+		if err != nil {
+			return fmt.Errorf("removing expired upload sessions: %w", err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("removing expired upload sessions: %w", err)
+		}
+		rep.Sessions = len(ids)
+		removeUploads = append(removeUploads, ids...)
+		// Upload files whose session row is gone (a crash between the two).
+		files, err := b.UploadFiles()
+		if err != nil {
+			return err
+		}
+		rows, err = tx.Query(ctx, `SELECT id FROM oci_uploads`)
+		if err != nil {
+			return fmt.Errorf("listing upload sessions: %w", err)
+		}
+		live, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("listing upload sessions: %w", err)
+		}
+		for id, mtime := range files {
+			if !slices.Contains(live, id) && !slices.Contains(ids, id) && time.Since(mtime) > o.Grace {
+				removeUploads = append(removeUploads, id)
+				rep.UploadFiles++
+			}
+		}
+		// Links to blobs that no manifest of their repository references.
+		tag, err := tx.Exec(ctx, `DELETE FROM oci_repo_blobs l WHERE l.created_at < now() - $1::interval
+			AND NOT EXISTS (SELECT 1 FROM oci_manifest_refs m WHERE m.repo = l.repo AND m.ref = l.digest)`, grace)
+		if err != nil {
+			return fmt.Errorf("removing unreferenced blob links: %w", err)
+		}
+		rep.Links = int(tag.RowsAffected())
+		// Blobs no repository links.
+		rows, err = tx.Query(ctx, `SELECT b.digest, b.size,
+				EXISTS (SELECT 1 FROM blobs r WHERE b.digest = 'sha256:' || encode(r.sha256, 'hex'))
+			FROM oci_blobs b WHERE b.last_used < now() - $1::interval
+			AND NOT EXISTS (SELECT 1 FROM oci_repo_blobs l WHERE l.digest = b.digest)
+			ORDER BY b.digest FOR UPDATE OF b SKIP LOCKED`, grace)
+		if err != nil {
+			return fmt.Errorf("finding unreferenced blobs: %w", err)
+		}
+		type cand struct {
+			digest  string
+			size    int64
+			release bool
+		}
+		cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (cand, error) {
+			var c cand
+			return c, r.Scan(&c.digest, &c.size, &c.release)
+		})
+		if err != nil {
+			return fmt.Errorf("finding unreferenced blobs: %w", err)
+		}
+		for _, c := range cands {
+			// A file written within the grace period is in use by a push that has not
+			// recorded it yet (a release file on its way into "blobs", say): keep it.
+			if fi, err := b.StatDigest(c.digest); err == nil && time.Since(fi.ModTime()) < o.Grace {
+				continue
+			}
+			if _, err := tx.Exec(ctx, `DELETE FROM oci_blobs WHERE digest = $1`, c.digest); err != nil {
+				return fmt.Errorf("removing blob record %s: %w", c.digest, err)
+			}
+			if c.release {
+				rep.KeptFiles++
+				continue
+			}
+			rep.Blobs = append(rep.Blobs, c.digest)
+			rep.Bytes += c.size
+			removeFiles = append(removeFiles, c.digest)
+		}
+		if o.DryRun {
+			return errDryRun
+		}
+		// Files go while the rows are still locked: a push of the same blob waits on its
+		// row, and stores the file again after this transaction ends.
+		for _, d := range removeFiles {
+			if err := b.RemoveDigest(d); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if errors.Is(err, errDryRun) {
+		return rep, nil
+	}
+	if err != nil {
+		return rep, err
+	}
+	for _, id := range removeUploads {
+		if err := b.RemoveUpload(id); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+var errDryRun = errors.New("dry run")
