@@ -56,7 +56,8 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxBackoff bounds the wait before retrying a version. Default 5 min.
 	MaxBackoff time.Duration
-	// PollInterval is how often the worker looks for work without a kick. Default 15 s.
+	// PollInterval is how often the worker looks for work without a kick. Default 15 s, or
+	// MaxBackoff if shorter.
 	PollInterval time.Duration
 	// Concurrency is how many submissions run at once. Default 4.
 	Concurrency int
@@ -70,7 +71,8 @@ func (c Config) withDefaults() Config {
 		c.MaxBackoff = 5 * time.Minute
 	}
 	if c.PollInterval <= 0 {
-		c.PollInterval = 15 * time.Second
+		// Often enough that a retry is not held up much longer than its backoff.
+		c.PollInterval = min(15*time.Second, c.MaxBackoff)
 	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4

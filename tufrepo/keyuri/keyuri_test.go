@@ -309,3 +309,26 @@ func TestRedact(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkPKCS11Sign measures one signature (with its verification) on SoftHSM2, for
+// comparison with BenchmarkOnlineSign in tufrepo (keys in memory).
+func BenchmarkPKCS11Sign(b *testing.B) {
+	for _, label := range []string{"ec", "ed"} {
+		s, err := keyuri.Open(context.Background(), token.URI(label), noEnv)
+		if err != nil {
+			b.Fatal(err)
+		}
+		o, err := tufrepo.NewOnlineSigner(context.Background(), s)
+		if err != nil {
+			b.Fatal(err)
+		}
+		payload := make([]byte, 400)
+		b.Run(o.Key.Type, func(b *testing.B) {
+			for b.Loop() {
+				if _, err := o.Sign(context.Background(), payload); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

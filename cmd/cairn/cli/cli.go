@@ -105,6 +105,7 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 		a.releasesCommand(), a.getCommand(), a.logCommand(),
 		a.signCommand(), a.yankCommand(), a.unyankCommand())
 	root.AddCommand(a.adminCommand())
+	root.AddCommand(a.auditCommand())
 	root.AddCommand(a.maintainerAndExplainCommands(root)...)
 	return root
 }
