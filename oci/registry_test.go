@@ -38,8 +38,10 @@ func registry(t *testing.T) (*testrepo.Repo, map[string]string) {
 	t.Helper()
 	bootOnce.Do(func() {
 		// The server outlives the first test (it serves every test of the package), so it is
-		// booted with a testing.TB whose Cleanup never runs: the database is dropped at exit.
+		// booted with a testing.TB whose Cleanup never runs, in a directory of TestMain's,
+		// which stops it at the end.
 		shared = testrepo.Boot(noCleanup{t}, dbURL, func(c *daemon.Config) {
+			c.DataDir = sharedDir
 			c.MaxBlobSize = testMaxBlob
 			c.OCIAnonymousPull = true
 		})
