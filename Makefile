@@ -5,7 +5,7 @@ CAIRN_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cairn_dev?sslmode=disab
 DEV_DIR ?= .data/dev
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all build run test npm hsm vet fmt bench load clean
+.PHONY: all build run test npm hsm vet fmt bench load clean oci-clients oci-conformance-dev
 
 all: build
 
@@ -52,3 +52,12 @@ load:
 
 clean:
 	rm -rf bin .data
+
+# Real OCI clients for the oci tests, cached in ~/.cache/cairn/ociclients: the tests
+# install oras and crane themselves; cosign (~15 min cold) and notation only come from here.
+oci-clients:
+	bash test/ociconformance/install-clients.sh
+
+# The OCI conformance suite's development profile (make test runs the 1.1 profile).
+oci-conformance-dev:
+	CAIRN_OCI_VERSION=dev $(GO) test -count=1 -run TestConformance -v ./oci/

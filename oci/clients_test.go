@@ -143,3 +143,41 @@ func TestCrane(t *testing.T) {
 		t.Fatalf("the manifest survived its deletion: %s", b)
 	}
 }
+
+// TestNotation signs an image with a test certificate; the signature goes through the
+// referrers API, and notation verifies it against a trust policy.
+func TestNotation(t *testing.T) {
+	notation := client(t, "notation")
+	r, tok := registry(t)
+	env := clientEnv(t, r.Addr, tok["alpha"])
+	home := t.TempDir()
+	env = append(env, "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "NOTATION_USERNAME=cairn", "NOTATION_PASSWORD="+tok["alpha"])
+	work := t.TempDir()
+	ref := pushTestImage(t, r.URL, "alpha/notation", "basic:"+tok["alpha"])
+	full := r.Addr + "/" + ref
+	run(t, env, work, notation, "cert", "generate-test", "--default", "cairn.test")
+	policy := `{"version":"1.0","trustPolicies":[{"name":"cairn","registryScopes":["*"],"signatureVerification":{"level":"strict"},"trustStores":["ca:cairn.test"],"trustedIdentities":["*"]}]}`
+	if err := os.WriteFile(filepath.Join(work, "policy.json"), []byte(policy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, env, work, notation, "policy", "import", "--force", "policy.json")
+	run(t, env, work, notation, "sign", "--insecure-registry", full)
+	if out := run(t, env, work, notation, "ls", "--insecure-registry", full); !strings.Contains(out, "application/vnd.cncf.notary.signature") {
+		t.Fatalf("notation ls shows no signature:\n%s", out)
+	}
+	run(t, env, work, notation, "verify", "--insecure-registry", full)
+}
+
+// pushTestImage pushes a one-layer image and returns repo@digest.
+func pushTestImage(t *testing.T, base, repo, auth string) string {
+	t.Helper()
+	layer, config := []byte("layer of "+repo), []byte(`{"architecture":"amd64","os":"linux"}`)
+	pushBlob(t, base, repo, auth, layer)
+	cfg := pushBlob(t, base, repo, auth, config)
+	m := imageManifest(cfg, len(config), layer)
+	p := do(t, base, req{method: "PUT", path: "/v2/" + repo + "/manifests/v1", auth: auth, body: m, header: map[string]string{"Content-Type": "application/vnd.oci.image.manifest.v1+json"}})
+	if p.status != 201 {
+		t.Fatalf("pushing the test image: %d %s", p.status, p.body)
+	}
+	return repo + "@" + sha(m)
+}
