@@ -19,8 +19,17 @@ import (
 // inclusion proof and the checkpoint signed by the log's key.
 func TestRealRekorAcceptsBothKeyTypes(t *testing.T) {
 	r := rekortest.Start(t)
-	c := &tlog.Client{URL: r.URL}
-	logKey := tlog.LogKey{Key: r.PublicKey, Origin: r.Origin}
+	checkLog(t, r.URL, tlog.LogKey{Key: r.PublicKey, Origin: r.Origin}, r.Log)
+}
+
+// TestFakeRekorEntriesVerify runs the same checks against the in-process log (make test).
+func TestFakeRekorEntriesVerify(t *testing.T) {
+	f := rekortest.NewFake(t)
+	checkLog(t, f.URL, tlog.LogKey{Key: f.PublicKey, Origin: f.Origin}, func() string { return "" })
+}
+
+func checkLog(t *testing.T, url string, logKey tlog.LogKey, serverLog func() string) {
+	c := &tlog.Client{URL: url}
 	for _, kt := range []tufrepo.KeyType{tufrepo.KeyEd25519, tufrepo.KeyECDSAP256} {
 		t.Run(string(kt), func(t *testing.T) {
 			s := onlineSigner(t, kt)
@@ -33,7 +42,7 @@ func TestRealRekorAcceptsBothKeyTypes(t *testing.T) {
 			defer cancel()
 			re, err := c.Submit(ctx, signed.Request)
 			if err != nil {
-				t.Fatalf("submit: %v\n%s", err, r.Log())
+				t.Fatalf("submit: %v\n%s", err, serverLog())
 			}
 			m.KeyID = s.KeyID
 			e := api.TransparencyLogEntry{Role: m.Role, Version: m.Version, Length: m.Length, SHA256: m.SHA256, KeyID: s.KeyID, Envelope: signed.Envelope, Rekor: *re}
@@ -51,7 +60,7 @@ func TestRealRekorAcceptsBothKeyTypes(t *testing.T) {
 				t.Error("entry verified with another key")
 			}
 			wrongPub, _, _ := ed25519.GenerateKey(rand.Reader)
-			if err := tlog.VerifyEntry(e, m, s.Key, tlog.LogKey{Key: wrongPub, Origin: r.Origin}); err == nil || !strings.Contains(err.Error(), "checkpoint") {
+			if err := tlog.VerifyEntry(e, m, s.Key, tlog.LogKey{Key: wrongPub, Origin: logKey.Origin}); err == nil || !strings.Contains(err.Error(), "checkpoint") {
 				t.Errorf("entry verified with another log key: %v", err)
 			}
 			tampered := e
