@@ -181,3 +181,39 @@ func pushTestImage(t *testing.T, base, repo, auth string) string {
 	}
 	return repo + "@" + sha(m)
 }
+
+// TestCosign signs with a key, without a transparency log, in both schemes: the tag
+// scheme (sha256-<digest>.sig) and the OCI 1.1 referrers API; cosign verifies each.
+func TestCosign(t *testing.T) {
+	cosign := client(t, "cosign")
+	r, tok := registry(t)
+	env := append(clientEnv(t, r.Addr, tok["alpha"]), "COSIGN_PASSWORD=", "COSIGN_YES=true")
+	work := t.TempDir()
+	run(t, env, work, cosign, "generate-key-pair")
+	insecure := []string{"--allow-insecure-registry", "--allow-http-registry"}
+	for _, scheme := range []struct {
+		name   string
+		sign   []string
+		verify []string
+	}{
+		{"tag", nil, nil},
+		{"referrers", []string{"--registry-referrers-mode=oci-1-1"}, []string{"--experimental-oci11"}},
+	} {
+		t.Run(scheme.name, func(t *testing.T) {
+			ref := r.Addr + "/" + pushTestImage(t, r.URL, "alpha/cosign-"+scheme.name, "basic:"+tok["alpha"])
+			envx := append(env, "COSIGN_EXPERIMENTAL=1")
+			args := append(append([]string{"sign", "--key", "cosign.key", "--tlog-upload=false"}, insecure...), scheme.sign...)
+			run(t, envx, work, cosign, append(args, ref)...)
+			args = append(append([]string{"verify", "--key", "cosign.pub", "--insecure-ignore-tlog=true"}, insecure...), scheme.verify...)
+			run(t, envx, work, cosign, append(args, ref)...)
+			if scheme.name == "referrers" {
+				i := strings.LastIndex(ref, "@")
+				repo, dig := strings.TrimPrefix(ref[:i], r.Addr+"/"), ref[i+1:]
+				got := do(t, r.URL, req{method: "GET", path: "/v2/" + repo + "/referrers/" + dig})
+				if got.status != 200 || !strings.Contains(string(got.body), `"manifests":[{`) {
+					t.Fatalf("referrers after cosign sign: %d %s", got.status, got.body)
+				}
+			}
+		})
+	}
+}
