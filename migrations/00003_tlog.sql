@@ -20,21 +20,40 @@ CREATE TABLE tlog_entries (
     FOREIGN KEY (role, version) REFERENCES metadata (role, version)
 );
 
--- Failed submissions, retried with backoff; removed once the version is logged.
-CREATE TABLE tlog_attempts (
+-- The signed versions without an entry: a row per version, added by a trigger in the
+-- transaction that inserts the signed version (so the worker never scans the whole
+-- metadata table), removed when the entry is stored. Failed attempts are retried at
+-- next_attempt.
+CREATE TABLE tlog_pending (
     role         text   NOT NULL,
     version      bigint NOT NULL,
-    attempts     int    NOT NULL,
-    last_error   text   NOT NULL,
-    next_attempt timestamptz NOT NULL,
+    attempts     int    NOT NULL DEFAULT 0,
+    last_error   text,
+    next_attempt timestamptz NOT NULL DEFAULT '-infinity',
+    created_at   timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (role, version),
     FOREIGN KEY (role, version) REFERENCES metadata (role, version)
 );
+CREATE INDEX tlog_pending_order ON tlog_pending (created_at, role, version);
 
--- The worker's scan: signed versions, oldest first.
-CREATE INDEX metadata_signed ON metadata (created_at, role, version) WHERE action = 'signed';
+-- +goose StatementBegin
+CREATE FUNCTION tlog_enqueue() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO tlog_pending (role, version) VALUES (NEW.role, NEW.version) ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+-- +goose StatementEnd
+CREATE TRIGGER metadata_tlog_enqueue AFTER INSERT ON metadata
+    FOR EACH ROW WHEN (NEW.action = 'signed') EXECUTE FUNCTION tlog_enqueue();
+
+-- Versions signed before this migration wait for the log too.
+INSERT INTO tlog_pending (role, version, created_at)
+    SELECT role, version, created_at FROM metadata WHERE action = 'signed'
+    ON CONFLICT DO NOTHING;
 
 -- +goose Down
-DROP INDEX metadata_signed;
-DROP TABLE tlog_attempts;
+DROP TRIGGER metadata_tlog_enqueue ON metadata;
+DROP FUNCTION tlog_enqueue();
+DROP TABLE tlog_pending;
 DROP TABLE tlog_entries;

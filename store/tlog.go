@@ -50,16 +50,14 @@ func (db *DB) TlogPass(ctx context.Context, fn func(ctx context.Context) error) 
 	return true, fn(ctx)
 }
 
-// TlogPending returns signed versions without an entry whose next attempt is due.
+// TlogPending returns signed versions without an entry whose next attempt is due
+// (tlog_pending, filled by a trigger when a signed version is inserted).
 func (db *DB) TlogPending(ctx context.Context, now time.Time, limit int) ([]tlog.Pending, error) {
 	rows, err := db.Pool.Query(ctx, `
-		SELECT m.role, m.version, m.length, m.sha256, substring(m.raw FROM 1 FOR $3), coalesce(a.attempts, 0)
-		FROM metadata m
-		LEFT JOIN tlog_attempts a ON a.role = m.role AND a.version = m.version
-		WHERE m.action = 'signed'
-		  AND NOT EXISTS (SELECT 1 FROM tlog_entries e WHERE e.role = m.role AND e.version = m.version)
-		  AND (a.next_attempt IS NULL OR a.next_attempt <= $1)
-		ORDER BY m.created_at, m.role, m.version
+		SELECT p.role, p.version, m.length, m.sha256, substring(m.raw FROM 1 FOR $3), p.attempts
+		FROM tlog_pending p JOIN metadata m ON m.role = p.role AND m.version = p.version
+		WHERE p.next_attempt <= $1
+		ORDER BY p.created_at, p.role, p.version
 		LIMIT $2`, now, limit, tlogHead)
 	if err != nil {
 		return nil, fmt.Errorf("reading versions to log: %w", err)
@@ -73,7 +71,8 @@ func (db *DB) TlogPending(ctx context.Context, now time.Time, limit int) ([]tlog
 	})
 }
 
-// TlogRecord stores an entry; a second entry for the same version changes nothing.
+// TlogRecord stores an entry and removes the version from the pending ones; a second entry
+// for the same version changes nothing.
 func (db *DB) TlogRecord(ctx context.Context, e api.TransparencyLogEntry) error {
 	sum, err := hex.DecodeString(e.SHA256)
 	if err != nil {
@@ -94,8 +93,8 @@ func (db *DB) TlogRecord(ctx context.Context, e api.TransparencyLogEntry) error 
 			e.Role, e.Version, e.Length, sum, e.KeyID, env, rk, e.LogURL, e.Rekor.LogIndex, e.LoggedAt); err != nil {
 			return fmt.Errorf("storing the log entry of %s version %d: %w", e.Role, e.Version, err)
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM tlog_attempts WHERE role = $1 AND version = $2`, e.Role, e.Version); err != nil {
-			return fmt.Errorf("clearing failed attempts of %s version %d: %w", e.Role, e.Version, err)
+		if _, err := tx.Exec(ctx, `DELETE FROM tlog_pending WHERE role = $1 AND version = $2`, e.Role, e.Version); err != nil {
+			return fmt.Errorf("removing %s version %d from the pending versions: %w", e.Role, e.Version, err)
 		}
 		return nil
 	})
@@ -107,9 +106,8 @@ func (db *DB) TlogFailed(ctx context.Context, role string, version int64, next t
 		msg = msg[:1000]
 	}
 	_, err := db.Pool.Exec(ctx, `
-		INSERT INTO tlog_attempts (role, version, attempts, last_error, next_attempt) VALUES ($1, $2, 1, $3, $4)
-		ON CONFLICT (role, version) DO UPDATE SET attempts = tlog_attempts.attempts + 1, last_error = $3, next_attempt = $4`,
-		role, version, msg, next)
+		UPDATE tlog_pending SET attempts = attempts + 1, last_error = $3, next_attempt = $4
+		WHERE role = $1 AND version = $2`, role, version, msg, next)
 	if err != nil {
 		return fmt.Errorf("recording a failed log submission of %s version %d: %w", role, version, err)
 	}
@@ -119,10 +117,7 @@ func (db *DB) TlogFailed(ctx context.Context, role string, version int64, next t
 // TlogBacklog counts signed versions without an entry.
 func (db *DB) TlogBacklog(ctx context.Context) (int64, error) {
 	var n int64
-	err := db.Pool.QueryRow(ctx, `
-		SELECT count(*) FROM metadata m WHERE m.action = 'signed'
-		AND NOT EXISTS (SELECT 1 FROM tlog_entries e WHERE e.role = m.role AND e.version = m.version)`).Scan(&n)
-	if err != nil {
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM tlog_pending`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("counting versions to log: %w", err)
 	}
 	return n, nil
@@ -177,7 +172,7 @@ func (db *DB) TlogEntry(ctx context.Context, role string, version int64) (*api.T
 	var lastErr *string
 	if err := db.Pool.QueryRow(ctx, `
 		SELECT EXISTS (SELECT 1 FROM metadata WHERE role = $1 AND version = $2 AND action = 'signed'),
-		       (SELECT last_error FROM tlog_attempts WHERE role = $1 AND version = $2)`, role, version).Scan(&signed, &lastErr); err != nil {
+		       (SELECT last_error FROM tlog_pending WHERE role = $1 AND version = $2)`, role, version).Scan(&signed, &lastErr); err != nil {
 		return nil, fmt.Errorf("reading %s version %d: %w", role, version, err)
 	}
 	if !signed {
