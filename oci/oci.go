@@ -156,14 +156,27 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// ping is GET /v2/: it answers 200 to anyone when anonymous pull is on, and challenges
-// otherwise, so that clients learn where to get a token.
+// ping is GET /v2/. It challenges every request without valid credentials, as Docker
+// Hub does, even while anonymous pull is on: `docker login` and `oras login` ping
+// without credentials and would otherwise report success for any token. Anonymous
+// clients follow the challenge to /v2/token, which hands them an anonymous token.
 func (g *Registry) ping(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		g.fail(w, r, errorf(http.StatusMethodNotAllowed, "UNSUPPORTED", nil, "%s is not supported on /v2/", r.Method))
 		return
 	}
-	if _, ok := g.authorize(w, r, "", accessPull); !ok {
+	id, err := g.credentials(r)
+	if err == nil && !id.presented {
+		err = errorf(http.StatusUnauthorized, "UNAUTHORIZED", nil, "send credentials (a Cairn token as the password), or get an anonymous token from /v2/token")
+	}
+	if err != nil {
+		g.challenge(w, r, "", accessPull)
+		g.fail(w, r, err)
+		return
+	}
+	if id.token == nil && !g.cfg.AnonymousPull {
+		g.challenge(w, r, "", accessPull)
+		g.fail(w, r, errorf(http.StatusUnauthorized, "UNAUTHORIZED", nil, "anonymous pull is off on this registry: log in with a Cairn token"))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -338,9 +338,16 @@ func TestAuth(t *testing.T) {
 	repo := "beta/auth"
 	blob := []byte("auth test blob")
 
-	// Anonymous: ping and pull are open, push is challenged with the token endpoint.
-	if p := do(t, base, req{method: "GET", path: "/v2/"}); p.status != 200 {
-		t.Fatalf("anonymous ping: %d", p.status)
+	// Anonymous: the ping is challenged (so that logins check their token), pull is open,
+	// push is challenged with the token endpoint.
+	if p := do(t, base, req{method: "GET", path: "/v2/"}); p.status != 401 || p.header.Get("WWW-Authenticate") != fmt.Sprintf(`Bearer realm="%s/v2/token",service="cairn"`, base) {
+		t.Fatalf("anonymous ping: %d %q", p.status, p.header.Get("WWW-Authenticate"))
+	}
+	if p := do(t, base, req{method: "GET", path: "/v2/", auth: "basic:" + tok["beta"]}); p.status != 200 {
+		t.Fatalf("ping with a token: %d", p.status)
+	}
+	if p := do(t, base, req{method: "GET", path: "/v2/", auth: "basic:cairn_0123456789abcdef_wrong"}); p.status != 401 {
+		t.Fatalf("ping with a wrong token: %d", p.status)
 	}
 	ch := do(t, base, req{method: "POST", path: "/v2/" + repo + "/blobs/uploads/"})
 	want := fmt.Sprintf(`Bearer realm="%s/v2/token",service="cairn",scope="repository:%s:pull,push"`, base, repo)
@@ -382,6 +389,9 @@ func TestAuth(t *testing.T) {
 	}
 	if p := do(t, base, req{method: "POST", path: "/v2/" + repo + "/blobs/uploads/", auth: "bearer:" + at.Token}); p.status != 401 {
 		t.Fatalf("push with an anonymous token: %d %s", p.status, p.body)
+	}
+	if p := do(t, base, req{method: "GET", path: "/v2/", auth: "bearer:" + at.Token}); p.status != 200 {
+		t.Fatalf("ping with an anonymous token: %d %s", p.status, p.body)
 	}
 	// Revoking the Cairn token revokes the registry tokens issued for it, at once.
 	revTok, rec, err := r.DB.CreateToken(context.Background(), store.NewTokenSpec{Name: "short", Projects: []string{"beta"}})
