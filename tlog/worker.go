@@ -154,8 +154,9 @@ func (w *Worker) Run(ctx context.Context) {
 // batch is how many pending versions one query takes.
 const batch = 64
 
-// Pass submits every due pending version, unless another replica is doing so. It stops
-// early when a whole batch failed (the log is down): the rest wait for the next pass.
+// Pass submits every due pending version, unless another replica is doing so, and then
+// updates Backlog. It stops early when a whole batch failed (the log is down): the rest
+// wait for the next pass.
 func (w *Worker) Pass(ctx context.Context) error {
 	_, err := w.store.TlogPass(ctx, func(ctx context.Context) error {
 		for ctx.Err() == nil {
@@ -171,14 +172,18 @@ func (w *Worker) Pass(ctx context.Context) error {
 				break
 			}
 		}
-		n, err := w.store.TlogBacklog(ctx)
-		if err != nil {
-			return err
-		}
-		w.backlog.Store(n)
 		return nil
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	// Every replica reports the backlog, also when another one holds the lock.
+	n, err := w.store.TlogBacklog(ctx)
+	if err != nil {
+		return err
+	}
+	w.backlog.Store(n)
+	return nil
 }
 
 // submitAll submits pending versions, Concurrency at a time, and returns how many were
