@@ -246,3 +246,60 @@ func TestTransparencyLogAudit(t *testing.T) {
 		t.Fatalf("audit after a logged snapshot changed: exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+// TestTransparencyLogKMSKeys logs with ECDSA P-256 timestamp and snapshot keys held by a
+// KMS provider (sigstore's fakekms, through the same code as awskms/gcpkms/…) and an
+// Ed25519 recently-claimed file key, against the real Rekor v2: both kinds of entry are
+// accepted and audit clean.
+func TestTransparencyLogKMSKeys(t *testing.T) {
+	rk := rekortest.Start(t)
+	u, drop, err := testdb.Create("e2e_tlog_kms")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	dir := t.TempDir()
+	keyFile := filepath.Join(t.TempDir(), "rekor.pub")
+	if err := os.WriteFile(keyFile, rk.PublicPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := startCairnd(t, u, dir, func(c *daemon.Config) {
+		c.TimestampKey, c.SnapshotKey = "fakekms://timestamp", "fakekms://snapshot"
+		c.RekorURL, c.RekorKey = rk.URL, keyFile
+	})
+	t.Cleanup(func() { _ = r.Close() })
+	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	maint := newCLI(t, strings.TrimSpace(string(tok)))
+	maint.ok(t, "init", "--server", r.URL, "--root", filepath.Join(dir, "root.json"))
+	maint.ok(t, "key", "generate", "--name", "alice")
+	maint.ok(t, "project", "create", "kms", "--key", "alice")
+	page := waitLogged(t, r, rk)
+	kinds := map[string]int{}
+	for _, e := range page.Entries {
+		var body struct {
+			Spec struct {
+				HashedRekordV002 struct {
+					Signature struct {
+						Verifier struct {
+							KeyDetails string `json:"keyDetails"`
+						} `json:"verifier"`
+					} `json:"signature"`
+				} `json:"hashedRekordV002"`
+			} `json:"spec"`
+		}
+		if err := json.Unmarshal(e.Rekor.CanonicalizedBody, &body); err != nil {
+			t.Fatal(err)
+		}
+		kinds[e.Role+" "+body.Spec.HashedRekordV002.Signature.Verifier.KeyDetails]++
+	}
+	if kinds["timestamp PKIX_ECDSA_P256_SHA_256"] == 0 || kinds["snapshot PKIX_ECDSA_P256_SHA_256"] == 0 || kinds["recently-claimed PKIX_ED25519_PH"] == 0 {
+		t.Fatalf("entry kinds %v", kinds)
+	}
+	out := maint.ok(t, "audit", "--rekor-key", keyFile)
+	if !strings.Contains(out, "OK: every signed version is in the transparency log") {
+		t.Fatalf("audit: %s", out)
+	}
+}
