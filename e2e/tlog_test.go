@@ -302,4 +302,9 @@ func TestTransparencyLogKMSKeys(t *testing.T) {
 	if !strings.Contains(out, "OK: every signed version is in the transparency log") {
 		t.Fatalf("audit: %s", out)
 	}
+	// Without --rekor-key the key the server reports is used, with a warning.
+	code, out, errs := maint.run(t, "audit")
+	if code != 0 || !strings.Contains(errs, "WARNING: the transparency log key was taken from the server being audited") {
+		t.Fatalf("audit without --rekor-key: exit %d\n%s\n%s", code, out, errs)
+	}
 }
