@@ -10,11 +10,14 @@
 #   2. uploads with 1, 8 and 32 concurrent uploaders,
 #   3. publish time at 1k, 10k and 100k projects (over HTTP, and in-process with a CPU
 #      profile via the Go benchmark in bench/publish),
+#   4. OCI push and pull (many small artifacts, one large blob) against cairnd and the CNCF
+#      distribution registry v3.1.2 (go install'ed into ~/.cache/cairn-bench-bin),
 # and prints markdown tables. Everything it started is stopped on exit.
 #
 # Environment (all optional):
 #   BENCH_OUT        results directory (default .data/bench/<time>)
-#   BENCH_PHASES     any of: get uploads publish (default: all three)
+#   BENCH_PHASES     any of: get uploads publish oci (default: all four)
+#   BENCH_OCI_N      small artifacts per OCI run (default 2000); BENCH_OCI_LARGE_MIB (100)
 #   BENCH_SCALES     project counts for the publish phase (default: "1000 10000 100000")
 #   BENCH_DURATION   measured duration of each GET and upload run (default 20s)
 #   BENCH_LEVELS     uploader counts (default "1 8 32")
@@ -40,7 +43,7 @@ rm -f "$BENCH_RUNNING_COPY"
 ROOT=$BENCH_ROOT
 cd "$ROOT"
 OUT=${BENCH_OUT:-$ROOT/.data/bench/$(date +%Y%m%d-%H%M%S)}
-PHASES=${BENCH_PHASES:-"get uploads publish"}
+PHASES=${BENCH_PHASES:-"get uploads publish oci"}
 SCALES=${BENCH_SCALES:-"1000 10000 100000"}
 DUR=${BENCH_DURATION:-20s}
 LEVELS=${BENCH_LEVELS:-"1 8 32"}
@@ -53,6 +56,7 @@ CAIRN_ADDR=127.0.0.1:18080
 NGINX_ADDR=127.0.0.1:18081
 REF_ADDR=127.0.0.1:18082
 FAST_ADDR=127.0.0.1:18083
+REG_ADDR=127.0.0.1:18084
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 RESULTS=$OUT/results.jsonl
@@ -65,7 +69,7 @@ PGDATA=$WORK/pg
 DATA=$WORK/dev
 DBURL="postgres://postgres@127.0.0.1:$PGPORT/cairn_bench?sslmode=disable"
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-CAIRN_PID= NGINX_PID= REF_PID= FAST_PID=
+CAIRN_PID= NGINX_PID= REF_PID= FAST_PID= REG_PID=
 
 log() { printf '\n== %s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -82,15 +86,18 @@ cleanup() {
 	stop_pid "$NGINX_PID"
 	stop_pid "$REF_PID"
 	stop_pid "$FAST_PID"
+	stop_pid "$REG_PID"
 	[ -f "$PGDATA/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast stop >/dev/null 2>&1
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 need() { command -v "$1" >/dev/null || { echo "run.sh: $1 is missing: apt-get install -y $2" >&2; exit 1; }; }
-need wrk wrk
-need nginx nginx
-need taskset util-linux
+if [[ " $PHASES " == *" get "* ]]; then
+	need wrk wrk
+	need nginx nginx
+	need taskset util-linux
+fi
 [ -x "$PGBIN/initdb" ] || { echo "run.sh: PostgreSQL server binaries not found (apt-get install -y postgresql)" >&2; exit 1; }
 
 log "building from $(git rev-parse --short HEAD)"
@@ -108,7 +115,7 @@ LOAD="$BIN/load -out $RESULTS"
 	echo "- commit: $(git rev-parse HEAD)$( [ -n "$(git status --porcelain --untracked-files=no)" ] && echo ' (work tree has uncommitted changes)')"
 	echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo "- nproc: $(nproc); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); memory: $(free -g | awk '/Mem:/{print $2}') GiB"
-	echo "- $(go version); PostgreSQL: $("$PGBIN/postgres" --version); $(nginx -v 2>&1); $(wrk -v 2>&1 | head -1)"
+	echo "- $(go version); PostgreSQL: $("$PGBIN/postgres" --version); $(command -v nginx >/dev/null && nginx -v 2>&1); $(command -v wrk >/dev/null && wrk -v 2>&1 | head -1)"
 	echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/machine.md"
 cat "$OUT/machine.md" >&2
@@ -300,6 +307,42 @@ if [[ " $PHASES " == *" publish "* ]]; then
 		fi
 		publish_at "$(human "$n")"
 	done
+fi
+
+if [[ " $PHASES " == *" oci "* ]]; then
+	REGBIN=${BENCH_REGISTRY_BIN:-$HOME/.cache/cairn-bench-bin}
+	if [ ! -x "$REGBIN/registry" ]; then
+		log "installing the CNCF distribution registry v3.1.2 into $REGBIN (a few minutes, once)"
+		GOBIN=$REGBIN go install github.com/distribution/distribution/v3/cmd/registry@v3.1.2
+	fi
+	mkdir -p "$WORK/registry"
+	cat >"$WORK/registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: error
+  accesslog:
+    disabled: true
+storage:
+  filesystem:
+    rootdirectory: $WORK/registry/data
+  delete:
+    enabled: true
+http:
+  addr: $REG_ADDR
+EOF
+	"$REGBIN/registry" serve "$WORK/registry/config.yml" >"$OUT/registry.log" 2>&1 &
+	REG_PID=$!
+	for _ in $(seq 100); do curl -fs "http://$REG_ADDR/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+	echo "- registry: $("$REGBIN/registry" --version 2>&1 | head -1)" >>"$OUT/machine.md"
+	# Alternate the servers, twice each, so that neither always runs on a warmer machine.
+	for round in 1 2; do
+		log "OCI push/pull round $round: cairnd, then the distribution registry"
+		$LOAD -mode oci -name cairnd -server "http://$CAIRN_ADDR" -token "$TOKEN" -n "${BENCH_OCI_N:-2000}" -concurrency 8 -blob-size 1024 \
+			-large-mib "${BENCH_OCI_LARGE_MIB:-100}" -pids "$CAIRN_PID" -pg-pid "$PG_PID" -prefix "oci$round" -label "round $round"
+		$LOAD -mode oci -name registry -server "http://$REG_ADDR" -n "${BENCH_OCI_N:-2000}" -concurrency 8 -blob-size 1024 \
+			-large-mib "${BENCH_OCI_LARGE_MIB:-100}" -pids "$REG_PID" -prefix "oci$round" -label "round $round"
+	done
+	stop_pid "$REG_PID"; REG_PID=
 fi
 
 stop_cairnd

@@ -9,6 +9,8 @@
 //	go run ./bench/load -mode publish  -server URL -token T -n 20
 //	go run ./bench/load -mode get -url URL/metadata/timestamp.json -pids PID -name cairnd \
 //	    -duration 20s -connections 50 -wrk "taskset -c 1 wrk"
+//	go run ./bench/load -mode oci -name cairnd -server URL -token T -n 2000 -concurrency 8 \
+//	    -blob-size 1024 -large-mib 100 -pids PID -pg-pid POSTMASTER_PID
 //	go run ./bench/load -mode report < results.jsonl
 //
 // Maintainer keys are ed25519 and every project role is signed here, client side, with
@@ -65,11 +67,13 @@ type options struct {
 	connections int
 	wrk         string
 	out         string
+	// oci
+	largeMiB int
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.mode, "mode", "", "projects | uploads | publish | get | report")
+	flag.StringVar(&o.mode, "mode", "", "projects | uploads | publish | get | oci | report")
 	flag.StringVar(&o.server, "server", "http://127.0.0.1:8080", "cairnd base URL")
 	flag.StringVar(&o.token, "token", "", "admin token (or @file to read it from a file)")
 	flag.IntVar(&o.n, "n", 1000, "projects: how many to create; publish: how many publishes to time")
@@ -88,6 +92,7 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 50, "get: wrk connections")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "get: wrk command (e.g. \"taskset -c 1 wrk\")")
 	flag.StringVar(&o.out, "out", "", "append RESULT lines to this file too")
+	flag.IntVar(&o.largeMiB, "large-mib", 100, "oci: size of the large blob in MiB (0: skip)")
 	flag.Parse()
 	if strings.HasPrefix(o.token, "@") {
 		b, err := os.ReadFile(o.token[1:])
@@ -112,6 +117,8 @@ func main() {
 		err = runPublish(ctx, &o)
 	case "get":
 		err = runGet(ctx, &o)
+	case "oci":
+		err = runOCI(ctx, &o)
 	case "report":
 		err = runReport(os.Stdin, os.Stdout)
 	default:

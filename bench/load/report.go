@@ -92,5 +92,36 @@ func runReport(in io.Reader, out io.Writer) error {
 		}
 		fmt.Fprintln(out)
 	}
+	if ocis := of("oci"); len(ocis) > 0 {
+		fmt.Fprintln(out, "### OCI push and pull: cairnd vs the CNCF distribution registry (same run, alternating)")
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, "| step | server | label | n × bytes | seconds | per s | MiB/s | p50 ms | p99 ms | server CPU-s | postgres CPU-s | load avg |")
+		fmt.Fprintln(out, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		sum := map[string]map[string]float64{} // step → server → summed rate
+		for _, r := range ocis {
+			n := f(r, "n")
+			if n == 0 {
+				n = 1
+			}
+			rate := f(r, "per_s")
+			if rate == 0 {
+				rate = f(r, "mib_per_s")
+			}
+			if sum[s(r, "step")] == nil {
+				sum[s(r, "step")] = map[string]float64{}
+			}
+			sum[s(r, "step")][s(r, "name")] += rate
+			fmt.Fprintf(out, "| %s | %s | %s | %.0f × %.0f | %.2f | %.0f | %.0f | %.1f | %.1f | %.2f | %.2f | %s |\n", s(r, "step"), s(r, "name"), s(r, "label"), n, f(r, "bytes"), f(r, "seconds"), f(r, "per_s"), f(r, "mib_per_s"), f(r, "p50_ms"), f(r, "p99_ms"), f(r, "cpu_server_s"), f(r, "cpu_pg_s"), s(r, "loadavg"))
+		}
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, "| step | cairnd ÷ registry (rates summed over the rounds) |")
+		fmt.Fprintln(out, "| --- | ---: |")
+		for _, st := range []string{"push-small", "pull-small", "push-large", "pull-large"} {
+			if v := sum[st]; v != nil && v["registry"] > 0 {
+				fmt.Fprintf(out, "| %s | %.2f× |\n", st, v["cairnd"]/v["registry"])
+			}
+		}
+		fmt.Fprintln(out)
+	}
 	return nil
 }
