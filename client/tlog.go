@@ -154,6 +154,13 @@ func (a *API) Audit(ctx context.Context, opts AuditOptions) (*AuditReport, error
 		rep.Problems = append(rep.Problems, AuditProblem{Role: role, Version: version, Code: code, Detail: fmt.Sprintf(format, args...)})
 	}
 
+	// 0. What the server serves now, read before the audit log, which then records it
+	// (the publisher appends to the audit log in the transaction that publishes).
+	tsRaw, err := a.metadataFile(ctx, "timestamp.json")
+	if err != nil {
+		return nil, err
+	}
+
 	// 1. The audit log, its chain verified.
 	var all []api.LogEntry
 	var prev []byte
@@ -199,10 +206,6 @@ func (a *API) Audit(ctx context.Context, opts AuditOptions) (*AuditReport, error
 		sv := &signedVersion{role: e.Role, version: e.Version, sha256: e.SHA256, length: e.Length, snapshot: e.Snapshot, seq: e.Seq}
 		signed[key(e.Role, e.Version)] = sv
 		order = append(order, sv)
-	}
-	tsRaw, err := a.metadataFile(ctx, "timestamp.json")
-	if err != nil {
-		return nil, err
 	}
 	var current struct {
 		Signed struct {
