@@ -53,16 +53,9 @@ func (r *Repo) DownloadRelease(ctx context.Context, pr *ProjectRole, version, di
 	if !ok {
 		return nil, api.Errorf(api.CodeNotFound, "project %q has no release %q in its verified metadata; releases: %s", pr.Name, version, versionList(rels))
 	}
-	files := rel.Files
-	if len(names) > 0 {
-		files = nil
-		for _, n := range names {
-			i := slices.IndexFunc(rel.Files, func(f api.File) bool { return f.Name == n })
-			if i < 0 {
-				return nil, api.Errorf(api.CodeNotFound, "release %s %s has no file %q; files: %s", pr.Name, version, n, fileList(rel.Files))
-			}
-			files = append(files, rel.Files[i])
-		}
+	files, err := selectFiles(pr.Name, rel, names)
+	if err != nil {
+		return nil, err
 	}
 	tmp, err := os.MkdirTemp("", "cairn-get-")
 	if err != nil {
@@ -84,17 +77,38 @@ func (r *Repo) DownloadRelease(ctx context.Context, pr *ProjectRole, version, di
 		}
 		out = append(out, DownloadedFile{File: f, LocalPath: local})
 	}
+	return placeFiles(out, dir)
+}
+
+// selectFiles returns the files of rel named in names, or all of them.
+func selectFiles(project string, rel Release, names []string) ([]api.File, error) {
+	if len(names) == 0 {
+		return rel.Files, nil
+	}
+	var files []api.File
+	for _, n := range names {
+		i := slices.IndexFunc(rel.Files, func(f api.File) bool { return f.Name == n })
+		if i < 0 {
+			return nil, api.Errorf(api.CodeNotFound, "release %s %s has no file %q; files: %s", project, rel.Version, n, fileList(rel.Files))
+		}
+		files = append(files, rel.Files[i])
+	}
+	return files, nil
+}
+
+// placeFiles moves verified files from their temporary paths into dir.
+func placeFiles(files []DownloadedFile, dir string) ([]DownloadedFile, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating output directory: %w", err)
 	}
-	for i := range out {
-		dst := filepath.Join(dir, out[i].Name)
-		if err := moveFile(out[i].LocalPath, dst); err != nil {
-			return out[:i], fmt.Errorf("placing verified file %s: %w", dst, err)
+	for i := range files {
+		dst := filepath.Join(dir, files[i].Name)
+		if err := moveFile(files[i].LocalPath, dst); err != nil {
+			return files[:i], fmt.Errorf("placing verified file %s: %w", dst, err)
 		}
-		out[i].LocalPath = dst
+		files[i].LocalPath = dst
 	}
-	return out, nil
+	return files, nil
 }
 
 // targetURL is where the server stores a target under consistent snapshots:
@@ -128,11 +142,16 @@ func (r *Repo) targetURL(path string, tf *metadata.TargetFiles) (string, error) 
 
 // downloadTarget streams the target to local, hashing as it goes, and removes it unless
 // its length and every listed hash match.
-func (r *Repo) downloadTarget(ctx context.Context, path string, tf *metadata.TargetFiles, local string) (err error) {
+func (r *Repo) downloadTarget(ctx context.Context, path string, tf *metadata.TargetFiles, local string) error {
 	u, err := r.targetURL(path, tf)
 	if err != nil {
 		return err
 	}
+	return r.downloadTargetFrom(ctx, u, nil, path, tf, local)
+}
+
+// downloadTargetFrom is downloadTarget from URL u (with extra request headers hdr).
+func (r *Repo) downloadTargetFrom(ctx context.Context, u string, hdr http.Header, path string, tf *metadata.TargetFiles, local string) (err error) {
 	hashers := map[string]hash.Hash{}
 	for alg := range tf.Hashes {
 		switch alg {
@@ -147,6 +166,9 @@ func (r *Repo) downloadTarget(ctx context.Context, path string, tf *metadata.Tar
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
 	}
 	req.Header.Set("User-Agent", r.cfg.UserAgent)
 	resp, err := r.cfg.HTTPClient.Do(req)

@@ -32,6 +32,9 @@ type RepoConfig struct {
 	HTTPClient *http.Client
 	// UserAgent is sent with every request.
 	UserAgent string
+	// OCIToken, if set, is sent as the password of HTTP Basic auth on OCI registry
+	// requests (DownloadReleaseOCI), for servers that do not allow anonymous pulls.
+	OCIToken string
 }
 
 // Repo is a verifying TUF client for a Cairn repository, built on go-tuf's updater. Every

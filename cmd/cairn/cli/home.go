@@ -201,6 +201,7 @@ func (a *app) repo() (*client.Repo, error) {
 	}
 	return client.OpenRepo(client.RepoConfig{
 		Server: server, TrustedRoot: root, MetadataDir: MetadataDir(home, server), UserAgent: userAgent,
+		OCIToken: a.tokenValue(),
 	})
 }
 

@@ -83,14 +83,20 @@ func (a *app) getCommand() *cobra.Command {
 		dir    string
 		names  []string
 		output string
+		via    string
 	)
 	cmd := &cobra.Command{
-		Use:   "get NAME[@VERSION] [-o DIR]",
+		Use:   "get NAME[@VERSION] [-o DIR] [--via oci]",
 		Short: "Download a release, verified end to end",
 		Long: `get downloads the files of release VERSION of project NAME (default: the
 highest version that is not yanked) into DIR. Every file is checked against the length
 and hashes in the project's signed metadata, verified from the pinned root; nothing is
-written to DIR unless every file verified.`,
+written to DIR unless every file verified.
+
+With --via oci the files come from the server's OCI registry instead: the manifest that
+the tag NAME:VERSION resolves to must be exactly the one the TUF-verified release implies
+(so its digest is covered by the maintainers' signatures), and each layer is checked like
+a file. The registry's answer is never trusted on its own.`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
@@ -125,7 +131,16 @@ written to DIR unless every file verified.`,
 					}
 				}
 			}
-			files, err := repo.DownloadRelease(a.ctx, pr, rel.Version, dir, names...)
+			var files []client.DownloadedFile
+			manifest := ""
+			switch via {
+			case "tuf":
+				files, err = repo.DownloadRelease(a.ctx, pr, rel.Version, dir, names...)
+			case "oci":
+				files, manifest, err = repo.DownloadReleaseOCI(a.ctx, pr, rel.Version, dir, names...)
+			default:
+				err = api.Errorf(api.CodeBadRequest, "--via must be tuf or oci, not %q", via)
+			}
 			if err != nil {
 				return err
 			}
@@ -133,6 +148,9 @@ written to DIR unless every file verified.`,
 				return a.printJSON(files)
 			}
 			a.notef("Verified %s %s through snapshot %d of %s.\n", project, rel.Version, pr.SnapshotVersion, repo.Server())
+			if manifest != "" {
+				a.notef("Pulled over OCI: %s:%s is %s, the manifest the signed release implies.\n", project, api.ReleaseTag(rel.Version), manifest)
+			}
 			for _, f := range files {
 				a.printf("%s\t%d bytes\tsha256 %s\n", f.LocalPath, f.Length, f.SHA256)
 			}
@@ -141,6 +159,7 @@ written to DIR unless every file verified.`,
 	}
 	cmd.Flags().StringVarP(&dir, "output-dir", "o", ".", "directory to write the files to")
 	cmd.Flags().StringArrayVar(&names, "file", nil, "download only this file of the release (repeatable)")
+	cmd.Flags().StringVar(&via, "via", "tuf", "where the files come from: tuf (the TUF targets) or oci (the OCI registry, checked against TUF)")
 	addOutputFlag(cmd, &output)
 	return cmd
 }
