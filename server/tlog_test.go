@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +22,7 @@ import (
 	"github.com/cairn-dev/cairn/internal/testrepo"
 	"github.com/cairn-dev/cairn/tlog"
 	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 func tlogPage(t *testing.T, r *testrepo.Repo) api.TransparencyLogPage {
@@ -165,5 +168,126 @@ func TestTransparencyLogWorker(t *testing.T) {
 	rep, err = ac.Audit(ctx, client.AuditOptions{LogKey: &tlog.LogKey{Key: other}, TrustedRoot: r.RootJSON})
 	if err != nil || len(rep.Problems) != len(page.Entries) || rep.Code() != client.ExitSignatureInvalid {
 		t.Fatalf("audit with another log key: %v %+v", err, rep)
+	}
+}
+
+// TestTransparencyLogAcrossKeyRotation: after root 2 moves timestamp and snapshot to
+// standby keys, the worker logs each version with the key that signed it, and the audit
+// checks each against the root in effect at that version; an entry signed by a key the
+// root in effect does not delegate to is reported.
+func TestTransparencyLogAcrossKeyRotation(t *testing.T) {
+	ctx := context.Background()
+	f := rekortest.NewFake(t)
+	keyFile := filepath.Join(t.TempDir(), "rekor.pub")
+	if err := os.WriteFile(keyFile, f.PublicPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	pass := filepath.Join(dir, "passphrase")
+	os.WriteFile(pass, []byte("standby"), 0o600)
+	var uris []string
+	var standby []*tufrepo.OnlineSigner
+	for _, name := range []string{"timestamp2", "snapshot2"} {
+		priv, err := tufrepo.GenerateKey(tufrepo.KeyECDSAP256)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kf, err := tufrepo.EncryptKey(name, priv, []byte("standby"), tufrepo.KDFFast)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := json.Marshal(kf)
+		path := filepath.Join(dir, name+".json")
+		os.WriteFile(path, b, 0o600)
+		uris = append(uris, (&url.URL{Scheme: "file", Path: path, RawQuery: "passphrase-file=" + url.QueryEscape(pass)}).String())
+		s, err := tufrepo.NewSigner(priv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o, err := tufrepo.NewOnlineSigner(ctx, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		standby = append(standby, o)
+	}
+	u, drop, err := testdb.Create("server_tlog_rotation")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testrepo.Boot(t, u, func(c *daemon.Config) {
+		c.StandbyKeys = uris
+		c.RekorURL, c.RekorKey, c.RekorOrigin = f.URL, keyFile, f.Origin
+	})
+	t.Cleanup(drop)
+	alice := testrepo.NewKey(t, tufrepo.KeyEd25519)
+	r.CreateProject(t, r.AdminToken, "before", 1, []*testrepo.Key{alice}, alice)
+
+	root, _ := metadata.Root().FromBytes(r.RootJSON)
+	root.Signed.Version = 2
+	root.Signed.Expires = time.Now().Add(365 * 24 * time.Hour).UTC().Truncate(time.Second)
+	old := r.Server.Publisher().Signers
+	root.Signed.RevokeKey(old.Timestamp.KeyID, tufrepo.RoleTimestamp)
+	root.Signed.RevokeKey(old.Snapshot.KeyID, tufrepo.RoleSnapshot)
+	root.Signed.AddKey(standby[0].Key, tufrepo.RoleTimestamp)
+	root.Signed.AddKey(standby[1].Key, tufrepo.RoleSnapshot)
+	signed, _ := tufrepo.Canonical(root.Signed)
+	raw, err := tufrepo.SignEnvelope(ctx, signed, r.OfflineSigner(t, tufrepo.RoleRoot))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp := r.Do(t, "POST", "/api/v1/admin/root", r.AdminToken, api.MediaJSON, testrepo.JSON(t, api.TopLevelUpdate{Root: raw})); resp.Status != http.StatusCreated {
+		t.Fatalf("rotation: %d %s", resp.Status, resp.Body)
+	}
+	r.CreateProject(t, r.AdminToken, "after", 1, []*testrepo.Key{alice}, alice)
+
+	page := waitBacklog(t, r)
+	byKey := map[string]int{}
+	for _, e := range page.Entries {
+		byKey[e.Role+" "+e.KeyID]++
+	}
+	if byKey["timestamp "+old.Timestamp.KeyID] == 0 || byKey["timestamp "+standby[0].KeyID] == 0 ||
+		byKey["snapshot "+old.Snapshot.KeyID] == 0 || byKey["snapshot "+standby[1].KeyID] == 0 {
+		t.Fatalf("entries by key: %v", byKey)
+	}
+	ac, err := client.NewAPI(r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logKey := &tlog.LogKey{Key: f.PublicKey, Origin: f.Origin}
+	rep, err := ac.Audit(ctx, client.AuditOptions{LogKey: logKey, TrustedRoot: r.RootJSON})
+	if err != nil || len(rep.Problems) != 0 || rep.Roots != 2 {
+		t.Fatalf("audit across the rotation: %v %+v", err, rep)
+	}
+
+	// The first timestamp under root 2, logged instead with a statement signed by the old
+	// key (what a server still holding the replaced key could do): key not trusted.
+	var v2 int64
+	for _, e := range page.Entries {
+		if e.Role == tufrepo.RoleTimestamp && e.KeyID == standby[0].KeyID && (v2 == 0 || e.Version < v2) {
+			v2 = e.Version
+		}
+	}
+	var length int64
+	var sum []byte
+	if err := r.DB.Pool.QueryRow(ctx, `SELECT length, sha256 FROM metadata WHERE role = 'timestamp' AND version = $1`, v2).Scan(&length, &sum); err != nil {
+		t.Fatal(err)
+	}
+	forged, err := tlog.Sign(ctx, old.Timestamp, tlog.Metadata{Role: tufrepo.RoleTimestamp, Version: v2, Length: length, SHA256: hex.EncodeToString(sum)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := (&tlog.Client{URL: f.URL}).Submit(ctx, forged.Request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	env, _ := json.Marshal(forged.Envelope)
+	rk, _ := json.Marshal(entry)
+	if _, err := r.DB.Pool.Exec(ctx, `UPDATE tlog_entries SET keyid = $3, envelope = $4, rekor = $5 WHERE role = $1 AND version = $2`,
+		tufrepo.RoleTimestamp, v2, old.Timestamp.KeyID, env, rk); err != nil {
+		t.Fatal(err)
+	}
+	rep, err = ac.Audit(ctx, client.AuditOptions{LogKey: logKey, TrustedRoot: r.RootJSON})
+	if err != nil || len(rep.Problems) != 1 || rep.Problems[0].Version != v2 || rep.Code() != client.ExitKeyNotTrusted {
+		t.Fatalf("audit with an entry signed by the replaced key: %v %+v", err, rep)
 	}
 }
