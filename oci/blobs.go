@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"os"
@@ -153,12 +154,12 @@ func (g *Registry) storeMonolithic(ctx context.Context, repo, dig string, body i
 		return err
 	}
 	defer func() { _ = g.blobs.RemoveUpload(id) }()
-	n, err := g.blobs.AppendUpload(id, 0, body, g.cfg.MaxBlobSize)
+	n, h, err := g.blobs.AppendUpload(id, 0, body, g.cfg.MaxBlobSize)
 	if err != nil {
 		return g.appendErr(err)
 	}
 	err = g.db.OCILinkBlob(ctx, repo, dig, n, func() error {
-		_, err := g.blobs.CommitUpload(id, dig)
+		_, err := g.blobs.CommitUpload(id, dig, h)
 		return err
 	})
 	return commitErr(err, dig)
@@ -230,24 +231,27 @@ type outOfOrder struct {
 func (e *outOfOrder) Error() string { return "out of order chunk" }
 
 // receiveChunk appends the request body to a session holding size bytes, checking its
-// Content-Range; on a refusal the file is cut back to size.
-func (g *Registry) receiveChunk(r *http.Request, id string, size int64) (int64, error) {
+// Content-Range; on a refusal the file is cut back to size. It returns the new size and
+// the sha256 of the bytes so far (nil if unknown).
+func (g *Registry) receiveChunk(r *http.Request, id string, size int64) (int64, hash.Hash, error) {
 	start, end, ranged, err := chunkRange(r)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if ranged && start != size {
-		return 0, &outOfOrder{size: size, start: start}
+		return 0, nil, &outOfOrder{size: size, start: start}
 	}
-	n, err := g.blobs.AppendUpload(id, size, r.Body, g.cfg.MaxBlobSize)
+	n, h, err := g.blobs.AppendUpload(id, size, r.Body, g.cfg.MaxBlobSize)
 	if err != nil {
-		return 0, g.appendErr(err)
+		return 0, nil, g.appendErr(err)
 	}
 	if ranged && n-size != end-start+1 {
-		_, _ = g.blobs.AppendUpload(id, size, strings.NewReader(""), g.cfg.MaxBlobSize)
-		return 0, errorf(http.StatusBadRequest, "SIZE_INVALID", nil, "the chunk has %d bytes but Content-Range says %d", n-size, end-start+1)
+		if err := g.blobs.TruncateUpload(id, size); err != nil {
+			return 0, nil, err
+		}
+		return 0, nil, errorf(http.StatusBadRequest, "SIZE_INVALID", nil, "the chunk has %d bytes but Content-Range says %d", n-size, end-start+1)
 	}
-	return n, nil
+	return n, h, nil
 }
 
 func (g *Registry) chunkFail(w http.ResponseWriter, r *http.Request, repo, id string, err error) {
@@ -269,7 +273,10 @@ func (g *Registry) patchUpload(w http.ResponseWriter, r *http.Request, repo, id 
 		return
 	}
 	u, err := g.db.OCIWithUpload(r.Context(), repo, id, g.cfg.UploadTTL, func(ctx context.Context, tx pgx.Tx, size int64) (int64, bool, error) {
-		n, err := g.receiveChunk(r, id, size)
+		n, h, err := g.receiveChunk(r, id, size)
+		if err == nil {
+			g.blobs.SaveUploadHash(id, n, h)
+		}
 		return n, false, err
 	})
 	if err != nil {
@@ -306,19 +313,20 @@ func (g *Registry) putUpload(w http.ResponseWriter, r *http.Request, repo, id st
 	}
 	u, err := g.db.OCIWithUpload(r.Context(), repo, id, g.cfg.UploadTTL, func(ctx context.Context, tx pgx.Tx, size int64) (int64, bool, error) {
 		n := size
+		var h hash.Hash
 		if r.ContentLength != 0 {
 			var err error
-			if n, err = g.receiveChunk(r, id, size); err != nil {
+			if n, h, err = g.receiveChunk(r, id, size); err != nil {
 				return 0, false, err
 			}
 		}
 		err := store.OCILinkBlobTx(ctx, tx, repo, dig, n, func() error {
-			_, err := g.blobs.CommitUpload(id, dig)
+			_, err := g.blobs.CommitUpload(id, dig, h)
 			return err
 		})
 		if err != nil {
 			if n != size { // the last chunk goes too: the session is as before this request
-				_, _ = g.blobs.AppendUpload(id, size, strings.NewReader(""), g.cfg.MaxBlobSize)
+				_ = g.blobs.TruncateUpload(id, size)
 			}
 			return 0, false, commitErr(err, dig)
 		}
@@ -394,7 +402,34 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, repo, d strin
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+dig+`"`)
 	h.Set("Cache-Control", "max-age=31536000, immutable")
-	http.ServeContent(w, r, "", time.Time{}, f)
+	http.ServeContent(withSendfile(w), r, "", time.Time{}, f)
+}
+
+// sendfileWriter lets http.ServeContent reach the connection's ReadFrom (sendfile) through
+// middleware wrappers that forward only Write, while headers and status still go through
+// the wrappers (which record them).
+type sendfileWriter struct {
+	http.ResponseWriter
+	rf io.ReaderFrom
+}
+
+func (w sendfileWriter) ReadFrom(r io.Reader) (int64, error) { return w.rf.ReadFrom(r) }
+
+func withSendfile(w http.ResponseWriter) http.ResponseWriter {
+	inner := w
+	for {
+		if rf, ok := inner.(io.ReaderFrom); ok {
+			if inner == w {
+				return w
+			}
+			return sendfileWriter{ResponseWriter: w, rf: rf}
+		}
+		u, ok := inner.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return w
+		}
+		inner = u.Unwrap()
+	}
 }
 
 // deleteBlob unlinks a blob from a repository (the bytes go at garbage collection).

@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/sha512"
+	"encoding"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -234,39 +236,127 @@ func (b *FSBlobs) CreateUpload(id string) error {
 // AppendUpload writes r at offset (the bytes the session holds) of an upload, accepting at
 // most max-offset bytes in total. On any error the file is cut back to offset, so a failed
 // chunk leaves nothing behind. It returns the new size.
-func (b *FSBlobs) AppendUpload(id string, offset int64, r io.Reader, max int64) (int64, error) {
+//
+// It hashes (sha256) while it writes and returns the hash of the whole upload so far (nil
+// if the saved state did not match), for SaveUploadHash and CommitUpload, so completing
+// a sha256 upload does not read the bytes again; and it starts the write-back of what it
+// wrote as it goes, so the fsync at completion has little left to do.
+func (b *FSBlobs) AppendUpload(id string, offset int64, r io.Reader, max int64) (int64, hash.Hash, error) {
 	p, err := b.UploadPath(id)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	f, err := os.OpenFile(p, os.O_WRONLY, 0)
 	if err != nil {
-		return 0, fmt.Errorf("opening upload file: %w", err)
+		return 0, nil, fmt.Errorf("opening upload file: %w", err)
 	}
 	defer f.Close()
 	// A chunk that failed half-way on another replica (or before a crash) is cut off here.
 	if err := f.Truncate(offset); err != nil {
-		return 0, fmt.Errorf("resetting upload file: %w", err)
+		return 0, nil, fmt.Errorf("resetting upload file: %w", err)
 	}
 	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return 0, fmt.Errorf("seeking upload file: %w", err)
+		return 0, nil, fmt.Errorf("seeking upload file: %w", err)
 	}
-	n, err := io.Copy(f, io.LimitReader(r, max-offset+1))
+	h := b.resumeHash(p, offset)
+	w := &writeback{f: f, off: offset}
+	var dst io.Writer = w
+	if h != nil {
+		dst = io.MultiWriter(w, h)
+	}
+	n, err := io.Copy(dst, io.LimitReader(r, max-offset+1))
 	if err == nil && offset+n > max {
 		err = ErrTooLarge
 	}
 	if err != nil {
-		_ = f.Truncate(offset)
-		return 0, err
+		_ = f.Truncate(offset) // the hash state file still describes offset
+		return 0, nil, err
 	}
-	return offset + n, nil
+	return offset + n, h, nil
 }
 
-// CommitUpload hashes a finished upload with the digest's algorithm and, if it matches,
-// renames it into the store (replacing an identical file is harmless: same digest, same
-// bytes). On a mismatch the upload file is left as it was. A session whose file is gone
-// (committed, or cancelled) is reported by AppendUpload as os.ErrNotExist.
-func (b *FSBlobs) CommitUpload(id, digest string) (int64, error) {
+// TruncateUpload cuts an upload back to size (a chunk that was received but refused).
+func (b *FSBlobs) TruncateUpload(id string, size int64) error {
+	p, err := b.UploadPath(id)
+	if err != nil {
+		return err
+	}
+	if err := os.Truncate(p, size); err != nil {
+		return fmt.Errorf("resetting upload file: %w", err)
+	}
+	return nil
+}
+
+// SaveUploadHash keeps the sha256 state of an upload of size bytes beside it, for the next
+// chunk and for completion (a nil h removes a stale one).
+func (b *FSBlobs) SaveUploadHash(id string, size int64, h hash.Hash) {
+	if p, err := b.UploadPath(id); err == nil {
+		saveHash(p, size, h)
+	}
+}
+
+// writeback writes to an upload file and asks the kernel to start writing each 8 MiB to
+// disk as soon as it is written (a no-op where that is not available).
+type writeback struct {
+	f       *os.File
+	off     int64 // file offset of the next write
+	flushed int64 // offset up to which write-back was started
+}
+
+const writebackStep = 8 << 20
+
+func (w *writeback) Write(p []byte) (int, error) {
+	n, err := w.f.Write(p)
+	w.off += int64(n)
+	if w.off-w.flushed >= writebackStep {
+		startWriteback(w.f, w.flushed, w.off-w.flushed)
+		w.flushed = w.off
+	}
+	return n, err
+}
+
+// The sha256 state of an upload is <upload>.sha256: the 8-byte size it covers, then the
+// marshalled hash. It is only an optimisation: when it is missing or stale, completion
+// hashes the file.
+func (b *FSBlobs) resumeHash(upload string, offset int64) hash.Hash {
+	h := sha256.New()
+	if offset == 0 {
+		return h
+	}
+	st, err := os.ReadFile(upload + ".sha256")
+	if err != nil || len(st) < 8 || int64(binary.BigEndian.Uint64(st)) != offset {
+		return nil
+	}
+	if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(st[8:]); err != nil {
+		return nil
+	}
+	return h
+}
+
+func saveHash(upload string, size int64, h hash.Hash) {
+	stp := upload + ".sha256"
+	if h == nil {
+		_ = os.Remove(stp)
+		return
+	}
+	state, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		_ = os.Remove(stp)
+		return
+	}
+	buf := binary.BigEndian.AppendUint64(nil, uint64(size))
+	tmp := stp + ".tmp"
+	if os.WriteFile(tmp, append(buf, state...), 0o640) != nil || os.Rename(tmp, stp) != nil {
+		_ = os.Remove(stp)
+	}
+}
+
+// CommitUpload checks a finished upload against digest (from h, the sha256 AppendUpload
+// returned, or the saved state, or by hashing the file) and, if it matches, syncs it and renames it into the store
+// (replacing an identical file is harmless: same digest, same bytes). On a mismatch the
+// upload file is left as it was. A session whose file is gone (committed, or cancelled)
+// is reported by AppendUpload as os.ErrNotExist.
+func (b *FSBlobs) CommitUpload(id, digest string, h hash.Hash) (int64, error) {
 	p, err := b.UploadPath(id)
 	if err != nil {
 		return 0, err
@@ -275,21 +365,32 @@ func (b *FSBlobs) CommitUpload(id, digest string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	h, _ := NewDigester(algo)
 	f, err := os.Open(p)
 	if err != nil {
 		return 0, fmt.Errorf("opening upload file: %w", err)
 	}
-	n, err := io.Copy(h, f)
-	if err == nil {
-		err = f.Sync()
-	}
-	f.Close()
+	defer f.Close()
+	fi, err := f.Stat()
 	if err != nil {
-		return 0, fmt.Errorf("hashing upload: %w", err)
+		return 0, fmt.Errorf("reading upload file: %w", err)
+	}
+	n := fi.Size()
+	if algo != "sha256" {
+		h = nil
+	} else if h == nil {
+		h = b.resumeHash(p, n)
+	}
+	if h == nil {
+		h, _ = NewDigester(algo)
+		if n, err = io.Copy(h, f); err != nil {
+			return 0, fmt.Errorf("hashing upload: %w", err)
+		}
 	}
 	if got := algo + ":" + hex.EncodeToString(h.Sum(nil)); got != digest {
 		return 0, fmt.Errorf("%w: the uploaded %d bytes hash to %s, not %s", ErrDigestMismatch, n, got, digest)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("syncing blob: %w", err)
 	}
 	dst, _ := b.DigestPath(digest)
 	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
@@ -298,6 +399,7 @@ func (b *FSBlobs) CommitUpload(id, digest string) (int64, error) {
 	if err := os.Rename(p, dst); err != nil {
 		return 0, fmt.Errorf("storing blob: %w", err)
 	}
+	_ = os.Remove(p + ".sha256")
 	return n, nil
 }
 
@@ -307,6 +409,7 @@ func (b *FSBlobs) RemoveUpload(id string) error {
 	if err != nil {
 		return err
 	}
+	_ = os.Remove(p + ".sha256")
 	if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing upload file: %w", err)
 	}
