@@ -291,3 +291,29 @@ func TestTransparencyLogAcrossKeyRotation(t *testing.T) {
 		t.Fatalf("audit with an entry signed by the replaced key: %v %+v", err, rep)
 	}
 }
+
+// TestTransparencyLogReplicas: two replicas on one database, both with the log configured,
+// both woken by every publish: each version is submitted once (one worker at a time).
+func TestTransparencyLogReplicas(t *testing.T) {
+	f := rekortest.NewFake(t)
+	keyFile := filepath.Join(t.TempDir(), "rekor.pub")
+	if err := os.WriteFile(keyFile, f.PublicPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	u, drop, err := testdb.Create("server_tlog_replicas")
+	if err != nil {
+		t.Fatal(err)
+	}
+	withLog := func(c *daemon.Config) { c.RekorURL, c.RekorKey = f.URL, keyFile }
+	r1 := testrepo.Boot(t, u, withLog)
+	r2 := testrepo.Boot(t, u, func(c *daemon.Config) { withLog(c); c.DataDir = r1.Dir })
+	t.Cleanup(drop)
+	for i, r := range []*testrepo.Repo{r1, r2, r1, r2, r1, r2} {
+		k := testrepo.NewKey(t, tufrepo.KeyEd25519)
+		r.CreateProject(t, r1.AdminToken, "replica"+itoa(int64(i)), 1, []*testrepo.Key{k}, k)
+	}
+	page := waitBacklog(t, r2)
+	if int(f.Size()) != len(page.Entries) || len(page.Entries) < 15 {
+		t.Fatalf("%d entries stored, %d submitted to the log", len(page.Entries), f.Size())
+	}
+}
