@@ -34,8 +34,23 @@ hsm:
 	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends softhsm2 opensc >/dev/null; }; }
 
 # Every test, against the local PostgreSQL (or $$DATABASE_URL, read by the test helper).
+# crane, oras and notation (e2e/ociclients_test.go) are installed first; cosign is not.
 test: npm hsm vet
-	$(GO) test -count=1 -timeout 20m ./...
+	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation
+	CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) $(GO) test -count=1 -timeout 20m ./...
+
+# The real OCI clients of e2e/ociclients_test.go at pinned versions, cached between runs in
+# the directory `make oci-clients` fills. test-oci-clients runs all of them, cosign included
+# (~10-15 min to build cold, cached after); test-cosign runs cosign alone.
+OCI_CLIENTS ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/cairn/ociclients
+.PHONY: test-oci-clients test-cosign
+test-oci-clients:
+	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation cosign
+	CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_COSIGN=$(OCI_CLIENTS)/cosign $(GO) test -count=1 -timeout 20m -v -run '^TestOCIClients' ./e2e/
+
+test-cosign:
+	test/ociclients/install.sh -d $(OCI_CLIENTS) crane cosign
+	CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_COSIGN=$(OCI_CLIENTS)/cosign $(GO) test -count=1 -timeout 20m -v -run '^TestOCIClientsCosign$$' ./e2e/
 
 # The transparency log tests against a real Rekor v2 server (rekor-tiles v2.3.0, POSIX
 # backend, on loopback), built once into .cache/sigstore/bin (~1 min cold, with downloads).

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs the OCI clients that e2e/ociclients_test.go runs against a real cairnd, at pinned
-# versions, into a cache directory that survives between runs (default: .cache/ocitools/bin
-# of the repository, which .gitignore keeps out of git). Idempotent: a client already there
-# at the right version is left alone; one at another version is rebuilt. Nothing here
-# touches the repository's go.mod.
+# versions, into a cache directory that survives between runs: by default the user's
+# <cache>/cairn/ociclients, which oci/clients_test.go and `make oci-clients` use too, so
+# the machine builds each client once. Idempotent: a client already there at the right
+# version is left alone; one at another version is rebuilt. Nothing here touches the
+# repository's go.mod.
 #
 #   test/ociclients/install.sh [-d DIR] CLIENT...    CLIENT: crane oras notation cosign
 #
@@ -20,8 +21,7 @@ COSIGN_VERSION=v2.6.5
 
 export GOTOOLCHAIN=local
 GO=${GO:-go}
-here=$(cd "$(dirname "$0")" && pwd)
-dir="$here/../../.cache/ocitools/bin"
+dir="${XDG_CACHE_HOME:-$HOME/.cache}/cairn/ociclients"
 if [ "${1:-}" = "-d" ]; then
 	dir=$2
 	shift 2
@@ -47,7 +47,8 @@ installed() {
 	crane) modversion "$bin" github.com/google/go-containerregistry ;;
 	oras) modversion "$bin" oras.land/oras ;;
 	cosign) modversion "$bin" github.com/sigstore/cosign/v2 ;;
-	notation) "$bin" version 2>/dev/null | awk '$1 == "Version:" { print $2 }' ;;
+	# A build without the release ldflags says v1.3.2+unreleased: the same source.
+	notation) "$bin" version 2>/dev/null | awk '$1 == "Version:" { sub(/\+.*/, "", $2); print $2 }' ;;
 	esac
 }
 
