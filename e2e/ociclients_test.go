@@ -27,10 +27,10 @@ import (
 )
 
 // The OCI clients people use, run for real against a real cairnd on a real PostgreSQL:
-// crane, oras and notation (`make oci-clients`, part of `make test`), and cosign (`make
-// test-cosign`: it takes ~15 minutes to build cold). They are installed by
-// test/ociclients/install.sh into a cache directory; these tests read it from
-// CAIRN_OCI_CLIENTS (and cosign's path from CAIRN_COSIGN) and skip, naming the make
+// crane, oras and notation (in `make test`), and cosign (`make test-cosign`, or all four
+// with `make test-oci-clients`: cosign takes 10-15 minutes to build cold). The make targets
+// install them with test/ociclients/install.sh into a cache directory; these tests read it
+// from CAIRN_OCI_CLIENTS (and cosign's path from CAIRN_COSIGN) and skip, naming the make
 // target, when it is unset. When it is set, a missing client is a failure, not a skip.
 //
 // Every client talks to cairnd through a recording reverse proxy on loopback (it forwards
@@ -38,7 +38,7 @@ import (
 // tests check which endpoints the clients used (the referrers API, the token endpoint), and
 // a failing test prints the HTTP exchanges.
 
-const ociClientsTarget = "make test-oci-clients (or make test)"
+const ociClientsTarget = "make test (or make test-oci-clients)"
 
 // ociClient is the path of an installed client (crane, oras, notation).
 func ociClient(t *testing.T, name string) string {
@@ -47,7 +47,7 @@ func ociClient(t *testing.T, name string) string {
 	if dir == "" {
 		t.Skipf("CAIRN_OCI_CLIENTS is not set: %s installs crane, oras and notation and runs this test with it", ociClientsTarget)
 	}
-	return executable(t, filepath.Join(dir, name), "CAIRN_OCI_CLIENTS="+dir+" has no "+name+": make oci-clients installs it")
+	return executable(t, filepath.Join(dir, name), "CAIRN_OCI_CLIENTS="+dir+" has no "+name+": test/ociclients/install.sh -d DIR "+name+" installs it")
 }
 
 // cosignClient is the path of cosign, from CAIRN_COSIGN.
@@ -55,9 +55,9 @@ func cosignClient(t *testing.T) string {
 	t.Helper()
 	p := os.Getenv("CAIRN_COSIGN")
 	if p == "" {
-		t.Skip("CAIRN_COSIGN is not set: make test-cosign builds cosign (~15 min cold, cached after) and runs this test with it")
+		t.Skip("CAIRN_COSIGN is not set: make test-cosign (or make test-oci-clients) builds cosign (10-15 min cold, cached after) and runs this test with it")
 	}
-	return executable(t, p, "CAIRN_COSIGN="+p+" is not an executable: make oci-clients-cosign installs cosign")
+	return executable(t, p, "CAIRN_COSIGN="+p+" is not an executable: test/ociclients/install.sh -d DIR cosign installs it")
 }
 
 func executable(t *testing.T, p, msg string) string {
@@ -926,6 +926,26 @@ func TestOCIClientsCosign(t *testing.T) {
 	}
 	verified("tag")
 
+	// An SBOM attestation beside it (sha256-<hex>.att), verified with the key only.
+	sbom := writeFile(t, t.TempDir(), "sbom.spdx.json", []byte(`{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"cosigned","dataLicense":"CC0-1.0"}`))
+	u.ok(t, cmd{env: pw}, cosign, append(append([]string{"attest", "--key", key, "--tlog-upload=false", "--yes", "--type", "spdxjson", "--predicate", sbom}, offline...), img["tag"])...)
+	attTag := strings.TrimSuffix(sigTag("tag"), ".sig") + ".att"
+	if !slices.Contains(tags(), attTag) {
+		t.Fatalf("cosign attest: no %s tag in %v", attTag, tags())
+	}
+	attest := func(pubKey string) (string, string, int) {
+		return u.run(t, cmd{}, cosign, append(append([]string{"verify-attestation", "--key", pubKey, "--insecure-ignore-tlog=true", "--type", "spdxjson"}, offline...), img["tag"])...)
+	}
+	if out, errs, code := attest(pub); code != 0 || !strings.Contains(out, `"payloadType":"application/vnd.in-toto+json"`) {
+		t.Fatalf("cosign verify-attestation: exit %d\nstdout: %s\nstderr: %s", code, out, errs)
+	}
+	if out, errs, code := attest(wrong); code == 0 {
+		t.Fatalf("cosign verify-attestation with the wrong key succeeded: %s %s", out, errs)
+	}
+	if out := u.ok(t, cmd{}, cosign, append([]string{"tree"}, append(offline, img["tag"])...)...); !strings.Contains(out, sigTag("tag")) || !strings.Contains(out, attTag) {
+		t.Fatalf("cosign tree: %s", out)
+	}
+
 	// The OCI 1.1 referrers scheme: no tag; the referrers API lists the signature (its
 	// artifactType is the config's media type: the manifest has no top-level one).
 	sign("oci11", []string{"COSIGN_EXPERIMENTAL=1"}, "--registry-referrers-mode=oci-1-1")
@@ -966,6 +986,15 @@ func TestOCIClientsCosign(t *testing.T) {
 	}
 	trustedRoot := writeFile(t, t.TempDir(), "trusted_root.json", []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`))
 	verified("bundle", "--new-bundle-format", "--trusted-root", trustedRoot)
+
+	// cosign clean deletes the signature and attestation tags; verification then fails.
+	u.ok(t, cmd{}, cosign, append(append([]string{"clean", "--force"}, offline...), img["tag"])...)
+	if got := tags(); slices.Contains(got, sigTag("tag")) || slices.Contains(got, attTag) {
+		t.Fatalf("cosign clean left %v", got)
+	}
+	if out, errs, code := verify("tag", pub); code == 0 || !strings.Contains(errs, "no signatures found") {
+		t.Fatalf("cosign verify after cosign clean: exit %d: %s %s", code, out, errs)
+	}
 
 	// An unsigned image is refused in every scheme.
 	for _, extra := range [][]string{nil, {"--experimental-oci11"}, {"--new-bundle-format", "--trusted-root", trustedRoot}} {
