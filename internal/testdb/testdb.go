@@ -34,7 +34,14 @@ func Create(pkg string) (string, func(), error) {
 	}
 	b := make([]byte, 4)
 	_, _ = rand.Read(b)
-	name := "cairn_test_" + regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(pkg), "_") + "_" + hex.EncodeToString(b)
+	// PostgreSQL cuts identifiers at 63 bytes: cut the readable part, never the random
+	// suffix, or two long test names would collide.
+	label := regexp.MustCompile(`[^a-z0-9]+`).ReplaceAllString(strings.ToLower(pkg), "_")
+	suffix := "_" + hex.EncodeToString(b)
+	if room := 63 - len("cairn_test_") - len(suffix); len(label) > room {
+		label = label[:room]
+	}
+	name := "cairn_test_" + label + suffix
 	admin := *u
 	admin.Path = "/postgres"
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
