@@ -728,6 +728,13 @@ func TestOCIClientsOras(t *testing.T) {
 		t.Fatalf("oras pull of the SBOM: %s", got)
 	}
 
+	// oras cp -r mirrors the artifact with its referrers into another repository.
+	u.ok(t, cmd{}, oras, "cp", "-r", "--from-plain-http", "--to-plain-http", reg.ref("demo/files:v1"), reg.ref("demo/mirror/files:v1"))
+	out = u.ok(t, cmd{}, oras, "discover", "--plain-http", "--format", "json", reg.ref("demo/mirror/files:v1"))
+	if err := json.Unmarshal([]byte(out), &disc); err != nil || disc.Digest != pushed.Digest || len(disc.Referrers) != 1 || disc.Referrers[0].Digest != attached.Digest {
+		t.Fatalf("oras discover in the mirror after oras cp -r: %v: %s", err, out)
+	}
+
 	// Releases uploaded through Cairn's API are <project>:<version> once published: oras
 	// pulls their files, anonymously, and cannot move the tag.
 	publishAll(t, reg.w.r)
@@ -1001,5 +1008,80 @@ func TestOCIClientsCosign(t *testing.T) {
 		if out, errs, code := verify("unsigned", pub, extra...); code == 0 {
 			t.Fatalf("cosign verify %v of an unsigned image succeeded: %s %s", extra, out, errs)
 		}
+	}
+}
+
+// TestOCIClientsPaginationAndLargeBlobs: crane ls and oras repo tags follow the Link header
+// through more tags than one page holds; a 48 MiB layer goes up with crane (streamed
+// chunked upload) and a 48 MiB file with oras (POST then PUT), and both come back intact.
+func TestOCIClientsPaginationAndLargeBlobs(t *testing.T) {
+	crane, oras := ociClient(t, "crane"), ociClient(t, "oras")
+	reg := newOCIRegistry(t, true)
+	u := newOCIUser(t)
+	u.ok(t, cmd{stdin: reg.w.r.AdminToken}, crane, "auth", "login", reg.host, "-u", "cairn", "--password-stdin")
+	u.ok(t, cmd{stdin: reg.w.r.AdminToken}, oras, "login", "--plain-http", "-u", "cairn", "--password-stdin", reg.host)
+
+	// 1,005 tags on one manifest (one page is at most 1,000), put straight to cairnd.
+	dig := pushImage(t, u, crane, reg.ref("demo/many:base"), true, map[string][]byte{"f": []byte("many tags")})
+	raw := manifestOf(t, reg, "demo/many", dig)
+	want := []string{"base"}
+	for i := range 1005 {
+		tag := fmt.Sprintf("t%04d", i)
+		req, err := http.NewRequest("PUT", reg.w.r.URL+"/v2/demo/many/manifests/"+tag, bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.SetBasicAuth("cairn", reg.w.r.AdminToken)
+		req.Header.Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		if resp.StatusCode != 201 {
+			t.Fatalf("PUT tag %s: %d", tag, resp.StatusCode)
+		}
+		want = append(want, tag)
+	}
+	slices.Sort(want)
+	reg.exchanges("")
+	if got := strings.Fields(u.ok(t, cmd{}, crane, "ls", "--insecure", reg.ref("demo/many"))); !slices.Equal(got, want) {
+		t.Fatalf("crane ls: %d tags, want %d", len(got), len(want))
+	}
+	if pages := reg.exchanges("/tags/list"); len(pages) < 2 || !strings.Contains(strings.Join(pages, "\n"), "last=") {
+		t.Fatalf("crane ls did not follow the Link header: %v", pages)
+	}
+	if got := strings.Fields(u.ok(t, cmd{}, oras, "repo", "tags", "--plain-http", reg.ref("demo/many"))); !slices.Equal(got, want) {
+		t.Fatalf("oras repo tags: %d tags, want %d", len(got), len(want))
+	}
+	if pages := reg.exchanges("/tags/list"); len(pages) < 2 {
+		t.Fatalf("oras repo tags did not follow the Link header: %v", pages)
+	}
+	if got := strings.Fields(u.ok(t, cmd{}, oras, "repo", "tags", "--plain-http", "--last", "t1000", reg.ref("demo/many"))); !slices.Equal(got, want[1002:]) {
+		t.Fatalf("oras repo tags --last t1000: %v, want %v", got, want[1002:])
+	}
+
+	// Large blobs. Pseudo-random bytes (a fixed xorshift stream) that gzip cannot shrink.
+	big := make([]byte, 48<<20)
+	x := uint64(0x9E3779B97F4A7C15)
+	for i := 0; i < len(big); i += 8 {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		for j := 0; j < 8; j++ {
+			big[i+j] = byte(x >> (8 * j))
+		}
+	}
+	bigDig := pushImage(t, u, crane, reg.ref("demo/big:v1"), false, map[string][]byte{"big.bin": big})
+	if fs := untar(t, []byte(u.ok(t, cmd{}, crane, "export", "--insecure", reg.ref("demo/big@"+bigDig), "-"))); !bytes.Equal(fs["big.bin"], big) {
+		t.Fatalf("crane export of the large image: %d bytes back, want %d identical", len(fs["big.bin"]), len(big))
+	}
+	dir := t.TempDir()
+	writeFile(t, dir, "big.bin", big)
+	u.ok(t, cmd{dir: dir}, oras, "push", "--plain-http", reg.ref("demo/bigfile:v1"), "big.bin")
+	out := t.TempDir()
+	u.ok(t, cmd{dir: out}, oras, "pull", "--plain-http", "-o", out, reg.ref("demo/bigfile:v1"))
+	if got := readFile(t, filepath.Join(out, "big.bin")); !bytes.Equal(got, big) {
+		t.Fatalf("oras pull of the large file: %d bytes, want %d identical", len(got), len(big))
 	}
 }
