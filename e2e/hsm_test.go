@@ -109,4 +109,17 @@ func TestHSMOnlineKeys(t *testing.T) {
 	} else if !strings.Contains(err.Error(), "refusing to start") || !strings.Contains(err.Error(), "delegates timestamp to") {
 		t.Fatalf("start with the wrong key: %v", err)
 	}
+
+	// With a transparency log, every key must be able to sign log statements: SoftHSM2
+	// (on OpenSSL 3.0) has no Ed25519ph, which Rekor v2 needs for Ed25519 keys, so the
+	// token's Ed25519 snapshot key is refused at start rather than leaving every snapshot
+	// unlogged.
+	cfg = r.Config
+	cfg.Listen, cfg.RekorURL = "127.0.0.1:0", "http://127.0.0.1:1"
+	if run, err := daemon.Start(context.Background(), cfg, func(string) string { return "" }, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil {
+		run.Close()
+		t.Fatal("cairnd started with a transparency log and a key that cannot sign for it")
+	} else if !strings.Contains(err.Error(), "the snapshot key "+keyID(uris["snapshot"])+" cannot sign transparency log statements") {
+		t.Fatalf("start with a log and an unloggable key: %v", err)
+	}
 }

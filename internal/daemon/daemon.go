@@ -200,6 +200,9 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	if err != nil {
 		return fail(err)
 	}
+	if err := checkLoggable(ctx, tcfg, signers); err != nil {
+		return fail(fmt.Errorf("refusing to start: %w", err))
+	}
 	scfg := server.DefaultConfig()
 	scfg.MaxBlobSize = c.MaxBlobSize
 	scfg.PublishInterval = c.PublishInterval

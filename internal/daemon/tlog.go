@@ -1,14 +1,17 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/cairn-dev/cairn/tlog"
+	"github.com/cairn-dev/cairn/tufrepo"
 )
 
 // tlogConfig builds the transparency log configuration from --rekor-*.
@@ -46,4 +49,33 @@ func orDuration(d, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// checkLoggable refuses a configuration whose online keys cannot sign log statements (an
+// Ed25519 key on a token without Ed25519ph, which Rekor v2 requires): every version they
+// sign would wait in the backlog for ever. It signs a probe statement with each key.
+func checkLoggable(ctx context.Context, cfg tlog.Config, s tufrepo.Signers) error {
+	if cfg.URL == "" {
+		return nil
+	}
+	named := []struct {
+		name string
+		o    *tufrepo.OnlineSigner
+	}{{"timestamp", s.Timestamp}, {"snapshot", s.Snapshot}, {"recently-claimed", s.RecentlyClaimed}}
+	for i, o := range s.Standby {
+		named = append(named, struct {
+			name string
+			o    *tufrepo.OnlineSigner
+		}{fmt.Sprintf("standby %d", i+1), o})
+	}
+	for _, n := range named {
+		if n.o == nil {
+			continue
+		}
+		_, err := tlog.Sign(ctx, n.o, tlog.Metadata{Role: "cairn-probe", Version: 1, SHA256: strings.Repeat("0", 64)})
+		if errors.Is(err, tlog.ErrEd25519phUnsupported) {
+			return fmt.Errorf("--rekor-url is set, but the %s key %s cannot sign transparency log statements: %w", n.name, n.o.KeyID, err)
+		}
+	}
+	return nil
 }
