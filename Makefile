@@ -35,9 +35,10 @@ hsm:
 
 # Every test, against the local PostgreSQL (or $$DATABASE_URL, read by the test helper).
 # crane, oras and notation (e2e/ociclients_test.go) are installed first; cosign is not.
-test: npm hsm vet
+# The transparency log tests run against a real Rekor v2 server (make rekor, ~1 min once).
+test: npm hsm vet rekor
 	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation
-	CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) $(GO) test -count=1 -timeout 20m ./...
+	CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) $(GO) test -count=1 -timeout 20m ./...
 
 # The real OCI clients of e2e/ociclients_test.go at pinned versions, cached between runs in
 # the directory `make oci-clients` fills. test-oci-clients runs all of them, cosign included
@@ -54,7 +55,7 @@ test-cosign:
 
 # The transparency log tests against a real Rekor v2 server (rekor-tiles v2.3.0, POSIX
 # backend, on loopback), built once into .cache/sigstore/bin (~1 min cold, with downloads).
-# Not part of `make test`; the tests skip unless CAIRN_TEST_REKOR=1.
+# `make test` runs them too; test-rekor runs only them. Without CAIRN_TEST_REKOR=1 they skip.
 .PHONY: rekor test-rekor
 REKOR_BIN := .cache/sigstore/bin/posix
 rekor: $(REKOR_BIN)
