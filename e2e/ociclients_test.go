@@ -754,6 +754,18 @@ func TestOCIClientsOras(t *testing.T) {
 			t.Fatalf("oras pull demo:%s: %q (%d files), want %q", f.version, got, len(entries), f.file)
 		}
 	}
+	// An SBOM attached to a release: the release stays put, oras discover finds it.
+	rel := strings.TrimSpace(u.ok(t, cmd{}, oras, "resolve", "--plain-http", reg.ref("demo:1.0.0")))
+	out = u.ok(t, cmd{dir: src}, oras, "attach", "--plain-http", "--artifact-type", "application/spdx+json", "--format", "json",
+		reg.ref("demo:1.0.0"), "sbom.spdx.json:application/spdx+json")
+	if err := json.Unmarshal([]byte(out), &attached); err != nil {
+		t.Fatalf("oras attach to a release: %v: %s", err, out)
+	}
+	out = anon.ok(t, cmd{}, oras, "discover", "--plain-http", "--format", "json", reg.ref("demo:1.0.0"))
+	if err := json.Unmarshal([]byte(out), &disc); err != nil || disc.Digest != rel || len(disc.Referrers) != 1 || disc.Referrers[0].Digest != attached.Digest {
+		t.Fatalf("oras discover on a release: %v: %s", err, out)
+	}
+
 	before := strings.TrimSpace(u.ok(t, cmd{}, oras, "resolve", "--plain-http", reg.ref("demo:1.0.0")))
 	if out := u.fails(t, cmd{dir: src}, oras, "push", "--plain-http", reg.ref("demo:1.0.0"), "readme.txt"); !containsFold(out, "denied: tag demo:1.0.0 is a published release") {
 		t.Fatalf("oras push over a release tag: %s", out)
@@ -841,6 +853,16 @@ func TestOCIClientsNotation(t *testing.T) {
 	verifier.ok(t, cmd{}, notation, "policy", "import", "--force", writeFile(t, t.TempDir(), "trustpolicy.json", []byte(policy)))
 	if out := verifier.ok(t, cmd{}, notation, "verify", "--insecure-registry", img["referrers"]); !strings.Contains(out, "Successfully verified") {
 		t.Fatalf("notation verify by another user (anonymous pull): %s", out)
+	}
+
+	// A release published through Cairn's API, signed (referrers API) and verified.
+	publishAll(t, reg.w.r)
+	release := reg.ref("demo@" + digestOf(manifestOf(t, reg, "demo", "2.0.0")))
+	relPolicy := strings.Replace(policy, `"registryScopes":["`+reg.ref("demo/signed")+`"]`, `"registryScopes":["`+reg.ref("demo/signed")+`","`+reg.ref("demo")+`"]`, 1)
+	u.ok(t, cmd{}, notation, "policy", "import", "--force", writeFile(t, t.TempDir(), "trustpolicy.json", []byte(relPolicy)))
+	u.ok(t, cmd{}, notation, "sign", "--insecure-registry", "--force-referrers-tag=false", release)
+	if out := u.ok(t, cmd{}, notation, "verify", "--insecure-registry", release); !strings.Contains(out, "Successfully verified signature for "+release) {
+		t.Fatalf("notation verify of a release: %s", out)
 	}
 
 	// Refused: no signature; a signature by a key outside the policy's trust store.
@@ -993,6 +1015,17 @@ func TestOCIClientsCosign(t *testing.T) {
 	}
 	trustedRoot := writeFile(t, t.TempDir(), "trusted_root.json", []byte(`{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}`))
 	verified("bundle", "--new-bundle-format", "--trusted-root", trustedRoot)
+
+	// A release published through Cairn's API, signed as demo@<digest> in both schemes.
+	publishAll(t, reg.w.r)
+	img["release"] = reg.ref("demo@" + digestOf(manifestOf(t, reg, "demo", "1.0.0")))
+	sign("release", nil)
+	verified("release")
+	sign("release", nil, "--new-bundle-format")
+	verified("release", "--new-bundle-format", "--trusted-root", trustedRoot)
+	if got := digestOf(manifestOf(t, reg, "demo", "1.0.0")); "demo@"+got != strings.TrimPrefix(img["release"], reg.host+"/") {
+		t.Fatalf("signing moved the release tag to %s", got)
+	}
 
 	// cosign clean deletes the signature and attestation tags; verification then fails.
 	u.ok(t, cmd{}, cosign, append(append([]string{"clean", "--force"}, offline...), img["tag"])...)
