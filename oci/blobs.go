@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/store"
-	"github.com/jackc/pgx/v5"
 )
 
 // parseDigest checks a digest from a URL or query, answering DIGEST_INVALID.
@@ -150,9 +149,12 @@ func (g *Registry) storeMonolithic(ctx context.Context, repo, dig string, body i
 	if err != nil {
 		return err
 	}
-	if err := g.blobs.CreateUpload(id); err != nil {
+	// The lock is held while the body streams, so garbage collection leaves the file alone.
+	unlock, err := g.blobs.CreateLockedUpload(id)
+	if err != nil {
 		return err
 	}
+	defer unlock()
 	defer func() { _ = g.blobs.RemoveUpload(id) }()
 	n, h, err := g.blobs.AppendUpload(id, 0, body, g.cfg.MaxBlobSize)
 	if err != nil {
@@ -267,28 +269,57 @@ func (g *Registry) chunkFail(w http.ResponseWriter, r *http.Request, repo, id st
 	g.fail(w, r, err)
 }
 
+// lockedSession takes a session's file lock and reads the session afresh. Chunks of one
+// session are written one at a time under that lock, without a database transaction open
+// while the client streams (a slow client must not hold a pool connection); the size is
+// then recorded only if it is still the one the chunk was written after.
+func (g *Registry) lockedSession(r *http.Request, repo, id string) (*store.OCIUpload, func(), error) {
+	unlock, err := g.blobs.LockUpload(id)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, g.unknownUpload(repo)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	u, err := g.db.OCIGetUpload(r.Context(), repo, id, g.cfg.UploadTTL)
+	if err == nil && u == nil {
+		err = g.unknownUpload(repo)
+	}
+	if err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return u, unlock, nil
+}
+
 // patchUpload is PATCH on a session: a chunk (with Content-Range) or a stream (without).
 func (g *Registry) patchUpload(w http.ResponseWriter, r *http.Request, repo, id string) {
 	if _, ok := g.authorize(w, r, repo, accessPush); !ok || !g.uploadSession(w, r, repo, id) {
 		return
 	}
-	u, err := g.db.OCIWithUpload(r.Context(), repo, id, g.cfg.UploadTTL, func(ctx context.Context, tx pgx.Tx, size int64) (int64, bool, error) {
-		n, h, err := g.receiveChunk(r, id, size)
-		if err == nil {
-			g.blobs.SaveUploadHash(id, n, h)
-		}
-		return n, false, err
-	})
+	u, unlock, err := g.lockedSession(r, repo, id)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	defer unlock()
+	n, h, err := g.receiveChunk(r, id, u.Size)
 	if err != nil {
 		g.chunkFail(w, r, repo, id, err)
 		return
 	}
-	if u == nil {
-		g.fail(w, r, g.unknownUpload(repo))
+	ok, err := g.db.OCISetUploadSize(r.Context(), id, u.Size, n)
+	if err != nil || !ok {
+		_ = g.blobs.TruncateUpload(id, u.Size)
+		if err == nil {
+			err = g.unknownUpload(repo)
+		}
+		g.fail(w, r, err)
 		return
 	}
+	g.blobs.SaveUploadHash(id, n, h)
 	w.Header().Set("Location", uploadLocation(repo, id))
-	w.Header().Set("Range", rangeHeader(u.Size))
+	w.Header().Set("Range", rangeHeader(n))
 	w.Header().Set("Docker-Upload-UUID", id)
 	w.Header().Set("Content-Length", "0")
 	w.WriteHeader(http.StatusAccepted)
@@ -311,33 +342,32 @@ func (g *Registry) putUpload(w http.ResponseWriter, r *http.Request, repo, id st
 		g.fail(w, r, err)
 		return
 	}
-	u, err := g.db.OCIWithUpload(r.Context(), repo, id, g.cfg.UploadTTL, func(ctx context.Context, tx pgx.Tx, size int64) (int64, bool, error) {
-		n := size
-		var h hash.Hash
-		if r.ContentLength != 0 {
-			var err error
-			if n, h, err = g.receiveChunk(r, id, size); err != nil {
-				return 0, false, err
-			}
-		}
-		err := store.OCILinkBlobTx(ctx, tx, repo, dig, n, func() error {
-			_, err := g.blobs.CommitUpload(id, dig, h)
-			return err
-		})
-		if err != nil {
-			if n != size { // the last chunk goes too: the session is as before this request
-				_ = g.blobs.TruncateUpload(id, size)
-			}
-			return 0, false, commitErr(err, dig)
-		}
-		return n, true, nil
-	})
+	u, unlock, err := g.lockedSession(r, repo, id)
 	if err != nil {
-		g.chunkFail(w, r, repo, id, err)
+		g.fail(w, r, err)
 		return
 	}
-	if u == nil {
-		g.fail(w, r, g.unknownUpload(repo))
+	defer unlock()
+	n := u.Size
+	var h hash.Hash
+	if r.ContentLength != 0 {
+		if n, h, err = g.receiveChunk(r, id, u.Size); err != nil {
+			g.chunkFail(w, r, repo, id, err)
+			return
+		}
+	}
+	found, err := g.db.OCIFinishUpload(r.Context(), repo, id, u.Size, dig, n, func() error {
+		_, err := g.blobs.CommitUpload(id, dig, h)
+		return err
+	})
+	if err != nil || !found {
+		if n != u.Size { // the last chunk goes too: the session is as before this request
+			_ = g.blobs.TruncateUpload(id, u.Size)
+		}
+		if err == nil {
+			err = g.unknownUpload(repo)
+		}
+		g.fail(w, r, commitErr(err, dig))
 		return
 	}
 	w.Header().Set("Location", blobLocation(repo, dig))

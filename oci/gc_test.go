@@ -7,12 +7,16 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/cairn-dev/cairn/internal/daemon"
 	"github.com/cairn-dev/cairn/internal/testrepo"
 	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestGarbageCollection runs `cairnd gc` on a registry holding an unreferenced blob, a
@@ -93,4 +97,104 @@ func TestGarbageCollection(t *testing.T) {
 	}
 	// Pushing the collected blob again works.
 	pushBlob(t, base, "g/x", admin, []byte("nobody references me"))
+}
+
+// TestConcurrentWrites: two chunks racing for the same place of one session (one wins,
+// the other is told where the session is), and garbage collection with no grace period
+// running in a loop while blobs are pushed, read and unlinked: a pushed blob is always
+// readable until it is unlinked.
+func TestConcurrentWrites(t *testing.T) {
+	r := testrepo.Boot(t, privateDB(t), func(c *daemon.Config) { c.OCIAnonymousPull = true })
+	base, admin := r.URL, "basic:"+r.AdminToken
+
+	s := do(t, base, req{method: "POST", path: "/v2/c/x/blobs/uploads/", auth: admin})
+	loc := s.header.Get("Location")
+	chunks := [][]byte{bytes.Repeat([]byte("a"), 1000), bytes.Repeat([]byte("b"), 1000)}
+	statuses := make([]int, 2)
+	var wg sync.WaitGroup
+	for i := range chunks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses[i] = do(t, base, req{method: "PATCH", path: loc, auth: admin, body: chunks[i], header: map[string]string{"Content-Range": "0-999"}}).status
+		}()
+	}
+	wg.Wait()
+	slices.Sort(statuses)
+	if !slices.Equal(statuses, []int{202, 416}) {
+		t.Fatalf("racing chunks: %v, want one 202 and one 416", statuses)
+	}
+	var winner []byte
+	for _, c := range chunks {
+		if p := do(t, base, req{method: "PUT", path: loc + "?digest=" + sha(c), auth: admin}); p.status == 201 {
+			winner = c
+			break
+		}
+	}
+	if g := do(t, base, req{method: "GET", path: "/v2/c/x/blobs/" + sha(winner)}); g.status != 200 || !bytes.Equal(g.body, winner) {
+		t.Fatalf("the winning chunk's blob: %d", g.status)
+	}
+
+	db, blobs := r.DB, mustBlobs(t, r.Config.BlobDir)
+	stop := make(chan struct{})
+	gcErr := make(chan error, 1)
+	go func() {
+		defer close(gcErr)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := db.OCIGarbageCollect(context.Background(), blobs, store.OCIGCOptions{UploadTTL: time.Hour}); err != nil && !strings.Contains(err.Error(), "another OCI garbage collection") {
+				gcErr <- err
+				return
+			}
+		}
+	}()
+	// With no grace period the collector may take a link the moment it exists (no manifest
+	// references it), so a read may find the blob gone (404), but never broken: and every
+	// blob that is still linked at the end has its file.
+	content := []byte("pushed, read, unlinked, collected, pushed again")
+	for i := range 40 {
+		d := pushBlob(t, base, "c/x", admin, content)
+		if g := do(t, base, req{method: "GET", path: "/v2/c/x/blobs/" + d}); !(g.status == 200 && bytes.Equal(g.body, content)) && g.status != 404 {
+			t.Fatalf("round %d: reading a pushed blob: %d %q", i, g.status, g.body)
+		}
+		if m := do(t, base, req{method: "POST", path: "/v2/c/y/blobs/uploads/?mount=" + d + "&from=c/x", auth: admin}); m.status == 201 {
+			if g := do(t, base, req{method: "GET", path: "/v2/c/y/blobs/" + d}); !(g.status == 200 && bytes.Equal(g.body, content)) && g.status != 404 {
+				t.Fatalf("round %d: reading a mounted blob: %d", i, g.status)
+			}
+		}
+		if del := do(t, base, req{method: "DELETE", path: "/v2/c/x/blobs/" + d, auth: admin}); del.status != 202 && del.status != 404 {
+			t.Fatalf("round %d: unlink: %d %s", i, del.status, del.body)
+		}
+	}
+	close(stop)
+	if err := <-gcErr; err != nil {
+		t.Fatal(err)
+	}
+	pushBlob(t, base, "c/z", admin, content)
+	rows, err := db.Pool.Query(context.Background(), `SELECT DISTINCT digest FROM oci_repo_blobs`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range linked {
+		if _, err := blobs.StatDigest(d); err != nil {
+			t.Errorf("blob %s is linked but its file is gone: %v", d, err)
+		}
+	}
+}
+
+func mustBlobs(t *testing.T, dir string) *store.FSBlobs {
+	t.Helper()
+	b, err := store.NewFSBlobs(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

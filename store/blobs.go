@@ -217,6 +217,27 @@ func (b *FSBlobs) UploadPath(id string) (string, error) {
 	return filepath.Join(b.uploadDir(), id), nil
 }
 
+// CreateLockedUpload creates the empty file of a private upload and holds its lock until
+// the returned function is called (garbage collection leaves locked files alone).
+func (b *FSBlobs) CreateLockedUpload(id string) (func(), error) {
+	p, err := b.UploadPath(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(b.uploadDir(), 0o750); err != nil {
+		return nil, fmt.Errorf("creating upload directory: %w", err)
+	}
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("creating upload file: %w", err)
+	}
+	if err := lockFile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("locking upload file: %w", err)
+	}
+	return func() { f.Close() }, nil
+}
+
 // CreateUpload creates the empty file of a new upload session.
 func (b *FSBlobs) CreateUpload(id string) error {
 	p, err := b.UploadPath(id)
@@ -273,6 +294,36 @@ func (b *FSBlobs) AppendUpload(id string, offset int64, r io.Reader, max int64) 
 		return 0, nil, err
 	}
 	return offset + n, h, nil
+}
+
+// LockUpload takes the exclusive lock of an upload session's file (flock; it also works
+// on NFS), waiting for the holder. os.ErrNotExist means the session has ended. The lock is
+// on the file that is still the session's after the wait: a completed upload was renamed
+// into the store, and its lock is not the session's.
+func (b *FSBlobs) LockUpload(id string) (func(), error) {
+	p, err := b.UploadPath(id)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			return nil, err
+		}
+		if err := lockFile(f); err != nil {
+			f.Close()
+			return nil, fmt.Errorf("locking upload file: %w", err)
+		}
+		held, err1 := f.Stat()
+		now, err2 := os.Stat(p)
+		if err1 == nil && err2 == nil && os.SameFile(held, now) {
+			return func() { f.Close() }, nil // closing releases the lock
+		}
+		f.Close()
+		if err2 != nil {
+			return nil, err2
+		}
+	}
 }
 
 // TruncateUpload cuts an upload back to size (a chunk that was received but refused).
@@ -401,6 +452,29 @@ func (b *FSBlobs) CommitUpload(id, digest string, h hash.Hash) (int64, error) {
 	}
 	_ = os.Remove(p + ".sha256")
 	return n, nil
+}
+
+// TryRemoveUpload deletes an upload file unless someone holds its lock (a chunk or a
+// monolithic push is being written): garbage collection must not pull a file from under
+// a writer, however old it looks. It reports whether the file is gone.
+func (b *FSBlobs) TryRemoveUpload(id string) (bool, error) {
+	p, err := b.UploadPath(id)
+	if err != nil {
+		return false, err
+	}
+	f, err := os.OpenFile(p, os.O_RDWR, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		_ = os.Remove(p + ".sha256")
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("opening upload file: %w", err)
+	}
+	defer f.Close()
+	if ok, err := tryLockFile(f); err != nil || !ok {
+		return false, err
+	}
+	return true, b.RemoveUpload(id)
 }
 
 // RemoveUpload deletes an upload session's file; a missing file is not an error.

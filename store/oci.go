@@ -75,7 +75,7 @@ func (db *DB) OCIPutManifest(ctx context.Context, m OCIManifestPut) error {
 		}
 		if len(m.Blobs) > 0 {
 			var have []string
-			rows, err := tx.Query(ctx, `SELECT b.digest FROM oci_repo_blobs r JOIN oci_blobs b USING (digest) WHERE r.repo = $1 AND r.digest = ANY($2) FOR SHARE OF b`, m.Repo, m.Blobs)
+			rows, err := tx.Query(ctx, `SELECT b.digest FROM oci_repo_blobs r JOIN oci_blobs b USING (digest) WHERE r.repo = $1 AND r.digest = ANY($2) FOR SHARE OF r, b`, m.Repo, m.Blobs)
 			if err != nil {
 				return fmt.Errorf("checking the manifest's blobs: %w", err)
 			}
@@ -288,24 +288,9 @@ func (db *DB) OCIBlobInRepo(ctx context.Context, repo, digest string) (int64, bo
 // it into repo. Callers store the file between the row lock (lockBlob) and the commit, so a
 // concurrent garbage collection never removes a file that a link points at.
 func (db *DB) OCILinkBlob(ctx context.Context, repo, digest string, size int64, store func() error) error {
-	return db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if err := ensureRepo(ctx, tx, repo); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `INSERT INTO oci_blobs (digest, size) VALUES ($1, $2) ON CONFLICT (digest) DO UPDATE SET last_used = now()`, digest, size)
-		if err != nil {
-			return fmt.Errorf("recording blob %s: %w", digest, err)
-		}
-		if store != nil {
-			if err := store(); err != nil {
-				return err
-			}
-		}
-		_, err = tx.Exec(ctx, `INSERT INTO oci_repo_blobs (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING`, repo, digest)
-		if err != nil {
-			return fmt.Errorf("linking blob %s into %s: %w", digest, repo, err)
-		}
-		return nil
+	// Not InTx: store moves a file, which a retry could not do again.
+	return pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		return OCILinkBlobTx(ctx, tx, repo, digest, size, store)
 	})
 }
 
@@ -407,42 +392,39 @@ func (db *DB) OCIGetUpload(ctx context.Context, repo, id string, ttl time.Durati
 	return &u, nil
 }
 
-// OCIWithUpload runs fn holding the session's row lock (so chunks of one session are
-// written one at a time, on any replica) and stores the size fn returns. fn receives the
-// current size. finish, if fn reports it, deletes the session in the same transaction.
-// It returns nil (and does not call fn) if the session is unknown or expired.
-func (db *DB) OCIWithUpload(ctx context.Context, repo, id string, ttl time.Duration, fn func(ctx context.Context, tx pgx.Tx, size int64) (newSize int64, finish bool, err error)) (*OCIUpload, error) {
-	var out *OCIUpload
-	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
-		var u OCIUpload
-		err := tx.QueryRow(ctx, `SELECT id, repo, size, updated_at FROM oci_uploads WHERE id = $1 AND repo = $2 AND updated_at > now() - $3::interval FOR UPDATE`, id, repo, ttl.String()).
-			Scan(&u.ID, &u.Repo, &u.Size, &u.UpdatedAt)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return nil
-		}
-		if err != nil {
-			return fmt.Errorf("locking upload session: %w", err)
-		}
-		n, finish, err := fn(ctx, tx, u.Size)
-		if err != nil {
-			return err
-		}
-		if finish {
-			_, err = tx.Exec(ctx, `DELETE FROM oci_uploads WHERE id = $1`, id)
-		} else {
-			_, err = tx.Exec(ctx, `UPDATE oci_uploads SET size = $2, updated_at = now() WHERE id = $1`, id, n)
-		}
-		if err != nil {
-			return fmt.Errorf("updating upload session: %w", err)
-		}
-		u.Size = n
-		out = &u
-		return nil
-	})
-	return out, err
+// OCISetUploadSize records that a session now holds size bytes, if it still held prev
+// (the caller holds the session's file lock; the condition catches a writer that did
+// not). It reports whether the session was updated.
+func (db *DB) OCISetUploadSize(ctx context.Context, id string, prev, size int64) (bool, error) {
+	tag, err := db.Pool.Exec(ctx, `UPDATE oci_uploads SET size = $3, updated_at = now() WHERE id = $1 AND size = $2`, id, prev, size)
+	if err != nil {
+		return false, fmt.Errorf("updating upload session: %w", err)
+	}
+	return tag.RowsAffected() == 1, nil
 }
 
-// OCILinkBlobTx is OCILinkBlob inside a caller's transaction (completing an upload).
+// OCIFinishUpload completes a session that held prev bytes and now holds size: in one
+// transaction it records the blob, runs store (which checks the digest and moves the file
+// into place), links the blob into repo and ends the session. It reports false, and
+// changes nothing, if the session is gone or was changed meanwhile.
+func (db *DB) OCIFinishUpload(ctx context.Context, repo, id string, prev int64, digest string, size int64, store func() error) (bool, error) {
+	found := false
+	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `DELETE FROM oci_uploads WHERE id = $1 AND repo = $2 AND size = $3`, id, repo, prev)
+		if err != nil {
+			return fmt.Errorf("ending upload session: %w", err)
+		}
+		if tag.RowsAffected() == 0 {
+			return nil
+		}
+		found = true
+		return OCILinkBlobTx(ctx, tx, repo, digest, size, store)
+	})
+	return found && err == nil, err
+}
+
+// OCILinkBlobTx records a blob and links it into repo inside tx; store puts the file in
+// place between the two, holding the blob's row lock (see OCILinkBlob).
 func OCILinkBlobTx(ctx context.Context, tx pgx.Tx, repo, digest string, size int64, store func() error) error {
 	if err := ensureRepo(ctx, tx, repo); err != nil {
 		return err
@@ -451,8 +433,10 @@ func OCILinkBlobTx(ctx context.Context, tx pgx.Tx, repo, digest string, size int
 	if err != nil {
 		return fmt.Errorf("recording blob %s: %w", digest, err)
 	}
-	if err := store(); err != nil {
-		return err
+	if store != nil {
+		if err := store(); err != nil {
+			return err
+		}
 	}
 	_, err = tx.Exec(ctx, `INSERT INTO oci_repo_blobs (repo, digest) VALUES ($1, $2) ON CONFLICT DO NOTHING`, repo, digest)
 	if err != nil {
@@ -616,13 +600,30 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 				rep.UploadFiles++
 			}
 		}
-		// Links to blobs that no manifest of their repository references.
-		tag, err := tx.Exec(ctx, `DELETE FROM oci_repo_blobs l WHERE l.created_at < now() - $1::interval
-			AND NOT EXISTS (SELECT 1 FROM oci_manifest_refs m WHERE m.repo = l.repo AND m.ref = l.digest)`, grace)
+		// Links to blobs that no manifest of their repository references. A manifest push
+		// holds a share lock on the links it needs, so locked links are skipped, and each
+		// one is checked again (a new statement sees manifests committed since) as it goes.
+		rows, err = tx.Query(ctx, `SELECT repo, digest FROM oci_repo_blobs l WHERE l.created_at < now() - $1::interval
+			AND NOT EXISTS (SELECT 1 FROM oci_manifest_refs m WHERE m.repo = l.repo AND m.ref = l.digest)
+			ORDER BY repo, digest FOR UPDATE SKIP LOCKED`, grace)
 		if err != nil {
-			return fmt.Errorf("removing unreferenced blob links: %w", err)
+			return fmt.Errorf("finding unreferenced blob links: %w", err)
 		}
-		rep.Links = int(tag.RowsAffected())
+		links, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+			var l [2]string
+			return l, r.Scan(&l[0], &l[1])
+		})
+		if err != nil {
+			return fmt.Errorf("finding unreferenced blob links: %w", err)
+		}
+		for _, l := range links {
+			tag, err := tx.Exec(ctx, `DELETE FROM oci_repo_blobs l WHERE repo = $1 AND digest = $2
+				AND NOT EXISTS (SELECT 1 FROM oci_manifest_refs m WHERE m.repo = l.repo AND m.ref = l.digest)`, l[0], l[1])
+			if err != nil {
+				return fmt.Errorf("removing the link of %s in %s: %w", l[1], l[0], err)
+			}
+			rep.Links += int(tag.RowsAffected())
+		}
 		// Blobs no repository links.
 		rows, err = tx.Query(ctx, `SELECT b.digest, b.size,
 				EXISTS (SELECT 1 FROM blobs r WHERE b.digest = 'sha256:' || encode(r.sha256, 'hex'))
@@ -650,8 +651,14 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 			if fi, err := b.StatDigest(c.digest); err == nil && time.Since(fi.ModTime()) < o.Grace {
 				continue
 			}
-			if _, err := tx.Exec(ctx, `DELETE FROM oci_blobs WHERE digest = $1`, c.digest); err != nil {
+			// Checked again now that the row is locked: a push that linked it just before
+			// is visible to this new statement; one that links it after waits for the lock.
+			tag, err := tx.Exec(ctx, `DELETE FROM oci_blobs b WHERE digest = $1 AND NOT EXISTS (SELECT 1 FROM oci_repo_blobs l WHERE l.digest = b.digest)`, c.digest)
+			if err != nil {
 				return fmt.Errorf("removing blob record %s: %w", c.digest, err)
+			}
+			if tag.RowsAffected() == 0 {
+				continue
 			}
 			if c.release {
 				rep.KeptFiles++
@@ -680,7 +687,7 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 		return rep, err
 	}
 	for _, id := range removeUploads {
-		if err := b.RemoveUpload(id); err != nil {
+		if _, err := b.TryRemoveUpload(id); err != nil {
 			return rep, err
 		}
 	}
