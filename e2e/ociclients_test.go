@@ -33,8 +33,8 @@ import (
 // from CAIRN_OCI_CLIENTS (and cosign's path from CAIRN_COSIGN) and skip, naming the make
 // target, when it is unset. When it is set, a missing client is a failure, not a skip.
 //
-// Every client talks to cairnd through a recording reverse proxy on loopback (it forwards
-// the bytes untouched and keeps the Host header, so Bearer challenges point at it): the
+// Every client talks to cairnd through a recording reverse proxy on loopback (it passes
+// bodies through as they are and keeps the Host header, so Bearer challenges point at it): the
 // tests check which endpoints the clients used (the referrers API, the token endpoint), and
 // a failing test prints the HTTP exchanges.
 
