@@ -82,10 +82,9 @@ load:
 clean:
 	rm -rf bin .data
 
-# Real OCI clients for the oci tests, cached in ~/.cache/cairn/ociclients: the tests
-# install oras and crane themselves; cosign (~15 min cold) and notation only come from here.
+# Every real OCI client (crane, oras, notation, cosign ~15 min cold) into the shared cache.
 oci-clients:
-	bash test/ociconformance/install-clients.sh
+	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation cosign
 
 # The OCI conformance suite's development profile (make test runs the 1.1 profile).
 oci-conformance-dev:

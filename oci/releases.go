@@ -3,12 +3,12 @@ package oci
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
+
+	"github.com/cairn-dev/cairn/api"
 )
 
 // Releases as OCI artifacts. Every published release <project>/<version>/<file…> is also
@@ -17,72 +17,17 @@ import (
 // by file name, so `oras pull HOST/<project>:<version>` yields the files. The layers are
 // the release files themselves (one copy in the blob store).
 //
-// The manifest is a pure function of the TUF-signed target list (no timestamps), so a
-// client that verified the release through TUF can rebuild it with ReleaseManifest and
-// compare digests: the digest the tag resolves to is covered by the maintainers'
-// signature without a change to the project role format.
+// The manifest is api.ReleaseManifest, a pure function of the TUF-signed target list (no
+// timestamps), shared with clients: one that verified the release through TUF rebuilds it
+// and compares digests (`cairn get --via oci`), so the digest the tag resolves to is
+// covered by the maintainers' signature without a change to the project role format.
 //
 // Release tags are materialised when they are first read (or listed, or pushed over),
 // not by a publish hook, and always follow TUF: the OCI API can neither move nor delete
 // them, nor delete their manifests.
 
-// ArtifactTypeRelease is the artifactType of release manifests.
-const ArtifactTypeRelease = "application/vnd.cairn.release.v1"
-
 // emptyJSON is the OCI empty descriptor's content, the config of artifact manifests.
 var emptyJSON = []byte("{}")
-
-// ReleaseFile is one file of a release, as TUF lists it.
-type ReleaseFile struct {
-	Name   string
-	Length int64
-	SHA256 string // hex
-}
-
-// ReleaseTag is the OCI tag of a release version.
-func ReleaseTag(version string) string { return strings.ReplaceAll(version, "+", "_") }
-
-// ReleaseManifest builds the artifact manifest of a release: deterministic, layers sorted
-// by file name.
-func ReleaseManifest(project, version string, files []ReleaseFile) []byte {
-	type desc struct {
-		MediaType   string            `json:"mediaType"`
-		Digest      string            `json:"digest"`
-		Size        int64             `json:"size"`
-		Data        []byte            `json:"data,omitempty"`
-		Annotations map[string]string `json:"annotations,omitempty"`
-	}
-	fs := append([]ReleaseFile(nil), files...)
-	sort.Slice(fs, func(i, j int) bool { return fs[i].Name < fs[j].Name })
-	layers := make([]desc, 0, len(fs))
-	for _, f := range fs {
-		layers = append(layers, desc{MediaType: "application/octet-stream", Digest: "sha256:" + f.SHA256, Size: f.Length,
-			Annotations: map[string]string{"org.opencontainers.image.title": f.Name}})
-	}
-	m := struct {
-		SchemaVersion int               `json:"schemaVersion"`
-		MediaType     string            `json:"mediaType"`
-		ArtifactType  string            `json:"artifactType"`
-		Config        desc              `json:"config"`
-		Layers        []desc            `json:"layers"`
-		Annotations   map[string]string `json:"annotations"`
-	}{
-		SchemaVersion: 2,
-		MediaType:     MediaTypeImageManifest,
-		ArtifactType:  ArtifactTypeRelease,
-		Config:        desc{MediaType: MediaTypeEmptyJSON, Digest: computeDigest("sha256", emptyJSON), Size: int64(len(emptyJSON)), Data: emptyJSON},
-		Layers:        layers,
-		Annotations: map[string]string{
-			"org.opencontainers.image.version": version,
-			"dev.cairn.project":                project,
-		},
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	_ = enc.Encode(m)
-	return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
-}
 
 // syncReleases makes the release tags of repo (if it is a project) match its published
 // releases: the one for tag, or all if tag is "".
@@ -94,20 +39,20 @@ func (g *Registry) syncReleases(ctx context.Context, repo, tag string) error {
 	if err != nil || len(files) == 0 {
 		return err
 	}
-	byVersion := map[string][]ReleaseFile{}
+	byVersion := map[string][]api.ReleaseFile{}
 	var versions []string
 	for _, f := range files {
 		if _, ok := byVersion[f.Version]; !ok {
 			versions = append(versions, f.Version)
 		}
-		byVersion[f.Version] = append(byVersion[f.Version], ReleaseFile{Name: f.Filename, Length: f.Length, SHA256: f.SHA256})
+		byVersion[f.Version] = append(byVersion[f.Version], api.ReleaseFile{Name: f.Filename, Length: f.Length, SHA256: f.SHA256})
 	}
 	for _, v := range versions {
-		t := ReleaseTag(v)
+		t := api.ReleaseTag(v)
 		if !tagRE.MatchString(t) {
 			continue // a version longer than a tag may be is not served over OCI
 		}
-		raw := ReleaseManifest(repo, v, byVersion[v])
+		raw := api.ReleaseManifest(repo, v, byVersion[v])
 		dig := computeDigest("sha256", raw)
 		if cur, ok, err := g.db.OCITagDigest(ctx, repo, t); err != nil {
 			return err
@@ -121,7 +66,7 @@ func (g *Registry) syncReleases(ctx context.Context, repo, tag string) error {
 	return nil
 }
 
-func (g *Registry) exportRelease(ctx context.Context, repo, tag string, raw []byte, dig string, files []ReleaseFile) error {
+func (g *Registry) exportRelease(ctx context.Context, repo, tag string, raw []byte, dig string, files []api.ReleaseFile) error {
 	cfg := computeDigest("sha256", emptyJSON)
 	if _, ok, err := g.db.OCIBlobInRepo(ctx, repo, cfg); err != nil {
 		return err

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/internal/testrepo"
-	"github.com/cairn-dev/cairn/oci"
 	"github.com/cairn-dev/cairn/tufrepo"
 )
 
@@ -32,7 +32,7 @@ func publishRelease(t *testing.T, r *testrepo.Repo, key *testrepo.Key, project s
 
 // TestReleaseArtifacts: a published release is <project>:<version>, an artifact manifest
 // whose layers are the release files (titled by name), byte-identical to what
-// oci.ReleaseManifest rebuilds from the TUF target list; its tag and manifest cannot be
+// api.ReleaseManifest rebuilds from the TUF target list; its tag and manifest cannot be
 // moved or deleted through the OCI API, and a file added to the release later moves it.
 func TestReleaseArtifacts(t *testing.T) {
 	r, tok := registry(t)
@@ -47,7 +47,7 @@ func TestReleaseArtifacts(t *testing.T) {
 		t.Fatalf("tags of relx: %d %s", tags.status, tags.body)
 	}
 	get := do(t, base, req{method: "GET", path: "/v2/relx/manifests/1.0_git"})
-	want := oci.ReleaseManifest("relx", "1.0+git", []oci.ReleaseFile{{Name: "relx-1.0.tar.gz", Length: int64(len(a.Content)), SHA256: sha(a.Content)[7:]}})
+	want := api.ReleaseManifest("relx", "1.0+git", []api.ReleaseFile{{Name: "relx-1.0.tar.gz", Length: int64(len(a.Content)), SHA256: sha(a.Content)[7:]}})
 	if get.status != 200 || !bytes.Equal(get.body, want) || get.header.Get("Docker-Content-Digest") != sha(want) {
 		t.Fatalf("release manifest: %d %s\nwant %s", get.status, get.body, want)
 	}
@@ -58,7 +58,7 @@ func TestReleaseArtifacts(t *testing.T) {
 			Annotations map[string]string `json:"annotations"`
 		} `json:"layers"`
 	}
-	if err := json.Unmarshal(get.body, &m); err != nil || m.ArtifactType != oci.ArtifactTypeRelease || len(m.Layers) != 1 || m.Layers[0].Annotations["org.opencontainers.image.title"] != "relx-1.0.tar.gz" {
+	if err := json.Unmarshal(get.body, &m); err != nil || m.ArtifactType != api.ArtifactTypeRelease || len(m.Layers) != 1 || m.Layers[0].Annotations["org.opencontainers.image.title"] != "relx-1.0.tar.gz" {
 		t.Fatalf("release manifest content: %s", get.body)
 	}
 	if l := do(t, base, req{method: "GET", path: "/v2/relx/blobs/" + m.Layers[0].Digest}); l.status != 200 || !bytes.Equal(l.body, a.Content) {
@@ -93,7 +93,7 @@ func TestReleaseArtifacts(t *testing.T) {
 	// A file added to the release in a later role version moves the tag with TUF.
 	publishRelease(t, r, key, "relx", 3, a, b)
 	get = do(t, base, req{method: "GET", path: "/v2/relx/manifests/1.0_git"})
-	want = oci.ReleaseManifest("relx", "1.0+git", []oci.ReleaseFile{
+	want = api.ReleaseManifest("relx", "1.0+git", []api.ReleaseFile{
 		{Name: "relx-1.0-py3-none-any.whl", Length: int64(len(b.Content)), SHA256: sha(b.Content)[7:]},
 		{Name: "relx-1.0.tar.gz", Length: int64(len(a.Content)), SHA256: sha(a.Content)[7:]},
 	})
