@@ -100,15 +100,10 @@ func (s *Server) getTlog(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	entries, err := s.db.TlogEntries(r.Context(), after, limit)
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
-	page := api.TransparencyLogPage{Entries: entries}
-	if page.Entries == nil {
-		page.Entries = []api.TransparencyLogEntry{}
-	}
+	// The backlog is counted before the entries are read, so that a backlog of 0 means
+	// every version signed so far is among the entries (the worker may store one between
+	// the two reads).
+	var page api.TransparencyLogPage
 	if s.tlog != nil {
 		info := s.tlog.info
 		if info.Backlog, err = s.db.TlogBacklog(r.Context()); err != nil {
@@ -116,6 +111,15 @@ func (s *Server) getTlog(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		page.Log = &info
+	}
+	entries, err := s.db.TlogEntries(r.Context(), after, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page.Entries = entries
+	if page.Entries == nil {
+		page.Entries = []api.TransparencyLogEntry{}
 	}
 	if len(entries) == limit {
 		page.Next = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
