@@ -38,7 +38,7 @@ func buildConformance(t *testing.T) string {
 	tmp := bin + ".tmp" + strconv.Itoa(os.Getpid())
 	cmd := exec.Command("go", "build", "-o", tmp, "github.com/opencontainers/distribution-spec/conformance")
 	cmd.Dir = filepath.Join("..", "test", "ociconformance")
-	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=-mod=mod")
+	cmd.Env = append(os.Environ(), "GOTOOLCHAIN=local", "GOFLAGS=-mod=readonly")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("building the OCI conformance suite (in test/ociconformance): %v\n%s", err, out)
 	}

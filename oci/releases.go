@@ -47,6 +47,10 @@ func (g *Registry) syncReleases(ctx context.Context, repo, tag string) error {
 		}
 		byVersion[f.Version] = append(byVersion[f.Version], api.ReleaseFile{Name: f.Filename, Length: f.Length, SHA256: f.SHA256})
 	}
+	current, err := g.db.OCITagDigests(ctx, repo) // one query, however many releases
+	if err != nil {
+		return err
+	}
 	for _, v := range versions {
 		t := api.ReleaseTag(v)
 		if !tagRE.MatchString(t) {
@@ -54,9 +58,7 @@ func (g *Registry) syncReleases(ctx context.Context, repo, tag string) error {
 		}
 		raw := api.ReleaseManifest(repo, v, byVersion[v])
 		dig := computeDigest("sha256", raw)
-		if cur, ok, err := g.db.OCITagDigest(ctx, repo, t); err != nil {
-			return err
-		} else if ok && cur == dig {
+		if current[t] == dig {
 			continue
 		}
 		if err := g.exportRelease(ctx, repo, t, raw, dig, byVersion[v]); err != nil {

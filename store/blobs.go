@@ -227,13 +227,21 @@ func (b *FSBlobs) CreateLockedUpload(id string) (func(), error) {
 	if err := os.MkdirAll(b.uploadDir(), 0o750); err != nil {
 		return nil, fmt.Errorf("creating upload directory: %w", err)
 	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
+	// Created and locked under a name garbage collection does not look at, then renamed
+	// (the lock goes with the file): it is never seen unlocked under its own name.
+	f, err := os.OpenFile(p+".new", os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("creating upload file: %w", err)
 	}
 	if err := lockFile(f); err != nil {
 		f.Close()
+		_ = os.Remove(p + ".new")
 		return nil, fmt.Errorf("locking upload file: %w", err)
+	}
+	if err := os.Rename(p+".new", p); err != nil {
+		f.Close()
+		_ = os.Remove(p + ".new")
+		return nil, fmt.Errorf("creating upload file: %w", err)
 	}
 	return func() { f.Close() }, nil
 }

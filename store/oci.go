@@ -513,17 +513,22 @@ func (db *DB) PublishedReleaseFiles(ctx context.Context, project, tag string) ([
 	})
 }
 
-// OCITagDigest returns the digest a tag points at, if any.
-func (db *DB) OCITagDigest(ctx context.Context, repo, tag string) (string, bool, error) {
-	var d string
-	err := db.Pool.QueryRow(ctx, `SELECT digest FROM oci_tags WHERE repo = $1 AND tag = $2`, repo, tag).Scan(&d)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
-	}
+// OCITagDigests returns the digest every tag of repo points at.
+func (db *DB) OCITagDigests(ctx context.Context, repo string) (map[string]string, error) {
+	rows, err := db.Pool.Query(ctx, `SELECT tag, digest FROM oci_tags WHERE repo = $1`, repo)
 	if err != nil {
-		return "", false, fmt.Errorf("reading tag %s:%s: %w", repo, tag, err)
+		return nil, fmt.Errorf("reading the tags of %s: %w", repo, err)
 	}
-	return d, true, nil
+	out := map[string]string{}
+	var tag, digest string
+	_, err = pgx.ForEachRow(rows, []any{&tag, &digest}, func() error {
+		out[tag] = digest
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the tags of %s: %w", repo, err)
+	}
+	return out, nil
 }
 
 // OCIGCOptions configures a garbage collection of the registry.
