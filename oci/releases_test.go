@@ -3,6 +3,7 @@ package oci_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -38,16 +39,18 @@ func TestReleaseArtifacts(t *testing.T) {
 	r, tok := registry(t)
 	base := r.URL
 	key := testrepo.NewKey(t, tufrepo.KeyEd25519)
-	a := testrepo.File{Path: "relx/1.0+git/relx-1.0.tar.gz", Content: []byte("release files of relx")}
-	b := testrepo.File{Path: "relx/1.0+git/relx-1.0-py3-none-any.whl", Content: []byte("a wheel")}
-	publishRelease(t, r, key, "relx", 2, a)
+	// A project of its own on the shared server, also under go test -count=N.
+	p := fmt.Sprintf("relx%d", time.Now().UnixNano()%1e9)
+	a := testrepo.File{Path: p + "/1.0+git/relx-1.0.tar.gz", Content: []byte("release files of " + p)}
+	b := testrepo.File{Path: p + "/1.0+git/relx-1.0-py3-none-any.whl", Content: []byte("a wheel of " + p)}
+	publishRelease(t, r, key, p, 2, a)
 
-	tags := do(t, base, req{method: "GET", path: "/v2/relx/tags/list"})
+	tags := do(t, base, req{method: "GET", path: "/v2/" + p + "/tags/list"})
 	if tags.status != 200 || !bytes.Contains(tags.body, []byte(`"1.0_git"`)) {
 		t.Fatalf("tags of relx: %d %s", tags.status, tags.body)
 	}
-	get := do(t, base, req{method: "GET", path: "/v2/relx/manifests/1.0_git"})
-	want := api.ReleaseManifest("relx", "1.0+git", []api.ReleaseFile{{Name: "relx-1.0.tar.gz", Length: int64(len(a.Content)), SHA256: sha(a.Content)[7:]}})
+	get := do(t, base, req{method: "GET", path: "/v2/" + p + "/manifests/1.0_git"})
+	want := api.ReleaseManifest(p, "1.0+git", []api.ReleaseFile{{Name: "relx-1.0.tar.gz", Length: int64(len(a.Content)), SHA256: sha(a.Content)[7:]}})
 	if get.status != 200 || !bytes.Equal(get.body, want) || get.header.Get("Docker-Content-Digest") != sha(want) {
 		t.Fatalf("release manifest: %d %s\nwant %s", get.status, get.body, want)
 	}
@@ -61,7 +64,7 @@ func TestReleaseArtifacts(t *testing.T) {
 	if err := json.Unmarshal(get.body, &m); err != nil || m.ArtifactType != api.ArtifactTypeRelease || len(m.Layers) != 1 || m.Layers[0].Annotations["org.opencontainers.image.title"] != "relx-1.0.tar.gz" {
 		t.Fatalf("release manifest content: %s", get.body)
 	}
-	if l := do(t, base, req{method: "GET", path: "/v2/relx/blobs/" + m.Layers[0].Digest}); l.status != 200 || !bytes.Equal(l.body, a.Content) {
+	if l := do(t, base, req{method: "GET", path: "/v2/" + p + "/blobs/" + m.Layers[0].Digest}); l.status != 200 || !bytes.Equal(l.body, a.Content) {
 		t.Fatalf("release layer: %d", l.status)
 	}
 	// One copy of the bytes: the layer is the release file of the blob store.
@@ -71,15 +74,15 @@ func TestReleaseArtifacts(t *testing.T) {
 	}
 
 	// Not even the admin token can move or delete the release through the OCI API.
-	other := do(t, base, req{method: "PUT", path: "/v2/relx/manifests/" + sha(emptyIndex), auth: "basic:" + tok["admin"], body: emptyIndex, header: map[string]string{"Content-Type": "application/vnd.oci.image.index.v1+json"}})
+	other := do(t, base, req{method: "PUT", path: "/v2/" + p + "/manifests/" + sha(emptyIndex), auth: "basic:" + tok["admin"], body: emptyIndex, header: map[string]string{"Content-Type": "application/vnd.oci.image.index.v1+json"}})
 	if other.status != 201 {
 		t.Fatalf("pushing an index: %d %s", other.status, other.body)
 	}
 	for _, c := range []req{
-		{method: "PUT", path: "/v2/relx/manifests/1.0_git", auth: "basic:" + tok["admin"], body: emptyIndex, header: map[string]string{"Content-Type": "application/vnd.oci.image.index.v1+json"}},
-		{method: "DELETE", path: "/v2/relx/manifests/1.0_git", auth: "basic:" + tok["admin"]},
-		{method: "DELETE", path: "/v2/relx/manifests/" + sha(want), auth: "basic:" + tok["admin"]},
-		{method: "DELETE", path: "/v2/relx/blobs/" + sha(a.Content), auth: "basic:" + tok["admin"]},
+		{method: "PUT", path: "/v2/" + p + "/manifests/1.0_git", auth: "basic:" + tok["admin"], body: emptyIndex, header: map[string]string{"Content-Type": "application/vnd.oci.image.index.v1+json"}},
+		{method: "DELETE", path: "/v2/" + p + "/manifests/1.0_git", auth: "basic:" + tok["admin"]},
+		{method: "DELETE", path: "/v2/" + p + "/manifests/" + sha(want), auth: "basic:" + tok["admin"]},
+		{method: "DELETE", path: "/v2/" + p + "/blobs/" + sha(a.Content), auth: "basic:" + tok["admin"]},
 	} {
 		before := state(t, r)
 		if got := do(t, base, c); got.status != 403 || got.code() != "DENIED" {
@@ -91,9 +94,9 @@ func TestReleaseArtifacts(t *testing.T) {
 	}
 
 	// A file added to the release in a later role version moves the tag with TUF.
-	publishRelease(t, r, key, "relx", 3, a, b)
-	get = do(t, base, req{method: "GET", path: "/v2/relx/manifests/1.0_git"})
-	want = api.ReleaseManifest("relx", "1.0+git", []api.ReleaseFile{
+	publishRelease(t, r, key, p, 3, a, b)
+	get = do(t, base, req{method: "GET", path: "/v2/" + p + "/manifests/1.0_git"})
+	want = api.ReleaseManifest(p, "1.0+git", []api.ReleaseFile{
 		{Name: "relx-1.0-py3-none-any.whl", Length: int64(len(b.Content)), SHA256: sha(b.Content)[7:]},
 		{Name: "relx-1.0.tar.gz", Length: int64(len(a.Content)), SHA256: sha(a.Content)[7:]},
 	})
@@ -103,7 +106,7 @@ func TestReleaseArtifacts(t *testing.T) {
 
 	// oras pull yields the files.
 	out := t.TempDir()
-	cmd := exec.Command(client(t, "oras"), "pull", "--plain-http", "-o", out, r.Addr+"/relx:1.0_git")
+	cmd := exec.Command(client(t, "oras"), "pull", "--plain-http", "-o", out, r.Addr+"/"+p+":1.0_git")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("oras pull: %v\n%s", err, b)
 	}
