@@ -48,6 +48,10 @@ func TestGarbageCollection(t *testing.T) {
 	if err := os.WriteFile(orphan, []byte("crash leftovers"), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	leftover := filepath.Join(r.Config.BlobDir, "uploads", "00000000000000000000000000000001.sha256")
+	if err := os.WriteFile(leftover, []byte("a hash state without its upload"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 
 	gc := func(args ...string) store.OCIGCReport {
 		t.Helper()
@@ -74,11 +78,13 @@ func TestGarbageCollection(t *testing.T) {
 		t.Fatalf("gc within the grace period removed: %+v", rep)
 	}
 	rep := gc("--grace", "0s", "--upload-ttl", "0s")
-	if !slices.Equal(rep.Blobs, []string{garbage}) || rep.Sessions != 1 || rep.UploadFiles != 1 || rep.KeptFiles != 1 {
+	if !slices.Equal(rep.Blobs, []string{garbage}) || rep.Sessions != 1 || rep.UploadFiles != 2 || rep.KeptFiles != 1 {
 		t.Fatalf("gc report: %+v", rep)
 	}
-	if _, err := os.Stat(orphan); !os.IsNotExist(err) {
-		t.Errorf("orphaned upload file survived: %v", err)
+	for _, f := range []string{orphan, leftover} {
+		if _, err := os.Stat(f); !os.IsNotExist(err) {
+			t.Errorf("%s survived: %v", f, err)
+		}
 	}
 	for d, want := range map[string]bool{garbage: false, sha(layer): true, cfg: true, shared: true} {
 		path := filepath.Join(r.Config.BlobDir, "sha256", d[7:9], d[7:])

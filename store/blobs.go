@@ -520,6 +520,40 @@ func (b *FSBlobs) UploadFiles() (map[string]time.Time, error) {
 	return out, nil
 }
 
+// RemoveUploadLeftovers removes, from the uploads directory, the side files of uploads
+// that are gone (hash states, half-created files a crash left) older than grace.
+func (b *FSBlobs) RemoveUploadLeftovers(grace time.Duration, dryRun bool) (int, error) {
+	ents, err := os.ReadDir(b.uploadDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("listing upload files: %w", err)
+	}
+	n := 0
+	for _, e := range ents {
+		name := e.Name()
+		id, _, found := strings.Cut(name, ".")
+		if !found || !uploadIDRE.MatchString(id) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(b.uploadDir(), id)); err == nil {
+			continue // its upload is still there
+		}
+		fi, err := e.Info()
+		if err != nil || time.Since(fi.ModTime()) < grace {
+			continue
+		}
+		n++
+		if !dryRun {
+			if err := os.Remove(filepath.Join(b.uploadDir(), name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return n, fmt.Errorf("removing %s: %w", name, err)
+			}
+		}
+	}
+	return n, nil
+}
+
 // RemoveDigest deletes a stored blob file (garbage collection); missing is not an error.
 func (b *FSBlobs) RemoveDigest(digest string) error {
 	p, err := b.DigestPath(digest)

@@ -685,18 +685,19 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 		}
 		return nil
 	})
-	if errors.Is(err, errDryRun) {
-		return rep, nil
-	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errDryRun) {
 		return rep, err
 	}
-	for _, id := range removeUploads {
-		if _, err := b.TryRemoveUpload(id); err != nil {
-			return rep, err
+	if !o.DryRun {
+		for _, id := range removeUploads {
+			if _, err := b.TryRemoveUpload(id); err != nil {
+				return rep, err
+			}
 		}
 	}
-	return rep, nil
+	left, err := b.RemoveUploadLeftovers(o.Grace, o.DryRun)
+	rep.UploadFiles += left
+	return rep, err
 }
 
 var errDryRun = errors.New("dry run")
