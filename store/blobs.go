@@ -227,20 +227,21 @@ func (b *FSBlobs) CreateLockedUpload(id string) (func(), error) {
 	if err := os.MkdirAll(b.uploadDir(), 0o750); err != nil {
 		return nil, fmt.Errorf("creating upload directory: %w", err)
 	}
-	// Created and locked under a name garbage collection does not look at, then renamed
+	// Created and locked in tmp/, which garbage collection does not look at, then moved
 	// (the lock goes with the file): it is never seen unlocked under its own name.
-	f, err := os.OpenFile(p+".new", os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
+	tmp := filepath.Join(b.Dir, "tmp", "oci-upload-"+id)
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("creating upload file: %w", err)
 	}
 	if err := lockFile(f); err != nil {
 		f.Close()
-		_ = os.Remove(p + ".new")
+		_ = os.Remove(tmp)
 		return nil, fmt.Errorf("locking upload file: %w", err)
 	}
-	if err := os.Rename(p+".new", p); err != nil {
+	if err := os.Rename(tmp, p); err != nil {
 		f.Close()
-		_ = os.Remove(p + ".new")
+		_ = os.Remove(tmp)
 		return nil, fmt.Errorf("creating upload file: %w", err)
 	}
 	return func() { f.Close() }, nil
@@ -520,8 +521,8 @@ func (b *FSBlobs) UploadFiles() (map[string]time.Time, error) {
 	return out, nil
 }
 
-// RemoveUploadLeftovers removes, from the uploads directory, the side files of uploads
-// that are gone (hash states, half-created files a crash left) older than grace.
+// RemoveUploadLeftovers removes, from the uploads directory, the side files (hash states)
+// of uploads that are gone, older than grace.
 func (b *FSBlobs) RemoveUploadLeftovers(grace time.Duration, dryRun bool) (int, error) {
 	ents, err := os.ReadDir(b.uploadDir())
 	if errors.Is(err, os.ErrNotExist) {

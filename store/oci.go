@@ -426,6 +426,11 @@ func (db *DB) OCIFinishUpload(ctx context.Context, repo, id string, prev int64, 
 // OCILinkBlobTx records a blob and links it into repo inside tx; store puts the file in
 // place between the two, holding the blob's row lock (see OCILinkBlob).
 func OCILinkBlobTx(ctx context.Context, tx pgx.Tx, repo, digest string, size int64, store func() error) error {
+	// Garbage collection removes a blob's file under this lock, exclusively, once the
+	// blob's row is gone: a push holding it shared stores its file and row undisturbed.
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, hashtext($2))`, blobLockSpace, digest); err != nil {
+		return fmt.Errorf("locking blob %s: %w", digest, err)
+	}
 	if err := ensureRepo(ctx, tx, repo); err != nil {
 		return err
 	}
@@ -553,16 +558,20 @@ type OCIGCReport struct {
 	DryRun      bool     `json:"dry_run"`
 }
 
+// blobLockSpace is the first key of the advisory locks that order blob stores against
+// blob file removal (the second is the digest's hash).
+const blobLockSpace = 0x0C1B
+
 // errGCBusy is returned when another garbage collection holds the lock.
 var errGCBusy = errors.New("another OCI garbage collection is running")
 
 // OCIGarbageCollect removes expired upload sessions, upload files no session owns,
 // repository links to blobs that no manifest of the repository references, and blobs
-// no repository links — all older than the grace period. It runs in one transaction
-// holding an advisory lock (one collection at a time), and takes each blob's row lock
-// (SKIP LOCKED) before removing its file, so a concurrent push or mount of the same blob,
-// which locks that row too, either keeps it or waits for the collection to finish and
-// stores it again. Files that are also release files are never removed.
+// no repository links — all older than the grace period. The records go in one
+// transaction holding an advisory lock (one collection at a time) and each blob's row
+// lock (SKIP LOCKED; pushes and mounts lock the row too, so they either keep the blob or
+// wait and record it again); the files go after, each under the blob's advisory lock.
+// Files that are also release files are never removed.
 func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions) (OCIGCReport, error) {
 	rep := OCIGCReport{DryRun: o.DryRun, Blobs: []string{}}
 	var removeFiles []string
@@ -676,19 +685,34 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 		if o.DryRun {
 			return errDryRun
 		}
-		// Files go while the rows are still locked: a push of the same blob waits on its
-		// row, and stores the file again after this transaction ends.
-		for _, d := range removeFiles {
-			if err := b.RemoveDigest(d); err != nil {
-				return err
-			}
-		}
 		return nil
 	})
 	if err != nil && !errors.Is(err, errDryRun) {
 		return rep, err
 	}
 	if !o.DryRun {
+		// Files go after the rows are committed, each under the blob's lock, and only if
+		// no push has recorded the blob again meanwhile (a push holds the lock while it
+		// stores the file and the row), so a linked blob never loses its file, even if
+		// this collection fails half-way.
+		for _, d := range removeFiles {
+			err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+				if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2))`, blobLockSpace, d); err != nil {
+					return fmt.Errorf("locking blob %s: %w", d, err)
+				}
+				var back bool
+				if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM oci_blobs WHERE digest = $1)`, d).Scan(&back); err != nil {
+					return fmt.Errorf("checking blob %s: %w", d, err)
+				}
+				if back {
+					return nil
+				}
+				return b.RemoveDigest(d)
+			})
+			if err != nil {
+				return rep, err
+			}
+		}
 		for _, id := range removeUploads {
 			if _, err := b.TryRemoveUpload(id); err != nil {
 				return rep, err
