@@ -36,9 +36,10 @@ hsm:
 # Every test, against the local PostgreSQL (or $$DATABASE_URL, read by the test helper).
 # crane, oras and notation (e2e/ociclients_test.go) are installed first; cosign is not.
 # The transparency log tests run against a real Rekor v2 server (make rekor, ~1 min once).
-test: npm hsm vet rekor
+test: npm hsm vet rekor s3
 	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation
-	CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) $(GO) test -count=1 -timeout 20m ./...
+	CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) \
+		$(GO) test -count=1 -timeout 20m ./...
 
 # The real OCI clients of e2e/ociclients_test.go at pinned versions, cached between runs in
 # the directory `make oci-clients` fills. test-oci-clients runs all of them, cosign included
@@ -65,6 +66,15 @@ $(REKOR_BIN):
 
 test-rekor: rekor
 	CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) $(GO) test -count=1 -timeout 15m -run 'Rekor|TransparencyLog|Tlog' ./tlog ./store ./server ./e2e
+
+# versitygw (Apache-2.0), a real S3-compatible server for the S3 blob store tests, built
+# once into .cache/s3/bin (~2 min cold).
+.PHONY: s3
+S3_BIN := .cache/s3/bin/versitygw
+s3: $(S3_BIN)
+$(S3_BIN):
+	mkdir -p $(@D)
+	GOBIN=$(CURDIR)/$(@D) $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
 vet:
 	$(GO) vet ./...
