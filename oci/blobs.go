@@ -407,6 +407,11 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, repo, d strin
 		return
 	}
 	_, ok, err := g.db.OCIBlobInRepo(r.Context(), repo, dig)
+	if err == nil && !ok {
+		// A release file is linked when its release is exported (see getManifest).
+		g.sync(r, repo, "")
+		_, ok, err = g.db.OCIBlobInRepo(r.Context(), repo, dig)
+	}
 	if err != nil {
 		g.fail(w, r, err)
 		return

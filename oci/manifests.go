@@ -186,6 +186,12 @@ func (g *Registry) getManifest(w http.ResponseWriter, r *http.Request, repo, ref
 		g.sync(r, repo, ref)
 	}
 	m, err := g.db.OCIGetManifest(r.Context(), repo, ref, byDigest)
+	if err == nil && m == nil && byDigest {
+		// A release is exported when its tag is first read; a client that knows the
+		// digest (rebuilt from TUF, as notation and cosign want it) may ask first.
+		g.sync(r, repo, "")
+		m, err = g.db.OCIGetManifest(r.Context(), repo, ref, byDigest)
+	}
 	if err != nil {
 		g.fail(w, r, err)
 		return

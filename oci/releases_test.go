@@ -45,6 +45,19 @@ func TestReleaseArtifacts(t *testing.T) {
 	b := testrepo.File{Path: p + "/1.0+git/relx-1.0-py3-none-any.whl", Content: []byte("a wheel of " + p)}
 	publishRelease(t, r, key, p, 2, a)
 
+	// Before anything reads the tag, the manifest (by the digest a client rebuilds from
+	// TUF) and the release file (by its digest) are served.
+	wantFirst := api.ReleaseManifest(p, "1.0+git", []api.ReleaseFile{{Name: "relx-1.0.tar.gz", Length: int64(len(a.Content)), SHA256: sha(a.Content)[7:]}})
+	if got := do(t, base, req{method: "GET", path: "/v2/" + p + "/manifests/" + sha(wantFirst)}); got.status != 200 || !bytes.Equal(got.body, wantFirst) {
+		t.Fatalf("release manifest by digest before its tag was read: %d %s", got.status, got.body)
+	}
+	p2 := fmt.Sprintf("rely%d", time.Now().UnixNano()%1e9)
+	c := testrepo.File{Path: p2 + "/2.0/rely-2.0.tar.gz", Content: []byte("release files of " + p2)}
+	publishRelease(t, r, key, p2, 2, c)
+	if got := do(t, base, req{method: "GET", path: "/v2/" + p2 + "/blobs/" + sha(c.Content)}); got.status != 200 || !bytes.Equal(got.body, c.Content) {
+		t.Fatalf("release file by digest before its release was read: %d %s", got.status, got.body)
+	}
+
 	tags := do(t, base, req{method: "GET", path: "/v2/" + p + "/tags/list"})
 	if tags.status != 200 || !bytes.Contains(tags.body, []byte(`"1.0_git"`)) {
 		t.Fatalf("tags of relx: %d %s", tags.status, tags.body)
