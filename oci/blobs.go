@@ -96,7 +96,7 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, repo, _ s
 			return
 		}
 		_, ok, err := g.db.OCIMountBlob(r.Context(), repo, from, dig, func() bool {
-			_, err := g.blobs.StatDigest(dig)
+			_, err := g.blobs.StatDigest(r.Context(), dig)
 			return err == nil
 		})
 		if err != nil {
@@ -161,7 +161,7 @@ func (g *Registry) storeMonolithic(ctx context.Context, repo, dig string, body i
 		return g.appendErr(err)
 	}
 	err = g.db.OCILinkBlob(ctx, repo, dig, n, func() error {
-		_, err := g.blobs.CommitUpload(id, dig, h)
+		_, err := g.blobs.CommitUpload(ctx, id, dig, h)
 		return err
 	})
 	return commitErr(err, dig)
@@ -357,7 +357,7 @@ func (g *Registry) putUpload(w http.ResponseWriter, r *http.Request, repo, id st
 		}
 	}
 	found, err := g.db.OCIFinishUpload(r.Context(), repo, id, u.Size, dig, n, func() error {
-		_, err := g.blobs.CommitUpload(id, dig, h)
+		_, err := g.blobs.CommitUpload(r.Context(), id, dig, h)
 		return err
 	})
 	if err != nil || !found {
@@ -421,7 +421,7 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, repo, d strin
 		g.fail(w, r, unknown)
 		return
 	}
-	f, err := g.blobs.OpenDigest(dig)
+	f, err := g.blobs.OpenDigest(r.Context(), dig)
 	if errors.Is(err, os.ErrNotExist) {
 		// Garbage collection may have taken the link and the file since the lookup; a
 		// link that is still there without its file is damage worth a log line.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/xml"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cairn-dev/cairn/internal/daemon"
+	"github.com/cairn-dev/cairn/internal/s3test"
+	"github.com/cairn-dev/cairn/internal/testrepo"
 	"github.com/cairn-dev/cairn/store"
 	"gopkg.in/yaml.v3"
 )
@@ -74,8 +78,37 @@ var countRE = regexp.MustCompile(`(?m)^\s+(Pass|FAIL|Skip|Error|Disabled)\.*:\s+
 // if the suite wrote no results.yaml (it exits 0 when its configuration does not load).
 // CAIRN_OCI_VERSION=dev runs the development profile instead.
 func TestConformance(t *testing.T) {
-	bin := buildConformance(t)
 	r, _ := registry(t)
+	runConformance(t, r)
+}
+
+// TestConformanceS3 runs the suite against a cairnd whose finished blobs live in an S3
+// bucket (a real versitygw): every workflow through the S3 content store.
+func TestConformanceS3(t *testing.T) {
+	srv := s3test.Start(t)
+	r := testrepo.Boot(t, privateDB(t), func(c *daemon.Config) {
+		c.OCIAnonymousPull = true
+		c.MaxBlobSize = testMaxBlob
+		c.BlobS3Endpoint, c.BlobS3Bucket, c.BlobS3PathStyle = srv.Endpoint, srv.Bucket, true
+		c.BlobS3AccessKey, c.BlobS3SecretKey = srv.AccessKey, srv.SecretKey
+	})
+	runConformance(t, r)
+	// The blobs are in the bucket, not on the local disk.
+	var local []string
+	_ = filepath.WalkDir(filepath.Join(r.Dir, "blobs", "sha256"), func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			local = append(local, p)
+		}
+		return nil
+	})
+	if len(local) != 0 {
+		t.Errorf("%d blobs stored on the local disk with S3 configured, e.g. %s", len(local), local[0])
+	}
+}
+
+func runConformance(t *testing.T, r *testrepo.Repo) {
+	t.Helper()
+	bin := buildConformance(t)
 	tok, _, err := r.DB.CreateToken(context.Background(), store.NewTokenSpec{Name: "oci-conformance", Projects: []string{"conformance"}})
 	if err != nil {
 		t.Fatal(err)

@@ -190,7 +190,7 @@ func TestConcurrentWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range linked {
-		if _, err := blobs.StatDigest(d); err != nil {
+		if _, err := blobs.StatDigest(context.Background(), d); err != nil {
 			t.Errorf("blob %s is linked but its file is gone: %v", d, err)
 		}
 	}

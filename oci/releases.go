@@ -80,7 +80,7 @@ func (g *Registry) exportRelease(ctx context.Context, repo, tag string, raw []by
 	blobs := []string{cfg}
 	for _, f := range files {
 		d := "sha256:" + f.SHA256
-		if _, err := g.blobs.StatDigest(d); err != nil {
+		if _, err := g.blobs.StatDigest(ctx, d); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("release file %s (%s) is not in the blob store", f.Name, d)
 			}

@@ -47,7 +47,7 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 	if size, ok, err := s.db.BlobSize(r.Context(), sum); err != nil {
 		s.writeError(w, r, err)
 		return
-	} else if ok && s.blobs.Exists(sum) {
+	} else if ok && s.blobs.Exists(r.Context(), sum) {
 		writeJSON(w, http.StatusOK, api.BlobResult{Digest: "sha256:" + sum, Size: size})
 		return
 	}
@@ -79,7 +79,7 @@ func (s *Server) headBlob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !ok || !s.blobs.Exists(sum) {
+	if !ok || !s.blobs.Exists(r.Context(), sum) {
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}

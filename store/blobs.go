@@ -29,8 +29,30 @@ func ValidSHA256(s string) bool { return sha256HexRE.MatchString(s) }
 // FSBlobs is a content-addressed blob store on a file system: blobs live at
 // <dir>/sha256/<first two hex>/<hex>, written through a temporary file and renamed into
 // place only once their digest has been checked, so a reader never sees a partial blob.
+//
+// With Remote set, finished blobs live there instead (an S3 bucket): uploads are still
+// received, hashed and checked under Dir, and only verified bytes are handed over.
 type FSBlobs struct {
-	Dir string
+	Dir    string
+	Remote Content
+}
+
+// Content holds finished, verified blobs by digest (S3Content).
+type Content interface {
+	// Stat returns a blob's size and time; an error wrapping os.ErrNotExist if absent.
+	Stat(ctx context.Context, digest string) (BlobInfo, error)
+	// Open returns a reader that can seek (for Range requests) and the blob's size.
+	Open(ctx context.Context, digest string) (io.ReadSeekCloser, int64, error)
+	// Ingest moves the verified file at path in as digest.
+	Ingest(ctx context.Context, digest, path string) error
+	// Delete removes a blob; a missing one is not an error.
+	Delete(ctx context.Context, digest string) error
+}
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	Size    int64
+	ModTime time.Time
 }
 
 // NewFSBlobs creates the directories of a blob store under dir.
@@ -41,10 +63,6 @@ func NewFSBlobs(dir string) (*FSBlobs, error) {
 		}
 	}
 	return &FSBlobs{Dir: dir}, nil
-}
-
-func (b *FSBlobs) path(sum string) string {
-	return filepath.Join(b.Dir, "sha256", sum[:2], sum)
 }
 
 // Put streams r into the store, checking while it streams that it is at most max bytes and
@@ -76,34 +94,48 @@ func (b *FSBlobs) Put(ctx context.Context, sum string, r io.Reader, max int64) (
 	if err := tmp.Close(); err != nil {
 		return 0, fmt.Errorf("closing blob: %w", err)
 	}
-	dst := b.path(sum)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
-		return 0, fmt.Errorf("creating blob directory: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return 0, fmt.Errorf("storing blob: %w", err)
+	if err := b.place(ctx, "sha256:"+sum, tmp.Name()); err != nil {
+		return 0, err
 	}
 	return n, nil
 }
 
+// place moves a verified file into the store as digest.
+func (b *FSBlobs) place(ctx context.Context, digest, path string) error {
+	if b.Remote != nil {
+		return b.Remote.Ingest(ctx, digest, path)
+	}
+	dst, err := b.DigestPath(digest)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+		return fmt.Errorf("creating blob directory: %w", err)
+	}
+	if err := os.Rename(path, dst); err != nil {
+		return fmt.Errorf("storing blob: %w", err)
+	}
+	return nil
+}
+
 // Open opens a blob for reading.
-func (b *FSBlobs) Open(ctx context.Context, sum string) (*os.File, error) {
+func (b *FSBlobs) Open(ctx context.Context, sum string) (io.ReadSeekCloser, error) {
 	if !ValidSHA256(sum) {
 		return nil, api.Errorf(api.CodeNotFound, "no such blob")
 	}
-	f, err := os.Open(b.path(sum))
+	f, err := b.OpenDigest(ctx, "sha256:"+sum)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, api.Errorf(api.CodeNotFound, "blob sha256:%s is not stored", sum)
 	}
 	return f, err
 }
 
-// Exists reports whether the blob file is present.
-func (b *FSBlobs) Exists(sum string) bool {
+// Exists reports whether the blob is present.
+func (b *FSBlobs) Exists(ctx context.Context, sum string) bool {
 	if !ValidSHA256(sum) {
 		return false
 	}
-	_, err := os.Stat(b.path(sum))
+	_, err := b.StatDigest(ctx, "sha256:"+sum)
 	return err == nil
 }
 
@@ -179,8 +211,13 @@ func (b *FSBlobs) DigestPath(digest string) (string, error) {
 	return filepath.Join(b.Dir, algo, sum[:2], sum), nil
 }
 
-// OpenDigest opens a blob by its OCI digest; os.ErrNotExist if it is not stored.
-func (b *FSBlobs) OpenDigest(digest string) (*os.File, error) {
+// OpenDigest opens a blob by its OCI digest; os.ErrNotExist if it is not stored. A local
+// blob is an *os.File, which http.ServeContent sends with sendfile.
+func (b *FSBlobs) OpenDigest(ctx context.Context, digest string) (io.ReadSeekCloser, error) {
+	if b.Remote != nil {
+		r, _, err := b.Remote.Open(ctx, digest)
+		return r, err
+	}
 	p, err := b.DigestPath(digest)
 	if err != nil {
 		return nil, err
@@ -188,13 +225,20 @@ func (b *FSBlobs) OpenDigest(digest string) (*os.File, error) {
 	return os.Open(p)
 }
 
-// StatDigest returns the file information of a stored blob.
-func (b *FSBlobs) StatDigest(digest string) (os.FileInfo, error) {
+// StatDigest returns the size and time of a stored blob.
+func (b *FSBlobs) StatDigest(ctx context.Context, digest string) (BlobInfo, error) {
+	if b.Remote != nil {
+		return b.Remote.Stat(ctx, digest)
+	}
 	p, err := b.DigestPath(digest)
 	if err != nil {
-		return nil, err
+		return BlobInfo{}, err
 	}
-	return os.Stat(p)
+	fi, err := os.Stat(p)
+	if err != nil {
+		return BlobInfo{}, err
+	}
+	return BlobInfo{Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
 // ErrDigestMismatch is returned when received bytes do not hash to the promised digest.
@@ -416,7 +460,7 @@ func saveHash(upload string, size int64, h hash.Hash) {
 // (replacing an identical file is harmless: same digest, same bytes). On a mismatch the
 // upload file is left as it was. A session whose file is gone (committed, or cancelled)
 // is reported by AppendUpload as os.ErrNotExist.
-func (b *FSBlobs) CommitUpload(id, digest string, h hash.Hash) (int64, error) {
+func (b *FSBlobs) CommitUpload(ctx context.Context, id, digest string, h hash.Hash) (int64, error) {
 	p, err := b.UploadPath(id)
 	if err != nil {
 		return 0, err
@@ -452,12 +496,8 @@ func (b *FSBlobs) CommitUpload(id, digest string, h hash.Hash) (int64, error) {
 	if err := f.Sync(); err != nil {
 		return 0, fmt.Errorf("syncing blob: %w", err)
 	}
-	dst, _ := b.DigestPath(digest)
-	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
-		return 0, fmt.Errorf("creating blob directory: %w", err)
-	}
-	if err := os.Rename(p, dst); err != nil {
-		return 0, fmt.Errorf("storing blob: %w", err)
+	if err := b.place(ctx, digest, p); err != nil {
+		return 0, err
 	}
 	_ = os.Remove(p + ".sha256")
 	return n, nil
@@ -555,8 +595,11 @@ func (b *FSBlobs) RemoveUploadLeftovers(grace time.Duration, dryRun bool) (int, 
 	return n, nil
 }
 
-// RemoveDigest deletes a stored blob file (garbage collection); missing is not an error.
-func (b *FSBlobs) RemoveDigest(digest string) error {
+// RemoveDigest deletes a stored blob (garbage collection); missing is not an error.
+func (b *FSBlobs) RemoveDigest(ctx context.Context, digest string) error {
+	if b.Remote != nil {
+		return b.Remote.Delete(ctx, digest)
+	}
 	p, err := b.DigestPath(digest)
 	if err != nil {
 		return err

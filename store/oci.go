@@ -662,7 +662,7 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 		for _, c := range cands {
 			// A file written within the grace period is in use by a push that has not
 			// recorded it yet (a release file on its way into "blobs", say): keep it.
-			if fi, err := b.StatDigest(c.digest); err == nil && time.Since(fi.ModTime()) < o.Grace {
+			if fi, err := b.StatDigest(ctx, c.digest); err == nil && time.Since(fi.ModTime) < o.Grace {
 				continue
 			}
 			// Checked again now that the row is locked: a push that linked it just before
@@ -707,7 +707,7 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 				if back {
 					return nil
 				}
-				return b.RemoveDigest(d)
+				return b.RemoveDigest(ctx, d)
 			})
 			if err != nil {
 				return rep, err

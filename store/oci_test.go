@@ -66,11 +66,11 @@ func TestUploadHashState(t *testing.T) {
 	}
 	check := func(id, digest string) {
 		t.Helper()
-		n, err := b.CommitUpload(id, digest, nil)
+		n, err := b.CommitUpload(t.Context(), id, digest, nil)
 		if err != nil || n != int64(len(data)) {
 			t.Fatalf("commit %s: %d %v", digest, n, err)
 		}
-		f, err := b.OpenDigest(digest)
+		f, err := b.OpenDigest(t.Context(), digest)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,7 +80,7 @@ func TestUploadHashState(t *testing.T) {
 		if !bytes.Equal(got.Bytes(), data) {
 			t.Fatal("stored bytes differ")
 		}
-		if err := b.RemoveDigest(digest); err != nil {
+		if err := b.RemoveDigest(t.Context(), digest); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -97,7 +97,7 @@ func TestUploadHashState(t *testing.T) {
 	// still describes the recorded size, so the upload completes correctly afterwards.
 	id := "00000000000000000000000000000005"
 	upload(id, nil)
-	if _, err := b.CommitUpload(id, "sha256:"+hex.EncodeToString(make([]byte, 32)), nil); !errors.Is(err, store.ErrDigestMismatch) {
+	if _, err := b.CommitUpload(t.Context(), id, "sha256:"+hex.EncodeToString(make([]byte, 32)), nil); !errors.Is(err, store.ErrDigestMismatch) {
 		t.Fatalf("wrong digest: %v", err)
 	}
 	if _, _, err := b.AppendUpload(id, int64(len(data)), bytes.NewReader(make([]byte, 2<<20)), 1<<20); !errors.Is(err, store.ErrTooLarge) {

@@ -100,20 +100,20 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nk) || errors.As(err, &nf) || (errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound)
 }
 
-// Stat returns the size of a stored blob, or an error that wraps os.ErrNotExist.
-func (s *S3Content) Stat(ctx context.Context, digest string) (int64, error) {
+// Stat returns the size and time of a stored blob, or an error wrapping os.ErrNotExist.
+func (s *S3Content) Stat(ctx context.Context, digest string) (BlobInfo, error) {
 	key, err := s.key(digest)
 	if err != nil {
-		return 0, err
+		return BlobInfo{}, err
 	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	if err != nil {
 		if isNotFound(err) {
-			return 0, fmt.Errorf("blob %s: %w", digest, os.ErrNotExist)
+			return BlobInfo{}, fmt.Errorf("blob %s: %w", digest, os.ErrNotExist)
 		}
-		return 0, fmt.Errorf("looking up blob %s in S3: %w", digest, err)
+		return BlobInfo{}, fmt.Errorf("looking up blob %s in S3: %w", digest, err)
 	}
-	return aws.ToInt64(out.ContentLength), nil
+	return BlobInfo{Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
 }
 
 // Ingest uploads the verified file at path as the blob digest and removes the file.
@@ -166,12 +166,12 @@ func (s *S3Content) Delete(ctx context.Context, digest string) error {
 // Open returns a reader of the blob that seeks by issuing ranged GETs, so http.ServeContent
 // answers Range requests without reading the whole object.
 func (s *S3Content) Open(ctx context.Context, digest string) (io.ReadSeekCloser, int64, error) {
-	size, err := s.Stat(ctx, digest)
+	info, err := s.Stat(ctx, digest)
 	if err != nil {
 		return nil, 0, err
 	}
 	key, _ := s.key(digest)
-	return &s3Reader{ctx: ctx, s: s, key: key, size: size}, size, nil
+	return &s3Reader{ctx: ctx, s: s, key: key, size: info.Size}, info.Size, nil
 }
 
 // s3Reader reads an object from an offset; a Seek drops the open body.
@@ -243,28 +243,4 @@ func (r *s3Reader) Close() error {
 	return nil
 }
 
-// Walk calls fn for every stored blob (garbage collection).
-func (s *S3Content) Walk(ctx context.Context, fn func(digest string, size int64) error) error {
-	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("listing blobs in S3: %w", err)
-		}
-		for _, o := range page.Contents {
-			rest := strings.TrimPrefix(aws.ToString(o.Key), s.prefix)
-			algo, sum, ok := strings.Cut(rest, "/")
-			if !ok {
-				continue
-			}
-			d := algo + ":" + sum
-			if _, _, err := ParseDigest(d); err != nil {
-				continue // not ours
-			}
-			if err := fn(d, aws.ToInt64(o.Size)); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
+var _ Content = (*S3Content)(nil)

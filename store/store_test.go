@@ -168,12 +168,12 @@ func TestFSBlobsLeaveNothingBehindOnError(t *testing.T) {
 			t.Errorf("%s: %v", c.name, err)
 		}
 		left, _ := filepath.Glob(filepath.Join(dir, "tmp", "*"))
-		if len(left) != 0 || b.Exists(h) {
+		if len(left) != 0 || b.Exists(context.Background(), h) {
 			t.Errorf("%s: left %v", c.name, left)
 		}
 	}
 	n, err := b.Put(ctx, h, bytes.NewReader(content), 100)
-	if err != nil || n != 5 || !b.Exists(h) {
+	if err != nil || n != 5 || !b.Exists(context.Background(), h) {
 		t.Fatalf("put: %d %v", n, err)
 	}
 	f, err := b.Open(ctx, h)

@@ -38,6 +38,13 @@ type Config struct {
 	Dev                bool          `json:"dev"`
 	DataDir            string        `json:"data_dir"`
 	OCIAnonymousPull   bool          `json:"oci_anonymous_pull"`
+	BlobS3Bucket       string        `json:"blob_s3_bucket"`
+	BlobS3Endpoint     string        `json:"blob_s3_endpoint"`
+	BlobS3Region       string        `json:"blob_s3_region"`
+	BlobS3Prefix       string        `json:"blob_s3_prefix"`
+	BlobS3PathStyle    bool          `json:"blob_s3_path_style"`
+	BlobS3AccessKey    string        `json:"blob_s3_access_key"`
+	BlobS3SecretKey    string        `json:"blob_s3_secret_key"`
 }
 
 // DefaultDatabaseURL is the local PostgreSQL of a development machine.
@@ -76,6 +83,13 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.Dev, "dev", c.Dev, "development mode: generate keys and bootstrap a repository in --data-dir")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the dev mode's keys, root.json, admin.token and blobs")
+	fs.StringVar(&c.BlobS3Bucket, "blob-s3-bucket", c.BlobS3Bucket, "keep finished blobs (release files, OCI layers) in this S3 bucket instead of --blob-dir (which still receives uploads in progress)")
+	fs.StringVar(&c.BlobS3Endpoint, "blob-s3-endpoint", c.BlobS3Endpoint, "S3-compatible endpoint URL (default: AWS)")
+	fs.StringVar(&c.BlobS3Region, "blob-s3-region", c.BlobS3Region, "S3 region (default us-east-1)")
+	fs.StringVar(&c.BlobS3Prefix, "blob-s3-prefix", c.BlobS3Prefix, "prefix of every object key, ending in /")
+	fs.BoolVar(&c.BlobS3PathStyle, "blob-s3-path-style", c.BlobS3PathStyle, "path-style bucket addressing (most S3-compatible servers)")
+	fs.StringVar(&c.BlobS3AccessKey, "blob-s3-access-key", c.BlobS3AccessKey, "S3 access key (default: the AWS SDK's credential chain)")
+	fs.StringVar(&c.BlobS3SecretKey, "blob-s3-secret-key", c.BlobS3SecretKey, "S3 secret key; prefer CAIRN_BLOB_S3_SECRET_KEY or the config file to a flag")
 	fs.BoolVar(&c.OCIAnonymousPull, "oci-anonymous-pull", c.OCIAnonymousPull, "let the OCI registry (/v2/) serve pulls without a token (--oci-anonymous-pull=false requires one)")
 }
 

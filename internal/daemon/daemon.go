@@ -94,6 +94,25 @@ func openDB(ctx context.Context, c *Config, migrate bool, log *slog.Logger) (*st
 	return db, nil
 }
 
+// openBlobs opens the blob store: dir, and the S3 bucket for finished blobs if configured.
+func openBlobs(ctx context.Context, c *Config, dir string) (*store.FSBlobs, error) {
+	blobs, err := store.NewFSBlobs(dir)
+	if err != nil || c.BlobS3Bucket == "" {
+		return blobs, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	remote, err := store.NewS3Content(cctx, store.S3Config{
+		Endpoint: c.BlobS3Endpoint, Region: c.BlobS3Region, Bucket: c.BlobS3Bucket, Prefix: c.BlobS3Prefix,
+		PathStyle: c.BlobS3PathStyle, AccessKey: c.BlobS3AccessKey, SecretKey: c.BlobS3SecretKey,
+	})
+	if err != nil {
+		return nil, err
+	}
+	blobs.Remote = remote
+	return blobs, nil
+}
+
 func loadSigners(ctx context.Context, c *Config, getenv func(string) string) (tufrepo.Signers, error) {
 	var s tufrepo.Signers
 	for _, k := range []struct {
@@ -192,7 +211,7 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	if err := tufrepo.CheckOnlineKeys(root.Raw, targets.Raw, signers); err != nil {
 		return fail(fmt.Errorf("refusing to start: %w", err))
 	}
-	blobs, err := store.NewFSBlobs(c.BlobDir)
+	blobs, err := openBlobs(ctx, &c, c.BlobDir)
 	if err != nil {
 		return fail(err)
 	}

@@ -33,7 +33,7 @@ func gcCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command 
 		if dir == "" {
 			return errors.New("no blob directory: set --blob-dir or CAIRN_BLOB_DIR")
 		}
-		blobs, err := store.NewFSBlobs(dir)
+		blobs, err := openBlobs(ctx, c, dir)
 		if err != nil {
 			return err
 		}

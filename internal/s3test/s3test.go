@@ -18,6 +18,8 @@ import (
 // Server is a running versitygw.
 type Server struct {
 	Endpoint, AccessKey, SecretKey, Bucket string
+	// Root is the POSIX backend's directory: object "k" of the bucket is Root/Bucket/k.
+	Root string
 }
 
 // Start runs versitygw until the test ends, with one bucket. Without CAIRN_S3_BIN it fails
@@ -32,7 +34,7 @@ func Start(t testing.TB) *Server {
 		t.Fatalf("CAIRN_S3_BIN: %v: run `make s3`", err)
 	}
 	root := t.TempDir()
-	s := &Server{AccessKey: "cairn-test", SecretKey: "cairn-test-secret", Bucket: "blobs"}
+	s := &Server{AccessKey: "cairn-test", SecretKey: "cairn-test-secret", Bucket: "blobs", Root: root}
 	if err := os.Mkdir(filepath.Join(root, s.Bucket), 0o755); err != nil {
 		t.Fatal(err)
 	}
