@@ -20,13 +20,10 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var after int64
-	if q := r.URL.Query().Get("after"); q != "" {
-		after, err = strconv.ParseInt(q, 10, 64)
-		if err != nil || after < 0 {
-			s.writeError(w, r, api.Errorf(api.CodeBadRequest, "after must be a non-negative sequence number"))
-			return
-		}
+	after, err := pageAfter(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	entries, err := s.db.AuditPage(r.Context(), after, limit)
 	if err != nil {
@@ -41,4 +38,17 @@ func (s *Server) getLog(w http.ResponseWriter, r *http.Request) {
 		page.Next = strconv.FormatInt(entries[len(entries)-1].Seq, 10)
 	}
 	writeJSON(w, http.StatusOK, page)
+}
+
+// pageAfter reads ?after=<seq>, the "next" of the previous page (0 when absent).
+func pageAfter(r *http.Request) (int64, error) {
+	q := r.URL.Query().Get("after")
+	if q == "" {
+		return 0, nil
+	}
+	after, err := strconv.ParseInt(q, 10, 64)
+	if err != nil || after < 0 {
+		return 0, api.Errorf(api.CodeBadRequest, "after must be a non-negative sequence number (the next of the previous page)")
+	}
+	return after, nil
 }

@@ -92,13 +92,10 @@ func (s *Server) getTlog(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	var after int64
-	if q := r.URL.Query().Get("after"); q != "" {
-		after, err = strconv.ParseInt(q, 10, 64)
-		if err != nil || after < 0 {
-			s.writeError(w, r, api.Errorf(api.CodeBadRequest, "after must be a non-negative sequence number (the next of the previous page)"))
-			return
-		}
+	after, err := pageAfter(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	// The backlog is counted before the entries are read, so that a backlog of 0 means
 	// every version signed so far is among the entries (the worker may store one between

@@ -183,24 +183,29 @@ func signEd25519ph(ctx context.Context, s signature.Signer, digest []byte) ([]by
 // VerifySignature checks the envelope's signature by keyid with key (a TUF key) over the
 // PAE of its payload, with the scheme Sign uses for that key type.
 func VerifySignature(env api.DSSEEnvelope, key *metadata.Key) error {
-	pub, err := key.ToPublicKey()
-	if err != nil {
-		return fmt.Errorf("reading public key: %w", err)
-	}
-	id, err := key.ID()
+	pub, sig, err := signatureBy(env, key)
 	if err != nil {
 		return err
 	}
-	var sig []byte
+	return verifyPAE(pub, PAE(env.PayloadType, env.Payload), sig)
+}
+
+// signatureBy returns key's public key and its signature in env.
+func signatureBy(env api.DSSEEnvelope, key *metadata.Key) (crypto.PublicKey, []byte, error) {
+	pub, err := key.ToPublicKey()
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading public key: %w", err)
+	}
+	id, err := key.ID()
+	if err != nil {
+		return nil, nil, err
+	}
 	for _, s := range env.Signatures {
 		if s.KeyID == id {
-			sig = s.Sig
+			return pub, s.Sig, nil
 		}
 	}
-	if sig == nil {
-		return fmt.Errorf("the envelope has no signature by key %s", id)
-	}
-	return verifyPAE(pub, PAE(env.PayloadType, env.Payload), sig)
+	return nil, nil, fmt.Errorf("the envelope has no signature by key %s", id)
 }
 
 func verifyPAE(pub crypto.PublicKey, pae, sig []byte) error {

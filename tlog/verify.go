@@ -127,22 +127,9 @@ type hashedRekordBody struct {
 // signature is not checked (the server stores what an unconfigured log returns; auditors
 // always pass the key).
 func VerifyRekorEntry(e api.RekorEntry, env api.DSSEEnvelope, key *metadata.Key, log *LogKey) error {
-	pub, err := key.ToPublicKey()
-	if err != nil {
-		return fmt.Errorf("reading public key: %w", err)
-	}
-	id, err := key.ID()
+	pub, sig, err := signatureBy(env, key)
 	if err != nil {
 		return err
-	}
-	var sig []byte
-	for _, s := range env.Signatures {
-		if s.KeyID == id {
-			sig = s.Sig
-		}
-	}
-	if sig == nil {
-		return fmt.Errorf("the envelope has no signature by key %s", id)
 	}
 	pae := PAE(env.PayloadType, env.Payload)
 	var digest []byte
@@ -176,6 +163,7 @@ func VerifyRekorEntry(e api.RekorEntry, env api.DSSEEnvelope, key *metadata.Key,
 	case !bytes.Equal(hr.Signature.Content, sig):
 		return errors.New("the log entry's signature is not this envelope's signature")
 	case hr.Signature.Verifier.PublicKey == nil || !bytes.Equal(hr.Signature.Verifier.PublicKey.RawBytes, der):
+		id, _ := key.ID()
 		return fmt.Errorf("the log entry's public key is not key %s", id)
 	case hr.Signature.Verifier.KeyDetails != details:
 		return fmt.Errorf("the log entry's key details are %s, want %s", hr.Signature.Verifier.KeyDetails, details)
