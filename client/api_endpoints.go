@@ -203,6 +203,12 @@ const maxMetadataFile = 512000
 // Metadata fetches a raw file from /metadata/, e.g. "1.root.json". The bytes are NOT
 // verified; they are meant for trust on first use, which the caller must make explicit.
 func (a *API) Metadata(ctx context.Context, name string) ([]byte, error) {
+	return a.fetchMetadata(ctx, name, maxMetadataFile, false)
+}
+
+// fetchMetadata GETs /metadata/<name>, at most max bytes; with missingOK, (nil, nil) for
+// a 404.
+func (a *API) fetchMetadata(ctx context.Context, name string, max int64, missingOK bool) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.endpoint(nil, "metadata", name), nil)
 	if err != nil {
 		return nil, err
@@ -213,15 +219,18 @@ func (a *API) Metadata(ctx context.Context, name string) ([]byte, error) {
 		return nil, fmt.Errorf("fetching metadata %s: %w", name, err)
 	}
 	defer resp.Body.Close()
+	if resp.StatusCode == http.StatusNotFound && missingOK {
+		return nil, nil
+	}
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("fetching metadata %s: %w", name, responseError(resp))
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxMetadataFile+1))
+	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
 	if err != nil {
 		return nil, fmt.Errorf("fetching metadata %s: %w", name, err)
 	}
-	if len(b) > maxMetadataFile {
-		return nil, api.Errorf(api.CodeTooLarge, "metadata %s is larger than %d bytes", name, maxMetadataFile)
+	if int64(len(b)) > max {
+		return nil, api.Errorf(api.CodeTooLarge, "metadata %s is larger than %d bytes", name, max)
 	}
 	return b, nil
 }

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -49,30 +48,7 @@ const maxAuditMetadata = 64 << 20
 
 // metadataFile fetches /metadata/<name>; (nil, nil) for 404.
 func (a *API) metadataFile(ctx context.Context, name string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.endpoint(nil, "metadata", name), nil)
-	if err != nil {
-		return nil, err
-	}
-	req.Header.Set("User-Agent", a.ua)
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetching metadata %s: %w", name, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		return nil, nil
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("fetching metadata %s: %w", name, responseError(resp))
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, maxAuditMetadata+1))
-	if err != nil {
-		return nil, fmt.Errorf("fetching metadata %s: %w", name, err)
-	}
-	if len(b) > maxAuditMetadata {
-		return nil, api.Errorf(api.CodeTooLarge, "metadata %s is larger than %d bytes", name, maxAuditMetadata)
-	}
-	return b, nil
+	return a.fetchMetadata(ctx, name, maxAuditMetadata, true)
 }
 
 // AuditOptions configures Audit.

@@ -1,9 +1,7 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
 	"sort"
 	"strings"
@@ -94,30 +92,6 @@ no entry (signed but never logged, or not logged yet: see the backlog).`,
 	cmd.Flags().IntVar(&pageSize, "page-size", 500, "entries to request per page")
 	addOutputFlag(cmd, &output)
 	return cmd
-}
-
-// pinnedRoot is the root 'cairn init' pinned for server, or nil if there is none.
-func (a *app) pinnedRoot(server string) ([]byte, error) {
-	home, err := a.home()
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := LoadConfig(home)
-	if err != nil {
-		return nil, err
-	}
-	rp := rootPath(home, server)
-	if cfg.Server == server && cfg.Root != "" {
-		rp = cfg.Root
-	}
-	b, err := os.ReadFile(rp)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("reading the pinned root: %w", err)
-	}
-	return b, nil
 }
 
 func (a *app) printAudit(rep *client.AuditReport) {

@@ -188,21 +188,45 @@ func (a *app) repo() (*client.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
-	rp := rootPath(home, server)
-	if cfg.Server == server && cfg.Root != "" {
-		rp = cfg.Root
-	}
-	root, err := os.ReadFile(rp)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, api.Errorf(api.CodeBadRequest, "no trusted root is pinned for %s: run 'cairn init --server %s --root FILE' with the root metadata your repository administrators published", server, server)
-	}
+	root, err := readPinnedRoot(home, cfg, server)
 	if err != nil {
-		return nil, fmt.Errorf("reading the pinned root: %w", err)
+		return nil, err
+	}
+	if root == nil {
+		return nil, api.Errorf(api.CodeBadRequest, "no trusted root is pinned for %s: run 'cairn init --server %s --root FILE' with the root metadata your repository administrators published", server, server)
 	}
 	return client.OpenRepo(client.RepoConfig{
 		Server: server, TrustedRoot: root, MetadataDir: MetadataDir(home, server), UserAgent: userAgent,
 		OCIToken: a.tokenValue(),
 	})
+}
+
+// pinnedRoot is the root 'cairn init' pinned for server, or nil if there is none.
+func (a *app) pinnedRoot(server string) ([]byte, error) {
+	home, err := a.home()
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		return nil, err
+	}
+	return readPinnedRoot(home, cfg, server)
+}
+
+func readPinnedRoot(home string, cfg Config, server string) ([]byte, error) {
+	rp := rootPath(home, server)
+	if cfg.Server == server && cfg.Root != "" {
+		rp = cfg.Root
+	}
+	b, err := os.ReadFile(rp)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the pinned root: %w", err)
+	}
+	return b, nil
 }
 
 // projectRole opens the verifying TUF client and the project's role, verified through it.
