@@ -338,10 +338,13 @@ EOF
 	for round in 1 2; do
 		log "OCI push/pull round $round: cairnd, then the distribution registry"
 		$LOAD -mode oci -name cairnd -server "http://$CAIRN_ADDR" -token "$TOKEN" -n "${BENCH_OCI_N:-2000}" -concurrency 8 -blob-size 1024 \
-			-large-mib "${BENCH_OCI_LARGE_MIB:-100}" -pids "$CAIRN_PID" -pg-pid "$PG_PID" -prefix "oci$round" -label "round $round"
+			-pids "$CAIRN_PID" -pg-pid "$PG_PID" -prefix "oci$round" -label "round $round"
 		$LOAD -mode oci -name registry -server "http://$REG_ADDR" -n "${BENCH_OCI_N:-2000}" -concurrency 8 -blob-size 1024 \
-			-large-mib "${BENCH_OCI_LARGE_MIB:-100}" -pids "$REG_PID" -prefix "oci$round" -label "round $round"
+			-pids "$REG_PID" -prefix "oci$round" -label "round $round"
 	done
+	log "OCI ${BENCH_OCI_LARGE_MIB:-100} MiB blobs: both servers, interleaved"
+	$LOAD -mode oci -name cairnd -server "http://$CAIRN_ADDR" -token "$TOKEN" -large-mib "${BENCH_OCI_LARGE_MIB:-100}" \
+		-ref-server "http://$REG_ADDR" -pids "$CAIRN_PID" -ref-pids "$REG_PID" -pg-pid "$PG_PID" -prefix ocilarge -label interleaved
 	stop_pid "$REG_PID"; REG_PID=
 fi
 

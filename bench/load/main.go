@@ -10,7 +10,9 @@
 //	go run ./bench/load -mode get -url URL/metadata/timestamp.json -pids PID -name cairnd \
 //	    -duration 20s -connections 50 -wrk "taskset -c 1 wrk"
 //	go run ./bench/load -mode oci -name cairnd -server URL -token T -n 2000 -concurrency 8 \
-//	    -blob-size 1024 -large-mib 100 -pids PID -pg-pid POSTMASTER_PID
+//	    -blob-size 1024 -pids PID -pg-pid POSTMASTER_PID
+//	go run ./bench/load -mode oci -name cairnd -server URL -token T -large-mib 100 \
+//	    -ref-server REGISTRY_URL -pids PID -ref-pids PID -pg-pid POSTMASTER_PID
 //	go run ./bench/load -mode report < results.jsonl
 //
 // Maintainer keys are ed25519 and every project role is signed here, client side, with
@@ -68,7 +70,10 @@ type options struct {
 	wrk         string
 	out         string
 	// oci
-	largeMiB int
+	largeMiB  int
+	refServer string
+	refName   string
+	refPIDs   string
 }
 
 func main() {
@@ -92,7 +97,10 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 50, "get: wrk connections")
 	flag.StringVar(&o.wrk, "wrk", "wrk", "get: wrk command (e.g. \"taskset -c 1 wrk\")")
 	flag.StringVar(&o.out, "out", "", "append RESULT lines to this file too")
-	flag.IntVar(&o.largeMiB, "large-mib", 100, "oci: size of the large blob in MiB (0: skip)")
+	flag.IntVar(&o.largeMiB, "large-mib", 0, "oci: with -ref-server, compare pushes and pulls of blobs of this many MiB")
+	flag.StringVar(&o.refServer, "ref-server", "", "oci: the reference registry's base URL, for -large-mib")
+	flag.StringVar(&o.refName, "ref-name", "registry", "oci: the reference registry's name in the results")
+	flag.StringVar(&o.refPIDs, "ref-pids", "", "oci: the reference registry's PIDs, for CPU accounting")
 	flag.Parse()
 	if strings.HasPrefix(o.token, "@") {
 		b, err := os.ReadFile(o.token[1:])

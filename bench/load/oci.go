@@ -23,12 +23,15 @@ import (
 //   - small: -n artifacts of one -blob-size layer each: HEAD the layer, POST + PUT it
 //     (monolithic upload), PUT the manifest by tag; then GET each manifest by tag and its
 //     layer. -concurrency clients.
-//   - large: one -large-mib MiB layer pushed with POST + PUT and pulled with GET, three
-//     times each, fresh random bytes every push.
+//
+// Large blobs are measured by runOCILarge, against both servers at once.
 //
 // CPU time of the server process trees (-pids, and -pg-pid for PostgreSQL) is sampled
 // around every measured step.
 func runOCI(ctx context.Context, o *options) error {
+	if o.largeMiB > 0 && o.refServer != "" {
+		return runOCILarge(ctx, o)
+	}
 	c := &ociClient{base: strings.TrimRight(o.server, "/"), token: o.token, hc: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}}}
 	// Pulls are anonymous (cairnd's default allows them), as against the reference registry,
 	// which runs without authentication; pushes carry the token.
@@ -129,49 +132,91 @@ func runOCI(ctx context.Context, o *options) error {
 		return err
 	}
 
-	// Large blobs: three pushed, then the three pulled, so that a pull reads a blob pushed
-	// a while before (as pulls do), not one whose write-back is still under way.
-	if o.largeMiB > 0 {
-		var digests []string
-		var datas [][]byte
-		for round := 1; round <= 3; round++ {
-			big := make([]byte, o.largeMiB<<20)
-			_, _ = rand.Read(big)
-			datas, digests = append(datas, big), append(digests, digestOf(big))
+	return nil
+}
+
+// runOCILarge compares 100 MiB (-large-mib) pushes and pulls between -server (cairnd) and
+// -ref-server (the reference registry) in one process, interleaved: three blobs pushed to
+// each, the servers alternating which goes first, then nine rounds of pulls, alternating
+// again. Interleaving matters here: a server that does not fsync (the registry) leaves its
+// write-back to land on whatever runs next, and measuring one server's whole sequence
+// after the other's favoured whichever went first.
+func runOCILarge(ctx context.Context, o *options) error {
+	type side struct {
+		name      string
+		push, get *ociClient
+		pids      []int
+		digests   []string
+	}
+	mk := func(name, url, token, pids string) *side {
+		hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+		base := strings.TrimRight(url, "/")
+		return &side{name: name, push: &ociClient{base: base, token: token, hc: hc}, get: &ociClient{base: base, hc: hc}, pids: parsePIDs(pids)}
+	}
+	sides := []*side{mk(o.name, o.server, o.token, o.pids), mk(o.refName, o.refServer, "", o.refPIDs)}
+	repo := o.prefix + "/oci-large"
+	datas := make([][]byte, 3)
+	for i := range datas {
+		datas[i] = make([]byte, o.largeMiB<<20)
+		_, _ = rand.Read(datas[i])
+	}
+	measure := func(sd *side, step string, round int, fn func() error) error {
+		c0 := cpuSample{self: selfCPU(), at: time.Now()}
+		for _, p := range sd.pids {
+			c0.server += treeCPU(p)
 		}
-		measure := func(phase string, round int, fn func() error) error {
-			c0 := cpu()
-			t := time.Now()
-			if err := fn(); err != nil {
-				return fmt.Errorf("%s #%d: %w", phase, round, err)
-			}
-			took := time.Since(t)
-			dc := cpu().sub(c0)
-			r := map[string]any{"kind": "oci", "name": o.name, "step": phase, "round": round, "bytes": o.largeMiB << 20, "seconds": took.Seconds(),
-				"mib_per_s": float64(o.largeMiB) / took.Seconds()}
-			dc.into(r)
-			emit(o, r)
-			fmt.Printf("%s %s #%d: %d MiB in %s = %.0f MiB/s, server CPU %.2fs + pg %.2fs\n", o.name, phase, round, o.largeMiB, took.Round(time.Millisecond), float64(o.largeMiB)/took.Seconds(), dc.server, dc.pg)
-			return nil
+		if sd == sides[0] {
+			c0.pg = treeCPU(o.pgPID)
 		}
-		for i := range datas {
-			if err := measure("push-large", i+1, func() error { return c.pushBlob(ctx, repo, digests[i], datas[i]) }); err != nil {
+		t := time.Now()
+		if err := fn(); err != nil {
+			return fmt.Errorf("%s %s #%d: %w", sd.name, step, round, err)
+		}
+		took := time.Since(t)
+		c1 := cpuSample{self: selfCPU(), at: time.Now()}
+		for _, p := range sd.pids {
+			c1.server += treeCPU(p)
+		}
+		if sd == sides[0] {
+			c1.pg = treeCPU(o.pgPID)
+		}
+		r := map[string]any{"kind": "oci", "name": sd.name, "step": step, "round": round, "bytes": o.largeMiB << 20, "seconds": took.Seconds(),
+			"mib_per_s": float64(o.largeMiB) / took.Seconds()}
+		c1.sub(c0).into(r)
+		emit(o, r)
+		fmt.Printf("%s %s #%d: %d MiB in %s = %.0f MiB/s\n", sd.name, step, round, o.largeMiB, took.Round(time.Millisecond), float64(o.largeMiB)/took.Seconds())
+		return nil
+	}
+	order := func(i int) []*side {
+		if i%2 == 0 {
+			return sides
+		}
+		return []*side{sides[1], sides[0]}
+	}
+	for i, data := range datas {
+		d := digestOf(data)
+		for _, sd := range order(i) {
+			if err := measure(sd, "push-large", i+1, func() error { return sd.push.pushBlob(ctx, repo, d, data) }); err != nil {
 				return err
 			}
+			sd.digests = append(sd.digests, d)
 		}
-		for i := range datas {
-			var pulled []byte
+	}
+	for round := 1; round <= 9; round++ {
+		i := (round - 1) % len(datas)
+		for _, sd := range order(round) {
+			var got []byte
 			// Into memory, checked after the clock stops: hashing 100 MiB in the client
 			// would otherwise dominate the measurement.
-			err := measure("pull-large", i+1, func() (err error) {
-				pulled, err = anon.getInto(ctx, "/v2/"+repo+"/blobs/"+digests[i], len(datas[i]))
+			err := measure(sd, "pull-large", round, func() (err error) {
+				got, err = sd.get.getInto(ctx, "/v2/"+repo+"/blobs/"+sd.digests[i], len(datas[i]))
 				return err
 			})
 			if err != nil {
 				return err
 			}
-			if !bytes.Equal(pulled, datas[i]) {
-				return fmt.Errorf("pull-large #%d: the pulled bytes differ from the pushed ones", i+1)
+			if !bytes.Equal(got, datas[i]) {
+				return fmt.Errorf("%s pull-large #%d: the pulled bytes differ from the pushed ones", sd.name, round)
 			}
 		}
 	}
@@ -297,4 +342,3 @@ func parsePIDs(s string) []int {
 	}
 	return out
 }
-

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 )
 
@@ -97,7 +98,7 @@ func runReport(in io.Reader, out io.Writer) error {
 		fmt.Fprintln(out)
 		fmt.Fprintln(out, "| step | server | label | n × bytes | seconds | per s | MiB/s | p50 ms | p99 ms | server CPU-s | postgres CPU-s | load avg |")
 		fmt.Fprintln(out, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
-		sum := map[string]map[string]float64{} // step → server → summed rate
+		rates := map[string]map[string][]float64{} // step → server → rates
 		for _, r := range ocis {
 			n := f(r, "n")
 			if n == 0 {
@@ -107,21 +108,31 @@ func runReport(in io.Reader, out io.Writer) error {
 			if rate == 0 {
 				rate = f(r, "mib_per_s")
 			}
-			if sum[s(r, "step")] == nil {
-				sum[s(r, "step")] = map[string]float64{}
+			if rates[s(r, "step")] == nil {
+				rates[s(r, "step")] = map[string][]float64{}
 			}
-			sum[s(r, "step")][s(r, "name")] += rate
+			rates[s(r, "step")][s(r, "name")] = append(rates[s(r, "step")][s(r, "name")], rate)
 			fmt.Fprintf(out, "| %s | %s | %s | %.0f × %.0f | %.2f | %.0f | %.0f | %.1f | %.1f | %.2f | %.2f | %s |\n", s(r, "step"), s(r, "name"), s(r, "label"), n, f(r, "bytes"), f(r, "seconds"), f(r, "per_s"), f(r, "mib_per_s"), f(r, "p50_ms"), f(r, "p99_ms"), f(r, "cpu_server_s"), f(r, "cpu_pg_s"), s(r, "loadavg"))
 		}
 		fmt.Fprintln(out)
-		fmt.Fprintln(out, "| step | cairnd ÷ registry (rates summed over the rounds) |")
-		fmt.Fprintln(out, "| --- | ---: |")
+		fmt.Fprintln(out, "| step | cairnd median | registry median | cairnd ÷ registry |")
+		fmt.Fprintln(out, "| --- | ---: | ---: | ---: |")
 		for _, st := range []string{"push-small", "pull-small", "push-large", "pull-large"} {
-			if v := sum[st]; v != nil && v["registry"] > 0 {
-				fmt.Fprintf(out, "| %s | %.2f× |\n", st, v["cairnd"]/v["registry"])
+			if v := rates[st]; v != nil && len(v["registry"]) > 0 && len(v["cairnd"]) > 0 {
+				c, g := median(v["cairnd"]), median(v["registry"])
+				fmt.Fprintf(out, "| %s | %.0f | %.0f | %.2f× |\n", st, c, g, c/g)
 			}
 		}
 		fmt.Fprintln(out)
 	}
 	return nil
+}
+
+func median(v []float64) float64 {
+	w := append([]float64(nil), v...)
+	sort.Float64s(w)
+	if len(w)%2 == 1 {
+		return w[len(w)/2]
+	}
+	return (w[len(w)/2-1] + w[len(w)/2]) / 2
 }
