@@ -124,11 +124,15 @@ func (g *Registry) authorize(w http.ResponseWriter, r *http.Request, repo string
 
 // challenge sets the Bearer challenge that sends clients to the token endpoint.
 func (g *Registry) challenge(w http.ResponseWriter, r *http.Request, repo string, a access) {
-	scheme := "http"
-	if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
-		scheme = "https"
+	base := strings.TrimRight(g.cfg.ExternalURL, "/")
+	if base == "" {
+		scheme := "http"
+		if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
+			scheme = "https"
+		}
+		base = scheme + "://" + r.Host
 	}
-	c := fmt.Sprintf(`Bearer realm="%s://%s/v2/token",service="%s"`, scheme, r.Host, g.cfg.Service)
+	c := fmt.Sprintf(`Bearer realm="%s/v2/token",service="%s"`, base, g.cfg.Service)
 	if repo != "" {
 		actions := "pull"
 		switch a {

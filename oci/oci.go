@@ -31,6 +31,10 @@ type Config struct {
 	TokenTTL time.Duration
 	// Service names the registry in Bearer challenges and tokens.
 	Service string
+	// ExternalURL, if set, is the registry's public base URL (https://registry.example):
+	// Bearer challenges send clients' credentials to ExternalURL/v2/token instead of to
+	// the host the request named, which a proxy may not have checked.
+	ExternalURL string
 }
 
 // DefaultConfig returns working defaults: anonymous pull on.

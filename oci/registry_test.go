@@ -411,10 +411,26 @@ func TestAuth(t *testing.T) {
 	pushBlob(t, base, "library/anything", "basic:"+tok["admin"], []byte("admin"))
 }
 
-// TestPrivatePull checks --oci-anonymous-pull=false: every read needs a token.
+// TestPrivatePull checks --oci-anonymous-pull=false: every read needs a token; and
+// --external-url: the token realm does not follow the request's Host.
 func TestPrivatePull(t *testing.T) {
-	r := testrepo.Boot(t, privateDB(t), func(c *daemon.Config) { c.OCIAnonymousPull = false })
+	r := testrepo.Boot(t, privateDB(t), func(c *daemon.Config) {
+		c.OCIAnonymousPull = false
+		c.ExternalURL = "https://registry.example"
+	})
 	base := r.URL
+	// With --external-url the challenge sends credentials there, whatever Host the
+	// request named.
+	spoof, _ := http.NewRequest(http.MethodGet, base+"/v2/", nil)
+	spoof.Host = "evil.example"
+	if resp, err := http.DefaultClient.Do(spoof); err != nil {
+		t.Fatal(err)
+	} else {
+		resp.Body.Close()
+		if got := resp.Header.Get("WWW-Authenticate"); got != `Bearer realm="https://registry.example/v2/token",service="cairn"` {
+			t.Errorf("challenge with a spoofed Host: %q", got)
+		}
+	}
 	d := pushBlob(t, base, "p/x", "basic:"+r.AdminToken, []byte("private"))
 	for _, path := range []string{"/v2/", "/v2/p/x/blobs/" + d, "/v2/p/x/tags/list"} {
 		if g := do(t, base, req{method: "GET", path: path}); g.status != 401 || g.code() != "UNAUTHORIZED" || g.header.Get("WWW-Authenticate") == "" {

@@ -34,6 +34,8 @@ type Config struct {
 	TransparencyLog tlog.Config
 	// OCINoAnonymousPull makes the OCI registry (/v2/) require a token for pulls too.
 	OCINoAnonymousPull bool
+	// ExternalURL is the server's public base URL, where OCI clients are sent for tokens.
+	ExternalURL string
 }
 
 // DefaultConfig returns working defaults.
@@ -80,7 +82,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.routeTUF(r)
-	r.Mount("/v2", oci.New(oci.Config{AnonymousPull: !cfg.OCINoAnonymousPull, MaxBlobSize: cfg.MaxBlobSize}, db, blobs, log, now))
+	r.Mount("/v2", oci.New(oci.Config{AnonymousPull: !cfg.OCINoAnonymousPull, MaxBlobSize: cfg.MaxBlobSize, ExternalURL: cfg.ExternalURL}, db, blobs, log, now))
 	r.Route("/api/v1", func(r chi.Router) {
 		s.routeBlobs(r)
 		s.routeProjects(r)

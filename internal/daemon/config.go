@@ -38,6 +38,7 @@ type Config struct {
 	Dev                bool          `json:"dev"`
 	DataDir            string        `json:"data_dir"`
 	OCIAnonymousPull   bool          `json:"oci_anonymous_pull"`
+	ExternalURL        string        `json:"external_url"`
 	BlobS3Bucket       string        `json:"blob_s3_bucket"`
 	BlobS3Endpoint     string        `json:"blob_s3_endpoint"`
 	BlobS3Region       string        `json:"blob_s3_region"`
@@ -90,6 +91,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.BoolVar(&c.BlobS3PathStyle, "blob-s3-path-style", c.BlobS3PathStyle, "path-style bucket addressing (most S3-compatible servers)")
 	fs.StringVar(&c.BlobS3AccessKey, "blob-s3-access-key", c.BlobS3AccessKey, "S3 access key (default: the AWS SDK's credential chain)")
 	fs.StringVar(&c.BlobS3SecretKey, "blob-s3-secret-key", c.BlobS3SecretKey, "S3 secret key; prefer CAIRN_BLOB_S3_SECRET_KEY or the config file to a flag")
+	fs.StringVar(&c.ExternalURL, "external-url", c.ExternalURL, "public base URL of this server (https://…): OCI clients are sent to <url>/v2/token for tokens; default: the request's scheme and Host")
 	fs.BoolVar(&c.OCIAnonymousPull, "oci-anonymous-pull", c.OCIAnonymousPull, "let the OCI registry (/v2/) serve pulls without a token (--oci-anonymous-pull=false requires one)")
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -227,6 +228,13 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	scfg.PublishInterval = c.PublishInterval
 	scfg.RunPublisher = !c.NoPublisher
 	scfg.OCINoAnonymousPull = !c.OCIAnonymousPull
+	if c.ExternalURL != "" {
+		u, err := url.Parse(c.ExternalURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return fail(fmt.Errorf("--external-url %q: want the server's base URL, http(s)://host[:port]", c.ExternalURL))
+		}
+		scfg.ExternalURL = c.ExternalURL
+	}
 	scfg.TransparencyLog = tcfg
 	srv := server.New(scfg, db, blobs, signers, log, time.Now)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
