@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"sort"
 	"sync"
 	"time"
 
@@ -98,13 +97,7 @@ func (h *signerHealth) checks() map[string]string {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	out := map[string]string{}
-	ids := make([]string, 0, len(h.state))
-	for id := range h.state {
-		ids = append(ids, id)
-	}
-	sort.Strings(ids)
-	for _, id := range ids {
-		st := h.state[id]
+	for id, st := range h.state {
 		key := "signer " + h.names[id]
 		short := id
 		if len(short) > 12 {
