@@ -9,6 +9,7 @@ import (
 	"crypto/elliptic"
 	"crypto/sha256"
 	"encoding/asn1"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -212,9 +213,14 @@ func (s *pkcs11Signer) readPublicLocked() error {
 		return fmt.Errorf("%s: reading the public key: %w (only ECDSA P-256 and Ed25519 keys are supported)", s.where, err)
 	}
 	keyType, params, point := attrs[0].Value, attrs[1].Value, attrs[2].Value
-	kt := uint(0)
-	for i := len(keyType) - 1; i >= 0; i-- { // CK_ULONG in host (little-endian) order
-		kt = kt<<8 | uint(keyType[i])
+	var kt uint // a CK_ULONG, in the host's byte order
+	switch len(keyType) {
+	case 8:
+		kt = uint(binary.NativeEndian.Uint64(keyType))
+	case 4:
+		kt = uint(binary.NativeEndian.Uint32(keyType))
+	default:
+		return fmt.Errorf("%s: the token gave a %d-byte key type", s.where, len(keyType))
 	}
 	// CKA_EC_POINT is a DER OCTET STRING around the point; some tokens give it raw.
 	var raw []byte
