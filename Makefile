@@ -35,10 +35,11 @@ hsm:
 
 # Every test, against the local PostgreSQL (or $$DATABASE_URL, read by the test helper).
 # crane, oras and notation (e2e/ociclients_test.go) are installed first; cosign is not.
-# The transparency log tests run against a real Rekor v2 server (make rekor, ~1 min once).
-test: npm hsm vet rekor s3
+# The transparency log tests run against a real Rekor v2 server (make rekor, ~1 min once);
+# the Helm chart's test uses helm (make helm, ~2-2.5 min once).
+test: npm hsm vet rekor s3 helm
 	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation
-	CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) \
+	CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) \
 		$(GO) test -count=1 -timeout 20m ./...
 
 # The real OCI clients of e2e/ociclients_test.go at pinned versions, cached between runs in
@@ -75,6 +76,20 @@ s3: $(S3_BIN)
 $(S3_BIN):
 	mkdir -p $(@D)
 	GOBIN=$(CURDIR)/$(@D) $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+
+# helm v3.22.0 for the Helm chart's test (deploy/helm), built once into .cache/helm/bin
+# (~2-2.5 min cold on 2 cores, with downloads; the main go.mod is not touched). `make test`
+# runs the chart test too; test-helm runs only it (helm lint/template on deploy/helm/cairn,
+# the rendered objects checked). Without CAIRN_HELM_BIN the chart tests skip.
+.PHONY: helm test-helm
+HELM_BIN := .cache/helm/bin/helm
+helm: $(HELM_BIN)
+$(HELM_BIN):
+	mkdir -p $(@D)
+	GOBIN=$(CURDIR)/$(@D) $(GO) install helm.sh/helm/v3/cmd/helm@v3.22.0
+
+test-helm: helm
+	CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) $(GO) test -count=1 -timeout 5m -v ./deploy/helm/
 
 vet:
 	$(GO) vet ./...
