@@ -470,6 +470,9 @@ func TestChartVariants(t *testing.T) {
 		}) {
 			t.Error("the existing claim is not mounted")
 		}
+		if str(r.one("Deployment"), "spec", "strategy", "type") != "Recreate" {
+			t.Error("an existing claim taken as ReadWriteOnce (1 replica, no accessMode) is not rolled out with Recreate")
+		}
 	})
 }
 
