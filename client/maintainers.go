@@ -3,8 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"crypto"
-	"crypto/ed25519"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -302,7 +300,7 @@ func CheckChangeSignatures(c *SignedMaintainerChange, current MaintainerSet) Cha
 		switch {
 		case !ok:
 			out.Untrusted = append(out.Untrusted, s.KeyID)
-		case verifySignature(k, c.Payload, s.Signature) != nil:
+		case tufrepo.VerifySignature(k, c.Payload, s.Signature) != nil:
 			out.Invalid = append(out.Invalid, s.KeyID)
 		default:
 			out.Valid = append(out.Valid, s.KeyID)
@@ -323,23 +321,6 @@ func SignMaintainerProposal(ctx context.Context, c *SignedMaintainerChange, s si
 		return "", "", fmt.Errorf("signing maintainer change %d of %s: %w", c.Doc.Version, c.Doc.Project, err)
 	}
 	return sig.KeyID, hex.EncodeToString(sig.Signature), nil
-}
-
-// verifySignature checks one signature by k over payload.
-func verifySignature(k *metadata.Key, payload, sig []byte) error {
-	pub, err := k.ToPublicKey()
-	if err != nil {
-		return err
-	}
-	hash := crypto.SHA256
-	if _, ok := pub.(ed25519.PublicKey); ok {
-		hash = crypto.Hash(0)
-	}
-	v, err := signature.LoadVerifier(pub, hash)
-	if err != nil {
-		return err
-	}
-	return v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(payload))
 }
 
 // ChangeMaintainers posts a signed maintainer change document (SignMaintainerChange) of

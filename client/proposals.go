@@ -133,7 +133,7 @@ func CheckSignatures(md *metadata.Metadata[metadata.TargetsType], keys map[strin
 			out.Untrusted = append(out.Untrusted, s.KeyID)
 			continue
 		}
-		if err != nil || verifySignature(k, payload, s.Signature) != nil {
+		if err != nil || tufrepo.VerifySignature(k, payload, s.Signature) != nil {
 			out.Invalid = append(out.Invalid, s.KeyID)
 			continue
 		}

@@ -113,7 +113,7 @@ func ValidateMaintainerChange(raw []byte, current ProjectDelegation, currentVers
 		if !ok || !slices.Contains(current.KeyIDs, sig.KeyID) {
 			return nil, api.Errorf(api.CodeKeyNotDelegated, "the change is signed by key %s, which is not one of %q's current maintainer keys %v", sig.KeyID, p, current.KeyIDs)
 		}
-		if err := verifySig(k, payload, sig.Signature); err != nil {
+		if err := VerifySignature(k, payload, sig.Signature); err != nil {
 			return nil, api.Errorf(api.CodeSignatureInvalid, "the signature by key %s does not verify over this change: sign the exact document you submit", sig.KeyID)
 		}
 		fp, _ := Fingerprint(k)

@@ -76,7 +76,7 @@ func TestSignRetries(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := verifySig(base.Key, []byte("payload"), sig.Signature); err != nil {
+				if err := VerifySignature(base.Key, []byte("payload"), sig.Signature); err != nil {
 					t.Fatal(err)
 				}
 				return

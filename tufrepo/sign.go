@@ -82,7 +82,7 @@ func (o *OnlineSigner) Sign(ctx context.Context, payload []byte) (metadata.Signa
 		var sig []byte
 		sig, err = o.Signer.SignMessage(bytes.NewReader(payload), options.WithContext(ctx))
 		if err == nil && o.Key != nil {
-			if verr := verifySig(o.Key, payload, sig); verr != nil {
+			if verr := VerifySignature(o.Key, payload, sig); verr != nil {
 				err = fmt.Errorf("the signer returned a signature that does not verify with key %s: %w", o.KeyID, verr)
 			}
 		}
@@ -233,7 +233,7 @@ func (o *OnlineSigner) Probe(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := verifySig(o.Key, msg, sig.Signature); err != nil {
+	if err := VerifySignature(o.Key, msg, sig.Signature); err != nil {
 		return fmt.Errorf("key %s: the signer's signature does not verify with its public key: %w", o.KeyID, err)
 	}
 	return nil

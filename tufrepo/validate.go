@@ -291,7 +291,7 @@ func countSignatures(md *metadata.Metadata[metadata.TargetsType], d ProjectDeleg
 			unknown = append(unknown, sig.KeyID)
 			continue
 		}
-		if err := verifySig(k, payload, sig.Signature); err != nil {
+		if err := VerifySignature(k, payload, sig.Signature); err != nil {
 			bad = append(bad, sig.KeyID)
 			continue
 		}
@@ -318,7 +318,9 @@ func signatureError(d ProjectDelegation, valid, unknown, bad []string) error {
 	return api.Errorf(api.CodeThresholdNotMet, "project role %q has %d of the %d maintainer signatures required", d.Name, len(valid), d.Threshold)
 }
 
-func verifySig(k *metadata.Key, payload, sig []byte) error {
+// VerifySignature checks one TUF signature by k over payload (ECDSA over SHA-256, Ed25519
+// over the payload itself).
+func VerifySignature(k *metadata.Key, payload, sig []byte) error {
 	pub, err := k.ToPublicKey()
 	if err != nil {
 		return err
