@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -316,28 +315,10 @@ func sameIDs(got []string, want ...string) bool {
 	return len(want) > 0 && !slices.Contains(want, "") && slices.Equal(slices.Sorted(slices.Values(got)), slices.Sorted(slices.Values(want)))
 }
 
-// standbyKeyURI writes an encrypted ed25519 key file and its passphrase file into dir and
-// returns the file:// URI cairnd takes for it.
-func standbyKeyURI(t *testing.T, dir, name string) string {
-	t.Helper()
-	pass := filepath.Join(dir, name+".passphrase")
-	if err := os.WriteFile(pass, []byte("standby "+name), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	priv, err := tufrepo.GenerateKey(tufrepo.KeyEd25519)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kf, err := tufrepo.EncryptKey(name, priv, []byte("standby "+name), tufrepo.KDFFast)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, _ := json.Marshal(kf)
-	path := filepath.Join(dir, name+".json")
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return (&url.URL{Scheme: "file", Path: path, RawQuery: "passphrase-file=" + url.QueryEscape(pass)}).String()
+// standbyURI is the file:// URI of a new Ed25519 key file in dir.
+func standbyURI(t *testing.T, dir, name string) string {
+	uri, _ := testrepo.OnlineKeyFile(t, dir, name, tufrepo.KeyEd25519)
+	return uri
 }
 
 // cairndKeysPublic runs 'cairnd keys public --key URI' and returns what it prints and the
@@ -391,7 +372,7 @@ func servedOnlineSigner(t *testing.T, r *testrepo.Repo, role string) string {
 // pinned root 1 before any rotation gets a release published afterwards.
 func TestRotateOnlineKeysWithTheCLI(t *testing.T) {
 	dir := t.TempDir()
-	tsURI, snapURI := standbyKeyURI(t, dir, "timestamp-2"), standbyKeyURI(t, dir, "snapshot-2")
+	tsURI, snapURI := standbyURI(t, dir, "timestamp-2"), standbyURI(t, dir, "snapshot-2")
 	u, drop, err := testdb.Create("e2e_rotate_online_cli")
 	if err != nil {
 		t.Fatal(err)

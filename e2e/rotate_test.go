@@ -5,9 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/url"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -121,31 +118,11 @@ func TestRootRotationClientsFollow(t *testing.T) {
 func TestOnlineKeyRotation(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	pass := filepath.Join(dir, "passphrase")
-	os.WriteFile(pass, []byte("standby"), 0o600)
 	var uris []string
 	var standby []*testrepo.Key
 	for _, name := range []string{"timestamp2", "snapshot2"} {
-		standby = append(standby, &testrepo.Key{})
-		priv, err := tufrepo.GenerateKey(tufrepo.KeyEd25519)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kf, err := tufrepo.EncryptKey(name, priv, []byte("standby"), tufrepo.KDFFast)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := json.Marshal(kf)
-		path := filepath.Join(dir, name+".json")
-		os.WriteFile(path, b, 0o600)
-		uris = append(uris, (&url.URL{Scheme: "file", Path: path, RawQuery: "passphrase-file=" + url.QueryEscape(pass)}).String())
-		s, err := tufrepo.NewSigner(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if standby[len(standby)-1].Signer, err = tufrepo.NewOnlineSigner(ctx, s); err != nil {
-			t.Fatal(err)
-		}
+		uri, o := testrepo.OnlineKeyFile(t, dir, name, tufrepo.KeyEd25519)
+		uris, standby = append(uris, uri), append(standby, &testrepo.Key{Signer: o})
 	}
 	u, drop, err := testdb.Create("e2e_online_rotation")
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,32 +182,11 @@ func TestTransparencyLogAcrossKeyRotation(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	pass := filepath.Join(dir, "passphrase")
-	os.WriteFile(pass, []byte("standby"), 0o600)
 	var uris []string
 	var standby []*tufrepo.OnlineSigner
 	for _, name := range []string{"timestamp2", "snapshot2"} {
-		priv, err := tufrepo.GenerateKey(tufrepo.KeyECDSAP256)
-		if err != nil {
-			t.Fatal(err)
-		}
-		kf, err := tufrepo.EncryptKey(name, priv, []byte("standby"), tufrepo.KDFFast)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, _ := json.Marshal(kf)
-		path := filepath.Join(dir, name+".json")
-		os.WriteFile(path, b, 0o600)
-		uris = append(uris, (&url.URL{Scheme: "file", Path: path, RawQuery: "passphrase-file=" + url.QueryEscape(pass)}).String())
-		s, err := tufrepo.NewSigner(priv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		o, err := tufrepo.NewOnlineSigner(ctx, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		standby = append(standby, o)
+		uri, o := testrepo.OnlineKeyFile(t, dir, name, tufrepo.KeyECDSAP256)
+		uris, standby = append(uris, uri), append(standby, o)
 	}
 	u, drop, err := testdb.Create("server_tlog_rotation")
 	if err != nil {

@@ -227,3 +227,40 @@ func (r *Repo) OfflineSigner(t testing.TB, role string) *tufrepo.OnlineSigner {
 	}
 	return o
 }
+
+// OnlineKeyFile writes a new encrypted key file DIR/NAME.json of type kt and its passphrase
+// file, as an operator would for a file:// online key (e.g. a standby key), and returns the
+// URI cairnd takes for it and a signer holding the same key.
+func OnlineKeyFile(t testing.TB, dir, name string, kt tufrepo.KeyType) (string, *tufrepo.OnlineSigner) {
+	t.Helper()
+	pass := []byte("passphrase of " + name)
+	passFile := filepath.Join(dir, name+".passphrase")
+	if err := os.WriteFile(passFile, pass, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	priv, err := tufrepo.GenerateKey(kt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kf, err := tufrepo.EncryptKey(name, priv, pass, tufrepo.KDFFast)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(kf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, name+".json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := tufrepo.NewSigner(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := tufrepo.NewOnlineSigner(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return (&url.URL{Scheme: "file", Path: path, RawQuery: "passphrase-file=" + url.QueryEscape(passFile)}).String(), o
+}
