@@ -17,6 +17,7 @@ const (
 	CodeBadRequest          Code = "bad_request"
 	CodeMalformedJSON       Code = "malformed_json"
 	CodeMalformedMetadata   Code = "malformed_metadata"
+	CodeAmbiguousJSON       Code = "ambiguous_json"
 	CodeInvalidName         Code = "invalid_name"
 	CodeInvalidPath         Code = "invalid_path"
 	CodeInvalidKey          Code = "invalid_key"
@@ -67,6 +68,7 @@ func Codes() []CodeInfo {
 		{CodeBadRequest, http.StatusBadRequest, "The request is not valid"},
 		{CodeMalformedJSON, http.StatusBadRequest, "The request body is not valid JSON of the expected shape"},
 		{CodeMalformedMetadata, http.StatusBadRequest, "The TUF metadata could not be parsed"},
+		{CodeAmbiguousJSON, http.StatusBadRequest, "The JSON document could be read differently by different parsers"},
 		{CodeInvalidName, http.StatusBadRequest, "The project name is not valid"},
 		{CodeInvalidPath, http.StatusUnprocessableEntity, "A target path is not well formed"},
 		{CodeInvalidKey, http.StatusBadRequest, "A public key is not valid or not supported"},

@@ -126,7 +126,7 @@ func CodeExit(c api.Code) ExitCode {
 		api.CodeProposalExists, api.CodeProposalStale, api.CodeProposalExpired, api.CodeSignatureRepeated,
 		api.CodeNotLogged:
 		return ExitPolicy
-	case api.CodeBadRequest, api.CodeMethodNotAllowed, api.CodeMalformedJSON, api.CodeMalformedMetadata, api.CodeInvalidName,
+	case api.CodeBadRequest, api.CodeMethodNotAllowed, api.CodeMalformedJSON, api.CodeMalformedMetadata, api.CodeAmbiguousJSON, api.CodeInvalidName,
 		api.CodeInvalidPath, api.CodeInvalidKey, api.CodeInvalidThreshold, api.CodeUnsupported:
 		return ExitMalformed
 	default:

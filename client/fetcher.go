@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -42,7 +44,15 @@ func (f *recordingFetcher) DownloadFile(urlPath string, maxLength int64, _ time.
 		ctx = context.Background()
 	}
 	body, err := f.get(ctx, urlPath, maxLength)
-	if role, ok := f.roleOf(urlPath); ok {
+	role, isMeta := f.roleOf(urlPath)
+	if err == nil && isMeta {
+		// Metadata that JSON parsers could read differently is refused before go-tuf reads
+		// it: a JavaScript client of the same repository might verify another reading.
+		if cerr := tufrepo.CheckJSON(body, fmt.Sprintf("%s metadata (%s)", role, urlPath)); cerr != nil {
+			err = &VerifyError{Code: ExitMalformed, Role: role, Detail: api.ProblemFor(cerr).Detail, Err: cerr}
+		}
+	}
+	if isMeta {
 		if len(f.fetches) == maxRecorded {
 			f.fetches = f.fetches[1:]
 		}

@@ -227,6 +227,9 @@ type SignedMaintainerChange struct {
 // as posted or as a proposal's metadata holds it. Keys are checked to be valid and listed
 // under their own key IDs; signatures are not verified (CheckChangeSignatures does that).
 func ParseMaintainerChange(raw []byte) (*SignedMaintainerChange, error) {
+	if err := tufrepo.CheckJSON(raw, "the maintainer change"); err != nil {
+		return nil, err
+	}
 	var env struct {
 		Signatures []metadata.Signature `json:"signatures"`
 		Signed     json.RawMessage      `json:"signed"`

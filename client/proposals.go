@@ -75,10 +75,12 @@ func (a *API) CoSign(ctx context.Context, project string, version int64, keyID, 
 // whose metadata does not parse, or whose version disagrees with the proposal's, is
 // CodeMalformedMetadata.
 func ParseProposal(p api.Proposal) (*metadata.Metadata[metadata.TargetsType], error) {
-	md, err := metadata.Targets().FromBytes(p.Metadata)
+	// Parsed strictly: a co-signer must sign the one reading every client will verify.
+	pm, err := tufrepo.ParseTargetsStrict(p.Metadata, fmt.Sprintf("the proposal for role version %d of %q", p.Version, p.Project))
 	if err != nil {
-		return nil, api.Wrap(api.CodeMalformedMetadata, err, "the proposal for role version %d of %q does not parse as TUF targets metadata: %v", p.Version, p.Project, err)
+		return nil, err
 	}
+	md := pm.MD
 	if md.Signed.Version != p.Version {
 		return nil, api.Errorf(api.CodeMalformedMetadata, "the proposal listed as role version %d of %q holds metadata of version %d", p.Version, p.Project, md.Signed.Version)
 	}

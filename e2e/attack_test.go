@@ -241,6 +241,36 @@ func TestTamperedProjectRoleRefused(t *testing.T) {
 	}
 }
 
+// TestAmbiguousProjectRoleRefused: the attacker serves the project role with its
+// "signed" key spelled "Signed" (same length, so snapshot's length still matches). Go's
+// decoder would read it as "signed"; JavaScript finds no "signed". Every client refuses it:
+// go-tuf because it looks the key up exactly before decoding, tuf-js because the key is
+// missing, and cairn get before go-tuf reads it, as ambiguous JSON (exit 10).
+func TestAmbiguousProjectRoleRefused(t *testing.T) {
+	w := newWorld(t)
+	ctx := context.Background()
+	var raw []byte
+	if err := w.r.DB.Pool.QueryRow(ctx, `SELECT raw FROM metadata WHERE role = 'demo' AND version = 3`).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	forged := bytes.Replace(raw, []byte(`"signed":`), []byte(`"Signed":`), 1)
+	if bytes.Equal(forged, raw) || len(forged) != len(raw) {
+		t.Fatal("could not forge the role")
+	}
+	if _, err := w.r.DB.Pool.Exec(ctx, `UPDATE metadata SET raw = $1 WHERE role = 'demo' AND version = 3`, forged); err != nil {
+		t.Fatal(err)
+	}
+	anyError := func(err error) bool { return err != nil }
+	for _, c := range clients(t, w.r) {
+		checkRefused(t, c, w.f2.Path, refusal{anyError, tufjs.ExitOther, 10})
+		if c.name == "cairn" {
+			if _, err := c.get(t, w.f2.Path); err == nil || !strings.Contains(err.Error(), "JSON parsers could read it differently") {
+				t.Errorf("cairn get did not name the ambiguity: %v", err)
+			}
+		}
+	}
+}
+
 // TestProjectRoleByUndelegatedKeyRefused: the attacker writes a new project role version,
 // signed by their own key, straight into the database, and lets the publisher (with the
 // online keys) put it into a snapshot.

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/cairn-dev/cairn/store"
 )
 
@@ -74,6 +75,12 @@ func checkDescriptor(where string, d *descriptor) error {
 
 // parseManifest validates a pushed manifest and returns what to store.
 func parseManifest(body []byte, contentType string) (*store.OCIManifestPut, error) {
+	// A manifest is stored as pushed and read by every client's own JSON parser: refuse one
+	// that parsers could read differently (duplicate or case-variant keys, invalid UTF-8,
+	// unsafe integers), since its digest would then name two different artifacts.
+	if err := strictjson.Check(body, strictjson.FieldsOf(manifestDoc{})); err != nil {
+		return nil, invalid("the manifest is refused: JSON parsers could read it differently (ambiguous_json): %v", err)
+	}
 	var doc manifestDoc
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(&doc); err != nil {

@@ -178,6 +178,9 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{name: "token without create", method: "POST", path: "/api/v1/projects", token: otherToken, body: create("new", 1, aliceKeys, v1(alice)), status: 403, code: api.CodeForbidden},
 		{name: "malformed json", method: "POST", path: "/api/v1/projects", token: admin, body: []byte(`{"name":`), status: 400, code: api.CodeMalformedJSON},
 		{name: "unknown field", method: "POST", path: "/api/v1/projects", token: admin, body: []byte(`{"name":"new","owner":"me"}`), status: 400, code: api.CodeMalformedJSON, detail: "owner"},
+		{name: "duplicate name field", method: "POST", path: "/api/v1/projects", token: admin, body: bytes.Replace(create("new", 1, aliceKeys, v1(alice)), []byte(`{"name":"new"`), []byte(`{"name":"new","name":"demo2"`), 1), status: 400, code: api.CodeAmbiguousJSON, detail: "duplicate key"},
+		{name: "case variant field", method: "POST", path: "/api/v1/projects", token: admin, body: bytes.Replace(create("new", 1, aliceKeys, v1(alice)), []byte(`"threshold":`), []byte(`"Threshold":`), 1), status: 400, code: api.CodeAmbiguousJSON, detail: `"threshold"`},
+		{name: "trailing data", method: "POST", path: "/api/v1/projects", token: admin, body: append(create("new", 1, aliceKeys, v1(alice)), []byte(` {}`)...), status: 400, code: api.CodeMalformedJSON, detail: "after"},
 		{name: "oversized", method: "POST", path: "/api/v1/projects", token: admin, body: bytes.Repeat([]byte(" "), tufrepo.MaxCreateRequestSize+1), status: 413, code: api.CodeTooLarge},
 		{name: "uppercase name", method: "POST", path: "/api/v1/projects", token: admin, body: create("New", 1, aliceKeys, v1(alice)), status: 400, code: api.CodeInvalidName, detail: `"new"`},
 		{name: "path traversal name", method: "POST", path: "/api/v1/projects", token: admin, body: create("../etc", 1, aliceKeys, v1(alice)), status: 400, code: api.CodeInvalidName},
@@ -250,6 +253,12 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{name: "published file changed", method: "POST", path: sub, token: admin, contentType: js, body: testrepo.Sign(t, next(3, changed), alice), status: 409, code: api.CodeImmutablePath, detail: pub.Path},
 		{name: "published file removed", method: "POST", path: sub, token: admin, contentType: js, body: testrepo.Sign(t, next(3, newFile), alice), status: 409, code: api.CodeImmutablePath, detail: pub.Path},
 		{name: "delegations", method: "POST", path: sub, token: admin, contentType: js, body: testrepo.Sign(t, withDelegation, alice), status: 422, code: api.CodeDelegationForbidden},
+		// Issue #9's parser differential: Go reads "Signed", JavaScript "signed".
+		{name: "signed and Signed", method: "POST", path: sub, token: admin, contentType: js, body: twoReadings(t, testrepo.Sign(t, good(), alice), testrepo.Sign(t, next(3, pub, newFile, missing), alice)), status: 400, code: api.CodeAmbiguousJSON, detail: `"signed" and "Signed"`},
+		{name: "Signed alone", method: "POST", path: sub, token: admin, contentType: js, body: bytes.Replace(testrepo.Sign(t, good(), alice), []byte(`"signed":`), []byte(`"Signed":`), 1), status: 400, code: api.CodeAmbiguousJSON, detail: `"signed"`},
+		{name: "duplicate signatures key", method: "POST", path: sub, token: admin, contentType: js, body: bytes.Replace(testrepo.Sign(t, good(), alice), []byte(`{"signatures":`), []byte(`{"signatures":[],"signatures":`), 1), status: 400, code: api.CodeAmbiguousJSON, detail: "duplicate key"},
+		{name: "invalid utf-8", method: "POST", path: sub, token: admin, contentType: js, body: bytes.Replace(testrepo.Sign(t, good(), alice), []byte(`"_type":`), []byte("\"x\":\"\xff\",\"_type\":"), 1), status: 400, code: api.CodeAmbiguousJSON, detail: "UTF-8"},
+		{name: "threshold met plus an undelegated signature", method: "POST", path: sub, token: admin, contentType: js, body: testrepo.Sign(t, good(), alice, mallory), status: 403, code: api.CodeKeyNotDelegated, detail: mallory.ID()},
 	})
 
 	// Blob uploads.
@@ -267,4 +276,21 @@ func TestBadInputIsRefusedAndChangesNothing(t *testing.T) {
 		{name: "oversized", method: "PUT", path: "/api/v1/blobs/sha256:" + sha(big), token: admin, body: big, status: 413, code: api.CodeTooLarge},
 		{name: "oversized chunked", method: "PUT", path: "/api/v1/blobs/sha256:" + sha(big), token: admin, chunked: true, body: big, status: 413, code: api.CodeTooLarge},
 	})
+}
+
+// twoReadings combines two signed metadata files into one document that Go reads as b and
+// JavaScript as a: {"signatures": a's, "signed": a's, "Signed": b's}.
+func twoReadings(t *testing.T, a, b []byte) []byte {
+	t.Helper()
+	var ea, eb struct {
+		Signatures json.RawMessage `json:"signatures"`
+		Signed     json.RawMessage `json:"signed"`
+	}
+	if err := json.Unmarshal(a, &ea); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &eb); err != nil {
+		t.Fatal(err)
+	}
+	return []byte(fmt.Sprintf(`{"signatures":%s,"signed":%s,"Signed":%s}`, ea.Signatures, ea.Signed, eb.Signed))
 }

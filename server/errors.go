@@ -1,12 +1,15 @@
 package server
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/strictjson"
+	"github.com/cairn-dev/cairn/tufrepo"
 )
 
 // writeError answers with a problem document. Only internal errors are logged: the others
@@ -32,24 +35,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_ = json.NewEncoder(w).Encode(v)
 }
 
-// decodeJSON reads a JSON body of at most max bytes into v, refusing unknown fields and
-// trailing data.
+// decodeJSON reads a JSON body of at most max bytes into v. The body must have one reading
+// for every JSON parser (ambiguous_json otherwise: duplicate or case-variant keys, invalid
+// UTF-8, unsafe integers), and unknown fields and trailing data are refused.
 func decodeJSON(w http.ResponseWriter, r *http.Request, max int64, v any) error {
-	if r.ContentLength > max {
-		return api.Errorf(api.CodeTooLarge, "request body is %d bytes; at most %d are allowed", r.ContentLength, max)
+	body, err := readBody(w, r, max)
+	if err != nil {
+		return err
 	}
-	body := http.MaxBytesReader(w, r.Body, max)
-	dec := json.NewDecoder(body)
+	if err := tufrepo.CheckJSONFields(body, "the request body", strictjson.FieldsOf(v), api.CodeMalformedJSON); err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return api.Errorf(api.CodeTooLarge, "request body is larger than %d bytes", max)
-		}
 		return api.Wrap(api.CodeMalformedJSON, err, "request body is not valid JSON of the expected shape: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return api.Errorf(api.CodeMalformedJSON, "request body has data after the JSON object")
 	}
 	return nil
 }

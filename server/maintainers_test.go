@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"net/http"
@@ -78,6 +79,8 @@ func TestMaintainerChanges(t *testing.T) {
 	runBadCases(t, r, []badCase{
 		{name: "no token", method: "POST", path: path, contentType: js, body: changeDoc(t, "trio", 2, 1, []*testrepo.Key{alice, bob}, exp, alice), status: 401, code: api.CodeUnauthorized},
 		{name: "not json", method: "POST", path: path, token: admin, contentType: js, body: []byte("nope"), status: 400, code: api.CodeMalformedMetadata},
+		{name: "case variant of threshold", method: "POST", path: path, token: admin, contentType: js, body: bytes.Replace(changeDoc(t, "trio", 2, 1, []*testrepo.Key{alice, bob}, exp, alice), []byte(`"threshold":`), []byte(`"THRESHOLD":`), 1), status: 400, code: api.CodeAmbiguousJSON, detail: `"threshold"`},
+		{name: "duplicate project key", method: "POST", path: path, token: admin, contentType: js, body: bytes.Replace(changeDoc(t, "trio", 2, 1, []*testrepo.Key{alice, bob}, exp, alice), []byte(`"project":"trio"`), []byte(`"project":"trio","project":"trio"`), 1), status: 400, code: api.CodeAmbiguousJSON, detail: "duplicate key"},
 		{name: "wrong project", method: "POST", path: path, token: admin, contentType: js, body: changeDoc(t, "other", 2, 1, []*testrepo.Key{alice, bob}, exp, alice), status: 400, code: api.CodeMalformedMetadata},
 		{name: "replayed version", method: "POST", path: path, token: admin, contentType: js, body: changeDoc(t, "trio", 1, 1, []*testrepo.Key{alice, bob}, exp, alice), status: 409, code: api.CodeVersionConflict},
 		{name: "skipped version", method: "POST", path: path, token: admin, contentType: js, body: changeDoc(t, "trio", 3, 1, []*testrepo.Key{alice, bob}, exp, alice), status: 409, code: api.CodeVersionConflict},

@@ -36,6 +36,7 @@ import (
 	"strconv"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/options"
@@ -230,6 +231,10 @@ func verifyPAE(pub crypto.PublicKey, pae, sig []byte) error {
 func ParseStatement(env api.DSSEEnvelope) (*Statement, error) {
 	if env.PayloadType != PayloadType {
 		return nil, fmt.Errorf("payload type %q, want %q", env.PayloadType, PayloadType)
+	}
+	// The statement is logged and read by other tools too: it must have one reading.
+	if err := strictjson.Check(env.Payload, strictjson.FieldsOf(Statement{})); err != nil {
+		return nil, fmt.Errorf("decoding statement: %w", err)
 	}
 	var st Statement
 	if err := json.Unmarshal(env.Payload, &st); err != nil {

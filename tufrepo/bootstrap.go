@@ -239,26 +239,34 @@ func standbyIDs(st []*OnlineSigner) string {
 // VerifyOffline checks that the ceremony's output is self-consistent: root is signed by
 // its own threshold, targets by root's targets keys, and claimed by targets' delegation.
 func VerifyOffline(off *OfflineMetadata) error {
-	root, err := metadata.Root().FromBytes(off.Root)
+	rp, err := ParseRootStrict(off.Root, "root")
 	if err != nil {
-		return fmt.Errorf("parsing root: %w", err)
+		return err
 	}
+	root := rp.MD
 	if err := root.VerifyDelegate(RoleRoot, root); err != nil {
 		return fmt.Errorf("root is not signed by a threshold of its own keys: %w", err)
 	}
-	targets, err := metadata.Targets().FromBytes(off.Targets)
-	if err != nil {
-		return fmt.Errorf("parsing targets: %w", err)
+	if err := CheckAllSignatures("root", rp.Payload, root.Signatures, rootRoleKeys(root, RoleRoot)); err != nil {
+		return err
 	}
+	tp, err := ParseTargetsStrict(off.Targets, "targets")
+	if err != nil {
+		return err
+	}
+	targets := tp.MD
 	if err := root.VerifyDelegate(RoleTargets, targets); err != nil {
 		return fmt.Errorf("targets is not signed by the keys root delegates to: %w", err)
 	}
-	claimed, err := metadata.Targets().FromBytes(off.Claimed)
-	if err != nil {
-		return fmt.Errorf("parsing claimed: %w", err)
+	if err := CheckAllSignatures("targets", tp.Payload, targets.Signatures, rootRoleKeys(root, RoleTargets)); err != nil {
+		return err
 	}
-	if err := targets.VerifyDelegate(RoleClaimed, claimed); err != nil {
+	cp, err := ParseTargetsStrict(off.Claimed, "claimed")
+	if err != nil {
+		return err
+	}
+	if err := targets.VerifyDelegate(RoleClaimed, cp.MD); err != nil {
 		return fmt.Errorf("claimed is not signed by the keys targets delegates to: %w", err)
 	}
-	return nil
+	return CheckAllSignatures("claimed", cp.Payload, cp.MD.Signatures, delegatedKeys(targets, RoleClaimed))
 }

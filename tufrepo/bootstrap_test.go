@@ -1,6 +1,7 @@
 package tufrepo
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"fmt"
@@ -169,9 +170,18 @@ func TestVerifyOfflineWrongKeys(t *testing.T) {
 		{"claimed signed by a targets key", func(o *OfflineMetadata) { o.Claimed = resign(t, o.Claimed, r.Targets...) }, "claimed is not signed"},
 		{"claimed below threshold", func(o *OfflineMetadata) { o.Claimed = resign(t, o.Claimed, r.Claimed[0]) }, "claimed is not signed"},
 		{"claimed signed by the recently-claimed key", func(o *OfflineMetadata) { o.Claimed = resign(t, o.Claimed, r.Online.RecentlyClaimed) }, "claimed is not signed"},
-		{"root is targets", func(o *OfflineMetadata) { o.Root = o.Targets }, "parsing root"},
-		{"targets unparseable", func(o *OfflineMetadata) { o.Targets = []byte("{") }, "parsing targets"},
-		{"claimed is root", func(o *OfflineMetadata) { o.Claimed = o.Root }, "parsing claimed"},
+		{"root is targets", func(o *OfflineMetadata) { o.Root = o.Targets }, "root does not parse"},
+		{"targets unparseable", func(o *OfflineMetadata) { o.Targets = []byte("{") }, "targets is not valid JSON"},
+		{"claimed is root", func(o *OfflineMetadata) { o.Claimed = o.Root }, "claimed does not parse"},
+		// The threshold is met, but one more signature verifies nothing.
+		{"root with an extra stranger's signature", func(o *OfflineMetadata) { o.Root = resign(t, o.Root, append(slices.Clone(r.Root), stranger[0])...) }, "root carries a signature by key " + stranger[0].KeyID},
+		{"targets with an extra root key's signature", func(o *OfflineMetadata) {
+			o.Targets = resign(t, o.Targets, append(slices.Clone(r.Targets), r.Root[0])...)
+		}, "targets carries a signature by key " + r.Root[0].KeyID},
+		{"claimed with an extra targets key's signature", func(o *OfflineMetadata) {
+			o.Claimed = resign(t, o.Claimed, append(slices.Clone(r.Claimed), r.Targets[0])...)
+		}, "claimed carries a signature by key " + r.Targets[0].KeyID},
+		{"root with a case variant of signed", func(o *OfflineMetadata) { o.Root = bytes.Replace(o.Root, []byte(`"signed":`), []byte(`"sIgned":`), 1) }, "only in case"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,10 +38,11 @@ func ValidateClaimed(raw []byte, st ClaimState, now time.Time) (*AcceptedClaim, 
 	if len(raw) > 64<<20 {
 		return nil, api.Errorf(api.CodeTooLarge, "claimed metadata is %d bytes; at most 64 MiB are allowed", len(raw))
 	}
-	md, err := metadata.Targets().FromBytes(raw)
+	pm, err := ParseTargetsStrict(raw, "claimed metadata")
 	if err != nil {
-		return nil, api.Wrap(api.CodeMalformedMetadata, err, "claimed metadata does not parse as TUF targets metadata: %v", err)
+		return nil, err
 	}
+	md := pm.MD
 	targets, err := metadata.Targets().FromBytes(st.Targets)
 	if err != nil {
 		return nil, fmt.Errorf("parsing targets: %w", err)
@@ -58,6 +59,9 @@ func ValidateClaimed(raw []byte, st ClaimState, now time.Time) (*AcceptedClaim, 
 	}
 	if err := targets.VerifyDelegate(RoleClaimed, md); err != nil {
 		return nil, api.Wrap(api.CodeSignatureInvalid, err, "claimed version %d is not signed by a threshold of the claimed keys that targets delegates to: %v", md.Signed.Version, err)
+	}
+	if err := CheckAllSignatures(fmt.Sprintf("claimed version %d", md.Signed.Version), pm.Payload, md.Signatures, delegatedKeys(targets, RoleClaimed)); err != nil {
+		return nil, err
 	}
 	acc := &AcceptedClaim{Raw: raw, Version: md.Signed.Version, Expires: md.Signed.Expires}
 	present := map[string]bool{}

@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/secure-systems-lab/go-securesystemslib/encrypted"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -214,6 +215,9 @@ func (kf *KeyFile) TUFKey() (*metadata.Key, error) { return KeyFromAPI(kf.Public
 // ParseKeyFile reads a key file.
 func ParseKeyFile(data []byte) (*KeyFile, error) {
 	var kf KeyFile
+	if err := strictjson.Check(data, strictjson.FieldsOf(kf)); err != nil {
+		return nil, fmt.Errorf("parsing key file: %w", err)
+	}
 	if err := json.Unmarshal(data, &kf); err != nil {
 		return nil, fmt.Errorf("parsing key file: %w", err)
 	}

@@ -39,6 +39,9 @@ func ValidateMaintainerChange(raw []byte, current ProjectDelegation, currentVers
 	if len(raw) > 256<<10 {
 		return nil, api.Errorf(api.CodeTooLarge, "maintainer change is %d bytes; at most %d are allowed", len(raw), 256<<10)
 	}
+	if err := CheckJSON(raw, "maintainer change"); err != nil {
+		return nil, err
+	}
 	var env struct {
 		Signatures []metadata.Signature `json:"signatures"`
 		Signed     json.RawMessage      `json:"signed"`

@@ -34,10 +34,11 @@ func ValidateRoot(raw, currentRaw []byte, signers Signers, now time.Time) (*Acce
 	if err != nil {
 		return nil, fmt.Errorf("parsing current root: %w", err)
 	}
-	next, err := metadata.Root().FromBytes(raw)
+	np, err := ParseRootStrict(raw, "the new root")
 	if err != nil {
-		return nil, api.Wrap(api.CodeMalformedMetadata, err, "the new root does not parse: %v", err)
+		return nil, err
 	}
+	next := np.MD
 	switch {
 	case next.Signed.Version != cur.Signed.Version+1:
 		return nil, api.Errorf(api.CodeVersionConflict, "root is at version %d, so the next must be %d, not %d", cur.Signed.Version, cur.Signed.Version+1, next.Signed.Version)
@@ -53,6 +54,14 @@ func ValidateRoot(raw, currentRaw []byte, signers Signers, now time.Time) (*Acce
 	}
 	if err := next.VerifyDelegate(RoleRoot, next); err != nil {
 		return nil, api.Wrap(api.CodeSignatureInvalid, err, "root version %d is not signed by a threshold (%d) of its own root keys: %v", next.Signed.Version, next.Signed.Roles[RoleRoot].Threshold, err)
+	}
+	// A new root is signed by old and new root keys (TUF 5.3.4): either may sign.
+	allowed := rootRoleKeys(cur, RoleRoot)
+	for id, k := range rootRoleKeys(next, RoleRoot) {
+		allowed[id] = k
+	}
+	if err := CheckAllSignatures(fmt.Sprintf("root version %d", next.Signed.Version), np.Payload, next.Signatures, allowed); err != nil {
+		return nil, err
 	}
 	// Timestamp and snapshot must go to keys the server holds (configured or standby), with
 	// threshold 1; the publisher switches to them when this root is published.
@@ -96,10 +105,11 @@ func ValidateTargets(raw, currentRaw []byte, root *metadata.Metadata[metadata.Ro
 	if err != nil {
 		return nil, fmt.Errorf("parsing current targets: %w", err)
 	}
-	next, err := metadata.Targets().FromBytes(raw)
+	np, err := ParseTargetsStrict(raw, "the new targets")
 	if err != nil {
-		return nil, api.Wrap(api.CodeMalformedMetadata, err, "the new targets does not parse: %v", err)
+		return nil, err
 	}
+	next := np.MD
 	switch {
 	case next.Signed.Version != cur.Signed.Version+1:
 		return nil, api.Errorf(api.CodeVersionConflict, "targets is at version %d, so the next must be %d, not %d", cur.Signed.Version, cur.Signed.Version+1, next.Signed.Version)
@@ -112,6 +122,9 @@ func ValidateTargets(raw, currentRaw []byte, root *metadata.Metadata[metadata.Ro
 	}
 	if err := root.VerifyDelegate(RoleTargets, next); err != nil {
 		return nil, api.Wrap(api.CodeSignatureInvalid, err, "targets version %d is not signed by a threshold of the targets keys root delegates to: %v", next.Signed.Version, err)
+	}
+	if err := CheckAllSignatures(fmt.Sprintf("targets version %d", next.Signed.Version), np.Payload, next.Signatures, rootRoleKeys(root, RoleTargets)); err != nil {
+		return nil, err
 	}
 	a, err1 := Canonical(cur.Signed.Delegations)
 	b, err2 := Canonical(next.Signed.Delegations)

@@ -68,74 +68,78 @@ type BlobSizes func(sha256s []string) (map[string]int64, error)
 
 // ValidateProjectRole checks a submitted version of a project role (DESIGN.md "The upload
 // transaction", step 4) against the project's current state, in this order so that the
-// error names the first thing to fix: parse, version, expiry, no delegations, paths, files
-// (immutability, blobs, lengths, hashes), signatures and threshold. It returns *api.Error
-// with a specific code for every refusal.
+// error names the first thing to fix: parse (strictly: one reading for every JSON parser),
+// version, expiry, no delegations, paths, files (immutability, blobs, lengths, hashes),
+// signatures (every one valid and by a maintainer key) and threshold. It returns
+// *api.Error with a specific code for every refusal.
 func ValidateProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, error) {
-	acc, md, err := checkProjectRole(raw, st, now, blobs)
+	acc, err := ValidateProposal(raw, st, now, blobs)
 	if err != nil {
 		return nil, err
 	}
-	if acc.SignedBy, err = VerifyThreshold(md, st.Delegation); err != nil {
-		return nil, err
+	if !acc.Complete() {
+		return nil, api.Errorf(api.CodeThresholdNotMet, "project role %q has %d of the %d maintainer signatures required", st.Delegation.Name, len(acc.SignedBy), st.Delegation.Threshold)
 	}
-	acc.Signatures = validSignatures(md, acc.SignedBy)
 	return acc, nil
 }
 
 // ValidateProposal runs every check of ValidateProjectRole but accepts fewer than the
 // threshold of signatures (at least one): the result may be a proposal that co-signers
 // complete (AcceptedRole.Complete). Every signature present must be valid and by a
-// delegated key; a proposal is never stored with a bad one.
+// delegated key, even when the threshold is met (CheckAllSignatures says why).
 func ValidateProposal(raw []byte, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, error) {
-	acc, md, err := checkProjectRole(raw, st, now, blobs)
+	acc, pm, err := checkProjectRole(raw, st, now, blobs)
 	if err != nil {
 		return nil, err
 	}
-	valid, unknown, bad, err := countSignatures(md, st.Delegation)
-	if err != nil {
+	d := st.Delegation
+	what := fmt.Sprintf("project role %q version %d", d.Name, acc.Version)
+	allowed := map[string]*metadata.Key{}
+	for _, id := range d.KeyIDs {
+		if k, ok := d.Keys[id]; ok {
+			allowed[id] = k
+		}
+	}
+	if err := CheckAllSignatures(what, pm.Payload, pm.MD.Signatures, allowed); err != nil {
 		return nil, err
 	}
-	if len(valid) >= st.Delegation.Threshold {
-		// Complete: confirm with go-tuf's own verification, as VerifyThreshold does, without
-		// running the content checks a second time.
-		if err := goTUFVerify(md, st.Delegation); err != nil {
+	seen := map[string]string{}
+	for _, sig := range pm.MD.Signatures {
+		fp, err := Fingerprint(d.Keys[sig.KeyID])
+		if err != nil {
+			return nil, api.Wrap(api.CodeInvalidKey, err, "%s: maintainer key %s is not usable", what, sig.KeyID)
+		}
+		if other, dup := seen[fp]; dup {
+			return nil, api.Errorf(api.CodeSignatureRepeated, "%s is signed twice by one public key, under key IDs %s and %s: keep one signature", what, other, sig.KeyID)
+		}
+		seen[fp] = sig.KeyID
+		acc.SignedBy = append(acc.SignedBy, sig.KeyID)
+	}
+	if len(acc.SignedBy) == 0 {
+		return nil, api.Errorf(api.CodeThresholdNotMet, "project role %q carries no signatures: sign it with a maintainer key", d.Name)
+	}
+	if acc.Complete() {
+		// Confirm with go-tuf's own verification, so the server never accepts what a
+		// client would refuse.
+		if err := goTUFVerify(pm.MD, d); err != nil {
 			return nil, err
 		}
-		acc.SignedBy, acc.Signatures = valid, validSignatures(md, valid)
-		return acc, nil
 	}
-	if len(unknown) > 0 && len(bad) == 0 {
-		return nil, api.Errorf(api.CodeKeyNotDelegated, "project role %q: key %s is not one of the project's maintainer keys %v; remove its signature", st.Delegation.Name, unknown[0], st.Delegation.KeyIDs)
-	}
-	if len(valid) == 0 || len(bad) > 0 {
-		return nil, signatureError(st.Delegation, valid, unknown, bad)
-	}
-	acc.SignedBy = valid
-	acc.Signatures = validSignatures(md, valid)
+	acc.Signatures = pm.MD.Signatures
 	return acc, nil
 }
 
-func validSignatures(md *metadata.Metadata[metadata.TargetsType], ids []string) []metadata.Signature {
-	var out []metadata.Signature
-	for _, s := range md.Signatures {
-		if slices.Contains(ids, s.KeyID) {
-			out = append(out, s)
-		}
-	}
-	return out
-}
-
 // checkProjectRole runs every check but the signatures.
-func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, *metadata.Metadata[metadata.TargetsType], error) {
+func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, *ParsedMetadata[metadata.TargetsType], error) {
 	project := st.Delegation.Name
 	if len(raw) > MaxProjectRoleBytes {
 		return nil, nil, api.Errorf(api.CodeTooLarge, "project role metadata is %d bytes; at most %d are allowed", len(raw), MaxProjectRoleBytes)
 	}
-	md, err := metadata.Targets().FromBytes(raw)
+	pm, err := ParseTargetsStrict(raw, fmt.Sprintf("project role metadata for %q", project))
 	if err != nil {
-		return nil, nil, api.Wrap(api.CodeMalformedMetadata, err, "project role metadata for %q does not parse as TUF targets metadata: %v", project, err)
+		return nil, nil, err
 	}
+	md := pm.MD
 	if !strings.HasPrefix(md.Signed.SpecVersion, "1.") {
 		return nil, nil, api.Errorf(api.CodeMalformedMetadata, "spec_version %q is not supported: use %s", md.Signed.SpecVersion, SpecVersion)
 	}
@@ -211,12 +215,8 @@ func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 		}
 	}
 
-	signed, err := signedOf(raw)
-	if err != nil {
-		return nil, nil, api.Wrap(api.CodeMalformedMetadata, err, "project role %q: cannot read its signed part", project)
-	}
-	acc.Signed, acc.Threshold = signed, st.Delegation.Threshold
-	return acc, md, nil
+	acc.Signed, acc.Threshold = pm.Signed, st.Delegation.Threshold
+	return acc, pm, nil
 }
 
 // jsonEqual compares two JSON values by meaning, not bytes.

@@ -198,22 +198,6 @@ func TestValidateProjectRoleAcceptsVariants(t *testing.T) {
 			signedBy: func(f *vfix) []string { return []string{f.m1.KeyID, f.m2.KeyID, f.m3.KeyID} },
 		},
 		{
-			name:     "extra signature by an undelegated key is ignored",
-			build:    func(t *testing.T, f *vfix) []byte { return signRole(t, f.role(), f.stranger, f.m1) },
-			newFiles: []string{"demo/1.1/demo-1.1.tar.gz"},
-		},
-		{
-			name:  "threshold met despite another delegated key's bad signature",
-			state: func(f *vfix, st *ProjectState) { st.Delegation = delegationFor("demo", 1, f.m1, f.m2) },
-			build: func(t *testing.T, f *vfix) []byte {
-				raw := signRole(t, f.role(), f.m1)
-				sigs := sigsOf(t, raw)
-				sigs = append(sigs, metadata.Signature{KeyID: f.m2.KeyID, Signature: bytes.Repeat([]byte{7}, 64)})
-				return Envelope(mustSigned(t, raw), sigs)
-			},
-			newFiles: []string{"demo/1.1/demo-1.1.tar.gz"},
-		},
-		{
 			name:     "ecdsa maintainer key",
 			state:    func(f *vfix, st *ProjectState) { st.Delegation = delegationFor("demo", 1, f.ec) },
 			build:    func(t *testing.T, f *vfix) []byte { return signRole(t, f.role(), f.ec) },
@@ -285,6 +269,56 @@ func TestValidateProjectRoleRefusals(t *testing.T) {
 		}},
 		{name: "unparseable", build: func(*testing.T, *vfix) []byte { return []byte(`{"signatures":[`) }, code: api.CodeMalformedMetadata, contains: func(*vfix) []string { return []string{`"demo"`} }},
 		{name: "not JSON at all", build: func(*testing.T, *vfix) []byte { return []byte("hello") }, code: api.CodeMalformedMetadata},
+		// The parser differential of issue #9: Go reads the last case-insensitive match of
+		// "signed", JavaScript the exact key. Each reading is signed by a maintainer.
+		{name: "signed and Signed, each signed by a maintainer",
+			state: func(f *vfix, st *ProjectState) { st.Delegation = delegationFor("demo", 1, f.m1, f.m2) },
+			build: func(t *testing.T, f *vfix) []byte {
+				a := signRole(t, f.role(), f.m1)
+				other := f.role()
+				other.Signed.Targets["demo/1.1/evil.tar.gz"] = targetFile([]byte("never uploaded"))
+				b := signRole(t, other, f.m2)
+				sigs := append(sigsOf(t, a), sigsOf(t, b)...)
+				sj, _ := json.Marshal(sigs)
+				return []byte(fmt.Sprintf(`{"signatures":%s,"signed":%s,"Signed":%s}`, sj, mustSigned(t, a), mustSigned(t, b)))
+			},
+			code: api.CodeAmbiguousJSON, contains: func(*vfix) []string { return []string{`"signed" and "Signed"`, "$.Signed"} }},
+		{name: "Signed alone", build: func(t *testing.T, f *vfix) []byte {
+			return bytes.Replace(signRole(t, f.role(), f.m1), []byte(`"signed":`), []byte(`"Signed":`), 1)
+		}, code: api.CodeAmbiguousJSON, contains: func(*vfix) []string { return []string{`differs from the field "signed" only in case`} }},
+		{name: "duplicate target path", build: func(t *testing.T, f *vfix) []byte {
+			raw := signRole(t, f.role(), f.m1)
+			entry := `"` + f.newPath + `":{"hashes":{"sha256":"` + sha256Hex(f.newContent) + `"},"length":` + fmt.Sprint(len(f.newContent)) + `}`
+			return bytes.Replace(raw, []byte(entry), []byte(entry+`,`+entry), 1)
+		}, code: api.CodeAmbiguousJSON, contains: func(f *vfix) []string { return []string{"duplicate key", f.newPath} }},
+		{name: "yanked spelled Yanked in custom", build: func(t *testing.T, f *vfix) []byte {
+			tf := targetFile(f.newContent)
+			tf.Custom = rawMsg(`{"Yanked":true}`)
+			return f.withTarget(t, f.newPath, tf)
+		}, code: api.CodeAmbiguousJSON, contains: func(*vfix) []string { return []string{`"Yanked"`, `"yanked"`} }},
+		{name: "version beyond 2^53", build: func(t *testing.T, f *vfix) []byte {
+			return bytes.Replace(signRole(t, f.role(), f.m1), []byte(`"version":2`), []byte(`"version":9007199254740994`), 1)
+		}, code: api.CodeAmbiguousJSON, contains: func(*vfix) []string { return []string{"2^53"} }},
+		{name: "lone surrogate in custom", build: func(t *testing.T, f *vfix) []byte {
+			tf := targetFile(f.newContent)
+			tf.Custom = rawMsg(`{"note":"LONE"}`)
+			return bytes.Replace(f.withTarget(t, f.newPath, tf), []byte("LONE"), []byte(`\ud800`), 1)
+		}, code: api.CodeAmbiguousJSON, contains: func(*vfix) []string { return []string{"surrogate"} }},
+		{name: "upper-case hash hex re-encodes differently", build: func(t *testing.T, f *vfix) []byte {
+			raw := signRole(t, f.role(), f.m1)
+			h := sha256Hex(f.newContent)
+			return bytes.Replace(raw, []byte(h), []byte(strings.ToUpper(h)), 1)
+		}, code: api.CodeAmbiguousJSON, contains: func(*vfix) []string { return []string{"go-tuf's reading"} }},
+		{name: "null custom re-encodes differently", build: func(t *testing.T, f *vfix) []byte {
+			raw := signRole(t, f.role(), f.m1)
+			entry := `"hashes":{"sha256":"` + sha256Hex(f.newContent) + `"},`
+			signed := bytes.Replace(mustSigned(t, raw), []byte(entry), []byte(`"custom":null,`+entry), 1)
+			out, err := SignEnvelope(t.Context(), signed, f.m1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return out
+		}, code: api.CodeAmbiguousJSON, contains: func(*vfix) []string { return []string{"go-tuf's reading"} }},
 		{name: "root metadata instead of targets", build: func(t *testing.T, f *vfix) []byte {
 			root := metadata.Root(f.now.Add(ProjectRoleExpiry))
 			root.Signed.Version = 2
@@ -469,7 +503,21 @@ func TestValidateProjectRoleRefusals(t *testing.T) {
 		{name: "1 valid and 1 undelegated for threshold 2",
 			state: func(f *vfix, st *ProjectState) { st.Delegation = delegationFor("demo", 2, f.m1, f.m2) },
 			build: func(t *testing.T, f *vfix) []byte { return signRole(t, f.role(), f.m1, f.stranger) },
-			code:  api.CodeThresholdNotMet, contains: func(*vfix) []string { return []string{"1 of the 2"} }},
+			code:  api.CodeKeyNotDelegated, contains: func(f *vfix) []string { return []string{f.stranger.KeyID} }},
+		// Signatures that verify nothing are refused even when the threshold is met: a
+		// document the server accepts carries only signatures every reader counts.
+		{name: "threshold met plus a signature by an undelegated key",
+			build: func(t *testing.T, f *vfix) []byte { return signRole(t, f.role(), f.stranger, f.m1) },
+			code:  api.CodeKeyNotDelegated, contains: func(f *vfix) []string { return []string{f.stranger.KeyID, "remove that signature"} }},
+		{name: "threshold met plus another delegated key's bad signature",
+			state: func(f *vfix, st *ProjectState) { st.Delegation = delegationFor("demo", 1, f.m1, f.m2) },
+			build: func(t *testing.T, f *vfix) []byte {
+				raw := signRole(t, f.role(), f.m1)
+				sigs := sigsOf(t, raw)
+				sigs = append(sigs, metadata.Signature{KeyID: f.m2.KeyID, Signature: bytes.Repeat([]byte{7}, 64)})
+				return Envelope(mustSigned(t, raw), sigs)
+			},
+			code: api.CodeSignatureInvalid, contains: func(f *vfix) []string { return []string{f.m2.KeyID} }},
 		{name: "1 valid and 1 bad for threshold 2",
 			state: func(f *vfix, st *ProjectState) { st.Delegation = delegationFor("demo", 2, f.m1, f.m2) },
 			build: func(t *testing.T, f *vfix) []byte {
@@ -550,7 +598,7 @@ func TestValidatedRoleVerifiesThroughDelegator(t *testing.T) {
 }
 
 // The same ed25519 key registered twice (its hex in lower and upper case: two key IDs)
-// counts once, for go-tuf as for the server. KeyFromAPI refuses upper-case hex, so such a
+// counts once for go-tuf; the server refuses the second signature outright. KeyFromAPI refuses upper-case hex, so such a
 // delegation can only come from elsewhere (an admin's hand-written claimed metadata).
 func TestVerifyThresholdSameKeyTwoKeyIDs(t *testing.T) {
 	f := newVFix(t)
@@ -570,7 +618,7 @@ func TestVerifyThresholdSameKeyTwoKeyIDs(t *testing.T) {
 	s := sigsOf(t, raw)
 	s = append(s, metadata.Signature{KeyID: id2, Signature: s[0].Signature})
 	_, err := ValidateProjectRole(Envelope(mustSigned(t, raw), s), f.st, f.now, f.blobSizes)
-	wantCode(t, err, api.CodeThresholdNotMet, "1 of the 2")
+	wantCode(t, err, api.CodeSignatureRepeated, "one public key")
 }
 
 // NewFile.SHA256 is lowercase hex, the form blobs are keyed by.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/spf13/pflag"
 )
 
@@ -106,6 +107,11 @@ func resolve(fs *pflag.FlagSet, configFile string, getenv func(string) string) e
 		b, err := os.ReadFile(configFile)
 		if err != nil {
 			return fmt.Errorf("reading config file: %w", err)
+		}
+		// One reading: a key given twice would show the operator one value and give
+		// cairnd another.
+		if err := strictjson.Check(b, strictjson.FieldNames(), strictjson.AnyNumbers()); err != nil {
+			return fmt.Errorf("parsing config file %s: %w", configFile, err)
 		}
 		if err := json.Unmarshal(b, &file); err != nil {
 			return fmt.Errorf("parsing config file %s: %w", configFile, err)

@@ -166,6 +166,7 @@ func TestConfigRefusals(t *testing.T) {
 		{name: "unknown key", file: `{"listen": "x:1", "listne": "y:2"}`, want: []string{`unknown key "listne"`}},
 		{name: "key spelled as the flag", file: `{"max-blob-size": 5}`, want: []string{`unknown key "max-blob-size"`}},
 		{name: "not JSON", file: `listen: x`, want: []string{"parsing config file"}},
+		{name: "key given twice", file: `{"listen": "127.0.0.1:1", "listen": "0.0.0.0:2"}`, want: []string{"parsing config file", `duplicate key "listen"`}},
 		{name: "not an object", file: `["listen"]`, want: []string{"parsing config file"}},
 		{name: "bad int64 in file", file: `{"max_blob_size": "lots"}`, want: []string{"max-blob-size"}},
 		{name: "bad duration in file", file: `{"publish_interval": "soon"}`, want: []string{"publish-interval"}},

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/spf13/cobra"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -387,6 +388,9 @@ func parseOnlineKey(flag, arg string) (*metadata.Key, error) {
 			Private string `json:"private"`
 		} `json:"keyval"`
 		Public *api.Key `json:"public"` // a whole Cairn key file
+	}
+	if err := tufrepo.CheckJSONFields(data, fmt.Sprintf("%s %.60q", flag, arg), strictjson.FieldsOf(k, tufrepo.KeyFile{}), api.CodeInvalidKey); err != nil {
+		return nil, err
 	}
 	if err := json.Unmarshal(data, &k); err != nil {
 		return nil, api.Errorf(api.CodeInvalidKey, "%s %.60q is not valid JSON (%v): give %s", flag, arg, err, how)

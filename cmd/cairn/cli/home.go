@@ -12,6 +12,7 @@ import (
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
+	"github.com/cairn-dev/cairn/internal/strictjson"
 )
 
 // Config is <home>/config.json, written by 'cairn init'.
@@ -54,6 +55,9 @@ func LoadConfig(home string) (Config, error) {
 	}
 	if err != nil {
 		return c, fmt.Errorf("reading configuration: %w", err)
+	}
+	if err := strictjson.Check(b, strictjson.FieldsOf(c)); err != nil {
+		return c, api.Errorf(api.CodeBadRequest, "configuration %s is refused (%v): fix it or run 'cairn init' again", configPath(home), err)
 	}
 	if err := json.Unmarshal(b, &c); err != nil {
 		return c, api.Errorf(api.CodeBadRequest, "configuration %s is not valid JSON (%v): fix it or run 'cairn init' again", configPath(home), err)

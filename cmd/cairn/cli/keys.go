@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/spf13/cobra"
@@ -338,6 +339,10 @@ func (a *app) parseMaintainerKey(arg string) (*metadata.Key, error) {
 	var k struct {
 		api.Key
 		Public *api.Key `json:"public"` // a whole key file
+	}
+	// A public key handed over by someone else: it must have one reading.
+	if err := tufrepo.CheckJSONFields(data, fmt.Sprintf("maintainer key %.60q", arg), strictjson.FieldsOf(k, tufrepo.KeyFile{}), api.CodeInvalidKey); err != nil {
+		return nil, err
 	}
 	if err := json.Unmarshal(data, &k); err != nil {
 		return nil, api.Errorf(api.CodeInvalidKey, "maintainer key %.60q is not valid JSON: %v", arg, err)
