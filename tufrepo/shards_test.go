@@ -423,9 +423,13 @@ func TestCheckShardNodeRefusals(t *testing.T) {
 		{"terminating shard", good, func(s *metadata.TargetsType) { s.Delegations.Roles[0].Terminating = true }, "as terminating"},
 		{"shard to other keys", good, func(s *metadata.TargetsType) { s.Delegations.Roles[0].KeyIDs = []string{maint.KeyID} }, "every shard of claimed"},
 		{"shard pattern too wide", good, func(s *metadata.TargetsType) { s.Delegations.Roles[0].Paths = []string{"*/*/*"} }, "must be exactly"},
-		{"hash bins", good, func(s *metadata.TargetsType) { s.Delegations.SuccinctRoles = &metadata.SuccinctRoles{BitLength: 4, NamePrefix: "bin"} }, "succinct"},
+		{"hash bins", good, func(s *metadata.TargetsType) {
+			s.Delegations.SuccinctRoles = &metadata.SuccinctRoles{BitLength: 4, NamePrefix: "bin"}
+		}, "succinct"},
 		{"targets of its own", good, func(s *metadata.TargetsType) { s.Targets["c1/1/x"] = targetFile([]byte("x")) }, "may not list targets"},
-		{"delegated twice", good, func(s *metadata.TargetsType) { s.Delegations.Roles = append(s.Delegations.Roles, s.Delegations.Roles[2]) }, "twice"},
+		{"delegated twice", good, func(s *metadata.TargetsType) {
+			s.Delegations.Roles = append(s.Delegations.Roles, s.Delegations.Roles[2])
+		}, "twice"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := CheckShardNode(build(tc.node, tc.mut), l, "", keys)
