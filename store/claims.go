@@ -137,8 +137,12 @@ func (db *DB) SubmitClaimed(ctx context.Context, raw []byte, now time.Time) (*tu
 			return err
 		}
 		if len(a.Moved) > 0 {
-			// delegated = false: the publisher re-signs recently-claimed without them.
-			if _, err := tx.Exec(ctx, `UPDATE projects SET delegator = 'claimed', delegated = false WHERE name = ANY($1)`, a.Moved); err != nil {
+			// The recently-claimed nodes that delegated them are re-signed without them by
+			// the next publish; delegated = false until that publish.
+			if _, err := tx.Exec(ctx, `UPDATE shards SET dirty = true WHERE role IN (SELECT shard FROM projects WHERE name = ANY($1) AND delegator = 'recently-claimed')`, a.Moved); err != nil {
+				return fmt.Errorf("flagging recently-claimed nodes: %w", err)
+			}
+			if _, err := tx.Exec(ctx, `UPDATE projects SET delegator = 'claimed', shard = 'claimed', delegated = false WHERE name = ANY($1)`, a.Moved); err != nil {
 				return fmt.Errorf("moving projects to claimed: %w", err)
 			}
 		}

@@ -232,12 +232,11 @@ type publishTx struct{ tx pgx.Tx }
 func (p publishTx) Head(ctx context.Context) (tufrepo.Head, error) {
 	var h tufrepo.Head
 	err := p.tx.QueryRow(ctx, `
-		SELECT s.snapshot_version, s.timestamp_version, sn.expires, ts.expires, rc.version, rc.expires
+		SELECT s.snapshot_version, s.timestamp_version, sn.expires, ts.expires
 		FROM repo_state s
 		JOIN metadata sn ON sn.role = 'snapshot' AND sn.version = s.snapshot_version
 		JOIN metadata ts ON ts.role = 'timestamp' AND ts.version = s.timestamp_version
-		JOIN LATERAL (SELECT version, expires FROM metadata WHERE role = 'recently-claimed' ORDER BY version DESC LIMIT 1) rc ON true
-		WHERE s.id = 1`).Scan(&h.SnapshotVersion, &h.TimestampVersion, &h.SnapshotExpires, &h.TimestampExpires, &h.RCVersion, &h.RCExpires)
+		WHERE s.id = 1`).Scan(&h.SnapshotVersion, &h.TimestampVersion, &h.SnapshotExpires, &h.TimestampExpires)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return h, ErrNotBootstrapped
 	}
@@ -281,30 +280,86 @@ func (p publishTx) StagedRoles(ctx context.Context) ([]tufrepo.StagedRole, error
 	})
 }
 
-func (p publishTx) UndelegatedProjects(ctx context.Context, staged []string) ([]string, error) {
-	rows, err := p.tx.Query(ctx, `SELECT name FROM projects WHERE NOT delegated AND role_version > 0 AND (published_version > 0 OR name = ANY($1)) ORDER BY name`, staged)
+func (p publishTx) UndelegatedProjects(ctx context.Context, staged []string) ([]tufrepo.UndelegatedProject, error) {
+	rows, err := p.tx.Query(ctx, `SELECT name, delegator FROM projects WHERE NOT delegated AND role_version > 0 AND (published_version > 0 OR name = ANY($1)) ORDER BY name`, staged)
 	if err != nil {
 		return nil, fmt.Errorf("listing new projects: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (tufrepo.UndelegatedProject, error) {
+		var u tufrepo.UndelegatedProject
+		return u, r.Scan(&u.Name, &u.Tree)
+	})
+}
+
+func (p publishTx) RCShards(ctx context.Context) ([]tufrepo.ShardState, error) {
+	rows, err := p.tx.Query(ctx, `
+		SELECT s.prefix, coalesce(m.version, 0), coalesce(m.expires, 'epoch'::timestamptz), s.dirty,
+		       (SELECT count(*) FROM projects p WHERE p.shard = s.role AND p.delegator = 'recently-claimed')
+		FROM shards s
+		LEFT JOIN LATERAL (SELECT version, expires FROM metadata WHERE role = s.role ORDER BY version DESC LIMIT 1) m ON true
+		WHERE s.tree = 'recently-claimed'`)
+	if err != nil {
+		return nil, fmt.Errorf("reading the recently-claimed tree: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (tufrepo.ShardState, error) {
+		var st tufrepo.ShardState
+		return st, r.Scan(&st.Prefix, &st.Version, &st.Expires, &st.Dirty, &st.Direct)
+	})
+}
+
+func (p publishTx) DirtyRCShards(ctx context.Context) ([]string, error) {
+	rows, err := p.tx.Query(ctx, `SELECT prefix FROM shards WHERE dirty AND tree = 'recently-claimed'`)
+	if err != nil {
+		return nil, fmt.Errorf("reading recently-claimed nodes to re-sign: %w", err)
 	}
 	return pgx.CollectRows(rows, pgx.RowTo[string])
 }
 
-func (p publishTx) RecentlyClaimed(ctx context.Context, staged []string) ([]tufrepo.ProjectDelegation, error) {
-	rows, err := p.tx.Query(ctx, `SELECT name, keys, keyids, threshold FROM projects WHERE delegator = 'recently-claimed' AND role_version > 0 AND (published_version > 0 OR name = ANY($1)) ORDER BY name`, staged)
+func (p publishTx) NodeProjects(ctx context.Context, roles, names, staged []string) ([]tufrepo.NodeProject, error) {
+	rows, err := p.tx.Query(ctx, `
+		SELECT coalesce(shard, ''), name, keys, keyids, threshold FROM projects
+		WHERE delegator = 'recently-claimed' AND role_version > 0 AND (published_version > 0 OR name = ANY($3))
+		  AND (shard = ANY($1) OR name = ANY($2))`, roles, names, staged)
 	if err != nil {
-		return nil, fmt.Errorf("listing recently-claimed projects: %w", err)
+		return nil, fmt.Errorf("reading the projects of recently-claimed nodes: %w", err)
 	}
-	return pgx.CollectRows(rows, scanDelegation)
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (tufrepo.NodeProject, error) {
+		var np tufrepo.NodeProject
+		var keys []byte
+		if err := r.Scan(&np.Shard, &np.Name, &keys, &np.KeyIDs, &np.Threshold); err != nil {
+			return np, err
+		}
+		return np, json.Unmarshal(keys, &np.Keys)
+	})
 }
 
-func scanDelegation(r pgx.CollectableRow) (tufrepo.ProjectDelegation, error) {
-	var d tufrepo.ProjectDelegation
-	var keys []byte
-	if err := r.Scan(&d.Name, &keys, &d.KeyIDs, &d.Threshold); err != nil {
-		return d, err
+func (p publishTx) SaveRCShards(ctx context.Context, added []string, assign map[string]string, clean []string) error {
+	if len(added) > 0 {
+		roles := make([]string, len(added))
+		for i, a := range added {
+			roles[i] = tufrepo.ShardRole(tufrepo.RoleRecentlyClaimed, a)
+		}
+		if _, err := p.tx.Exec(ctx, `INSERT INTO shards (role, tree, prefix) SELECT * FROM unnest($1::text[], array_fill('recently-claimed'::text, ARRAY[cardinality($1::text[])]), $2::text[])`, roles, added); err != nil {
+			return fmt.Errorf("recording new recently-claimed nodes: %w", err)
+		}
 	}
-	return d, json.Unmarshal(keys, &d.Keys)
+	if len(assign) > 0 {
+		names, roles := make([]string, 0, len(assign)), make([]string, 0, len(assign))
+		for n, r := range assign {
+			names, roles = append(names, n), append(roles, r)
+		}
+		if _, err := p.tx.Exec(ctx, `UPDATE projects p SET shard = a.role FROM unnest($1::text[], $2::text[]) AS a(name, role) WHERE p.name = a.name`, names, roles); err != nil {
+			return fmt.Errorf("recording the nodes of projects: %w", err)
+		}
+	}
+	if len(clean) > 0 {
+		if _, err := p.tx.Exec(ctx, `UPDATE shards SET dirty = false WHERE role = ANY($1)`, clean); err != nil {
+			return fmt.Errorf("clearing re-signed nodes: %w", err)
+		}
+	}
+	return nil
 }
+
 
 func (p publishTx) InsertSigned(ctx context.Context, m tufrepo.MetadataVersion, snapshot int64) error {
 	if m.SHA256 != nil {

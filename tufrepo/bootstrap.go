@@ -134,37 +134,6 @@ type ProjectDelegation struct {
 	Threshold int
 }
 
-// BuildDelegator returns the canonical signed bytes of a delegating role (claimed or
-// recently-claimed) that delegates each project's paths to it, terminating.
-func BuildDelegator(version int64, expires time.Time, projects []ProjectDelegation) ([]byte, error) {
-	md := metadata.Targets(expires.UTC().Truncate(time.Second))
-	md.Signed.SpecVersion = SpecVersion
-	md.Signed.Version = version
-	d := &metadata.Delegations{Keys: map[string]*metadata.Key{}, Roles: make([]metadata.DelegatedRole, 0, len(projects))}
-	for _, p := range projects {
-		for id, k := range p.Keys {
-			d.Keys[id] = k
-		}
-		ids := slices.Clone(p.KeyIDs)
-		slices.Sort(ids)
-		d.Roles = append(d.Roles, metadata.DelegatedRole{
-			Name: p.Name, KeyIDs: ids, Threshold: p.Threshold, Terminating: true,
-			Paths: []string{ProjectPathPattern(p.Name)},
-		})
-	}
-	slices.SortFunc(d.Roles, func(a, b metadata.DelegatedRole) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
-		}
-		return 0
-	})
-	md.Signed.Delegations = d
-	return Canonical(md.Signed)
-}
-
 // CheckOnlineKeys verifies that root delegates timestamp and snapshot to the given signers
 // and that targets delegates recently-claimed to its signer, so that a server configured
 // with the wrong keys refuses to start instead of publishing metadata no client accepts.

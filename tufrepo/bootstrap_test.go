@@ -283,7 +283,7 @@ func TestBuildDelegator(t *testing.T) {
 		delegationFor("mid", 1, m[2]),
 	}
 	exp := t0.Add(RecentlyClaimedExpiry).Add(700 * time.Millisecond)
-	signed, err := BuildDelegator(4, exp, projects)
+	signed, err := buildDelegator(4, exp, projects)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +388,7 @@ func TestBuildDelegator(t *testing.T) {
 	}
 
 	// No projects: an empty but present delegations object.
-	empty, err := BuildDelegator(1, exp, nil)
+	empty, err := buildDelegator(1, exp, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ func TestEnvelopeWithPEMKeysIsValidJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signed, err := BuildDelegator(1, time.Now().Add(time.Hour), []ProjectDelegation{{Name: "p", Keys: map[string]*metadata.Key{o.KeyID: o.Key}, KeyIDs: []string{o.KeyID}, Threshold: 1}})
+	signed, err := buildDelegator(1, time.Now().Add(time.Hour), []ProjectDelegation{{Name: "p", Keys: map[string]*metadata.Key{o.KeyID: o.Key}, KeyIDs: []string{o.KeyID}, Threshold: 1}})
 	if err != nil {
 		t.Fatal(err)
 	}

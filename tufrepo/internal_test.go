@@ -197,3 +197,8 @@ func wantContains(tb testing.TB, err error, substrings ...string) {
 }
 
 var errInjected = errors.New("injected failure")
+
+// buildDelegator builds a node of recently-claimed that delegates to projects directly.
+func buildDelegator(version int64, expires time.Time, projects []ProjectDelegation) ([]byte, error) {
+	return BuildShardNode(version, expires, ShardKeys{}, ShardNode{Tree: RoleRecentlyClaimed, Projects: projects})
+}

@@ -113,7 +113,7 @@ func mustPKCS8(t *testing.T, k crypto.Signer) []byte {
 // delegationVerifier is a targets role delegating name to s.
 func delegationVerifier(t *testing.T, name string, s *OnlineSigner) *metadata.Metadata[metadata.TargetsType] {
 	t.Helper()
-	signed, err := BuildDelegator(1, t0, []ProjectDelegation{delegationFor(name, 1, s)})
+	signed, err := buildDelegator(1, t0, []ProjectDelegation{delegationFor(name, 1, s)})
 	if err != nil {
 		t.Fatal(err)
 	}

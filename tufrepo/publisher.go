@@ -21,8 +21,28 @@ type Head struct {
 	SnapshotExpires  time.Time
 	TimestampVersion int64
 	TimestampExpires time.Time
-	RCVersion        int64 // recently-claimed
-	RCExpires        time.Time
+}
+
+// ShardState is a node of the recently-claimed tree as stored.
+type ShardState struct {
+	Prefix  string
+	Version int64 // latest signed version; 0 if never signed
+	Expires time.Time
+	Dirty   bool // flagged for re-signing (a project it delegated was claimed)
+	Direct  int  // projects it delegates directly
+}
+
+// UndelegatedProject is a project whose delegation is not published yet: new, or with new
+// keys, or moved into claimed.
+type UndelegatedProject struct {
+	Name string
+	Tree string // RoleClaimed or RoleRecentlyClaimed: the tree that delegates it now
+}
+
+// NodeProject is a project's delegation and the node that delegates it now ("" if none).
+type NodeProject struct {
+	Shard string
+	ProjectDelegation
 }
 
 // StagedRole is an accepted role version waiting for a snapshot.
@@ -60,10 +80,19 @@ type PublishTx interface {
 	// with a published role version or a role staged in this batch (named in staged): a
 	// project created after StagedRoles read the batch waits for the next one, so no
 	// snapshot delegates to a role it does not list.
-	UndelegatedProjects(ctx context.Context, staged []string) ([]string, error)
-	// RecentlyClaimed returns every project delegated by recently-claimed (including
-	// undelegated ones), sorted by name.
-	RecentlyClaimed(ctx context.Context, staged []string) ([]ProjectDelegation, error)
+	UndelegatedProjects(ctx context.Context, staged []string) ([]UndelegatedProject, error)
+	// RCShards returns every node of the recently-claimed tree.
+	RCShards(ctx context.Context) ([]ShardState, error)
+	// DirtyRCShards returns the prefixes of the recently-claimed nodes flagged dirty.
+	DirtyRCShards(ctx context.Context) ([]string, error)
+	// NodeProjects returns the recently-claimed projects that the nodes roles delegate
+	// directly, and those named in names, among projects with a published role version or
+	// a role staged in this batch (named in staged).
+	NodeProjects(ctx context.Context, roles, names, staged []string) ([]NodeProject, error)
+	// SaveRCShards records new recently-claimed nodes (by prefix), the node of each
+	// project in assign (project → node role), and clears the dirty flag of the roles in
+	// clean.
+	SaveRCShards(ctx context.Context, added []string, assign map[string]string, clean []string) error
 	// InsertSigned stores a version the server signed, published in snapshot.
 	InsertSigned(ctx context.Context, m MetadataVersion, snapshot int64) error
 	// MarkPublished records that roles were published in snapshot, and that the
@@ -121,6 +150,18 @@ type Publisher struct {
 	// rootVersion is the root whose timestamp and snapshot keys tsSigner and snapSigner hold.
 	rootVersion          int64
 	tsSigner, snapSigner *OnlineSigner
+	// rc mirrors the recently-claimed tree at indexVersion (loaded with the index).
+	rc *rcTree
+	// MaxResignPerPublish bounds how many recently-claimed nodes that are only due for
+	// re-signing one publish signs, so that a tree of thousands of nodes created together
+	// does not stall one publish when they all reach half their lifetime.
+	MaxResignPerPublish int
+}
+
+// rcTree is the publisher's copy of the recently-claimed tree.
+type rcTree struct {
+	layout *ShardLayout
+	nodes  map[string]*ShardState // by prefix
 }
 
 // signersFor returns the timestamp and snapshot signers that the newest root (published
@@ -150,7 +191,7 @@ func NewPublisher(store PublishStore, signers Signers, now func() time.Time, log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Publisher{Store: store, Signers: signers, Now: now, Log: log, kick: make(chan struct{}, 1), indexVersion: -1}
+	return &Publisher{Store: store, Signers: signers, Now: now, Log: log, kick: make(chan struct{}, 1), indexVersion: -1, MaxResignPerPublish: 64}
 }
 
 // Kick asks for a publish soon. It never blocks: kicks that arrive while a publish runs
@@ -223,7 +264,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	if err != nil {
 		return PublishResult{}, err
 	}
-	if p.indexVersion != head.SnapshotVersion {
+	if p.indexVersion != head.SnapshotVersion || p.rc == nil {
 		raw, err := tx.SnapshotRaw(ctx, head.SnapshotVersion)
 		if err != nil {
 			return PublishResult{}, err
@@ -232,9 +273,14 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 		if err != nil {
 			return PublishResult{}, err
 		}
-		p.index, p.indexVersion, p.snapRaw, p.snapSum = idx, head.SnapshotVersion, raw, nil
+		rc, err := loadRCTree(ctx, tx)
+		if err != nil {
+			return PublishResult{}, err
+		}
+		p.index, p.indexVersion, p.snapRaw, p.snapSum, p.rc = idx, head.SnapshotVersion, raw, nil, rc
 	}
-	// From here on the index is changed in place; a failure resets indexVersion.
+	// From here on the index and the tree are changed in place; a failure resets
+	// indexVersion, which reloads both.
 	p.indexVersion = -1
 	staged, err := tx.StagedRoles(ctx)
 	if err != nil {
@@ -248,8 +294,11 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	if err != nil {
 		return PublishResult{}, err
 	}
-	needRC := len(newProjects) > 0 || due(now, head.RCExpires, RecentlyClaimedExpiry)
-	needSnap := len(staged) > 0 || needRC || due(now, head.SnapshotExpires, SnapshotExpiry)
+	plan, err := p.planRC(ctx, tx, now, newProjects, stagedNames)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	needSnap := len(staged) > 0 || len(newProjects) > 0 || len(plan.dirty) > 0 || due(now, head.SnapshotExpires, SnapshotExpiry)
 	needTS := needSnap || due(now, head.TimestampExpires, TimestampExpiry)
 	if !needTS {
 		p.indexVersion = head.SnapshotVersion
@@ -284,25 +333,8 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 		}
 		audit = append(audit, api.LogEntry{Action: api.ActionAccepted, Role: s.Role, Version: s.Version, Length: s.Length, SHA256: hex.EncodeToString(s.SHA256), Snapshot: snapV, Time: AuditTime(now)})
 	}
-	if needRC {
-		projects, err := tx.RecentlyClaimed(ctx, stagedNames)
-		if err != nil {
-			return res, err
-		}
-		v := head.RCVersion + 1
-		exp := now.Add(RecentlyClaimedExpiry).Truncate(time.Second)
-		signed, err := BuildDelegator(v, exp, projects)
-		if err != nil {
-			return res, fmt.Errorf("building recently-claimed: %w", err)
-		}
-		raw, err := SignEnvelope(ctx, signed, p.Signers.RecentlyClaimed)
-		if err != nil {
-			return res, err
-		}
-		if _, err := sign(RoleRecentlyClaimed, v, raw, exp); err != nil {
-			return res, err
-		}
-		p.index.Set(RoleRecentlyClaimed, v, int64(len(raw)))
+	if err := p.signRC(ctx, tx, now, plan, sign); err != nil {
+		return res, err
 	}
 	snapRaw, snapSum := p.snapRaw, p.snapSum
 	if needSnap {
@@ -333,7 +365,11 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	if _, err := sign(RoleTimestamp, res.TimestampVersion, tsRaw, tsExp); err != nil {
 		return res, err
 	}
-	if err := tx.MarkPublished(ctx, staged, newProjects, snapV); err != nil {
+	names := make([]string, len(newProjects))
+	for i, np := range newProjects {
+		names[i] = np.Name
+	}
+	if err := tx.MarkPublished(ctx, staged, names, snapV); err != nil {
 		return res, err
 	}
 	if err := tx.SetHead(ctx, snapV, res.TimestampVersion); err != nil {
@@ -380,7 +416,7 @@ func buildTimestamp(version, snapVersion, length int64, sum []byte, expires time
 func InitialOnline(ctx context.Context, off *OfflineMetadata, s Signers, now time.Time) (rc, snap, ts MetadataVersion, err error) {
 	now = now.UTC()
 	rcExp := now.Add(RecentlyClaimedExpiry).Truncate(time.Second)
-	signed, err := BuildDelegator(1, rcExp, nil)
+	signed, err := BuildShardNode(1, rcExp, s.rcKeys(), ShardNode{Tree: RoleRecentlyClaimed})
 	if err != nil {
 		return rc, snap, ts, err
 	}

@@ -34,6 +34,8 @@ type fakeMeta struct {
 type fakeProject struct {
 	Deleg     ProjectDelegation
 	Delegated bool
+	Tree      string // "" means recently-claimed
+	Shard     string // the node role that delegates it
 }
 
 var errRetryable = errors.New("serialization failure (retryable)")
@@ -44,6 +46,7 @@ type fakeStore struct {
 	meta     map[string]map[int64]*fakeMeta
 	staged   []StagedRole
 	projects map[string]*fakeProject
+	shards   map[string]bool // recently-claimed node prefix → dirty
 	audit    []api.LogEntry
 	notified []int64
 	txs      int // transactions started
@@ -57,7 +60,7 @@ type fakeStore struct {
 }
 
 func newFakeStore(t *testing.T) *fakeStore {
-	return &fakeStore{t: t, meta: map[string]map[int64]*fakeMeta{}, projects: map[string]*fakeProject{}, failAt: map[string]int{}, failErr: errInjected}
+	return &fakeStore{t: t, meta: map[string]map[int64]*fakeMeta{}, projects: map[string]*fakeProject{}, shards: map[string]bool{"": false}, failAt: map[string]int{}, failErr: errInjected}
 }
 
 func (s *fakeStore) fail(op string) error {
@@ -123,6 +126,9 @@ type fakeTx struct {
 	newHead        *[2]int64
 	audit          []api.LogEntry
 	notify         []int64
+	shardsAdded    []string
+	assign         map[string]string
+	clean          []string
 }
 
 func (tx *fakeTx) Head(ctx context.Context) (Head, error) {
@@ -164,28 +170,80 @@ func (tx *fakeTx) StagedRoles(ctx context.Context) ([]StagedRole, error) {
 	return slices.Clone(tx.s.staged), nil
 }
 
-func (tx *fakeTx) UndelegatedProjects(ctx context.Context, _ []string) ([]string, error) {
+func (tx *fakeTx) UndelegatedProjects(ctx context.Context, _ []string) ([]UndelegatedProject, error) {
 	if err := tx.s.fail("UndelegatedProjects"); err != nil {
 		return nil, err
 	}
-	var out []string
+	var out []UndelegatedProject
 	for _, n := range slices.Sorted(maps.Keys(tx.s.projects)) {
-		if !tx.s.projects[n].Delegated {
-			out = append(out, n)
+		if p := tx.s.projects[n]; !p.Delegated {
+			out = append(out, UndelegatedProject{Name: n, Tree: p.tree()})
 		}
 	}
 	return out, nil
 }
 
-func (tx *fakeTx) RecentlyClaimed(ctx context.Context, _ []string) ([]ProjectDelegation, error) {
-	if err := tx.s.fail("RecentlyClaimed"); err != nil {
+func (p *fakeProject) tree() string {
+	if p.Tree == "" {
+		return RoleRecentlyClaimed
+	}
+	return p.Tree
+}
+
+func (tx *fakeTx) RCShards(ctx context.Context) ([]ShardState, error) {
+	if err := tx.s.fail("RCShards"); err != nil {
 		return nil, err
 	}
-	var out []ProjectDelegation
-	for _, n := range slices.Sorted(maps.Keys(tx.s.projects)) {
-		out = append(out, tx.s.projects[n].Deleg)
+	var out []ShardState
+	for _, prefix := range slices.Sorted(maps.Keys(tx.s.shards)) {
+		role := ShardRole(RoleRecentlyClaimed, prefix)
+		st := ShardState{Prefix: prefix, Dirty: tx.s.shards[prefix]}
+		if v, m := tx.s.latest(role); m != nil {
+			st.Version, st.Expires = v, m.Expires
+		}
+		for _, p := range tx.s.projects {
+			if p.Shard == role && p.tree() == RoleRecentlyClaimed {
+				st.Direct++
+			}
+		}
+		out = append(out, st)
 	}
 	return out, nil
+}
+
+func (tx *fakeTx) DirtyRCShards(ctx context.Context) ([]string, error) {
+	if err := tx.s.fail("DirtyRCShards"); err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, prefix := range slices.Sorted(maps.Keys(tx.s.shards)) {
+		if tx.s.shards[prefix] {
+			out = append(out, prefix)
+		}
+	}
+	return out, nil
+}
+
+func (tx *fakeTx) NodeProjects(ctx context.Context, roles, names, _ []string) ([]NodeProject, error) {
+	if err := tx.s.fail("NodeProjects"); err != nil {
+		return nil, err
+	}
+	var out []NodeProject
+	for _, n := range slices.Sorted(maps.Keys(tx.s.projects)) {
+		p := tx.s.projects[n]
+		if p.tree() == RoleRecentlyClaimed && (slices.Contains(roles, p.Shard) || slices.Contains(names, n)) {
+			out = append(out, NodeProject{Shard: p.Shard, ProjectDelegation: p.Deleg})
+		}
+	}
+	return out, nil
+}
+
+func (tx *fakeTx) SaveRCShards(ctx context.Context, added []string, assign map[string]string, clean []string) error {
+	if err := tx.s.fail("SaveRCShards"); err != nil {
+		return err
+	}
+	tx.shardsAdded, tx.assign, tx.clean = slices.Clone(added), maps.Clone(assign), slices.Clone(clean)
+	return nil
 }
 
 func (tx *fakeTx) InsertSigned(ctx context.Context, m MetadataVersion, snapshot int64) error {
@@ -253,12 +311,20 @@ func (s *fakeStore) commit(tx *fakeTx) error {
 	for _, p := range tx.markedProjects {
 		s.projects[p].Delegated = true
 	}
+	for _, a := range tx.shardsAdded {
+		s.shards[a] = false
+	}
+	for name, role := range tx.assign {
+		s.projects[name].Shard = role
+	}
+	for _, role := range tx.clean {
+		_, prefix, _ := ParseShardRole(role)
+		s.shards[prefix] = false
+	}
 	if tx.newHead != nil {
 		snap, ts := s.get(RoleSnapshot, tx.newHead[0]), s.get(RoleTimestamp, tx.newHead[1])
 		s.head.SnapshotVersion, s.head.SnapshotRaw, s.head.SnapshotExpires = tx.newHead[0], snap.Raw, snap.Expires
 		s.head.TimestampVersion, s.head.TimestampExpires = tx.newHead[1], ts.Expires
-		v, rc := s.latest(RoleRecentlyClaimed)
-		s.head.RCVersion, s.head.RCExpires = v, rc.Expires
 	}
 	for _, e := range tx.audit {
 		var prev []byte
@@ -296,7 +362,7 @@ func newPubEnv(t *testing.T) *pubEnv {
 	for _, m := range []MetadataVersion{r.RC, r.Snap, r.TS} {
 		s.put(m.Role, m.Version, &fakeMeta{Raw: m.Raw, Expires: m.Expires, Snapshot: 1})
 	}
-	s.head = Head{SnapshotVersion: 1, SnapshotRaw: r.Snap.Raw, SnapshotExpires: r.Snap.Expires, TimestampVersion: 1, TimestampExpires: r.TS.Expires, RCVersion: 1, RCExpires: r.RC.Expires}
+	s.head = Head{SnapshotVersion: 1, SnapshotRaw: r.Snap.Raw, SnapshotExpires: r.Snap.Expires, TimestampVersion: 1, TimestampExpires: r.TS.Expires}
 	e.pub = e.newPublisher()
 	return e
 }
@@ -392,13 +458,34 @@ func (e *pubEnv) verifyChain() map[string]*metadata.MetaFiles {
 			t.Fatalf("go-tuf UpdateDelegatedTargets(%s v%d): %v", role, mf.Version, err)
 		}
 	}
+	// The recently-claimed shards, parents first, then the project roles, each through the
+	// node that delegates it.
+	var shards []string
+	for name := range snap.Signed.Meta {
+		if tree, prefix, ok := ParseShardRole(strings.TrimSuffix(name, ".json")); ok && tree == RoleRecentlyClaimed && prefix != "" {
+			shards = append(shards, prefix)
+		}
+	}
+	layout, err := NewShardLayout(RoleRecentlyClaimed, shards...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slices.SortFunc(shards, func(a, b string) int { return len(a) - len(b) })
+	for _, prefix := range shards {
+		role := ShardRole(RoleRecentlyClaimed, prefix)
+		mf := snap.Signed.Meta[MetaName(role)]
+		if _, err := tm.UpdateDelegatedTargets(s.get(role, mf.Version).Raw, role, ShardRole(RoleRecentlyClaimed, layout.Parent(prefix))); err != nil {
+			t.Fatalf("go-tuf UpdateDelegatedTargets(%s v%d): %v", role, mf.Version, err)
+		}
+	}
 	for name, mf := range snap.Signed.Meta {
 		role := strings.TrimSuffix(name, ".json")
-		if IsReservedRole(role) {
+		if IsReservedRole(role) || IsShardRole(role) {
 			continue
 		}
-		if _, err := tm.UpdateDelegatedTargets(s.get(role, mf.Version).Raw, role, RoleRecentlyClaimed); err != nil {
-			t.Fatalf("go-tuf UpdateDelegatedTargets(%s v%d via recently-claimed): %v", role, mf.Version, err)
+		delegator := ShardRole(RoleRecentlyClaimed, layout.Route(role))
+		if _, err := tm.UpdateDelegatedTargets(s.get(role, mf.Version).Raw, role, delegator); err != nil {
+			t.Fatalf("go-tuf UpdateDelegatedTargets(%s v%d via %s): %v", role, mf.Version, delegator, err)
 		}
 		if got := s.get(role, mf.Version).Snapshot; got == 0 || got > snapV {
 			t.Errorf("%s v%d is listed by snapshot %d but recorded as published in %d", role, mf.Version, snapV, got)
@@ -413,14 +500,14 @@ func (e *pubEnv) verifyChain() map[string]*metadata.MetaFiles {
 // snapshotState is everything a failed publish must leave unchanged.
 func (s *fakeStore) state() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "head %d/%d rc %d; staged %v; audit %d; notified %v;", s.head.SnapshotVersion, s.head.TimestampVersion, s.head.RCVersion, s.staged, len(s.audit), s.notified)
+	fmt.Fprintf(&b, "head %d/%d; staged %v; audit %d; notified %v; shards %v;", s.head.SnapshotVersion, s.head.TimestampVersion, s.staged, len(s.audit), s.notified, s.shards)
 	for _, r := range slices.Sorted(maps.Keys(s.meta)) {
 		for _, v := range slices.Sorted(maps.Keys(s.meta[r])) {
 			fmt.Fprintf(&b, " %s@%d:%d", r, v, s.meta[r][v].Snapshot)
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(s.projects)) {
-		fmt.Fprintf(&b, " %s:%v", p, s.projects[p].Delegated)
+		fmt.Fprintf(&b, " %s:%v:%s", p, s.projects[p].Delegated, s.projects[p].Shard)
 	}
 	return b.String()
 }
@@ -512,8 +599,8 @@ func TestPublishStagedRoles(t *testing.T) {
 	}
 	// recently-claimed v2 delegates both projects.
 	rcV, rc := e.store.latest(RoleRecentlyClaimed)
-	if rcV != 2 || e.store.head.RCVersion != 2 {
-		t.Fatalf("recently-claimed version %d (head %d), want 2", rcV, e.store.head.RCVersion)
+	if rcV != 2 {
+		t.Fatalf("recently-claimed version %d, want 2", rcV)
 	}
 	rcMD, err := metadata.Targets().FromBytes(rc.Raw)
 	if err != nil {
@@ -705,7 +792,7 @@ func TestPublishRecentlyClaimedDue(t *testing.T) {
 }
 
 func TestPublishFailureChangesNothing(t *testing.T) {
-	ops := []string{"Head", "StagedRoles", "UndelegatedProjects", "RecentlyClaimed", "InsertSigned:recently-claimed", "InsertSigned:snapshot", "InsertSigned:timestamp", "MarkPublished", "SetHead", "AppendAudit", "NotifyPublished", "commit"}
+	ops := []string{"Head", "StagedRoles", "UndelegatedProjects", "DirtyRCShards", "NodeProjects", "InsertSigned:recently-claimed", "SaveRCShards", "InsertSigned:snapshot", "InsertSigned:timestamp", "MarkPublished", "SetHead", "AppendAudit", "NotifyPublished", "commit"}
 	for _, op := range ops {
 		t.Run(op, func(t *testing.T) {
 			e := newPubEnv(t)
@@ -890,4 +977,140 @@ func TestPublisherRun(t *testing.T) {
 	if r.SnapshotVersion != 2 || r.Roles != 1 {
 		t.Fatalf("Run published %+v", r)
 	}
+}
+
+// Creating projects beyond a node's capacity splits the recently-claimed tree; every node
+// stays within ShardCapacity, go-tuf verifies every node and project role through it, and a
+// publish that creates one more project signs exactly one node.
+func TestPublishShardsRecentlyClaimed(t *testing.T) {
+	e := newPubEnv(t)
+	var names []string
+	for i := range 3 * ShardCapacity {
+		names = append(names, fmt.Sprintf("%c%c-lib%d", 'a'+i%3, 'a'+i%5, i))
+	}
+	for start := 0; start < len(names); start += 50 {
+		for _, n := range names[start:min(len(names), start+50)] {
+			e.addProject(n)
+			e.stage(n, 1)
+		}
+		e.publish()
+	}
+	meta := e.verifyChain()
+	if e.pub.rc.layout.Len() < 4 {
+		t.Fatalf("the tree did not split: %d nodes for %d projects", e.pub.rc.layout.Len(), len(names))
+	}
+	for _, prefix := range e.pub.rc.layout.Prefixes() {
+		role := ShardRole(RoleRecentlyClaimed, prefix)
+		_, m := e.store.latest(role)
+		md, err := metadata.Targets().FromBytes(m.Raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(md.Signed.Delegations.Roles); n > ShardCapacity {
+			t.Errorf("%s delegates %d roles, capacity %d", role, n, ShardCapacity)
+		}
+		if meta[MetaName(role)] == nil {
+			t.Errorf("snapshot does not list %s", role)
+		}
+	}
+	for _, n := range names {
+		if p := e.store.projects[n]; !p.Delegated || p.Shard != ShardRole(RoleRecentlyClaimed, e.pub.rc.layout.Route(n)) {
+			t.Fatalf("project %s: delegated %v by %s, the layout routes it to %s", n, p.Delegated, p.Shard, e.pub.rc.layout.Route(n))
+		}
+	}
+
+	// One more project, routed to a node with room: one node, snapshot and timestamp
+	// signed.
+	before := len(e.store.inserts)
+	e.addProject("zz-one-more")
+	e.stage("zz-one-more", 1)
+	e.publish()
+	var roles []string
+	for _, m := range e.store.inserts[before:] {
+		roles = append(roles, m.Role)
+	}
+	want := []string{ShardRole(RoleRecentlyClaimed, e.pub.rc.layout.Route("zz-one-more")), RoleSnapshot, RoleTimestamp}
+	if !slices.Equal(roles, want) {
+		t.Errorf("creating one project signed %v, want %v", roles, want)
+	}
+	e.verifyChain()
+
+	// A fresh publisher (another replica) loads the same tree and carries on.
+	e.pub = e.newPublisher()
+	e.addProject("cc-after-reload")
+	e.stage("cc-after-reload", 1)
+	e.publish()
+	e.verifyChain()
+}
+
+// A repository made before sharding has every recently-claimed project in the top node; the
+// first publish splits it, with no project lost.
+func TestPublishSplitsAnUnshardedTree(t *testing.T) {
+	e := newPubEnv(t)
+	ctx := context.Background()
+	// What the publisher before sharding published: recently-claimed v2 delegating every
+	// project from the top, and a snapshot listing it and the project roles.
+	var ps []ProjectDelegation
+	idx := &SnapshotIndex{}
+	idx.Set(RoleTargets, 1, int64(len(e.repo.Off.Targets)))
+	idx.Set(RoleClaimed, 1, int64(len(e.repo.Off.Claimed)))
+	for i := range 2*ShardCapacity + 7 {
+		n := fmt.Sprintf("p%03d", i)
+		e.addProject(n)
+		sr := e.stage(n, 1)
+		e.store.staged = nil
+		e.store.get(n, 1).Snapshot = 2
+		idx.Set(n, 1, sr.Length)
+		p := e.store.projects[n]
+		p.Delegated, p.Shard = true, RoleRecentlyClaimed
+		ps = append(ps, p.Deleg)
+	}
+	exp := e.now.Add(RecentlyClaimedExpiry)
+	signed, err := BuildShardNode(2, exp, ShardKeys{}, ShardNode{Tree: RoleRecentlyClaimed, Projects: ps})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rcRaw := signRole(t, mustTargets(t, signed), e.repo.Online.RecentlyClaimed)
+	e.store.put(RoleRecentlyClaimed, 2, &fakeMeta{Raw: rcRaw, Expires: exp, Snapshot: 2})
+	idx.Set(RoleRecentlyClaimed, 2, int64(len(rcRaw)))
+	snapRaw, err := SignEnvelope(ctx, idx.EncodeSigned(2, e.now.Add(SnapshotExpiry)), e.repo.Online.Snapshot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store.put(RoleSnapshot, 2, &fakeMeta{Raw: snapRaw, Expires: e.now.Add(SnapshotExpiry), Snapshot: 2})
+	tsSigned, err := BuildTimestamp(2, 2, snapRaw, e.now.Add(TimestampExpiry))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tsRaw, err := SignEnvelope(ctx, tsSigned, e.repo.Online.Timestamp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.store.put(RoleTimestamp, 2, &fakeMeta{Raw: tsRaw, Expires: e.now.Add(TimestampExpiry), Snapshot: 2})
+	e.store.head = Head{SnapshotVersion: 2, SnapshotRaw: snapRaw, SnapshotExpires: e.now.Add(SnapshotExpiry), TimestampVersion: 2, TimestampExpires: e.now.Add(TimestampExpiry)}
+	e.verifyChain()
+
+	// The upgraded publisher splits the top at its first publish.
+	e.now = e.now.Add(time.Minute)
+	e.stage("p000", 2)
+	e.publish()
+	meta := e.verifyChain()
+	if len(e.store.shards) < 3 {
+		t.Fatalf("the top was not split: nodes %v", e.store.shards)
+	}
+	for n, p := range e.store.projects {
+		if meta[MetaName(n)] == nil || p.Shard == RoleRecentlyClaimed {
+			t.Errorf("project %s: listed %v, delegated by %s", n, meta[MetaName(n)] != nil, p.Shard)
+		}
+	}
+}
+
+// mustTargets parses canonical signed bytes of targets metadata.
+func mustTargets(t *testing.T, signed []byte) *metadata.Metadata[metadata.TargetsType] {
+	t.Helper()
+	md, err := metadata.Targets().FromBytes(Envelope(signed, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return md
 }

@@ -192,7 +192,7 @@ func ecdsaMetadata(t *testing.T) (off *OfflineMetadata, rc []byte, online, maint
 		t.Fatalf("Ceremony with ECDSA admin keys: %v", err)
 	}
 	maintainer = newTestSigner(t, KeyECDSAP256)
-	signed, err := BuildDelegator(2, t0.Add(RecentlyClaimedExpiry), []ProjectDelegation{delegationFor("proj", 1, maintainer)})
+	signed, err := buildDelegator(2, t0.Add(RecentlyClaimedExpiry), []ProjectDelegation{delegationFor("proj", 1, maintainer)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -580,7 +580,7 @@ func TestValidatedRoleVerifiesThroughDelegator(t *testing.T) {
 	if _, err := ValidateProjectRole(raw, f.st, f.now, f.blobSizes); err != nil {
 		t.Fatal(err)
 	}
-	signed, err := BuildDelegator(1, f.now.Add(RecentlyClaimedExpiry), []ProjectDelegation{f.st.Delegation})
+	signed, err := buildDelegator(1, f.now.Add(RecentlyClaimedExpiry), []ProjectDelegation{f.st.Delegation})
 	if err != nil {
 		t.Fatal(err)
 	}

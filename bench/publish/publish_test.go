@@ -189,13 +189,21 @@ func (x timedTx) StagedRoles(ctx context.Context) ([]tufrepo.StagedRole, error) 
 	defer x.time("StagedRoles")()
 	return x.tx.StagedRoles(ctx)
 }
-func (x timedTx) UndelegatedProjects(ctx context.Context, staged []string) ([]string, error) {
+func (x timedTx) UndelegatedProjects(ctx context.Context, staged []string) ([]tufrepo.UndelegatedProject, error) {
 	defer x.time("UndelegatedProjects")()
 	return x.tx.UndelegatedProjects(ctx, staged)
 }
-func (x timedTx) RecentlyClaimed(ctx context.Context, staged []string) ([]tufrepo.ProjectDelegation, error) {
-	defer x.time("RecentlyClaimed")()
-	return x.tx.RecentlyClaimed(ctx, staged)
+func (x timedTx) NodeProjects(ctx context.Context, roles, names, staged []string) ([]tufrepo.NodeProject, error) {
+	defer x.time("NodeProjects")()
+	return x.tx.NodeProjects(ctx, roles, names, staged)
+}
+func (x timedTx) DirtyRCShards(ctx context.Context) ([]string, error) {
+	defer x.time("DirtyRCShards")()
+	return x.tx.DirtyRCShards(ctx)
+}
+func (x timedTx) SaveRCShards(ctx context.Context, added []string, assign map[string]string, clean []string) error {
+	defer x.time("SaveRCShards")()
+	return x.tx.SaveRCShards(ctx, added, assign, clean)
 }
 func (x timedTx) InsertSigned(ctx context.Context, m tufrepo.MetadataVersion, snapshot int64) error {
 	defer x.time("InsertSigned(" + m.Role + ")")()
