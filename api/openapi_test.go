@@ -427,6 +427,8 @@ var wireTypes = map[string]reflect.Type{
 	"LogPage":                reflect.TypeFor[api.LogPage](),
 	"Health":                 reflect.TypeFor[api.Health](),
 	"ClaimProject":           reflect.TypeFor[api.ClaimProject](),
+	"ClaimNode":              reflect.TypeFor[api.ClaimNode](),
+	"ClaimedUpload":          reflect.TypeFor[api.ClaimedUpload](),
 	"ClaimQueue":             reflect.TypeFor[api.ClaimQueue](),
 	"ClaimResult":            reflect.TypeFor[api.ClaimResult](),
 	"TopLevelUpdate":         reflect.TypeFor[api.TopLevelUpdate](),

@@ -251,6 +251,21 @@ type ClaimProject struct {
 	// offline that the maintainers signed each (the first against the keys in claimed).
 	Change  bool     `json:"change"`
 	Changes [][]byte `json:"changes,omitempty"`
+	// Node is the node of the claimed or recently-claimed tree that delegates it now.
+	Node string `json:"node,omitempty"`
+}
+
+// ClaimNode is a node of the claimed tree: the top ("claimed", prefix "") or a shard.
+type ClaimNode struct {
+	Role    string `json:"role"`
+	Prefix  string `json:"prefix"`
+	Version int64  `json:"version"` // latest, staged or published
+}
+
+// ClaimedUpload carries new versions of nodes of the claimed tree, signed offline by the
+// admins: role → exact bytes (base64 in JSON).
+type ClaimedUpload struct {
+	Nodes map[string][]byte `json:"nodes"`
 }
 
 // ClaimQueue is what waits for the admins' next offline signing of claimed.
@@ -258,8 +273,12 @@ type ClaimQueue struct {
 	// ClaimedVersion is the latest version of claimed; the next must be one more.
 	ClaimedVersion int64 `json:"claimed_version"`
 	// Claimed is that version's metadata (base64), to build the next one from.
-	Claimed  []byte         `json:"claimed"`
+	Claimed []byte `json:"claimed"`
+	// Projects are the recently-claimed projects that may be claimed and the claimed
+	// projects with queued maintainer changes.
 	Projects []ClaimProject `json:"projects"`
+	// Nodes are the nodes of the claimed tree, with their latest versions.
+	Nodes []ClaimNode `json:"nodes"`
 }
 
 // TopLevelUpdate is what admins upload to rotate root or re-sign targets: the next root,
@@ -280,8 +299,11 @@ type TopLevelResult struct {
 
 // ClaimResult answers an upload of claimed.
 type ClaimResult struct {
-	Version         int64    `json:"version"`
-	Moved           []string `json:"moved"`
-	Status          string   `json:"status"`
-	SnapshotVersion int64    `json:"snapshot_version,omitempty"`
+	// Version is the new version of the claimed top (0 when the upload leaves it as it is);
+	// Nodes the new version of every uploaded node.
+	Version         int64            `json:"version"`
+	Nodes           map[string]int64 `json:"nodes"`
+	Moved           []string         `json:"moved"`
+	Status          string           `json:"status"`
+	SnapshotVersion int64            `json:"snapshot_version,omitempty"`
 }

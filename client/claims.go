@@ -3,9 +3,11 @@ package client
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -15,26 +17,35 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
-// ClaimedExpiry is how long a version of claimed written by PlanClaim stays valid.
+// ClaimedExpiry is how long a version of a claimed node written by PlanClaim stays valid.
 const ClaimedExpiry = tufrepo.OfflineExpiry
 
 // ClaimQueue downloads what waits for the admins' next offline signing of claimed (an
-// admin token is needed). It is the server's word: PlanClaim checks it against the
-// verified metadata.
-func (a *API) ClaimQueue(ctx context.Context) (api.ClaimQueue, error) {
+// admin token is needed): every waiting project, or only those in projects when it is not
+// empty. It is the server's word: PlanClaim checks it against the verified metadata.
+func (a *API) ClaimQueue(ctx context.Context, projects ...string) (api.ClaimQueue, error) {
 	var res api.ClaimQueue
-	if _, err := a.do(ctx, request{method: http.MethodGet, url: a.endpoint(nil, "api", "v1", "admin", "claims"), auth: true, out: &res}); err != nil {
+	var q url.Values
+	if len(projects) > 0 {
+		q = url.Values{"project": projects}
+	}
+	if _, err := a.do(ctx, request{method: http.MethodGet, url: a.endpoint(q, "api", "v1", "admin", "claims"), auth: true, out: &res}); err != nil {
 		return res, fmt.Errorf("downloading the claim queue: %w", err)
 	}
 	return res, nil
 }
 
-// SubmitClaimed uploads a new version of claimed signed by the admins (raw, the exact
-// signed bytes). The server holds the answer for up to wait until it is published; the
-// result's Status is api.StatusPublished (with the snapshot) or api.StatusStaged.
-func (a *API) SubmitClaimed(ctx context.Context, raw []byte, wait time.Duration) (api.ClaimResult, error) {
+// SubmitClaimed uploads new versions of nodes of the claimed tree signed by the admins
+// (role → the exact signed bytes). The server holds the answer for up to wait until they
+// are published; the result's Status is api.StatusPublished (with the snapshot) or
+// api.StatusStaged.
+func (a *API) SubmitClaimed(ctx context.Context, nodes map[string][]byte, wait time.Duration) (api.ClaimResult, error) {
 	var res api.ClaimResult
-	_, err := a.do(ctx, request{
+	raw, err := json.Marshal(api.ClaimedUpload{Nodes: nodes})
+	if err != nil {
+		return res, err
+	}
+	_, err = a.do(ctx, request{
 		method: http.MethodPost, url: a.endpoint(waitQuery(wait), "api", "v1", "admin", "claimed"),
 		body: bytes.NewReader(raw), size: int64(len(raw)), contentType: api.MediaJSON, auth: true, out: &res,
 	})
@@ -106,6 +117,8 @@ type ClaimEntry struct {
 
 // ClaimPlan is what the next version of claimed changes, for the admins to review.
 type ClaimPlan struct {
+	// CurrentVersion is the verified version of the claimed top; NextVersion the version
+	// the plan signs (the same when the top stays as it is).
 	CurrentVersion int64     `json:"current_version"`
 	NextVersion    int64     `json:"next_version"`
 	Expires        time.Time `json:"expires"`
@@ -117,8 +130,20 @@ type ClaimPlan struct {
 	// applies, one entry a project: what its delegation becomes, and the signed change
 	// documents behind it, each verified here against the keys before it.
 	Changes []ClaimChange `json:"changes"`
-	// Kept are the claimed projects whose delegation stays as it is.
+	// Kept are the claimed projects whose delegation stays as it is in the nodes signed.
 	Kept []string `json:"kept"`
+	// Nodes are the nodes of the claimed tree the plan signs: the ones whose projects
+	// change, new shards, and their parents.
+	Nodes []ClaimNodePlan `json:"nodes"`
+}
+
+// ClaimNodePlan is one node of the claimed tree that the plan signs.
+type ClaimNodePlan struct {
+	Role     string `json:"role"`
+	Version  int64  `json:"version"`
+	New      bool   `json:"new,omitempty"`
+	Projects int    `json:"projects"`
+	Shards   int    `json:"shards"`
 }
 
 // ClaimChange is what the queued maintainer changes of one claimed project do together
@@ -215,16 +240,28 @@ func maintainerKeysText(s MaintainerSet) string {
 	return strings.Join(out, ", ")
 }
 
-// Empty reports whether the next version would change no delegation.
-func (p *ClaimPlan) Empty() bool { return len(p.Move) == 0 && len(p.Changes) == 0 }
+// Empty reports whether the plan signs nothing.
+func (p *ClaimPlan) Empty() bool { return len(p.Nodes) == 0 }
+
+// ClaimOptions choose what a claim does beyond the queued maintainer changes.
+type ClaimOptions struct {
+	Move []string // recently-claimed projects to move into claimed
+	All  bool     // move every waiting project
+	// Reshard splits every claimed node that delegates more than tufrepo.ShardCapacity
+	// roles (the migration of a repository made before sharding); Renew re-signs every
+	// node (to renew their expiry).
+	Reshard, Renew bool
+}
 
 // PlanClaim checks the server's claim queue against the verified metadata and writes the
-// next version of claimed: every project claimed now is kept, queued maintainer changes
-// are applied, and the recently-claimed projects named in move (all of them with all) are
-// moved in. The result is unsigned. It refuses a queue whose claimed metadata is not the
-// verified one, that misstates a claimed project's current delegation, or that names
-// projects the verified metadata does not know.
-func PlanClaim(d *Delegators, q api.ClaimQueue, move []string, all bool, now time.Time) (*ClaimPlan, *metadata.Metadata[metadata.TargetsType], error) {
+// next versions of the claimed nodes it changes: queued maintainer changes applied, the
+// recently-claimed projects chosen moved in, every other delegation kept, and nodes that
+// would delegate more than tufrepo.ShardCapacity roles split into new shards. It returns
+// the canonical signed bytes of each node to sign, by role. It refuses a queue whose
+// claimed metadata is not the verified one, that misstates a project's current delegation,
+// or that names projects the verified metadata does not know. Every node it builds on is
+// loaded through TUF (r's last Refresh, as Delegators left it).
+func PlanClaim(ctx context.Context, r *Repo, d *Delegators, q api.ClaimQueue, o ClaimOptions, now time.Time) (*ClaimPlan, map[string][]byte, error) {
 	if d.Claimed == nil || d.Targets == nil {
 		return nil, nil, api.Errorf(api.CodeNotFound, "the verified metadata has no claimed role")
 	}
@@ -244,17 +281,19 @@ func PlanClaim(d *Delegators, q api.ClaimQueue, move []string, all bool, now tim
 	if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
 		return nil, nil, api.Errorf(api.CodeVersionConflict, "the server's claimed version %d differs from the verified claimed version %d: refusing to build on it", cur.Signed.Version, d.Claimed.Signed.Version)
 	}
-
-	trusted := map[string]metadata.DelegatedRole{}
-	var keys map[string]*metadata.Key
-	if dl := d.Claimed.Signed.Delegations; dl != nil {
-		if dl.SuccinctRoles != nil {
-			return nil, nil, api.Errorf(api.CodeUnsupported, "the verified claimed uses hash-bin delegations, which this client does not write")
+	// Nodes still staged on the server would be overwritten by versions built on the
+	// published ones.
+	for _, n := range q.Nodes {
+		if _, _, ok := tufrepo.ParseShardRole(n.Role); !ok {
+			return nil, nil, api.Errorf(api.CodeMalformedJSON, "the queue lists %q as a claimed node", n.Role)
 		}
-		keys = dl.Keys
-		for _, r := range dl.Roles {
-			trusted[r.Name] = r
+		if e, ok := d.Snapshot.Signed.Meta[tufrepo.MetaName(n.Role)]; !ok || e.Version != n.Version {
+			return nil, nil, api.Errorf(api.CodeVersionConflict, "the server's latest %s is version %d, which the verified snapshot does not publish: wait until the server has published it, then run the command again", n.Role, n.Version)
 		}
+	}
+	claimedRole, claimedKeys, err := d.ClaimedDelegation()
+	if err != nil {
+		return nil, nil, err
 	}
 	setOf := func(cp api.ClaimProject) (MaintainerSet, error) {
 		s := MaintainerSet{Keys: map[string]*metadata.Key{}, Threshold: cp.Threshold}
@@ -271,22 +310,23 @@ func PlanClaim(d *Delegators, q api.ClaimQueue, move []string, all bool, now tim
 		return s, nil
 	}
 
-	recent := map[string]metadata.DelegatedRole{}
-	var recentKeys map[string]*metadata.Key
-	var rcVersion int64
-	if d.RecentlyClaimed != nil {
-		rcVersion = d.RecentlyClaimed.Signed.Version
-		if dl := d.RecentlyClaimed.Signed.Delegations; dl != nil {
-			recentKeys = dl.Keys
-			for _, r := range dl.Roles {
-				recent[r.Name] = r
-			}
-		}
-	}
-
-	plan := &ClaimPlan{CurrentVersion: cur.Signed.Version, NextVersion: cur.Signed.Version + 1, Expires: now.UTC().Add(ClaimedExpiry).Truncate(time.Second),
-		Move: []ClaimEntry{}, Waiting: []ClaimEntry{}, Changes: []ClaimChange{}, Kept: []string{}}
+	plan := &ClaimPlan{CurrentVersion: cur.Signed.Version, NextVersion: cur.Signed.Version, Expires: now.UTC().Add(ClaimedExpiry).Truncate(time.Second),
+		Move: []ClaimEntry{}, Waiting: []ClaimEntry{}, Changes: []ClaimChange{}, Kept: []string{}, Nodes: []ClaimNodePlan{}}
+	// The verified claimed nodes seen so far, by prefix, and the projects to (re)delegate.
+	seen := map[string]TreeNode{"": {Role: tufrepo.RoleClaimed, MD: d.Claimed}}
 	newSets := map[string]MaintainerSet{}
+	target := map[string]string{} // project → prefix of the claimed node that delegates it now, or would
+	pathsOf := func(name string) ([]TreeNode, []TreeNode, error) {
+		claimed, recent, err := r.loadedTreePaths(ctx, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, n := range claimed {
+			seen[n.Prefix] = n
+		}
+		target[name] = claimed[len(claimed)-1].Prefix
+		return claimed, recent, nil
+	}
 	candidates := map[string]api.ClaimProject{}
 	listed := map[string]bool{}
 	for _, cp := range q.Projects {
@@ -301,19 +341,23 @@ func PlanClaim(d *Delegators, q api.ClaimQueue, move []string, all bool, now tim
 		if err != nil {
 			return nil, nil, err
 		}
-		tr, inClaimed := trusted[cp.Name]
 		switch {
-		case cp.Claimed && !inClaimed:
-			return nil, nil, api.Errorf(api.CodeVersionConflict, "the server says %s is claimed, but the verified claimed version %d does not delegate to it", cp.Name, cur.Signed.Version)
-		case !cp.Claimed && inClaimed:
-			return nil, nil, api.Errorf(api.CodeVersionConflict, "the server offers %s to be claimed, but the verified claimed version %d already delegates to it", cp.Name, cur.Signed.Version)
 		case !cp.Change && len(cp.Changes) > 0:
 			return nil, nil, api.Errorf(api.CodeVersionConflict, "the queue carries %d maintainer change document(s) of %s but says no change of it is queued", len(cp.Changes), cp.Name)
 		case cp.Claimed && !cp.Change:
-			if !sameSet(delegatedSet(tr.KeyIDs, tr.Threshold, keys), s) {
-				return nil, nil, api.Errorf(api.CodeVersionConflict, "the server's keys or threshold for claimed project %s differ from the verified claimed version %d, and it reports no queued maintainer change", cp.Name, cur.Signed.Version)
+			return nil, nil, api.Errorf(api.CodeVersionConflict, "the queue lists claimed project %s with nothing queued for it", cp.Name)
+		case !cp.Claimed && cp.Change:
+			return nil, nil, api.Errorf(api.CodeVersionConflict, "the queue says a maintainer change of %s is queued for the admins, but %s is not claimed", cp.Name, cp.Name)
+		case cp.Claimed:
+			claimed, _, err := pathsOf(cp.Name)
+			if err != nil {
+				return nil, nil, err
 			}
-		case cp.Claimed && cp.Change:
+			node := claimed[len(claimed)-1]
+			tr, keys := node.Delegation(cp.Name)
+			if tr == nil {
+				return nil, nil, api.Errorf(api.CodeVersionConflict, "the server says %s is claimed, but the verified claimed tree (%s version %d) does not delegate to it", cp.Name, node.Role, node.MD.Signed.Version)
+			}
 			// Trust no key the queue names unless the maintainers signed it, document by
 			// document, from the keys in the verified claimed.
 			docs, err := VerifyQueuedChanges(cp.Name, delegatedSet(tr.KeyIDs, tr.Threshold, keys), cp.Changes, s, cp.DelegationVersion, now)
@@ -322,17 +366,18 @@ func PlanClaim(d *Delegators, q api.ClaimQueue, move []string, all bool, now tim
 			}
 			newSets[cp.Name] = s
 			plan.Changes = append(plan.Changes, ClaimChange{MaintainerDiff: DiffMaintainers(cp.Name, cp.DelegationVersion, delegatedSet(tr.KeyIDs, tr.Threshold, keys), s), Documents: docs})
-		case !cp.Claimed && cp.Change:
-			return nil, nil, api.Errorf(api.CodeVersionConflict, "the queue says a maintainer change of %s is queued for the admins, but %s is not claimed", cp.Name, cp.Name)
 		default:
 			candidates[cp.Name] = cp
 		}
 	}
 	selected := map[string]bool{}
-	for _, n := range move {
+	for _, n := range o.Move {
 		if _, ok := candidates[n]; !ok {
-			if _, claimed := trusted[n]; claimed {
-				return nil, nil, api.Errorf(api.CodeBadRequest, "project %s is already claimed", n)
+			claimed, _, err := pathsOf(n)
+			if err == nil {
+				if tr, _ := claimed[len(claimed)-1].Delegation(n); tr != nil {
+					return nil, nil, api.Errorf(api.CodeBadRequest, "project %s is already claimed", n)
+				}
 			}
 			return nil, nil, api.Errorf(api.CodeNotFound, "project %s is not waiting to be claimed: it is not a recently-claimed project with a published role (waiting: %s)", n, namesOr(slices.Sorted(maps.Keys(candidates))))
 		}
@@ -345,56 +390,139 @@ func PlanClaim(d *Delegators, q api.ClaimQueue, move []string, all bool, now tim
 		for _, id := range s.KeyIDs() {
 			e.Keys = append(e.Keys, ViewKey(s.Keys[id]))
 		}
-		if all || selected[n] {
-			// What the admins cement offline must be what clients already verify for the
-			// project, not a delegation the server offers only now.
-			if rc, ok := recent[n]; !ok || !sameSet(delegatedSet(rc.KeyIDs, rc.Threshold, recentKeys), s) {
-				what := "does not delegate to it"
-				if ok {
-					what = fmt.Sprintf("delegates it to other keys or another threshold (%d of %d)", rc.Threshold, len(rc.KeyIDs))
-				}
-				return nil, nil, api.Errorf(api.CodeVersionConflict, "the server offers %s for claiming with %d of %d maintainer keys, but the verified recently-claimed (version %d) %s: wait until the server has published the project's current maintainers, then run the command again",
-					n, s.Threshold, len(s.Keys), rcVersion, what)
-			}
-			plan.Move = append(plan.Move, e)
-			newSets[n] = s
-		} else {
+		if !o.All && !selected[n] {
 			plan.Waiting = append(plan.Waiting, e)
+			continue
 		}
+		claimed, recent, err := pathsOf(n)
+		if err != nil {
+			return nil, nil, err
+		}
+		if tr, _ := claimed[len(claimed)-1].Delegation(n); tr != nil {
+			return nil, nil, api.Errorf(api.CodeVersionConflict, "the server offers %s to be claimed, but the verified claimed tree (%s) already delegates to it", n, claimed[len(claimed)-1].Role)
+		}
+		// What the admins cement offline must be what clients already verify for the
+		// project, not a delegation the server offers only now.
+		var rc *metadata.DelegatedRole
+		var rcKeys map[string]*metadata.Key
+		rcNode := "recently-claimed"
+		if len(recent) > 0 {
+			rcNode = recent[len(recent)-1].Role
+			rc, rcKeys = recent[len(recent)-1].Delegation(n)
+		}
+		if rc == nil || !sameSet(delegatedSet(rc.KeyIDs, rc.Threshold, rcKeys), s) {
+			what := "does not delegate to it"
+			if rc != nil {
+				what = fmt.Sprintf("delegates it to other keys or another threshold (%d of %d)", rc.Threshold, len(rc.KeyIDs))
+			}
+			return nil, nil, api.Errorf(api.CodeVersionConflict, "the server offers %s for claiming with %d of %d maintainer keys, but the verified recently-claimed tree (%s) %s: wait until the server has published the project's current maintainers, then run the command again",
+				n, s.Threshold, len(s.Keys), rcNode, what)
+		}
+		plan.Move = append(plan.Move, e)
+		newSets[n] = s
 	}
 
-	next := metadata.Targets(plan.Expires)
-	next.Signed.SpecVersion = cur.Signed.SpecVersion
-	next.Signed.Version = plan.NextVersion
-	next.Signed.UnrecognizedFields = cur.Signed.UnrecognizedFields
-	next.Signed.Targets = map[string]*metadata.TargetFiles{}
-	dl := &metadata.Delegations{Keys: map[string]*metadata.Key{}, Roles: []metadata.DelegatedRole{}}
-	var roles []metadata.DelegatedRole
-	if d.Claimed.Signed.Delegations != nil {
-		roles = d.Claimed.Signed.Delegations.Roles
+	// The nodes to sign: where projects change, and (--reshard, --renew) the whole tree.
+	dirty := map[string]bool{}
+	for name := range newSets {
+		dirty[target[name]] = true
 	}
-	for _, r := range roles {
-		s, changed := newSets[r.Name]
-		if !changed {
-			s = delegatedSet(r.KeyIDs, r.Threshold, keys)
-			plan.Kept = append(plan.Kept, r.Name)
+	if o.Reshard || o.Renew {
+		all, err := r.loadedClaimedTree(ctx)
+		if err != nil {
+			return nil, nil, err
 		}
-		r.KeyIDs, r.Threshold = s.KeyIDs(), s.Threshold
-		for id, k := range s.Keys {
-			dl.Keys[id] = k
+		for _, n := range all {
+			seen[n.Prefix] = n
+			if o.Renew || len(n.MD.Signed.Delegations.Roles) > tufrepo.ShardCapacity {
+				dirty[n.Prefix] = true
+			}
 		}
-		dl.Roles = append(dl.Roles, r)
+	}
+	// The layout as far as known: every node seen and every child they delegate to.
+	var prefixes []string
+	for p, n := range seen {
+		prefixes = append(prefixes, p)
+		prefixes = append(prefixes, n.Children()...)
+	}
+	layout, err := tufrepo.NewShardLayout(tufrepo.RoleClaimed, prefixes...)
+	if err != nil {
+		return nil, nil, api.Wrap(api.CodeMalformedMetadata, err, "the verified claimed tree has a shard no project name can start: %v", err)
+	}
+	// Each dirty node's projects: those it delegates now, with new delegations applied and
+	// moved projects added.
+	projects := map[string][]tufrepo.ProjectDelegation{}
+	for prefix := range dirty {
+		n := seen[prefix]
+		dl := n.MD.Signed.Delegations
+		if dl == nil {
+			dl = &metadata.Delegations{}
+		}
+		for _, role := range dl.Roles {
+			if tufrepo.IsShardRole(role.Name) {
+				continue
+			}
+			s, changed := newSets[role.Name]
+			if !changed {
+				s = delegatedSet(role.KeyIDs, role.Threshold, dl.Keys)
+				plan.Kept = append(plan.Kept, role.Name)
+			}
+			projects[prefix] = append(projects[prefix], tufrepo.ProjectDelegation{Name: role.Name, Keys: s.Keys, KeyIDs: s.KeyIDs(), Threshold: s.Threshold})
+		}
 	}
 	for _, e := range plan.Move {
 		s := newSets[e.Name]
-		for id, k := range s.Keys {
-			dl.Keys[id] = k
-		}
-		dl.Roles = append(dl.Roles, metadata.DelegatedRole{Name: e.Name, KeyIDs: s.KeyIDs(), Threshold: s.Threshold, Terminating: true, Paths: []string{tufrepo.ProjectPathPattern(e.Name)}})
+		projects[target[e.Name]] = append(projects[target[e.Name]], tufrepo.ProjectDelegation{Name: e.Name, Keys: s.Keys, KeyIDs: s.KeyIDs(), Threshold: s.Threshold})
 	}
-	next.Signed.Delegations = dl
+	// Split what would be too big.
+	isNew := map[string]bool{}
+	for _, prefix := range slices.Sorted(maps.Keys(dirty)) {
+		ps := projects[prefix]
+		if len(layout.Children(prefix))+len(ps) <= tufrepo.ShardCapacity {
+			continue
+		}
+		names := make([]string, len(ps))
+		for i, p := range ps {
+			names[i] = p.Name
+		}
+		for _, added := range layout.Split(prefix, names, tufrepo.ShardCapacity) {
+			dirty[added], isNew[added] = true, true
+		}
+		var keep []tufrepo.ProjectDelegation
+		for _, p := range ps {
+			if node := layout.Route(p.Name); node != prefix {
+				projects[node] = append(projects[node], p)
+			} else {
+				keep = append(keep, p)
+			}
+		}
+		projects[prefix] = keep
+	}
+	keys := tufrepo.ShardKeys{Keys: map[string]*metadata.Key{}, KeyIDs: claimedRole.KeyIDs, Threshold: claimedRole.Threshold}
+	for _, id := range claimedRole.KeyIDs {
+		keys.Keys[id] = claimedKeys[id]
+	}
+	out := map[string][]byte{}
+	for _, prefix := range slices.Sorted(maps.Keys(dirty)) {
+		ps := projects[prefix]
+		slices.SortFunc(ps, func(a, b tufrepo.ProjectDelegation) int { return strings.Compare(a.Name, b.Name) })
+		node := tufrepo.ShardNode{Tree: tufrepo.RoleClaimed, Prefix: prefix, Children: layout.Children(prefix), Projects: ps}
+		v := int64(1)
+		if !isNew[prefix] {
+			v = seen[prefix].MD.Signed.Version + 1
+		}
+		signed, err := tufrepo.BuildShardNode(v, plan.Expires, keys, node)
+		if err != nil {
+			return nil, nil, err
+		}
+		out[node.Role()] = signed
+		plan.Nodes = append(plan.Nodes, ClaimNodePlan{Role: node.Role(), Version: v, New: isNew[prefix], Projects: len(ps), Shards: len(node.Children)})
+		if prefix == "" {
+			plan.NextVersion = v
+		}
+	}
 	slices.Sort(plan.Kept)
-	return plan, next, nil
+	return plan, out, nil
 }
 
 func sameSet(a, b MaintainerSet) bool {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -18,6 +19,7 @@ import (
 // recently-claimed ones ("new1" key k2, "new2" key k3), and the honest queue for it.
 type claimWorld struct {
 	srv        *clienttest.Server
+	r          *Repo
 	d          *Delegators
 	k1, k2, k3 *clienttest.Key
 	queue      api.ClaimQueue
@@ -37,7 +39,8 @@ func newClaimWorld(t *testing.T) *claimWorld {
 		}
 		w.srv.AddProject(p.name, []*metadata.Key{p.key.Public}, 1, p.claimed, raw)
 	}
-	d, err := openRepo(t, w.srv, t.TempDir()).Delegators(ctx(t))
+	w.r = openRepo(t, w.srv, t.TempDir())
+	d, err := w.r.Delegators(ctx(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,9 +50,33 @@ func newClaimWorld(t *testing.T) *claimWorld {
 	w.d = d
 	v := d.Claimed.Signed.Version
 	w.queue = api.ClaimQueue{ClaimedVersion: v, Claimed: w.srv.File(tufrepo.VersionedName(tufrepo.RoleClaimed, v)), Projects: []api.ClaimProject{
-		claimProject("old", 1, true, w.k1), claimProject("new1", 1, false, w.k2), claimProject("new2", 1, false, w.k3),
-	}}
+		claimProject("new1", 1, false, w.k2), claimProject("new2", 1, false, w.k3),
+	}, Nodes: []api.ClaimNode{{Role: tufrepo.RoleClaimed, Version: v}}}
 	return w
+}
+
+// plan runs PlanClaim on w's verified metadata (a fresh refresh, as the CLI does).
+func (w *claimWorld) plan(t *testing.T, q api.ClaimQueue, o ClaimOptions, now time.Time) (*ClaimPlan, map[string][]byte, error) {
+	t.Helper()
+	d, err := w.r.Delegators(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return PlanClaim(ctx(t), w.r, d, q, o, now)
+}
+
+// node parses the canonical signed bytes of a node PlanClaim wrote.
+func node(t *testing.T, nodes map[string][]byte, role string) *metadata.Metadata[metadata.TargetsType] {
+	t.Helper()
+	signed, ok := nodes[role]
+	if !ok {
+		t.Fatalf("the plan does not sign %s (it signs %v)", role, slices.Sorted(maps.Keys(nodes)))
+	}
+	md, err := metadata.Targets().FromBytes(tufrepo.Envelope(signed, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return md
 }
 
 func claimProject(name string, threshold int, claimed bool, keys ...*clienttest.Key) api.ClaimProject {
@@ -71,15 +98,15 @@ func roleNamed(md *metadata.Metadata[metadata.TargetsType], name string) *metada
 
 func TestPlanClaimMovesSelectedAndAppliesQueuedChanges(t *testing.T) {
 	w := newClaimWorld(t)
-	q := w.queue
-	q.Projects = slices.Clone(w.queue.Projects)
-	q.Projects[0] = claimProject("old", 2, true, w.k1, w.k3)
-	q.Projects[0].Change, q.Projects[0].DelegationVersion = true, 2
 	now := time.Now()
-	q.Projects[0].Changes = [][]byte{signedChange(t, "old", 2, setOf(2, w.k1, w.k3), now.Add(MaintainerChangeExpiry), w.k1)}
-	plan, next, err := PlanClaim(w.d, q, []string{"new1"}, false, now)
+	q := queuedOld(w, setOf(2, w.k1, w.k3), 2, signedChange(t, "old", 2, setOf(2, w.k1, w.k3), now.Add(MaintainerChangeExpiry), w.k1))
+	plan, nodes, err := w.plan(t, q, ClaimOptions{Move: []string{"new1"}}, now)
 	if err != nil {
 		t.Fatal(err)
+	}
+	next := node(t, nodes, tufrepo.RoleClaimed)
+	if len(nodes) != 1 || len(plan.Nodes) != 1 || plan.Nodes[0].Role != tufrepo.RoleClaimed || plan.Nodes[0].Projects != 2 {
+		t.Fatalf("nodes: %+v", plan.Nodes)
 	}
 	if plan.NextVersion != w.d.Claimed.Signed.Version+1 || len(plan.Move) != 1 || plan.Move[0].Name != "new1" ||
 		len(plan.Waiting) != 1 || plan.Waiting[0].Name != "new2" || len(plan.Changes) != 1 || len(plan.Kept) != 0 || plan.Empty() {
@@ -102,10 +129,7 @@ func TestPlanClaimMovesSelectedAndAppliesQueuedChanges(t *testing.T) {
 
 	// Signed by the claimed key, it verifies against targets, and the server's own
 	// validation accepts it.
-	signed, err := tufrepo.Canonical(next.Signed)
-	if err != nil {
-		t.Fatal(err)
-	}
+	signed := nodes[tufrepo.RoleClaimed]
 	s, err := tufrepo.NewOnlineSigner(context.Background(), w.srv.RoleKey(tufrepo.RoleClaimed).Signer)
 	if err != nil {
 		t.Fatal(err)
@@ -122,20 +146,27 @@ func TestPlanClaimMovesSelectedAndAppliesQueuedChanges(t *testing.T) {
 	set := func(k ...*clienttest.Key) tufrepo.ProjectDelegation { return setOf(1, k...).Delegation("") }
 	oldD, n1D, n2D := setOf(2, w.k1, w.k3).Delegation("old"), set(w.k2), set(w.k3)
 	n1D.Name, n2D.Name = "new1", "new2"
-	acc, err := tufrepo.ValidateClaimed(raw, tufrepo.ClaimState{Targets: targetsRaw, CurrentVersion: w.d.Claimed.Signed.Version,
-		Claimed: map[string]tufrepo.ProjectDelegation{"old": oldD}, Candidates: map[string]tufrepo.ProjectDelegation{"new1": n1D, "new2": n2D}}, now)
+	layout, _ := tufrepo.NewShardLayout(tufrepo.RoleClaimed)
+	acc, err := tufrepo.ValidateClaimed(map[string][]byte{tufrepo.RoleClaimed: raw}, tufrepo.ClaimState{Targets: targetsRaw, Layout: layout,
+		Latest:     map[string]int64{tufrepo.RoleClaimed: w.d.Claimed.Signed.Version},
+		Claimed:    map[string]tufrepo.ClaimedProject{"old": {Node: tufrepo.RoleClaimed, Want: oldD}},
+		Candidates: map[string]tufrepo.ProjectDelegation{"new1": n1D, "new2": n2D}}, now)
 	if err != nil || !slices.Equal(acc.Moved, []string{"new1"}) {
 		t.Fatalf("server validation: %v %+v", err, acc)
 	}
 
-	// --all moves both; nothing selected and nothing queued is empty.
-	plan, _, err = PlanClaim(w.d, q, nil, true, now)
+	// --all moves both; nothing selected and nothing queued is empty; --renew re-signs.
+	plan, _, err = w.plan(t, q, ClaimOptions{All: true}, now)
 	if err != nil || len(plan.Move) != 2 {
 		t.Fatalf("all: %v %+v", err, plan)
 	}
-	plan, next, err = PlanClaim(w.d, w.queue, nil, false, now)
-	if err != nil || !plan.Empty() || !slices.Equal(plan.Kept, []string{"old"}) || len(plan.Waiting) != 2 || roleNamed(next, "old") == nil {
+	plan, nodes, err = w.plan(t, w.queue, ClaimOptions{}, now)
+	if err != nil || !plan.Empty() || len(nodes) != 0 || len(plan.Waiting) != 2 {
 		t.Fatalf("nothing to do: %v %+v", err, plan)
+	}
+	plan, nodes, err = w.plan(t, w.queue, ClaimOptions{Renew: true}, now)
+	if err != nil || plan.Empty() || !slices.Equal(plan.Kept, []string{"old"}) || roleNamed(node(t, nodes, tufrepo.RoleClaimed), "old") == nil {
+		t.Fatalf("renew: %v %+v", err, plan)
 	}
 }
 
@@ -160,27 +191,34 @@ func TestPlanClaimRefusesAQueueThatDisagreesWithVerifiedMetadata(t *testing.T) {
 			q.Claimed, _ = md.ToBytes(false)
 		}, nil, api.CodeSignatureInvalid, "not signed by the claimed keys"},
 		{"not parsable", func(q *api.ClaimQueue) { q.Claimed = []byte("{") }, nil, api.CodeMalformedMetadata, "does not parse"},
-		{"claimed keys changed without a change", func(q *api.ClaimQueue) {
-			q.Projects[0] = claimProject("old", 1, true, mallory)
-		}, nil, api.CodeVersionConflict, "differ from the verified claimed"},
-		{"claimed project unknown to claimed", func(q *api.ClaimQueue) { q.Projects[1].Claimed = true }, nil, api.CodeVersionConflict, "does not delegate to it"},
-		{"offered but already claimed", func(q *api.ClaimQueue) { q.Projects[0].Claimed = false }, nil, api.CodeVersionConflict, "already delegates to it"},
+		{"a claimed project with nothing queued", func(q *api.ClaimQueue) {
+			q.Projects = append(q.Projects, claimProject("old", 1, true, mallory))
+		}, nil, api.CodeVersionConflict, "with nothing queued for it"},
+		{"claimed project unknown to claimed", func(q *api.ClaimQueue) {
+			q.Projects[0].Claimed, q.Projects[0].Change = true, true
+			q.Projects[0].Changes = [][]byte{signedChange(t, "new1", 2, setOf(1, w.k2), time.Now().Add(time.Hour), w.k2)}
+		}, nil, api.CodeVersionConflict, "does not delegate to it"},
+		{"offered but already claimed", func(q *api.ClaimQueue) {
+			q.Projects = append(q.Projects, claimProject("old", 1, false, w.k1))
+		}, []string{"old"}, api.CodeVersionConflict, "already delegates to it"},
 		{"moved with other keys than recently-claimed", func(q *api.ClaimQueue) {
-			q.Projects[1] = claimProject("new1", 1, false, mallory)
+			q.Projects[0] = claimProject("new1", 1, false, mallory)
 		}, []string{"new1"}, api.CodeVersionConflict, "verified recently-claimed"},
+		{"a claimed node the snapshot does not publish", func(q *api.ClaimQueue) { q.Nodes[0].Version++ }, nil, api.CodeVersionConflict, "does not publish"},
 		{"unknown project", nil, []string{"nosuch"}, api.CodeNotFound, "not waiting to be claimed"},
 		{"already claimed", nil, []string{"old"}, api.CodeBadRequest, "already claimed"},
-		{"listed twice", func(q *api.ClaimQueue) { q.Projects = append(q.Projects, q.Projects[1]) }, nil, api.CodeMalformedJSON, "twice"},
-		{"threshold above keys", func(q *api.ClaimQueue) { q.Projects[2].Threshold = 2 }, nil, api.CodeInvalidThreshold, "not possible"},
+		{"listed twice", func(q *api.ClaimQueue) { q.Projects = append(q.Projects, q.Projects[0]) }, nil, api.CodeMalformedJSON, "twice"},
+		{"threshold above keys", func(q *api.ClaimQueue) { q.Projects[1].Threshold = 2 }, nil, api.CodeInvalidThreshold, "not possible"},
 	}
 	for _, tc := range tests {
 		q := w.queue
 		q.Projects = slices.Clone(w.queue.Projects)
+		q.Nodes = slices.Clone(w.queue.Nodes)
 		q.Claimed = slices.Clone(w.queue.Claimed)
 		if tc.edit != nil {
 			tc.edit(&q)
 		}
-		_, _, err := PlanClaim(w.d, q, tc.move, false, time.Now())
+		_, _, err := w.plan(t, q, ClaimOptions{Move: tc.move}, time.Now())
 		var ae *api.Error
 		if !asAPIError(err, &ae) || ae.Code != tc.code || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v", tc.name, err)
@@ -233,12 +271,11 @@ func signedChange(t *testing.T, project string, version int64, set MaintainerSet
 // 1 in the verified claimed) given final and the change documents docs.
 func queuedOld(w *claimWorld, final MaintainerSet, version int64, docs ...[]byte) api.ClaimQueue {
 	q := w.queue
-	q.Projects = slices.Clone(w.queue.Projects)
 	cp := api.ClaimProject{Name: "old", Keys: map[string]api.Key{}, Threshold: final.Threshold, DelegationVersion: version, Claimed: true, Change: true, Changes: docs}
 	for id, k := range final.Keys {
 		cp.Keys[id] = tufrepo.KeyToAPI(k)
 	}
-	q.Projects[0] = cp
+	q.Projects = append([]api.ClaimProject{cp}, w.queue.Projects...)
 	return q
 }
 
@@ -252,10 +289,11 @@ func TestPlanClaimVerifiesAChainOfQueuedChanges(t *testing.T) {
 	first := signedChange(t, "old", 2, setOf(2, w.k1, w.k3), exp, w.k1)
 	second := signedChange(t, "old", 3, setOf(2, w.k1, w.k3, k4), exp, w.k3, w.k1)
 	final := setOf(2, w.k1, w.k3, k4)
-	plan, next, err := PlanClaim(w.d, queuedOld(w, final, 3, first, second), nil, false, now)
+	plan, nodes, err := w.plan(t, queuedOld(w, final, 3, first, second), ClaimOptions{}, now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	next := node(t, nodes, tufrepo.RoleClaimed)
 	if len(plan.Changes) != 1 || plan.Empty() {
 		t.Fatalf("plan: %+v", plan)
 	}
@@ -276,7 +314,7 @@ func TestPlanClaimVerifiesAChainOfQueuedChanges(t *testing.T) {
 
 	// A document that expired while it waited for the admins still verifies, flagged.
 	stale := signedChange(t, "old", 2, setOf(2, w.k1, w.k3), now.Add(-time.Hour), w.k1)
-	plan, _, err = PlanClaim(w.d, queuedOld(w, setOf(2, w.k1, w.k3), 2, stale), nil, false, now)
+	plan, _, err = w.plan(t, queuedOld(w, setOf(2, w.k1, w.k3), 2, stale), ClaimOptions{}, now)
 	if err != nil || len(plan.Changes) != 1 || !plan.Changes[0].Documents[0].Expired {
 		t.Fatalf("expired while queued: %v %+v", err, plan)
 	}
@@ -311,7 +349,7 @@ func TestPlanClaimRefusesQueuedKeysTheMaintainersDidNotSign(t *testing.T) {
 		{"garbage", queuedOld(w, setOf(2, w.k1, w.k3), 2, []byte("{}")), "does not parse"},
 	}
 	for _, tc := range tests {
-		_, _, err := PlanClaim(w.d, tc.q, nil, false, now)
+		_, _, err := w.plan(t, tc.q, ClaimOptions{}, now)
 		var ae *api.Error
 		if !asAPIError(err, &ae) || ae.Code != api.CodeSignatureInvalid || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v", tc.name, err)
@@ -325,7 +363,7 @@ func TestPlanClaimRefusesQueuedKeysTheMaintainersDidNotSign(t *testing.T) {
 	q := w.queue
 	q.Projects = slices.Clone(w.queue.Projects)
 	q.Projects[0].Changes = [][]byte{first}
-	if _, _, err := PlanClaim(w.d, q, nil, false, now); err == nil || !strings.Contains(err.Error(), "says no change of it is queued") {
+	if _, _, err := w.plan(t, q, ClaimOptions{}, now); err == nil || !strings.Contains(err.Error(), "says no change of it is queued") {
 		t.Fatalf("documents without a change: %v", err)
 	}
 }

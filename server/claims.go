@@ -1,10 +1,13 @@
 package server
 
 import (
+	"bytes"
+	"encoding/json"
 	"net/http"
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/go-chi/chi/v5"
 )
@@ -34,7 +37,21 @@ func (s *Server) claimQueue(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	q, err := s.db.ClaimQueue(r.Context())
+	var names []string
+	if ps, ok := r.URL.Query()["project"]; ok {
+		if len(ps) > 1000 {
+			s.writeError(w, r, api.Errorf(api.CodeTooMany, "%d ?project= parameters; at most 1000 are allowed", len(ps)))
+			return
+		}
+		for _, p := range ps {
+			if err := tufrepo.ValidateProjectName(p); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		names = ps
+	}
+	q, err := s.db.ClaimQueue(r.Context(), names)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -84,20 +101,55 @@ func (s *Server) submitClaimed(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, err)
 		return
 	}
-	acc, err := s.db.SubmitClaimed(r.Context(), raw, s.now())
+	nodes, err := claimedNodes(raw)
+	if err != nil {
+		s.refuse(w, r, err)
+		return
+	}
+	acc, err := s.db.SubmitClaimed(r.Context(), nodes, s.now())
 	if err != nil {
 		s.refuse(w, r, err)
 		return
 	}
 	s.metrics.observeUpload(nil)
-	s.log.Info("claimed accepted", "version", acc.Version, "moved", acc.Moved)
-	res := &api.ClaimResult{Version: acc.Version, Moved: acc.Moved, Status: api.StatusStaged}
+	res := &api.ClaimResult{Version: acc.TopVersion(), Nodes: map[string]int64{}, Moved: acc.Moved, Status: api.StatusStaged}
+	for _, n := range acc.Nodes {
+		res.Nodes[n.Role] = n.Version
+	}
+	s.log.Info("claimed nodes accepted", "nodes", res.Nodes, "moved", acc.Moved)
 	if res.Moved == nil {
 		res.Moved = []string{}
 	}
-	s.answerAdmin(w, r, tufrepo.RoleClaimed, acc.Version, wait, res, func(snap int64) {
+	// The nodes are published together: waiting for one waits for all.
+	first := acc.Nodes[0]
+	s.answerAdmin(w, r, first.Role, first.Version, wait, res, func(snap int64) {
 		res.Status, res.SnapshotVersion = api.StatusPublished, snap
 	})
+}
+
+// claimedNodes reads an upload of claimed nodes: an api.ClaimedUpload, or one metadata
+// document, which is a new version of the claimed top.
+func claimedNodes(raw []byte) (map[string][]byte, error) {
+	if err := tufrepo.CheckJSONFields(raw, "the claimed upload", strictjson.FieldsOf(api.ClaimedUpload{}).With("signed", "signatures"), api.CodeMalformedMetadata); err != nil {
+		return nil, err
+	}
+	var probe map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, api.Wrap(api.CodeMalformedMetadata, err, "the claimed upload is not a JSON object: %v", err)
+	}
+	if _, bundle := probe["nodes"]; !bundle {
+		return map[string][]byte{tufrepo.RoleClaimed: raw}, nil
+	}
+	var up api.ClaimedUpload
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&up); err != nil {
+		return nil, api.Wrap(api.CodeMalformedJSON, err, "the claimed upload is not {\"nodes\": {role: metadata}}: %v", err)
+	}
+	if len(up.Nodes) == 0 {
+		return nil, api.Errorf(api.CodeBadRequest, "the claimed upload carries no node")
+	}
+	return up.Nodes, nil
 }
 
 // submitTopLevel takes the next root and/or targets, signed offline by the admins.

@@ -99,7 +99,9 @@ func TestClaimingBadInput(t *testing.T) {
 		{name: "drops a claimed project", method: "POST", path: path, token: admin, contentType: js, body: nextClaimed(t, 3, map[string][]*testrepo.Key{"extra": {bob}}, 1, claimedKey, nil), status: 400, code: api.CodeBadRequest, detail: "demo"},
 	})
 	var q api.ClaimQueue
-	if err := json.Unmarshal(r.Do(t, "GET", "/api/v1/admin/claims", admin, "", nil).Body, &q); err != nil || q.ClaimedVersion != 2 || len(q.Projects) != 2 {
+	// The queue lists what waits (extra) and the claimed tree's nodes.
+	if err := json.Unmarshal(r.Do(t, "GET", "/api/v1/admin/claims", admin, "", nil).Body, &q); err != nil || q.ClaimedVersion != 2 || len(q.Projects) != 1 || q.Projects[0].Name != "extra" ||
+		len(q.Nodes) != 1 || q.Nodes[0].Role != tufrepo.RoleClaimed || q.Nodes[0].Version != 2 {
 		t.Fatalf("queue: %+v %v", q, err)
 	}
 	var p api.Project

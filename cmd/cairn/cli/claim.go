@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -19,6 +20,7 @@ type claimOptions struct {
 	projects []string
 	all      bool
 	renew    bool
+	reshard  bool
 	yes      bool
 	// acceptExpired applies queued maintainer changes whose documents expired in the queue.
 	acceptExpired bool
@@ -40,30 +42,37 @@ type claimReport struct {
 	Verified  *claimVerification `json:"verified,omitempty"`
 }
 
-// claimVerification is the new claimed as a fresh TUF refresh sees it.
+// claimVerification is the new claimed tree as a fresh TUF refresh sees it.
 type claimVerification struct {
 	Snapshot       int64 `json:"snapshot"`
 	ClaimedVersion int64 `json:"claimed_version"`
+	// Nodes are the versions the verified snapshot lists for the nodes uploaded.
+	Nodes map[string]int64 `json:"nodes"`
 }
 
 func (a *app) adminClaimCommand() *cobra.Command {
 	var o claimOptions
 	cmd := &cobra.Command{
 		Use:   "claim --key ADMINKEY... [--project P... | --all] [--yes]",
-		Short: "Sign the next claimed: move projects into claimed and apply queued maintainer changes",
-		Long: `claim is the admins' offline signing of the claimed role. It downloads what waits
-(with an admin token): recently-claimed projects that may be moved into claimed, and the
-maintainer changes queued for claimed projects. It checks the server's current claimed
-against the one verified through TUF from the pinned root, shows in plain language what
-the next version changes (projects moved in with their maintainer keys' fingerprints and
-thresholds; keys added and removed by queued changes), writes it (every claimed project
-kept, queued changes applied, the projects chosen with --project or --all moved in),
-signs it with every --key (claimed keys from your key store; targets says how many must
-sign) and uploads it. The server publishes it and takes the moved projects out of
-recently-claimed in the same snapshot.
+		Short: "Sign the next claimed nodes: move projects into claimed and apply queued maintainer changes",
+		Long: `claim is the admins' offline signing of the claimed tree: the claimed role and its
+shards, each delegating the claimed projects whose names start with its prefix. It
+downloads what waits (with an admin token): recently-claimed projects that may be moved
+into claimed, and the maintainer changes queued for claimed projects. It checks the
+server's current claimed against the one verified through TUF from the pinned root,
+loads through TUF the nodes of the tree the change touches, shows in plain language what
+changes (projects moved in with their maintainer keys' fingerprints and thresholds; keys
+added and removed by queued changes; the nodes signed), writes the next version of only
+those nodes (every other delegation kept, queued changes applied, the projects chosen with
+--project or --all moved in, a node that would delegate more than 64 roles split into
+new shards), signs them with every --key (claimed keys from your key store; targets says
+how many must sign) and uploads them. The server publishes them and takes the moved
+projects out of recently-claimed in the same snapshot.
 
 Without --project or --all only queued maintainer changes are applied. With nothing to
-change, claim stops, unless --renew asks for a new version anyway (to renew its expiry).
+change, claim stops. --reshard splits every node that delegates more than 64 roles (run it
+once to move a repository made before sharding to the sharded layout); --renew re-signs
+every node of the claimed tree (to renew their expiry).
 Every queued maintainer change is verified here, offline, from its signed change
 documents: the first must be signed by a threshold of the keys the verified claimed
 delegates the project to now, each later one by a threshold of the keys of the one before,
@@ -81,7 +90,8 @@ It asks for confirmation on a terminal; --yes signs without asking.`,
 	f.StringArrayVar(&o.keys, "key", nil, "a claimed key in your key store to sign with (required; repeatable)")
 	f.StringArrayVar(&o.projects, "project", nil, "move this recently-claimed project into claimed (repeatable)")
 	f.BoolVar(&o.all, "all", false, "move every waiting recently-claimed project into claimed")
-	f.BoolVar(&o.renew, "renew", false, "sign a new version even if nothing changes (renews claimed's expiry)")
+	f.BoolVar(&o.renew, "renew", false, "re-sign every node of the claimed tree even if nothing changes (renews their expiry)")
+	f.BoolVar(&o.reshard, "reshard", false, "split every claimed node that delegates more than 64 roles into shards")
 	f.BoolVarP(&o.yes, "yes", "y", false, "sign without asking for confirmation")
 	f.BoolVar(&o.acceptExpired, "accept-expired", false, "apply queued maintainer changes whose signed documents expired while queued (confirm them with the maintainers first)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would change and stop before signing")
@@ -134,11 +144,15 @@ func (a *app) adminClaim(o claimOptions) error {
 	if err != nil {
 		return err
 	}
-	q, err := ac.ClaimQueue(a.ctx)
+	var only []string
+	if !o.all {
+		only = o.projects
+	}
+	q, err := ac.ClaimQueue(a.ctx, only...)
 	if err != nil {
 		return err
 	}
-	plan, next, err := client.PlanClaim(d, q, o.projects, o.all, time.Now())
+	plan, nodes, err := client.PlanClaim(a.ctx, repo, d, q, client.ClaimOptions{Move: o.projects, All: o.all, Reshard: o.reshard, Renew: o.renew}, time.Now())
 	if err != nil {
 		return err
 	}
@@ -146,11 +160,11 @@ func (a *app) adminClaim(o claimOptions) error {
 	if o.output != "json" {
 		a.printClaimPlan(d, plan, o)
 	}
-	if plan.Empty() && !o.renew {
+	if plan.Empty() {
 		if o.output == "json" {
 			return a.printJSON(rep)
 		}
-		a.printf("Nothing to sign: no project is to be moved and no maintainer change is queued (--renew signs a new version anyway).\n")
+		a.printf("Nothing to sign: no project is to be moved, no maintainer change is queued and no node is too big (--renew signs every node anyway).\n")
 		return nil
 	}
 	if o.dryRun {
@@ -167,14 +181,10 @@ func (a *app) adminClaim(o claimOptions) error {
 		}
 		return err
 	}
-	if ok, err := a.agreeToSign(o.yes, fmt.Sprintf("Sign claimed version %d with %d admin key(s) and upload it? [y/N] ", plan.NextVersion, len(kfs))); !ok {
+	if ok, err := a.agreeToSign(o.yes, fmt.Sprintf("Sign %s of the claimed tree with %d admin key(s) and upload them? [y/N] ", plural(len(nodes), "node"), len(kfs))); !ok {
 		return err
 	}
 	signers, err := a.openSigners(kfs)
-	if err != nil {
-		return err
-	}
-	signed, err := tufrepo.Canonical(next.Signed)
 	if err != nil {
 		return err
 	}
@@ -186,26 +196,48 @@ func (a *app) adminClaim(o claimOptions) error {
 		}
 		online = append(online, o)
 	}
-	raw, err := tufrepo.SignEnvelope(a.ctx, signed, online...)
-	if err != nil {
-		return err
+	// A delegator giving every node to the claimed keys, to check each node as clients will
+	// before anything is sent.
+	check := metadata.Targets()
+	check.Signed.Delegations = &metadata.Delegations{Keys: keys}
+	upload := map[string][]byte{}
+	for _, roleName := range slices.Sorted(maps.Keys(nodes)) {
+		raw, err := tufrepo.SignEnvelope(a.ctx, nodes[roleName], online...)
+		if err != nil {
+			return err
+		}
+		md, err := metadata.Targets().FromBytes(raw)
+		if err != nil {
+			return fmt.Errorf("%s just signed does not parse: %w", roleName, err)
+		}
+		check.Signed.Delegations.Roles = []metadata.DelegatedRole{{Name: roleName, KeyIDs: role.KeyIDs, Threshold: role.Threshold, Paths: []string{"*/*/*"}}}
+		if err := check.VerifyDelegate(roleName, md); err != nil {
+			return api.Wrap(api.CodeThresholdNotMet, err, "%s just signed does not verify against targets' delegation (%d of %s): nothing was sent: %v", roleName, role.Threshold, delegationKeysText(role.KeyIDs, keys), err)
+		}
+		upload[roleName] = raw
 	}
-	// Check it as every client will before anything is sent.
-	md, err := metadata.Targets().FromBytes(raw)
-	if err != nil {
-		return fmt.Errorf("the claimed metadata just signed does not parse: %w", err)
-	}
-	if err := d.Targets.VerifyDelegate(tufrepo.RoleClaimed, md); err != nil {
-		return api.Wrap(api.CodeThresholdNotMet, err, "the claimed metadata just signed does not verify against targets' delegation (%d of %s): nothing was sent: %v", role.Threshold, delegationKeysText(role.KeyIDs, keys), err)
-	}
-	res, err := ac.SubmitClaimed(a.ctx, raw, o.wait)
+	res, err := ac.SubmitClaimed(a.ctx, upload, o.wait)
 	if err != nil {
 		return err
 	}
 	rep.Result = &res
 	if res.Status == api.StatusPublished {
-		if d2, err := repo.Delegators(a.ctx); err == nil && d2.Claimed != nil && d2.Claimed.Signed.Version >= res.Version {
-			rep.Verified = &claimVerification{Snapshot: d2.Snapshot.Signed.Version, ClaimedVersion: d2.Claimed.Signed.Version}
+		if d2, err := repo.Delegators(a.ctx); err == nil && d2.Snapshot != nil {
+			v := &claimVerification{Snapshot: d2.Snapshot.Signed.Version, Nodes: map[string]int64{}}
+			if d2.Claimed != nil {
+				v.ClaimedVersion = d2.Claimed.Signed.Version
+			}
+			ok := true
+			for r, want := range res.Nodes {
+				e, listed := d2.Snapshot.Signed.Meta[tufrepo.MetaName(r)]
+				if listed {
+					v.Nodes[r] = e.Version
+				}
+				ok = ok && listed && e.Version >= want
+			}
+			if ok {
+				rep.Verified = v
+			}
 		}
 	}
 	if o.output == "json" {
@@ -217,19 +249,19 @@ func (a *app) adminClaim(o claimOptions) error {
 	}
 	switch res.Status {
 	case api.StatusPublished:
-		a.printf("Published claimed version %d in snapshot %d (%s; %s applied).\n", res.Version, res.SnapshotVersion, moved, plural(len(plan.Changes), "maintainer change"))
+		a.printf("Published %s of the claimed tree in snapshot %d (%s; %s applied).\n", plural(len(res.Nodes), "node"), res.SnapshotVersion, moved, plural(len(plan.Changes), "maintainer change"))
 		if rep.Verified != nil {
-			a.printf("Verified through TUF: snapshot %d carries claimed version %d.\n", rep.Verified.Snapshot, rep.Verified.ClaimedVersion)
+			a.printf("Verified through TUF: snapshot %d carries every node uploaded (claimed version %d).\n", rep.Verified.Snapshot, rep.Verified.ClaimedVersion)
 		}
 	default:
-		a.printf("The server accepted claimed version %d (%s) and publishes it in its next snapshot.\n", res.Version, moved)
+		a.printf("The server accepted %s of the claimed tree (%s) and publishes them in its next snapshot.\n", plural(len(res.Nodes), "node"), moved)
 	}
 	return nil
 }
 
 // printClaimPlan says in words what the next claimed changes.
 func (a *app) printClaimPlan(d *client.Delegators, p *client.ClaimPlan, o claimOptions) {
-	a.printf("Claimed version %d is verified through snapshot %d; the next version is %d, expiring %s.\n", p.CurrentVersion, d.Snapshot.Signed.Version, p.NextVersion, fmtTime(p.Expires))
+	a.printf("Claimed version %d is verified through snapshot %d; the nodes signed expire %s.\n", p.CurrentVersion, d.Snapshot.Signed.Version, fmtTime(p.Expires))
 	if len(p.Move) > 0 {
 		a.printf("\nMoves %s into claimed (from then on only the admins' offline keys can change who signs for them):\n", plural(len(p.Move), "project"))
 		for _, e := range p.Move {
@@ -261,6 +293,16 @@ func (a *app) printClaimPlan(d *client.Delegators, p *client.ClaimPlan, o claimO
 	}
 	if len(p.Kept) > 0 {
 		a.printf("\nKeeps %s as it is: %s\n", plural(len(p.Kept), "claimed project"), strings.Join(p.Kept, ", "))
+	}
+	if len(p.Nodes) > 0 {
+		a.printf("\nSigns %s of the claimed tree:\n", plural(len(p.Nodes), "node"))
+		for _, n := range p.Nodes {
+			what := fmt.Sprintf("version %d", n.Version)
+			if n.New {
+				what = "new shard, version 1"
+			}
+			a.printf("  %s (%s): %s, %s\n", n.Role, what, plural(n.Projects, "project"), plural(n.Shards, "shard"))
+		}
 	}
 	a.printf("\n")
 }
