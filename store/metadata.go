@@ -360,7 +360,6 @@ func (p publishTx) SaveRCShards(ctx context.Context, added []string, assign map[
 	return nil
 }
 
-
 func (p publishTx) InsertSigned(ctx context.Context, m tufrepo.MetadataVersion, snapshot int64) error {
 	if m.SHA256 != nil {
 		return insertMetadataSum(ctx, p.tx, m.Role, m.Version, m.Raw, m.SHA256, m.Expires, api.ActionSigned, snapshot)
