@@ -247,10 +247,13 @@ func (p *ClaimPlan) Empty() bool { return len(p.Nodes) == 0 }
 type ClaimOptions struct {
 	Move []string // recently-claimed projects to move into claimed
 	All  bool     // move every waiting project
-	// Reshard splits every claimed node that delegates more than tufrepo.ShardCapacity
-	// roles (the migration of a repository made before sharding); Renew re-signs every
-	// node (to renew their expiry).
+	// Reshard splits every claimed node that delegates more than Capacity roles (the
+	// migration of a repository made before sharding); Renew re-signs every node (to renew
+	// their expiry).
 	Reshard, Renew bool
+	// Capacity is the most delegations a node may hold before it is split; 0 means
+	// tufrepo.ShardCapacity.
+	Capacity int
 }
 
 // PlanClaim checks the server's claim queue against the verified metadata and writes the
@@ -422,6 +425,10 @@ func PlanClaim(ctx context.Context, r *Repo, d *Delegators, q api.ClaimQueue, o 
 		newSets[n] = s
 	}
 
+	capacity := o.Capacity
+	if capacity <= 0 {
+		capacity = tufrepo.ShardCapacity
+	}
 	// The nodes to sign: where projects change, and (--reshard, --renew) the whole tree.
 	dirty := map[string]bool{}
 	for name := range newSets {
@@ -434,7 +441,7 @@ func PlanClaim(ctx context.Context, r *Repo, d *Delegators, q api.ClaimQueue, o 
 		}
 		for _, n := range all {
 			seen[n.Prefix] = n
-			if o.Renew || len(n.MD.Signed.Delegations.Roles) > tufrepo.ShardCapacity {
+			if o.Renew || n.MD.Signed.Delegations != nil && len(n.MD.Signed.Delegations.Roles) > capacity {
 				dirty[n.Prefix] = true
 			}
 		}
@@ -478,14 +485,14 @@ func PlanClaim(ctx context.Context, r *Repo, d *Delegators, q api.ClaimQueue, o 
 	isNew := map[string]bool{}
 	for _, prefix := range slices.Sorted(maps.Keys(dirty)) {
 		ps := projects[prefix]
-		if len(layout.Children(prefix))+len(ps) <= tufrepo.ShardCapacity {
+		if len(layout.Children(prefix))+len(ps) <= capacity {
 			continue
 		}
 		names := make([]string, len(ps))
 		for i, p := range ps {
 			names[i] = p.Name
 		}
-		for _, added := range layout.Split(prefix, names, tufrepo.ShardCapacity) {
+		for _, added := range layout.Split(prefix, names, capacity) {
 			dirty[added], isNew[added] = true, true
 		}
 		var keep []tufrepo.ProjectDelegation

@@ -87,7 +87,7 @@ func (r *Repo) Explain(ctx context.Context, project, version string) (*Explanati
 	}
 	d := r.loadedDelegators()
 	e := &Explanation{Server: r.cfg.Server, Project: project, Release: rel.Version, Yanked: rel.Yanked, YankReason: yankReasonOf(pr.Metadata, rel),
-		SnapshotVersion: pr.SnapshotVersion, Delegator: pr.Delegator, Claimed: pr.Delegator == tufrepo.RoleClaimed, Files: rel.Files}
+		SnapshotVersion: pr.SnapshotVersion, Delegator: pr.Delegator, Claimed: pr.Claimed(), Files: rel.Files}
 	if e.Files == nil {
 		e.Files = []api.File{}
 	}
@@ -124,23 +124,23 @@ func (r *Repo) Explain(ctx context.Context, project, version string) (*Explanati
 		e.Chain = append(e.Chain, link)
 	}
 
-	// The delegator, as targets delegates to it, then the project, as the delegator does.
-	if del := d.Targets.Signed.Delegations; del != nil && pr.Delegator != "" {
-		var dmd *metadata.Metadata[metadata.TargetsType]
-		if pr.Delegator == tufrepo.RoleClaimed {
-			dmd = d.Claimed
-		} else {
-			dmd = d.RecentlyClaimed
+	// The nodes of the project's tree, each as the role above delegates to it (targets for
+	// the top), then the project, as the last node does.
+	parent, parentKeys := tufrepo.RoleTargets, d.Targets.Signed.Delegations
+	for _, n := range pr.Path {
+		if parentKeys == nil {
+			break
 		}
-		for _, role := range del.Roles {
-			if role.Name != pr.Delegator || dmd == nil {
+		for _, role := range parentKeys.Roles {
+			if role.Name != n.Role {
 				continue
 			}
-			link := ChainLink{Role: role.Name, Version: dmd.Signed.Version, Expires: dmd.Signed.Expires.UTC(), DelegatedBy: tufrepo.RoleTargets,
+			link := ChainLink{Role: role.Name, Version: n.MD.Signed.Version, Expires: n.MD.Signed.Expires.UTC(), DelegatedBy: parent,
 				KeyHolder: keyHolder(role.Name), Threshold: role.Threshold, Paths: role.Paths}
-			fillSignatures(&link, role.Name, dmd, dmd.Signatures, del.Keys, role.KeyIDs)
+			fillSignatures(&link, role.Name, n.MD, n.MD.Signatures, parentKeys.Keys, role.KeyIDs)
 			e.Chain = append(e.Chain, link)
 		}
+		parent, parentKeys = n.Role, n.MD.Signed.Delegations
 	}
 	link := ChainLink{Role: project, Version: pr.Version(), Expires: pr.Metadata.Signed.Expires.UTC(), DelegatedBy: pr.Delegator, KeyHolder: "project maintainers", Threshold: pr.Threshold}
 	if d, _ := findDelegation(r.up.GetTrustedMetadataSet().Targets, project); d != nil {
@@ -200,9 +200,15 @@ func yankReasonOf(md *metadata.Metadata[metadata.TargetsType], rel Release) stri
 
 func keyHolder(role string) string {
 	switch role {
-	case tufrepo.RoleTimestamp, tufrepo.RoleSnapshot, tufrepo.RoleRecentlyClaimed:
+	case tufrepo.RoleTimestamp, tufrepo.RoleSnapshot:
 		return "online key held by the server"
-	case tufrepo.RoleRoot, tufrepo.RoleTargets, tufrepo.RoleClaimed:
+	case tufrepo.RoleRoot, tufrepo.RoleTargets:
+		return "offline admin keys"
+	}
+	switch tree, _, _ := tufrepo.ParseShardRole(role); tree {
+	case tufrepo.RoleRecentlyClaimed:
+		return "online key held by the server"
+	case tufrepo.RoleClaimed:
 		return "offline admin keys"
 	}
 	return "project maintainers"

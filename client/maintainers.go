@@ -386,8 +386,8 @@ func (a *API) CoSignMaintainerChange(ctx context.Context, project string, versio
 // such (CodeVersionConflict: try again shortly).
 func CheckServerProject(p api.Project, pr *ProjectRole) error {
 	var diffs []string
-	if p.Delegator != pr.Delegator {
-		diffs = append(diffs, fmt.Sprintf("the server says %s delegates to it, the verified metadata says %s", orNone(p.Delegator), orNone(pr.Delegator)))
+	if p.Delegator != pr.Tree {
+		diffs = append(diffs, fmt.Sprintf("the server says %s delegates to it, the verified metadata says %s", orNone(p.Delegator), orNone(pr.Tree)))
 	}
 	if p.Threshold != pr.Threshold {
 		diffs = append(diffs, fmt.Sprintf("the server says threshold %d, the verified metadata says %d", p.Threshold, pr.Threshold))

@@ -135,9 +135,14 @@ func (r *Repo) SnapshotVersion() int64 {
 // ProjectRole is a project's role metadata as verified through the delegation chain,
 // with the delegation that made it trusted.
 type ProjectRole struct {
-	Name      string
-	Metadata  *metadata.Metadata[metadata.TargetsType]
-	Delegator string   // the delegating role: "claimed" or "recently-claimed"
+	Name     string
+	Metadata *metadata.Metadata[metadata.TargetsType]
+	// Tree is the delegation tree the project is in: "claimed" or "recently-claimed";
+	// Delegator the node of that tree that delegates it (the top or a shard), and Path
+	// every node from the top down to it.
+	Tree      string
+	Delegator string
+	Path      []TreeNode
 	KeyIDs    []string // the maintainer keys the delegator trusts for the project
 	Keys      map[string]*metadata.Key
 	Threshold int
@@ -147,6 +152,9 @@ type ProjectRole struct {
 
 // Version is the role's metadata version.
 func (p *ProjectRole) Version() int64 { return p.Metadata.Signed.Version }
+
+// Claimed reports whether the admins' offline claimed tree delegates the project.
+func (p *ProjectRole) Claimed() bool { return p.Tree == tufrepo.RoleClaimed }
 
 // Releases lists the releases in the role, newest first.
 func (p *ProjectRole) Releases() []Release { return ReleasesFromRole(p.Name, p.Metadata) }
@@ -183,6 +191,8 @@ func (r *Repo) ProjectRole(ctx context.Context, project string) (*ProjectRole, e
 	pr := &ProjectRole{Name: project, Metadata: md, SnapshotVersion: r.SnapshotVersion()}
 	if d, name := findDelegation(trusted.Targets, project); d != nil {
 		pr.Delegator = name
+		pr.Tree, _, _ = tufrepo.ParseShardRole(name)
+		pr.Path = treePath(trusted.Targets, pr.Tree, project)
 		pr.KeyIDs = slices.Clone(d.role.KeyIDs)
 		pr.Keys = map[string]*metadata.Key{}
 		for _, id := range d.role.KeyIDs {
@@ -218,7 +228,8 @@ type delegation struct {
 }
 
 // findDelegation finds the loaded targets role that delegates to role. Delegators are
-// searched in a fixed order (claimed before recently-claimed, as clients walk them).
+// searched in a fixed order (the claimed tree before the recently-claimed one, as clients
+// walk them).
 func findDelegation(loaded map[string]*metadata.Metadata[metadata.TargetsType], role string) (*delegation, string) {
 	names := make([]string, 0, len(loaded))
 	for n := range loaded {
@@ -245,9 +256,10 @@ func findDelegation(loaded map[string]*metadata.Metadata[metadata.TargetsType], 
 }
 
 func delegatorRank(name string) int {
-	switch name {
-	case tufrepo.RoleTargets:
+	if name == tufrepo.RoleTargets {
 		return 0
+	}
+	switch tree, _, _ := tufrepo.ParseShardRole(name); tree {
 	case tufrepo.RoleClaimed:
 		return 1
 	case tufrepo.RoleRecentlyClaimed:

@@ -97,8 +97,12 @@ func (r *AuditReport) Code() ExitCode {
 	return best
 }
 
-// auditedRoles are the roles the server signs with online keys.
-var auditedRoles = []string{tufrepo.RoleTimestamp, tufrepo.RoleSnapshot, tufrepo.RoleRecentlyClaimed}
+// audited reports whether the server signs role with an online key: timestamp, snapshot
+// and the nodes of the recently-claimed tree.
+func audited(role string) bool {
+	tree, _, _ := tufrepo.ParseShardRole(role)
+	return role == tufrepo.RoleTimestamp || role == tufrepo.RoleSnapshot || tree == tufrepo.RoleRecentlyClaimed
+}
 
 type signedVersion struct {
 	role     string
@@ -176,7 +180,7 @@ func (a *API) Audit(ctx context.Context, opts AuditOptions) (*AuditReport, error
 	key := func(role string, v int64) [2]string { return [2]string{role, strconv.FormatInt(v, 10)} }
 	var order []*signedVersion
 	for _, e := range all {
-		if e.Action != api.ActionSigned || !slices.Contains(auditedRoles, e.Role) {
+		if e.Action != api.ActionSigned || !audited(e.Role) {
 			continue
 		}
 		sv := &signedVersion{role: e.Role, version: e.Version, sha256: e.SHA256, length: e.Length, snapshot: e.Snapshot, seq: e.Seq}
@@ -417,7 +421,9 @@ func rootFor(roots []rootAt, s int64) *metadata.Metadata[metadata.RootType] {
 // delegatedKeys are the keys trusted for sv's role when it was signed.
 func delegatedKeys(sv *signedVersion, roots []rootAt, targets []targetsAt) (map[string]*metadata.Key, error) {
 	out := map[string]*metadata.Key{}
-	if sv.role == tufrepo.RoleRecentlyClaimed {
+	// Every node of the recently-claimed tree is delegated to the key targets gives
+	// recently-claimed.
+	if tree, _, _ := tufrepo.ParseShardRole(sv.role); tree == tufrepo.RoleRecentlyClaimed {
 		i := sort.Search(len(targets), func(i int) bool { return targets[i].snapshot > sv.snapshot })
 		if i == 0 {
 			return nil, errors.New("no targets version delegates recently-claimed at that version")

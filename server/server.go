@@ -36,6 +36,9 @@ type Config struct {
 	OCINoAnonymousPull bool
 	// ExternalURL is the server's public base URL, where OCI clients are sent for tokens.
 	ExternalURL string
+	// ShardCapacity is the most delegations one recently-claimed node holds before the
+	// publisher splits it (0: tufrepo.ShardCapacity).
+	ShardCapacity int
 }
 
 // DefaultConfig returns working defaults.
@@ -73,6 +76,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 	reg := prometheus.NewRegistry()
 	s.signing, signers = newSignerHealth(reg, signers, now)
 	s.publisher = tufrepo.NewPublisher(db, signers, now, log)
+	s.publisher.ShardCapacity = cfg.ShardCapacity
 	s.metrics = newMetrics(reg, s)
 	s.newTlog(reg, signers)
 	s.publisher.Observe = s.observePublish

@@ -59,7 +59,7 @@ func (s *Server) getMetadata(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := strconv.ParseInt(vs, 10, 64)
-	validRole := tufrepo.IsReservedRole(role) || tufrepo.ValidateProjectName(role) == nil
+	validRole := tufrepo.IsReservedRole(role) || tufrepo.IsShardRole(role) || tufrepo.ValidateProjectName(role) == nil
 	if err != nil || v < 1 || strconv.FormatInt(v, 10) != vs || !validRole {
 		s.writeError(w, r, errNotFound(r.URL.Path))
 		return

@@ -156,6 +156,9 @@ type Publisher struct {
 	// re-signing one publish signs, so that a tree of thousands of nodes created together
 	// does not stall one publish when they all reach half their lifetime.
 	MaxResignPerPublish int
+	// ShardCapacity is the most delegations a recently-claimed node may hold before it is
+	// split; 0 means tufrepo.ShardCapacity.
+	ShardCapacity int
 }
 
 // rcTree is the publisher's copy of the recently-claimed tree.
@@ -273,7 +276,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 		if err != nil {
 			return PublishResult{}, err
 		}
-		rc, err := loadRCTree(ctx, tx)
+		rc, err := loadRCTree(ctx, tx, p.capacity())
 		if err != nil {
 			return PublishResult{}, err
 		}

@@ -23,7 +23,14 @@ func (s Signers) rcKeys() ShardKeys {
 	return ShardKeys{Keys: map[string]*metadata.Key{k.KeyID: k.Key}, KeyIDs: []string{k.KeyID}, Threshold: 1}
 }
 
-func loadRCTree(ctx context.Context, tx PublishTx) (*rcTree, error) {
+func (p *Publisher) capacity() int {
+	if p.ShardCapacity > 0 {
+		return p.ShardCapacity
+	}
+	return ShardCapacity
+}
+
+func loadRCTree(ctx context.Context, tx PublishTx, capacity int) (*rcTree, error) {
 	rows, err := tx.RCShards(ctx)
 	if err != nil {
 		return nil, err
@@ -41,7 +48,7 @@ func loadRCTree(ctx context.Context, tx PublishTx) (*rcTree, error) {
 		st := rows[i]
 		// A node over capacity (the single recently-claimed of a repository made before
 		// sharding) is split by the next publish.
-		if st.Direct+len(layout.Children(st.Prefix)) > ShardCapacity {
+		if st.Direct+len(layout.Children(st.Prefix)) > capacity {
 			st.Dirty = true
 		}
 		t.nodes[st.Prefix] = &st
@@ -119,14 +126,14 @@ func (p *Publisher) planRC(ctx context.Context, tx PublishTx, now time.Time, new
 	}
 	for _, prefix := range slices.Sorted(maps.Keys(plan.dirty)) {
 		ps := plan.projects[prefix]
-		if len(t.layout.Children(prefix))+len(ps) <= ShardCapacity {
+		if len(t.layout.Children(prefix))+len(ps) <= p.capacity() {
 			continue
 		}
 		names := make([]string, len(ps))
 		for i, pd := range ps {
 			names[i] = pd.Name
 		}
-		added := t.layout.Split(prefix, names, ShardCapacity)
+		added := t.layout.Split(prefix, names, p.capacity())
 		for _, a := range added {
 			plan.dirty[a] = true
 			t.nodes[a] = &ShardState{Prefix: a}

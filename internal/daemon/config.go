@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/internal/strictjson"
+	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/spf13/pflag"
 )
 
@@ -30,6 +31,7 @@ type Config struct {
 	NoPublisher        bool          `json:"no_publisher"`
 	MaxBlobSize        int64         `json:"max_blob_size"`
 	PublishInterval    time.Duration `json:"publish_interval"`
+	ShardCapacity      int           `json:"shard_capacity"`
 	RekorURL           string        `json:"rekor_url"`
 	RekorKey           string        `json:"rekor_key"`
 	RekorOrigin        string        `json:"rekor_origin"`
@@ -58,6 +60,7 @@ func defaultConfig() Config {
 		DatabaseURL:      DefaultDatabaseURL,
 		MaxBlobSize:      1 << 30,
 		PublishInterval:  time.Minute,
+		ShardCapacity:    tufrepo.ShardCapacity,
 		LogLevel:         "info",
 		OCIAnonymousPull: true,
 	}
@@ -77,6 +80,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.BoolVar(&c.NoPublisher, "no-publisher", c.NoPublisher, "serve only; do not run the publisher on this replica")
 	fs.Int64Var(&c.MaxBlobSize, "max-blob-size", c.MaxBlobSize, "largest release file accepted, in bytes")
 	fs.DurationVar(&c.PublishInterval, "publish-interval", c.PublishInterval, "how often to check online role expiry without uploads")
+	fs.IntVar(&c.ShardCapacity, "shard-capacity", c.ShardCapacity, "the most delegations one recently-claimed node holds before the publisher splits it (more: fewer, bigger nodes for clients to download)")
 	fs.StringVar(&c.RekorURL, "rekor-url", c.RekorURL, "Rekor v2 transparency log to submit every online-signed metadata version to (off if empty)")
 	fs.StringVar(&c.RekorKey, "rekor-key", c.RekorKey, "the Rekor log's public key (PEM file): verify each checkpoint before storing an entry")
 	fs.StringVar(&c.RekorOrigin, "rekor-origin", c.RekorOrigin, "the Rekor log's checkpoint origin (its --hostname); default: as the checkpoint names it")

@@ -226,6 +226,10 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	scfg := server.DefaultConfig()
 	scfg.MaxBlobSize = c.MaxBlobSize
 	scfg.PublishInterval = c.PublishInterval
+	if c.ShardCapacity != 0 && (c.ShardCapacity < 2 || c.ShardCapacity > tufrepo.MaxShardDelegations) {
+		return fail(fmt.Errorf("--shard-capacity %d: want 2 to %d", c.ShardCapacity, tufrepo.MaxShardDelegations))
+	}
+	scfg.ShardCapacity = c.ShardCapacity
 	scfg.RunPublisher = !c.NoPublisher
 	scfg.OCINoAnonymousPull = !c.OCIAnonymousPull
 	if c.ExternalURL != "" {

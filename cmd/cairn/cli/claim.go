@@ -21,6 +21,7 @@ type claimOptions struct {
 	all      bool
 	renew    bool
 	reshard  bool
+	capacity int
 	yes      bool
 	// acceptExpired applies queued maintainer changes whose documents expired in the queue.
 	acceptExpired bool
@@ -91,7 +92,8 @@ It asks for confirmation on a terminal; --yes signs without asking.`,
 	f.StringArrayVar(&o.projects, "project", nil, "move this recently-claimed project into claimed (repeatable)")
 	f.BoolVar(&o.all, "all", false, "move every waiting recently-claimed project into claimed")
 	f.BoolVar(&o.renew, "renew", false, "re-sign every node of the claimed tree even if nothing changes (renews their expiry)")
-	f.BoolVar(&o.reshard, "reshard", false, "split every claimed node that delegates more than 64 roles into shards")
+	f.BoolVar(&o.reshard, "reshard", false, "split every claimed node that delegates more than --shard-capacity roles into shards")
+	f.IntVar(&o.capacity, "shard-capacity", tufrepo.ShardCapacity, "the most delegations one claimed node holds before it is split")
 	f.BoolVarP(&o.yes, "yes", "y", false, "sign without asking for confirmation")
 	f.BoolVar(&o.acceptExpired, "accept-expired", false, "apply queued maintainer changes whose signed documents expired while queued (confirm them with the maintainers first)")
 	f.BoolVar(&o.dryRun, "dry-run", false, "show what would change and stop before signing")
@@ -110,6 +112,9 @@ func (a *app) adminClaim(o claimOptions) error {
 		if err := tufrepo.ValidateProjectName(p); err != nil {
 			return err
 		}
+	}
+	if o.capacity < 2 || o.capacity > tufrepo.MaxShardDelegations {
+		return api.Errorf(api.CodeBadRequest, "--shard-capacity %d: want 2 to %d (the server refuses nodes with more delegations)", o.capacity, tufrepo.MaxShardDelegations)
 	}
 	if err := a.requireToken(); err != nil {
 		return err
@@ -152,7 +157,7 @@ func (a *app) adminClaim(o claimOptions) error {
 	if err != nil {
 		return err
 	}
-	plan, nodes, err := client.PlanClaim(a.ctx, repo, d, q, client.ClaimOptions{Move: o.projects, All: o.all, Reshard: o.reshard, Renew: o.renew}, time.Now())
+	plan, nodes, err := client.PlanClaim(a.ctx, repo, d, q, client.ClaimOptions{Move: o.projects, All: o.all, Reshard: o.reshard, Renew: o.renew, Capacity: o.capacity}, time.Now())
 	if err != nil {
 		return err
 	}
@@ -249,7 +254,14 @@ func (a *app) adminClaim(o claimOptions) error {
 	}
 	switch res.Status {
 	case api.StatusPublished:
-		a.printf("Published %s of the claimed tree in snapshot %d (%s; %s applied).\n", plural(len(res.Nodes), "node"), res.SnapshotVersion, moved, plural(len(plan.Changes), "maintainer change"))
+		what := plural(len(res.Nodes), "node") + " of the claimed tree"
+		if res.Version > 0 {
+			what = fmt.Sprintf("claimed version %d", res.Version)
+			if len(res.Nodes) > 1 {
+				what += fmt.Sprintf(" and %s", plural(len(res.Nodes)-1, "shard"))
+			}
+		}
+		a.printf("Published %s in snapshot %d (%s; %s applied).\n", what, res.SnapshotVersion, moved, plural(len(plan.Changes), "maintainer change"))
 		if rep.Verified != nil {
 			a.printf("Verified through TUF: snapshot %d carries every node uploaded (claimed version %d).\n", rep.Verified.Snapshot, rep.Verified.ClaimedVersion)
 		}

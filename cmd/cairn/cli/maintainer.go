@@ -523,7 +523,7 @@ func (a *app) maintainerListCommand() *cobra.Command {
 				Keys      []client.KeyView `json:"keys"`
 				Snapshot  int64            `json:"verified_snapshot"`
 			}
-			l := listing{Project: pr.Name, Delegator: pr.Delegator, Claimed: pr.Delegator == tufrepo.RoleClaimed, Threshold: set.Threshold, Keys: []client.KeyView{}, Snapshot: pr.SnapshotVersion}
+			l := listing{Project: pr.Name, Delegator: pr.Delegator, Claimed: pr.Claimed(), Threshold: set.Threshold, Keys: []client.KeyView{}, Snapshot: pr.SnapshotVersion}
 			for _, id := range set.KeyIDs() {
 				l.Keys = append(l.Keys, client.ViewKey(set.Keys[id]))
 			}
@@ -638,7 +638,7 @@ func (a *app) printMaintainerDiff(indent string, d client.MaintainerDiff) {
 // signature on one) of a claimed project for its version: a change already waits for the
 // admins, and the next one must build on it, which only the admins' queue holds.
 func queuedChangeConflict(project string, pr *client.ProjectRole, version int64, err error) error {
-	if pr.Delegator != tufrepo.RoleClaimed {
+	if !pr.Claimed() {
 		return err
 	}
 	if c := api.CodeOf(err); c != api.CodeVersionConflict && c != api.CodeProposalStale {

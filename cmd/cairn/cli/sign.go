@@ -839,7 +839,7 @@ func reviewMaintainerProposal(project string, p api.Proposal, pr *client.Project
 		return fail(api.Errorf(api.CodeProposalExpired, "the change expired at %s; the proposer must propose it again", expires.UTC().Format(time.RFC3339)))
 	case c.Doc.Version < next:
 		return fail(api.Errorf(api.CodeProposalStale, "the change no longer applies: %s has had %s since, so the next change is version %d; propose it again", project, plural(int(delegationVersion), "maintainer change"), next))
-	case c.Doc.Version > next && pr.Delegator == tufrepo.RoleClaimed:
+	case c.Doc.Version > next && pr.Claimed():
 		return fail(api.Errorf(api.CodeVersionConflict, "the change is version %d, but the verified maintainers of %s are at version %d: it builds on maintainer change(s) queued for the admins and not yet signed into claimed, so it is signed by keys that cannot be verified here. Wait until the admins have applied the queued change(s) ('cairn admin claim'), then propose it again", c.Doc.Version, project, delegationVersion))
 	case c.Doc.Version != next:
 		return fail(api.Errorf(api.CodeVersionConflict, "the change is version %d, but the maintainers of %s are at version %d, so the next change is version %d", c.Doc.Version, project, delegationVersion, next))
