@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
@@ -375,12 +376,7 @@ func (u *UI) targetsView(d *roleData, m *metadata.Metadata[metadata.TargetsType]
 		tf := m.Signed.Targets[p]
 		tv := targetView{Path: p, Length: tf.Length, Hashes: hashList(tf.Hashes)}
 		if tf.Custom != nil {
-			var b bytes.Buffer
-			if json.Indent(&b, *tf.Custom, "", "  ") == nil {
-				tv.Custom = b.String()
-			} else {
-				tv.Custom = string(*tf.Custom)
-			}
+			tv.Custom = prettyJSON(*tf.Custom)
 		}
 		d.Targets = append(d.Targets, tv)
 	}
@@ -533,4 +529,21 @@ func (u *UI) rootDiff(w http.ResponseWriter, r *http.Request) {
 		}
 		return "rootdiff", page{Title: fmt.Sprintf("root %d → %d", from, to), Kind: "rootdiff", Data: d}, nil
 	})
+}
+
+// prettyJSON indents custom data for people, with strings decoded (no \u003c escapes: the
+// template escapes for HTML, and userText shows hidden characters).
+func prettyJSON(raw []byte) string {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return string(raw)
+	}
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return string(raw)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }

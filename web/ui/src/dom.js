@@ -12,7 +12,7 @@ export function el(tag, attrs = {}, ...children) {
   }
   for (const c of children.flat()) {
     if (c === undefined || c === null || c === false) continue;
-    e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+    e.append(c instanceof Node ? c : document.createTextNode(visible(String(c))));
   }
   return e;
 }
@@ -48,4 +48,12 @@ export function setStatus(section, statusEl, state, text) {
 
 export function short(id) {
   return id.length > 16 ? id.slice(0, 16) : id;
+}
+
+// visible shows characters that change how text reads without being seen (controls,
+// bidirectional overrides and isolates, zero-width characters) as their code points, so
+// "\u202Egpj.exe" cannot pass for "exe.jpg".
+export function visible(s) {
+  return s.replace(/[\u0000-\u0008\u000B-\u001F\u007F-\u009F\u061C\u200B-\u200F\u202A-\u202E\u2060-\u2069\uFEFF]/g,
+    (c) => `[U+${c.charCodeAt(0).toString(16).toUpperCase().padStart(4, '0')}]`);
 }
