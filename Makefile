@@ -118,7 +118,7 @@ screenshots: npm chromium
 # The web UI's server-side rendering benchmark (BENCHMARKS.md, "Web UI"): home page at
 # 100k projects, project page with 1,000 releases.
 bench-web:
-	$(GO) test -run '^$$' -bench 'Page' -benchtime 400x -timeout 30m ./web/
+	$(GO) test -run '^$$' -bench 'Pages' -benchtime 400x -timeout 30m ./web/
 
 vet:
 	$(GO) vet ./...

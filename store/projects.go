@@ -431,6 +431,19 @@ func (db *DB) Releases(ctx context.Context, project string) (*api.ReleaseList, e
 	if err != nil {
 		return nil, err
 	}
+	return db.releases(ctx, project, yanked)
+}
+
+// ReleasesUnflagged is Releases without the yank flags and without checking that the
+// project exists: for callers that read the published role themselves (the web UI keeps
+// it parsed, so it does not read and parse it from the database on every page).
+func (db *DB) ReleasesUnflagged(ctx context.Context, project string) (*api.ReleaseList, error) {
+	return db.releases(ctx, project, nil)
+}
+
+// releases lists the release files of a project, newest upload first, flagged yanked (with
+// the reason) where yanked has their paths.
+func (db *DB) releases(ctx context.Context, project string, yanked map[string]string) (*api.ReleaseList, error) {
 	rows, err := db.Pool.Query(ctx, `
 		SELECT f.version, f.filename, f.path, f.length, f.sha256, f.role_version, f.created_at, f.role_version <= p.published_version
 		FROM release_files f JOIN projects p ON p.name = f.project

@@ -206,3 +206,36 @@ func (db *DB) TlogPendingList(ctx context.Context, limit int) ([]TlogPendingEntr
 		return e, err
 	})
 }
+
+// ReleaseFiles returns the files of one release of a project (an api.Release without its
+// yank flag, which the published role holds), or not_found.
+func (db *DB) ReleaseFiles(ctx context.Context, project, version string) (*api.Release, error) {
+	rows, err := db.Pool.Query(ctx, `
+		SELECT f.filename, f.path, f.length, f.sha256, f.role_version, f.created_at, f.role_version <= p.published_version
+		FROM release_files f JOIN projects p ON p.name = f.project
+		WHERE f.project = $1 AND f.version = $2 ORDER BY f.filename`, project, version)
+	if err != nil {
+		return nil, fmt.Errorf("reading release %s %s: %w", project, version, err)
+	}
+	rel := &api.Release{Project: project, Version: version}
+	var f api.File
+	var sum []byte
+	var roleVersion int64
+	var created time.Time
+	var published bool
+	_, err = pgx.ForEachRow(rows, []any{&f.Name, &f.Path, &f.Length, &sum, &roleVersion, &created, &published}, func() error {
+		f.SHA256 = hex.EncodeToString(sum)
+		rel.Files = append(rel.Files, f)
+		if rel.RoleVersion == 0 || roleVersion < rel.RoleVersion {
+			rel.RoleVersion, rel.UploadedAt, rel.Published = roleVersion, created.UTC(), published
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading release %s %s: %w", project, version, err)
+	}
+	if len(rel.Files) == 0 {
+		return nil, api.Errorf(api.CodeNotFound, "project %s has no release %q", project, version)
+	}
+	return rel, nil
+}

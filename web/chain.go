@@ -51,6 +51,35 @@ type roleCache struct {
 	m     map[string]*parsedRole
 	bytes int
 	max   int
+	// sigs holds signature checks by role version and delegator version: verifying a big
+	// role means canonicalising all of it (~15 µs per target).
+	sigs map[string]sigResult
+}
+
+type sigResult struct {
+	keys  []keySig
+	valid int
+}
+
+// checkedSignatures is signatures(), remembered for a role version as its delegator's
+// version trusts it (both immutable).
+func (u *UI) checkedSignatures(role string, version int64, delegator string, delegatorVersion int64, md any, keys map[string]*metadata.Key, ids []string) ([]keySig, int) {
+	key := fmt.Sprintf("%d.%s/%d.%s", version, role, delegatorVersion, delegator)
+	c := u.roles
+	c.mu.Lock()
+	r, ok := c.sigs[key]
+	c.mu.Unlock()
+	if ok {
+		return r.keys, r.valid
+	}
+	ks, n := signatures(role, md, keys, ids)
+	c.mu.Lock()
+	if len(c.sigs) > 4096 {
+		clear(c.sigs)
+	}
+	c.sigs[key] = sigResult{ks, n}
+	c.mu.Unlock()
+	return ks, n
 }
 
 type parsedRole struct {
@@ -59,7 +88,9 @@ type parsedRole struct {
 	root    *metadata.Metadata[metadata.RootType]
 }
 
-func newRoleCache(max int) *roleCache { return &roleCache{m: map[string]*parsedRole{}, max: max} }
+func newRoleCache(max int) *roleCache {
+	return &roleCache{m: map[string]*parsedRole{}, max: max, sigs: map[string]sigResult{}}
+}
 
 // load returns a published version parsed as its role's type.
 func (u *UI) load(ctx context.Context, role string, version int64) (*parsedRole, error) {
@@ -146,7 +177,7 @@ func (u *UI) topChain(ctx context.Context, h Head) ([]chainLink, *metadata.Metad
 		if rr := root.Signed.Roles[role]; rr != nil {
 			ids, l.Threshold = rr.KeyIDs, rr.Threshold
 		}
-		l.Keys, l.Valid = signatures(role, md, root.Signed.Keys, ids)
+		l.Keys, l.Valid = u.checkedSignatures(role, v, tufrepo.RoleRoot, h.Root, md, root.Signed.Keys, ids)
 		l.ThresholdMet = l.Threshold > 0 && l.Valid >= l.Threshold
 		links = append(links, l)
 	}
@@ -243,7 +274,7 @@ func (u *UI) chain(ctx context.Context, h Head, path string) ([]chainLink, error
 		default:
 			l.KeyHolder = "offline admin keys"
 		}
-		l.Keys, l.Valid = signatures(w.role, w.md, w.keys, w.del.KeyIDs)
+		l.Keys, l.Valid = u.checkedSignatures(w.role, w.version, done[w.parent].role, done[w.parent].version, w.md, w.keys, w.del.KeyIDs)
 		l.ThresholdMet = l.Threshold > 0 && l.Valid >= l.Threshold
 		links = append(links, l)
 	}

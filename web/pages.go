@@ -2,7 +2,10 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"html"
+	"html/template"
 	"net/http"
 	"net/url"
 	"strings"
@@ -144,6 +147,10 @@ type projectData struct {
 	Claimed     bool
 	Meaning     string
 	Releases    []api.Release
+	// ReleaseRows is the releases table's body, written directly: a project may have
+	// thousands of releases, and the template engine's reflection was most of the cost of
+	// rendering the page (BENCHMARKS.md, "Web UI").
+	ReleaseRows template.HTML
 	Proposals   []proposalView
 	History     []historyView
 	Head        Head
@@ -191,11 +198,24 @@ func (u *UI) projectData(ctx context.Context, name string, h Head) (*projectData
 	for _, m := range p.Maintainers {
 		d.Maintainers = append(d.Maintainers, maintainerView{KeyID: m.KeyID, KeyType: m.KeyType, Scheme: m.Scheme, Fingerprint: m.Fingerprint})
 	}
-	rl, err := u.db.Releases(ctx, name)
+	rl, err := u.db.ReleasesUnflagged(ctx, name)
 	if err != nil {
 		return nil, err
 	}
+	if p.PublishedVersion > 0 {
+		// Yank flags as clients see them: from the published role, parsed once per version.
+		pr, err := u.load(ctx, name, p.PublishedVersion)
+		if err != nil {
+			return nil, err
+		}
+		for i := range rl.Releases {
+			if rl.Releases[i].Published {
+				rl.Releases[i].Yanked, rl.Releases[i].YankReason = yankOf(pr.targets, rl.Releases[i].Files)
+			}
+		}
+	}
 	d.Releases = rl.Releases
+	d.ReleaseRows = releaseRows(rl.Releases)
 	pl, err := u.db.Proposals(ctx, name, u.now())
 	if err != nil {
 		return nil, err
@@ -318,19 +338,17 @@ func (u *UI) release(w http.ResponseWriter, r *http.Request) {
 		if err != nil {
 			return "", page{}, err
 		}
-		rl, err := u.db.Releases(ctx, name)
+		rel, err := u.db.ReleaseFiles(ctx, name, version)
 		if err != nil {
 			return "", page{}, err
 		}
-		d := &releaseData{Project: p, Claimed: p.Delegator == tufrepo.RoleClaimed}
-		found := false
-		for _, rel := range rl.Releases {
-			if rel.Version == version {
-				d.Release, found = rel, true
+		d := &releaseData{Project: p, Claimed: p.Delegator == tufrepo.RoleClaimed, Release: *rel}
+		if rel.Published && p.PublishedVersion > 0 {
+			// The yank flag as clients see it: from the published role (parsed once per
+			// version by the role cache).
+			if pr, err := u.load(ctx, name, p.PublishedVersion); err == nil {
+				d.Release.Yanked, d.Release.YankReason = yankOf(pr.targets, rel.Files)
 			}
-		}
-		if !found {
-			return "", page{}, api.Errorf(api.CodeNotFound, "project %s has no release %q", name, version)
 		}
 		d.Meaning = client.MeaningRecentlyClaimed
 		if d.Claimed {
@@ -372,4 +390,58 @@ func (u *UI) trust(w http.ResponseWriter, r *http.Request) {
 // page carries no repository data, and its CSP lets the script fetch from any origin.
 func (u *UI) browse(w http.ResponseWriter, r *http.Request) {
 	u.render(w, r, http.StatusOK, "browse", page{Title: "Browse a TUF repository", Kind: "browse", Data: r.URL.Query().Get("url"), NoIndex: true})
+}
+
+// yankOf reads the yank flag of a release from its files' signed custom data: yanked if
+// any file says "yanked": true; the reason from the first file (by name) that gives one.
+func yankOf(md *metadata.Metadata[metadata.TargetsType], files []api.File) (bool, string) {
+	yanked, reason := false, ""
+	for _, f := range files {
+		tf := md.Signed.Targets[f.Path]
+		if tf == nil || tf.Custom == nil {
+			continue
+		}
+		var c struct {
+			Yanked bool            `json:"yanked"`
+			Reason json.RawMessage `json:"yank_reason"`
+		}
+		if json.Unmarshal(*tf.Custom, &c) != nil || !c.Yanked {
+			continue
+		}
+		yanked = true
+		var r string
+		if reason == "" && json.Unmarshal(c.Reason, &r) == nil {
+			reason = r
+		}
+	}
+	return yanked, reason
+}
+
+// releaseRows writes the rows of the releases table; every value goes through
+// html.EscapeString (attributes) or userText (text), as the template would escape it.
+func releaseRows(rels []api.Release) template.HTML {
+	var b strings.Builder
+	b.Grow(len(rels) * 400)
+	esc := html.EscapeString
+	for _, r := range rels {
+		fmt.Fprintf(&b, `<tr data-release="%s" data-yanked="%t" data-files="%d"><th scope="row">`, esc(r.Version), r.Yanked, len(r.Files))
+		if r.Published {
+			fmt.Fprintf(&b, `<a href="/projects/%s/%s">%s</a>`, url.PathEscape(r.Project), url.PathEscape(r.Version), userText(r.Version))
+		} else {
+			b.WriteString(string(userText(r.Version)))
+		}
+		fmt.Fprintf(&b, `</th><td>%d</td><td>%s</td><td>`, len(r.Files), fmtTime(r.UploadedAt))
+		switch {
+		case !r.Published:
+			b.WriteString(`<span class="muted">staged, not published yet</span>`)
+		case r.Yanked && r.YankReason != "":
+			b.WriteString(`<span class="yanked">yanked</span>: ` + string(userText(r.YankReason)))
+		case r.Yanked:
+			b.WriteString(`<span class="yanked">yanked</span> (no reason given)`)
+		default:
+			b.WriteString("published")
+		}
+		b.WriteString(`</td><td class="v"><span class="badge unverified">not verified</span></td></tr>` + "\n")
+	}
+	return template.HTML(b.String())
 }
