@@ -332,3 +332,65 @@ func TestScreenshots(t *testing.T) {
 	b.waitVerdict(t)
 	b.screenshot(t, filepath.Join(dir, "release-dark.png"))
 }
+
+// TestETagsAndCORS: pages answer 304 to their ETag until what they show changes; metadata
+// and targets carry the CORS headers a browser needs, and answer preflights.
+func TestETagsAndCORS(t *testing.T) {
+	w := newWorld(t)
+	get := func(path, inm string) *http.Response {
+		req, _ := http.NewRequest(http.MethodGet, w.r.URL+path, nil)
+		if inm != "" {
+			req.Header.Set("If-None-Match", inm)
+		}
+		req.Header.Set("Origin", "https://elsewhere.example")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	r1 := get("/projects/demo", "")
+	etag := r1.Header.Get("ETag")
+	if r1.StatusCode != http.StatusOK || etag == "" || r1.Header.Get("Cache-Control") != "no-cache" {
+		t.Fatalf("project page: %d, ETag %q, Cache-Control %q", r1.StatusCode, etag, r1.Header.Get("Cache-Control"))
+	}
+	if r := get("/projects/demo", etag); r.StatusCode != http.StatusNotModified {
+		t.Fatalf("revalidation: %d", r.StatusCode)
+	}
+	// A co-signature changes the pending proposal of duo, not demo; a new upload of demo
+	// changes demo's page.
+	f := []byte("the third release of demo")
+	w.r.PutBlob(t, w.r.AdminToken, f)
+	md := testrepoRole(t, w, 4, w.f1, w.f2, testrepoFile("demo/3.0.0/demo-3.0.0.tar.gz", f))
+	if resp := w.r.Submit(t, w.r.AdminToken, "demo", md); resp.Status != http.StatusCreated {
+		t.Fatalf("upload 3: %d %s", resp.Status, resp.Body)
+	}
+	if r := get("/projects/demo", etag); r.StatusCode != http.StatusOK || r.Header.Get("ETag") == etag {
+		t.Fatalf("after an upload: %d, ETag %q (was %q)", r.StatusCode, r.Header.Get("ETag"), etag)
+	}
+
+	for _, p := range []string{"/metadata/timestamp.json", "/metadata/1.root.json", "/targets/demo/2.0.0/" + sha(w.f2.Content) + ".demo-2.0.0.tar.gz"} {
+		r := get(p, "")
+		if r.StatusCode != http.StatusOK || r.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "ETag") {
+			t.Errorf("%s: %d, CORS %q / %q", p, r.StatusCode, r.Header.Get("Access-Control-Allow-Origin"), r.Header.Get("Access-Control-Expose-Headers"))
+		}
+		req, _ := http.NewRequest(http.MethodOptions, w.r.URL+p, nil)
+		req.Header.Set("Origin", "https://elsewhere.example")
+		req.Header.Set("Access-Control-Request-Method", "GET")
+		req.Header.Set("Access-Control-Request-Headers", "range")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != "*" || !strings.Contains(resp.Header.Get("Access-Control-Allow-Headers"), "Range") {
+			t.Errorf("preflight %s: %d %v", p, resp.StatusCode, resp.Header)
+		}
+	}
+	// The REST API and the pages do not carry CORS headers.
+	if r := get("/api/v1/projects", ""); r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Error("the REST API answers cross-origin reads")
+	}
+}

@@ -80,3 +80,17 @@ func (w *world) pin(t *testing.T, b *browser, base string) {
 	b.check(t, b.el(t, "#pin-button").Click("left", 1))
 	b.waitFor(t, `() => document.querySelector('#pin-status').textContent.includes('is pinned')`)
 }
+
+func testrepoFile(path string, content []byte) testrepo.File {
+	return testrepo.File{Path: path, Content: content}
+}
+
+// testrepoRole signs the next version of demo's role with alice, keeping 1.0.0's custom data.
+func testrepoRole(t *testing.T, w *world, version int64, files ...testrepo.File) []byte {
+	t.Helper()
+	md := testrepo.Role(version, time.Now().Add(90*24*time.Hour), files...)
+	custom, _ := json.Marshal(map[string]any{"version": "1.0.0", "yanked": true, "yank_reason": hostile, "note": hostile})
+	rm := json.RawMessage(custom)
+	md.Signed.Targets[w.f1.Path].Custom = &rm
+	return testrepo.Sign(t, md, w.alice)
+}
