@@ -207,10 +207,10 @@ func (b *browser) axe(t *testing.T) []string {
 	return out
 }
 
-// screenshot saves a full-page PNG.
-func (b *browser) screenshot(t *testing.T, file string) {
+// screenshot saves a PNG of the whole page, or of the window only.
+func (b *browser) screenshot(t *testing.T, file string, full bool) {
 	t.Helper()
-	png, err := b.page.Screenshot(true, &proto.PageCaptureScreenshot{Format: proto.PageCaptureScreenshotFormatPng})
+	png, err := b.page.Screenshot(full, &proto.PageCaptureScreenshot{Format: proto.PageCaptureScreenshotFormatPng})
 	b.check(t, err)
 	if err := os.WriteFile(file, png, 0o644); err != nil {
 		t.Fatal(err)

@@ -321,16 +321,16 @@ func TestScreenshots(t *testing.T) {
 	for _, s := range shots {
 		b.open(t, w.r.URL+s.path)
 		b.waitVerdict(t)
-		b.screenshot(t, filepath.Join(dir, s.file))
+		b.screenshot(t, filepath.Join(dir, s.file), true)
 	}
 	b.open(t, w.r.URL+"/browse?"+url.Values{"url": {repo.URL}, "root": {repo.RootHash}}.Encode())
 	b.el(t, "#browse-status.verified")
 	b.waitFor(t, `() => !document.querySelector('details.role:not([data-loaded="true"]):not([data-loaded="failed"])')`)
-	b.screenshot(t, filepath.Join(dir, "browse.png"))
+	b.screenshot(t, filepath.Join(dir, "browse.png"), false)
 	b.setDark(t, true)
 	b.open(t, w.r.URL+"/projects/demo/2.0.0")
 	b.waitVerdict(t)
-	b.screenshot(t, filepath.Join(dir, "release-dark.png"))
+	b.screenshot(t, filepath.Join(dir, "release-dark.png"), false)
 }
 
 // TestETagsAndCORS: pages answer 304 to their ETag until what they show changes; metadata
