@@ -394,3 +394,25 @@ func TestETagsAndCORS(t *testing.T) {
 		t.Error("the REST API answers cross-origin reads")
 	}
 }
+
+// TestBrowseCairnRepository: the generic browser on a Cairn repository, across origins (the
+// page from localhost, the repository at 127.0.0.1), so it works only through the CORS
+// headers cairnd sends with metadata.
+func TestBrowseCairnRepository(t *testing.T) {
+	w := newWorld(t)
+	u, _ := url.Parse(w.r.URL)
+	page := "http://localhost:" + u.Port()
+	b := newBrowser(t)
+	b.open(t, page+"/browse?"+url.Values{"url": {w.r.URL + "/metadata/"}, "root": {w.rootHash}}.Encode())
+	b.el(t, "#browse-status.verified")
+	b.waitFor(t, `() => !document.querySelector('details.role:not([data-loaded="true"])')`)
+	for _, role := range []string{"targets", "recently-claimed", "demo", "duo"} {
+		if !strings.Contains(b.text(t, `details.role[data-role="`+role+`"] > summary`), "Verified") {
+			t.Errorf("role %s is not shown verified", role)
+		}
+	}
+	if !strings.Contains(b.text(t, `details.role[data-role="demo"]`), "demo/2.0.0/demo-2.0.0.tar.gz") {
+		t.Error("demo's targets are not listed")
+	}
+	b.noErrors(t, "browse cairn")
+}
