@@ -55,8 +55,16 @@ func TestPagesInBrowser(t *testing.T) {
 		b.noErrors(t, p+" (verified)")
 	}
 
-	// Home → the newest release → its file, downloaded and hashed in the page.
+	// Home: the published versions it shows are the ones TUF verified.
 	b.open(t, w.r.URL+"/")
+	b.waitVerdict(t)
+	for _, role := range []string{"timestamp", "snapshot", "root"} {
+		if got := b.text(t, `.vrole[data-role="`+role+`"] .v`); got != "Verified" {
+			t.Errorf("home: %s version marked %q", role, got)
+		}
+	}
+
+	// Home → the newest release → its file, downloaded and hashed in the page.
 	link := b.el(t, `#recent a.release-link[href="/projects/demo/2.0.0"]`)
 	b.check(t, link.Click("left", 1))
 	b.waitFor(t, `() => location.pathname === '/projects/demo/2.0.0'`)

@@ -233,10 +233,10 @@ async function loadDelegated(up, role) {
   return null;
 }
 
-// verifyChain marks the server's chain of signed metadata (release pages) and the health
-// table (home) against the versions tuf-js verified.
+// verifyChain marks the server's chain of signed metadata (release pages) and the
+// published versions (home) against the versions tuf-js verified.
 function verifyChain(up, problems) {
-  for (const li of document.querySelectorAll('#chain li[data-role]')) {
+  for (const li of document.querySelectorAll('#chain li[data-role], .vrole[data-role]')) {
     const md = trusted(up, li.dataset.role);
     if (!md) {
       setCell(li, 'unverified', 'not loaded');
@@ -244,7 +244,7 @@ function verifyChain(up, problems) {
       setCell(li, 'verified', 'Verified');
     } else {
       setCell(li, 'failed', `MISMATCH: TUF verified version ${md.signed.version}`);
-      problems.push(`The chain shows ${li.dataset.role} version ${li.dataset.version}; TUF verified version ${md.signed.version}.`);
+      problems.push(`The page shows ${li.dataset.role} version ${li.dataset.version}; TUF verified version ${md.signed.version}.`);
     }
   }
 }
