@@ -28,8 +28,10 @@ const (
 	maxVersions = 50
 )
 
+// validRole accepts the names a published role can have: top-level and delegating roles,
+// shard nodes of claimed and recently-claimed, and projects.
 func validRole(role string) bool {
-	return tufrepo.IsReservedRole(role) || tufrepo.ValidateProjectName(role) == nil
+	return tufrepo.IsReservedRole(role) || tufrepo.IsShardRole(role) || tufrepo.ValidateProjectName(role) == nil
 }
 
 // roleLatest shows the newest published version of a role.
