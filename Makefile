@@ -5,7 +5,7 @@ CAIRN_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cairn_dev?sslmode=disab
 DEV_DIR ?= .data/dev
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all build run test npm hsm vet fmt bench load clean oci-clients oci-conformance-dev
+.PHONY: all build run test npm hsm chromium vet fmt bench load clean oci-clients oci-conformance-dev web-assets screenshots bench-web
 
 all: build
 
@@ -18,12 +18,22 @@ build:
 run: build
 	./bin/cairnd serve --dev --data-dir $(DEV_DIR) --database-url "$(CAIRN_DATABASE_URL)" --listen $(LISTEN)
 
-# tuf-js for the end-to-end tests, from the committed lock file.
-npm: test/tufjs/node_modules/.package-lock.json
+# tuf-js for the end-to-end tests, and the web UI's build tools (esbuild, tuf-js for the
+# browser, axe-core for the accessibility tests), from the committed lock files.
+npm: test/tufjs/node_modules/.package-lock.json web/ui/node_modules/.package-lock.json
 
 test/tufjs/node_modules/.package-lock.json: test/tufjs/package-lock.json
 	cd test/tufjs && npm ci --no-audit --no-fund
 	touch $@
+
+web/ui/node_modules/.package-lock.json: web/ui/package-lock.json
+	cd web/ui && npm ci --no-audit --no-fund
+	touch $@
+
+# The web UI's browser bundle, web/static/app.js, is committed (go build needs no Node);
+# rebuild it after changing web/ui/src or the lock file. make test checks that it matches.
+web-assets: web/ui/node_modules/.package-lock.json
+	cd web/ui && node build.mjs
 
 # SoftHSM2 and OpenSC's pkcs11-tool for the PKCS#11 (HSM) tests, from Debian's packages.
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
@@ -37,7 +47,7 @@ hsm:
 # crane, oras and notation (e2e/ociclients_test.go) are installed first; cosign is not.
 # The transparency log tests run against a real Rekor v2 server (make rekor, ~1 min once);
 # the Helm chart's test uses helm (make helm, ~2-2.5 min once).
-test: npm hsm vet rekor s3 helm
+test: npm hsm chromium vet rekor s3 helm
 	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation
 	CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) \
 		$(GO) test -count=1 -timeout 20m ./...
@@ -90,6 +100,25 @@ $(HELM_BIN):
 
 test-helm: helm
 	CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) $(GO) test -count=1 -timeout 5m -v ./deploy/helm/
+
+# Debian's Chromium for the web UI's browser tests (web/*_test.go drive it with go-rod);
+# nothing downloads a browser build.
+chromium:
+	@command -v chromium >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  echo "installing chromium (Debian package) for the web UI's browser tests"; \
+	  $(SUDO) apt-get install -y --no-install-recommends chromium >/dev/null || \
+	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends chromium >/dev/null; }; }
+
+# The README's screenshots of the web UI (docs/screenshots), taken by the browser tests.
+screenshots: npm chromium
+	mkdir -p docs/screenshots
+	CAIRN_SCREENSHOTS=$(CURDIR)/docs/screenshots $(GO) test -count=1 -run '^TestScreenshots$$' -v ./web/
+
+# The web UI's server-side rendering benchmark (BENCHMARKS.md, "Web UI"): home page at
+# 100k projects, project page with 1,000 releases.
+bench-web:
+	$(GO) test -run '^$$' -bench 'Pages' -benchtime 400x -timeout 30m ./web/
 
 vet:
 	$(GO) vet ./...

@@ -94,6 +94,8 @@ type Release struct {
 	RoleVersion int64     `json:"role_version"`
 	Published   bool      `json:"published"`
 	Yanked      bool      `json:"yanked"`
+	// YankReason is the reason the published role's custom data gives for a yank, if any.
+	YankReason string `json:"yank_reason,omitempty"`
 }
 
 // ReleaseList is a project's releases, newest upload first.

@@ -471,3 +471,94 @@ func NextYankRole(current *metadata.Metadata[metadata.TargetsType], project, ver
 	}
 	return next, nil
 }
+
+// Lines says in words what a role version changes, one statement a line (what `cairn
+// sign` and the web UI show reviewers).
+func (c RoleChanges) Lines() []string {
+	var out []string
+	for _, r := range c.Added {
+		what := "adds release " + r.Version
+		if r.Existing {
+			what = "adds files to the published release " + r.Version
+		}
+		if r.Yanked {
+			what += " (already flagged as yanked)"
+		}
+		out = append(out, fmt.Sprintf("%s (%s):", what, pluralText(len(r.Files), "file")))
+		for _, f := range r.Files {
+			out = append(out, fmt.Sprintf("  %s  %s  sha256 %s", f.Name, sizeText(f.Length), f.SHA256))
+		}
+	}
+	for _, y := range c.Yanked {
+		line := fmt.Sprintf("YANKS release %s (%s: %s)", y.Version, pluralText(len(y.Files), "file"), strings.Join(y.Files, ", "))
+		if y.Reason != "" {
+			line += fmt.Sprintf(", reason: %q", y.Reason)
+		} else {
+			line += ", no reason given"
+		}
+		out = append(out, line)
+	}
+	for _, y := range c.Unyanked {
+		line := fmt.Sprintf("unyanks release %s (%s: %s)", y.Version, pluralText(len(y.Files), "file"), strings.Join(y.Files, ", "))
+		if y.Reason != "" {
+			line += fmt.Sprintf("; it was yanked because: %q", y.Reason)
+		}
+		out = append(out, line)
+	}
+	for _, y := range c.ReasonChanged {
+		out = append(out, fmt.Sprintf("changes why release %s is yanked from %q to %q", y.Version, y.PreviousReason, y.Reason))
+	}
+	for _, cc := range c.CustomChanged {
+		if len(cc.Fields) == 0 {
+			out = append(out, fmt.Sprintf("changes the custom data of %s", cc.Path))
+		} else {
+			out = append(out, fmt.Sprintf("changes the custom data field(s) %s of %s", strings.Join(cc.Fields, ", "), cc.Path))
+		}
+	}
+	for _, f := range c.Removed {
+		out = append(out, fmt.Sprintf("REMOVES the published file %s (%s, sha256 %s)", f.Path, sizeText(f.Length), f.SHA256))
+	}
+	for _, m := range c.Modified {
+		out = append(out, fmt.Sprintf("CHANGES the published file %s from %s, sha256 %s to %s, sha256 %s", m.Path, sizeText(m.Before.Length), m.Before.SHA256, sizeText(m.After.Length), m.After.SHA256))
+	}
+	out = append(out, c.Other...)
+	if c.Empty() {
+		if c.FromVersion == 0 {
+			out = append(out, "creates the project with no releases")
+		} else {
+			out = append(out, "changes no release or file")
+		}
+	}
+	// Every version renews the expiry a little; only a notable change is worth a line.
+	const day, layout = 24 * time.Hour, "2006-01-02 15:04 UTC"
+	switch {
+	case c.ExpiresBefore.IsZero():
+		out = append(out, fmt.Sprintf("the role metadata expires %s", c.ExpiresAfter.Format(layout)))
+	case c.ExpiresBefore.Sub(c.ExpiresAfter) > day:
+		out = append(out, fmt.Sprintf("SHORTENS the role metadata's expiry to %s (was %s)", c.ExpiresAfter.Format(layout), c.ExpiresBefore.Format(layout)))
+	case c.ExpiresAfter.Sub(c.ExpiresBefore) > day:
+		out = append(out, fmt.Sprintf("extends the role metadata's expiry to %s (was %s)", c.ExpiresAfter.Format(layout), c.ExpiresBefore.Format(layout)))
+	}
+	return out
+}
+
+func pluralText(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
+}
+
+// sizeText gives a byte count, with a readable unit for larger files.
+func sizeText(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return pluralText(int(n), "byte")
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit && exp < 4; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%d bytes (%.1f %ciB)", n, float64(n)/float64(div), "KMGTP"[exp])
+}

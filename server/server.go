@@ -86,6 +86,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.routeTUF(r)
+	s.routeWeb(r)
 	r.Mount("/v2", oci.New(oci.Config{AnonymousPull: !cfg.OCINoAnonymousPull, MaxBlobSize: cfg.MaxBlobSize, ExternalURL: cfg.ExternalURL}, db, blobs, log, now))
 	r.Route("/api/v1", func(r chi.Router) {
 		s.routeBlobs(r)

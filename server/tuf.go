@@ -29,11 +29,42 @@ func errMethod(method, path string) error {
 }
 
 func (s *Server) routeTUF(r chi.Router) {
-	r.Get("/metadata/{file}", s.getMetadata)
-	r.Head("/metadata/{file}", s.getMetadata)
-	r.Get("/targets/{project}/{version}/{file}", s.getTarget)
-	r.Head("/targets/{project}/{version}/{file}", s.getTarget)
+	r.Group(func(r chi.Router) {
+		r.Use(corsRead)
+		r.Get("/metadata/{file}", s.getMetadata)
+		r.Head("/metadata/{file}", s.getMetadata)
+		r.Options("/metadata/{file}", preflight)
+		r.Get("/targets/{project}/{version}/{file}", s.getTarget)
+		r.Head("/targets/{project}/{version}/{file}", s.getTarget)
+		r.Options("/targets/{project}/{version}/{file}", preflight)
+	})
 }
+
+// corsRead lets browser TUF clients on any origin (the web UI's repository browser on
+// another Cairn, tuf-js in a page) read metadata and targets. They are public and carry
+// no credentials, so "*" exposes nothing a plain GET does not.
+func corsRead(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Access-Control-Allow-Origin"] = corsAny
+		h["Access-Control-Expose-Headers"] = corsExpose
+		next.ServeHTTP(w, r)
+	})
+}
+
+// preflight answers a CORS preflight: reads only, with the headers a TUF client may send.
+func preflight(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "GET, HEAD")
+	h.Set("Access-Control-Allow-Headers", "Range, If-None-Match, If-Modified-Since")
+	h.Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+var (
+	corsAny    = []string{"*"}
+	corsExpose = []string{"ETag, Content-Length, Content-Range, Accept-Ranges"}
+)
 
 // getMetadata serves timestamp.json, root.json and <version>.<role>.json (TUF 5.x with
 // consistent snapshots). Unknown versions are 404: clients probe N+1.root.json.

@@ -431,6 +431,19 @@ func (db *DB) Releases(ctx context.Context, project string) (*api.ReleaseList, e
 	if err != nil {
 		return nil, err
 	}
+	return db.releases(ctx, project, yanked)
+}
+
+// ReleasesUnflagged is Releases without the yank flags and without checking that the
+// project exists: for callers that read the published role themselves (the web UI keeps
+// it parsed, so it does not read and parse it from the database on every page).
+func (db *DB) ReleasesUnflagged(ctx context.Context, project string) (*api.ReleaseList, error) {
+	return db.releases(ctx, project, nil)
+}
+
+// releases lists the release files of a project, newest upload first, flagged yanked (with
+// the reason) where yanked has their paths.
+func (db *DB) releases(ctx context.Context, project string, yanked map[string]string) (*api.ReleaseList, error) {
 	rows, err := db.Pool.Query(ctx, `
 		SELECT f.version, f.filename, f.path, f.length, f.sha256, f.role_version, f.created_at, f.role_version <= p.published_version
 		FROM release_files f JOIN projects p ON p.name = f.project
@@ -453,7 +466,14 @@ func (db *DB) Releases(ctx context.Context, project string) (*api.ReleaseList, e
 			order = append(order, version)
 		}
 		r.Files = append(r.Files, api.File{Name: filename, Path: path, Length: length, SHA256: hex.EncodeToString(sum)})
-		r.Yanked = r.Yanked || yanked[path]
+		if reason, ok := yanked[path]; ok {
+			// The first file (by name) that gives a reason gives the release's, as
+			// client.ReleasesFromRole picks it.
+			r.Yanked = true
+			if r.YankReason == "" {
+				r.YankReason = reason
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -467,12 +487,13 @@ func (db *DB) Releases(ctx context.Context, project string) (*api.ReleaseList, e
 }
 
 // publishedYanks returns the paths the published version of a project's role flags as
-// yanked, so the REST index says what clients see, not what is staged.
-func (db *DB) publishedYanks(ctx context.Context, project string) (map[string]bool, error) {
+// yanked, with the reason each gives (maybe empty), so the REST index says what clients
+// see, not what is staged.
+func (db *DB) publishedYanks(ctx context.Context, project string) (map[string]string, error) {
 	var raw []byte
 	err := db.Pool.QueryRow(ctx, `SELECT m.raw FROM metadata m JOIN projects p ON p.name = m.role AND m.version = p.published_version WHERE p.name = $1`, project).Scan(&raw)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return map[string]bool{}, nil
+		return map[string]string{}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading published role of %s: %w", project, err)
@@ -487,14 +508,18 @@ func (db *DB) publishedYanks(ctx context.Context, project string) (map[string]bo
 	if err := json.Unmarshal(raw, &role); err != nil {
 		return nil, fmt.Errorf("parsing published role of %s: %w", project, err)
 	}
-	out := map[string]bool{}
+	out := map[string]string{}
 	for p, t := range role.Signed.Targets {
-		// Custom data is the maintainers' to shape: anything but {"yanked": true} is not a yank.
+		// Custom data is the maintainers' to shape: anything but {"yanked": true} is not a
+		// yank, and a reason that is not a string is no reason.
 		var c struct {
-			Yanked bool `json:"yanked"`
+			Yanked bool            `json:"yanked"`
+			Reason json.RawMessage `json:"yank_reason"`
 		}
 		if json.Unmarshal(t.Custom, &c) == nil && c.Yanked {
-			out[p] = true
+			var reason string
+			_ = json.Unmarshal(c.Reason, &reason)
+			out[p] = reason
 		}
 	}
 	return out, nil

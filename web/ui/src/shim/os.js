@@ -1,0 +1,2 @@
+export function tmpdir() { return '/tmp'; }
+export default { tmpdir };
