@@ -51,6 +51,7 @@ const (
 	CodeAlreadyBootstrapped Code = "already_bootstrapped"
 	CodeUnavailable         Code = "unavailable"
 	CodeNotLogged           Code = "not_logged"
+	CodePruned              Code = "pruned"
 	CodeInternal            Code = "internal"
 )
 
@@ -102,6 +103,7 @@ func Codes() []CodeInfo {
 		{CodeAlreadyBootstrapped, http.StatusConflict, "The repository is already bootstrapped"},
 		{CodeUnavailable, http.StatusServiceUnavailable, "The service is temporarily unavailable"},
 		{CodeNotLogged, http.StatusNotFound, "The metadata version has no transparency log entry yet"},
+		{CodePruned, http.StatusGone, "The metadata version is no longer kept"},
 		{CodeInternal, http.StatusInternalServerError, "Internal error"},
 	}
 }

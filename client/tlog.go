@@ -80,7 +80,11 @@ type AuditReport struct {
 	// Checked counts the signed versions audited by role; Logged those with a valid entry.
 	Checked  map[string]int `json:"checked"`
 	Logged   int            `json:"logged"`
-	Roots    int            `json:"roots"`
+	// Pruned counts old snapshot versions whose bytes the server no longer keeps (DESIGN.md
+	// "Snapshot and publish cost"): their log entries and audit log hashes are checked, the
+	// served bytes cannot be.
+	Pruned int `json:"pruned"`
+	Roots  int `json:"roots"`
 	Backlog  int64          `json:"backlog"`
 	Problems []AuditProblem `json:"problems"`
 }
@@ -260,10 +264,13 @@ func (a *API) Audit(ctx context.Context, opts AuditOptions) (*AuditReport, error
 		case sv.role == tufrepo.RoleTimestamp && sv.version == current.Signed.Version:
 			served = tsRaw
 		case sv.role != tufrepo.RoleTimestamp:
-			if served, err = a.metadataFile(ctx, strconv.FormatInt(sv.version, 10)+"."+sv.role+".json"); err != nil {
+			served, err = a.metadataFile(ctx, strconv.FormatInt(sv.version, 10)+"."+sv.role+".json")
+			switch {
+			case api.CodeOf(err) == api.CodePruned && sv.role == tufrepo.RoleSnapshot && sv.version != current.Signed.Meta[tufrepo.MetaName(tufrepo.RoleSnapshot)].Version:
+				rep.Pruned++
+			case err != nil:
 				return nil, err
-			}
-			if served == nil {
+			case served == nil:
 				problem(sv.role, sv.version, ExitPolicy, "the server does not serve %d.%s.json", sv.version, sv.role)
 			}
 		}

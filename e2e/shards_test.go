@@ -106,11 +106,13 @@ func (w *shardWorld) fetchAll(t *testing.T, cs []client, names ...string) {
 	}
 }
 
+// shardNames split into a deep tree at shardCapacity: every prefix has groups of names
+// that share the next character, so each node can be split down to the capacity.
 var shardNames = func() []string {
 	var out []string
 	for _, p := range []string{"aa", "ab", "b", "python-", "python-d"} {
-		for i := range 5 {
-			out = append(out, fmt.Sprintf("%s%d", p, i))
+		for _, s := range []string{"00", "01", "10", "11"} {
+			out = append(out, p+s)
 		}
 	}
 	return append(out, "a", "ab", "python")
@@ -121,12 +123,12 @@ var shardNames = func() []string {
 // its cache throughout; the claim signs only the claimed nodes it changes.
 func TestShardedTreesWithEveryClient(t *testing.T) {
 	w := newShardWorld(t, shardCapacity)
-	w.addProjects(t, "aa0", "b0")
+	w.addProjects(t, shardNames[:2]...)
 	if n := w.checkNodes(t, tufrepo.RoleRecentlyClaimed, shardCapacity); n != 1 {
 		t.Fatalf("recently-claimed split with two projects: %d nodes", n)
 	}
 	cs := clients(t, w.r)
-	w.fetchAll(t, cs, "aa0", "b0")
+	w.fetchAll(t, cs, shardNames[:2]...)
 
 	rest := shardNames[2:]
 	w.addProjects(t, rest...)
@@ -144,13 +146,13 @@ func TestShardedTreesWithEveryClient(t *testing.T) {
 	w.fetchAll(t, cs, shardNames...)
 
 	// The explanation of a deep project names every node on its path.
-	e := explainJSON(t, w.downloader(t), "python-d3@1.0")
+	e := explainJSON(t, w.downloader(t), "python-d10@1.0")
 	var chain []string
 	for _, l := range e.Chain {
 		chain = append(chain, l.Role)
 	}
 	if !e.Claimed || !strings.Contains(strings.Join(chain, " "), "claimed _claimed.p") || e.Chain[len(e.Chain)-2].Role != e.Delegator || !strings.HasPrefix(e.Delegator, "_claimed.python-") {
-		t.Fatalf("explain python-d3: delegator %s chain %v", e.Delegator, chain)
+		t.Fatalf("explain python-d10: delegator %s chain %v", e.Delegator, chain)
 	}
 	for _, l := range e.Chain[4 : len(e.Chain)-1] {
 		if l.KeyHolder != "offline admin keys" || len(signedKeys(l)) == 0 {
@@ -169,7 +171,7 @@ func TestShardedTreesWithEveryClient(t *testing.T) {
 	if len(rep.Result.Nodes) != 1 || len(rep.Result.Moved) != 1 {
 		t.Fatalf("claiming one project into a node with room signed %v", rep.Result.Nodes)
 	}
-	w.fetchAll(t, cs, "zz-late", "aa0")
+	w.fetchAll(t, cs, "zz-late", shardNames[0])
 }
 
 // TestClaimedShardSurvivesServerCompromise: a project claimed into a shard of the claimed
@@ -182,21 +184,21 @@ func TestClaimedShardSurvivesServerCompromise(t *testing.T) {
 	w.addProjects(t, shardNames...)
 	w.admin(t).ok(t, "admin", "claim", "--key", "claimed", "--all", "--shard-capacity", fmt.Sprint(shardCapacity), "--yes")
 	var shard string
-	if err := w.r.DB.Pool.QueryRow(context.Background(), `SELECT shard FROM projects WHERE name = 'python-d3'`).Scan(&shard); err != nil || !strings.HasPrefix(shard, "_claimed.") {
-		t.Fatalf("python-d3 is delegated by %q (%v), not a claimed shard", shard, err)
+	if err := w.r.DB.Pool.QueryRow(context.Background(), `SELECT shard FROM projects WHERE name = 'python-d10'`).Scan(&shard); err != nil || !strings.HasPrefix(shard, "_claimed.") {
+		t.Fatalf("python-d10 is delegated by %q (%v), not a claimed shard", shard, err)
 	}
 	cs := clients(t, w.r)
-	w.fetchAll(t, cs, "python-d3")
+	w.fetchAll(t, cs, "python-d10")
 
 	mallory := testrepo.NewKey(t, tufrepo.KeyEd25519)
-	evil := testrepo.File{Path: "python-d3/6.6.6/evil.tgz", Content: []byte("malware")}
+	evil := testrepo.File{Path: "python-d10/6.6.6/evil.tgz", Content: []byte("malware")}
 	w.r.PutBlob(t, w.r.AdminToken, evil.Content)
-	forgeRole(t, w.r, "python-d3", testrepo.Role(w.version["python-d3"]+1, time.Now().Add(24*time.Hour), w.files["python-d3"], evil), mallory)
+	forgeRole(t, w.r, "python-d10", testrepo.Role(w.version["python-d10"]+1, time.Now().Add(24*time.Hour), w.files["python-d10"], evil), mallory)
 	// The attack is published: a recently-claimed node now delegates the project to the
 	// attacker's key.
 	var node string
-	if err := w.r.DB.Pool.QueryRow(context.Background(), `SELECT shard FROM projects WHERE name = 'python-d3'`).Scan(&node); err != nil || !strings.HasPrefix(node, "recently-claimed") && !strings.HasPrefix(node, "_recently-claimed.") {
-		t.Fatalf("the attack did not route python-d3 into recently-claimed: %q %v", node, err)
+	if err := w.r.DB.Pool.QueryRow(context.Background(), `SELECT shard FROM projects WHERE name = 'python-d10'`).Scan(&node); err != nil || !strings.HasPrefix(node, "recently-claimed") && !strings.HasPrefix(node, "_recently-claimed.") {
+		t.Fatalf("the attack did not route python-d10 into recently-claimed: %q %v", node, err)
 	}
 	rc, err := metadata.Targets().FromBytes(latestRole(t, w.r, node))
 	if err != nil {
@@ -204,10 +206,10 @@ func TestClaimedShardSurvivesServerCompromise(t *testing.T) {
 	}
 	found := false
 	for _, r := range rc.Signed.Delegations.Roles {
-		found = found || r.Name == "python-d3" && r.KeyIDs[0] == mallory.ID()
+		found = found || r.Name == "python-d10" && r.KeyIDs[0] == mallory.ID()
 	}
 	if !found {
-		t.Fatalf("%s does not delegate python-d3 to the attacker", node)
+		t.Fatalf("%s does not delegate python-d10 to the attacker", node)
 	}
 	for _, c := range cs {
 		checkRefused(t, c, evil.Path, refusal{isUnsigned, tufjs.ExitSignature, 3})

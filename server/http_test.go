@@ -1,7 +1,11 @@
 package server_test
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -239,5 +243,86 @@ func TestHealthAndMetrics(t *testing.T) {
 			t.Fatalf("readyz did not report the expired timestamp: %d %s", resp.Status, resp.Body)
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Metadata of 1 KiB or more is served gzipped to clients that accept it: the same bytes
+// once decoded, its own ETag, Vary: Accept-Encoding, and nothing else changes. The head
+// snapshot is compressed in the background, so it may be plain until then.
+func TestMetadataGzip(t *testing.T) {
+	r := freshRepo(t)
+	alice := testrepo.NewKey(t, tufrepo.KeyEd25519)
+	for i := range 12 {
+		r.CreateProject(t, r.AdminToken, fmt.Sprintf("gz-project-%02d", i), 1, []*testrepo.Key{alice}, alice)
+	}
+	get := func(path string, hdr map[string]string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("GET", r.URL+path, nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		// A transport that does not decode gzip itself, so the test sees the encoding.
+		resp, err := (&http.Transport{DisableCompression: true}).RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	var ts struct {
+		Signed struct {
+			Meta map[string]struct{ Version int64 } `json:"meta"`
+		} `json:"signed"`
+	}
+	plainTS, _ := io.ReadAll(get("/metadata/timestamp.json", nil).Body)
+	if err := json.Unmarshal(plainTS, &ts); err != nil {
+		t.Fatal(err)
+	}
+	snapPath := fmt.Sprintf("/metadata/%d.snapshot.json", ts.Signed.Meta["snapshot.json"].Version)
+	plain := get(snapPath, nil)
+	raw, _ := io.ReadAll(plain.Body)
+	if len(raw) < 1024 || plain.Header.Get("Content-Encoding") != "" || plain.Header.Get("Vary") != "Accept-Encoding" {
+		t.Fatalf("plain snapshot: %d bytes, headers %v", len(raw), plain.Header)
+	}
+	var gz *http.Response
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		gz = get(snapPath, map[string]string{"Accept-Encoding": "gzip, deflate"})
+		if gz.Header.Get("Content-Encoding") == "gzip" || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if gz.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("the snapshot was never served gzipped: %v", gz.Header)
+	}
+	zr, err := gzip.NewReader(gz.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoded, err := io.ReadAll(zr)
+	if err != nil || !bytes.Equal(decoded, raw) {
+		t.Fatalf("gzipped snapshot decodes to %d bytes (%v), want the %d served plain", len(decoded), err, len(raw))
+	}
+	if gz.Header.Get("Etag") == plain.Header.Get("Etag") || gz.Header.Get("Vary") != "Accept-Encoding" || gz.Header.Get("Cache-Control") != plain.Header.Get("Cache-Control") {
+		t.Fatalf("gzip headers %v, plain %v", gz.Header, plain.Header)
+	}
+	// Each representation revalidates against its own ETag.
+	if resp := get(snapPath, map[string]string{"Accept-Encoding": "gzip", "If-None-Match": gz.Header.Get("Etag")}); resp.StatusCode != http.StatusNotModified {
+		t.Fatalf("If-None-Match of the gzip ETag: %d", resp.StatusCode)
+	}
+	if resp := get(snapPath, map[string]string{"If-None-Match": gz.Header.Get("Etag")}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("the gzip ETag matched the plain representation: %d", resp.StatusCode)
+	}
+	// gzip refused with q=0; and small files (timestamp.json) are never gzipped.
+	if resp := get(snapPath, map[string]string{"Accept-Encoding": "gzip;q=0, identity"}); resp.Header.Get("Content-Encoding") != "" {
+		t.Fatalf("gzip;q=0 got %q", resp.Header.Get("Content-Encoding"))
+	}
+	if resp := get("/metadata/timestamp.json", map[string]string{"Accept-Encoding": "gzip"}); resp.Header.Get("Content-Encoding") != "" {
+		t.Fatalf("timestamp.json served with Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+	}
+	// go-tuf's updater (its HTTP client asks for gzip) still verifies everything.
+	if err := newUpdater(t, r).Refresh(); err != nil {
+		t.Fatalf("go-tuf through gzip: %v", err)
 	}
 }

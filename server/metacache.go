@@ -1,6 +1,8 @@
 package server
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -9,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cairn-dev/cairn/internal/gzchunk"
 	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
 )
@@ -17,13 +20,45 @@ import (
 type metaFile struct {
 	raw     []byte
 	etag    string
+	gzEtag  string
 	version int64
 	expires time.Time
+	// gz is raw gzipped, once someone compressed it; nil before (serve raw meanwhile).
+	gz atomic.Pointer[[]byte]
+	// background is set for the snapshots the cache compresses itself.
+	background atomic.Bool
 }
 
-func newMetaFile(m *store.Metadata) *metaFile {
-	sum := sha256.Sum256(m.Raw)
-	return &metaFile{raw: m.Raw, etag: etagOf(sum[:]), version: m.Version, expires: m.Expires}
+// gzipMin is the size from which metadata is served gzipped to clients that accept it:
+// below it gzip's 18 bytes of framing eat what it saves.
+const gzipMin = 1024
+
+func newMetaFile(raw []byte, sum []byte, version int64, expires time.Time) *metaFile {
+	e := etagOf(sum)
+	return &metaFile{raw: raw, etag: e, gzEtag: e[:len(e)-1] + `-gzip"`, version: version, expires: expires}
+}
+
+// gzipped returns the gzipped bytes, compressing them now (once) unless this is the head
+// snapshot, which the cache compresses in the background (incrementally, see
+// metaCache.gzipHead): nil until then.
+func (f *metaFile) gzipped() []byte {
+	if gz := f.gz.Load(); gz != nil {
+		return *gz
+	}
+	if f.background.Load() {
+		return nil
+	}
+	gz := gzipOnce(f.raw)
+	f.gz.CompareAndSwap(nil, &gz)
+	return *f.gz.Load()
+}
+
+func gzipOnce(raw []byte) []byte {
+	var b bytes.Buffer
+	w, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed) // a valid level: no error
+	_, _ = w.Write(raw)
+	_ = w.Close()
+	return b.Bytes()
 }
 
 func etagOf(sum []byte) string { return `"` + hex.EncodeToString(sum[:16]) + `"` }
@@ -45,6 +80,10 @@ type head struct {
 type metaCache struct {
 	db  *store.DB
 	cur atomic.Pointer[head]
+	// snapGz compresses successive snapshots incrementally; gzipKick wakes the goroutine
+	// that does it (gzipHead).
+	snapGz   *gzchunk.Compressor
+	gzipKick chan struct{}
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every new head
@@ -54,7 +93,7 @@ type metaCache struct {
 }
 
 func newMetaCache(db *store.DB, maxBytes int64) *metaCache {
-	return &metaCache{db: db, changed: make(chan struct{}), files: map[string]*metaFile{}, max: maxBytes}
+	return &metaCache{db: db, changed: make(chan struct{}), files: map[string]*metaFile{}, max: maxBytes, snapGz: gzchunk.New(), gzipKick: make(chan struct{}, 1)}
 }
 
 // Changed returns a channel that is closed when the head next changes.
@@ -103,19 +142,43 @@ func (c *metaCache) Refresh(ctx context.Context) error {
 			}
 		}
 	}
+	snap.background.Store(len(snap.raw) >= gzipMin)
 	c.cur.Store(h)
 	c.mu.Lock()
 	close(c.changed)
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
+	select {
+	case c.gzipKick <- struct{}{}:
+	default:
+	}
 	return nil
+}
+
+// gzipHead compresses each new head snapshot, until ctx ends. It runs off the refresh, so a
+// new snapshot is served at once (uncompressed until its gzip is ready), and it compresses
+// only the chunks that changed since the last snapshot (package gzchunk): at 100,000
+// projects ~10 ms of CPU instead of ~75 ms for gzip of the whole file.
+func (c *metaCache) gzipHead(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.gzipKick:
+		}
+		h := c.cur.Load()
+		if h == nil || !h.snapshot.background.Load() || h.snapshot.gz.Load() != nil {
+			continue
+		}
+		gz := c.snapGz.Gzip(h.snapshot.raw)
+		h.snapshot.gz.Store(&gz)
+	}
 }
 
 // prime caches a version this replica's publisher just committed, so the refresh that
 // follows serves it without reading (and hashing) megabytes back from PostgreSQL.
 func (c *metaCache) prime(m tufrepo.MetadataVersion) {
-	f := &metaFile{raw: m.Raw, etag: etagOf(m.SHA256), version: m.Version, expires: m.Expires}
-	c.put(fmt.Sprintf("%d.%s", m.Version, m.Role), f)
+	c.put(fmt.Sprintf("%d.%s", m.Version, m.Role), newMetaFile(m.Raw, m.SHA256, m.Version, m.Expires))
 }
 
 // get returns a published metadata version, from memory if it was served before.
@@ -132,7 +195,8 @@ func (c *metaCache) get(ctx context.Context, role string, version int64) (*metaF
 	if err != nil {
 		return nil, err
 	}
-	f = newMetaFile(m)
+	sum := sha256.Sum256(m.Raw)
+	f = newMetaFile(m.Raw, sum[:], m.Version, m.Expires)
 	c.put(key, f)
 	return f, nil
 }

@@ -39,6 +39,9 @@ type Config struct {
 	// ShardCapacity is the most delegations one recently-claimed node holds before the
 	// publisher splits it (0: tufrepo.ShardCapacity).
 	ShardCapacity int
+	// SnapshotRetention is how long after a timestamp stops being current the snapshot it
+	// names is still kept (store.DB.PruneSnapshots); 0 keeps every snapshot.
+	SnapshotRetention time.Duration
 }
 
 // DefaultConfig returns working defaults.
@@ -49,6 +52,9 @@ func DefaultConfig() Config {
 		PublishInterval: time.Minute,
 		CacheBytes:      256 << 20,
 		RunPublisher:    true,
+		// Clients fetch the snapshot right after the timestamp that names it; an hour
+		// covers slow clients and caches many times over.
+		SnapshotRetention: time.Hour,
 	}
 }
 
@@ -118,6 +124,7 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.cache.Refresh(ctx); err != nil {
 		return err
 	}
+	go s.cache.gzipHead(ctx)
 	go s.db.Listen(ctx, s.log, func(channel, payload string) {
 		switch channel {
 		case store.ChannelPublished:
@@ -148,9 +155,34 @@ func (s *Server) Start(ctx context.Context) error {
 	}()
 	if s.cfg.RunPublisher {
 		go s.publisher.Run(ctx, s.cfg.PublishInterval)
+		if s.cfg.SnapshotRetention > 0 {
+			go s.pruneSnapshots(ctx)
+		}
 	}
 	s.startTlog(ctx)
 	return nil
+}
+
+// pruneSnapshots drops, every 30 seconds, the bytes of snapshots no client can still ask
+// for (DESIGN.md "Snapshot and publish cost"). Replicas may run it at once: each version is
+// pruned once, under its row lock.
+func (s *Server) pruneSnapshots(ctx context.Context) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.db.PruneSnapshots(ctx, s.cfg.SnapshotRetention, s.now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.log.Error("pruning old snapshots", "err", err)
+		case n > 0:
+			s.log.Debug("pruned old snapshots", "versions", n)
+		}
+	}
 }
 
 func (s *Server) observePublish(res tufrepo.PublishResult, err error) {

@@ -170,12 +170,17 @@ type Metadata struct {
 // PublishedMetadata returns a published version of role, or a not_found *api.Error.
 func (db *DB) PublishedMetadata(ctx context.Context, role string, version int64) (*Metadata, error) {
 	m := &Metadata{Role: role, Version: version}
-	err := db.Pool.QueryRow(ctx, `SELECT raw, expires, snapshot_version FROM metadata WHERE role = $1 AND version = $2 AND snapshot_version IS NOT NULL`, role, version).Scan(&m.Raw, &m.Expires, &m.Snapshot)
+	var stored string
+	var sum []byte
+	err := db.Pool.QueryRow(ctx, `SELECT raw, stored, sha256, expires, snapshot_version FROM metadata WHERE role = $1 AND version = $2 AND snapshot_version IS NOT NULL`, role, version).Scan(&m.Raw, &stored, &sum, &m.Expires, &m.Snapshot)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, api.Errorf(api.CodeNotFound, "no published version %d of role %q", version, role)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading %s version %d: %w", role, version, err)
+	}
+	if m.Raw, err = db.metaBytes(ctx, role, version, m.Raw, stored, sum); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -183,12 +188,17 @@ func (db *DB) PublishedMetadata(ctx context.Context, role string, version int64)
 // LatestPublished returns the newest published version of role.
 func (db *DB) LatestPublished(ctx context.Context, role string) (*Metadata, error) {
 	m := &Metadata{Role: role}
-	err := db.Pool.QueryRow(ctx, `SELECT version, raw, expires, snapshot_version FROM metadata WHERE role = $1 AND snapshot_version IS NOT NULL ORDER BY version DESC LIMIT 1`, role).Scan(&m.Version, &m.Raw, &m.Expires, &m.Snapshot)
+	var stored string
+	var sum []byte
+	err := db.Pool.QueryRow(ctx, `SELECT version, raw, stored, sha256, expires, snapshot_version FROM metadata WHERE role = $1 AND snapshot_version IS NOT NULL ORDER BY version DESC LIMIT 1`, role).Scan(&m.Version, &m.Raw, &stored, &sum, &m.Expires, &m.Snapshot)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, ErrNotBootstrapped
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading latest %s: %w", role, err)
+	}
+	if m.Raw, err = db.metaBytes(ctx, role, m.Version, m.Raw, stored, sum); err != nil {
+		return nil, err
 	}
 	return m, nil
 }
@@ -223,11 +233,14 @@ func (db *DB) InPublishTx(ctx context.Context, fn func(ctx context.Context, tx t
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, publisherLockID); err != nil {
 			return fmt.Errorf("taking the publisher lock: %w", err)
 		}
-		return fn(ctx, publishTx{tx})
+		return fn(ctx, publishTx{tx, db})
 	})
 }
 
-type publishTx struct{ tx pgx.Tx }
+type publishTx struct {
+	tx pgx.Tx
+	db *DB
+}
 
 func (p publishTx) Head(ctx context.Context) (tufrepo.Head, error) {
 	var h tufrepo.Head
@@ -247,11 +260,12 @@ func (p publishTx) Head(ctx context.Context) (tufrepo.Head, error) {
 }
 
 func (p publishTx) SnapshotRaw(ctx context.Context, version int64) ([]byte, error) {
-	var raw []byte
-	if err := p.tx.QueryRow(ctx, `SELECT raw FROM metadata WHERE role = 'snapshot' AND version = $1`, version).Scan(&raw); err != nil {
+	var raw, sum []byte
+	var stored string
+	if err := p.tx.QueryRow(ctx, `SELECT raw, stored, sha256 FROM metadata WHERE role = 'snapshot' AND version = $1`, version).Scan(&raw, &stored, &sum); err != nil {
 		return nil, fmt.Errorf("reading snapshot %d: %w", version, err)
 	}
-	return raw, nil
+	return p.db.metaBytes(ctx, tufrepo.RoleSnapshot, version, raw, stored, sum)
 }
 
 func (p publishTx) LatestRoot(ctx context.Context, known int64) (int64, []byte, error) {
@@ -361,6 +375,27 @@ func (p publishTx) SaveRCShards(ctx context.Context, added []string, assign map[
 }
 
 func (p publishTx) InsertSigned(ctx context.Context, m tufrepo.MetadataVersion, snapshot int64) error {
+	if p.db.meta != nil && len(m.Raw) >= p.db.metaMin {
+		sum := m.SHA256
+		if sum == nil {
+			s := sha256.Sum256(m.Raw)
+			sum = s[:]
+		}
+		// The bytes are durable before the row that names them can commit: a crash in
+		// between leaves an unnamed file, never a published version without its bytes.
+		if err := p.db.meta.WriteMeta(ctx, sum, m.Raw); err != nil {
+			return fmt.Errorf("storing %s version %d: %w", m.Role, m.Version, err)
+		}
+		_, err := p.tx.Exec(ctx, `INSERT INTO metadata (role, version, raw, stored, length, sha256, expires, action, snapshot_version) VALUES ($1,$2,NULL,'file',$3,$4,$5,$6,$7)`,
+			m.Role, m.Version, len(m.Raw), sum, m.Expires, api.ActionSigned, snapshot)
+		if isUniqueViolation(err) {
+			return api.Errorf(api.CodeVersionConflict, "%s version %d already exists", m.Role, m.Version)
+		}
+		if err != nil {
+			return fmt.Errorf("storing %s version %d: %w", m.Role, m.Version, err)
+		}
+		return nil
+	}
 	if m.SHA256 != nil {
 		return insertMetadataSum(ctx, p.tx, m.Role, m.Version, m.Raw, m.SHA256, m.Expires, api.ActionSigned, snapshot)
 	}

@@ -21,6 +21,9 @@ import (
 type DB struct {
 	Pool *pgxpool.Pool
 	url  string
+	// meta keeps signed metadata versions of at least metaMin bytes out of rows.
+	meta    MetaFiles
+	metaMin int
 }
 
 // Open connects to url and checks the connection.

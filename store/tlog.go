@@ -54,7 +54,7 @@ func (db *DB) TlogPass(ctx context.Context, fn func(ctx context.Context) error) 
 // (tlog_pending, filled by a trigger when a signed version is inserted).
 func (db *DB) TlogPending(ctx context.Context, now time.Time, limit int) ([]tlog.Pending, error) {
 	rows, err := db.Pool.Query(ctx, `
-		SELECT p.role, p.version, m.length, m.sha256, substring(m.raw FROM 1 FOR $3), p.attempts
+		SELECT p.role, p.version, m.length, m.sha256, substring(m.raw FROM 1 FOR $3), m.stored, p.attempts
 		FROM tlog_pending p JOIN metadata m ON m.role = p.role AND m.version = p.version
 		WHERE p.next_attempt <= $1
 		ORDER BY p.created_at, p.role, p.version
@@ -62,13 +62,32 @@ func (db *DB) TlogPending(ctx context.Context, now time.Time, limit int) ([]tlog
 	if err != nil {
 		return nil, fmt.Errorf("reading versions to log: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (tlog.Pending, error) {
-		var p tlog.Pending
-		var sum []byte
-		err := r.Scan(&p.Role, &p.Version, &p.Length, &sum, &p.Head, &p.Attempts)
-		p.SHA256 = hex.EncodeToString(sum)
-		return p, err
+	type row struct {
+		p      tlog.Pending
+		stored string
+		sum    []byte
+	}
+	rs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (row, error) {
+		var x row
+		err := r.Scan(&x.p.Role, &x.p.Version, &x.p.Length, &x.sum, &x.p.Head, &x.stored, &x.p.Attempts)
+		x.p.SHA256 = hex.EncodeToString(x.sum)
+		return x, err
 	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]tlog.Pending, len(rs))
+	for i, x := range rs {
+		if x.stored == "file" {
+			raw, err := db.metaBytes(ctx, x.p.Role, x.p.Version, nil, x.stored, x.sum)
+			if err != nil {
+				return nil, err
+			}
+			x.p.Head = raw[:min(len(raw), tlogHead)]
+		}
+		out[i] = x.p
+	}
+	return out, nil
 }
 
 // TlogRecord stores an entry and removes the version from the pending ones; a second entry

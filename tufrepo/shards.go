@@ -182,7 +182,9 @@ func (l *ShardLayout) Path(project string) []string {
 }
 
 // Split adds nodes under prefix until the node and every node it adds delegate at most
-// capacity entries, given the projects the node delegates directly now. It returns the
+// capacity entries, given the projects the node delegates directly now (or until no two of
+// its projects share the next character: with a capacity of at least 40, the alphabet and
+// the project named exactly the prefix, that never stops it short). It returns the
 // added prefixes, parents before children. Projects are grouped by the character after
 // the prefix and the largest groups become shards first, so a busy prefix splits and a
 // quiet one stays whole; a new shard's prefix is the longest prefix common to its projects
@@ -212,7 +214,8 @@ func (l *ShardLayout) Split(prefix string, projects []string, capacity int) []st
 		}
 		var todo []made
 		for _, c := range order {
-			if len(l.children[prefix])+direct <= capacity {
+			// A shard for one project adds a role without making the node any smaller.
+			if len(l.children[prefix])+direct <= capacity || len(groups[c]) < 2 {
 				break
 			}
 			common := groups[c][0]

@@ -4,6 +4,7 @@
 // that bench/run.sh can collect them (mode report turns them into markdown tables).
 //
 //	go run ./bench/load -mode projects -server URL -token T -n 1000 -concurrency 32
+//	go run ./bench/load -mode bulk -server URL -token T -database-url DBURL -n 1000000
 //	go run ./bench/load -mode uploads  -server URL -token T -concurrency 8 -duration 20s \
 //	    -server-pid PID -pg-pid POSTMASTER_PID
 //	go run ./bench/load -mode publish  -server URL -token T -n 20
@@ -74,11 +75,13 @@ type options struct {
 	refServer string
 	refName   string
 	refPIDs   string
+	// bulk
+	databaseURL string
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.mode, "mode", "", "projects | uploads | publish | get | oci | report")
+	flag.StringVar(&o.mode, "mode", "", "projects | bulk | uploads | publish | get | oci | report")
 	flag.StringVar(&o.server, "server", "http://127.0.0.1:8080", "cairnd base URL")
 	flag.StringVar(&o.token, "token", "", "admin token (or @file to read it from a file)")
 	flag.IntVar(&o.n, "n", 1000, "projects: how many to create; publish: how many publishes to time")
@@ -101,6 +104,7 @@ func main() {
 	flag.StringVar(&o.refServer, "ref-server", "", "oci: the reference registry's base URL, for -large-mib")
 	flag.StringVar(&o.refName, "ref-name", "registry", "oci: the reference registry's name in the results")
 	flag.StringVar(&o.refPIDs, "ref-pids", "", "oci: the reference registry's PIDs, for CPU accounting")
+	flag.StringVar(&o.databaseURL, "database-url", "", "bulk: the database of the running cairnd, written directly")
 	flag.Parse()
 	if strings.HasPrefix(o.token, "@") {
 		b, err := os.ReadFile(o.token[1:])
@@ -119,6 +123,8 @@ func main() {
 	switch o.mode {
 	case "projects":
 		err = runProjects(ctx, &o)
+	case "bulk":
+		err = runBulk(ctx, &o)
 	case "uploads":
 		err = runUploads(ctx, &o)
 	case "publish":

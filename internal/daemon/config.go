@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/internal/strictjson"
+	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/spf13/pflag"
 )
@@ -32,6 +33,8 @@ type Config struct {
 	MaxBlobSize        int64         `json:"max_blob_size"`
 	PublishInterval    time.Duration `json:"publish_interval"`
 	ShardCapacity      int           `json:"shard_capacity"`
+	SnapshotRetention  time.Duration `json:"snapshot_retention"`
+	MetadataFileMin    int           `json:"metadata_file_min"`
 	RekorURL           string        `json:"rekor_url"`
 	RekorKey           string        `json:"rekor_key"`
 	RekorOrigin        string        `json:"rekor_origin"`
@@ -56,13 +59,15 @@ const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/cairn?sslmode=dis
 
 func defaultConfig() Config {
 	return Config{
-		Listen:           "127.0.0.1:8080",
-		DatabaseURL:      DefaultDatabaseURL,
-		MaxBlobSize:      1 << 30,
-		PublishInterval:  time.Minute,
-		ShardCapacity:    tufrepo.ShardCapacity,
-		LogLevel:         "info",
-		OCIAnonymousPull: true,
+		Listen:            "127.0.0.1:8080",
+		DatabaseURL:       DefaultDatabaseURL,
+		MaxBlobSize:       1 << 30,
+		PublishInterval:   time.Minute,
+		ShardCapacity:     tufrepo.ShardCapacity,
+		SnapshotRetention: time.Hour,
+		MetadataFileMin:   store.DefaultMetaFileMin,
+		LogLevel:          "info",
+		OCIAnonymousPull:  true,
 	}
 }
 
@@ -80,6 +85,8 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.BoolVar(&c.NoPublisher, "no-publisher", c.NoPublisher, "serve only; do not run the publisher on this replica")
 	fs.Int64Var(&c.MaxBlobSize, "max-blob-size", c.MaxBlobSize, "largest release file accepted, in bytes")
 	fs.DurationVar(&c.PublishInterval, "publish-interval", c.PublishInterval, "how often to check online role expiry without uploads")
+	fs.DurationVar(&c.SnapshotRetention, "snapshot-retention", c.SnapshotRetention, "keep a snapshot's bytes this long after the last timestamp naming it was current (clients only ever fetch the snapshot a fresh timestamp names); 0 keeps every snapshot")
+	fs.IntVar(&c.MetadataFileMin, "metadata-file-min", c.MetadataFileMin, "keep signed metadata of at least this many bytes (the snapshot) as files in the blob directory instead of PostgreSQL rows (0: 256 KiB; -1 keeps everything in rows)")
 	fs.IntVar(&c.ShardCapacity, "shard-capacity", c.ShardCapacity, "the most delegations one recently-claimed node holds before the publisher splits it (more: fewer, bigger nodes for clients to download)")
 	fs.StringVar(&c.RekorURL, "rekor-url", c.RekorURL, "Rekor v2 transparency log to submit every online-signed metadata version to (off if empty)")
 	fs.StringVar(&c.RekorKey, "rekor-key", c.RekorKey, "the Rekor log's public key (PEM file): verify each checkpoint before storing an entry")

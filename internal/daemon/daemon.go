@@ -13,6 +13,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/cairn-dev/cairn/server"
@@ -161,17 +163,21 @@ type Running struct {
 	httpSrv *http.Server
 	cancel  context.CancelFunc
 	done    chan error
+	close   sync.Once
+	closed  error
 }
 
-// Close stops the server and waits for it.
+// Close stops the server and waits for it. Later calls return the first call's result.
 func (r *Running) Close() error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	err := r.httpSrv.Shutdown(ctx)
-	r.cancel()
-	<-r.done
-	r.DB.Close()
-	return err
+	r.close.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		r.closed = r.httpSrv.Shutdown(ctx)
+		r.cancel()
+		<-r.done
+		r.DB.Close()
+	})
+	return r.closed
 }
 
 // Start opens the database, prepares keys (dev mode), checks the online keys against the
@@ -216,6 +222,19 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	if err != nil {
 		return fail(err)
 	}
+	if c.MetadataFileMin >= 0 {
+		var files store.MetaFiles = blobs
+		if getenv("CAIRN_FAILPOINT") == "kill-after-metadata-file" {
+			// For the crash test (e2e/crash_test.go): die as kill -9 would, after a publish
+			// wrote a metadata file and before its transaction commits.
+			files = killAfterWrite{blobs}
+		}
+		min := c.MetadataFileMin
+		if min == 0 {
+			min = store.DefaultMetaFileMin
+		}
+		db.StoreMetadataIn(files, min)
+	}
 	tcfg, err := tlogConfig(&c, log)
 	if err != nil {
 		return fail(err)
@@ -226,6 +245,7 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	scfg := server.DefaultConfig()
 	scfg.MaxBlobSize = c.MaxBlobSize
 	scfg.PublishInterval = c.PublishInterval
+	scfg.SnapshotRetention = c.SnapshotRetention
 	if c.ShardCapacity != 0 && (c.ShardCapacity < 2 || c.ShardCapacity > tufrepo.MaxShardDelegations) {
 		return fail(fmt.Errorf("--shard-capacity %d: want 2 to %d", c.ShardCapacity, tufrepo.MaxShardDelegations))
 	}
@@ -434,4 +454,16 @@ func keysCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	pub.Flags().StringVar(&uri, "key", "", "key URI")
 	cmd.AddCommand(pub, keysCheckCmd(stdout, getenv))
 	return cmd
+}
+
+// killAfterWrite is a store.MetaFiles that kills the process with SIGKILL once a file is
+// written: the crash test's failpoint, enabled only by CAIRN_FAILPOINT.
+type killAfterWrite struct{ store.MetaFiles }
+
+func (k killAfterWrite) WriteMeta(ctx context.Context, sum, raw []byte) error {
+	if err := k.MetaFiles.WriteMeta(ctx, sum, raw); err != nil {
+		return err
+	}
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	select {}
 }

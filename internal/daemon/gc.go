@@ -46,12 +46,16 @@ func gcCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command 
 		if err != nil {
 			return fmt.Errorf("OCI garbage collection: %w", err)
 		}
+		orphans, err := db.RemoveOrphanMeta(ctx, blobs, opts.Grace, time.Now(), opts.DryRun)
+		if err != nil {
+			return fmt.Errorf("collecting metadata files: %w", err)
+		}
 		verb := "removed"
 		if opts.DryRun {
 			verb = "would remove"
 		}
-		fmt.Fprintf(stderr, "%s %d blob(s) (%d bytes), %d unreferenced link(s), %d expired upload session(s), %d orphaned upload file(s)\n",
-			verb, len(rep.Blobs), rep.Bytes, rep.Links, rep.Sessions, rep.UploadFiles)
+		fmt.Fprintf(stderr, "%s %d blob(s) (%d bytes), %d unreferenced link(s), %d expired upload session(s), %d orphaned upload file(s), %d orphaned metadata file(s)\n",
+			verb, len(rep.Blobs), rep.Bytes, rep.Links, rep.Sessions, rep.UploadFiles, orphans)
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
