@@ -78,13 +78,13 @@ type AuditReport struct {
 	// LogKeyFromServer is true when the log key came from the audited server (TOFU).
 	LogKeyFromServer bool `json:"log_key_from_server"`
 	// Checked counts the signed versions audited by role; Logged those with a valid entry.
-	Checked  map[string]int `json:"checked"`
-	Logged   int            `json:"logged"`
+	Checked map[string]int `json:"checked"`
+	Logged  int            `json:"logged"`
 	// Pruned counts old snapshot versions whose bytes the server no longer keeps (DESIGN.md
 	// "Snapshot and publish cost"): their log entries and audit log hashes are checked, the
 	// served bytes cannot be.
-	Pruned int `json:"pruned"`
-	Roots  int `json:"roots"`
+	Pruned   int            `json:"pruned"`
+	Roots    int            `json:"roots"`
 	Backlog  int64          `json:"backlog"`
 	Problems []AuditProblem `json:"problems"`
 }
