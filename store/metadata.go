@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
@@ -233,13 +234,45 @@ func (db *DB) InPublishTx(ctx context.Context, fn func(ctx context.Context, tx t
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, publisherLockID); err != nil {
 			return fmt.Errorf("taking the publisher lock: %w", err)
 		}
-		return fn(ctx, publishTx{tx, db})
+		p := publishTx{tx: tx, db: db, writes: &sync.WaitGroup{}, writeErr: &firstErr{}}
+		err := fn(ctx, p)
+		// The metadata files written in the background must be durable before the rows that
+		// name them commit.
+		p.writes.Wait()
+		if err == nil {
+			err = p.writeErr.get()
+		}
+		return err
 	})
 }
 
 type publishTx struct {
 	tx pgx.Tx
 	db *DB
+	// writes are the metadata files being written while the publish goes on; writeErr
+	// the first of their errors.
+	writes   *sync.WaitGroup
+	writeErr *firstErr
+}
+
+// firstErr keeps the first error set.
+type firstErr struct {
+	mu  sync.Mutex
+	err error
+}
+
+func (f *firstErr) set(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err == nil {
+		f.err = err
+	}
+}
+
+func (f *firstErr) get() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
 }
 
 func (p publishTx) Head(ctx context.Context) (tufrepo.Head, error) {
@@ -381,11 +414,17 @@ func (p publishTx) InsertSigned(ctx context.Context, m tufrepo.MetadataVersion, 
 			s := sha256.Sum256(m.Raw)
 			sum = s[:]
 		}
-		// The bytes are durable before the row that names them can commit: a crash in
-		// between leaves an unnamed file, never a published version without its bytes.
-		if err := p.db.meta.WriteMeta(ctx, sum, m.Raw); err != nil {
-			return fmt.Errorf("storing %s version %d: %w", m.Role, m.Version, err)
-		}
+		// The bytes are durable before the row that names them can commit (InPublishTx waits
+		// for the write): a crash in between leaves an unnamed file, never a published
+		// version without its bytes. The write (a sync of megabytes) overlaps the rest of
+		// the publish.
+		p.writes.Add(1)
+		go func() {
+			defer p.writes.Done()
+			if err := p.db.meta.WriteMeta(ctx, sum, m.Raw); err != nil {
+				p.writeErr.set(fmt.Errorf("storing %s version %d: %w", m.Role, m.Version, err))
+			}
+		}()
 		_, err := p.tx.Exec(ctx, `INSERT INTO metadata (role, version, raw, stored, length, sha256, expires, action, snapshot_version) VALUES ($1,$2,NULL,'file',$3,$4,$5,$6,$7)`,
 			m.Role, m.Version, len(m.Raw), sum, m.Expires, api.ActionSigned, snapshot)
 		if isUniqueViolation(err) {

@@ -50,6 +50,12 @@ func setup(b *testing.B) *env {
 		b.Fatal(err)
 	}
 	b.Cleanup(db.Close)
+	// As cairnd does: large signed metadata (the snapshot) as files in the blob directory.
+	blobs, err := store.NewFSBlobs(filepath.Join(dir, "blobs"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	db.StoreMetadataIn(blobs, store.DefaultMetaFileMin)
 	keys := filepath.Join(dir, "keys")
 	load := func(role string) *tufrepo.OnlineSigner {
 		u := (&url.URL{Scheme: "file", Path: filepath.Join(keys, role+".json"), RawQuery: "passphrase-file=" + url.QueryEscape(filepath.Join(keys, "passphrase"))}).String()

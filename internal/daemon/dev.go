@@ -51,7 +51,14 @@ func devSetup(ctx context.Context, c *Config) (map[string]*tufrepo.OnlineSigner,
 	for _, role := range append([]string{tufrepo.RoleRoot, tufrepo.RoleTargets, tufrepo.RoleClaimed}, tufrepo.RoleTimestamp, tufrepo.RoleSnapshot, tufrepo.RoleRecentlyClaimed) {
 		path := filepath.Join(keys, role+".json")
 		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-			priv, err := tufrepo.GenerateKey(tufrepo.KeyEd25519)
+			// The snapshot key is ECDSA P-256: it signs a SHA-256 digest, where Ed25519 hashes
+			// the whole snapshot twice with SHA-512 (~35 ms at 100,000 projects), and a
+			// remote KMS signs a digest but not a multi-megabyte message (BENCHMARKS.md).
+			kt := tufrepo.KeyEd25519
+			if role == tufrepo.RoleSnapshot {
+				kt = tufrepo.KeyECDSAP256
+			}
+			priv, err := tufrepo.GenerateKey(kt)
 			if err != nil {
 				return nil, err
 			}
