@@ -46,7 +46,8 @@ func freeAddr(t *testing.T) string {
 // TestCrashBetweenMetadataFileAndCommit: cairnd keeps large signed metadata as files
 // written before the publish transaction commits. A kill -9 right after the file is written
 // and before the commit leaves a file no row names; nothing is published that has no
-// bytes, no version gets two byte strings, the next publish succeeds, every client reads
+// bytes, no version gets two byte strings, the upload that publish carried is neither
+// acknowledged nor stored (group commit), the next publish succeeds, every client reads
 // what the database says, and gc collects the orphan.
 func TestCrashBetweenMetadataFileAndCommit(t *testing.T) {
 	bin := buildCairnd(t)
@@ -113,10 +114,21 @@ func TestCrashBetweenMetadataFileAndCommit(t *testing.T) {
 		t.Fatalf("no orphaned metadata file: the failpoint fired before the file was written")
 	}
 
-	// The server comes back: the staged upload is published, and what is served, what
-	// the rows say and what the files hold agree, for every client.
+	// The upload was never acknowledged, and nothing of it was stored: it was in the
+	// publish that died (group commit).
+	var roleVersion int64
+	if err := db.Pool.QueryRow(ctx, `SELECT role_version FROM projects WHERE name = 'demo'`).Scan(&roleVersion); err != nil || roleVersion != 3 {
+		t.Fatalf("demo is at role version %d (%v) after the crash, want 3: an unacknowledged upload was stored", roleVersion, err)
+	}
+
+	// The server comes back; the maintainer uploads again (the answer never came) and it is
+	// published. What is served, what the rows say and what the files hold agree, for
+	// every client.
 	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.DataDir = dir; small(c) })
 	w.r = r
+	if resp := r.Submit(t, r.AdminToken, "demo", raw); resp.Status != http.StatusCreated {
+		t.Fatalf("the upload again after the crash: %d %s", resp.Status, resp.Body)
+	}
 	publishAll(t, r)
 	checkFilesMatchRows(t, w, dir)
 	for _, c := range clients(t, r) {

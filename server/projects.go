@@ -127,6 +127,25 @@ func (s *Server) submitRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
+	if s.cfg.RunPublisher {
+		// Group commit: validate here against the project as it is, and let the publisher
+		// store the version in its own transaction (DESIGN.md "Uploads: group commit").
+		st, err := s.db.UploadState(r.Context(), name)
+		if err != nil {
+			s.refuse(w, r, err)
+			return
+		}
+		acc, err := tufrepo.ValidateProposal(raw, st, now, s.db.BlobSizes(r.Context()))
+		if err != nil {
+			s.refuse(w, r, err)
+			return
+		}
+		if acc.Complete() {
+			s.submitToPublisher(w, r, t.Name, tufrepo.NewSubmission(name, st.CurrentVersion, acc), wait)
+			return
+		}
+		// A proposal waits for co-signers: stored now, under the project's row lock.
+	}
 	acc, err := s.db.SubmitRole(r.Context(), name, now, func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
 		return tufrepo.ValidateProposal(raw, st, now, blobs)
 	})
@@ -137,6 +156,48 @@ func (s *Server) submitRole(w http.ResponseWriter, r *http.Request) {
 	s.metrics.observeUpload(nil)
 	s.log.Info("project role accepted", "project", name, "version", acc.Version, "files", len(acc.NewFiles), "token", t.Name, "signed_by", acc.SignedBy, "complete", acc.Complete())
 	s.answerSubmit(w, r, name, acc, wait)
+}
+
+// submitToPublisher hands a complete, validated role version to this replica's publisher
+// and answers from the publish that stores it: 201 published (once this replica serves
+// the snapshot), its refusal (version_conflict when another upload of the same version
+// won), 503 if that publish failed (nothing was stored), or 202 staged if the wait ended
+// first (the version may still be published).
+func (s *Server) submitToPublisher(w http.ResponseWriter, r *http.Request, token string, sub *tufrepo.Submission, wait time.Duration) {
+	acc := sub.Accepted
+	res := api.SubmitResult{Project: sub.Project, RoleVersion: acc.Version, Status: api.StatusStaged}
+	ctx, cancel := context.WithTimeout(r.Context(), wait)
+	defer cancel()
+	out, done := s.publisher.Submit(ctx, sub)
+	switch {
+	case !done:
+		s.metrics.observeUpload(nil)
+		writeJSON(w, http.StatusAccepted, res)
+		return
+	case out.Err != nil:
+		if api.CodeOf(out.Err) == api.CodeUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		s.refuse(w, r, out.Err)
+		return
+	}
+	s.metrics.observeUpload(nil)
+	s.log.Info("project role published", "project", sub.Project, "version", acc.Version, "files", len(acc.NewFiles), "token", token, "signed_by", acc.SignedBy, "snapshot", out.Snapshot)
+	// Answer once this replica serves the snapshot, so a client that asks it next sees it.
+	for {
+		changed := s.cache.Changed()
+		if h := s.cache.Head(); h != nil && h.snapshot.version >= out.Snapshot {
+			res.Status, res.SnapshotVersion, res.TimestampVersion = api.StatusPublished, out.Snapshot, h.timestamp.version
+			writeJSON(w, http.StatusCreated, res)
+			return
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			writeJSON(w, http.StatusAccepted, res)
+			return
+		}
+	}
 }
 
 // parseWait reads ?wait= (a Go duration, default 30s, capped by MaxSubmitWait). It is

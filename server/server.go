@@ -136,8 +136,10 @@ func (s *Server) Start(ctx context.Context) error {
 			if s.cfg.RunPublisher {
 				s.publisher.Kick()
 			}
+		case store.ChannelTokens:
+			s.db.ForgetToken(payload)
 		}
-	}, store.ChannelPublished, store.ChannelStaged)
+	}, store.ChannelPublished, store.ChannelStaged, store.ChannelTokens)
 	go func() {
 		// A slow poll, in case a notification was lost.
 		t := time.NewTicker(5 * time.Second)
@@ -196,6 +198,13 @@ func (s *Server) observePublish(res tufrepo.PublishResult, err error) {
 		}
 	}
 	if err == nil && res.Published {
+		// Serve the new head before the uploads it published are answered, without waiting
+		// for the notification to come back.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if rerr := s.cache.Refresh(ctx); rerr != nil {
+			s.log.Error("refreshing published metadata", "err", rerr)
+		}
+		cancel()
 		s.log.Debug("published", "snapshot", res.SnapshotVersion, "timestamp", res.TimestampVersion, "roles", res.Roles, "projects", res.NewProjects, "reason", res.Reason, "took", res.Duration)
 	}
 }

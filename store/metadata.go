@@ -22,6 +22,8 @@ const publisherLockID int64 = 0x636169726e707562 // "cairnpub"
 const (
 	ChannelPublished = "cairn_published"
 	ChannelStaged    = "cairn_staged"
+	// ChannelTokens carries the ID of a token whose record changed (migration 00008).
+	ChannelTokens = "cairn_tokens"
 )
 
 // ErrNotBootstrapped is returned when the repository has no metadata yet.

@@ -545,3 +545,155 @@ func (db *DB) PublishedTarget(ctx context.Context, path string) (*TargetFile, er
 	f.SHA256 = hex.EncodeToString(sum)
 	return &f, nil
 }
+
+// ApplySubmissions implements tufrepo.PublishTx: the uploads validated outside the
+// transaction, stored with one statement per table under the projects' row locks.
+func (p publishTx) ApplySubmissions(ctx context.Context, subs []*tufrepo.Submission, snapshot int64) ([]error, error) {
+	names := make([]string, 0, len(subs))
+	for _, s := range subs {
+		names = append(names, s.Project)
+	}
+	rows, err := p.tx.Query(ctx, `SELECT name, role_version FROM projects WHERE name = ANY($1) ORDER BY name FOR UPDATE`, names)
+	if err != nil {
+		return nil, fmt.Errorf("locking the projects of uploads: %w", err)
+	}
+	current := map[string]int64{}
+	var name string
+	var v int64
+	if _, err := pgx.ForEachRow(rows, []any{&name, &v}, func() error { current[name] = v; return nil }); err != nil {
+		return nil, fmt.Errorf("locking the projects of uploads: %w", err)
+	}
+	errs := make([]error, len(subs))
+	var (
+		roles, fpaths, fprojects, fversions, fnames, cpaths []string
+		versions, lengths, flengths, froleVersions       []int64
+		raws, sums, fsums                                 [][]byte
+		expires                                           []time.Time
+		fcustoms, ccustoms                                []*string
+	)
+	for i, s := range subs {
+		cur, ok := current[s.Project]
+		switch {
+		case !ok:
+			errs[i] = api.Errorf(api.CodeNotFound, "project %q does not exist", s.Project)
+			continue
+		case cur != s.Expected:
+			errs[i] = tufrepo.VersionConflict(s, cur)
+			continue
+		}
+		a := s.Accepted
+		current[s.Project] = a.Version
+		roles, versions, raws, lengths, sums, expires = append(roles, s.Project), append(versions, a.Version), append(raws, a.Raw), append(lengths, int64(len(a.Raw))), append(sums, s.SHA256), append(expires, a.Expires)
+		for _, f := range a.NewFiles {
+			sum, _ := hex.DecodeString(f.SHA256)
+			fpaths, fprojects, fversions, fnames = append(fpaths, f.Path), append(fprojects, s.Project), append(fversions, f.Version), append(fnames, f.Filename)
+			flengths, fsums, froleVersions, fcustoms = append(flengths, f.Length), append(fsums, sum), append(froleVersions, a.Version), append(fcustoms, customText(f.Custom))
+		}
+		for _, f := range a.ChangedCustom {
+			cpaths, ccustoms = append(cpaths, f.Path), append(ccustoms, customText(f.Custom))
+		}
+	}
+	if len(roles) == 0 {
+		return errs, nil
+	}
+	if _, err := p.tx.Exec(ctx, `
+		INSERT INTO metadata (role, version, raw, length, sha256, expires, action, snapshot_version)
+		SELECT r, v, raw, l, s, e, 'accepted', $7 FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::bigint[], $5::bytea[], $6::timestamptz[]) AS u(r, v, raw, l, s, e)`,
+		roles, versions, raws, lengths, sums, expires, snapshot); err != nil {
+		return nil, fmt.Errorf("storing uploaded role versions: %w", err)
+	}
+	if len(fpaths) > 0 {
+		if _, err := p.tx.Exec(ctx, `
+			INSERT INTO release_files (path, project, version, filename, length, sha256, custom, role_version)
+			SELECT p, pr, v, f, l, s, c::jsonb, rv FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[], $7::text[], $8::bigint[]) AS u(p, pr, v, f, l, s, c, rv)`,
+			fpaths, fprojects, fversions, fnames, flengths, fsums, fcustoms, froleVersions); err != nil {
+			return nil, fmt.Errorf("storing uploaded release files: %w", err)
+		}
+	}
+	if len(cpaths) > 0 {
+		if _, err := p.tx.Exec(ctx, `UPDATE release_files r SET custom = u.c::jsonb FROM unnest($1::text[], $2::text[]) AS u(p, c) WHERE r.path = u.p`, cpaths, ccustoms); err != nil {
+			return nil, fmt.Errorf("updating custom data of release files: %w", err)
+		}
+	}
+	if _, err := p.tx.Exec(ctx, `UPDATE projects p SET role_version = u.v, published_version = u.v FROM unnest($1::text[], $2::bigint[]) AS u(n, v) WHERE p.name = u.n`, roles, versions); err != nil {
+		return nil, fmt.Errorf("updating the projects of uploads: %w", err)
+	}
+	// Proposals for these versions or earlier can never complete now.
+	if _, err := p.tx.Exec(ctx, `DELETE FROM proposals pr USING unnest($1::text[], $2::bigint[]) AS u(n, v) WHERE pr.project = u.n AND pr.kind = 'role' AND pr.version <= u.v`, roles, versions); err != nil {
+		return nil, fmt.Errorf("removing superseded proposals: %w", err)
+	}
+	return errs, nil
+}
+
+func customText(c json.RawMessage) *string {
+	if len(c) == 0 {
+		return nil
+	}
+	s := string(c)
+	return &s
+}
+
+// UploadState reads what an upload of project is validated against, without locking: its
+// delegation, role version and published files. The publish that stores the upload checks
+// under the row lock that the role version is still the same (tufrepo.Submission.Expected).
+func (db *DB) UploadState(ctx context.Context, project string) (tufrepo.ProjectState, error) {
+	st := tufrepo.ProjectState{Files: map[string]tufrepo.PublishedFile{}}
+	var keys []byte
+	d := &st.Delegation
+	var paths []string
+	var lengths []int64
+	var sums [][]byte
+	var customs []*string
+	err := db.Pool.QueryRow(ctx, `
+		SELECT p.name, p.keys, p.keyids, p.threshold, p.role_version,
+		       coalesce(array_agg(f.path) FILTER (WHERE f.path IS NOT NULL), '{}'),
+		       coalesce(array_agg(f.length) FILTER (WHERE f.path IS NOT NULL), '{}'),
+		       coalesce(array_agg(f.sha256) FILTER (WHERE f.path IS NOT NULL), '{}'),
+		       coalesce(array_agg(f.custom::text) FILTER (WHERE f.path IS NOT NULL), '{}')
+		FROM projects p LEFT JOIN release_files f ON f.project = p.name
+		WHERE p.name = $1 GROUP BY p.name`, project).Scan(&d.Name, &keys, &d.KeyIDs, &d.Threshold, &st.CurrentVersion, &paths, &lengths, &sums, &customs)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return st, api.Errorf(api.CodeNotFound, "project %q does not exist: create it first with `cairn project create`", project)
+	}
+	if err != nil {
+		return st, fmt.Errorf("reading project %s: %w", project, err)
+	}
+	if err := json.Unmarshal(keys, &d.Keys); err != nil {
+		return st, fmt.Errorf("decoding keys of project %s: %w", project, err)
+	}
+	for i, p := range paths {
+		var c json.RawMessage
+		if customs[i] != nil {
+			c = json.RawMessage(*customs[i])
+		}
+		st.Files[p] = tufrepo.PublishedFile{Length: lengths[i], SHA256: hex.EncodeToString(sums[i]), Custom: c}
+	}
+	return st, nil
+}
+
+// BlobSizes answers tufrepo.BlobSizes outside a transaction: blob rows are written before
+// a PUT answers, and never removed while a release file names them.
+func (db *DB) BlobSizes(ctx context.Context) tufrepo.BlobSizes {
+	return func(hexes []string) (map[string]int64, error) {
+		sums := make([][]byte, 0, len(hexes))
+		for _, h := range hexes {
+			b, err := hex.DecodeString(h)
+			if err != nil {
+				return nil, err
+			}
+			sums = append(sums, b)
+		}
+		rows, err := db.Pool.Query(ctx, `SELECT sha256, size FROM blobs WHERE sha256 = ANY($1)`, sums)
+		if err != nil {
+			return nil, err
+		}
+		out := map[string]int64{}
+		var sum []byte
+		var size int64
+		_, err = pgx.ForEachRow(rows, []any{&sum, &size}, func() error {
+			out[hex.EncodeToString(sum)] = size
+			return nil
+		})
+		return out, err
+	}
+}

@@ -24,6 +24,8 @@ type DB struct {
 	// meta keeps signed metadata versions of at least metaMin bytes out of rows.
 	meta    MetaFiles
 	metaMin int
+	// tokens caches token records (Authenticate).
+	tokens *tokenCache
 }
 
 // Open connects to url and checks the connection.
@@ -45,7 +47,7 @@ func Open(ctx context.Context, url string) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", redactDSN(cfg.ConnConfig), err)
 	}
-	return &DB{Pool: pool, url: url}, nil
+	return &DB{Pool: pool, url: url, tokens: &tokenCache{}}, nil
 }
 
 func redactDSN(c *pgx.ConnConfig) string {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
@@ -83,24 +84,85 @@ func (db *DB) Authenticate(ctx context.Context, presented string) (*Token, error
 	if !ok || len(id) != 16 || len(sec) == 0 || len(sec) > 128 {
 		return nil, errBadToken
 	}
+	sum := sha256.Sum256([]byte(sec))
+	if c, ok := db.tokens.get(id, time.Now()); ok {
+		if subtle.ConstantTimeCompare(sum[:], c.hash) != 1 || c.t.RevokedAt != nil {
+			return nil, errBadToken
+		}
+		t := c.t
+		return &t, nil
+	}
 	var t Token
 	var hash []byte
 	err := db.Pool.QueryRow(ctx, `SELECT id, name, secret_hash, admin, can_create, projects, created_at, revoked_at FROM tokens WHERE id = $1`, id).
 		Scan(&t.ID, &t.Name, &hash, &t.Admin, &t.CanCreate, &t.Projects, &t.CreatedAt, &t.RevokedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
-		// Still hash, so the time taken does not tell whether the ID exists.
-		sum := sha256.Sum256([]byte(sec))
+		// Still compare, so the time taken does not tell whether the ID exists.
 		subtle.ConstantTimeCompare(sum[:], make([]byte, 32))
 		return nil, errBadToken
 	}
 	if err != nil {
 		return nil, fmt.Errorf("looking up token: %w", err)
 	}
-	sum := sha256.Sum256([]byte(sec))
+	db.tokens.put(id, cachedToken{t: t, hash: hash, at: time.Now()})
 	if subtle.ConstantTimeCompare(sum[:], hash) != 1 || t.RevokedAt != nil {
 		return nil, errBadToken
 	}
 	return &t, nil
+}
+
+// ForgetToken drops a token record from the cache: it changed (ChannelTokens).
+func (db *DB) ForgetToken(id string) { db.tokens.forget(id) }
+
+// tokenTTL bounds how long a cached token record is used: revocation reaches every
+// replica through ChannelTokens at once, and within tokenTTL even if that notification is
+// lost.
+const tokenTTL = 30 * time.Second
+
+// tokenCache keeps token records by ID, so that a request with a token costs no query.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]cachedToken
+}
+
+type cachedToken struct {
+	t    Token
+	hash []byte
+	at   time.Time
+}
+
+const maxCachedTokens = 100000
+
+func (c *tokenCache) get(id string, now time.Time) (cachedToken, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.m[id]
+	if ok && now.Sub(t.at) >= tokenTTL {
+		delete(c.m, id)
+		return t, false
+	}
+	return t, ok
+}
+
+func (c *tokenCache) put(id string, t cachedToken) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = map[string]cachedToken{}
+	}
+	if len(c.m) >= maxCachedTokens {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[id] = t
+}
+
+func (c *tokenCache) forget(id string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, id)
 }
 
 // ListTokens returns every token record.

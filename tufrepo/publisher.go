@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -93,6 +94,13 @@ type PublishTx interface {
 	// project in assign (project → node role), and clears the dirty flag of the roles in
 	// clean.
 	SaveRCShards(ctx context.Context, added []string, assign map[string]string, clean []string) error
+	// ApplySubmissions stores complete role versions validated outside the transaction,
+	// published in snapshot: under the projects' row locks, each whose project is still at
+	// its Expected version (taking the submissions in order) is stored — its metadata row,
+	// new release files, changed custom data, the project's role and published versions,
+	// and its superseded proposals removed — with one statement per table. It returns one
+	// error per submission: nil if stored, version_conflict otherwise.
+	ApplySubmissions(ctx context.Context, subs []*Submission, snapshot int64) ([]error, error)
 	// InsertSigned stores a version the server signed, published in snapshot.
 	InsertSigned(ctx context.Context, m MetadataVersion, snapshot int64) error
 	// MarkPublished records that roles were published in snapshot, and that the
@@ -152,6 +160,8 @@ type Publisher struct {
 	tsSigner, snapSigner *OnlineSigner
 	// rc mirrors the recently-claimed tree at indexVersion (loaded with the index).
 	rc *rcTree
+	// queue holds the role versions uploaded since the last publish (Submit).
+	queue submitQueue
 	// MaxResignPerPublish bounds how many recently-claimed nodes that are only due for
 	// re-signing one publish signs, so that a tree of thousands of nodes created together
 	// does not stall one publish when they all reach half their lifetime.
@@ -243,10 +253,12 @@ func (p *Publisher) PublishOnce(ctx context.Context) (PublishResult, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	start := time.Now()
+	subs := p.queue.drain()
 	var res PublishResult
+	var refused map[*Submission]error
 	err := p.Store.InPublishTx(ctx, func(ctx context.Context, tx PublishTx) error {
-		res = PublishResult{}
-		r, err := p.publish(ctx, tx)
+		res, refused = PublishResult{}, map[*Submission]error{}
+		r, err := p.publish(ctx, tx, subs, refused)
 		res = r
 		return err
 	})
@@ -258,10 +270,11 @@ func (p *Publisher) PublishOnce(ctx context.Context) (PublishResult, error) {
 	if p.Observe != nil {
 		p.Observe(res, err)
 	}
+	finishSubmissions(subs, refused, res, err)
 	return res, err
 }
 
-func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, error) {
+func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submission, refused map[*Submission]error) (PublishResult, error) {
 	now := p.Now().UTC()
 	head, err := tx.Head(ctx)
 	if err != nil {
@@ -289,8 +302,16 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	if err != nil {
 		return PublishResult{}, err
 	}
-	stagedNames := make([]string, 0, len(staged))
+	// Uploads queued in memory are stored now, already published in the next snapshot.
+	uploaded, err := applySubmissions(ctx, tx, subs, head.SnapshotVersion+1, refused)
+	if err != nil {
+		return PublishResult{}, err
+	}
+	stagedNames := make([]string, 0, len(staged)+len(uploaded))
 	for _, s := range staged {
+		stagedNames = append(stagedNames, s.Role)
+	}
+	for _, s := range uploaded {
 		stagedNames = append(stagedNames, s.Role)
 	}
 	newProjects, err := tx.UndelegatedProjects(ctx, stagedNames)
@@ -301,7 +322,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	if err != nil {
 		return PublishResult{}, err
 	}
-	needSnap := len(staged) > 0 || len(newProjects) > 0 || len(plan.dirty) > 0 || due(now, head.SnapshotExpires, SnapshotExpiry)
+	needSnap := len(staged) > 0 || len(uploaded) > 0 || len(newProjects) > 0 || len(plan.dirty) > 0 || due(now, head.SnapshotExpires, SnapshotExpiry)
 	needTS := needSnap || due(now, head.TimestampExpires, TimestampExpiry)
 	if !needTS {
 		p.indexVersion = head.SnapshotVersion
@@ -312,7 +333,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 	if err != nil {
 		return PublishResult{}, err
 	}
-	res := PublishResult{Published: true, SnapshotVersion: head.SnapshotVersion, TimestampVersion: head.TimestampVersion + 1, Roles: len(staged), NewProjects: len(newProjects)}
+	res := PublishResult{Published: true, SnapshotVersion: head.SnapshotVersion, TimestampVersion: head.TimestampVersion + 1, Roles: len(staged) + len(uploaded), NewProjects: len(newProjects)}
 	var audit []api.LogEntry
 	snapV := head.SnapshotVersion
 	if needSnap {
@@ -329,7 +350,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 		audit = append(audit, api.LogEntry{Action: api.ActionSigned, Role: role, Version: v, Length: int64(len(raw)), SHA256: hex.EncodeToString(sum[:]), Snapshot: snapV, Time: AuditTime(now)})
 		return sum[:], nil
 	}
-	for _, s := range staged {
+	for _, s := range slices.Concat(staged, uploaded) {
 		// A staged root is published with this snapshot but is not listed in it.
 		if s.Role != RoleRoot {
 			p.index.Set(s.Role, s.Version, s.Length)
@@ -385,7 +406,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx) (PublishResult, e
 		return res, err
 	}
 	switch {
-	case len(staged) > 0 || len(newProjects) > 0:
+	case len(staged) > 0 || len(uploaded) > 0 || len(newProjects) > 0:
 		res.Reason = "staged"
 	case needSnap:
 		res.Reason = "refresh-snapshot"

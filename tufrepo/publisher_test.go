@@ -36,6 +36,7 @@ type fakeProject struct {
 	Delegated bool
 	Tree      string // "" means recently-claimed
 	Shard     string // the node role that delegates it
+	Version   int64  // role version, for ApplySubmissions
 }
 
 var errRetryable = errors.New("serialization failure (retryable)")
@@ -129,6 +130,8 @@ type fakeTx struct {
 	shardsAdded    []string
 	assign         map[string]string
 	clean          []string
+	applied        []*Submission
+	appliedSnap    int64
 }
 
 func (tx *fakeTx) Head(ctx context.Context) (Head, error) {
@@ -246,6 +249,27 @@ func (tx *fakeTx) SaveRCShards(ctx context.Context, added []string, assign map[s
 	return nil
 }
 
+func (tx *fakeTx) ApplySubmissions(ctx context.Context, subs []*Submission, snapshot int64) ([]error, error) {
+	if err := tx.s.fail("ApplySubmissions"); err != nil {
+		return nil, err
+	}
+	errs := make([]error, len(subs))
+	current := map[string]int64{}
+	for n, p := range tx.s.projects {
+		current[n] = p.Version
+	}
+	for i, sub := range subs {
+		if current[sub.Project] != sub.Expected {
+			errs[i] = VersionConflict(sub, current[sub.Project])
+			continue
+		}
+		current[sub.Project] = sub.Accepted.Version
+		tx.applied = append(tx.applied, sub)
+	}
+	tx.appliedSnap = snapshot
+	return errs, nil
+}
+
 func (tx *fakeTx) InsertSigned(ctx context.Context, m MetadataVersion, snapshot int64) error {
 	tx.s.inserts = append(tx.s.inserts, m)
 	if err := tx.s.fail("InsertSigned:" + m.Role); err != nil {
@@ -313,6 +337,10 @@ func (s *fakeStore) commit(tx *fakeTx) error {
 	}
 	for _, a := range tx.shardsAdded {
 		s.shards[a] = false
+	}
+	for _, sub := range tx.applied {
+		s.put(sub.Project, sub.Accepted.Version, &fakeMeta{Raw: sub.Accepted.Raw, Expires: sub.Accepted.Expires, Snapshot: tx.appliedSnap})
+		s.projects[sub.Project].Version = sub.Accepted.Version
 	}
 	for name, role := range tx.assign {
 		s.projects[name].Shard = role

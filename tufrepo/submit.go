@@ -1,0 +1,122 @@
+package tufrepo
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"sync"
+
+	"github.com/cairn-dev/cairn/api"
+)
+
+// True group commit (DESIGN.md "Uploads: group commit"). A complete project role version
+// is validated by the request handler against the project's state as it was read; the
+// publisher then stores every version queued since its last publish in its own publish
+// transaction, with one statement per table, and signs one snapshot and one timestamp for
+// all of them. An upload therefore costs no transaction of its own, and the answer comes
+// straight from the publish that made it public.
+
+// Submission is a complete project role version waiting for the next publish.
+type Submission struct {
+	Project string
+	// Expected is the project's role version the submission was validated against; it is
+	// stored only if the project is still at that version under the publish's row lock.
+	Expected int64
+	Accepted *AcceptedRole
+	// SHA256 of Accepted.Raw.
+	SHA256 []byte
+
+	done chan SubmitOutcome
+}
+
+// SubmitOutcome says what became of a submission.
+type SubmitOutcome struct {
+	// Snapshot and Timestamp are the versions that published it (when Err is nil).
+	Snapshot, Timestamp int64
+	Err                 error
+}
+
+// NewSubmission prepares an accepted, complete role version for Publisher.Submit.
+func NewSubmission(project string, expected int64, acc *AcceptedRole) *Submission {
+	sum := sha256.Sum256(acc.Raw)
+	return &Submission{Project: project, Expected: expected, Accepted: acc, SHA256: sum[:], done: make(chan SubmitOutcome, 1)}
+}
+
+// submitQueue holds the submissions of the next publish.
+type submitQueue struct {
+	mu      sync.Mutex
+	pending []*Submission
+}
+
+func (q *submitQueue) add(s *Submission) {
+	q.mu.Lock()
+	q.pending = append(q.pending, s)
+	q.mu.Unlock()
+}
+
+func (q *submitQueue) drain() []*Submission {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.pending
+	q.pending = nil
+	return out
+}
+
+// Submit queues s for the next publish, kicks the publisher and waits until that publish
+// committed (or failed), or ctx ends. A submission whose project moved past Expected in the
+// meantime is refused with version_conflict; when the publish fails, nothing of it was
+// stored and the error says to retry. If ctx ends first, the submission may still be
+// published: the caller answers that it is staged, as for a slow publish.
+func (p *Publisher) Submit(ctx context.Context, s *Submission) (SubmitOutcome, bool) {
+	p.queue.add(s)
+	p.Kick()
+	select {
+	case out := <-s.done:
+		return out, true
+	case <-ctx.Done():
+		return SubmitOutcome{}, false
+	}
+}
+
+// applySubmissions stores the queued submissions in the publish transaction. It returns
+// the staged roles of those stored, and records in refused why the others were not.
+func applySubmissions(ctx context.Context, tx PublishTx, subs []*Submission, snapshot int64, refused map[*Submission]error) ([]StagedRole, error) {
+	if len(subs) == 0 {
+		return nil, nil
+	}
+	errs, err := tx.ApplySubmissions(ctx, subs, snapshot)
+	if err != nil {
+		return nil, fmt.Errorf("storing %d uploaded role versions: %w", len(subs), err)
+	}
+	var staged []StagedRole
+	for i, s := range subs {
+		if errs[i] != nil {
+			refused[s] = errs[i]
+			continue
+		}
+		staged = append(staged, StagedRole{Role: s.Project, Version: s.Accepted.Version, Length: int64(len(s.Accepted.Raw)), SHA256: s.SHA256})
+	}
+	return staged, nil
+}
+
+// finishSubmissions tells every waiter of subs how the publish went: refused ones their
+// error, stored ones the versions that published them, or, if the publish failed, that
+// nothing was stored.
+func finishSubmissions(subs []*Submission, refused map[*Submission]error, res PublishResult, err error) {
+	for _, s := range subs {
+		out := SubmitOutcome{Snapshot: res.SnapshotVersion, Timestamp: res.TimestampVersion}
+		switch {
+		case refused[s] != nil:
+			out = SubmitOutcome{Err: refused[s]}
+		case err != nil:
+			out = SubmitOutcome{Err: api.Wrap(api.CodeUnavailable, err, "role version %d of %q was not stored: the publish that was to store it failed; upload it again", s.Accepted.Version, s.Project)}
+		}
+		s.done <- out
+	}
+}
+
+// VersionConflict is the refusal of a submission whose project moved past the version it
+// was validated against.
+func VersionConflict(s *Submission, current int64) error {
+	return api.Errorf(api.CodeVersionConflict, "project %q is at role version %d, so the next version must be %d, not %d: refresh and sign the next version", s.Project, current, current+1, s.Accepted.Version)
+}
