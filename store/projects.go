@@ -566,10 +566,10 @@ func (p publishTx) ApplySubmissions(ctx context.Context, subs []*tufrepo.Submiss
 	errs := make([]error, len(subs))
 	var (
 		roles, fpaths, fprojects, fversions, fnames, cpaths []string
-		versions, lengths, flengths, froleVersions       []int64
-		raws, sums, fsums                                 [][]byte
-		expires                                           []time.Time
-		fcustoms, ccustoms                                []*string
+		versions, lengths, flengths, froleVersions          []int64
+		raws, sums, fsums                                   [][]byte
+		expires                                             []time.Time
+		fcustoms, ccustoms                                  []*string
 	)
 	for i, s := range subs {
 		cur, ok := current[s.Project]
