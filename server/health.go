@@ -44,6 +44,22 @@ func (s *Server) roleExpiries() []api.RoleExpiry {
 	return out
 }
 
+// queueStall is how long an upload may wait for its publish before /readyz reports the
+// publisher stalled: a publish takes milliseconds to a second or two at a million projects.
+const queueStall = 5 * time.Second
+
+// lastPublishAge is how long ago the timestamp this replica serves was signed (by any
+// replica), and its version. With uploads flowing it stays under a second; without, it
+// grows to half the timestamp's lifetime, when the publisher re-signs it.
+func (s *Server) lastPublishAge() (time.Duration, int64, bool) {
+	h := s.cache.Head()
+	if h == nil {
+		return 0, 0, false
+	}
+	signed := h.timestamp.expires.Add(-tufrepo.TimestampExpiry)
+	return max(0, s.now().Sub(signed)), h.timestamp.version, true
+}
+
 // humanDuration renders a duration for people: days above two days, else hours/minutes.
 func humanDuration(d time.Duration) string {
 	if d >= 48*time.Hour {
@@ -90,6 +106,16 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Checks["database"] = "ok"
 	}
+	// A replica that has not confirmed its head for MaxStaleness serves no timestamp
+	// (getMetadata): take it out of rotation too.
+	if age, stale := s.stale(); stale {
+		fail("metadata", fmt.Sprintf("STALE: head last confirmed against the database %s ago (limit %s); timestamp.json answers 503", age.Truncate(time.Millisecond), s.cfg.MaxStaleness))
+	} else {
+		h.Checks["metadata"] = "head confirmed " + age.Truncate(time.Millisecond).String() + " ago"
+	}
+	if age, v, ok := s.lastPublishAge(); ok {
+		h.Checks["last_publish"] = fmt.Sprintf("%s ago (timestamp version %d)", age.Truncate(time.Second), v)
+	}
 	if roles := s.roleExpiries(); roles == nil {
 		fail("timestamp", "no published metadata loaded")
 	} else {
@@ -112,12 +138,22 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		err := s.lastPublish
 		s.mu.Unlock()
-		if err != nil {
+		degrade := func() {
 			if h.Status == "ok" {
 				h.Status = "degraded"
 			}
+		}
+		switch q := s.publisher.QueueAge(); {
+		case err != nil:
+			degrade()
 			h.Checks["publisher"] = "FAILING: last publish failed (retried at the next kick or interval): " + err.Error()
-		} else {
+		case q > queueStall:
+			// Uploads wait for a publish that does not come: the publisher lock is held
+			// elsewhere (another replica's publish, or one that froze and that PostgreSQL
+			// has not yet ended), or the database is slow.
+			degrade()
+			h.Checks["publisher"] = fmt.Sprintf("STALLED: an upload has waited %s for a publish", q.Truncate(time.Millisecond))
+		default:
 			h.Checks["publisher"] = "ok"
 		}
 		for k, v := range s.signing.checks() {

@@ -85,6 +85,10 @@ type metaCache struct {
 	snapGz   *gzchunk.Compressor
 	gzipKick chan struct{}
 
+	// confirmed is when the head was last found current in the database (Unix ns, wall
+	// clock): a replica that cannot reach PostgreSQL knows how far behind it may be.
+	confirmed atomic.Int64
+
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every new head
 	files   map[string]*metaFile
@@ -106,14 +110,21 @@ func (c *metaCache) Changed() <-chan struct{} {
 // Head returns the current head, or nil before the first refresh.
 func (c *metaCache) Head() *head { return c.cur.Load() }
 
+// Staleness is how long ago the head was last confirmed current.
+func (c *metaCache) Staleness() time.Duration {
+	return time.Since(time.Unix(0, c.confirmed.Load()))
+}
+
 // Refresh loads the published head if it moved.
 func (c *metaCache) Refresh(ctx context.Context) error {
+	asOf := time.Now()
 	snapV, tsV, err := c.db.Heads(ctx)
 	if err != nil {
 		return err
 	}
 	old := c.cur.Load()
-	if old != nil && old.timestamp.version == tsV && old.snapshot.version == snapV {
+	if old != nil && old.timestamp.version >= tsV {
+		c.confirm(asOf)
 		return nil
 	}
 	ts, err := c.get(ctx, tufrepo.RoleTimestamp, tsV)
@@ -143,16 +154,34 @@ func (c *metaCache) Refresh(ctx context.Context) error {
 		}
 	}
 	snap.background.Store(len(snap.raw) >= gzipMin)
-	c.cur.Store(h)
 	c.mu.Lock()
+	// Refreshes run concurrently (notification, poll, own publish): one that read an
+	// older head must not replace a newer one, or this replica's timestamp would go back.
+	if cur := c.cur.Load(); cur != nil && cur.timestamp.version >= h.timestamp.version {
+		c.mu.Unlock()
+		c.confirm(asOf)
+		return nil
+	}
+	c.cur.Store(h)
 	close(c.changed)
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
+	c.confirm(asOf)
 	select {
 	case c.gzipKick <- struct{}{}:
 	default:
 	}
 	return nil
+}
+
+// confirm records that the head was current at t (never moving the mark back).
+func (c *metaCache) confirm(t time.Time) {
+	for {
+		old := c.confirmed.Load()
+		if t.UnixNano() <= old || c.confirmed.CompareAndSwap(old, t.UnixNano()) {
+			return
+		}
+	}
 }
 
 // gzipHead compresses each new head snapshot, until ctx ends. It runs off the refresh, so a
@@ -179,6 +208,13 @@ func (c *metaCache) gzipHead(ctx context.Context) {
 // follows serves it without reading (and hashing) megabytes back from PostgreSQL.
 func (c *metaCache) prime(m tufrepo.MetadataVersion) {
 	c.put(fmt.Sprintf("%d.%s", m.Version, m.Role), newMetaFile(m.Raw, m.SHA256, m.Version, m.Expires))
+}
+
+// cached returns a version held in memory, or nil.
+func (c *metaCache) cached(role string, version int64) *metaFile {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.files[fmt.Sprintf("%d.%s", version, role)]
 }
 
 // get returns a published metadata version, from memory if it was served before.

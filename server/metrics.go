@@ -48,6 +48,20 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	expiry := prometheus.NewGaugeFunc // one gauge per role, computed at scrape time
 	reg.MustRegister(m.requests, m.latency, m.publishes, m.publishDuration, m.publishBatch, m.uploads,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_last_publish_age_seconds", Help: "Seconds since the timestamp this replica serves was signed (by any replica). Grows to half the timestamp's lifetime without uploads; with uploads waiting it should stay near zero.",
+		}, func() float64 {
+			age, _, _ := s.lastPublishAge()
+			return age.Seconds()
+		}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_metadata_staleness_seconds", Help: "Seconds since this replica last confirmed its published head against the database (polled every second); past --max-staleness it serves no timestamp.",
+		}, func() float64 { return s.cache.Staleness().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_publish_queue_age_seconds", Help: "Seconds the oldest upload queued on this replica has waited for its publish (0: none waits).",
+		}, func() float64 { return s.publisher.QueueAge().Seconds() }),
+	)
 	for _, role := range []string{tufrepo.RoleRoot, tufrepo.RoleTargets, tufrepo.RoleClaimed, tufrepo.RoleRecentlyClaimed, tufrepo.RoleSnapshot, tufrepo.RoleTimestamp} {
 		reg.MustRegister(expiry(prometheus.GaugeOpts{
 			Name: "cairn_role_expiry_seconds", Help: "Seconds until the published version of a role expires (negative once expired).",

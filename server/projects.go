@@ -140,7 +140,7 @@ func (s *Server) submitRole(w http.ResponseWriter, r *http.Request) {
 			s.refuse(w, r, err)
 			return
 		}
-		if acc.Complete() {
+		if acc.Complete() && wait > 0 {
 			s.submitToPublisher(w, r, t.Name, tufrepo.NewSubmission(name, st.CurrentVersion, acc), wait)
 			return
 		}
@@ -161,20 +161,14 @@ func (s *Server) submitRole(w http.ResponseWriter, r *http.Request) {
 // submitToPublisher hands a complete, validated role version to this replica's publisher
 // and answers from the publish that stores it: 201 published (once this replica serves
 // the snapshot), its refusal (version_conflict when another upload of the same version
-// won), 503 if that publish failed (nothing was stored), or 202 staged if the wait ended
-// first (the version may still be published).
+// won), or 503 if nothing was stored (the publish failed, or none started within wait).
 func (s *Server) submitToPublisher(w http.ResponseWriter, r *http.Request, token string, sub *tufrepo.Submission, wait time.Duration) {
 	acc := sub.Accepted
 	res := api.SubmitResult{Project: sub.Project, RoleVersion: acc.Version, Status: api.StatusStaged}
 	ctx, cancel := context.WithTimeout(r.Context(), wait)
 	defer cancel()
-	out, done := s.publisher.Submit(ctx, sub)
-	switch {
-	case !done:
-		s.metrics.observeUpload(nil)
-		writeJSON(w, http.StatusAccepted, res)
-		return
-	case out.Err != nil:
+	out := s.publisher.Submit(ctx, sub)
+	if out.Err != nil {
 		if api.CodeOf(out.Err) == api.CodeUnavailable {
 			w.Header().Set("Retry-After", "1")
 		}

@@ -42,6 +42,12 @@ type Config struct {
 	// SnapshotRetention is how long after a timestamp stops being current the snapshot it
 	// names is still kept (store.DB.PruneSnapshots); 0 keeps every snapshot.
 	SnapshotRetention time.Duration
+	// MaxStaleness is how long a replica that cannot confirm its head against the
+	// database keeps serving timestamp.json (and stays ready); after it, 503 (DESIGN.md
+	// "A replica cut off from PostgreSQL"). 0 serves the last head for ever.
+	MaxStaleness time.Duration
+	// PublishTimeout bounds one publish (tufrepo.Publisher.PublishTimeout).
+	PublishTimeout time.Duration
 }
 
 // DefaultConfig returns working defaults.
@@ -55,6 +61,8 @@ func DefaultConfig() Config {
 		// Clients fetch the snapshot right after the timestamp that names it; an hour
 		// covers slow clients and caches many times over.
 		SnapshotRetention: time.Hour,
+		MaxStaleness:      10 * time.Second,
+		PublishTimeout:    time.Minute,
 	}
 }
 
@@ -83,6 +91,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 	s.signing, signers = newSignerHealth(reg, signers, now)
 	s.publisher = tufrepo.NewPublisher(db, signers, now, log)
 	s.publisher.ShardCapacity = cfg.ShardCapacity
+	s.publisher.PublishTimeout = cfg.PublishTimeout
 	s.metrics = newMetrics(reg, s)
 	s.newTlog(reg, signers)
 	s.publisher.Observe = s.observePublish
@@ -140,21 +149,7 @@ func (s *Server) Start(ctx context.Context) error {
 			s.db.ForgetToken(payload)
 		}
 	}, store.ChannelPublished, store.ChannelStaged, store.ChannelTokens)
-	go func() {
-		// A slow poll, in case a notification was lost.
-		t := time.NewTicker(5 * time.Second)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if err := s.cache.Refresh(ctx); err != nil && ctx.Err() == nil {
-					s.log.Error("refreshing published metadata", "err", err)
-				}
-			}
-		}
-	}()
+	go s.pollHead(ctx)
 	if s.cfg.RunPublisher {
 		go s.publisher.Run(ctx, s.cfg.PublishInterval)
 		if s.cfg.SnapshotRetention > 0 {
@@ -163,6 +158,44 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.startTlog(ctx)
 	return nil
+}
+
+// headPoll is how often a replica confirms its head against the database: in case a
+// notification was lost, and so that one cut off from PostgreSQL knows it (MaxStaleness).
+// One single-row query a second per replica.
+const headPoll = time.Second
+
+func (s *Server) pollHead(ctx context.Context) {
+	t := time.NewTicker(headPoll)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		err := s.cache.Refresh(pctx)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() == nil && !failing:
+			// Logged once per outage, not every second.
+			s.log.Error("cannot confirm the published head; this replica serves its last head until --max-staleness has passed", "err", err, "max_staleness", s.cfg.MaxStaleness)
+			failing = true
+		case err == nil && failing:
+			s.log.Info("published head confirmed again", "timestamp", s.cache.Head().timestamp.version)
+			failing = false
+		}
+	}
+}
+
+// stale reports whether this replica has gone too long without confirming its head
+// against the database to serve timestamp.json: another replica may serve a newer one,
+// and a client that saw it would be refused an older one as a rollback.
+func (s *Server) stale() (time.Duration, bool) {
+	age := s.cache.Staleness()
+	return age, s.cfg.MaxStaleness > 0 && age > s.cfg.MaxStaleness
 }
 
 // pruneSnapshots drops, every 30 seconds, the bytes of snapshots no client can still ask

@@ -2,6 +2,8 @@ package server
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -77,6 +79,10 @@ func (s *Server) getMetadata(w http.ResponseWriter, r *http.Request) {
 	}
 	switch file {
 	case "timestamp.json":
+		if age, stale := s.stale(); stale {
+			s.writeStale(w, r, age)
+			return
+		}
 		serveMeta(w, r, h.timestamp, cacheShort)
 		return
 	case "root.json":
@@ -102,13 +108,44 @@ func (s *Server) getMetadata(w http.ResponseWriter, r *http.Request) {
 	case role == tufrepo.RoleTimestamp && v == h.timestamp.version:
 		f = h.timestamp
 	default:
-		f, err = s.cache.get(r.Context(), role, v)
+		f, err = s.metaVersion(r.Context(), role, v)
 		if err != nil {
+			if age, stale := s.stale(); stale || errors.Is(err, context.DeadlineExceeded) {
+				s.writeStale(w, r, age)
+				return
+			}
 			s.writeError(w, r, err)
 			return
 		}
 	}
 	serveMeta(w, r, f, cacheImmutable)
+}
+
+// metaLookup bounds a read of one metadata version from the database, so that a client
+// probing N+1.root.json through a replica cut off from PostgreSQL gets an answer.
+const metaLookup = 5 * time.Second
+
+// metaVersion returns a published version: from memory, or from the database unless this
+// replica knows it cannot reach it.
+func (s *Server) metaVersion(ctx context.Context, role string, v int64) (*metaFile, error) {
+	if f := s.cache.cached(role, v); f != nil {
+		return f, nil
+	}
+	if _, stale := s.stale(); stale {
+		return nil, errStale
+	}
+	ctx, cancel := context.WithTimeout(ctx, metaLookup)
+	defer cancel()
+	return s.cache.get(ctx, role, v)
+}
+
+var errStale = errors.New("the database is unreachable")
+
+// writeStale answers for a replica that has lost the database for longer than
+// MaxStaleness.
+func (s *Server) writeStale(w http.ResponseWriter, r *http.Request, age time.Duration) {
+	w.Header().Set("Retry-After", "1")
+	s.writeError(w, r, api.Errorf(api.CodeUnavailable, "this replica has not reached the database for %s, so its metadata may be older than other replicas'; retry (the load balancer should send you to another replica)", age.Truncate(time.Second)))
 }
 
 func serveMeta(w http.ResponseWriter, r *http.Request, f *metaFile, cacheControl string) {

@@ -239,8 +239,11 @@ func (db *DB) InPublishTx(ctx context.Context, fn func(ctx context.Context, tx t
 		p := publishTx{tx: tx, db: db, writes: &sync.WaitGroup{}, writeErr: &firstErr{}}
 		err := fn(ctx, p)
 		// The metadata files written in the background must be durable before the rows that
-		// name them commit.
-		p.writes.Wait()
+		// name them commit. The transaction is pinged meanwhile: a slow disk must not look
+		// like a frozen publisher to the idle-in-transaction limit (Sessions).
+		if werr := p.waitWrites(ctx); err == nil {
+			err = werr
+		}
 		if err == nil {
 			err = p.writeErr.get()
 		}
@@ -478,6 +481,35 @@ func (p publishTx) SetHead(ctx context.Context, snapshot, timestamp int64) error
 
 func (p publishTx) AppendAudit(ctx context.Context, entries []api.LogEntry) error {
 	return appendAudit(ctx, p.tx, entries)
+}
+
+// Ping implements tufrepo.PublishTx.
+func (p publishTx) Ping(ctx context.Context) error {
+	_, err := p.tx.Exec(ctx, `SELECT 1`)
+	return err
+}
+
+// waitWrites waits for the background metadata file writes, pinging the transaction every
+// second meanwhile.
+func (p publishTx) waitWrites(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() {
+		p.writes.Wait()
+		close(done)
+	}()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var pingErr error
+	for {
+		select {
+		case <-done:
+			return pingErr
+		case <-t.C:
+			if pingErr == nil {
+				pingErr = p.Ping(ctx)
+			}
+		}
+	}
 }
 
 func (p publishTx) NotifyPublished(ctx context.Context, timestamp int64) error {

@@ -426,6 +426,15 @@ func (db *DB) OCIFinishUpload(ctx context.Context, repo, id string, prev int64, 
 // OCILinkBlobTx records a blob and links it into repo inside tx; store puts the file in
 // place between the two, holding the blob's row lock (see OCILinkBlob).
 func OCILinkBlobTx(ctx context.Context, tx pgx.Tx, repo, digest string, size int64, store func() error) error {
+	if store != nil {
+		// store may copy the blob to S3 while this transaction waits: longer than the
+		// idle-in-transaction limit meant for frozen replicas (Sessions). What this
+		// transaction holds (the blob's lock) blocks only pushes and collection of the
+		// same blob.
+		if _, err := tx.Exec(ctx, `SET LOCAL idle_in_transaction_session_timeout = '15min'`); err != nil {
+			return fmt.Errorf("setting the blob transaction's time limit: %w", err)
+		}
+	}
 	// Garbage collection removes a blob's file under this lock, exclusively, once the
 	// blob's row is gone: a push holding it shared stores its file and row undisturbed.
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared($1, hashtext($2))`, blobLockSpace, digest); err != nil {

@@ -28,12 +28,18 @@ type DB struct {
 	tokens *tokenCache
 }
 
-// Open connects to url and checks the connection.
+// Open connects to url with DefaultSessions and checks the connection.
 func Open(ctx context.Context, url string) (*DB, error) {
+	return OpenWith(ctx, url, DefaultSessions())
+}
+
+// OpenWith connects to url, bounding its sessions with s, and checks the connection.
+func OpenWith(ctx context.Context, url string, s Sessions) (*DB, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parsing database URL: %w", err)
 	}
+	s.apply(cfg)
 	if cfg.MaxConns < 16 {
 		cfg.MaxConns = 16
 	}

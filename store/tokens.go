@@ -180,6 +180,8 @@ func (db *DB) ListTokens(ctx context.Context) ([]Token, error) {
 // RevokeToken revokes a token by ID; revoking twice is not an error.
 func (db *DB) RevokeToken(ctx context.Context, id string) error {
 	tag, err := db.Pool.Exec(ctx, `UPDATE tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1`, id)
+	// Other replicas forget it on the notification (migration 00008); this one at once.
+	db.ForgetToken(id)
 	if err != nil {
 		return fmt.Errorf("revoking token: %w", err)
 	}

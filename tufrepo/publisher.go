@@ -113,6 +113,48 @@ type PublishTx interface {
 	AppendAudit(ctx context.Context, entries []api.LogEntry) error
 	// NotifyPublished tells every replica that a new timestamp is committed.
 	NotifyPublished(ctx context.Context, timestamp int64) error
+	// Ping shows the database that the publisher is alive while it works outside the
+	// transaction (signing): the session's idle-in-transaction limit, which frees the
+	// publisher lock of a frozen replica, must not end a busy one.
+	Ping(ctx context.Context) error
+}
+
+// pingEvery is how often a publisher busy outside its transaction pings it: well under the
+// shortest idle-in-transaction limit cairnd accepts (store.Sessions).
+const pingEvery = time.Second
+
+// keepAlive runs fn, which must not use tx, while pinging tx every pingEvery.
+func keepAlive[T any](ctx context.Context, tx PublishTx, fn func() (T, error)) (T, error) {
+	type result struct {
+		v   T
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		v, err := fn()
+		done <- result{v, err}
+	}()
+	t := time.NewTicker(pingEvery)
+	defer t.Stop()
+	var pingErr error
+	for {
+		select {
+		case r := <-done:
+			if r.err == nil && pingErr != nil {
+				r.err = fmt.Errorf("the publish transaction ended while signing: %w", pingErr)
+			}
+			return r.v, r.err
+		case <-t.C:
+			if pingErr == nil {
+				pingErr = tx.Ping(ctx)
+			}
+		}
+	}
+}
+
+// signIn signs signed with s while keeping tx alive.
+func signIn(ctx context.Context, tx PublishTx, signed []byte, s *OnlineSigner) ([]byte, error) {
+	return keepAlive(ctx, tx, func() ([]byte, error) { return SignEnvelope(ctx, signed, s) })
 }
 
 // PublishStore runs fn in one transaction holding the publisher lock, waiting for it if
@@ -169,6 +211,9 @@ type Publisher struct {
 	// ShardCapacity is the most delegations a recently-claimed node may hold before it is
 	// split; 0 means tufrepo.ShardCapacity.
 	ShardCapacity int
+	// PublishTimeout bounds one publish, lock wait included (0: no bound). A publish that
+	// runs out rolls back; its uploads are answered that nothing was stored.
+	PublishTimeout time.Duration
 }
 
 // rcTree is the publisher's copy of the recently-claimed tree.
@@ -253,6 +298,11 @@ func (p *Publisher) PublishOnce(ctx context.Context) (PublishResult, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	start := time.Now()
+	if p.PublishTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, p.PublishTimeout)
+		defer cancel()
+	}
 	subs := p.queue.drain()
 	var res PublishResult
 	var refused map[*Submission]error
@@ -363,7 +413,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 	snapRaw, snapSum := p.snapRaw, p.snapSum
 	if needSnap {
 		exp := now.Add(SnapshotExpiry).Truncate(time.Second)
-		raw, err := SignEnvelope(ctx, p.index.EncodeSigned(snapV, exp), snapSigner)
+		raw, err := signIn(ctx, tx, p.index.EncodeSigned(snapV, exp), snapSigner)
 		if err != nil {
 			return res, err
 		}
@@ -382,7 +432,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 	if err != nil {
 		return res, err
 	}
-	tsRaw, err := SignEnvelope(ctx, tsSigned, tsSigner)
+	tsRaw, err := signIn(ctx, tx, tsSigned, tsSigner)
 	if err != nil {
 		return res, err
 	}

@@ -311,6 +311,8 @@ func (tx *fakeTx) AppendAudit(ctx context.Context, entries []api.LogEntry) error
 	return nil
 }
 
+func (tx *fakeTx) Ping(ctx context.Context) error { return tx.s.fail("Ping") }
+
 func (tx *fakeTx) NotifyPublished(ctx context.Context, timestamp int64) error {
 	if err := tx.s.fail("NotifyPublished"); err != nil {
 		return err

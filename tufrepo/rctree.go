@@ -178,7 +178,7 @@ func (p *Publisher) signRC(ctx context.Context, tx PublishTx, now time.Time, pla
 		if err != nil {
 			return fmt.Errorf("building %s: %w", n.Role(), err)
 		}
-		raw, err := SignEnvelope(ctx, signed, p.Signers.RecentlyClaimed)
+		raw, err := signIn(ctx, tx, signed, p.Signers.RecentlyClaimed)
 		if err != nil {
 			return err
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/cairn-dev/cairn/api"
 )
@@ -26,7 +27,8 @@ type Submission struct {
 	// SHA256 of Accepted.Raw.
 	SHA256 []byte
 
-	done chan SubmitOutcome
+	done   chan SubmitOutcome
+	queued time.Time
 }
 
 // SubmitOutcome says what became of a submission.
@@ -50,8 +52,32 @@ type submitQueue struct {
 
 func (q *submitQueue) add(s *Submission) {
 	q.mu.Lock()
+	s.queued = time.Now()
 	q.pending = append(q.pending, s)
 	q.mu.Unlock()
+}
+
+// remove takes s out of the queue if no publish has drained it yet.
+func (q *submitQueue) remove(s *Submission) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for i, x := range q.pending {
+		if x == s {
+			q.pending = append(q.pending[:i], q.pending[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// oldest returns when the longest-waiting queued submission was queued (zero if none).
+func (q *submitQueue) oldest() time.Time {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) == 0 {
+		return time.Time{}
+	}
+	return q.pending[0].queued
 }
 
 func (q *submitQueue) drain() []*Submission {
@@ -63,19 +89,34 @@ func (q *submitQueue) drain() []*Submission {
 }
 
 // Submit queues s for the next publish, kicks the publisher and waits until that publish
-// committed (or failed), or ctx ends. A submission whose project moved past Expected in the
-// meantime is refused with version_conflict; when the publish fails, nothing of it was
-// stored and the error says to retry. If ctx ends first, the submission may still be
-// published: the caller answers that it is staged, as for a slow publish.
-func (p *Publisher) Submit(ctx context.Context, s *Submission) (SubmitOutcome, bool) {
+// committed or failed. A submission whose project moved past Expected in the meantime is
+// refused with version_conflict; when the publish fails, nothing of it was stored and the
+// error says to upload again. If ctx ends before a publish took s from the queue, s is
+// withdrawn and refused as unavailable (nothing stored): an upload is never left in memory
+// without an answer that says whether it is durable. Once a publish holds s, Submit waits
+// for it; the publish is bounded (PublishTimeout and the database's session timeouts).
+func (p *Publisher) Submit(ctx context.Context, s *Submission) SubmitOutcome {
 	p.queue.add(s)
 	p.Kick()
 	select {
 	case out := <-s.done:
-		return out, true
+		return out
 	case <-ctx.Done():
-		return SubmitOutcome{}, false
 	}
+	if p.queue.remove(s) {
+		return SubmitOutcome{Err: api.Errorf(api.CodeUnavailable, "role version %d of %q was not stored: no publish started within the wait (the publisher is busy or cannot reach the database); upload it again, or with ?wait=0 to stage it without waiting", s.Accepted.Version, s.Project)}
+	}
+	return <-s.done
+}
+
+// QueueAge reports how long the oldest upload queued for the next publish has waited
+// (zero when none waits): the publisher's stall signal on this replica.
+func (p *Publisher) QueueAge() time.Duration {
+	t := p.queue.oldest()
+	if t.IsZero() {
+		return 0
+	}
+	return time.Since(t)
 }
 
 // applySubmissions stores the queued submissions in the publish transaction. It returns

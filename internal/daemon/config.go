@@ -35,6 +35,10 @@ type Config struct {
 	ShardCapacity      int           `json:"shard_capacity"`
 	SnapshotRetention  time.Duration `json:"snapshot_retention"`
 	MetadataFileMin    int           `json:"metadata_file_min"`
+	MaxStaleness       time.Duration `json:"max_staleness"`
+	PublishTimeout     time.Duration `json:"publish_timeout"`
+	DBIdleTimeout      time.Duration `json:"db_idle_timeout"`
+	DBKeepalive        time.Duration `json:"db_keepalive"`
 	RekorURL           string        `json:"rekor_url"`
 	RekorKey           string        `json:"rekor_key"`
 	RekorOrigin        string        `json:"rekor_origin"`
@@ -66,6 +70,10 @@ func defaultConfig() Config {
 		ShardCapacity:     tufrepo.ShardCapacity,
 		SnapshotRetention: time.Hour,
 		MetadataFileMin:   store.DefaultMetaFileMin,
+		MaxStaleness:      10 * time.Second,
+		PublishTimeout:    time.Minute,
+		DBIdleTimeout:     store.DefaultSessions().IdleInTransaction,
+		DBKeepalive:       store.DefaultSessions().Keepalive,
 		LogLevel:          "info",
 		OCIAnonymousPull:  true,
 	}
@@ -87,6 +95,10 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.DurationVar(&c.PublishInterval, "publish-interval", c.PublishInterval, "how often to check online role expiry without uploads")
 	fs.DurationVar(&c.SnapshotRetention, "snapshot-retention", c.SnapshotRetention, "keep a snapshot's bytes this long after the last timestamp naming it was current (clients only ever fetch the snapshot a fresh timestamp names); 0 keeps every snapshot")
 	fs.IntVar(&c.MetadataFileMin, "metadata-file-min", c.MetadataFileMin, "keep signed metadata of at least this many bytes (the snapshot) as files in the blob directory instead of PostgreSQL rows (0: 256 KiB; -1 keeps everything in rows)")
+	fs.DurationVar(&c.MaxStaleness, "max-staleness", c.MaxStaleness, "a replica that has not confirmed its published head against PostgreSQL for this long answers 503 for timestamp.json and fails /readyz, so clients moving between replicas never see the timestamp go back for longer (0: serve the last head for ever)")
+	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "bound on one publish, waiting for the publisher lock included; uploads it carried are answered 503 (not stored)")
+	fs.DurationVar(&c.DBIdleTimeout, "db-idle-timeout", c.DBIdleTimeout, "PostgreSQL ends a cairnd session idle inside a transaction this long (idle_in_transaction_session_timeout), so a frozen or cut-off replica frees the publisher lock; live publishers ping while they sign (0: the server's setting; else at least 2s)")
+	fs.DurationVar(&c.DBKeepalive, "db-keepalive", c.DBKeepalive, "TCP keepalive interval on database connections, both ends; three missed probes end a connection (0: system default)")
 	fs.IntVar(&c.ShardCapacity, "shard-capacity", c.ShardCapacity, "the most delegations one recently-claimed node holds before the publisher splits it (more: fewer, bigger nodes for clients to download)")
 	fs.StringVar(&c.RekorURL, "rekor-url", c.RekorURL, "Rekor v2 transparency log to submit every online-signed metadata version to (off if empty)")
 	fs.StringVar(&c.RekorKey, "rekor-key", c.RekorKey, "the Rekor log's public key (PEM file): verify each checkpoint before storing an entry")

@@ -80,7 +80,12 @@ func openDB(ctx context.Context, c *Config, migrate bool, log *slog.Logger) (*st
 			return nil, err
 		}
 	}
-	db, err := store.Open(ctx, c.DatabaseURL)
+	if c.DBIdleTimeout != 0 && c.DBIdleTimeout < 2*time.Second {
+		return nil, fmt.Errorf("--db-idle-timeout %s: want 0 or at least 2s (a live publisher pings its transaction every second)", c.DBIdleTimeout)
+	}
+	sess := store.DefaultSessions()
+	sess.IdleInTransaction, sess.Keepalive = max(0, c.DBIdleTimeout), max(0, c.DBKeepalive)
+	db, err := store.OpenWith(ctx, c.DatabaseURL, sess)
 	if err != nil {
 		return nil, err
 	}
@@ -246,6 +251,8 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	scfg.MaxBlobSize = c.MaxBlobSize
 	scfg.PublishInterval = c.PublishInterval
 	scfg.SnapshotRetention = c.SnapshotRetention
+	scfg.MaxStaleness = max(0, c.MaxStaleness)
+	scfg.PublishTimeout = max(0, c.PublishTimeout)
 	if c.ShardCapacity != 0 && (c.ShardCapacity < 2 || c.ShardCapacity > tufrepo.MaxShardDelegations) {
 		return fail(fmt.Errorf("--shard-capacity %d: want 2 to %d", c.ShardCapacity, tufrepo.MaxShardDelegations))
 	}
