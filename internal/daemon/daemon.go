@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/cairn-dev/cairn/tufrepo/keyuri"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/spf13/cobra"
 )
 
@@ -201,6 +202,14 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	signers, err := loadSigners(ctx, &c, getenv)
 	if err != nil {
 		return nil, err
+	}
+	if getenv("CAIRN_FAILPOINT") == "slow-timestamp-sign" {
+		// For the fault test (e2e/faults_test.go): every publish holds the publisher lock
+		// for a second while it signs the timestamp, as over a slow KMS, so that the test
+		// can freeze a replica in the middle of one.
+		ts := *signers.Timestamp
+		ts.Signer = slowSigner{ts.Signer}
+		signers.Timestamp = &ts
 	}
 	db, err := openDB(ctx, &c, !c.NoMigrate, log)
 	if err != nil {
@@ -461,6 +470,14 @@ func keysCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	pub.Flags().StringVar(&uri, "key", "", "key URI")
 	cmd.AddCommand(pub, keysCheckCmd(stdout, getenv))
 	return cmd
+}
+
+// slowSigner takes a second to sign: a failpoint, enabled only by CAIRN_FAILPOINT.
+type slowSigner struct{ signature.Signer }
+
+func (s slowSigner) SignMessage(r io.Reader, opts ...signature.SignOption) ([]byte, error) {
+	time.Sleep(time.Second)
+	return s.Signer.SignMessage(r, opts...)
 }
 
 // killAfterWrite is a store.MetaFiles that kills the process with SIGKILL once a file is
