@@ -114,10 +114,13 @@ func TestPublisherFaults(t *testing.T) {
 	victim.start(t, bin, dir, maxStaleness)
 	up.waitAcked(t, up.count()+10)
 
-	// 3. Cut replica c off from PostgreSQL.
+	// 3. Cut replica c off from PostgreSQL while it holds the publisher lock.
 	c, a := reps[2], reps[0]
-	cutAt := time.Now()
-	relay.freeze(true)
+	cutAt, lockAt := cutLockHolder(t, db, reps, relay)
+	t.Logf("relay of replica c stopped forwarding while c held the publisher lock: another replica took it %s later", lockAt.Round(10*time.Millisecond))
+	if lockAt > 20*time.Second {
+		t.Errorf("the publisher lock was taken over %s after its holder was cut off, want a few seconds", lockAt)
+	}
 	obs := watchTimestamps(t, a, c, cutAt, maxStaleness+4*time.Second)
 	probe := time.Now()
 	st, _ := c.get("/metadata/999.root.json", 15*time.Second)
@@ -511,6 +514,37 @@ func freezeLockHolder(t *testing.T, db *store.DB, reps []*replica) (*replica, ti
 	}
 	t.Fatal("never caught a replica holding the publisher lock")
 	return nil, 0
+}
+
+// cutLockHolder stops the relay of replica c at an instant c holds the publisher lock,
+// and returns when, and how long it took until another replica held the lock.
+func cutLockHolder(t *testing.T, db *store.DB, reps []*replica, relay *relay) (time.Time, time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	c := reps[2]
+	for range 2000 {
+		r, backend := lockHolder(ctx, db, reps)
+		if r != c {
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		relay.freeze(true)
+		at := time.Now()
+		time.Sleep(300 * time.Millisecond)
+		if r2, b2 := lockHolder(ctx, db, reps); r2 != c || b2 != backend {
+			relay.freeze(false)
+			continue
+		}
+		for time.Since(at) < 60*time.Second {
+			if r2, _ := lockHolder(ctx, db, reps); r2 != nil && r2 != c {
+				return at, time.Since(at)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("no replica took the publisher lock within 60 s of its holder being cut off")
+	}
+	t.Fatal("never caught replica c holding the publisher lock")
+	return time.Time{}, 0
 }
 
 // killLockHolder kills -9 the replica holding the publisher lock, trying for a while to
