@@ -111,7 +111,8 @@ func (db *DB) Authenticate(ctx context.Context, presented string) (*Token, error
 	return &t, nil
 }
 
-// ForgetToken drops a token record from the cache: it changed (ChannelTokens).
+// ForgetToken drops a token record from the cache: it changed (ChannelTokens). An empty
+// id drops every record: the listener reconnected and may have missed notifications.
 func (db *DB) ForgetToken(id string) { db.tokens.forget(id) }
 
 // tokenTTL bounds how long a cached token record is used: revocation reaches every
@@ -162,6 +163,10 @@ func (c *tokenCache) put(id string, t cachedToken) {
 func (c *tokenCache) forget(id string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if id == "" {
+		clear(c.m)
+		return
+	}
 	delete(c.m, id)
 }
 
