@@ -10,7 +10,9 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cairn-dev/cairn/api"
 )
@@ -113,6 +115,8 @@ type request struct {
 	contentType string
 	auth        bool // send the bearer token
 	out         any  // JSON-decode a 2xx body into out, if non-nil
+	// retryAfter, if non-nil, receives the answer's Retry-After (in seconds) when it has one.
+	retryAfter *time.Duration
 }
 
 // do performs r and returns the HTTP status of a 2xx answer. Any other status becomes an
@@ -141,6 +145,11 @@ func (a *API) do(ctx context.Context, r request) (int, error) {
 		return 0, fmt.Errorf("%s %s: %w", r.method, r.url, err)
 	}
 	defer resp.Body.Close()
+	if r.retryAfter != nil {
+		if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs >= 0 {
+			*r.retryAfter = time.Duration(min(secs, 3600)) * time.Second
+		}
+	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return resp.StatusCode, responseError(resp)
 	}

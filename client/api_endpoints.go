@@ -87,18 +87,43 @@ func (a *API) CreateProject(ctx context.Context, req api.CreateProjectRequest, w
 
 // SubmitRole posts a signed version of a project's role metadata (raw, the exact bytes
 // that were signed). The result's Status is api.StatusPublished (201) or api.StatusStaged
-// (202, the wait ended before publication).
+// (202, the wait ended before publication). An answer of 503 unavailable means that nothing
+// was stored (the publish that was to store it failed, or none started in time): the same
+// bytes are sent again, up to submitAttempts times in all, after the Retry-After the
+// server asked for (at most maxSubmitRetryWait).
 func (a *API) SubmitRole(ctx context.Context, project string, raw []byte, wait time.Duration) (api.SubmitResult, error) {
 	var res api.SubmitResult
-	_, err := a.do(ctx, request{
-		method: http.MethodPost, url: a.endpoint(waitQuery(wait), "api", "v1", "projects", project, "roles"),
-		body: bytes.NewReader(raw), size: int64(len(raw)), contentType: api.MediaJSON, auth: true, out: &res,
-	})
+	var err error
+	for attempt := 1; ; attempt++ {
+		var retryAfter time.Duration
+		_, err = a.do(ctx, request{
+			method: http.MethodPost, url: a.endpoint(waitQuery(wait), "api", "v1", "projects", project, "roles"),
+			body: bytes.NewReader(raw), size: int64(len(raw)), contentType: api.MediaJSON, auth: true, out: &res,
+			retryAfter: &retryAfter,
+		})
+		if err == nil || api.CodeOf(err) != api.CodeUnavailable || attempt >= submitAttempts {
+			break
+		}
+		t := time.NewTimer(min(max(retryAfter, time.Second), maxSubmitRetryWait))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return res, fmt.Errorf("submitting role metadata of project %q: %w", project, err)
+		case <-t.C:
+		}
+	}
 	if err != nil {
 		return res, fmt.Errorf("submitting role metadata of project %q: %w", project, err)
 	}
 	return res, nil
 }
+
+// submitAttempts bounds how often SubmitRole sends a role version that the server
+// answered was not stored; maxSubmitRetryWait bounds the wait before each retry.
+const (
+	submitAttempts     = 3
+	maxSubmitRetryWait = 5 * time.Second
+)
 
 // RoleStatus returns the publication status of one version of a project role.
 func (a *API) RoleStatus(ctx context.Context, project string, version int64) (api.SubmitResult, error) {

@@ -271,3 +271,59 @@ func TestVerifyLog(t *testing.T) {
 		t.Fatalf("log with a removed entry: %v", err)
 	}
 }
+
+// A role version answered 503 was not stored: SubmitRole sends the same bytes again after
+// the server's Retry-After, a bounded number of times; other refusals are final at once.
+func TestSubmitRoleRetriesNotStored(t *testing.T) {
+	tests := []struct {
+		name      string
+		answers   []int // status of each attempt
+		wantCalls int
+		wantCode  api.Code
+	}{
+		{"stored on the second attempt", []int{503, 201}, 2, ""},
+		{"not stored three times", []int{503, 503, 503, 201}, 3, api.CodeUnavailable},
+		{"conflict is final", []int{409}, 1, api.CodeVersionConflict},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var bodies []string
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				b, _ := io.ReadAll(r.Body)
+				bodies = append(bodies, string(b))
+				st := tc.answers[len(bodies)-1]
+				switch st {
+				case 201:
+					w.WriteHeader(201)
+					_, _ = io.WriteString(w, `{"project":"demo","role_version":2,"status":"published","snapshot_version":7}`)
+				case 503:
+					w.Header().Set("Content-Type", api.MediaProblem)
+					w.Header().Set("Retry-After", "0")
+					w.WriteHeader(503)
+					_, _ = io.WriteString(w, `{"status":503,"code":"unavailable","title":"Service Unavailable","detail":"role version 2 of \"demo\" was not stored"}`)
+				case 409:
+					w.Header().Set("Content-Type", api.MediaProblem)
+					w.WriteHeader(409)
+					_, _ = io.WriteString(w, `{"status":409,"code":"version_conflict","title":"Conflict","detail":"project \"demo\" is at role version 2"}`)
+				}
+			}))
+			defer srv.Close()
+			a, err := NewAPI(srv.URL, WithToken("tok"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := a.SubmitRole(context.Background(), "demo", []byte(`{"signed":{}}`), 10*time.Second)
+			if len(bodies) != tc.wantCalls {
+				t.Fatalf("%d requests, want %d", len(bodies), tc.wantCalls)
+			}
+			for _, b := range bodies {
+				if b != `{"signed":{}}` {
+					t.Fatalf("a retry sent %q, not the same bytes", b)
+				}
+			}
+			if (tc.wantCode == "" && (err != nil || res.Status != api.StatusPublished)) || (tc.wantCode != "" && api.CodeOf(err) != tc.wantCode) {
+				t.Fatalf("SubmitRole: %+v, %v (code %q, want %q)", res, err, api.CodeOf(err), tc.wantCode)
+			}
+		})
+	}
+}

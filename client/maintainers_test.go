@@ -145,7 +145,7 @@ func TestCheckMaintainerSet(t *testing.T) {
 
 func TestCheckServerProject(t *testing.T) {
 	alice, bob, mallory := clienttest.NewKey(t), clienttest.NewKey(t), clienttest.NewKey(t)
-	pr := &ProjectRole{Name: "widget", Delegator: tufrepo.RoleRecentlyClaimed, KeyIDs: []string{alice.ID, bob.ID}, Keys: map[string]*metadata.Key{alice.ID: alice.Public, bob.ID: bob.Public}, Threshold: 1, SnapshotVersion: 7}
+	pr := &ProjectRole{Name: "widget", Delegator: tufrepo.RoleRecentlyClaimed, Tree: tufrepo.RoleRecentlyClaimed, KeyIDs: []string{alice.ID, bob.ID}, Keys: map[string]*metadata.Key{alice.ID: alice.Public, bob.ID: bob.Public}, Threshold: 1, SnapshotVersion: 7}
 	m := func(k *clienttest.Key) api.Maintainer {
 		return api.Maintainer{KeyID: k.ID, Public: k.Public.Value.PublicKey}
 	}
