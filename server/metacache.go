@@ -88,6 +88,11 @@ type metaCache struct {
 	// confirmed is when the head was last found current in the database (Unix ns, wall
 	// clock): a replica that cannot reach PostgreSQL knows how far behind it may be.
 	confirmed atomic.Int64
+	// refreshing holds one token: refreshes (notification, poll, own publish) run one at
+	// a time, so the head in place is always the one read last from the database. Ordering
+	// them by version instead would refuse to follow a database that went back (a restore,
+	// or the rollback an attacker with the database stages), which clients must be shown.
+	refreshing chan struct{}
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every new head
@@ -97,7 +102,7 @@ type metaCache struct {
 }
 
 func newMetaCache(db *store.DB, maxBytes int64) *metaCache {
-	return &metaCache{db: db, changed: make(chan struct{}), files: map[string]*metaFile{}, max: maxBytes, snapGz: gzchunk.New(), gzipKick: make(chan struct{}, 1)}
+	return &metaCache{db: db, changed: make(chan struct{}), files: map[string]*metaFile{}, max: maxBytes, snapGz: gzchunk.New(), gzipKick: make(chan struct{}, 1), refreshing: make(chan struct{}, 1)}
 }
 
 // Changed returns a channel that is closed when the head next changes.
@@ -117,13 +122,19 @@ func (c *metaCache) Staleness() time.Duration {
 
 // Refresh loads the published head if it moved.
 func (c *metaCache) Refresh(ctx context.Context) error {
+	select {
+	case c.refreshing <- struct{}{}:
+		defer func() { <-c.refreshing }()
+	case <-ctx.Done():
+		return fmt.Errorf("waiting for another head refresh: %w", ctx.Err())
+	}
 	asOf := time.Now()
 	snapV, tsV, err := c.db.Heads(ctx)
 	if err != nil {
 		return err
 	}
 	old := c.cur.Load()
-	if old != nil && old.timestamp.version >= tsV {
+	if old != nil && old.timestamp.version == tsV && old.snapshot.version == snapV {
 		c.confirm(asOf)
 		return nil
 	}
@@ -155,13 +166,6 @@ func (c *metaCache) Refresh(ctx context.Context) error {
 	}
 	snap.background.Store(len(snap.raw) >= gzipMin)
 	c.mu.Lock()
-	// Refreshes run concurrently (notification, poll, own publish): one that read an
-	// older head must not replace a newer one, or this replica's timestamp would go back.
-	if cur := c.cur.Load(); cur != nil && cur.timestamp.version >= h.timestamp.version {
-		c.mu.Unlock()
-		c.confirm(asOf)
-		return nil
-	}
 	c.cur.Store(h)
 	close(c.changed)
 	c.changed = make(chan struct{})
