@@ -16,7 +16,12 @@
 #
 # Environment (all optional):
 #   BENCH_OUT        results directory (default .data/bench/<time>)
-#   BENCH_PHASES     any of: get uploads publish oci (default: all four)
+#   BENCH_PHASES     any of: get uploads publish oci scale (default: the first four)
+#   BENCH_SCALE_SIZES project counts for the scale phase (default "1000 10000 100000 1000000"):
+#                    projects are bulk-loaded into the database (bench/load -mode bulk) and
+#                    published by cairnd; at each size: publish p50/p95/p99 with and without
+#                    creating a project, shard/claimed sizes, bytes on the wire for fresh
+#                    go-tuf, tuf-js and `cairn get` downloads and their refresh
 #   BENCH_OCI_N      small artifacts per OCI run (default 2000); BENCH_OCI_LARGE_MIB (100)
 #   BENCH_SCALES     project counts for the publish phase (default: "1000 10000 100000")
 #   BENCH_DURATION   measured duration of each GET and upload run (default 20s)
@@ -105,6 +110,7 @@ mkdir -p "$BIN"
 go build -o "$BIN/cairnd" ./cmd/cairnd
 go build -o "$BIN/cairnd-pprof" ./bench/cairnd-pprof
 go build -o "$BIN/load" ./bench/load
+go build -o "$BIN/cairn" ./cmd/cairn
 go build -o "$BIN/refserver" ./bench/refserver
 go test -c -o "$BIN/publish.test" ./bench/publish
 # Optional third reference (a separate module, fetched through the Go module proxy).
@@ -309,6 +315,33 @@ if [[ " $PHASES " == *" publish "* ]]; then
 	done
 fi
 
+role_sizes() { # role_sizes LABEL: the latest version of the delegating roles and the snapshot
+	psql_bench -c "select '$1' as projects, case when role like '\\_%' then split_part(role, '.', 1) || '.<prefix>' else role end as role,
+		count(*) as roles, max(length) as max_bytes, round(avg(length)) as mean_bytes
+		from (select distinct on (role) role, length from metadata
+			where role in ('targets', 'claimed', 'recently-claimed', 'snapshot') or role like '\\_%'
+			order by role, version desc) latest group by 2 order by 2" | tee -a "$OUT/role-sizes.txt"
+}
+
+if [[ " $PHASES " == *" scale "* ]]; then
+	have=$(projects)
+	for n in ${BENCH_SCALE_SIZES:-"1000 10000 100000 1000000"}; do
+		if [ "$n" -gt "$have" ]; then
+			log "scale: bulk-loading $((n - have)) projects into the database"
+			$LOAD -mode bulk -database-url "$DBURL" -server "http://$CAIRN_ADDR" -token "$TOKEN" -n $((n - have)) \
+				-prefix "s$(human "$n")" -label "$(human "$have")→$(human "$n")"
+			have=$n
+			psql_bench -qc 'vacuum analyze' >/dev/null
+		fi
+		log "scale: $(human "$n") projects ($(projects) rows): publishes, then publishes that create a project"
+		$LOAD -mode publish -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 100 -label "scale $(human "$n")" -prefix "sp$(human "$n")"
+		$LOAD -mode publish -create -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 50 -label "scale $(human "$n")" -prefix "sc$(human "$n")"
+		role_sizes "$(human "$n")"
+		log "scale: $(human "$n") projects: bytes on the wire (go-tuf, tuf-js, cairn get)"
+		$LOAD -mode wire -cairn "$BIN/cairn" -server "http://$CAIRN_ADDR" -token "$TOKEN" -label "scale $(human "$n")" -prefix "sw$(human "$n")"
+	done
+fi
+
 if [[ " $PHASES " == *" oci "* ]]; then
 	REGBIN=${BENCH_REGISTRY_BIN:-$HOME/.cache/cairn-bench-bin}
 	if [ ! -x "$REGBIN/registry" ]; then
@@ -356,6 +389,12 @@ echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.m
 	cat "$OUT/machine.md"
 	echo
 	"$BIN/load" -mode report <"$RESULTS"
+	if [ -f "$OUT/role-sizes.txt" ]; then
+		echo "#### Delegating roles and snapshot, latest versions (bytes)"
+		echo '```'
+		cat "$OUT/role-sizes.txt"
+		echo '```'
+	fi
 	for f in "$OUT"/publish-[0-9]*.txt; do
 		[ -f "$f" ] || continue
 		echo "#### $(basename "$f" .txt) (in-process PublishOnce$(case $f in *lz4*) echo ', what-if: metadata.raw compressed with lz4' ;; esac))"

@@ -77,11 +77,16 @@ type options struct {
 	refPIDs   string
 	// bulk
 	databaseURL string
+	// publish
+	create bool
+	// wire
+	cairnBin string
+	noTUFJS  bool
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.mode, "mode", "", "projects | bulk | uploads | publish | get | oci | report")
+	flag.StringVar(&o.mode, "mode", "", "projects | bulk | uploads | publish | get | oci | wire | report")
 	flag.StringVar(&o.server, "server", "http://127.0.0.1:8080", "cairnd base URL")
 	flag.StringVar(&o.token, "token", "", "admin token (or @file to read it from a file)")
 	flag.IntVar(&o.n, "n", 1000, "projects: how many to create; publish: how many publishes to time")
@@ -105,6 +110,9 @@ func main() {
 	flag.StringVar(&o.refName, "ref-name", "registry", "oci: the reference registry's name in the results")
 	flag.StringVar(&o.refPIDs, "ref-pids", "", "oci: the reference registry's PIDs, for CPU accounting")
 	flag.StringVar(&o.databaseURL, "database-url", "", "bulk: the database of the running cairnd, written directly")
+	flag.StringVar(&o.cairnBin, "cairn", "", "wire: the cairn CLI binary, to measure a fresh `cairn get` and its refresh")
+	flag.BoolVar(&o.noTUFJS, "no-tufjs", false, "wire: skip tuf-js (needs node and test/tufjs)")
+	flag.BoolVar(&o.create, "create", false, "publish: each timed publish creates a new project (a shard role re-signed) instead of adding a version")
 	flag.Parse()
 	if strings.HasPrefix(o.token, "@") {
 		b, err := os.ReadFile(o.token[1:])
@@ -133,6 +141,8 @@ func main() {
 		err = runGet(ctx, &o)
 	case "oci":
 		err = runOCI(ctx, &o)
+	case "wire":
+		err = runWire(ctx, &o)
 	case "report":
 		err = runReport(os.Stdin, os.Stdout)
 	default:
@@ -599,9 +609,25 @@ func runPublish(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("timing %d publishes\n", o.n)
+	fmt.Printf("timing %d publishes (create=%v)\n", o.n, o.create)
 	var lat []time.Duration
-	for range o.n {
+	for i := range o.n {
+		if o.create {
+			np, err := newProject(fmt.Sprintf("%s-new-%06d", o.prefix, i))
+			if err != nil {
+				return err
+			}
+			t := time.Now()
+			res, err := c.createProject(ctx, np, "60s")
+			if err != nil {
+				return fmt.Errorf("creating %s: %w", np.name, err)
+			}
+			if res.Status != api.StatusPublished {
+				return fmt.Errorf("project %s not published within 60s", np.name)
+			}
+			lat = append(lat, time.Since(t))
+			continue
+		}
 		md, raw, err := p.next("", 0)
 		if err != nil {
 			return err
@@ -639,13 +665,13 @@ func runPublish(ctx context.Context, o *options) error {
 		}
 	}
 	r := map[string]any{
-		"kind": "publish", "n": o.n, "snapshot_bytes": snapBytes,
-		"submit_p50_ms": ms(pct(lat, 50)), "submit_p95_ms": ms(pct(lat, 95)), "submit_max_ms": ms(lat[len(lat)-1]),
+		"kind": "publish", "n": o.n, "snapshot_bytes": snapBytes, "create": o.create,
+		"submit_p50_ms": ms(pct(lat, 50)), "submit_p95_ms": ms(pct(lat, 95)), "submit_p99_ms": ms(pct(lat, 99)), "submit_max_ms": ms(lat[len(lat)-1]),
 	}
 	d.into(r)
 	emit(o, r)
-	fmt.Printf("%d publishes (snapshot %d bytes): upload→published p50 %.1f ms p95 %.1f ms; server publish duration mean %.1f ms, p50≤%s p95≤%s\n",
-		o.n, snapBytes, ms(pct(lat, 50)), ms(pct(lat, 95)), 1000*d.meanDuration(), d.durQuantile(0.5), d.durQuantile(0.95))
+	fmt.Printf("%d publishes (create=%v, snapshot %d bytes): upload→published p50 %.1f ms p95 %.1f ms p99 %.1f ms; server publish duration mean %.1f ms, p50≤%s p95≤%s\n",
+		o.n, o.create, snapBytes, ms(pct(lat, 50)), ms(pct(lat, 95)), ms(pct(lat, 99)), 1000*d.meanDuration(), d.durQuantile(0.5), d.durQuantile(0.95))
 	return nil
 }
 

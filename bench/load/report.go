@@ -86,10 +86,24 @@ func runReport(in io.Reader, out io.Writer) error {
 	if ps := of("publish"); len(ps) > 0 {
 		fmt.Fprintln(out, "### Publish with one staged role, over HTTP (sequential)")
 		fmt.Fprintln(out)
-		fmt.Fprintln(out, "| label | publishes | snapshot bytes | upload→published p50 ms | p95 ms | server publish mean ms | server p50 ≤ s | server p95 ≤ s | load avg |")
-		fmt.Fprintln(out, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+		fmt.Fprintln(out, "| label | creates a project | publishes | snapshot bytes | upload→published p50 ms | p95 ms | p99 ms | server publish mean ms | server p50 ≤ s | server p95 ≤ s | load avg |")
+		fmt.Fprintln(out, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 		for _, r := range ps {
-			fmt.Fprintf(out, "| %s | %.0f | %.0f | %.1f | %.1f | %.1f | %s | %s | %s |\n", s(r, "label"), f(r, "publishes"), f(r, "snapshot_bytes"), f(r, "submit_p50_ms"), f(r, "submit_p95_ms"), f(r, "publish_mean_ms"), s(r, "publish_p50_le_s"), s(r, "publish_p95_le_s"), s(r, "loadavg"))
+			create := "no"
+			if b, _ := r["create"].(bool); b {
+				create = "yes"
+			}
+			fmt.Fprintf(out, "| %s | %s | %.0f | %.0f | %.1f | %.1f | %.1f | %.1f | %s | %s | %s |\n", s(r, "label"), create, f(r, "publishes"), f(r, "snapshot_bytes"), f(r, "submit_p50_ms"), f(r, "submit_p95_ms"), f(r, "submit_p99_ms"), f(r, "publish_mean_ms"), s(r, "publish_p50_le_s"), s(r, "publish_p95_le_s"), s(r, "loadavg"))
+		}
+		fmt.Fprintln(out)
+	}
+	if ws := of("wire"); len(ws) > 0 {
+		fmt.Fprintln(out, "### Bytes on the wire to fetch one release (fresh client, then a refresh after one upload elsewhere)")
+		fmt.Fprintln(out)
+		fmt.Fprintln(out, "| label | client | phase | requests | metadata bytes | target bytes | all bytes sent (headers included) | seconds |")
+		fmt.Fprintln(out, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
+		for _, r := range ws {
+			fmt.Fprintf(out, "| %s | %s | %s | %.0f | %.0f | %.0f | %.0f | %.2f |\n", s(r, "label"), s(r, "client"), s(r, "phase"), f(r, "requests"), f(r, "metadata_bytes"), f(r, "target_bytes"), f(r, "wire_bytes"), f(r, "seconds"))
 		}
 		fmt.Fprintln(out)
 	}
