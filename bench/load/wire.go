@@ -221,8 +221,8 @@ func runCmd(ctx context.Context, env []string, bin string, args ...string) (stri
 // countingProxy forwards to the server and counts what it sends back: every byte written
 // to client connections (wire), and response body bytes by kind.
 type countingProxy struct {
-	url                                        string
-	srv                                        *http.Server
+	url                                      string
+	srv                                      *http.Server
 	wire, metadata, targets, other, requests atomic.Int64
 }
 
