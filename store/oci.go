@@ -502,17 +502,18 @@ func (db *DB) TokenByID(ctx context.Context, id string) (*Token, error) {
 
 // PublishedReleaseFile is a file of a published release.
 type PublishedReleaseFile struct {
-	Version  string
-	Filename string
-	Length   int64
-	SHA256   string // hex
+	Version     string
+	Filename    string
+	Length      int64
+	SHA256      string // hex
+	RoleVersion int64  // the project role version that added the file
 }
 
 // PublishedReleaseFiles lists the files of project's published releases, by version and
 // file name; only those of the versions whose OCI tag is tag ("+" becomes "_" in tags),
 // unless tag is "".
 func (db *DB) PublishedReleaseFiles(ctx context.Context, project, tag string) ([]PublishedReleaseFile, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT f.version, f.filename, f.length, f.sha256 FROM release_files f JOIN projects p ON p.name = f.project
+	rows, err := db.Pool.Query(ctx, `SELECT f.version, f.filename, f.length, f.sha256, f.role_version FROM release_files f JOIN projects p ON p.name = f.project
 		WHERE f.project = $1 AND f.role_version <= p.published_version AND ($2 = '' OR replace(f.version, '+', '_') = $2)
 		ORDER BY f.version, f.filename`, project, tag)
 	if err != nil {
@@ -521,10 +522,29 @@ func (db *DB) PublishedReleaseFiles(ctx context.Context, project, tag string) ([
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (PublishedReleaseFile, error) {
 		var f PublishedReleaseFile
 		var sum []byte
-		err := r.Scan(&f.Version, &f.Filename, &f.Length, &sum)
+		err := r.Scan(&f.Version, &f.Filename, &f.Length, &sum, &f.RoleVersion)
 		f.SHA256 = hex.EncodeToString(sum)
 		return f, err
 	})
+}
+
+// PublishedReleaseFileSize reports whether a published release of project has a file with
+// this sha256 (hex), and its length. It only reads.
+func (db *DB) PublishedReleaseFileSize(ctx context.Context, project, sha256Hex string) (int64, bool, error) {
+	sum, err := hex.DecodeString(sha256Hex)
+	if err != nil || len(sum) != 32 {
+		return 0, false, nil
+	}
+	var n int64
+	err = db.Pool.QueryRow(ctx, `SELECT f.length FROM release_files f JOIN projects p ON p.name = f.project
+		WHERE f.project = $1 AND f.sha256 = $2 AND f.role_version <= p.published_version LIMIT 1`, project, sum).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("looking up release file sha256:%s of %s: %w", sha256Hex, project, err)
+	}
+	return n, true, nil
 }
 
 // OCITagDigests returns the digest every tag of repo points at.
