@@ -278,8 +278,10 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, repo, ref
 		return
 	}
 	// Release tags follow TUF: a push may name one only with the release's own manifest,
-	// which changes nothing. The release manifest under other tags (`crane tag`) is stored
-	// like any manifest, once its blobs are linked into the repository.
+	// which changes nothing. Other manifests that use a release's blobs (the release
+	// manifest under another tag, `crane tag`; an SBOM attached with the empty config,
+	// `oras attach`) are stored like any manifest, once those blobs are linked into the
+	// repository.
 	rels, err := g.releases(r.Context(), repo, "")
 	if err != nil {
 		g.fail(w, r, err)
@@ -303,15 +305,15 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, repo, ref
 			return
 		}
 	}
-	if same != nil && len(keep) > 0 {
-		if err := g.linkRelease(r.Context(), repo, same); err != nil {
-			g.fail(w, r, err)
-			return
-		}
-		m.Release = true
-	}
 	m.Repo, m.Digest, m.Tags = repo, dig, keep
 	if same == nil || len(keep) > 0 {
+		if len(rels) > 0 {
+			if err := g.linkReleaseBlobs(r.Context(), repo, m.Blobs); err != nil {
+				g.fail(w, r, err)
+				return
+			}
+		}
+		m.Release = same != nil
 		if err := g.db.OCIPutManifest(r.Context(), *m); err != nil {
 			g.fail(w, r, err)
 			return

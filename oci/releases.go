@@ -149,26 +149,46 @@ func releaseTagDenied(repo string, rel *release, verb string) error {
 		"tag %s:%s is a published release and cannot be %s (it points at %s, release %s %s, as TUF signed it): push under another tag", repo, rel.Tag, verb, rel.Digest, repo, rel.Version)
 }
 
-// linkRelease makes a release's blobs (its empty config and files) part of repo, so that
-// a push of the release manifest under another tag (`crane tag`) is stored like any
-// manifest. It runs only on a push, never on a read.
-func (g *Registry) linkRelease(ctx context.Context, repo string, rel *release) error {
-	if _, ok, err := g.db.OCIBlobInRepo(ctx, repo, emptyDigest); err != nil {
-		return err
-	} else if !ok {
-		if err := g.storeMonolithic(ctx, repo, emptyDigest, bytes.NewReader(emptyJSON)); err != nil {
+// linkReleaseBlobs makes the release blobs (release files, the empty config) that a pushed
+// manifest references part of repo, so that the manifest is stored like any other: the
+// release manifest under another tag (`crane tag`), an artifact attached to a release
+// with the empty config (`oras attach`). It runs only on a push, never on a read, and
+// writes nothing if a blob is neither in repo nor a release's (the push is then refused).
+func (g *Registry) linkReleaseBlobs(ctx context.Context, repo string, blobs []string) error {
+	var link []string
+	for _, d := range blobs {
+		if _, ok, err := g.db.OCIBlobInRepo(ctx, repo, d); err != nil {
+			return err
+		} else if ok {
+			continue
+		}
+		ok, _, err := g.releaseBlob(ctx, repo, d)
+		if err != nil {
 			return err
 		}
+		if !ok {
+			return errorf(http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", map[string]string{"digest": d}, "the manifest references blob %s, which is not in repository %s: push the blob (or mount it) before the manifest", d, repo)
+		}
+		link = append(link, d)
 	}
-	for _, f := range rel.Files {
-		d := "sha256:" + f.SHA256
+	for _, d := range link {
+		if d == emptyDigest {
+			if err := g.storeMonolithic(ctx, repo, emptyDigest, bytes.NewReader(emptyJSON)); err != nil {
+				return err
+			}
+			continue
+		}
+		size, _, err := g.db.PublishedReleaseFileSize(ctx, repo, strings.TrimPrefix(d, "sha256:"))
+		if err != nil {
+			return err
+		}
 		if _, err := g.blobs.StatDigest(ctx, d); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
-				return fmt.Errorf("release file %s (%s) is not in the blob store", f.Name, d)
+				return fmt.Errorf("release file %s is not in the blob store", d)
 			}
 			return err
 		}
-		if err := g.db.OCILinkBlob(ctx, repo, d, f.Length, nil); err != nil {
+		if err := g.db.OCILinkBlob(ctx, repo, d, size, nil); err != nil {
 			return err
 		}
 	}
