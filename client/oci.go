@@ -112,6 +112,9 @@ func (r *Repo) ociGet(ctx context.Context, u string, hdr http.Header, ref string
 	req.Header.Set("Accept", api.MediaTypeOCIManifest)
 	req.Header.Set("User-Agent", r.cfg.UserAgent)
 	resp, err := r.cfg.HTTPClient.Do(req)
+	if te := asTimeout(err); te != nil {
+		return nil, te
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetching the OCI manifest of %s: %w", ref, err)
 	}
@@ -126,6 +129,9 @@ func (r *Repo) ociGet(ctx context.Context, u string, hdr http.Header, ref string
 		return nil, fmt.Errorf("fetching the OCI manifest of %s: the registry answered %d %s", ref, resp.StatusCode, http.StatusText(resp.StatusCode))
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxManifest+1))
+	if te := asTimeout(err); te != nil {
+		return nil, te
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetching the OCI manifest of %s: %w", ref, err)
 	}
