@@ -51,11 +51,6 @@ type OCIManifestPut struct {
 	Manifests []string
 	// Tags to point at this manifest.
 	Tags []string
-	// ImmutableTags marks the tags as release tags (set only by the release exporter).
-	ImmutableTags bool
-	// ReleaseSync lets the release exporter move a release tag: TUF is the authority on
-	// what a release holds, the OCI API is not.
-	ReleaseSync bool
 }
 
 func ensureRepo(ctx context.Context, tx pgx.Tx, repo string) error {
@@ -131,12 +126,14 @@ func (db *DB) OCIPutManifest(ctx context.Context, m OCIManifestPut) error {
 			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("reading tag %s: %w", tag, err)
 			}
-			if immutable && cur != m.Digest && !m.ReleaseSync {
+			// Immutable tags are release tags that an earlier version stored (releases are
+			// now derived and never stored: oci/releases.go); they still never move.
+			if immutable && cur != m.Digest {
 				return ociErr("DENIED", map[string]string{"tag": tag, "digest": cur}, "tag %s:%s is a published release and cannot be moved (it points at %s): push under another tag", m.Repo, tag, cur)
 			}
-			_, err = tx.Exec(ctx, `INSERT INTO oci_tags (repo, tag, digest, immutable) VALUES ($1,$2,$3,$4)
-				ON CONFLICT (repo, tag) DO UPDATE SET digest = EXCLUDED.digest, immutable = oci_tags.immutable OR EXCLUDED.immutable, updated_at = now()`,
-				m.Repo, tag, m.Digest, m.ImmutableTags)
+			_, err = tx.Exec(ctx, `INSERT INTO oci_tags (repo, tag, digest, immutable) VALUES ($1,$2,$3,false)
+				ON CONFLICT (repo, tag) DO UPDATE SET digest = EXCLUDED.digest, updated_at = now()`,
+				m.Repo, tag, m.Digest)
 			if err != nil {
 				return fmt.Errorf("setting tag %s: %w", tag, err)
 			}
@@ -545,24 +542,6 @@ func (db *DB) PublishedReleaseFileSize(ctx context.Context, project, sha256Hex s
 		return 0, false, fmt.Errorf("looking up release file sha256:%s of %s: %w", sha256Hex, project, err)
 	}
 	return n, true, nil
-}
-
-// OCITagDigests returns the digest every tag of repo points at.
-func (db *DB) OCITagDigests(ctx context.Context, repo string) (map[string]string, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT tag, digest FROM oci_tags WHERE repo = $1`, repo)
-	if err != nil {
-		return nil, fmt.Errorf("reading the tags of %s: %w", repo, err)
-	}
-	out := map[string]string{}
-	var tag, digest string
-	_, err = pgx.ForEachRow(rows, []any{&tag, &digest}, func() error {
-		out[tag] = digest
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading the tags of %s: %w", repo, err)
-	}
-	return out, nil
 }
 
 // OCIGCOptions configures a garbage collection of the registry.
