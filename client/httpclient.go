@@ -23,7 +23,8 @@ type Timeouts struct {
 	// Connect bounds the TCP connection and the TLS handshake, each.
 	Connect time.Duration
 	// Response bounds the wait for the response headers once the request is sent. For REST
-	// calls that ask the server to wait (?wait=), the server's wait is added.
+	// calls that ask the server to wait (?wait=), the server's wait is added, and for
+	// uploads one second per MiB of the body (the server stores it before answering).
 	Response time.Duration
 	// Read bounds the wait for the next bytes of a response body: the longest the server
 	// may send nothing. It is not a limit on the whole download, which may take as long as
@@ -126,6 +127,11 @@ func (tt *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	respLimit := tt.t.Response
 	if w, ok := req.Context().Value(serverWaitKey{}).(time.Duration); ok && respLimit > 0 {
 		respLimit += w
+	}
+	if respLimit > 0 && req.ContentLength > 0 {
+		// The server may store what it received before it answers (a blob copied to S3,
+		// fsynced): allow it one second per MiB sent, on top.
+		respLimit += time.Duration(req.ContentLength>>20) * time.Second
 	}
 	trace := &httptrace.ClientTrace{
 		GotConn: func(httptrace.GotConnInfo) {
