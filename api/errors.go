@@ -37,6 +37,7 @@ const (
 	CodeExpiryTooFar        Code = "expiry_too_far"
 	CodePathOutsideProject  Code = "path_outside_project"
 	CodeImmutablePath       Code = "immutable_path"
+	CodeOCITagCollision     Code = "oci_tag_collision"
 	CodeSignatureInvalid    Code = "signature_invalid"
 	CodeKeyNotDelegated     Code = "key_not_delegated"
 	CodeThresholdNotMet     Code = "threshold_not_met"
@@ -89,6 +90,7 @@ func Codes() []CodeInfo {
 		{CodeExpiryTooFar, http.StatusUnprocessableEntity, "The metadata expires later than allowed"},
 		{CodePathOutsideProject, http.StatusUnprocessableEntity, "A target path is outside the project"},
 		{CodeImmutablePath, http.StatusConflict, "A published target may not be changed or removed"},
+		{CodeOCITagCollision, http.StatusConflict, "Another release of the project has the same OCI tag"},
 		{CodeSignatureInvalid, http.StatusUnprocessableEntity, "A signature does not verify"},
 		{CodeKeyNotDelegated, http.StatusForbidden, "The metadata is signed by a key the project does not delegate to"},
 		{CodeThresholdNotMet, http.StatusUnprocessableEntity, "Not enough maintainer signatures"},

@@ -33,8 +33,8 @@ type Option func(*API)
 // WithToken sets the bearer token sent with write requests.
 func WithToken(token string) Option { return func(a *API) { a.token = token } }
 
-// WithHTTPClient sets the HTTP client (default http.DefaultClient). Uploads can be large,
-// so prefer per-request contexts over a client-wide Timeout.
+// WithHTTPClient sets the HTTP client (default NewHTTPClient(DefaultTimeouts())). Uploads
+// can be large, so prefer per-request contexts and Timeouts over a client-wide Timeout.
 func WithHTTPClient(hc *http.Client) Option {
 	return func(a *API) {
 		if hc != nil {
@@ -42,6 +42,10 @@ func WithHTTPClient(hc *http.Client) Option {
 		}
 	}
 }
+
+// WithTimeouts makes every request use NewHTTPClient(t): connect, response and idle-read
+// limits (slow-retrieval protection).
+func WithTimeouts(t Timeouts) Option { return WithHTTPClient(NewHTTPClient(t)) }
 
 // WithUserAgent sets the User-Agent header.
 func WithUserAgent(ua string) Option { return func(a *API) { a.ua = ua } }
@@ -60,9 +64,12 @@ func NewAPI(server string, opts ...Option) (*API, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &API{base: u, hc: http.DefaultClient, ua: "cairn-client"}
+	a := &API{base: u, ua: "cairn-client"}
 	for _, o := range opts {
 		o(a)
+	}
+	if a.hc == nil {
+		a.hc = NewHTTPClient(DefaultTimeouts())
 	}
 	return a, nil
 }
@@ -140,7 +147,14 @@ func (a *API) do(ctx context.Context, r request) (int, error) {
 		}
 		req.Header.Set("Authorization", "Bearer "+a.token)
 	}
+	// The server holds the answer up to ?wait= (a publish); the response timeout allows it.
+	if w, err := time.ParseDuration(req.URL.Query().Get("wait")); err == nil {
+		req = req.WithContext(withServerWait(ctx, w))
+	}
 	resp, err := a.hc.Do(req)
+	if te := asTimeout(err); te != nil {
+		return 0, te // it names the request and the server
+	}
 	if err != nil {
 		return 0, fmt.Errorf("%s %s: %w", r.method, r.url, err)
 	}
@@ -156,6 +170,9 @@ func (a *API) do(ctx context.Context, r request) (int, error) {
 	if r.out != nil && r.method != http.MethodHead {
 		dec := json.NewDecoder(io.LimitReader(resp.Body, maxJSONBody))
 		if err := dec.Decode(r.out); err != nil {
+			if te := asTimeout(err); te != nil {
+				return resp.StatusCode, te
+			}
 			return resp.StatusCode, fmt.Errorf("%s %s: decoding the %d answer: %w", r.method, r.url, resp.StatusCode, err)
 		}
 	}

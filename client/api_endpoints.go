@@ -240,6 +240,9 @@ func (a *API) fetchMetadata(ctx context.Context, name string, max int64, missing
 	}
 	req.Header.Set("User-Agent", a.ua)
 	resp, err := a.hc.Do(req)
+	if te := asTimeout(err); te != nil {
+		return nil, te
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetching metadata %s: %w", name, err)
 	}
@@ -251,6 +254,9 @@ func (a *API) fetchMetadata(ctx context.Context, name string, max int64, missing
 		return nil, fmt.Errorf("fetching metadata %s: %w", name, responseError(resp))
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, max+1))
+	if te := asTimeout(err); te != nil {
+		return nil, te
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetching metadata %s: %w", name, err)
 	}

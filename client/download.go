@@ -172,6 +172,9 @@ func (r *Repo) downloadTargetFrom(ctx context.Context, u string, hdr http.Header
 	}
 	req.Header.Set("User-Agent", r.cfg.UserAgent)
 	resp, err := r.cfg.HTTPClient.Do(req)
+	if te := asTimeout(err); te != nil {
+		return fmt.Errorf("downloading target %q: %w", path, te)
+	}
 	if err != nil {
 		return fmt.Errorf("downloading target %q: %w", path, err)
 	}

@@ -123,7 +123,7 @@ func CodeExit(c api.Code) ExitCode {
 	case api.CodeVersionConflict, api.CodeExpired, api.CodeExpiryTooFar, api.CodeImmutablePath,
 		api.CodePathOutsideProject, api.CodeDelegationForbidden, api.CodeTooMany, api.CodeTooLarge,
 		api.CodeProjectExists, api.CodeBlobMissing, api.CodeUnauthorized, api.CodeForbidden,
-		api.CodeProposalExists, api.CodeProposalStale, api.CodeProposalExpired, api.CodeSignatureRepeated,
+		api.CodeProposalExists, api.CodeProposalStale, api.CodeProposalExpired, api.CodeSignatureRepeated, api.CodeOCITagCollision,
 		api.CodeNotLogged:
 		return ExitPolicy
 	case api.CodeBadRequest, api.CodeMethodNotAllowed, api.CodeMalformedJSON, api.CodeMalformedMetadata, api.CodeAmbiguousJSON, api.CodeInvalidName,

@@ -68,6 +68,9 @@ func (f *recordingFetcher) get(ctx context.Context, urlPath string, maxLength in
 	}
 	req.Header.Set("User-Agent", f.ua)
 	resp, err := f.hc.Do(req)
+	if te := asTimeout(err); te != nil {
+		return nil, te // it names the file and the server
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetching %s: %w", urlPath, err)
 	}
@@ -79,6 +82,9 @@ func (f *recordingFetcher) get(ctx context.Context, urlPath string, maxLength in
 		return nil, &metadata.ErrDownloadLengthMismatch{Msg: fmt.Sprintf("%s is %d bytes, more than the %d expected", urlPath, resp.ContentLength, maxLength)}
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxLength+1))
+	if te := asTimeout(err); te != nil {
+		return nil, te
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fetching %s: %w", urlPath, err)
 	}

@@ -28,8 +28,11 @@ type RepoConfig struct {
 	// MetadataDir caches verified metadata between runs (created with mode 0700). Use one
 	// directory per server.
 	MetadataDir string
-	// HTTPClient is used for every download; nil means http.DefaultClient.
+	// HTTPClient is used for every download; nil means NewHTTPClient(Timeouts), which
+	// bounds every phase of every request (slow-retrieval protection).
 	HTTPClient *http.Client
+	// Timeouts, when HTTPClient is nil; nil means DefaultTimeouts().
+	Timeouts *Timeouts
 	// UserAgent is sent with every request.
 	UserAgent string
 	// OCIToken, if set, is sent as the password of HTTP Basic auth on OCI registry
@@ -60,7 +63,11 @@ func OpenRepo(cfg RepoConfig) (*Repo, error) {
 		return nil, &VerifyError{Code: ExitMalformed, Role: tufrepo.RoleRoot, Detail: "the pinned trusted root does not parse as TUF root metadata", Err: err}
 	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = http.DefaultClient
+		t := DefaultTimeouts()
+		if cfg.Timeouts != nil {
+			t = *cfg.Timeouts
+		}
+		cfg.HTTPClient = NewHTTPClient(t)
 	}
 	if cfg.UserAgent == "" {
 		cfg.UserAgent = "cairn-client"

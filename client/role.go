@@ -61,7 +61,8 @@ func NewProjectRole(now time.Time) *metadata.Metadata[metadata.TargetsType] {
 // "<project>/<version>/<name>" with its length, only a sha256 hash (Cairn serves files by
 // sha256 alone) and custom {"version": version}. The expiry is renewed from now and the
 // signatures are cleared. It refuses, as *api.Error, a bad project name, version or file
-// name, two files with one name, and a version that is already released.
+// name, two files with one name, a version that is already released, and a version whose
+// OCI tag is another release's (api.ReleaseTag: 3.0+x next to 3.0_x).
 func NextProjectRole(current *metadata.Metadata[metadata.TargetsType], project, version string, files []api.File, now time.Time) (*metadata.Metadata[metadata.TargetsType], error) {
 	if err := CheckRelease(project, version, files); err != nil {
 		return nil, err
@@ -72,6 +73,14 @@ func NextProjectRole(current *metadata.Metadata[metadata.TargetsType], project, 
 	if rel, ok := FindRelease(ReleasesFromRole(project, current), version); ok {
 		return nil, api.Errorf(api.CodeImmutablePath, "release %s %s already exists (%d file(s), role version %d); published files are immutable: upload under a new version",
 			project, version, len(rel.Files), current.Signed.Version)
+	}
+	// The server refuses the same (oci_tag_collision); saying so before anything is signed
+	// spares the maintainers a signature over a role that cannot be published.
+	for _, rel := range ReleasesFromRole(project, current) {
+		if rel.Version != version && api.ReleaseTag(rel.Version) == api.ReleaseTag(version) {
+			return nil, api.Errorf(api.CodeOCITagCollision, "release %s %s would be the OCI tag %s:%s, which is already the tag of release %s %s (\"+\" becomes \"_\" in OCI tags): choose a version that differs from %s in more than + and _",
+				project, version, project, api.ReleaseTag(version), project, rel.Version, rel.Version)
+		}
 	}
 	prefix := tufrepo.TargetPath(project, version, "")
 	for p := range current.Signed.Targets {

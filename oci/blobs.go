@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -407,10 +408,11 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, repo, d strin
 		return
 	}
 	_, ok, err := g.db.OCIBlobInRepo(r.Context(), repo, dig)
+	var data []byte
 	if err == nil && !ok {
-		// A release file is linked when its release is exported (see getManifest).
-		g.sync(r, repo, "")
-		_, ok, err = g.db.OCIBlobInRepo(r.Context(), repo, dig)
+		// A release's files (and its empty config) are blobs of the project repository
+		// without being linked into it: reads never write (see releases.go).
+		ok, data, err = g.releaseBlob(r.Context(), repo, dig)
 	}
 	if err != nil {
 		g.fail(w, r, err)
@@ -419,6 +421,15 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, repo, d strin
 	unknown := errorf(http.StatusNotFound, "BLOB_UNKNOWN", map[string]string{"digest": dig}, "blob %s is not in repository %s", dig, repo)
 	if !ok {
 		g.fail(w, r, unknown)
+		return
+	}
+	h := w.Header()
+	if data != nil {
+		h.Set("Docker-Content-Digest", dig)
+		h.Set("Content-Type", "application/octet-stream")
+		h.Set("ETag", `"`+dig+`"`)
+		h.Set("Cache-Control", "max-age=31536000, immutable")
+		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 		return
 	}
 	f, err := g.blobs.OpenDigest(r.Context(), dig)
@@ -436,7 +447,6 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, repo, d strin
 		return
 	}
 	defer f.Close()
-	h := w.Header()
 	h.Set("Docker-Content-Digest", dig)
 	h.Set("Content-Type", "application/octet-stream")
 	h.Set("ETag", `"`+dig+`"`)
@@ -479,6 +489,15 @@ func (g *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, repo, d st
 	dig, err := parseDigest(d)
 	if err != nil {
 		g.fail(w, r, err)
+		return
+	}
+	// A release's files cannot be unlinked (the empty config of release manifests is
+	// anyone's to push and unlink, so it is not checked).
+	if rel, _, err := g.releaseBlob(r.Context(), repo, dig); err != nil {
+		g.fail(w, r, err)
+		return
+	} else if rel && dig != emptyDigest {
+		g.fail(w, r, errorf(http.StatusForbidden, "DENIED", map[string]string{"digest": dig}, "blob %s is part of a published release of %s: releases are immutable (yank the release with `cairn yank` instead)", dig, repo))
 		return
 	}
 	found, err := g.db.OCIUnlinkBlob(r.Context(), repo, dig)

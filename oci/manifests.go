@@ -189,15 +189,26 @@ func (g *Registry) getManifest(w http.ResponseWriter, r *http.Request, repo, ref
 		g.fail(w, r, errorf(http.StatusNotFound, "MANIFEST_UNKNOWN", map[string]string{"reference": truncate(ref, 200)}, "%q is neither a digest nor a valid tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127})", truncate(ref, 200)))
 		return
 	}
+	// Reads only read (issue #9: a GET wrote the release tag, which two versions then
+	// fought over). A release tag resolves to the manifest TUF implies, whatever the
+	// registry's tables hold under that tag; a digest the tables do not have may be a
+	// release's (clients that rebuild the manifest from TUF ask by digest first).
+	var m *store.OCIManifest
+	var err error
 	if !byDigest {
-		g.sync(r, repo, ref)
+		var rel *release
+		if rel, err = g.releaseByTag(r.Context(), repo, ref); rel != nil {
+			m = rel.manifest(repo)
+		}
 	}
-	m, err := g.db.OCIGetManifest(r.Context(), repo, ref, byDigest)
-	if err == nil && m == nil && byDigest {
-		// A release is exported when its tag is first read; a client that knows the
-		// digest (rebuilt from TUF, as notation and cosign want it) may ask first.
-		g.sync(r, repo, "")
+	if err == nil && m == nil {
 		m, err = g.db.OCIGetManifest(r.Context(), repo, ref, byDigest)
+	}
+	if err == nil && m == nil && byDigest {
+		var rel *release
+		if rel, err = g.releaseByDigest(r.Context(), repo, ref); rel != nil {
+			m = rel.manifest(repo)
+		}
 	}
 	if err != nil {
 		g.fail(w, r, err)
@@ -266,13 +277,47 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, repo, ref
 		g.fail(w, r, err)
 		return
 	}
-	m.Repo, m.Digest, m.Tags = repo, dig, tags
-	for _, t := range tags {
-		g.sync(r, repo, t) // so that a release's tag exists, immutable, before anyone pushes over it
-	}
-	if err := g.db.OCIPutManifest(r.Context(), *m); err != nil {
+	// Release tags follow TUF: a push may name one only with the release's own manifest,
+	// which changes nothing. Other manifests that use a release's blobs (the release
+	// manifest under another tag, `crane tag`; an SBOM attached with the empty config,
+	// `oras attach`) are stored like any manifest, once those blobs are linked into the
+	// repository.
+	rels, err := g.releases(r.Context(), repo, "")
+	if err != nil {
 		g.fail(w, r, err)
 		return
+	}
+	var same *release
+	keep := tags[:0:0]
+	for i := range rels {
+		if rels[i].Digest == dig {
+			same = &rels[i]
+		}
+	}
+	for _, t := range tags {
+		i := slices.IndexFunc(rels, func(rel release) bool { return rel.Tag == t })
+		if i < 0 {
+			keep = append(keep, t)
+			continue
+		}
+		if rels[i].Digest != dig {
+			g.fail(w, r, releaseTagDenied(repo, &rels[i], "moved"))
+			return
+		}
+	}
+	m.Repo, m.Digest, m.Tags = repo, dig, keep
+	if same == nil || len(keep) > 0 {
+		if len(rels) > 0 {
+			if err := g.linkReleaseBlobs(r.Context(), repo, m.Blobs); err != nil {
+				g.fail(w, r, err)
+				return
+			}
+		}
+		m.Release = same != nil
+		if err := g.db.OCIPutManifest(r.Context(), *m); err != nil {
+			g.fail(w, r, err)
+			return
+		}
 	}
 	h := w.Header()
 	h.Set("Location", "/v2/"+repo+"/manifests/"+dig)
@@ -307,14 +352,27 @@ func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, repo, 
 			g.fail(w, r, err)
 			return
 		}
-		found, err = g.db.OCIDeleteManifest(r.Context(), repo, ref)
+		var rel *release
+		if rel, err = g.releaseByDigest(r.Context(), repo, ref); err == nil && rel != nil {
+			g.fail(w, r, errorf(http.StatusForbidden, "DENIED", map[string]string{"digest": ref, "version": rel.Version}, "manifest %s@%s is release %s %s: releases are immutable (yank it with `cairn yank` instead)", repo, ref, repo, rel.Version))
+			return
+		}
+		if err == nil {
+			found, err = g.db.OCIDeleteManifest(r.Context(), repo, ref)
+		}
 	} else {
 		if !tagRE.MatchString(ref) {
 			g.fail(w, r, errorf(http.StatusNotFound, "MANIFEST_UNKNOWN", nil, "%q is neither a digest nor a valid tag", truncate(ref, 200)))
 			return
 		}
-		g.sync(r, repo, ref)
-		found, err = g.db.OCIDeleteTag(r.Context(), repo, ref)
+		var rel *release
+		if rel, err = g.releaseByTag(r.Context(), repo, ref); err == nil && rel != nil {
+			g.fail(w, r, releaseTagDenied(repo, rel, "deleted"))
+			return
+		}
+		if err == nil {
+			found, err = g.db.OCIDeleteTag(r.Context(), repo, ref)
+		}
 	}
 	if err != nil {
 		g.fail(w, r, err)
@@ -345,11 +403,17 @@ func (g *Registry) listTags(w http.ResponseWriter, r *http.Request, repo, _ stri
 		n = min(v, maxTagPage)
 	}
 	last := q.Get("last")
-	g.sync(r, repo, "")
-	exists, err := g.db.OCIRepoExists(r.Context(), repo)
+	rels, err := g.releases(r.Context(), repo, "")
 	if err != nil {
 		g.fail(w, r, err)
 		return
+	}
+	exists := len(rels) > 0
+	if !exists {
+		if exists, err = g.db.OCIRepoExists(r.Context(), repo); err != nil {
+			g.fail(w, r, err)
+			return
+		}
 	}
 	if !exists {
 		g.fail(w, r, errorf(http.StatusNotFound, "NAME_UNKNOWN", map[string]string{"name": repo}, "repository %s does not exist: nothing was ever pushed to it", repo))
@@ -358,9 +422,23 @@ func (g *Registry) listTags(w http.ResponseWriter, r *http.Request, repo, _ stri
 	tags := []string{}
 	more := false
 	if n > 0 {
-		if tags, more, err = g.db.OCIListTags(r.Context(), repo, last, n); err != nil {
+		// The stored tags' page merged with the release tags (derived, never stored), in
+		// byte order like the store's: the first n of the union are within the store's
+		// first n and the release tags.
+		var stored []string
+		if stored, more, err = g.db.OCIListTags(r.Context(), repo, last, n); err != nil {
 			g.fail(w, r, err)
 			return
+		}
+		tags = append(tags, stored...)
+		for _, rel := range rels {
+			if rel.Tag > last && !slices.Contains(stored, rel.Tag) {
+				tags = append(tags, rel.Tag)
+			}
+		}
+		slices.Sort(tags)
+		if len(tags) > n {
+			tags, more = tags[:n], true
 		}
 	}
 	if more {
@@ -398,12 +476,4 @@ func (g *Registry) referrers(w http.ResponseWriter, r *http.Request, repo, d str
 	}
 	w.Header().Set("Content-Type", MediaTypeImageIndex)
 	_ = json.NewEncoder(w).Encode(map[string]any{"schemaVersion": 2, "mediaType": MediaTypeImageIndex, "manifests": list})
-}
-
-// sync exports the published releases behind a tag (or all, for tag "") of a project
-// repository. A failure is logged, not answered: the request goes on with what is stored.
-func (g *Registry) sync(r *http.Request, repo, tag string) {
-	if err := g.syncReleases(r.Context(), repo, tag); err != nil && r.Context().Err() == nil {
-		g.log.Error("exporting releases as OCI artifacts", "repo", repo, "tag", tag, "err", err)
-	}
 }

@@ -51,11 +51,6 @@ type OCIManifestPut struct {
 	Manifests []string
 	// Tags to point at this manifest.
 	Tags []string
-	// ImmutableTags marks the tags as release tags (set only by the release exporter).
-	ImmutableTags bool
-	// ReleaseSync lets the release exporter move a release tag: TUF is the authority on
-	// what a release holds, the OCI API is not.
-	ReleaseSync bool
 }
 
 func ensureRepo(ctx context.Context, tx pgx.Tx, repo string) error {
@@ -131,12 +126,14 @@ func (db *DB) OCIPutManifest(ctx context.Context, m OCIManifestPut) error {
 			if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 				return fmt.Errorf("reading tag %s: %w", tag, err)
 			}
-			if immutable && cur != m.Digest && !m.ReleaseSync {
+			// Immutable tags are release tags that an earlier version stored (releases are
+			// now derived and never stored: oci/releases.go); they still never move.
+			if immutable && cur != m.Digest {
 				return ociErr("DENIED", map[string]string{"tag": tag, "digest": cur}, "tag %s:%s is a published release and cannot be moved (it points at %s): push under another tag", m.Repo, tag, cur)
 			}
-			_, err = tx.Exec(ctx, `INSERT INTO oci_tags (repo, tag, digest, immutable) VALUES ($1,$2,$3,$4)
-				ON CONFLICT (repo, tag) DO UPDATE SET digest = EXCLUDED.digest, immutable = oci_tags.immutable OR EXCLUDED.immutable, updated_at = now()`,
-				m.Repo, tag, m.Digest, m.ImmutableTags)
+			_, err = tx.Exec(ctx, `INSERT INTO oci_tags (repo, tag, digest, immutable) VALUES ($1,$2,$3,false)
+				ON CONFLICT (repo, tag) DO UPDATE SET digest = EXCLUDED.digest, updated_at = now()`,
+				m.Repo, tag, m.Digest)
 			if err != nil {
 				return fmt.Errorf("setting tag %s: %w", tag, err)
 			}
@@ -502,17 +499,18 @@ func (db *DB) TokenByID(ctx context.Context, id string) (*Token, error) {
 
 // PublishedReleaseFile is a file of a published release.
 type PublishedReleaseFile struct {
-	Version  string
-	Filename string
-	Length   int64
-	SHA256   string // hex
+	Version     string
+	Filename    string
+	Length      int64
+	SHA256      string // hex
+	RoleVersion int64  // the project role version that added the file
 }
 
 // PublishedReleaseFiles lists the files of project's published releases, by version and
 // file name; only those of the versions whose OCI tag is tag ("+" becomes "_" in tags),
 // unless tag is "".
 func (db *DB) PublishedReleaseFiles(ctx context.Context, project, tag string) ([]PublishedReleaseFile, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT f.version, f.filename, f.length, f.sha256 FROM release_files f JOIN projects p ON p.name = f.project
+	rows, err := db.Pool.Query(ctx, `SELECT f.version, f.filename, f.length, f.sha256, f.role_version FROM release_files f JOIN projects p ON p.name = f.project
 		WHERE f.project = $1 AND f.role_version <= p.published_version AND ($2 = '' OR replace(f.version, '+', '_') = $2)
 		ORDER BY f.version, f.filename`, project, tag)
 	if err != nil {
@@ -521,28 +519,29 @@ func (db *DB) PublishedReleaseFiles(ctx context.Context, project, tag string) ([
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (PublishedReleaseFile, error) {
 		var f PublishedReleaseFile
 		var sum []byte
-		err := r.Scan(&f.Version, &f.Filename, &f.Length, &sum)
+		err := r.Scan(&f.Version, &f.Filename, &f.Length, &sum, &f.RoleVersion)
 		f.SHA256 = hex.EncodeToString(sum)
 		return f, err
 	})
 }
 
-// OCITagDigests returns the digest every tag of repo points at.
-func (db *DB) OCITagDigests(ctx context.Context, repo string) (map[string]string, error) {
-	rows, err := db.Pool.Query(ctx, `SELECT tag, digest FROM oci_tags WHERE repo = $1`, repo)
-	if err != nil {
-		return nil, fmt.Errorf("reading the tags of %s: %w", repo, err)
+// PublishedReleaseFileSize reports whether a published release of project has a file with
+// this sha256 (hex), and its length. It only reads.
+func (db *DB) PublishedReleaseFileSize(ctx context.Context, project, sha256Hex string) (int64, bool, error) {
+	sum, err := hex.DecodeString(sha256Hex)
+	if err != nil || len(sum) != 32 {
+		return 0, false, nil
 	}
-	out := map[string]string{}
-	var tag, digest string
-	_, err = pgx.ForEachRow(rows, []any{&tag, &digest}, func() error {
-		out[tag] = digest
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("reading the tags of %s: %w", repo, err)
+	var n int64
+	err = db.Pool.QueryRow(ctx, `SELECT f.length FROM release_files f JOIN projects p ON p.name = f.project
+		WHERE f.project = $1 AND f.sha256 = $2 AND f.role_version <= p.published_version LIMIT 1`, project, sum).Scan(&n)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, false, nil
 	}
-	return out, nil
+	if err != nil {
+		return 0, false, fmt.Errorf("looking up release file sha256:%s of %s: %w", sha256Hex, project, err)
+	}
+	return n, true, nil
 }
 
 // OCIGCOptions configures a garbage collection of the registry.

@@ -167,11 +167,15 @@ func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 	}
 	paths := slices.Sorted(maps.Keys(md.Signed.Targets))
 	var want []string
+	tags := map[string][]string{} // OCI release tag -> the distinct versions that map to it
 	for _, p := range paths {
 		tf := md.Signed.Targets[p]
 		version, filename, err := SplitTargetPath(project, p)
 		if err != nil {
 			return nil, nil, err
+		}
+		if t := api.ReleaseTag(version); !slices.Contains(tags[t], version) {
+			tags[t] = append(tags[t], version)
 		}
 		sum, err := targetSHA256(p, tf)
 		if err != nil {
@@ -199,6 +203,9 @@ func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 		acc.NewFiles = append(acc.NewFiles, NewFile{Path: p, Version: version, Filename: filename, Length: tf.Length, SHA256: sum, Custom: custom})
 		want = append(want, sum)
 	}
+	if err := checkReleaseTags(project, tags, st.Files, acc.NewFiles); err != nil {
+		return nil, nil, err
+	}
 	if len(want) > 0 {
 		sizes, err := blobs(want)
 		if err != nil {
@@ -217,6 +224,36 @@ func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 
 	acc.Signed, acc.Threshold = pm.Signed, st.Delegation.Threshold
 	return acc, pm, nil
+}
+
+// checkReleaseTags refuses a role version that adds files to a release whose OCI tag
+// (api.ReleaseTag: "+" becomes "_") is also the tag of another release of the project, such
+// as 3.0+x next to 3.0_x: the registry serves one manifest per tag, so the second would
+// be unreachable over OCI, or worse, the tag would name one release or the other. tags
+// maps each tag to the versions of the role that map to it (all of them, old and new).
+// Only versions the role adds files to are checked: a collision that an older server
+// accepted stays readable (the registry serves the first published release of the tag)
+// and does not block the project's next uploads.
+func checkReleaseTags(project string, tags map[string][]string, published map[string]PublishedFile, added []NewFile) error {
+	old := map[string]bool{}
+	for p := range published {
+		if v, _, err := SplitTargetPath(project, p); err == nil {
+			old[v] = true
+		}
+	}
+	for _, f := range added {
+		t := api.ReleaseTag(f.Version)
+		for _, other := range tags[t] {
+			if other == f.Version {
+				continue
+			}
+			if old[other] {
+				return api.Errorf(api.CodeOCITagCollision, "release %s %s would be the OCI tag %s:%s, which is already the tag of release %s %s (\"+\" becomes \"_\" in OCI tags): choose a version that differs from %s in more than + and _", project, f.Version, project, t, project, other, other)
+			}
+			return api.Errorf(api.CodeOCITagCollision, "releases %s %s and %s %s would both be the OCI tag %s:%s (\"+\" becomes \"_\" in OCI tags): upload only one of them", project, min(f.Version, other), project, max(f.Version, other), project, t)
+		}
+	}
+	return nil
 }
 
 // jsonEqual compares two JSON values by meaning, not bytes.

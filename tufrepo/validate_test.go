@@ -633,3 +633,54 @@ func TestValidateNewFileSHA256IsLowercaseHex(t *testing.T) {
 		t.Fatalf("SHA256 %q is not lowercase hex of the content", acc.NewFiles[0].SHA256)
 	}
 }
+
+// TestValidateProjectRoleReleaseTags: a release whose OCI tag (api.ReleaseTag) another
+// release of the project has is refused (oci_tag_collision), whether the other is published
+// or added by the same role version; a collision accepted by an older server does not block
+// the project's next, unrelated release, but no file may be added to either release.
+func TestValidateProjectRoleReleaseTags(t *testing.T) {
+	f := newVFix(t)
+	file := func(p string) (string, *metadata.TargetFiles) { return p, targetFile(f.newContent) }
+	published := func(paths ...string) map[string]PublishedFile {
+		m := map[string]PublishedFile{}
+		for _, p := range paths {
+			m[p] = PublishedFile{Length: int64(len(f.newContent)), SHA256: sha256Hex(f.newContent)}
+		}
+		return m
+	}
+	for _, c := range []struct {
+		name      string
+		published []string // besides nothing: the state's files
+		added     []string
+		wantErr   string // "" when accepted; else text the detail must hold
+	}{
+		{"3.0+x after 3.0_x", []string{"demo/3.0_x/a"}, []string{"demo/3.0+x/a"}, "already the tag of release demo 3.0_x"},
+		{"3.0_x after 3.0+x", []string{"demo/3.0+x/a"}, []string{"demo/3.0_x/a"}, "already the tag of release demo 3.0+x"},
+		{"both at once", nil, []string{"demo/3.0+x/a", "demo/3.0_x/a"}, "releases demo 3.0+x and demo 3.0_x would both be the OCI tag demo:3.0_x"},
+		{"distinct tags", []string{"demo/3.0+x/a"}, []string{"demo/3.0+y/a", "demo/3.0/a", "demo/3.0-x/a"}, ""},
+		{"a file added to the same release", []string{"demo/3.0+x/a"}, []string{"demo/3.0+x/b"}, ""},
+		{"an old collision, a new release", []string{"demo/3.0+x/a", "demo/3.0_x/a"}, []string{"demo/4.0/a"}, ""},
+		{"an old collision, a file added to one side", []string{"demo/3.0+x/a", "demo/3.0_x/a"}, []string{"demo/3.0_x/b"}, "already the tag of release demo 3.0+x"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := f.st
+			st.Files = published(c.published...)
+			md := newProjectRole(2, f.now.Add(ProjectRoleExpiry), map[string]*metadata.TargetFiles{})
+			for _, p := range append(slices.Clone(c.published), c.added...) {
+				k, v := file(p)
+				md.Signed.Targets[k] = v
+			}
+			_, err := ValidateProjectRole(signRole(t, md, f.m1), st, f.now, f.blobSizes)
+			if c.wantErr == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				return
+			}
+			p := api.ProblemFor(err)
+			if p.Code != api.CodeOCITagCollision || !strings.Contains(p.Detail, c.wantErr) {
+				t.Fatalf("got %v (%s), want oci_tag_collision with %q", err, p.Code, c.wantErr)
+			}
+		})
+	}
+}

@@ -12,10 +12,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
+	"time"
 
+	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Main runs cairn with args (without the program name) and returns the process exit code.
@@ -67,6 +71,10 @@ type app struct {
 
 	server string // --server
 	token  string // --token
+
+	flags    *pflag.FlagSet  // the global flags, to tell a given timeout from its default
+	timeouts client.Timeouts // --connect-timeout, --response-timeout, --read-timeout
+	hc       *http.Client    // built once from the timeouts, shared by every request
 }
 
 // runError marks an error returned by a command's own code, as opposed to a command
@@ -101,6 +109,11 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	}
 	root.PersistentFlags().StringVar(&a.server, "server", "", "Cairn server URL (default: $CAIRN_SERVER, else the one from 'cairn init')")
 	root.PersistentFlags().StringVar(&a.token, "token", "", "API bearer token for writes (default: $CAIRN_TOKEN)")
+	def := client.DefaultTimeouts()
+	root.PersistentFlags().DurationVar(&a.timeouts.Connect, "connect-timeout", def.Connect, "limit on connecting to the server, TLS included; 0: none (default: $CAIRN_CONNECT_TIMEOUT, else "+def.Connect.String()+")")
+	root.PersistentFlags().DurationVar(&a.timeouts.Response, "response-timeout", def.Response, "limit on the wait for the server's answer to a request, beyond what --wait asks; 0: none (default: $CAIRN_RESPONSE_TIMEOUT, else "+def.Response.String()+")")
+	root.PersistentFlags().DurationVar(&a.timeouts.Read, "read-timeout", def.Read, "longest the server may send no data during a download (slow-retrieval protection); 0: none (default: $CAIRN_READ_TIMEOUT, else "+def.Read.String()+")")
+	a.flags = root.PersistentFlags()
 	root.AddCommand(a.initCommand(), a.keyCommand(), a.projectCommand(), a.uploadCommand(),
 		a.releasesCommand(), a.getCommand(), a.logCommand(),
 		a.signCommand(), a.yankCommand(), a.unyankCommand())
@@ -108,6 +121,42 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	root.AddCommand(a.auditCommand())
 	root.AddCommand(a.maintainerAndExplainCommands(root)...)
 	return root
+}
+
+// httpClient is the one HTTP client of this invocation: every request to the server (REST,
+// TUF metadata and targets, OCI) goes through it, bounded by the timeouts from the flags,
+// else the environment, else client.DefaultTimeouts.
+func (a *app) httpClient() (*http.Client, error) {
+	if a.hc != nil {
+		return a.hc, nil
+	}
+	t := a.timeouts
+	for _, o := range []struct {
+		flag, env string
+		v         *time.Duration
+	}{
+		{"connect-timeout", "CAIRN_CONNECT_TIMEOUT", &t.Connect},
+		{"response-timeout", "CAIRN_RESPONSE_TIMEOUT", &t.Response},
+		{"read-timeout", "CAIRN_READ_TIMEOUT", &t.Read},
+	} {
+		src := "--" + o.flag
+		if a.flags == nil || !a.flags.Changed(o.flag) {
+			e := a.env(o.env)
+			if e == "" {
+				continue
+			}
+			d, err := time.ParseDuration(e)
+			if err != nil {
+				return nil, api.Errorf(api.CodeBadRequest, "$%s=%q is not a duration: write it like 30s or 2m", o.env, e)
+			}
+			*o.v, src = d, "$"+o.env
+		}
+		if *o.v < 0 {
+			return nil, api.Errorf(api.CodeBadRequest, "%s is %s: give a positive duration, or 0 for no limit", src, *o.v)
+		}
+	}
+	a.hc = client.NewHTTPClient(t)
+	return a.hc, nil
 }
 
 // printf writes to stdout; write errors surface at exit through the shell, not here.

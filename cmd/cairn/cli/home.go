@@ -163,7 +163,11 @@ func (a *app) apiClient() (*client.API, error) {
 	if err != nil {
 		return nil, err
 	}
-	return client.NewAPI(server, client.WithToken(a.tokenValue()), client.WithUserAgent(userAgent))
+	hc, err := a.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	return client.NewAPI(server, client.WithToken(a.tokenValue()), client.WithUserAgent(userAgent), client.WithHTTPClient(hc))
 }
 
 // requireToken fails early, before any passphrase prompt or upload, when a write has no
@@ -199,9 +203,13 @@ func (a *app) repo() (*client.Repo, error) {
 	if root == nil {
 		return nil, api.Errorf(api.CodeBadRequest, "no trusted root is pinned for %s: run 'cairn init --server %s --root FILE' with the root metadata your repository administrators published", server, server)
 	}
+	hc, err := a.httpClient()
+	if err != nil {
+		return nil, err
+	}
 	return client.OpenRepo(client.RepoConfig{
 		Server: server, TrustedRoot: root, MetadataDir: MetadataDir(home, server), UserAgent: userAgent,
-		OCIToken: a.tokenValue(),
+		OCIToken: a.tokenValue(), HTTPClient: hc,
 	})
 }
 

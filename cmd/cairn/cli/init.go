@@ -50,7 +50,11 @@ version 1 of the root from the server and trusts whatever it gets.`,
 					return fmt.Errorf("reading root metadata: %w", err)
 				}
 			case tofu:
-				ac, err := client.NewAPI(server, client.WithUserAgent(userAgent))
+				hc, err := a.httpClient()
+				if err != nil {
+					return err
+				}
+				ac, err := client.NewAPI(server, client.WithUserAgent(userAgent), client.WithHTTPClient(hc))
 				if err != nil {
 					return err
 				}
@@ -78,7 +82,11 @@ version 1 of the root from the server and trusts whatever it gets.`,
 			if err := os.RemoveAll(mdDir); err != nil {
 				return fmt.Errorf("clearing cached metadata: %w", err)
 			}
-			repo, err := client.OpenRepo(client.RepoConfig{Server: server, TrustedRoot: rootRaw, MetadataDir: mdDir, UserAgent: userAgent})
+			hc, err := a.httpClient()
+			if err != nil {
+				return err
+			}
+			repo, err := client.OpenRepo(client.RepoConfig{Server: server, TrustedRoot: rootRaw, MetadataDir: mdDir, UserAgent: userAgent, HTTPClient: hc})
 			if err != nil {
 				return err
 			}
