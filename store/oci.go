@@ -569,7 +569,7 @@ type OCIGCReport struct {
 	TempFiles int   `json:"temp_files"`
 	TempBytes int64 `json:"temp_bytes"`
 	TempInUse int   `json:"temp_in_use"`
-	DryRun      bool     `json:"dry_run"`
+	DryRun    bool  `json:"dry_run"`
 }
 
 // blobLockSpace is the first key of the advisory locks that order blob stores against
