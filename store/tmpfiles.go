@@ -146,3 +146,22 @@ func removeIfUnlocked(p string, dryRun bool) (bool, error) {
 	}
 	return true, nil
 }
+
+// CheckWritable writes, and removes, a small file where every upload starts (tmp/): it
+// fails when the disk is full, the file system is read-only, permission is denied, or the
+// directory is gone. Finished blobs in a Remote store are not checked.
+func (b *FSBlobs) CheckWritable() error {
+	f, err := b.createLockedTemp("readyz-*")
+	if err != nil {
+		return fmt.Errorf("creating a file in %s: %w", b.tmpDir(), err)
+	}
+	defer f.Close()
+	defer os.Remove(f.Name())
+	if _, err := f.Write([]byte("cairn readiness probe\n")); err != nil {
+		return fmt.Errorf("writing %s: %w", f.Name(), err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		return fmt.Errorf("removing %s: %w", f.Name(), err)
+	}
+	return nil
+}
