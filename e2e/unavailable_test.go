@@ -154,6 +154,31 @@ func putBlob(t *testing.T, r *testrepo.Repo, content []byte) (int, api.Code, str
 	return resp.StatusCode, p.Code, resp.Header.Get("Retry-After")
 }
 
+// ociPush pushes content as a blob in one POST and returns the status, the first error
+// code and Retry-After.
+func ociPush(t *testing.T, r *testrepo.Repo, content []byte) (int, string, string) {
+	t.Helper()
+	sum := sha256.Sum256(content)
+	req, err := http.NewRequest(http.MethodPost, r.URL+"/v2/demo/app/blobs/uploads/?digest=sha256:"+hex.EncodeToString(sum[:]), bytes.NewReader(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("anyone", r.AdminToken)
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var doc struct{ Errors []struct{ Code string } }
+	_ = json.NewDecoder(resp.Body).Decode(&doc)
+	code := ""
+	if len(doc.Errors) > 0 {
+		code = doc.Errors[0].Code
+	}
+	return resp.StatusCode, code, resp.Header.Get("Retry-After")
+}
+
 func readyz(t *testing.T, r *testrepo.Repo) (int, api.Health) {
 	t.Helper()
 	resp, err := http.Get(r.URL + "/readyz")
@@ -175,8 +200,8 @@ func readyz(t *testing.T, r *testrepo.Repo) (int, api.Health) {
 // writable (degraded: downloads still work) and the database unreachable (unready).
 //
 // Run as root, chmod does not deny, so the read-only case runs only as another user;
-// the full disk is a small tmpfs mounted over the blob store's tmp/, which needs root
-// with CAP_SYS_ADMIN. Both say so in the test log when they cannot run.
+// the full disk is a small tmpfs mounted as the blob directory, which needs root with
+// CAP_SYS_ADMIN. Both say so in the test log when they cannot run.
 func TestDependencyFailuresAnswerUnavailable(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -236,12 +261,19 @@ func TestDependencyFailuresAnswerUnavailable(t *testing.T) {
 		{
 			name: "disk full",
 			fault: func(t *testing.T, r *testrepo.Repo, _ *cutRelay) bool {
-				tmp := filepath.Join(r.Dir, "blobs", "tmp")
-				if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", tmp).CombinedOutput(); err != nil {
+				// The whole blob directory on one small file system, as in production.
+				blobs := filepath.Join(r.Dir, "blobs")
+				if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", blobs).CombinedOutput(); err != nil {
 					t.Logf("cannot test a full disk here: mounting a 64 KiB tmpfs needs root with CAP_SYS_ADMIN: %v %s", err, out)
 					return false
 				}
-				t.Cleanup(func() { _ = exec.Command("umount", tmp).Run() })
+				t.Cleanup(func() { _ = exec.Command("umount", blobs).Run() })
+				tmp := filepath.Join(blobs, "tmp")
+				for _, d := range []string{tmp, filepath.Join(blobs, "sha256")} {
+					if err := os.Mkdir(d, 0o750); err != nil {
+						t.Fatal(err)
+					}
+				}
 				// Fill it: every write after this fails with ENOSPC.
 				f, err := os.Create(filepath.Join(tmp, "filler"))
 				if err != nil {
@@ -308,6 +340,10 @@ func TestDependencyFailuresAnswerUnavailable(t *testing.T) {
 				if st != http.StatusServiceUnavailable || code != api.CodeUnavailable || ra != tc.retryAfter {
 					t.Errorf("upload %d: %d %q Retry-After %q, want 503 %q Retry-After %q", i, st, code, ra, api.CodeUnavailable, tc.retryAfter)
 				}
+			}
+			// The OCI registry answers the same, in its own error format.
+			if st, code, ra := ociPush(t, r, []byte("an OCI layer pushed during the fault")); st != http.StatusServiceUnavailable || code != "UNAVAILABLE" || ra != tc.retryAfter {
+				t.Errorf("OCI monolithic push: %d %q Retry-After %q, want 503 UNAVAILABLE Retry-After %q", st, code, ra, tc.retryAfter)
 			}
 			lines := logs.faultLines(t)
 			if len(lines) == 0 {
