@@ -59,7 +59,9 @@ test: tidy-check npm hsm chromium vet rekor s3 helm
 	@echo "make test: go test ./... (the first run also builds the OCI conformance suite)"
 	@CAIRN_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) \
 		$(GO) test -count=1 -timeout 20m ./...; status=$$?; \
-	if [ -s $(SKIP_LOG) ]; then echo "make test: tests skipped for a missing tool (CI=true makes these fail):"; cat $(SKIP_LOG); fi; \
+	if [ -s $(SKIP_LOG) ]; then echo "make test: tests skipped for a missing tool (CI=true makes these fail):"; \
+	  awk '{ i = index($$0, ": "); k = substr($$0, i + 2); n[k]++; if (!(k in ex)) ex[k] = substr($$0, 1, i - 1) } \
+	    END { for (k in n) printf "  %d skipped (%s, ...): %s\n", n[k], substr(ex[k], 3), k }' $(SKIP_LOG); fi; \
 	exit $$status
 
 # go.mod and go.sum must be exactly what `go mod tidy` makes: a direct dependency marked
