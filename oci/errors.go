@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/faults"
 	"github.com/cairn-dev/cairn/store"
 )
 
@@ -68,6 +69,15 @@ func (g *Registry) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.As(err, &ae) && ae.Code == api.CodeForbidden:
 		oe = &ociError{Status: http.StatusForbidden, Code: "DENIED", Message: ae.Detail}
 	default:
+		// A dependency failing (database down, disk full, blob directory read-only) is
+		// answered 503 with Retry-After, the distribution registry's UNAVAILABLE code: the
+		// client may push again later. Logged once per cause, not per request.
+		if f, ok := g.cfg.Faults.Diagnose(r.Context(), err); ok && r.Context().Err() == nil {
+			g.cfg.Faults.Report(f, err, "method", r.Method, "path", r.URL.Path)
+			w.Header().Set("Retry-After", faults.RetryAfterHeader(f.RetryAfter))
+			oe = &ociError{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", Message: f.Detail}
+			break
+		}
 		if r.Context().Err() == nil {
 			g.log.Error("OCI request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		}

@@ -7,6 +7,7 @@
 package oci
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -14,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-dev/cairn/internal/faults"
 	"github.com/cairn-dev/cairn/store"
 )
 
@@ -35,6 +37,9 @@ type Config struct {
 	// Bearer challenges send clients' credentials to ExternalURL/v2/token instead of to
 	// the host the request named, which a proxy may not have checked.
 	ExternalURL string
+	// Faults logs dependency failures (database, disk) once per cause; the server shares
+	// its own so that one outage is one log line. Nil: the registry makes its own.
+	Faults *faults.Reporter
 }
 
 // DefaultConfig returns working defaults: anonymous pull on.
@@ -78,6 +83,13 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, log *slog.Logger, now f
 	}
 	if cfg.Service == "" {
 		cfg.Service = def.Service
+	}
+	if cfg.Faults == nil {
+		var ping func(context.Context) error
+		if db != nil {
+			ping = db.Ping
+		}
+		cfg.Faults = faults.NewReporter(log, now, ping)
 	}
 	return &Registry{cfg: cfg, db: db, blobs: blobs, log: log, now: now}
 }

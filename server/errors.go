@@ -2,19 +2,34 @@ package server
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/faults"
 	"github.com/cairn-dev/cairn/internal/strictjson"
+	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
 )
 
 // writeError answers with a problem document. Only internal errors are logged: the others
 // are the client's to fix and are fully described in the response.
+//
+// An error that is a dependency failing (the database unreachable, a disk full, the blob
+// directory read-only or not writable: faults.Classify) is not the server's bug nor the
+// client's: it is answered 503 unavailable with Retry-After, and logged once per cause a
+// minute, since during an outage every request fails alike.
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if api.CodeOf(err) == api.CodeInternal {
+		if f, ok := s.faults.Diagnose(r.Context(), err); ok && r.Context().Err() == nil {
+			s.faults.Report(f, err, "method", r.Method, "path", r.URL.Path)
+			w.Header().Set("Retry-After", faults.RetryAfterHeader(f.RetryAfter))
+			err = api.Wrap(api.CodeUnavailable, err, "%s", f.Detail)
+		}
+	}
 	p := api.ProblemFor(err)
 	if p.Code == api.CodeInternal {
 		s.log.Error("internal error", "method", r.Method, "path", r.URL.Path, "err", err)
@@ -68,4 +83,12 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 		return nil, api.Wrap(api.CodeBadRequest, err, "reading request body failed")
 	}
 	return b, nil
+}
+
+// pinger is db's Ping, for faults.Reporter; nil without a database.
+func pinger(db *store.DB) func(context.Context) error {
+	if db == nil {
+		return nil
+	}
+	return db.Ping
 }

@@ -94,8 +94,9 @@ func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
 }
 
 // readyz reports whether this replica should get traffic: the database answers and the
-// published timestamp has not expired. Where this replica publishes, it also reports the
-// last publish and each online signer; their failures make it "degraded", not unready.
+// published timestamp has not expired. It also reports whether the blob store can be
+// written and, where this replica publishes, the last publish and each online signer;
+// their failures make it "degraded", not unready.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
@@ -130,6 +131,23 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	degrade := func() {
+		if h.Status == "ok" {
+			h.Status = "degraded"
+		}
+	}
+	// A blob store that cannot be written (disk full, read-only, permission denied) fails
+	// every upload, with 503 and Retry-After; it degrades the replica but leaves it ready,
+	// for the same reason as a failing publisher below: downloads still work, and a shared
+	// blob directory would take every replica out at once.
+	if s.blobs != nil {
+		if err := s.blobs.CheckWritable(); err != nil {
+			degrade()
+			h.Checks["blob_store"] = "NOT WRITABLE: uploads answer 503: " + err.Error()
+		} else {
+			h.Checks["blob_store"] = "writable"
+		}
+	}
 	if s.cfg.RunPublisher {
 		// A failing publisher (KMS down, HSM restarting) degrades the replica but leaves it
 		// ready: the metadata it serves stays valid until the timestamp expires (checked
@@ -138,11 +156,6 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		err := s.lastPublish
 		s.mu.Unlock()
-		degrade := func() {
-			if h.Status == "ok" {
-				h.Status = "degraded"
-			}
-		}
 		switch q := s.publisher.QueueAge(); {
 		case err != nil:
 			degrade()

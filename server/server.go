@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-dev/cairn/internal/faults"
 	"github.com/cairn-dev/cairn/oci"
 	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tlog"
@@ -76,6 +77,7 @@ type Server struct {
 	metrics   *metrics
 	signing   *signerHealth
 	log       *slog.Logger
+	faults    *faults.Reporter // dependency failures, logged once per cause (writeError)
 	now       func() time.Time
 	handler   http.Handler
 
@@ -86,7 +88,7 @@ type Server struct {
 
 // New builds a server. Run must be called to start its background work.
 func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers, log *slog.Logger, now func() time.Time) *Server {
-	s := &Server{cfg: cfg, db: db, blobs: blobs, cache: newMetaCache(db, cfg.CacheBytes), log: log, now: now}
+	s := &Server{cfg: cfg, db: db, blobs: blobs, cache: newMetaCache(db, cfg.CacheBytes), log: log, faults: faults.NewReporter(log, now, pinger(db)), now: now}
 	reg := prometheus.NewRegistry()
 	s.signing, signers = newSignerHealth(reg, signers, now)
 	s.publisher = tufrepo.NewPublisher(db, signers, now, log)
@@ -102,7 +104,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.routeTUF(r)
 	s.routeWeb(r)
-	r.Mount("/v2", oci.New(oci.Config{AnonymousPull: !cfg.OCINoAnonymousPull, MaxBlobSize: cfg.MaxBlobSize, ExternalURL: cfg.ExternalURL}, db, blobs, log, now))
+	r.Mount("/v2", oci.New(oci.Config{AnonymousPull: !cfg.OCINoAnonymousPull, MaxBlobSize: cfg.MaxBlobSize, ExternalURL: cfg.ExternalURL, Faults: s.faults}, db, blobs, log, now))
 	r.Route("/api/v1", func(r chi.Router) {
 		s.routeBlobs(r)
 		s.routeProjects(r)

@@ -71,7 +71,9 @@ func (b *FSBlobs) Put(ctx context.Context, sum string, r io.Reader, max int64) (
 	if !ValidSHA256(sum) {
 		return 0, api.Errorf(api.CodeBadRequest, "digest must be sha256:<64 lowercase hex digits>")
 	}
-	tmp, err := os.CreateTemp(filepath.Join(b.Dir, "tmp"), "upload-*")
+	// Locked while it is written and until it is placed, so garbage collection leaves it
+	// alone; one that a killed process left is collected (RemoveAbandonedTemp).
+	tmp, err := b.createLockedTemp("upload-*")
 	if err != nil {
 		return 0, fmt.Errorf("creating temporary blob: %w", err)
 	}
@@ -91,9 +93,7 @@ func (b *FSBlobs) Put(ctx context.Context, sum string, r io.Reader, max int64) (
 	if err := tmp.Sync(); err != nil {
 		return 0, fmt.Errorf("syncing blob: %w", err)
 	}
-	if err := tmp.Close(); err != nil {
-		return 0, fmt.Errorf("closing blob: %w", err)
-	}
+	// Placed before it is closed: closing drops the lock that keeps collection away.
 	if err := b.place(ctx, "sha256:"+sum, tmp.Name()); err != nil {
 		return 0, err
 	}
@@ -271,16 +271,20 @@ func (b *FSBlobs) CreateLockedUpload(id string) (func(), error) {
 	if err := os.MkdirAll(b.uploadDir(), 0o750); err != nil {
 		return nil, fmt.Errorf("creating upload directory: %w", err)
 	}
-	// Created and locked in tmp/, which garbage collection does not look at, then moved
-	// (the lock goes with the file): it is never seen unlocked under its own name.
-	tmp := filepath.Join(b.Dir, "tmp", "oci-upload-"+id)
+	// Created and locked in tmp/, then moved (the lock goes with the file): it is never
+	// seen unlocked under its own name. Collection of tmp/ may take it in the instant
+	// before it is locked (RemoveAbandonedTemp): that is checked.
+	tmp := filepath.Join(b.tmpDir(), "oci-upload-"+id)
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
 	if err != nil {
 		return nil, fmt.Errorf("creating upload file: %w", err)
 	}
-	if err := lockFile(f); err != nil {
+	if ok, err := lockStillNamed(f, tmp); err != nil || !ok {
 		f.Close()
 		_ = os.Remove(tmp)
+		if err == nil {
+			err = errors.New("it was removed before it could be locked; create the upload again")
+		}
 		return nil, fmt.Errorf("locking upload file: %w", err)
 	}
 	if err := os.Rename(tmp, p); err != nil {

@@ -75,7 +75,9 @@ func (b *FSBlobs) WriteMeta(ctx context.Context, sum, raw []byte) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("creating metadata directory: %w", err)
 	}
-	tmp, err := os.CreateTemp(filepath.Join(b.Dir, "tmp"), "meta-*")
+	// Locked until it is renamed into place, so that garbage collection of tmp/ leaves it
+	// alone (RemoveAbandonedTemp).
+	tmp, err := b.createLockedTemp("meta-*")
 	if err != nil {
 		return fmt.Errorf("creating metadata file: %w", err)
 	}
@@ -86,9 +88,6 @@ func (b *FSBlobs) WriteMeta(ctx context.Context, sum, raw []byte) error {
 	}
 	if err := tmp.Sync(); err != nil {
 		return fmt.Errorf("syncing metadata file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("closing metadata file: %w", err)
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return fmt.Errorf("storing metadata file: %w", err)

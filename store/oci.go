@@ -563,7 +563,12 @@ type OCIGCReport struct {
 	Blobs       []string `json:"blobs"`
 	Bytes       int64    `json:"bytes"`
 	KeptFiles   int      `json:"kept_release_files"` // OCI records dropped, file kept: a release file
-	DryRun      bool     `json:"dry_run"`
+	// TempFiles and TempBytes count the files a killed writer left in <blob-dir>/tmp;
+	// TempInUse the ones old enough that a live writer still holds (never removed).
+	TempFiles int   `json:"temp_files"`
+	TempBytes int64 `json:"temp_bytes"`
+	TempInUse int   `json:"temp_in_use"`
+	DryRun    bool  `json:"dry_run"`
 }
 
 // blobLockSpace is the first key of the advisory locks that order blob stores against
@@ -729,7 +734,15 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 	}
 	left, err := b.RemoveUploadLeftovers(o.Grace, o.DryRun)
 	rep.UploadFiles += left
-	return rep, err
+	if err != nil {
+		return rep, err
+	}
+	tmp, err := b.RemoveAbandonedTemp(o.Grace, time.Now(), o.DryRun)
+	rep.TempFiles, rep.TempBytes, rep.TempInUse = tmp.Files, tmp.Bytes, tmp.Live
+	if err != nil {
+		return rep, fmt.Errorf("collecting abandoned temporary files: %w", err)
+	}
+	return rep, nil
 }
 
 var errDryRun = errors.New("dry run")

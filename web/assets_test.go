@@ -1,10 +1,13 @@
 package web_test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/cairn-dev/cairn/internal/testenv"
 )
 
 // TestAssetsMatchSources rebuilds web/static/app.js from web/ui with the locked esbuild
@@ -16,10 +19,7 @@ func TestAssetsMatchSources(t *testing.T) {
 		_, err = os.Stat(filepath.Join("ui", "node_modules", "esbuild"))
 	}
 	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("node and web/ui/node_modules are needed to check the built assets: run `make npm` (%v)", err)
-		}
-		t.Skipf("node and web/ui/node_modules are needed to check the built assets: run `make npm` (%v)", err)
+		testenv.MissingTool(t, fmt.Sprintf("node and web/ui/node_modules are needed to check the built assets: run `make npm` (%v)", err))
 	}
 	cmd := exec.Command(node, "build.mjs", "--check")
 	cmd.Dir = "ui"

@@ -14,6 +14,8 @@ import (
 	"github.com/go-rod/rod"
 	"github.com/go-rod/rod/lib/launcher"
 	"github.com/go-rod/rod/lib/proto"
+
+	"github.com/cairn-dev/cairn/internal/testenv"
 )
 
 // Browser tests drive Debian's chromium (installed by `make chromium`) with go-rod. Under
@@ -30,10 +32,7 @@ func chromiumPath(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed: run `make chromium` (Debian's chromium package)")
-	}
-	t.Skip("chromium is not installed: run `make chromium` (Debian's chromium package)")
+	testenv.MissingTool(t, "chromium is not installed: run `make chromium` (Debian's chromium package)")
 	return ""
 }
 

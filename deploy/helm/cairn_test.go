@@ -22,6 +22,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/cairn-dev/cairn/internal/daemon"
+	"github.com/cairn-dev/cairn/internal/testenv"
 )
 
 const (
@@ -39,7 +40,7 @@ func helmBin(t *testing.T) string {
 	t.Helper()
 	bin := os.Getenv("CAIRN_HELM_BIN")
 	if bin == "" {
-		t.Skip("CAIRN_HELM_BIN is not set: run `make test-helm` (builds helm v3.22.0 into .cache/helm/bin)")
+		testenv.MissingTool(t, "CAIRN_HELM_BIN is not set: run `make test-helm` (builds helm v3.22.0 into .cache/helm/bin)")
 	}
 	out, err := exec.Command(bin, "version", "--short").CombinedOutput()
 	if err != nil {

@@ -23,7 +23,7 @@ func gcCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command 
 		Args:  cobra.NoArgs,
 	}
 	cmd.Flags().BoolVar(&opts.DryRun, "dry-run", false, "report what would be removed; change nothing")
-	cmd.Flags().DurationVar(&opts.Grace, "grace", time.Hour, "keep blobs, links and upload files younger than this (pushes in flight)")
+	cmd.Flags().DurationVar(&opts.Grace, "grace", time.Hour, "keep blobs, links and upload files younger than this (pushes in flight); files in <blob-dir>/tmp are removed only once older than this and no live writer holds their lock")
 	cmd.Flags().DurationVar(&opts.UploadTTL, "upload-ttl", 24*time.Hour, "remove upload sessions idle for longer than this")
 	return withConfig(cmd, getenv, func(ctx context.Context, c *Config) error {
 		dir := c.BlobDir
@@ -54,8 +54,8 @@ func gcCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command 
 		if opts.DryRun {
 			verb = "would remove"
 		}
-		fmt.Fprintf(stderr, "%s %d blob(s) (%d bytes), %d unreferenced link(s), %d expired upload session(s), %d orphaned upload file(s), %d orphaned metadata file(s)\n",
-			verb, len(rep.Blobs), rep.Bytes, rep.Links, rep.Sessions, rep.UploadFiles, orphans)
+		fmt.Fprintf(stderr, "%s %d blob(s) (%d bytes), %d unreferenced link(s), %d expired upload session(s), %d orphaned upload file(s), %d orphaned metadata file(s), %d abandoned temporary file(s) (%d bytes; %d more in use by live writers, kept)\n",
+			verb, len(rep.Blobs), rep.Bytes, rep.Links, rep.Sessions, rep.UploadFiles, orphans, rep.TempFiles, rep.TempBytes, rep.TempInUse)
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cairn-dev/cairn/internal/testenv"
 )
 
 // Version is the rekor-tiles release the tests run.
@@ -31,11 +33,12 @@ const Version = "v2.3.0"
 // Enabled reports whether the Rekor tests should run.
 func Enabled() bool { return os.Getenv("CAIRN_TEST_REKOR") == "1" }
 
-// Require skips t unless CAIRN_TEST_REKOR=1, saying how to run it.
+// Require skips t unless CAIRN_TEST_REKOR=1, saying how to run it; under CI it fails t
+// instead (testenv.MissingTool).
 func Require(t testing.TB) {
 	t.Helper()
 	if !Enabled() {
-		t.Skip("needs a real Rekor v2 server: run `make test-rekor` (CAIRN_TEST_REKOR=1)")
+		testenv.MissingTool(t, "needs a real Rekor v2 server: run `make test-rekor` or `make test` (CAIRN_TEST_REKOR=1)")
 	}
 }
 

@@ -22,6 +22,8 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
+
+	"github.com/cairn-dev/cairn/internal/testenv"
 )
 
 const (
@@ -196,8 +198,8 @@ func goTUFGet(srvURL string, rootJSON []byte, cache, out, target string) ([]byte
 
 func ensureOrSkip(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("node"); err != nil && os.Getenv("CI") == "" {
-		t.Skip("node not installed; the tuf-js client needs Node.js 20.17+")
+	if _, err := exec.LookPath("node"); err != nil {
+		testenv.MissingTool(t, "node not installed; the tuf-js client needs Node.js 20.17+")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

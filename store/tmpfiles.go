@@ -1,0 +1,167 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Files being written live in <dir>/tmp until they are renamed into place: uploads
+// (upload-*), metadata files (meta-*), OCI upload files being created (oci-upload-*). A
+// process killed while it writes one (kill -9, OOM, power loss) leaves it there for ever,
+// so garbage collection removes them; it must never remove one whose writer lives, on this
+// replica or on another sharing the directory.
+//
+// The writer holds an exclusive flock(2) on its temporary file from just after creating
+// it until it has renamed it away (or removed it); the kernel drops the lock when the
+// process dies, however it dies. Garbage collection removes a file only while holding that
+// lock itself, so it can take a file only from a dead writer. flock works across processes
+// and, on Linux since 2.6.12, across NFS clients (emulated with byte-range locks).
+
+// tmpDir is where files are written before they are renamed into place.
+func (b *FSBlobs) tmpDir() string { return filepath.Join(b.Dir, "tmp") }
+
+// createLockedTemp creates a new file in tmp/ (os.CreateTemp's pattern) and takes its
+// lock, which is held until the file is closed. Between the creation and the lock a
+// collection may take the new, unlocked file: the lock is then on a file that is no longer
+// at its name, which is checked, and a new file is made.
+func (b *FSBlobs) createLockedTemp(pattern string) (*os.File, error) {
+	for attempt := 0; ; attempt++ {
+		f, err := os.CreateTemp(b.tmpDir(), pattern)
+		if err != nil {
+			return nil, err
+		}
+		ok, err := lockStillNamed(f, f.Name())
+		if err != nil {
+			f.Close()
+			_ = os.Remove(f.Name())
+			return nil, err
+		}
+		if ok {
+			return f, nil
+		}
+		f.Close()
+		if attempt == 9 {
+			return nil, fmt.Errorf("creating a file in %s: it was removed before it could be locked, 10 times: is something else deleting files there?", b.tmpDir())
+		}
+	}
+}
+
+// lockStillNamed takes f's lock and reports whether f is still the file at path.
+func lockStillNamed(f *os.File, path string) (bool, error) {
+	if err := lockFile(f); err != nil {
+		return false, fmt.Errorf("locking %s: %w", path, err)
+	}
+	held, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", path, err)
+	}
+	now, err := os.Stat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return os.SameFile(held, now), nil
+}
+
+// TempReport says what RemoveAbandonedTemp removed (or would remove).
+type TempReport struct {
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// Live counts files old enough to go whose writer still holds them.
+	Live int `json:"live"`
+}
+
+// RemoveAbandonedTemp removes the files in tmp/ that are older than grace and whose writer
+// is gone (nobody holds their lock): what a process killed during an upload or a metadata
+// write left. A file being written is never removed, whatever its age and whatever grace
+// is, since its writer holds its lock (on systems without flock, only grace protects it).
+// With dryRun it only counts. Errors name the file; files removed before one are counted.
+func (b *FSBlobs) RemoveAbandonedTemp(grace time.Duration, now time.Time, dryRun bool) (TempReport, error) {
+	var rep TempReport
+	ents, err := os.ReadDir(b.tmpDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return rep, nil
+	}
+	if err != nil {
+		return rep, fmt.Errorf("listing %s: %w", b.tmpDir(), err)
+	}
+	for _, e := range ents {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || now.Sub(fi.ModTime()) < grace {
+			continue // gone meanwhile (renamed into place), or young
+		}
+		p := filepath.Join(b.tmpDir(), e.Name())
+		gone, err := removeIfUnlocked(p, dryRun)
+		if err != nil {
+			return rep, err
+		}
+		if !gone {
+			rep.Live++
+			continue
+		}
+		rep.Files++
+		rep.Bytes += fi.Size()
+	}
+	return rep, nil
+}
+
+// removeIfUnlocked removes the file at p if nobody holds its lock, holding the lock itself
+// while it removes it (a writer that has just created the file and not yet locked it then
+// notices, in createLockedTemp). It reports whether the file is gone (or, with dryRun,
+// would be).
+func removeIfUnlocked(p string, dryRun bool) (bool, error) {
+	f, err := os.OpenFile(p, os.O_RDONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil // renamed into place meanwhile: not ours to count
+	}
+	if err != nil {
+		return false, fmt.Errorf("opening %s: %w", p, err)
+	}
+	defer f.Close()
+	ok, err := tryLockFile(f)
+	if err != nil {
+		return false, fmt.Errorf("locking %s: %w", p, err)
+	}
+	if !ok {
+		return false, nil // its writer is alive
+	}
+	// Names in tmp/ are never reused (random, or an upload ID), so the file at p is the
+	// one locked; a writer finishing just now renamed it before we opened it.
+	if dryRun {
+		return true, nil
+	}
+	if err := os.Remove(p); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("removing %s: %w", p, err)
+	}
+	return true, nil
+}
+
+// CheckWritable writes, and removes, a small file where every upload starts (tmp/): it
+// fails when the disk is full, the file system is read-only, permission is denied, or the
+// directory is gone. Finished blobs in a Remote store are not checked.
+func (b *FSBlobs) CheckWritable() error {
+	f, err := b.createLockedTemp("readyz-*")
+	if err != nil {
+		return fmt.Errorf("creating a file in %s: %w", b.tmpDir(), err)
+	}
+	defer f.Close()
+	defer os.Remove(f.Name())
+	if _, err := f.Write([]byte("cairn readiness probe\n")); err != nil {
+		return fmt.Errorf("writing %s: %w", f.Name(), err)
+	}
+	if err := os.Remove(f.Name()); err != nil {
+		return fmt.Errorf("removing %s: %w", f.Name(), err)
+	}
+	return nil
+}
