@@ -484,6 +484,23 @@ func (c *limitedConn) Close() error {
 	return err
 }
 
+// CloseWrite half-closes, as net/http does before it closes a connection it answered with
+// Connection: close, so the client reads the answer rather than a reset.
+func (c *limitedConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// ReadFrom keeps sendfile for downloads: net/http uses it when the connection has it.
+func (c *limitedConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
+}
+
 func (c *limitedConn) clamp(t time.Time) time.Time {
 	if c.probe && (t.IsZero() || t.After(c.limit)) {
 		return c.limit
