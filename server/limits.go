@@ -160,7 +160,7 @@ func exempt(path string) bool {
 	return path == "/healthz" || path == "/readyz" || path == "/metrics"
 }
 
-// limitRequests is the outermost middleware: it sheds requests beyond MaxInflight, serves
+// limitRequests is the outermost middleware (the first the router runs): it sheds requests beyond MaxInflight, serves
 // only probes on probe connections, and puts request bodies under their read deadlines.
 func (s *Server) limitRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -201,7 +201,7 @@ func (s *Server) limitRequests(next http.Handler) http.Handler {
 func (s *Server) shed(w http.ResponseWriter, r *http.Request, reason, why string) {
 	s.metrics.shed.WithLabelValues(reason).Inc()
 	if r.ContentLength != 0 {
-		_ = http.NewResponseController(w).SetReadDeadline(time.Unix(1, 0))
+		_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(drainGrace)) // see stopReading
 	}
 	w.Header().Set("Connection", "close")
 	w.Header().Set("Retry-After", "1")
@@ -293,14 +293,20 @@ func (b *deadlineBody) stopReading() {
 	if b.eof {
 		return
 	}
-	if b.err == nil {
-		b.err = api.Errorf(api.CodeBadRequest, "the request was answered before its body was read")
+	if b.err != nil {
+		return // timed out: the deadline has passed already
 	}
-	// A time long past: net/http's own reads of the rest (up to 256 KiB, at the sender's
-	// pace, before the answer and again before the connection is reused or closed) fail
-	// at once.
-	_ = b.rc.SetReadDeadline(time.Unix(1, 0))
+	b.err = api.Errorf(api.CodeBadRequest, "the request was answered before its body was read")
+	// With Connection: close net/http answers without reading the rest first; after the
+	// answer it still reads up to 256 KiB of it, so that the close does not reset a
+	// client that has sent its body and is reading the answer. That read gets drainGrace,
+	// which bytes already sent need and a slow sender cannot stretch.
+	_ = b.rc.SetReadDeadline(time.Now().Add(drainGrace))
 }
+
+// drainGrace is how long net/http may read the unread rest of a body after an early
+// answer (as long as its own lingering close, rstAvoidanceDelay).
+const drainGrace = 500 * time.Millisecond
 
 func (b *deadlineBody) done() bool {
 	b.mu.Lock()

@@ -110,7 +110,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 	s.newTlog(reg, signers)
 	s.publisher.Observe = s.observePublish
 	r := chi.NewRouter()
-	r.Use(s.instrument)
+	r.Use(s.limitRequests, s.instrument)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
@@ -131,7 +131,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errMethod(r.Method, r.URL.Path))
 	})
-	s.handler = s.limitRequests(r)
+	s.handler = r
 	return s
 }
 
