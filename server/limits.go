@@ -160,8 +160,9 @@ func exempt(path string) bool {
 	return path == "/healthz" || path == "/readyz" || path == "/metrics"
 }
 
-// limitRequests is the outermost middleware (the first the router runs): it sheds requests beyond MaxInflight, serves
-// only probes on probe connections, and puts request bodies under their read deadlines.
+// limitRequests is the outermost middleware (the first the router runs): it sheds
+// requests beyond MaxInflight, serves only probes on probe connections, and puts request
+// bodies under their read deadlines.
 func (s *Server) limitRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Context().Value(probeConnKey{}) != nil {
