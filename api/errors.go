@@ -28,6 +28,7 @@ const (
 	CodeMethodNotAllowed    Code = "method_not_allowed"
 	CodeProjectExists       Code = "project_exists"
 	CodeTooLarge            Code = "too_large"
+	CodeTooSlow             Code = "too_slow"
 	CodeDigestMismatch      Code = "digest_mismatch"
 	CodeBlobMissing         Code = "blob_missing"
 	CodeLengthMismatch      Code = "length_mismatch"
@@ -81,6 +82,7 @@ func Codes() []CodeInfo {
 		{CodeMethodNotAllowed, http.StatusMethodNotAllowed, "The method is not allowed on this path"},
 		{CodeProjectExists, http.StatusConflict, "The project already exists"},
 		{CodeTooLarge, http.StatusRequestEntityTooLarge, "The request is larger than allowed"},
+		{CodeTooSlow, http.StatusRequestTimeout, "The request body arrived too slowly"},
 		{CodeDigestMismatch, http.StatusBadRequest, "The uploaded bytes do not match the digest"},
 		{CodeBlobMissing, http.StatusUnprocessableEntity, "A target refers to a blob that was not uploaded"},
 		{CodeLengthMismatch, http.StatusUnprocessableEntity, "A target's length does not match its blob"},

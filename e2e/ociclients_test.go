@@ -106,7 +106,16 @@ type ociRegistry struct {
 // yet published) with anonymous pull as given, behind a recording proxy.
 func newOCIRegistry(t *testing.T, anonymousPull bool) *ociRegistry {
 	t.Helper()
-	w := newWorldWith(t, func(c *daemon.Config) { c.OCIAnonymousPull = anonymousPull })
+	// The proxy's address is the URL clients use: cairnd must be told (--external-url), as
+	// it never takes the token realm from a request's Host.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWorldWith(t, func(c *daemon.Config) {
+		c.OCIAnonymousPull = anonymousPull
+		c.ExternalURL = "http://" + ln.Addr().String()
+	})
 	target, err := url.Parse(w.r.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -128,10 +137,6 @@ func newOCIRegistry(t *testing.T, anonymousPull bool) *ociRegistry {
 		reg.log = append(reg.log, exchange{Method: r.Method, Path: r.URL.RequestURI() + " (proxy: " + err.Error() + ")", Status: http.StatusBadGateway})
 		reg.mu.Unlock()
 		w.WriteHeader(http.StatusBadGateway)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
 	srv := &http.Server{Handler: proxy, ReadHeaderTimeout: time.Minute}
 	go func() { _ = srv.Serve(ln) }()

@@ -122,15 +122,16 @@ func (g *Registry) authorize(w http.ResponseWriter, r *http.Request, repo string
 	return id.token, true
 }
 
-// challenge sets the Bearer challenge that sends clients to the token endpoint.
+// challenge sets the Bearer challenge that sends clients to the token endpoint. Its realm
+// comes from configuration only (Config.ExternalURL): a realm built from the request's
+// Host header would let anyone who can set that header (a link, a proxy that passes it
+// on) have clients send their credentials to a host of their choice. Without one, the
+// challenge is Basic: clients send their credentials to the host they already talk to.
 func (g *Registry) challenge(w http.ResponseWriter, r *http.Request, repo string, a access) {
 	base := strings.TrimRight(g.cfg.ExternalURL, "/")
 	if base == "" {
-		scheme := "http"
-		if r.TLS != nil || strings.EqualFold(r.Header.Get("X-Forwarded-Proto"), "https") {
-			scheme = "https"
-		}
-		base = scheme + "://" + r.Host
+		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Basic realm="%s"`, g.cfg.Service))
+		return
 	}
 	c := fmt.Sprintf(`Bearer realm="%s/v2/token",service="%s"`, base, g.cfg.Service)
 	if repo != "" {

@@ -68,6 +68,9 @@ func (g *Registry) fail(w http.ResponseWriter, r *http.Request, err error) {
 		oe = &ociError{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED", Message: ae.Detail}
 	case errors.As(err, &ae) && ae.Code == api.CodeForbidden:
 		oe = &ociError{Status: http.StatusForbidden, Code: "DENIED", Message: ae.Detail}
+	case errors.As(err, &ae) && ae.Code == api.CodeTooSlow:
+		// The body was cut off for its pace (server/limits.go); the spec has no code for it.
+		oe = &ociError{Status: http.StatusRequestTimeout, Code: "REQUEST_TIMEOUT", Message: ae.Detail}
 	default:
 		// A dependency failing (database down, disk full, blob directory read-only) is
 		// answered 503 with Retry-After, the distribution registry's UNAVAILABLE code: the

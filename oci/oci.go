@@ -33,9 +33,9 @@ type Config struct {
 	TokenTTL time.Duration
 	// Service names the registry in Bearer challenges and tokens.
 	Service string
-	// ExternalURL, if set, is the registry's public base URL (https://registry.example):
-	// Bearer challenges send clients' credentials to ExternalURL/v2/token instead of to
-	// the host the request named, which a proxy may not have checked.
+	// ExternalURL is the registry's public base URL (https://registry.example): Bearer
+	// challenges send clients' credentials to ExternalURL/v2/token. It comes from
+	// configuration, never from a request's Host. Empty: challenges are Basic.
 	ExternalURL string
 	// Faults logs dependency failures (database, disk) once per cause; the server shares
 	// its own so that one outage is one log line. Nil: the registry makes its own.

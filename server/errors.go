@@ -79,6 +79,10 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	if errors.As(err, &mbe) {
 		return nil, api.Errorf(api.CodeTooLarge, "request body is larger than %d bytes", max)
 	}
+	var ae *api.Error
+	if errors.As(err, &ae) {
+		return nil, err // the body was too slow (limits.go): say so
+	}
 	if err != nil {
 		return nil, api.Wrap(api.CodeBadRequest, err, "reading request body failed")
 	}

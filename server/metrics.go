@@ -19,6 +19,9 @@ type metrics struct {
 	publishDuration prometheus.Histogram
 	publishBatch    prometheus.Histogram
 	uploads         *prometheus.CounterVec
+	connsRefused    *prometheus.CounterVec
+	shed            *prometheus.CounterVec
+	bodyTimeouts    *prometheus.CounterVec
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -44,9 +47,18 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "cairn_uploads_total", Help: "Project role submissions (creations and new versions) by result and refusal code.",
 		}, []string{"result", "reason"}),
+		connsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_http_connections_limited_total", Help: "Connections met at --max-connections: idle_closed (an idle keep-alive connection was closed to make room), probe_lane (admitted for /healthz, /readyz and /metrics only), refused (answered 503 and closed).",
+		}, []string{"action"}),
+		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_http_requests_shed_total", Help: "Requests answered 503 without being handled, by limit: max_inflight, max_connections (a non-probe request on a probe connection).",
+		}, []string{"limit"}),
+		bodyTimeouts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "cairn_http_body_timeouts_total", Help: "Request bodies cut off: idle (no byte for --body-read-timeout), rate (under --min-upload-rate on average).",
+		}, []string{"reason"}),
 	}
 	expiry := prometheus.NewGaugeFunc // one gauge per role, computed at scrape time
-	reg.MustRegister(m.requests, m.latency, m.publishes, m.publishDuration, m.publishBatch, m.uploads,
+	reg.MustRegister(m.requests, m.latency, m.publishes, m.publishDuration, m.publishBatch, m.uploads, m.connsRefused, m.shed, m.bodyTimeouts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -58,6 +70,12 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cairn_metadata_staleness_seconds", Help: "Seconds since this replica last confirmed its published head against the database (polled every second); past --max-staleness it serves no timestamp.",
 		}, func() float64 { return s.cache.Staleness().Seconds() }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_http_connections_open", Help: "Open HTTP connections (probe connections included); the limit is --max-connections.",
+		}, func() float64 { return float64(s.conns.count()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cairn_http_requests_inflight", Help: "Requests being handled, health and metrics excepted; the limit is --max-inflight.",
+		}, func() float64 { return float64(s.inflight.Load()) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "cairn_publish_queue_age_seconds", Help: "Seconds the oldest upload queued on this replica has waited for its publish (0: none waits).",
 		}, func() float64 { return s.publisher.QueueAge().Seconds() }),

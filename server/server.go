@@ -3,10 +3,13 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/cairn-dev/cairn/internal/faults"
@@ -49,6 +52,12 @@ type Config struct {
 	MaxStaleness time.Duration
 	// PublishTimeout bounds one publish (tufrepo.Publisher.PublishTimeout).
 	PublishTimeout time.Duration
+	// Limits bounds slow clients, connections and requests in flight (limits.go).
+	Limits Limits
+	// ListenURL is http://<the address this replica listens on>: the OCI token realm when
+	// ExternalURL is empty. The realm is never taken from a request's Host header, which
+	// anyone can set and so send clients' credentials to a host of their choice.
+	ListenURL string
 }
 
 // DefaultConfig returns working defaults.
@@ -64,6 +73,7 @@ func DefaultConfig() Config {
 		SnapshotRetention: time.Hour,
 		MaxStaleness:      10 * time.Second,
 		PublishTimeout:    time.Minute,
+		Limits:            DefaultLimits(),
 	}
 }
 
@@ -80,6 +90,9 @@ type Server struct {
 	faults    *faults.Reporter // dependency failures, logged once per cause (writeError)
 	now       func() time.Time
 	handler   http.Handler
+	limits    Limits
+	conns     *connLimiter
+	inflight  atomic.Int64
 
 	mu          sync.Mutex
 	lastPublish error
@@ -88,23 +101,24 @@ type Server struct {
 
 // New builds a server. Run must be called to start its background work.
 func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers, log *slog.Logger, now func() time.Time) *Server {
-	s := &Server{cfg: cfg, db: db, blobs: blobs, cache: newMetaCache(db, cfg.CacheBytes), log: log, faults: faults.NewReporter(log, now, pinger(db)), now: now}
+	s := &Server{cfg: cfg, db: db, blobs: blobs, cache: newMetaCache(db, cfg.CacheBytes), log: log, faults: faults.NewReporter(log, now, pinger(db)), now: now, limits: cfg.Limits.withDefaults(openFileLimit())}
 	reg := prometheus.NewRegistry()
 	s.signing, signers = newSignerHealth(reg, signers, now)
 	s.publisher = tufrepo.NewPublisher(db, signers, now, log)
 	s.publisher.ShardCapacity = cfg.ShardCapacity
 	s.publisher.PublishTimeout = cfg.PublishTimeout
 	s.metrics = newMetrics(reg, s)
+	s.conns = newConnLimiter(s.metrics.connsRefused)
 	s.newTlog(reg, signers)
 	s.publisher.Observe = s.observePublish
 	r := chi.NewRouter()
-	r.Use(s.instrument)
+	r.Use(s.limitRequests, s.instrument)
 	r.Get("/healthz", s.healthz)
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.routeTUF(r)
 	s.routeWeb(r)
-	r.Mount("/v2", oci.New(oci.Config{AnonymousPull: !cfg.OCINoAnonymousPull, MaxBlobSize: cfg.MaxBlobSize, ExternalURL: cfg.ExternalURL, Faults: s.faults}, db, blobs, log, now))
+	r.Mount("/v2", oci.New(oci.Config{AnonymousPull: !cfg.OCINoAnonymousPull, MaxBlobSize: cfg.MaxBlobSize, ExternalURL: cmp.Or(cfg.ExternalURL, cfg.ListenURL), Faults: s.faults}, db, blobs, log, now))
 	r.Route("/api/v1", func(r chi.Router) {
 		s.routeBlobs(r)
 		s.routeProjects(r)
@@ -242,4 +256,14 @@ func (s *Server) observePublish(res tufrepo.PublishResult, err error) {
 		cancel()
 		s.log.Debug("published", "snapshot", res.SnapshotVersion, "timestamp", res.TimestampVersion, "roles", res.Roles, "projects", res.NewProjects, "reason", res.Reason, "took", res.Duration)
 	}
+}
+
+// openFileLimit is the process's open-file limit (Go raises the soft limit to the hard one
+// at start), from which the default connection cap is derived.
+func openFileLimit() uint64 {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur == 0 {
+		return 1024
+	}
+	return rl.Cur
 }

@@ -226,7 +226,7 @@ func TestChartRender(t *testing.T) {
 				}
 			}
 			checkConfigLoads(t, raw)
-			for _, k := range []string{"timestamp_key", "snapshot_key", "recently_claimed_key", "blob_dir", "listen"} {
+			for _, k := range []string{"timestamp_key", "snapshot_key", "recently_claimed_key", "blob_dir", "listen", "external_url"} {
 				if s, _ := cfg[k].(string); s == "" {
 					t.Errorf("cairnd.json: %q is missing", k)
 				}
@@ -432,6 +432,28 @@ func TestChartVariants(t *testing.T) {
 		aff := get(r.one("CronJob"), "spec", "jobTemplate", "spec", "template", "spec", "affinity", "podAffinity", "requiredDuringSchedulingIgnoredDuringExecution", 0)
 		if str(aff, "topologyKey") != "kubernetes.io/hostname" || str(aff, "labelSelector", "matchLabels", "app.kubernetes.io/component") != "server" {
 			t.Errorf("gc pod affinity = %v", aff)
+		}
+	})
+	// cairnd listens on 0.0.0.0, so it needs an external URL for the OCI token realm (it
+	// never takes it from a request's Host): given, else the Ingress host, else the Service.
+	t.Run("external URL", func(t *testing.T) {
+		ing := []string{"--set", "ingress.enabled=true", "--set", "ingress.hosts[0].host=reg.example", "--set", "ingress.hosts[0].paths[0].path=/", "--set", "ingress.hosts[0].paths[0].pathType=Prefix"}
+		for _, tc := range []struct {
+			args []string
+			want string
+		}{
+			{nil, "http://rel-cairn.cairn.svc"},
+			{[]string{"--set", "service.port=8080"}, "http://rel-cairn.cairn.svc:8080"},
+			{ing, "http://reg.example"},
+			{append(ing, "--set", "ingress.tls[0].secretName=t", "--set", "ingress.tls[0].hosts[0]=reg.example"), "https://reg.example"},
+			{append(ing, "--set", "config.externalURL=https://given.example"), "https://given.example"},
+		} {
+			r := render(t, append(min, tc.args...)...)
+			var cfg map[string]any
+			json.Unmarshal([]byte(str(r.one("ConfigMap"), "data", "cairnd.json")), &cfg)
+			if cfg["external_url"] != tc.want {
+				t.Errorf("%v: external_url = %v, want %s", tc.args, cfg["external_url"], tc.want)
+			}
 		}
 	})
 	t.Run("migrate disabled: serve migrates", func(t *testing.T) {

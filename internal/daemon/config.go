@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/internal/strictjson"
+	"github.com/cairn-dev/cairn/server"
 	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/spf13/pflag"
@@ -56,6 +57,12 @@ type Config struct {
 	BlobS3PathStyle    bool          `json:"blob_s3_path_style"`
 	BlobS3AccessKey    string        `json:"blob_s3_access_key"`
 	BlobS3SecretKey    string        `json:"blob_s3_secret_key"`
+	DevAllowPublic     bool          `json:"dev_allow_public"`
+	HeaderReadTimeout  time.Duration `json:"header_read_timeout"`
+	BodyReadTimeout    time.Duration `json:"body_read_timeout"`
+	MinUploadRate      int64         `json:"min_upload_rate"`
+	MaxConnections     int           `json:"max_connections"`
+	MaxInflight        int           `json:"max_inflight"`
 }
 
 // DefaultDatabaseURL is the local PostgreSQL of a development machine.
@@ -76,6 +83,10 @@ func defaultConfig() Config {
 		DBKeepalive:       store.DefaultSessions().Keepalive,
 		LogLevel:          "info",
 		OCIAnonymousPull:  true,
+		HeaderReadTimeout: server.DefaultLimits().HeaderReadTimeout,
+		BodyReadTimeout:   server.DefaultLimits().BodyReadTimeout,
+		MinUploadRate:     server.DefaultLimits().MinUploadRate,
+		MaxInflight:       server.DefaultLimits().MaxInflight,
 	}
 }
 
@@ -115,7 +126,13 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.BoolVar(&c.BlobS3PathStyle, "blob-s3-path-style", c.BlobS3PathStyle, "path-style bucket addressing (most S3-compatible servers)")
 	fs.StringVar(&c.BlobS3AccessKey, "blob-s3-access-key", c.BlobS3AccessKey, "S3 access key (default: the AWS SDK's credential chain)")
 	fs.StringVar(&c.BlobS3SecretKey, "blob-s3-secret-key", c.BlobS3SecretKey, "S3 secret key; prefer CAIRN_BLOB_S3_SECRET_KEY or the config file to a flag")
-	fs.StringVar(&c.ExternalURL, "external-url", c.ExternalURL, "public base URL of this server (https://…): OCI clients are sent to <url>/v2/token for tokens; default: the request's scheme and Host")
+	fs.StringVar(&c.ExternalURL, "external-url", c.ExternalURL, "public base URL of this server (https://…): OCI clients are sent to <url>/v2/token for tokens; required when --listen names no single address (0.0.0.0:…); default: http://<the --listen address>. Never taken from a request's Host")
+	fs.BoolVar(&c.DevAllowPublic, "dev-allow-public", c.DevAllowPublic, "let --dev listen on a non-loopback address although its key passphrase and admin token lie in --data-dir (warned on every start)")
+	fs.DurationVar(&c.HeaderReadTimeout, "header-read-timeout", c.HeaderReadTimeout, "a request's headers must arrive within this (0: 10s)")
+	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", c.BodyReadTimeout, "a request body that sends no byte for this long is cut off (408, connection closed); also the grace before --min-upload-rate applies (0: 30s; negative: off)")
+	fs.Int64Var(&c.MinUploadRate, "min-upload-rate", c.MinUploadRate, "after the first --body-read-timeout, a request body must average at least this many bytes a second (0: 4096; negative: off)")
+	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "open HTTP connections at most; beyond it idle keep-alive connections are closed, then 8 more connections serve only /healthz, /readyz and /metrics, then 503 (0: (open-file limit - 128) / 2, at most 16384; negative: no limit)")
+	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "requests handled at once, /healthz, /readyz and /metrics excepted; beyond it 503 with Retry-After: 1 (0: 512; negative: no limit)")
 	fs.BoolVar(&c.OCIAnonymousPull, "oci-anonymous-pull", c.OCIAnonymousPull, "let the OCI registry (/v2/) serve pulls without a token (--oci-anonymous-pull=false requires one)")
 }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -243,5 +244,36 @@ func TestConfigThroughCommand(t *testing.T) {
 	})
 	if code == 0 || !strings.Contains(stderr.String(), "publish-interval") {
 		t.Errorf("cairnd migrate with a bad CAIRN_PUBLISH_INTERVAL: exit %d, stderr %q", code, stderr.String())
+	}
+}
+
+// Every Config field is a flag and a config-file key of the same name, and the limits of
+// issue #9 reach the Config from each layer.
+func TestConfigFieldsAreFlags(t *testing.T) {
+	c := defaultConfig()
+	var file string
+	fs := pflag.NewFlagSet("cairnd", pflag.ContinueOnError)
+	bindFlags(fs, &c, &file)
+	rt := reflect.TypeOf(c)
+	for i := range rt.NumField() {
+		key := rt.Field(i).Tag.Get("json")
+		if fs.Lookup(strings.ReplaceAll(key, "_", "-")) == nil {
+			t.Errorf("Config.%s (config key %q) has no flag --%s", rt.Field(i).Name, key, strings.ReplaceAll(key, "_", "-"))
+		}
+	}
+	f := writeConfig(t, `{"header_read_timeout": "3s", "body_read_timeout": "7s", "min_upload_rate": 1000, "max_connections": 50, "max_inflight": 20, "dev_allow_public": true}`)
+	got, err := loadConfig([]string{"--config", f, "--max-inflight", "30"}, map[string]string{"CAIRN_MIN_UPLOAD_RATE": "2000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.HeaderReadTimeout != 3*time.Second || got.BodyReadTimeout != 7*time.Second || got.MinUploadRate != 2000 || got.MaxConnections != 50 || got.MaxInflight != 30 || !got.DevAllowPublic {
+		t.Errorf("limits from file, environment and flags: %+v", got)
+	}
+	d, err := loadConfig(nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.HeaderReadTimeout != 10*time.Second || d.BodyReadTimeout != 30*time.Second || d.MinUploadRate != 4096 || d.MaxConnections != 0 || d.MaxInflight != 512 || d.DevAllowPublic {
+		t.Errorf("default limits: %+v", d)
 	}
 }

@@ -189,6 +189,10 @@ func (r *Running) Close() error {
 // Start opens the database, prepares keys (dev mode), checks the online keys against the
 // published root and targets, and starts serving on c.Listen. Used by `serve` and by tests.
 func Start(ctx context.Context, c Config, getenv func(string) string, out io.Writer, log *slog.Logger) (*Running, error) {
+	// Refusals that need nothing opened come first, so that they change nothing.
+	if err := checkListen(&c, log); err != nil {
+		return nil, fmt.Errorf("refusing to start: %w", err)
+	}
 	var offline map[string]*tufrepo.OnlineSigner
 	if c.Dev {
 		var err error
@@ -268,32 +272,29 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	scfg.ShardCapacity = c.ShardCapacity
 	scfg.RunPublisher = !c.NoPublisher
 	scfg.OCINoAnonymousPull = !c.OCIAnonymousPull
-	if c.ExternalURL != "" {
-		u, err := url.Parse(c.ExternalURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			return fail(fmt.Errorf("--external-url %q: want the server's base URL, http(s)://host[:port]", c.ExternalURL))
-		}
-		scfg.ExternalURL = c.ExternalURL
+	scfg.ExternalURL = c.ExternalURL
+	scfg.Limits = server.Limits{
+		HeaderReadTimeout: c.HeaderReadTimeout, BodyReadTimeout: c.BodyReadTimeout, MinUploadRate: c.MinUploadRate,
+		MaxConnections: c.MaxConnections, MaxInflight: c.MaxInflight,
 	}
 	scfg.TransparencyLog = tcfg
+	// Listen before the server is built: without --external-url, the address bound is the
+	// OCI token realm.
+	ln, err := net.Listen("tcp", c.Listen)
+	if err != nil {
+		return fail(fmt.Errorf("listening on %s: %w", c.Listen, err))
+	}
+	scfg.ListenURL = "http://" + ln.Addr().String()
 	srv := server.New(scfg, db, blobs, signers, log, time.Now)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if err := srv.Start(rctx); err != nil {
 		cancel()
+		ln.Close()
 		return fail(err)
 	}
-	ln, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		cancel()
-		return fail(fmt.Errorf("listening on %s: %w", c.Listen, err))
-	}
-	hs := &http.Server{
-		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	hs := srv.HTTPServer(slog.NewLogLogger(log.Handler(), slog.LevelWarn))
+	log.Info("connection limits", "limits", srv.Limits().String())
+	ln = srv.Listen(ln)
 	r := &Running{Addr: ln.Addr().String(), URL: "http://" + ln.Addr().String(), Server: srv, DB: db, Config: c, httpSrv: hs, cancel: cancel, done: make(chan error, 1)}
 	go func() {
 		err := hs.Serve(ln)
@@ -470,6 +471,35 @@ func keysCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	pub.Flags().StringVar(&uri, "key", "", "key URI")
 	cmd.AddCommand(pub, keysCheckCmd(stdout, getenv))
 	return cmd
+}
+
+// checkListen refuses a dev repository on a public address unless --dev-allow-public
+// (and then warns), and a listen address that names no host without --external-url: the
+// OCI token realm must come from configuration, never from a request's Host header.
+func checkListen(c *Config, log *slog.Logger) error {
+	host, _, err := net.SplitHostPort(c.Listen)
+	if err != nil {
+		return fmt.Errorf("--listen %q: want host:port (127.0.0.1:8080): %w", c.Listen, err)
+	}
+	ip := net.ParseIP(host)
+	loopback := host == "localhost" || (ip != nil && ip.IsLoopback())
+	if c.Dev && !loopback {
+		if !c.DevAllowPublic {
+			return fmt.Errorf("--dev on --listen %s, which is not a loopback address: a dev repository keeps its key passphrase (<data-dir>/keys/passphrase) beside its keys and an admin token in <data-dir>/admin.token, so anyone who can reach it could take it over. Listen on 127.0.0.1:<port> (or localhost), or add --dev-allow-public if this network is yours alone", c.Listen)
+		}
+		log.Warn("DEV MODE ON A NON-LOOPBACK ADDRESS (--dev-allow-public): the key passphrase and an admin token lie in --data-dir; anyone who can reach this address and that directory can sign as this repository. Never do this on a shared or public network", "listen", c.Listen, "data_dir", c.DataDir)
+	}
+	if c.ExternalURL != "" {
+		u, err := url.Parse(c.ExternalURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+			return fmt.Errorf("--external-url %q: want the server's base URL, http(s)://host[:port]", c.ExternalURL)
+		}
+		return nil
+	}
+	if host == "" || (ip != nil && ip.IsUnspecified()) {
+		return fmt.Errorf("--listen %s names no single address, so it cannot be the URL OCI clients are sent to for tokens: set --external-url to the URL clients use (https://registry.example); cairnd no longer takes it from a request's Host header, which anyone can set", c.Listen)
+	}
+	return nil
 }
 
 // slowSigner takes a second to sign: a failpoint, enabled only by CAIRN_FAILPOINT.

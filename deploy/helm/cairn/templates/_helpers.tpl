@@ -110,7 +110,17 @@ ReadWriteOnce
 -}}
 {{- if .Values.keys.standby -}}{{- $_ := set $cfg "standby_key" (join "," .Values.keys.standby) -}}{{- end -}}
 {{- if $c.noPublisher -}}{{- $_ := set $cfg "no_publisher" true -}}{{- end -}}
-{{- if $c.externalURL -}}{{- $_ := set $cfg "external_url" $c.externalURL -}}{{- end -}}
+{{- /* cairnd needs an external URL when it listens on 0.0.0.0: the OCI token realm is
+     never taken from a request's Host. Default: the first Ingress host, else the
+     in-cluster Service. */ -}}
+{{- if $c.externalURL -}}
+{{- $_ := set $cfg "external_url" $c.externalURL -}}
+{{- else if and .Values.ingress.enabled .Values.ingress.hosts -}}
+{{- $_ := set $cfg "external_url" (printf "%s://%s" (ternary "https" "http" (not (empty .Values.ingress.tls))) (index .Values.ingress.hosts 0).host) -}}
+{{- else -}}
+{{- $port := int .Values.service.port -}}
+{{- $_ := set $cfg "external_url" (printf "http://%s.%s.svc%s" (include "cairn.fullname" .) .Release.Namespace (ternary "" (printf ":%d" $port) (eq $port 80))) -}}
+{{- end -}}
 {{- with $c.s3 -}}
 {{- if .bucket -}}
 {{- $_ := set $cfg "blob_s3_bucket" .bucket -}}
