@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -94,7 +95,8 @@ func (a *API) CreateProject(ctx context.Context, req api.CreateProjectRequest, w
 func (a *API) SubmitRole(ctx context.Context, project string, raw []byte, wait time.Duration) (api.SubmitResult, error) {
 	var res api.SubmitResult
 	var err error
-	for attempt := 1; ; attempt++ {
+	attempt := 1
+	for ; ; attempt++ {
 		var retryAfter time.Duration
 		_, err = a.do(ctx, request{
 			method: http.MethodPost, url: a.endpoint(waitQuery(wait), "api", "v1", "projects", project, "roles"),
@@ -112,10 +114,37 @@ func (a *API) SubmitRole(ctx context.Context, project string, raw []byte, wait t
 		case <-t.C:
 		}
 	}
+	if err != nil && attempt > 1 && api.CodeOf(err) == api.CodeVersionConflict {
+		// A 503 can come from a commit whose outcome the server could not know (the
+		// connection to PostgreSQL dropped during COMMIT): the version may be ours. It is
+		// ours only if the server holds exactly the bytes we sent.
+		if mine, ok := a.storedAsSent(ctx, project, raw); ok {
+			return mine, nil
+		}
+	}
 	if err != nil {
 		return res, fmt.Errorf("submitting role metadata of project %q: %w", project, err)
 	}
 	return res, nil
+}
+
+// storedAsSent reports whether the project's role version in raw is stored with exactly
+// raw's bytes, with its status.
+func (a *API) storedAsSent(ctx context.Context, project string, raw []byte) (api.SubmitResult, bool) {
+	var doc struct {
+		Signed struct {
+			Version int64 `json:"version"`
+		} `json:"signed"`
+	}
+	if json.Unmarshal(raw, &doc) != nil || doc.Signed.Version < 1 {
+		return api.SubmitResult{}, false
+	}
+	stored, err := a.fetchMetadata(ctx, fmt.Sprintf("%d.%s.json", doc.Signed.Version, project), int64(len(raw)), true)
+	if err != nil || !bytes.Equal(stored, raw) {
+		return api.SubmitResult{}, false
+	}
+	res, err := a.RoleStatus(ctx, project, doc.Signed.Version)
+	return res, err == nil
 }
 
 // submitAttempts bounds how often SubmitRole sends a role version that the server

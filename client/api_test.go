@@ -275,6 +275,7 @@ func TestVerifyLog(t *testing.T) {
 // A role version answered 503 was not stored: SubmitRole sends the same bytes again after
 // the server's Retry-After, a bounded number of times; other refusals are final at once.
 func TestSubmitRoleRetriesNotStored(t *testing.T) {
+	const sent = `{"signed":{"version":2},"signatures":[]}`
 	tests := []struct {
 		name      string
 		answers   []int // status of each attempt
@@ -284,11 +285,27 @@ func TestSubmitRoleRetriesNotStored(t *testing.T) {
 		{"stored on the second attempt", []int{503, 201}, 2, ""},
 		{"not stored three times", []int{503, 503, 503, 201}, 3, api.CodeUnavailable},
 		{"conflict is final", []int{409}, 1, api.CodeVersionConflict},
+		// The first attempt's 503 hid a commit that happened: the server holds our bytes.
+		{"stored by the attempt answered 503", []int{503, 409}, 2, ""},
+		// Someone else's version 2 won: the stored bytes differ.
+		{"another version won after a 503", []int{503, 409}, 2, api.CodeVersionConflict},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var bodies []string
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch {
+				case r.Method == http.MethodGet && r.URL.Path == "/metadata/2.demo.json":
+					if tc.name == "stored by the attempt answered 503" {
+						_, _ = io.WriteString(w, sent)
+					} else {
+						_, _ = io.WriteString(w, `{"signed":{"version":2,"_type":"targets"},"signatures":[]}`)
+					}
+					return
+				case r.Method == http.MethodGet && r.URL.Path == "/api/v1/projects/demo/roles/2":
+					_, _ = io.WriteString(w, `{"project":"demo","role_version":2,"status":"published","snapshot_version":7}`)
+					return
+				}
 				b, _ := io.ReadAll(r.Body)
 				bodies = append(bodies, string(b))
 				st := tc.answers[len(bodies)-1]
@@ -312,12 +329,12 @@ func TestSubmitRoleRetriesNotStored(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := a.SubmitRole(context.Background(), "demo", []byte(`{"signed":{}}`), 10*time.Second)
+			res, err := a.SubmitRole(context.Background(), "demo", []byte(sent), 10*time.Second)
 			if len(bodies) != tc.wantCalls {
 				t.Fatalf("%d requests, want %d", len(bodies), tc.wantCalls)
 			}
 			for _, b := range bodies {
-				if b != `{"signed":{}}` {
+				if b != sent {
 					t.Fatalf("a retry sent %q, not the same bytes", b)
 				}
 			}

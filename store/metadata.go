@@ -13,6 +13,7 @@ import (
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // publisherLockID is the advisory lock that makes one publisher at a time across replicas.
@@ -232,23 +233,46 @@ func (db *DB) Heads(ctx context.Context) (snapshot, timestamp int64, err error) 
 
 // InPublishTx implements tufrepo.PublishStore.
 func (db *DB) InPublishTx(ctx context.Context, fn func(ctx context.Context, tx tufrepo.PublishTx) error) error {
-	return db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, publisherLockID); err != nil {
-			return fmt.Errorf("taking the publisher lock: %w", err)
-		}
-		p := publishTx{tx: tx, db: db, writes: &sync.WaitGroup{}, writeErr: &firstErr{}}
-		err := fn(ctx, p)
-		// The metadata files written in the background must be durable before the rows that
-		// name them commit. The transaction is pinged meanwhile: a slow disk must not look
-		// like a frozen publisher to the idle-in-transaction limit (Sessions).
-		if werr := p.waitWrites(ctx); err == nil {
-			err = werr
-		}
-		if err == nil {
-			err = p.writeErr.get()
+	for attempt := 0; ; attempt++ {
+		err := db.publishOnce(ctx, fn)
+		var pgErr *pgconn.PgError
+		if err != nil && errors.As(err, &pgErr) && (pgErr.Code == "40001" || pgErr.Code == "40P01") && attempt < 5 {
+			continue
 		}
 		return err
-	})
+	}
+}
+
+// publishOnce runs fn in one transaction under the publisher lock. It commits itself
+// rather than through InTx so that a failed COMMIT is told apart from a failed publish.
+func (db *DB) publishOnce(ctx context.Context, fn func(ctx context.Context, tx tufrepo.PublishTx) error) error {
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("beginning the publish transaction: %w", err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, publisherLockID); err != nil {
+		return fmt.Errorf("taking the publisher lock: %w", err)
+	}
+	p := publishTx{tx: tx, db: db, writes: &sync.WaitGroup{}, writeErr: &firstErr{}}
+	err = fn(ctx, p)
+	// The metadata files written in the background must be durable before the rows that
+	// name them commit. The transaction is pinged meanwhile: a slow disk must not look
+	// like a frozen publisher to the idle-in-transaction limit (Sessions).
+	if werr := p.waitWrites(ctx); err == nil {
+		err = werr
+	}
+	if err == nil {
+		err = p.writeErr.get()
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		// PostgreSQL may have committed before the connection failed: nobody can say.
+		return fmt.Errorf("%w: %w", tufrepo.ErrCommitUnknown, err)
+	}
+	return nil
 }
 
 type publishTx struct {

@@ -102,7 +102,7 @@ func (s *fakeStore) InPublishTx(ctx context.Context, fn func(ctx context.Context
 		err := fn(ctx, tx)
 		if err == nil {
 			if err := s.fail("commit"); err != nil {
-				return err
+				return fmt.Errorf("%w: %w", ErrCommitUnknown, err) // as store.InPublishTx says it
 			}
 			return s.commit(tx)
 		}

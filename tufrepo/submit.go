@@ -3,6 +3,7 @@ package tufrepo
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -149,12 +150,18 @@ func finishSubmissions(subs []*Submission, refused map[*Submission]error, res Pu
 		switch {
 		case refused[s] != nil:
 			out = SubmitOutcome{Err: refused[s]}
+		case errors.Is(err, ErrCommitUnknown):
+			out = SubmitOutcome{Err: api.Wrap(api.CodeUnavailable, err, "role version %d of %q may or may not be stored: the connection to the database failed while committing; upload the same file again (the cairn CLI recognises it if it was stored) or check GET /api/v1/projects/%s/roles/%d", s.Accepted.Version, s.Project, s.Project, s.Accepted.Version)}
 		case err != nil:
 			out = SubmitOutcome{Err: api.Wrap(api.CodeUnavailable, err, "role version %d of %q was not stored: the publish that was to store it failed; upload it again", s.Accepted.Version, s.Project)}
 		}
 		s.done <- out
 	}
 }
+
+// ErrCommitUnknown marks a publish whose COMMIT failed: PostgreSQL may have committed it
+// before the connection broke, so what it stored is unknown until someone reads it back.
+var ErrCommitUnknown = errors.New("the outcome of the publish transaction's commit is unknown")
 
 // VersionConflict is the refusal of a submission whose project moved past the version it
 // was validated against.

@@ -112,6 +112,26 @@ func TestSubmitPublishFailure(t *testing.T) {
 	}
 }
 
+// A publish whose COMMIT failed may have stored the upload: its waiter is told so, not
+// that nothing was stored.
+func TestSubmitCommitOutcomeUnknown(t *testing.T) {
+	e := newPubEnv(t)
+	e.addProject("alpha")
+	e.stage("alpha", 1)
+	e.publish()
+	e.store.projects["alpha"].Version = 1
+	e.store.failAt["commit"] = 1
+	out := submitAsync(context.Background(), e.pub, e.submission("alpha", 1, 2))
+	waitQueued(t, e.pub, 1)
+	if _, err := e.pub.PublishOnce(context.Background()); !errors.Is(err, ErrCommitUnknown) {
+		t.Fatalf("publish: %v", err)
+	}
+	o := <-out
+	if api.CodeOf(o.Err) != api.CodeUnavailable || !strings.Contains(o.Err.Error(), "may or may not be stored") || strings.Contains(o.Err.Error(), "was not stored") {
+		t.Fatalf("outcome of a publish whose commit failed: %+v", o)
+	}
+}
+
 // An upload that no publish took before its wait ended is withdrawn and answered as not
 // stored, never left in memory to be published after its client was told otherwise.
 func TestSubmitWithdrawnWhenTheWaitEnds(t *testing.T) {
