@@ -28,7 +28,7 @@ type vfix struct {
 	oldContent, newContent   []byte
 }
 
-func newVFix(t *testing.T) *vfix {
+func newVFix(t testing.TB) *vfix {
 	f := &vfix{
 		m1: newTestSigner(t, KeyEd25519), m2: newTestSigner(t, KeyEd25519), m3: newTestSigner(t, KeyEd25519),
 		ec: newTestSigner(t, KeyECDSAP256), stranger: newTestSigner(t, KeyEd25519),
@@ -682,5 +682,28 @@ func TestValidateProjectRoleReleaseTags(t *testing.T) {
 				t.Fatalf("got %v (%s), want oci_tag_collision with %q", err, p.Code, c.wantErr)
 			}
 		})
+	}
+}
+
+// BenchmarkValidateProposal is the request handler's CPU for one upload of a role that
+// already lists 50 files (the load harness's roles reach 35–60 at 32 uploaders).
+func BenchmarkValidateProposal(b *testing.B) {
+	f := newVFix(b)
+	targets := map[string]*metadata.TargetFiles{}
+	for i := range 50 {
+		content := []byte(fmt.Sprintf("release 0.%d bytes", i))
+		path := fmt.Sprintf("demo/0.%d/demo-0.%d.tar.gz", i, i)
+		targets[path] = targetFile(content)
+		f.st.Files[path] = PublishedFile{Length: int64(len(content)), SHA256: sha256Hex(content)}
+		f.blobs[sha256Hex(content)] = int64(len(content))
+	}
+	targets[f.oldPath] = targetFile(f.oldContent)
+	targets[f.newPath] = targetFile(f.newContent)
+	raw := signRole(b, newProjectRole(2, f.now.Add(ProjectRoleExpiry), targets), f.m1)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ValidateProposal(raw, f.st, f.now, f.blobSizes); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
