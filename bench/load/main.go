@@ -80,8 +80,9 @@ type options struct {
 	// publish
 	create bool
 	// wire
-	cairnBin string
-	noTUFJS  bool
+	cairnBin      string
+	noTUFJS       bool
+	clientTimeout time.Duration
 }
 
 func main() {
@@ -111,6 +112,7 @@ func main() {
 	flag.StringVar(&o.refPIDs, "ref-pids", "", "oci: the reference registry's PIDs, for CPU accounting")
 	flag.StringVar(&o.databaseURL, "database-url", "", "bulk: the database of the running cairnd, written directly")
 	flag.StringVar(&o.cairnBin, "cairn", "", "wire: the cairn CLI binary, to measure a fresh `cairn get` and its refresh")
+	flag.DurationVar(&o.clientTimeout, "client-timeout", 5*time.Minute, "wire: give up on one client run after this long (recorded as timed_out)")
 	flag.BoolVar(&o.noTUFJS, "no-tufjs", false, "wire: skip tuf-js (needs node and test/tufjs)")
 	flag.BoolVar(&o.create, "create", false, "publish: each timed publish creates a new project (a shard role re-signed) instead of adding a version")
 	flag.Parse()

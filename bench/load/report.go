@@ -103,7 +103,11 @@ func runReport(in io.Reader, out io.Writer) error {
 		fmt.Fprintln(out, "| label | client | phase | requests | metadata bytes | target bytes | all bytes sent (headers included) | seconds |")
 		fmt.Fprintln(out, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
 		for _, r := range ws {
-			fmt.Fprintf(out, "| %s | %s | %s | %.0f | %.0f | %.0f | %.0f | %.2f |\n", s(r, "label"), s(r, "client"), s(r, "phase"), f(r, "requests"), f(r, "metadata_bytes"), f(r, "target_bytes"), f(r, "wire_bytes"), f(r, "seconds"))
+			phase := s(r, "phase")
+			if b, _ := r["timed_out"].(bool); b {
+				phase += " (did not finish: timed out)"
+			}
+			fmt.Fprintf(out, "| %s | %s | %s | %.0f | %.0f | %.0f | %.0f | %.2f |\n", s(r, "label"), s(r, "client"), phase, f(r, "requests"), f(r, "metadata_bytes"), f(r, "target_bytes"), f(r, "wire_bytes"), f(r, "seconds"))
 		}
 		fmt.Fprintln(out)
 	}
