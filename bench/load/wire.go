@@ -97,7 +97,11 @@ func runWire(ctx context.Context, o *options) error {
 		if out, err := runCmd(ctx, env, o.cairnBin, "init", "--server", px.url, "--root", rootFile); err != nil {
 			return fmt.Errorf("wire: cairn init: %w: %s", err, out)
 		}
-		px.reset() // init checks the server; that is set-up, not the download
+		// init refreshes once to check the server: drop what it cached, so that the first
+		// `cairn get` is as fresh as the other clients' first run.
+		if err := os.RemoveAll(filepath.Join(home, "metadata")); err != nil {
+			return err
+		}
 		clients = append(clients, clientRun{"cairn get", func(ctx context.Context) error {
 			out, err := runCmd(ctx, env, o.cairnBin, "get", name+"@"+version, "-o", filepath.Join(work, "cairn-out"))
 			if err != nil {
