@@ -35,6 +35,8 @@ func ValidSHA256(s string) bool { return sha256HexRE.MatchString(s) }
 type FSBlobs struct {
 	Dir    string
 	Remote Content
+	// dirs makes each blob's rename durable before Put returns (grouped fsyncs).
+	dirs dirSyncer
 }
 
 // Content holds finished, verified blobs by digest (S3Content).
@@ -109,10 +111,23 @@ func (b *FSBlobs) place(ctx context.Context, digest, path string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o750); err != nil {
+	dir := filepath.Dir(dst)
+	_, statErr := os.Stat(dir)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return fmt.Errorf("creating blob directory: %w", err)
 	}
+	if os.IsNotExist(statErr) {
+		// A new fan-out directory: its own name must be durable too.
+		if err := b.dirs.Sync(ctx, filepath.Dir(dir)); err != nil {
+			return fmt.Errorf("creating blob directory: %w", err)
+		}
+	}
 	if err := os.Rename(path, dst); err != nil {
+		return fmt.Errorf("storing blob: %w", err)
+	}
+	// The blob row commits after this returns, and roles then reference the blob: its
+	// name must survive a crash as its bytes do.
+	if err := b.dirs.Sync(ctx, dir); err != nil {
 		return fmt.Errorf("storing blob: %w", err)
 	}
 	return nil
