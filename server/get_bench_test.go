@@ -26,7 +26,7 @@ func (w *discardRW) Write(b []byte) (int, error) { w.n += len(b); return len(b),
 
 // benchServer is a Server without a database whose head holds a timestamp of 473 bytes and
 // a snapshot of 45,524 bytes, the sizes BENCHMARKS.md §1 measures.
-func benchServer(b *testing.B) *Server {
+func benchServer(b testing.TB) *Server {
 	b.Helper()
 	cfg := DefaultConfig()
 	cfg.MaxStaleness = 0

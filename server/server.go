@@ -133,7 +133,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errMethod(r.Method, r.URL.Path))
 	})
-	s.handler = r
+	s.handler = leanRouter{Router: r, s: s}
 	return s
 }
 
