@@ -40,6 +40,9 @@ const staticPage = 500
 // staticRetry is how long the exporter waits after a failed pass before trying again.
 const staticRetry = 5 * time.Second
 
+// staticPrune is how often old snapshots are removed from the directory without a new head.
+const staticPrune = 30 * time.Second
+
 // staticExport is the state of one replica's export: how far through the audit log (which
 // lists every published version, in publish order) it has written.
 type staticExport struct {
@@ -49,6 +52,15 @@ type staticExport struct {
 	seq int64
 	// The etags of the root.json and timestamp.json last written.
 	rootEtag, tsEtag string
+	// snapshots are the snapshot versions in the directory, for pruning (prune).
+	snapshots []staticSnapshot
+}
+
+// staticSnapshot is a snapshot version in the directory and when this exporter first saw
+// a newer head (zero while it is the head).
+type staticSnapshot struct {
+	version    int64
+	superseded time.Time
 }
 
 // prepareStaticDir creates the static tree's directories and checks that they are
@@ -78,6 +90,9 @@ func (s *Server) exportStatic(ctx context.Context) {
 		changed := s.cache.Changed()
 		start := time.Now()
 		n, err := e.sync(ctx)
+		if err == nil {
+			e.prune(ctx, s.now())
+		}
 		var retry <-chan time.Time
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -102,6 +117,7 @@ func (s *Server) exportStatic(ctx context.Context) {
 			return
 		case <-changed:
 		case <-retry:
+		case <-time.After(staticPrune):
 		}
 	}
 }
@@ -171,6 +187,9 @@ func (e *staticExport) exportVersion(ctx context.Context, role string, version i
 	meta := filepath.Join(e.dir, "metadata")
 	name := filepath.Join(meta, strconv.FormatInt(version, 10)+"."+role+".json")
 	if _, err := os.Lstat(name); err == nil {
+		if role == tufrepo.RoleSnapshot {
+			e.snapshots = append(e.snapshots, staticSnapshot{version: version})
+		}
 		return 0, nil
 	}
 	var raw []byte
@@ -205,7 +224,47 @@ func (e *staticExport) exportVersion(ctx context.Context, role string, version i
 		return written, err
 	}
 	dirs[meta] = true
+	if role == tufrepo.RoleSnapshot {
+		e.snapshots = append(e.snapshots, staticSnapshot{version: version})
+	}
 	return written + 1, nil
+}
+
+// prune removes the snapshot versions that stopped being the head more than
+// --snapshot-retention ago, as the database drops their bytes (store.DB.PruneSnapshots):
+// at 100,000 projects a snapshot is ~5 MB per publish, and clients only ever fetch the one
+// a recent timestamp names. Versions found in the directory at start count as superseded
+// then. Every other file is kept: role versions are small and any may be asked for.
+func (e *staticExport) prune(ctx context.Context, now time.Time) {
+	keep := e.s.cfg.SnapshotRetention
+	h := e.s.cache.Head()
+	if keep <= 0 || h == nil {
+		return
+	}
+	kept := e.snapshots[:0]
+	for _, sn := range e.snapshots {
+		switch {
+		case sn.version >= h.snapshot.version:
+		case sn.superseded.IsZero():
+			sn.superseded = now
+		case now.Sub(sn.superseded) > keep:
+			name := filepath.Join(e.dir, "metadata", strconv.FormatInt(sn.version, 10)+"."+tufrepo.RoleSnapshot+".json")
+			err := errors.Join(removeIfExists(name+".gz"), removeIfExists(name))
+			if err == nil {
+				continue
+			}
+			e.s.log.ErrorContext(ctx, "removing an old snapshot from the static directory; retrying in 30s", "err", err)
+		}
+		kept = append(kept, sn)
+	}
+	e.snapshots = kept
+}
+
+func removeIfExists(name string) error {
+	if err := os.Remove(name); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // exportTargets writes the target files a project role lists that are not there yet, at
