@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -234,6 +235,34 @@ func TestStaticTierThroughNginx(t *testing.T) {
 		}
 		if !bytes.Equal(got, f3.Content) {
 			t.Fatalf("%s through nginx: %s: got %d bytes", c.name, f3.Path, len(got))
+		}
+	}
+
+	// The export reports itself in /metrics.
+	var ts struct {
+		Signed struct {
+			Version int64 `json:"version"`
+		} `json:"signed"`
+	}
+	if err := json.Unmarshal(w.r.Do(t, http.MethodGet, "/metadata/timestamp.json", "", "", nil).Body, &ts); err != nil {
+		t.Fatal(err)
+	}
+	// (The gauge moves just after the rename nginx may already have served.)
+	wantMetrics := []string{"\ncairn_static_export_failing 0\n", fmt.Sprintf("\ncairn_static_timestamp_version %d\n", ts.Signed.Version)}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		metrics := string(w.r.Do(t, http.MethodGet, "/metrics", "", "", nil).Body)
+		missing := ""
+		for _, want := range wantMetrics {
+			if !strings.Contains(metrics, want) {
+				missing = strings.TrimSpace(want)
+			}
+		}
+		if missing == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("/metrics has no line %q", missing)
+			break
 		}
 	}
 

@@ -84,6 +84,21 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Name: "cairn_publish_queue_age_seconds", Help: "Seconds the oldest upload queued on this replica has waited for its publish (0: none waits).",
 		}, func() float64 { return s.publisher.QueueAge().Seconds() }),
 	)
+	if s.cfg.StaticDir != "" {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cairn_static_export_failing", Help: "1 while the last pass writing --static-dir failed (retried every 5 s; the directory keeps its last complete timestamp.json), else 0.",
+			}, func() float64 {
+				if s.staticFailing.Load() {
+					return 1
+				}
+				return 0
+			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cairn_static_timestamp_version", Help: "Version of the timestamp.json in --static-dir (0 before the first pass): it should follow the timestamp this replica serves within a second.",
+			}, func() float64 { return float64(s.staticTimestamp.Load()) }),
+		)
+	}
 	for _, role := range []string{tufrepo.RoleRoot, tufrepo.RoleTargets, tufrepo.RoleClaimed, tufrepo.RoleRecentlyClaimed, tufrepo.RoleSnapshot, tufrepo.RoleTimestamp} {
 		reg.MustRegister(expiry(prometheus.GaugeOpts{
 			Name: "cairn_role_expiry_seconds", Help: "Seconds until the published version of a role expires (negative once expired).",

@@ -97,6 +97,11 @@ type Server struct {
 	conns     *connLimiter
 	inflight  atomic.Int64
 
+	// staticFailing and staticTimestamp describe the static export (static.go) for
+	// /metrics: whether its last pass failed, and the timestamp version in its directory.
+	staticFailing   atomic.Bool
+	staticTimestamp atomic.Int64
+
 	mu          sync.Mutex
 	lastPublish error
 	tlog        *tlogState

@@ -90,6 +90,7 @@ func (s *Server) exportStatic(ctx context.Context) {
 		changed := s.cache.Changed()
 		start := time.Now()
 		n, err := e.sync(ctx)
+		s.staticFailing.Store(err != nil)
 		if err == nil {
 			e.prune(ctx, s.now())
 		}
@@ -170,6 +171,9 @@ func (e *staticExport) sync(ctx context.Context) (int, error) {
 			return written, err
 		}
 		*f.last = f.file.etag
+		if f.file == h.timestamp {
+			e.s.staticTimestamp.Store(h.timestamp.version)
+		}
 		written++
 	}
 	return written, nil
