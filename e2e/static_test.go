@@ -17,11 +17,12 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/internal/daemon"
+	"github.com/cairn-dev/cairn/internal/testenv"
 	"github.com/cairn-dev/cairn/internal/testrepo"
 )
 
 // nginxOrSkip returns the nginx binary. Without one the test is skipped on a developer's
-// machine and fails under CI=true (make test installs it).
+// machine and fails under CI (testenv; make test installs it).
 func nginxOrSkip(t *testing.T) string {
 	t.Helper()
 	for _, p := range []string{"nginx", "/usr/sbin/nginx"} {
@@ -29,10 +30,7 @@ func nginxOrSkip(t *testing.T) string {
 			return path
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("nginx is not installed: apt-get install nginx (make test does)")
-	}
-	t.Skip("nginx is not installed: apt-get install nginx, or run make test")
+	testenv.MissingTool(t, "nginx is not installed: run `make nginx` (Debian's nginx package)")
 	return ""
 }
 

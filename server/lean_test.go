@@ -1,9 +1,11 @@
 package server
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -60,5 +62,40 @@ func TestLeanMetadataPath(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The lean path keeps the request limits of every route (limitRequests): beyond
+// --max-inflight, and on a connection admitted only for probes, metadata is refused too.
+func TestLeanMetadataPathKeepsLimits(t *testing.T) {
+	s := benchServer(t)
+	for _, tt := range []struct {
+		name   string
+		setup  func(*http.Request) *http.Request
+		detail string
+	}{
+		{"beyond max-inflight", func(r *http.Request) *http.Request {
+			s.inflight.Store(int64(s.limits.MaxInflight))
+			return r
+		}, "--max-inflight"},
+		{"probe connection", func(r *http.Request) *http.Request {
+			s.inflight.Store(0)
+			return r.WithContext(context.WithValue(r.Context(), probeConnKey{}, true))
+		}, "--max-connections"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			req := tt.setup(httptest.NewRequest(http.MethodGet, "/metadata/timestamp.json", nil))
+			rec := httptest.NewRecorder()
+			s.Handler().ServeHTTP(rec, req)
+			if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), tt.detail) {
+				t.Errorf("GET timestamp.json: %d %s; want 503 naming %s", rec.Code, rec.Body, tt.detail)
+			}
+		})
+	}
+	s.inflight.Store(0)
+	rec := httptest.NewRecorder()
+	s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metadata/timestamp.json", nil))
+	if rec.Code != http.StatusOK || s.inflight.Load() != 0 {
+		t.Errorf("GET timestamp.json within the limits: %d, %d requests left counted in flight", rec.Code, s.inflight.Load())
 	}
 }

@@ -90,9 +90,9 @@ const (
 // leanRouter answers GET and HEAD of /metadata/<file> before the router: the files every
 // client polls (timestamp.json, then the snapshot it names) are served with no routing,
 // no wrapped ResponseWriter and no per-request allocation of their own (BENCHMARKS.md §1).
-// Metrics are counted as for the routed path, on counters bound once. Everything else,
-// including paths with escapes, goes to the router, which it embeds so that it still lists
-// every route (chi.Walk).
+// Metrics are counted as for the routed path, on counters bound once, and the request
+// limits hold as on every route. Everything else, including paths with escapes, goes to
+// the router, which it embeds so that it still lists every route (chi.Walk).
 type leanRouter struct {
 	chi.Router
 	s *Server
@@ -101,9 +101,22 @@ type leanRouter struct {
 func (l leanRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	file, ok := strings.CutPrefix(r.URL.Path, metadataPrefix)
 	if !ok || r.URL.RawPath != "" || strings.IndexByte(file, '/') >= 0 ||
-		(r.Method != http.MethodGet && r.Method != http.MethodHead) {
+		(r.Method != http.MethodGet && r.Method != http.MethodHead) ||
+		// The request limits (limitRequests) as the router applies them: a request with a
+		// body (its read deadlines), one on a probe connection, one beyond MaxInflight
+		// go to the router, which answers them as it answers any other.
+		(r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0) ||
+		r.Context().Value(probeConnKey{}) != nil {
 		l.Router.ServeHTTP(w, r)
 		return
+	}
+	if max := int64(l.s.limits.MaxInflight); max > 0 {
+		if l.s.inflight.Add(1) > max {
+			l.s.inflight.Add(-1)
+			l.Router.ServeHTTP(w, r)
+			return
+		}
+		defer l.s.inflight.Add(-1)
 	}
 	start := time.Now()
 	h := w.Header()
