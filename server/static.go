@@ -3,6 +3,8 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,8 +50,14 @@ const staticPrune = 30 * time.Second
 type staticExport struct {
 	s   *Server
 	dir string
-	// seq is the last audit log entry whose files are written and synced.
-	seq int64
+	// seq is the last audit log entry whose files are written and synced, hash its hash.
+	seq  int64
+	hash string
+	// verify makes the next pass check existing files' hashes against the audit log (after
+	// the log went back: versions may have been signed again with other bytes).
+	verify bool
+	// stateSeq is the seq the state file holds.
+	stateSeq int64
 	// The etags of the root.json and timestamp.json last written.
 	rootEtag, tsEtag string
 	// snapshots are the snapshot versions in the directory, for pruning (prune).
@@ -131,6 +139,9 @@ func (e *staticExport) sync(ctx context.Context) (int, error) {
 	if h == nil {
 		return 0, nil
 	}
+	if err := e.checkContinuity(ctx); err != nil {
+		return 0, err
+	}
 	written := 0
 	for {
 		entries, err := e.s.db.AuditPage(ctx, e.seq, staticPage)
@@ -139,7 +150,7 @@ func (e *staticExport) sync(ctx context.Context) (int, error) {
 		}
 		dirs := map[string]bool{}
 		for _, en := range entries {
-			n, err := e.exportVersion(ctx, en.Role, en.Version, dirs)
+			n, err := e.exportVersion(ctx, en, dirs)
 			written += n
 			if err != nil {
 				return written, err
@@ -149,7 +160,7 @@ func (e *staticExport) sync(ctx context.Context) (int, error) {
 			return written, err
 		}
 		if len(entries) > 0 {
-			e.seq = entries[len(entries)-1].Seq
+			e.seq, e.hash = entries[len(entries)-1].Seq, entries[len(entries)-1].Hash
 		}
 		if len(entries) < staticPage {
 			break
@@ -176,21 +187,83 @@ func (e *staticExport) sync(ctx context.Context) (int, error) {
 		}
 		written++
 	}
+	e.verify = false
+	if e.seq != e.stateSeq {
+		state, _ := json.Marshal(staticState{Seq: e.seq, Hash: e.hash})
+		if err := writeFileAtomic(filepath.Join(e.dir, staticStateFile), state); err != nil {
+			return written, err
+		}
+		e.stateSeq = e.seq
+	}
 	return written, nil
+}
+
+// staticStateFile records, in the directory, the audit log entry the export is complete
+// up to, so that a restart notices a database that went back meanwhile (a restore).
+const staticStateFile = ".cairn-export.json"
+
+type staticState struct {
+	Seq  int64  `json:"seq"`
+	Hash string `json:"hash"`
+}
+
+// checkContinuity makes sure the audit log still holds the entry the export stopped at
+// (on the first pass: the one the state file names). If it does not, the database went
+// back (a restore, or an attacker's rollback, which clients will refuse): the next pass
+// walks the log from the start and rewrites every file whose bytes differ from the
+// database's, since a version may have been signed again with other bytes.
+func (e *staticExport) checkContinuity(ctx context.Context) error {
+	if e.seq == 0 && e.hash == "" {
+		b, err := os.ReadFile(filepath.Join(e.dir, staticStateFile))
+		if errors.Is(err, fs.ErrNotExist) {
+			// A new directory, or one written before the state file: check what is there.
+			e.verify = true
+			return nil
+		}
+		var st staticState
+		if err == nil {
+			err = json.Unmarshal(b, &st)
+		}
+		if err != nil {
+			e.s.log.WarnContext(ctx, "static directory state unreadable: checking every file against the database", "err", err)
+			e.verify = true
+			return nil
+		}
+		if st.Seq == 0 {
+			return nil
+		}
+		e.seq, e.hash = st.Seq, st.Hash
+	}
+	if e.seq == 0 {
+		return nil
+	}
+	entries, err := e.s.db.AuditPage(ctx, e.seq-1, 1)
+	if err != nil {
+		return err
+	}
+	if len(entries) == 1 && entries[0].Seq == e.seq && entries[0].Hash == e.hash {
+		// On the first pass, start from the beginning anyway (to write what is missing),
+		// without reading every file: nothing went back.
+		return nil
+	}
+	e.s.log.WarnContext(ctx, "the audit log no longer holds the entry the static directory was written up to: the database went back (a restore?); checking every file against it", "seq", e.seq)
+	e.seq, e.hash, e.verify = 0, "", true
+	return nil
 }
 
 // exportVersion writes one published metadata version, and first the targets it lists if
 // it is a project role, unless its file is there already (then so are its targets). It
 // records the directories it wrote into in dirs. Timestamps (timestamp.json is written by
 // sync) and maintainer change documents are not served as files.
-func (e *staticExport) exportVersion(ctx context.Context, role string, version int64, dirs map[string]bool) (int, error) {
+func (e *staticExport) exportVersion(ctx context.Context, en api.LogEntry, dirs map[string]bool) (int, error) {
+	role, version := en.Role, en.Version
 	project := tufrepo.ValidateProjectName(role) == nil && !tufrepo.IsReservedRole(role) && !tufrepo.IsShardRole(role)
 	if role == tufrepo.RoleTimestamp || version < 1 || !(project || tufrepo.IsReservedRole(role) || tufrepo.IsShardRole(role)) {
 		return 0, nil
 	}
 	meta := filepath.Join(e.dir, "metadata")
 	name := filepath.Join(meta, strconv.FormatInt(version, 10)+"."+role+".json")
-	if _, err := os.Lstat(name); err == nil {
+	if st, err := os.Lstat(name); err == nil && st.Size() == en.Length && (!e.verify || fileHasSHA256(name, en.SHA256)) {
 		if role == tufrepo.RoleSnapshot {
 			e.snapshots = append(e.snapshots, staticSnapshot{version: version})
 		}
@@ -262,6 +335,20 @@ func (e *staticExport) prune(ctx context.Context, now time.Time) {
 		kept = append(kept, sn)
 	}
 	e.snapshots = kept
+}
+
+// fileHasSHA256 reports whether the file holds bytes of the hex SHA-256 sum.
+func fileHasSHA256(name, sum string) bool {
+	f, err := os.Open(name)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return false
+	}
+	return hex.EncodeToString(h.Sum(nil)) == sum
 }
 
 func removeIfExists(name string) error {
