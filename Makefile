@@ -5,7 +5,7 @@ CAIRN_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cairn_dev?sslmode=disab
 DEV_DIR ?= .data/dev
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: all build run test npm hsm chromium vet tidy-check fmt bench load clean oci-clients oci-conformance-dev web-assets screenshots bench-web
+.PHONY: all build run test npm hsm nginx chromium vet tidy-check fmt bench load clean oci-clients oci-conformance-dev web-assets screenshots bench-web
 
 all: build
 
@@ -46,6 +46,14 @@ hsm:
 	  $(SUDO) apt-get install -y --no-install-recommends softhsm2 opensc >/dev/null || \
 	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends softhsm2 opensc >/dev/null; }; }
 
+# nginx for the static tier's end-to-end test (e2e/static_test.go runs
+# deploy/nginx/cairn-static.conf), from Debian's packages.
+nginx:
+	@command -v nginx >/dev/null || test -x /usr/sbin/nginx || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(SUDO) apt-get install -y --no-install-recommends nginx >/dev/null || \
+	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends nginx >/dev/null; }; }
+
 # Every test, against the local PostgreSQL (or $$DATABASE_URL, read by the test helper).
 # crane, oras and notation (e2e/ociclients_test.go) are installed first; cosign is not.
 # The transparency log tests run against a real Rekor v2 server (make rekor, ~1 min once);
@@ -53,7 +61,7 @@ hsm:
 # line when it is built (README.md, "What make test builds"). Tests that skip because a
 # tool is missing are listed at the end (internal/testenv); with CI=true they fail instead.
 SKIP_LOG := .cache/skipped-tests.txt
-test: tidy-check npm hsm chromium vet rekor s3 helm
+test: tidy-check npm hsm nginx chromium vet rekor s3 helm
 	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation
 	@mkdir -p $(dir $(SKIP_LOG)) && rm -f $(SKIP_LOG)
 	@echo "make test: go test ./... (the first run also builds the OCI conformance suite)"

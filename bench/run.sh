@@ -61,6 +61,7 @@ CAIRN_ADDR=127.0.0.1:18080
 NGINX_ADDR=127.0.0.1:18081
 REF_ADDR=127.0.0.1:18082
 FAST_ADDR=127.0.0.1:18083
+STATIC_ADDR=127.0.0.1:18084
 REG_ADDR=127.0.0.1:18084
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -74,7 +75,8 @@ PGDATA=$WORK/pg
 DATA=$WORK/dev
 DBURL="postgres://postgres@127.0.0.1:$PGPORT/cairn_bench?sslmode=disable"
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-CAIRN_PID= NGINX_PID= REF_PID= FAST_PID= REG_PID=
+CAIRN_PID= NGINX_PID= REF_PID= FAST_PID= REG_PID= STATIC_PID=
+CAIRN_EXTRA=()
 
 log() { printf '\n== %s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -89,6 +91,7 @@ cleanup() {
 	set +e
 	stop_pid "$CAIRN_PID"
 	stop_pid "$NGINX_PID"
+	stop_pid "$STATIC_PID"
 	stop_pid "$REF_PID"
 	stop_pid "$FAST_PID"
 	stop_pid "$REG_PID"
@@ -136,7 +139,7 @@ PG_PID=$(head -1 "$PGDATA/postmaster.pid")
 
 CAIRND=$BIN/cairnd
 start_cairnd() { # start_cairnd [taskset-prefix…]; runs $CAIRND
-	CAIRN_BENCH_PPROF=$PPROF_ADDR "$@" "$CAIRND" serve --dev --data-dir "$DATA" --database-url "$DBURL" --listen "$CAIRN_ADDR" >>"$OUT/cairnd.log" 2>&1 &
+	CAIRN_BENCH_PPROF=$PPROF_ADDR "$@" "$CAIRND" serve --dev --data-dir "$DATA" --database-url "$DBURL" --listen "$CAIRN_ADDR" "${CAIRN_EXTRA[@]}" >>"$OUT/cairnd.log" 2>&1 &
 	CAIRN_PID=$!
 	for _ in $(seq 300); do
 		curl -fs "http://$CAIRN_ADDR/readyz" >/dev/null 2>&1 && return 0
@@ -167,9 +170,14 @@ $LOAD -mode projects -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 1000 -concu
 psql_bench -qc 'create extension if not exists pg_stat_statements' >/dev/null
 
 if [[ " $PHASES " == *" get "* ]]; then
-	log "metadata GET: cairnd, nginx ($NGINX_WORKERS worker) and Go net/http, each pinned to CPU 0; wrk pinned to CPU 1"
+	log "metadata GET: cairnd, nginx ($NGINX_WORKERS worker), the static tier and Go net/http, each pinned to CPU 0; wrk pinned to CPU 1"
 	stop_cairnd
+	# The static tier: cairnd keeps $STATIC (--static-dir), served by nginx with the shipped
+	# deploy/nginx/cairn-static.conf (only listen and root replaced).
+	STATIC=$WORK/static
+	CAIRN_EXTRA=(--static-dir "$STATIC")
 	start_cairnd taskset -c 0
+	CAIRN_EXTRA=()
 	WWW=$WORK/www
 	mkdir -p "$WWW/metadata" "$WORK/nginx"
 	curl -fsS "http://$CAIRN_ADDR/metadata/timestamp.json" -o "$WWW/metadata/timestamp.json"
@@ -207,9 +215,23 @@ http {
 EOF
 	taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$OUT/nginx.log" 2>&1 &
 	NGINX_PID=$!
+	for _ in $(seq 600); do # the export's first pass writes timestamp.json last
+		cmp -s "$STATIC/metadata/timestamp.json" "$WWW/metadata/timestamp.json" && break
+		sleep 0.1
+	done
+	cmp -s "$STATIC/metadata/timestamp.json" "$WWW/metadata/timestamp.json" || echo "run.sh: the static tier does not hold cairnd's timestamp.json (see cairnd.log)" >&2
+	mkdir -p "$WORK/nginx-static"
+	{
+		# The same process-level settings as the nginx above; the server block is the shipped one.
+		sed -e "s|$WORK/nginx/|$WORK/nginx-static/|g" -e '/^    server {$/,$d' "$WORK/nginx/nginx.conf"
+		sed -e "s|^    listen [^;]*;|    listen $STATIC_ADDR;|" -e "s|^    root [^;]*;|    root $STATIC;|" "$ROOT/deploy/nginx/cairn-static.conf"
+		echo "}"
+	} >"$WORK/nginx-static/nginx.conf"
+	taskset -c 0 nginx -c "$WORK/nginx-static/nginx.conf" -g 'daemon off;' >"$OUT/nginx-static.log" 2>&1 &
+	STATIC_PID=$!
 	taskset -c 0 "$BIN/refserver" -dir "$WWW/metadata" -listen "$REF_ADDR" >"$OUT/refserver.log" 2>&1 &
 	REF_PID=$!
-	SERVERS=("cairnd $CAIRN_ADDR $CAIRN_PID" "nginx $NGINX_ADDR $NGINX_PID" "go-net/http $REF_ADDR $REF_PID")
+	SERVERS=("cairnd $CAIRN_ADDR $CAIRN_PID" "nginx $NGINX_ADDR $NGINX_PID" "static-nginx $STATIC_ADDR $STATIC_PID" "go-net/http $REF_ADDR $REF_PID")
 	if [ -x "$BIN/fastref" ]; then
 		taskset -c 0 "$BIN/fastref" -dir "$WWW/metadata" -listen "$FAST_ADDR" >"$OUT/fastref.log" 2>&1 &
 		FAST_PID=$!
@@ -238,6 +260,7 @@ EOF
 		done
 	fi
 	stop_pid "$NGINX_PID"; NGINX_PID=
+	stop_pid "$STATIC_PID"; STATIC_PID=
 	stop_pid "$REF_PID"; REF_PID=
 	stop_pid "$FAST_PID"; FAST_PID=
 	stop_cairnd

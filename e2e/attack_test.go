@@ -68,17 +68,24 @@ type client struct {
 
 func clients(t *testing.T, r *testrepo.Repo) []client {
 	t.Helper()
+	return append(tufClients(t, r.RootJSON, r.URL), cliClient(t, r))
+}
+
+// tufClients are go-tuf and tuf-js, trusting root and reading metadata and targets from
+// base (cairnd, or a static server in front of it).
+func tufClients(t *testing.T, rootJSON []byte, base string) []client {
+	t.Helper()
 	gotufDir := t.TempDir()
 	gotuf := func(t *testing.T, path string) ([]byte, error) {
-		root := r.RootJSON
+		root := rootJSON
 		if b, err := os.ReadFile(filepath.Join(gotufDir, "root.json")); err == nil {
 			root = b
 		}
-		cfg, err := config.New(r.URL+"/metadata", root)
+		cfg, err := config.New(base+"/metadata", root)
 		if err != nil {
 			return nil, err
 		}
-		cfg.RemoteTargetsURL = r.URL + "/targets"
+		cfg.RemoteTargetsURL = base + "/targets"
 		cfg.LocalMetadataDir = gotufDir
 		cfg.LocalTargetsDir = t.TempDir()
 		u, err := updater.New(cfg)
@@ -100,14 +107,14 @@ func clients(t *testing.T, r *testrepo.Repo) []client {
 		t.Fatalf("tuf-js: %v", err)
 	}
 	rootFile := filepath.Join(t.TempDir(), "root.json")
-	if err := os.WriteFile(rootFile, r.RootJSON, 0o644); err != nil {
+	if err := os.WriteFile(rootFile, rootJSON, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	jsCache := t.TempDir()
 	js := func(t *testing.T, path string) ([]byte, error) {
 		out := t.TempDir()
 		res, err := tufjs.Get(context.Background(), tufjs.Options{
-			Dir: jsDir, MetadataURL: r.URL + "/metadata", TargetsURL: r.URL + "/targets",
+			Dir: jsDir, MetadataURL: base + "/metadata", TargetsURL: base + "/targets",
 			Root: rootFile, CacheDir: jsCache, OutDir: out, Targets: []string{path},
 		})
 		if err != nil {
@@ -117,6 +124,16 @@ func clients(t *testing.T, r *testrepo.Repo) []client {
 			return nil, err
 		}
 		return os.ReadFile(res.Targets[0].File)
+	}
+	return []client{{"go-tuf", gotuf}, {"tuf-js", js}}
+}
+
+// cliClient is the cairn CLI against r.
+func cliClient(t *testing.T, r *testrepo.Repo) client {
+	t.Helper()
+	rootFile := filepath.Join(t.TempDir(), "root.json")
+	if err := os.WriteFile(rootFile, r.RootJSON, 0o644); err != nil {
+		t.Fatal(err)
 	}
 	cl := newCLI(t, "")
 	cl.ok(t, "init", "--server", r.URL, "--root", rootFile)
@@ -132,7 +149,7 @@ func clients(t *testing.T, r *testrepo.Repo) []client {
 		}
 		return os.ReadFile(filepath.Join(out, parts[2]))
 	}
-	return []client{{"go-tuf", gotuf}, {"tuf-js", js}, {"cairn", cairn}}
+	return client{"cairn", cairn}
 }
 
 // cliFailure is a failed `cairn get`.

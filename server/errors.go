@@ -15,14 +15,14 @@ import (
 	"github.com/cairn-dev/cairn/tufrepo"
 )
 
-// writeError answers with a problem document. Only internal errors are logged: the others
-// are the client's to fix and are fully described in the response.
+// writeError answers with a problem document and returns its status. Only internal errors
+// are logged: the others are the client's to fix and are fully described in the response.
 //
 // An error that is a dependency failing (the database unreachable, a disk full, the blob
 // directory read-only or not writable: faults.Classify) is not the server's bug nor the
 // client's: it is answered 503 unavailable with Retry-After, and logged once per cause a
 // minute, since during an outage every request fails alike.
-func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	if api.CodeOf(err) == api.CodeInternal {
 		if f, ok := s.faults.Diagnose(r.Context(), err); ok && r.Context().Err() == nil {
 			s.faults.Report(f, err, "method", r.Method, "path", r.URL.Path)
@@ -41,6 +41,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(p.Status)
 	_ = json.NewEncoder(w).Encode(p)
+	return p.Status
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

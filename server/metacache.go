@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,11 +21,13 @@ import (
 type metaFile struct {
 	raw     []byte
 	etag    string
-	gzEtag  string
 	version int64
 	expires time.Time
+	// The response header values, built once per version: the GET path assigns them to
+	// the header map as they are, so serving a file allocates nothing of its own.
+	etagH, lengthH []string
 	// gz is raw gzipped, once someone compressed it; nil before (serve raw meanwhile).
-	gz atomic.Pointer[[]byte]
+	gz atomic.Pointer[gzBody]
 	// background is set for the snapshots the cache compresses itself.
 	background atomic.Bool
 }
@@ -33,24 +36,34 @@ type metaFile struct {
 // below it gzip's 18 bytes of framing eat what it saves.
 const gzipMin = 1024
 
-func newMetaFile(raw []byte, sum []byte, version int64, expires time.Time) *metaFile {
-	e := etagOf(sum)
-	return &metaFile{raw: raw, etag: e, gzEtag: e[:len(e)-1] + `-gzip"`, version: version, expires: expires}
+// gzBody is a metadata file's gzip encoding with its header values.
+type gzBody struct {
+	raw            []byte
+	etagH, lengthH []string
 }
 
-// gzipped returns the gzipped bytes, compressing them now (once) unless this is the head
+func newMetaFile(raw []byte, sum []byte, version int64, expires time.Time) *metaFile {
+	e := etagOf(sum)
+	return &metaFile{raw: raw, etag: e, etagH: []string{e}, lengthH: []string{strconv.Itoa(len(raw))}, version: version, expires: expires}
+}
+
+// setGzipped records gz as the file's gzip encoding, unless one is recorded already.
+func (f *metaFile) setGzipped(gz []byte) {
+	f.gz.CompareAndSwap(nil, &gzBody{raw: gz, etagH: []string{f.etag[:len(f.etag)-1] + `-gzip"`}, lengthH: []string{strconv.Itoa(len(gz))}})
+}
+
+// gzipped returns the gzip encoding, compressing it now (once) unless this is the head
 // snapshot, which the cache compresses in the background (incrementally, see
 // metaCache.gzipHead): nil until then.
-func (f *metaFile) gzipped() []byte {
+func (f *metaFile) gzipped() *gzBody {
 	if gz := f.gz.Load(); gz != nil {
-		return *gz
+		return gz
 	}
 	if f.background.Load() {
 		return nil
 	}
-	gz := gzipOnce(f.raw)
-	f.gz.CompareAndSwap(nil, &gz)
-	return *f.gz.Load()
+	f.setGzipped(gzipOnce(f.raw))
+	return f.gz.Load()
 }
 
 func gzipOnce(raw []byte) []byte {
@@ -203,8 +216,7 @@ func (c *metaCache) gzipHead(ctx context.Context) {
 		if h == nil || !h.snapshot.background.Load() || h.snapshot.gz.Load() != nil {
 			continue
 		}
-		gz := c.snapGz.Gzip(h.snapshot.raw)
-		h.snapshot.gz.Store(&gz)
+		h.snapshot.setGzipped(c.snapGz.Gzip(h.snapshot.raw))
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/felixge/httpsnoop"
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -22,6 +23,8 @@ type metrics struct {
 	connsRefused    *prometheus.CounterVec
 	shed            *prometheus.CounterVec
 	bodyTimeouts    *prometheus.CounterVec
+	// metadataRoute is bound once: the lean GET path (leanRouter) counts on it.
+	metadataRoute *routeMetrics
 }
 
 func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
@@ -57,6 +60,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Name: "cairn_http_body_timeouts_total", Help: "Request bodies cut off: idle (no byte for --body-read-timeout), rate (under --min-upload-rate on average).",
 		}, []string{"reason"}),
 	}
+	m.metadataRoute = m.bindRoute(metadataRoute)
 	expiry := prometheus.NewGaugeFunc // one gauge per role, computed at scrape time
 	reg.MustRegister(m.requests, m.latency, m.publishes, m.publishDuration, m.publishBatch, m.uploads, m.connsRefused, m.shed, m.bodyTimeouts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -80,6 +84,21 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 			Name: "cairn_publish_queue_age_seconds", Help: "Seconds the oldest upload queued on this replica has waited for its publish (0: none waits).",
 		}, func() float64 { return s.publisher.QueueAge().Seconds() }),
 	)
+	if s.cfg.StaticDir != "" {
+		reg.MustRegister(
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cairn_static_export_failing", Help: "1 while the last pass writing --static-dir failed (retried every 5 s; the directory keeps its last complete timestamp.json), else 0.",
+			}, func() float64 {
+				if s.staticFailing.Load() {
+					return 1
+				}
+				return 0
+			}),
+			prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "cairn_static_timestamp_version", Help: "Version of the timestamp.json in --static-dir (0 before the first pass): it should follow the timestamp this replica serves within a second.",
+			}, func() float64 { return float64(s.staticTimestamp.Load()) }),
+		)
+	}
 	for _, role := range []string{tufrepo.RoleRoot, tufrepo.RoleTargets, tufrepo.RoleClaimed, tufrepo.RoleRecentlyClaimed, tufrepo.RoleSnapshot, tufrepo.RoleTimestamp} {
 		reg.MustRegister(expiry(prometheus.GaugeOpts{
 			Name: "cairn_role_expiry_seconds", Help: "Seconds until the published version of a role expires (negative once expired).",
@@ -114,6 +133,9 @@ func (m *metrics) observeUpload(err error) {
 	m.uploads.WithLabelValues("refused", string(api.CodeOf(err))).Inc()
 }
 
+// statusWriter records the status of a response written through it. It hides the
+// writer's optional interfaces, so it is only for answers the handler writes itself
+// (serveMeta's Range case); instrument uses httpsnoop, which keeps them.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
@@ -135,21 +157,99 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
+// code is the status answered (200 if the handler wrote nothing).
+func (w *statusWriter) code() int {
+	if w.status == 0 {
+		return http.StatusOK
+	}
+	return w.status
+}
+
+// routeMetrics holds the request counters and latency histograms of one route pattern,
+// bound to their labels once: a request then costs atomic adds, not a label lookup (a
+// hash of the label values and a map read under a lock) and a status string.
+type routeMetrics struct {
+	m     *metrics
+	route string
+	// by method (0 GET, 1 HEAD) and status (boundCodes order); nil where not bound.
+	counts  [2][len(boundCodes)]prometheus.Counter
+	latency [2]prometheus.Observer
+}
+
+// boundCodes are the statuses a metadata GET answers in practice.
+var boundCodes = [...]int{http.StatusOK, http.StatusNotModified, http.StatusPartialContent, http.StatusNotFound, http.StatusServiceUnavailable}
+
+func (m *metrics) bindRoute(route string) *routeMetrics {
+	rm := &routeMetrics{m: m, route: route}
+	for i, method := range []string{http.MethodGet, http.MethodHead} {
+		for j, code := range boundCodes {
+			rm.counts[i][j] = m.requests.WithLabelValues(route, method, strconv.Itoa(code))
+		}
+		rm.latency[i] = m.latency.WithLabelValues(route, method)
+	}
+	return rm
+}
+
+// observe counts a request answered with code that started at start.
+func (rm *routeMetrics) observe(method string, code int, start time.Time) {
+	mi := 0
+	switch method {
+	case http.MethodGet:
+	case http.MethodHead:
+		mi = 1
+	default:
+		rm.m.observe(rm.route, method, code, start)
+		return
+	}
+	for j, c := range boundCodes {
+		if c == code {
+			rm.counts[mi][j].Inc()
+			rm.latency[mi].Observe(time.Since(start).Seconds())
+			return
+		}
+	}
+	rm.m.observe(rm.route, method, code, start)
+}
+
+// observe counts a request by looking its labels up (routes without bound counters).
+func (m *metrics) observe(route, method string, code int, start time.Time) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(code)).Inc()
+	m.latency.WithLabelValues(route, method).Observe(time.Since(start).Seconds())
+}
+
 // instrument counts requests and their latency by chi route pattern (never by raw path,
-// which a client controls and would explode the label set).
+// which a client controls and would explode the label set). The writer is wrapped with
+// httpsnoop, which keeps the optional interfaces of net/http's writer: io.ReaderFrom, so a
+// target download through http.ServeContent is still sent with sendfile, and Flusher and
+// Hijacker for the handlers that need them.
 func (s *Server) instrument(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
-		next.ServeHTTP(sw, r)
+		status := 0
+		ww := httpsnoop.Wrap(w, httpsnoop.Hooks{
+			WriteHeader: func(next httpsnoop.WriteHeaderFunc) httpsnoop.WriteHeaderFunc {
+				return func(code int) {
+					if status == 0 {
+						status = code
+					}
+					next(code)
+				}
+			},
+		})
+		next.ServeHTTP(ww, r)
 		route := "unmatched"
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 			route = rc.RoutePattern()
 		}
-		if sw.status == 0 {
-			sw.status = http.StatusOK
+		if status == 0 {
+			// Nothing written, or written without WriteHeader (Write, ReadFrom): net/http
+			// answered 200.
+			status = http.StatusOK
 		}
-		s.metrics.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
-		s.metrics.latency.WithLabelValues(route, r.Method).Observe(time.Since(start).Seconds())
+		if route == metadataRoute {
+			s.metrics.metadataRoute.observe(r.Method, status, start)
+			return
+		}
+		s.metrics.observe(route, r.Method, status, start)
 	})
 }

@@ -58,6 +58,9 @@ type Config struct {
 	// ExternalURL is empty. The realm is never taken from a request's Host header, which
 	// anyone can set and so send clients' credentials to a host of their choice.
 	ListenURL string
+	// StaticDir, if set, is kept as a copy of every published metadata version and target
+	// under cairnd's URL paths, for nginx or a CDN to serve (static.go); empty: off.
+	StaticDir string
 }
 
 // DefaultConfig returns working defaults.
@@ -93,6 +96,11 @@ type Server struct {
 	limits    Limits
 	conns     *connLimiter
 	inflight  atomic.Int64
+
+	// staticFailing and staticTimestamp describe the static export (static.go) for
+	// /metrics: whether its last pass failed, and the timestamp version in its directory.
+	staticFailing   atomic.Bool
+	staticTimestamp atomic.Int64
 
 	mu          sync.Mutex
 	lastPublish error
@@ -133,7 +141,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 	r.MethodNotAllowed(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errMethod(r.Method, r.URL.Path))
 	})
-	s.handler = r
+	s.handler = leanRouter{Router: r, s: s}
 	return s
 }
 
@@ -166,6 +174,12 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 	}, store.ChannelPublished, store.ChannelStaged, store.ChannelTokens)
 	go s.pollHead(ctx)
+	if s.cfg.StaticDir != "" {
+		if err := prepareStaticDir(s.cfg.StaticDir); err != nil {
+			return err
+		}
+		go s.exportStatic(ctx)
+	}
 	if s.cfg.RunPublisher {
 		go s.publisher.Run(ctx, s.cfg.PublishInterval)
 		if s.cfg.SnapshotRetention > 0 {

@@ -22,6 +22,12 @@ const (
 	cacheShort = "public, max-age=5"
 )
 
+// The Cache-Control values as header map values, shared by every response.
+var (
+	cacheImmutableH = []string{cacheImmutable}
+	cacheShortH     = []string{cacheShort}
+)
+
 func errNotFound(path string) error {
 	return api.Errorf(api.CodeNotFound, "nothing is served at %.200q", path)
 }
@@ -33,9 +39,9 @@ func errMethod(method, path string) error {
 func (s *Server) routeTUF(r chi.Router) {
 	r.Group(func(r chi.Router) {
 		r.Use(corsRead)
-		r.Get("/metadata/{file}", s.getMetadata)
-		r.Head("/metadata/{file}", s.getMetadata)
-		r.Options("/metadata/{file}", preflight)
+		r.Get(metadataRoute, s.getMetadata)
+		r.Head(metadataRoute, s.getMetadata)
+		r.Options(metadataRoute, preflight)
 		r.Get("/targets/{project}/{version}/{file}", s.getTarget)
 		r.Head("/targets/{project}/{version}/{file}", s.getTarget)
 		r.Options("/targets/{project}/{version}/{file}", preflight)
@@ -68,38 +74,84 @@ var (
 	corsExpose = []string{"ETag, Content-Length, Content-Range, Accept-Ranges"}
 )
 
-// getMetadata serves timestamp.json, root.json and <version>.<role>.json (TUF 5.x with
-// consistent snapshots). Unknown versions are 404: clients probe N+1.root.json.
+// getMetadata is the routed form of serveMetadata, for the requests the lean path
+// (leanRouter) leaves to the router: escaped paths and preflights.
 func (s *Server) getMetadata(w http.ResponseWriter, r *http.Request) {
-	file := chi.URLParam(r, "file")
+	s.serveMetadata(w, r, chi.URLParam(r, "file"))
+}
+
+// metadataPrefix is where TUF metadata is served; metadataRoute is its route pattern, also
+// the route label of its metrics on the lean path.
+const (
+	metadataPrefix = "/metadata/"
+	metadataRoute  = metadataPrefix + "{file}"
+)
+
+// leanRouter answers GET and HEAD of /metadata/<file> before the router: the files every
+// client polls (timestamp.json, then the snapshot it names) are served with no routing,
+// no wrapped ResponseWriter and no per-request allocation of their own (BENCHMARKS.md §1).
+// Metrics are counted as for the routed path, on counters bound once, and the request
+// limits hold as on every route. Everything else, including paths with escapes, goes to
+// the router, which it embeds so that it still lists every route (chi.Walk).
+type leanRouter struct {
+	chi.Router
+	s *Server
+}
+
+func (l leanRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	file, ok := strings.CutPrefix(r.URL.Path, metadataPrefix)
+	if !ok || r.URL.RawPath != "" || strings.IndexByte(file, '/') >= 0 ||
+		(r.Method != http.MethodGet && r.Method != http.MethodHead) ||
+		// The request limits (limitRequests) as the router applies them: a request with a
+		// body (its read deadlines), one on a probe connection, one beyond MaxInflight
+		// go to the router, which answers them as it answers any other.
+		(r.Body != nil && r.Body != http.NoBody && r.ContentLength != 0) ||
+		r.Context().Value(probeConnKey{}) != nil {
+		l.Router.ServeHTTP(w, r)
+		return
+	}
+	if max := int64(l.s.limits.MaxInflight); max > 0 {
+		if l.s.inflight.Add(1) > max {
+			l.s.inflight.Add(-1)
+			l.Router.ServeHTTP(w, r)
+			return
+		}
+		defer l.s.inflight.Add(-1)
+	}
+	start := time.Now()
+	h := w.Header()
+	h["Access-Control-Allow-Origin"] = corsAny
+	h["Access-Control-Expose-Headers"] = corsExpose
+	code := l.s.serveMetadata(w, r, file)
+	l.s.metrics.metadataRoute.observe(r.Method, code, start)
+}
+
+// serveMetadata serves timestamp.json, root.json and <version>.<role>.json (TUF 5.x with
+// consistent snapshots), and returns the status it answered. Unknown versions are 404:
+// clients probe N+1.root.json.
+func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, file string) int {
 	h := s.cache.Head()
 	if h == nil {
-		s.writeError(w, r, store.ErrNotBootstrapped)
-		return
+		return s.writeError(w, r, store.ErrNotBootstrapped)
 	}
 	switch file {
 	case "timestamp.json":
 		if age, stale := s.stale(); stale {
-			s.writeStale(w, r, age)
-			return
+			return s.writeStale(w, r, age)
 		}
-		serveMeta(w, r, h.timestamp, cacheShort)
-		return
+		return serveMeta(w, r, h.timestamp, cacheShortH)
 	case "root.json":
-		serveMeta(w, r, h.root, cacheShort)
-		return
+		return serveMeta(w, r, h.root, cacheShortH)
 	}
 	base, ok := strings.CutSuffix(file, ".json")
 	vs, role, ok2 := strings.Cut(base, ".")
 	if !ok || !ok2 {
-		s.writeError(w, r, errNotFound(r.URL.Path))
-		return
+		return s.writeError(w, r, errNotFound(r.URL.Path))
 	}
 	v, err := strconv.ParseInt(vs, 10, 64)
-	validRole := tufrepo.IsReservedRole(role) || tufrepo.IsShardRole(role) || tufrepo.ValidateProjectName(role) == nil
-	if err != nil || v < 1 || strconv.FormatInt(v, 10) != vs || !validRole {
-		s.writeError(w, r, errNotFound(r.URL.Path))
-		return
+	if err != nil || v < 1 || vs[0] == '0' || vs[0] == '+' {
+		// Canonical decimals only (no "01", no "+1"): one URL per version.
+		return s.writeError(w, r, errNotFound(r.URL.Path))
 	}
 	var f *metaFile
 	switch {
@@ -107,18 +159,18 @@ func (s *Server) getMetadata(w http.ResponseWriter, r *http.Request) {
 		f = h.snapshot
 	case role == tufrepo.RoleTimestamp && v == h.timestamp.version:
 		f = h.timestamp
+	case !tufrepo.IsReservedRole(role) && !tufrepo.IsShardRole(role) && tufrepo.ValidateProjectName(role) != nil:
+		return s.writeError(w, r, errNotFound(r.URL.Path))
 	default:
 		f, err = s.metaVersion(r.Context(), role, v)
 		if err != nil {
 			if age, stale := s.stale(); stale || errors.Is(err, context.DeadlineExceeded) {
-				s.writeStale(w, r, age)
-				return
+				return s.writeStale(w, r, age)
 			}
-			s.writeError(w, r, err)
-			return
+			return s.writeError(w, r, err)
 		}
 	}
-	serveMeta(w, r, f, cacheImmutable)
+	return serveMeta(w, r, f, cacheImmutableH)
 }
 
 // metaLookup bounds a read of one metadata version from the database, so that a client
@@ -143,51 +195,58 @@ var errStale = errors.New("the database is unreachable")
 
 // writeStale answers for a replica that has lost the database for longer than
 // MaxStaleness.
-func (s *Server) writeStale(w http.ResponseWriter, r *http.Request, age time.Duration) {
+func (s *Server) writeStale(w http.ResponseWriter, r *http.Request, age time.Duration) int {
 	w.Header().Set("Retry-After", "1")
-	s.writeError(w, r, api.Errorf(api.CodeUnavailable, "this replica has not reached the database for %s, so its metadata may be older than other replicas'; retry (the load balancer should send you to another replica)", age.Truncate(time.Second)))
+	return s.writeError(w, r, api.Errorf(api.CodeUnavailable, "this replica has not reached the database for %s, so its metadata may be older than other replicas'; retry (the load balancer should send you to another replica)", age.Truncate(time.Second)))
 }
 
-func serveMeta(w http.ResponseWriter, r *http.Request, f *metaFile, cacheControl string) {
+// serveMeta answers with one metadata file and returns the status. The common case
+// assigns header values built once per version (metaFile) and writes the body with one
+// Write: ServeContent, which copies through a 32 KB buffer per request, was half of the CPU
+// of serving a snapshot (BENCHMARKS.md); it is kept for Range requests.
+func serveMeta(w http.ResponseWriter, r *http.Request, f *metaFile, cacheControl []string) int {
 	hd := w.Header()
 	hd["Content-Type"] = contentTypeJSON
-	hd["Cache-Control"] = []string{cacheControl}
-	if r.Header.Get("Range") != "" {
-		hd["Etag"] = []string{f.etag}
-		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.raw))
-		return
+	hd["Cache-Control"] = cacheControl
+	if len(r.Header["Range"]) > 0 {
+		hd["Etag"] = f.etagH
+		sw := &statusWriter{ResponseWriter: w}
+		http.ServeContent(sw, r, "", time.Time{}, bytes.NewReader(f.raw))
+		return sw.code()
 	}
 	// Compressed once per version (metaFile.gzipped), never per request. TUF clients check
 	// lengths and hashes on the decoded bytes.
-	body, etag := f.raw, f.etag
+	body, etag, length := f.raw, f.etagH, f.lengthH
 	if len(f.raw) >= gzipMin {
 		hd["Vary"] = varyAcceptEncoding
-		if acceptsGzip(r.Header.Values("Accept-Encoding")) {
+		if acceptsGzip(r.Header["Accept-Encoding"]) {
 			if gz := f.gzipped(); gz != nil {
-				body, etag = gz, f.gzEtag
+				body, etag, length = gz.raw, gz.etagH, gz.lengthH
 				hd["Content-Encoding"] = contentEncodingGzip
 			}
 		}
 	}
-	hd["Etag"] = []string{etag}
-	// The common case in one Write: ServeContent copies through a 32 KB buffer per request,
-	// which was half of the CPU of serving a snapshot (BENCHMARKS.md).
+	hd["Etag"] = etag
 	hd["Accept-Ranges"] = acceptRanges
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
+	if inm := r.Header["If-None-Match"]; len(inm) > 0 && etagMatch(inm, etag[0]) {
 		w.WriteHeader(http.StatusNotModified)
-		return
+		return http.StatusNotModified
 	}
-	hd["Content-Length"] = []string{strconv.Itoa(len(body))}
+	hd["Content-Length"] = length
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+	return http.StatusOK
 }
 
-// acceptsGzip reports whether Accept-Encoding values allow gzip (a q of 0 refuses it).
+// acceptsGzip reports whether Accept-Encoding values allow gzip (a q of 0 refuses it). It
+// walks the values without splitting them, so that the GET path allocates nothing.
 func acceptsGzip(values []string) bool {
 	for _, v := range values {
-		for _, part := range strings.Split(v, ",") {
+		for v != "" {
+			var part string
+			part, v, _ = strings.Cut(v, ",")
 			coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
 			if !strings.EqualFold(strings.TrimSpace(coding), "gzip") {
 				continue
@@ -204,23 +263,27 @@ func acceptsGzip(values []string) bool {
 	return false
 }
 
+// etagMatch implements If-None-Match's weak comparison for our strong ETags.
+func etagMatch(values []string, etag string) bool {
+	for _, v := range values {
+		for v != "" {
+			var t string
+			t, v, _ = strings.Cut(v, ",")
+			t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+			if t == etag || t == "*" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 var (
 	contentTypeJSON     = []string{"application/json"}
 	acceptRanges        = []string{"bytes"}
 	varyAcceptEncoding  = []string{"Accept-Encoding"}
 	contentEncodingGzip = []string{"gzip"}
 )
-
-// etagMatch implements If-None-Match's weak comparison for our strong ETags.
-func etagMatch(header, etag string) bool {
-	for _, t := range strings.Split(header, ",") {
-		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
-		if t == etag || t == "*" {
-			return true
-		}
-	}
-	return false
-}
 
 // getTarget serves /targets/<project>/<version>/<sha256>.<filename>: only a published
 // file under its own published hash; anything else is 404, so the URL space cannot be

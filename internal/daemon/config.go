@@ -63,6 +63,7 @@ type Config struct {
 	MinUploadRate      int64         `json:"min_upload_rate"`
 	MaxConnections     int           `json:"max_connections"`
 	MaxInflight        int           `json:"max_inflight"`
+	StaticDir          string        `json:"static_dir"`
 }
 
 // DefaultDatabaseURL is the local PostgreSQL of a development machine.
@@ -133,6 +134,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.Int64Var(&c.MinUploadRate, "min-upload-rate", c.MinUploadRate, "after the first --body-read-timeout, a request body must average at least this many bytes a second (0: 4096; negative: off)")
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "open HTTP connections at most; beyond it idle keep-alive connections are closed, then 8 more connections serve only /healthz, /readyz and /metrics, then 503 (0: (open-file limit - 128) / 2, at most 16384; negative: no limit)")
 	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "requests handled at once, /healthz, /readyz and /metrics excepted; beyond it 503 with Retry-After: 1 (0: 512; negative: no limit)")
+	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "keep a copy of every published metadata version and target in this directory, under the same URL paths (metadata/, targets/), for nginx or a CDN to serve (deploy/nginx/cairn-static.conf); off if empty")
 	fs.BoolVar(&c.OCIAnonymousPull, "oci-anonymous-pull", c.OCIAnonymousPull, "let the OCI registry (/v2/) serve pulls without a token (--oci-anonymous-pull=false requires one)")
 }
 

@@ -277,3 +277,30 @@ func TestConfigFieldsAreFlags(t *testing.T) {
 		t.Errorf("default limits: %+v", d)
 	}
 }
+
+// --static-dir is set like every other field: config file key static_dir, CAIRN_STATIC_DIR,
+// the flag; off (empty) by default.
+func TestConfigStaticDir(t *testing.T) {
+	file := writeConfig(t, `{"static_dir": "/srv/file"}`)
+	for _, tt := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"default", nil, nil, ""},
+		{"config file", []string{"--config", file}, nil, "/srv/file"},
+		{"environment", []string{"--config", file}, map[string]string{"CAIRN_STATIC_DIR": "/srv/env"}, "/srv/env"},
+		{"flag", []string{"--config", file, "--static-dir", "/srv/flag"}, map[string]string{"CAIRN_STATIC_DIR": "/srv/env"}, "/srv/flag"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := loadConfig(tt.args, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.StaticDir != tt.want {
+				t.Errorf("static dir %q, want %q", c.StaticDir, tt.want)
+			}
+		})
+	}
+}

@@ -266,6 +266,7 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	scfg.SnapshotRetention = c.SnapshotRetention
 	scfg.MaxStaleness = max(0, c.MaxStaleness)
 	scfg.PublishTimeout = max(0, c.PublishTimeout)
+	scfg.StaticDir = c.StaticDir
 	if c.ShardCapacity != 0 && (c.ShardCapacity < 2 || c.ShardCapacity > tufrepo.MaxShardDelegations) {
 		return fail(fmt.Errorf("--shard-capacity %d: want 2 to %d", c.ShardCapacity, tufrepo.MaxShardDelegations))
 	}
