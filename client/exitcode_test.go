@@ -59,6 +59,8 @@ func TestEveryCodeHasAnExitCode(t *testing.T) {
 		api.CodeUnavailable: true, api.CodeInternal: true,
 		// A pruned snapshot version: the next refresh fetches the current timestamp.
 		api.CodePruned: true,
+		// The server cut an upload that came too slowly: a transport problem, to retry.
+		api.CodeTooSlow: true,
 	}
 	for _, ci := range api.Codes() {
 		if CodeExit(ci.Code) == ExitFailure && !fallthroughOK[ci.Code] {
