@@ -477,12 +477,18 @@ func headTimestamp(t *testing.T, db *store.DB) int64 {
 	return ts
 }
 
+// catchLockWithin bounds how long the fault helpers wait for a replica to be caught holding
+// the publisher lock (uploads flow all the while, so one publishes every second or so).
+const catchLockWithin = 3 * time.Minute
+
 // freezeLockHolder SIGSTOPs a replica at an instant its session holds the publisher lock
 // and returns it with the time until another replica published.
 func freezeLockHolder(t *testing.T, db *store.DB, reps []*replica) (*replica, time.Duration) {
 	t.Helper()
 	ctx := context.Background()
-	for range 2000 {
+	// Time-bound, not a count of tries: under load each try (queries, the 300 ms check)
+	// takes longer and a replica may be between publishes for a while.
+	for deadline := time.Now().Add(catchLockWithin); time.Now().Before(deadline); {
 		r, backend := lockHolder(ctx, db, reps)
 		if r == nil {
 			time.Sleep(time.Millisecond)
@@ -512,7 +518,7 @@ func freezeLockHolder(t *testing.T, db *store.DB, reps []*replica) (*replica, ti
 		}
 		t.Fatalf("no replica published within 60 s of replica %s freezing with the publisher lock", r.name)
 	}
-	t.Fatal("never caught a replica holding the publisher lock")
+	t.Fatalf("never caught a replica holding the publisher lock in %s", catchLockWithin)
 	return nil, 0
 }
 
@@ -522,7 +528,7 @@ func cutLockHolder(t *testing.T, db *store.DB, reps []*replica, relay *relay) (t
 	t.Helper()
 	ctx := context.Background()
 	c := reps[2]
-	for range 2000 {
+	for deadline := time.Now().Add(catchLockWithin); time.Now().Before(deadline); {
 		r, backend := lockHolder(ctx, db, reps)
 		if r != c {
 			time.Sleep(time.Millisecond)
@@ -543,7 +549,7 @@ func cutLockHolder(t *testing.T, db *store.DB, reps []*replica, relay *relay) (t
 		}
 		t.Fatal("no replica took the publisher lock within 60 s of its holder being cut off")
 	}
-	t.Fatal("never caught replica c holding the publisher lock")
+	t.Fatalf("never caught replica c holding the publisher lock in %s", catchLockWithin)
 	return time.Time{}, 0
 }
 
@@ -551,7 +557,7 @@ func cutLockHolder(t *testing.T, db *store.DB, reps []*replica, relay *relay) (t
 // catch one at it.
 func killLockHolder(t *testing.T, db *store.DB, reps []*replica) *replica {
 	t.Helper()
-	for range 2000 {
+	for deadline := time.Now().Add(catchLockWithin); time.Now().Before(deadline); {
 		if r, _ := lockHolder(context.Background(), db, reps); r != nil && r != reps[2] {
 			r.stopped.Store(true)
 			r.signal(t, syscall.SIGKILL)
