@@ -360,6 +360,18 @@ if [[ " $PHASES " == *" scale "* ]]; then
 		$LOAD -mode publish -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 100 -label "scale $(human "$n")" -prefix "sp$(human "$n")"
 		$LOAD -mode publish -create -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 50 -label "scale $(human "$n")" -prefix "sc$(human "$n")"
 		role_sizes "$(human "$n")"
+		if [ "$PROFILE" = 1 ]; then
+			# Where a publish's time goes at this size: the in-process Go benchmark (cairnd
+			# stopped, so that nothing else publishes) with a CPU profile of the publish alone.
+			log "scale: $(human "$n") projects: in-process publish benchmark with CPU profile"
+			stop_cairnd
+			(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$BIN/publish.test" \
+				-test.run '^$' -test.bench 'PublishOnce$' -test.benchtime 30x -test.v \
+				-test.cpuprofile "$OUT/scale-publish-$(human "$n").cpu") 2>&1 | tee "$OUT/scale-publish-$(human "$n").txt"
+			go tool pprof -top -nodecount 40 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/scale-publish-$(human "$n").cpu" >"$OUT/scale-publish-$(human "$n").top" 2>/dev/null || true
+			go tool pprof -top -cum -nodecount 50 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/scale-publish-$(human "$n").cpu" >"$OUT/scale-publish-$(human "$n").cum" 2>/dev/null || true
+			start_cairnd
+		fi
 		log "scale: $(human "$n") projects: bytes on the wire (go-tuf, tuf-js, cairn get)"
 		$LOAD -mode wire -cairn "$BIN/cairn" -server "http://$CAIRN_ADDR" -token "$TOKEN" -label "scale $(human "$n")" -prefix "sw$(human "$n")"
 	done
