@@ -116,7 +116,7 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	a.flags = root.PersistentFlags()
 	root.AddCommand(a.initCommand(), a.keyCommand(), a.projectCommand(), a.uploadCommand(),
 		a.releasesCommand(), a.getCommand(), a.logCommand(),
-		a.signCommand(), a.yankCommand(), a.unyankCommand())
+		a.signCommand(), a.yankCommand(), a.unyankCommand(), a.versionCommand())
 	root.AddCommand(a.adminCommand())
 	root.AddCommand(a.auditCommand())
 	root.AddCommand(a.maintainerAndExplainCommands(root)...)
