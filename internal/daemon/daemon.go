@@ -47,7 +47,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(stdout, stderr, getenv), migrateCmd(stderr, getenv), bootstrapCmd(stdout, stderr, getenv), tokenCmd(stdout, stderr, getenv), keysCmd(stdout, getenv), gcCmd(stdout, stderr, getenv), versionCmd(stdout))
-	return root
+	return tidyHelp(root)
 }
 
 // withConfig adds the configuration flags to cmd and resolves them before run.
@@ -351,7 +351,7 @@ func bootstrapCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.C
 		Short: "Load the output of `cairn admin init` (1.root.json, 1.targets.json, 1.claimed.json) into an empty database",
 		Args:  cobra.NoArgs,
 	}
-	cmd.Flags().StringVar(&dir, "metadata", "", "directory written by `cairn admin init`")
+	cmd.Flags().StringVar(&dir, "metadata", "", "`DIR` written by 'cairn admin init'")
 	return withConfig(cmd, getenv, func(ctx context.Context, c *Config) error {
 		if dir == "" {
 			return errors.New("--metadata DIR is required")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
+	"github.com/cairn-dev/cairn/internal/clihelp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -120,6 +121,7 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	root.AddCommand(a.adminCommand())
 	root.AddCommand(a.auditCommand())
 	root.AddCommand(a.maintainerAndExplainCommands(root)...)
+	clihelp.PlainBools(root)
 	return root
 }
 
