@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/cairn-dev/cairn/client"
 	"github.com/cairn-dev/cairn/internal/buildinfo"
 	"github.com/spf13/cobra"
 )
@@ -19,7 +22,7 @@ func TestVersion(t *testing.T) {
 	if !strings.HasPrefix(text, "cairn ") || !strings.Contains(text, runtime.Version()) || strings.Contains(text, "dev\n") {
 		t.Errorf("cairn version = %q", text)
 	}
-	for _, args := range [][]string{{"version", "--output", "json"}} {
+	for _, args := range [][]string{{"version", "--output", "json"}, {"version", "-o", "json"}} {
 		var info buildinfo.Info
 		if err := json.Unmarshal([]byte(c.ok(args...)), &info); err != nil {
 			t.Fatalf("cairn %v: %v", args, err)
@@ -93,4 +96,66 @@ func TestPlainBoolFlagsStillParse(t *testing.T) {
 	}
 	c := newCLI(t)
 	c.fails(10, `invalid argument "maybe" for "-y, --yes"`, "sign", "p", "--key", "k", "--yes=maybe")
+}
+
+// -o is --output, the format, on every command but get, where it is still the directory
+// (deprecated, with a warning on stderr that keeps stdout a clean result).
+func TestOutputShorthand(t *testing.T) {
+	_, c := maintainer(t)
+	dist := t.TempDir()
+	c.ok("upload", "widget", "1.0", writeFile(t, dist, "widget-1.0.tar.gz", "source"), "--key", "alice", "-o", "json")
+	var list releaseList
+	if err := json.Unmarshal([]byte(c.ok("releases", "widget", "-o", "json")), &list); err != nil || len(list.Releases) != 1 {
+		t.Fatalf("releases -o json: %+v, %v", list, err)
+	}
+	var keys []keyInfo
+	if err := json.Unmarshal([]byte(c.ok("key", "list", "-o", "json")), &keys); err != nil || len(keys) != 2 {
+		t.Fatalf("key list -o json: %+v, %v", keys, err)
+	}
+	c.fails(10, `--output must be text or json, not "DIR"`, "releases", "widget", "-o", "DIR")
+
+	const warning = "'cairn get -o DIR' is deprecated: use --output-dir DIR"
+	tests := []struct {
+		name    string
+		args    func(dir string) []string
+		warned  bool
+		jsonOut bool
+	}{
+		{"--output-dir", func(dir string) []string { return []string{"get", "widget", "--output-dir", dir} }, false, false},
+		{"-o DIR", func(dir string) []string { return []string{"get", "widget", "-o", dir} }, true, false},
+		{"-o DIR with --output json", func(dir string) []string { return []string{"get", "widget@1.0", "-o", dir, "--output", "json"} }, true, true},
+		{"-oDIR", func(dir string) []string { return []string{"get", "widget", "-o" + dir} }, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "dl")
+			r := c.run(tt.args(dir)...)
+			if r.code != 0 {
+				t.Fatalf("exit %d: %s", r.code, r.stderr)
+			}
+			if b, err := os.ReadFile(filepath.Join(dir, "widget-1.0.tar.gz")); err != nil || string(b) != "source" {
+				t.Fatalf("download into %s: %q, %v", dir, b, err)
+			}
+			if strings.Contains(r.stderr, warning) != tt.warned || strings.Contains(r.stdout, "deprecated") {
+				t.Errorf("stderr %q, stdout %q; want the deprecation warning on stderr: %v", r.stderr, r.stdout, tt.warned)
+			}
+			if tt.jsonOut {
+				var files []client.DownloadedFile
+				if err := json.Unmarshal([]byte(r.stdout), &files); err != nil || len(files) != 1 {
+					t.Errorf("stdout is not the JSON result: %q, %v", r.stdout, err)
+				}
+			}
+		})
+	}
+	// Both forms at once is ambiguous: refused, and nothing is written.
+	a, b := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
+	c.fails(10, "give only --output-dir DIR", "get", "widget", "-o", a, "--output-dir", b)
+	for _, d := range []string{a, b} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s exists after a refused get", d)
+		}
+	}
+	if help := c.ok("get", "--help"); !strings.Contains(help, "--output-dir DIR") || strings.Contains(help, "deprecated-o") || !strings.Contains(help, "-o DIR still names the directory") {
+		t.Errorf("get --help:\n%s", help)
+	}
 }
