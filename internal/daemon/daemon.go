@@ -47,7 +47,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 		SilenceErrors: true,
 	}
 	root.AddCommand(serveCmd(stdout, stderr, getenv), migrateCmd(stderr, getenv), bootstrapCmd(stdout, stderr, getenv), tokenCmd(stdout, stderr, getenv), keysCmd(stdout, getenv), gcCmd(stdout, stderr, getenv), versionCmd(stdout))
-	return tidyHelp(root)
+	return tidyHelp(root, stdout, stderr)
 }
 
 // withConfig adds the configuration flags to cmd and resolves them before run.

@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"io"
+
 	"github.com/cairn-dev/cairn/internal/clihelp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -28,8 +30,11 @@ func configFlagsShown() map[string][]string {
 }
 
 // tidyHelp hides from each command's help the configuration flags it does not read, and
-// shows boolean flags plainly (clihelp.PlainBools).
-func tidyHelp(root *cobra.Command) *cobra.Command {
+// shows boolean flags plainly (clihelp.PlainBools). It sets the root's output first:
+// cobra's completion command, which PlainBools makes, keeps the output it is made with.
+func tidyHelp(root *cobra.Command, stdout, stderr io.Writer) *cobra.Command {
+	root.SetOut(stdout)
+	root.SetErr(stderr)
 	config := pflag.NewFlagSet("config", pflag.ContinueOnError)
 	c := defaultConfig()
 	var file string

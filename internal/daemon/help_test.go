@@ -91,3 +91,10 @@ func TestHiddenConfigFlagsStillAccepted(t *testing.T) {
 		t.Errorf("cairnd migrate --no-such-flag: exit %d, %s", code, errs)
 	}
 }
+
+func TestCompletionScript(t *testing.T) {
+	code, out, errs := runMain("completion", "bash")
+	if code != 0 || !strings.Contains(out, "__start_cairnd") {
+		t.Errorf("cairnd completion bash: exit %d, %d bytes on stdout, stderr %q", code, len(out), errs)
+	}
+}

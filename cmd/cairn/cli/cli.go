@@ -104,9 +104,8 @@ signed with their own keys; anyone lists and downloads releases, verified end to
 through TUF metadata from a pinned root of trust.
 
 Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/cairn).`,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
 	root.PersistentFlags().StringVar(&a.server, "server", "", "Cairn server URL (default: $CAIRN_SERVER, else the one from 'cairn init')")
 	root.PersistentFlags().StringVar(&a.token, "token", "", "API bearer token for writes (default: $CAIRN_TOKEN)")
@@ -121,6 +120,11 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	root.AddCommand(a.adminCommand())
 	root.AddCommand(a.auditCommand())
 	root.AddCommand(a.maintainerAndExplainCommands(root)...)
+	// Before cobra's completion command is made: it keeps the output it is made with.
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	a.addCompletions(root)
 	clihelp.PlainBools(root)
 	return root
 }

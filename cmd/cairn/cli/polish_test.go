@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/cairn-dev/cairn/client"
 	"github.com/cairn-dev/cairn/internal/buildinfo"
+	"github.com/cairn-dev/cairn/internal/testrepo"
+	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/spf13/cobra"
 )
 
@@ -157,5 +160,130 @@ func TestOutputShorthand(t *testing.T) {
 	}
 	if help := c.ok("get", "--help"); !strings.Contains(help, "--output-dir DIR") || strings.Contains(help, "deprecated-o") || !strings.Contains(help, "-o DIR still names the directory") {
 		t.Errorf("get --help:\n%s", help)
+	}
+}
+
+// completions runs 'cairn __complete ARGS…' (what the shell scripts call) and returns the
+// candidates and the directive.
+func completions(t *testing.T, c *cli, args ...string) ([]string, string) {
+	t.Helper()
+	r := c.run(append([]string{"__complete"}, args...)...)
+	if r.code != 0 {
+		t.Fatalf("cairn __complete %v: exit %d, %s", args, r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	last := lines[len(lines)-1]
+	if !strings.HasPrefix(last, ":") {
+		t.Fatalf("cairn __complete %v: no directive in %q", args, r.stdout)
+	}
+	return lines[:len(lines)-1], last
+}
+
+func TestCompletionScripts(t *testing.T) {
+	c := newCLI(t)
+	for _, tt := range []struct{ shell, want string }{
+		{"bash", "__start_cairn"}, {"zsh", "#compdef cairn"}, {"fish", "complete -c cairn"}, {"powershell", "Register-ArgumentCompleter"},
+	} {
+		if out := c.ok("completion", tt.shell); !strings.Contains(out, tt.want) {
+			t.Errorf("cairn completion %s lacks %q", tt.shell, tt.want)
+		}
+	}
+	c.fails(10, `unknown shell "tcsh"`, "completion", "tcsh")
+}
+
+// Project names come from the configured server, key names from the local key store.
+func TestCompletionOfProjectsAndKeys(t *testing.T) {
+	r, c := devAdmin(t)
+	k := testrepo.NewKey(t, tufrepo.KeyEd25519)
+	for _, name := range []string{"alpha", "alpine", "beta", "b-side"} {
+		r.CreateProject(t, r.AdminToken, name, 1, []*testrepo.Key{k}, k)
+	}
+	tests := []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"get", "al"}, []string{"alpha", "alpine"}},
+		{[]string{"get", "b"}, []string{"b-side", "beta"}},
+		{[]string{"releases", ""}, []string{"alpha", "alpine", "b-side", "beta"}},
+		{[]string{"yank", "bet"}, []string{"beta"}},
+		{[]string{"maintainer", "list", "alp"}, []string{"alpha", "alpine"}},
+		{[]string{"upload", "gamma"}, nil},
+		{[]string{"admin", "claim", "--project", "alph"}, []string{"alpha"}},
+		// Later arguments are not projects.
+		{[]string{"upload", "alpha", "a"}, nil},
+		// Key names, from the key store devAdmin filled.
+		{[]string{"upload", "alpha", "1.0", "f", "--key", ""}, []string{"claimed", "root", "targets", "timestamp"}},
+		{[]string{"sign", "alpha", "--key", "t"}, []string{"targets", "timestamp"}},
+		{[]string{"admin", "root", "rotate", "--new-root-key", "r"}, []string{"root"}},
+		{[]string{"key", "export", "cl"}, []string{"claimed"}},
+		{[]string{"project", "create", "new", "--maintainer", "ro"}, []string{"root"}},
+	}
+	for _, tt := range tests {
+		got, _ := completions(t, c, tt.args...)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("completing %q: %q, want %q", tt.args, got, tt.want)
+		}
+	}
+	if _, directive := completions(t, c, "project", "create", "new", "--maintainer", "ro"); directive != ":0" {
+		t.Errorf("--maintainer completion directive %s: want :0, which lets the shell offer files too", directive)
+	}
+	if _, directive := completions(t, c, "get", "al"); directive != ":4" {
+		t.Errorf("project completion directive %s: want :4 (no files)", directive)
+	}
+}
+
+// A server that is not configured, refuses, or never answers yields no candidates and
+// no error, promptly: completion runs on every Tab.
+func TestCompletionFailsSilently(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	// Accepts connections and never answers; --response-timeout 0 lifts the CLI's own
+	// limit, so only the completion bound can end the request.
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+		}
+	}()
+	closed, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refusing := "http://" + closed.Addr().String()
+	closed.Close()
+
+	c := newCLI(t) // no 'cairn init': no server configured
+	for _, args := range [][]string{
+		{"get", ""},
+		{"--server", refusing, "get", ""},
+		{"--server", "http://" + ln.Addr().String(), "--response-timeout", "0", "--connect-timeout", "0", "get", ""},
+		{"--server", "not a url", "get", ""},
+		{"upload", "p", "v", "f", "--key", ""}, // no key store yet
+	} {
+		r := c.run(append([]string{"__complete"}, args...)...)
+		if r.code != 0 || strings.TrimSpace(r.stdout) != ":4" || strings.Contains(r.stderr, "error") {
+			t.Errorf("cairn __complete %q: exit %d, stdout %q, stderr %q; want no candidates and no error", args, r.code, r.stdout, r.stderr)
+		}
+	}
+}
+
+func TestProjectCursor(t *testing.T) {
+	for _, tt := range []struct{ prefix, want string }{
+		{"", ""}, {"b", "a~"}, {"ab", "aa~"}, {"a", "`~"}, {"a-", "a,~"}, {"x0", "x/~"},
+	} {
+		got := projectCursor(tt.prefix)
+		if got != tt.want {
+			t.Errorf("projectCursor(%q) = %q, want %q", tt.prefix, got, tt.want)
+		}
+		// The cursor sorts below the prefix (byte order, as "C" collation).
+		if tt.prefix != "" && got >= tt.prefix {
+			t.Errorf("projectCursor(%q) = %q does not sort below it", tt.prefix, got)
+		}
 	}
 }
