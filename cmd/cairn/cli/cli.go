@@ -124,6 +124,7 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	root.SetIn(a.stdin)
 	root.SetOut(a.stdout)
 	root.SetErr(a.stderr)
+	addExamples(root)
 	a.addCompletions(root)
 	clihelp.PlainBools(root)
 	return root

@@ -14,8 +14,6 @@ func (a *app) versionCommand() *cobra.Command {
 module version (a release tag, or a pseudo-version naming the commit), the commit and its
 time, whether the work tree had local changes, the Go version and the platform. It does
 not contact a server.`,
-		Example: `  cairn version
-  cairn version --output json`,
 		Args: cobra.NoArgs,
 		RunE: run(func(*cobra.Command, []string) error {
 			if err := checkOutput(output); err != nil {
