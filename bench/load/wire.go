@@ -103,7 +103,7 @@ func runWire(ctx context.Context, o *options) error {
 			return err
 		}
 		clients = append(clients, clientRun{"cairn get", func(ctx context.Context) error {
-			out, err := runCmd(ctx, env, o.cairnBin, "get", name+"@"+version, "-o", filepath.Join(work, "cairn-out"))
+			out, err := runCmd(ctx, env, o.cairnBin, "get", name+"@"+version, "--output-dir", filepath.Join(work, "cairn-out"))
 			if err != nil {
 				return fmt.Errorf("%w: %s", err, out)
 			}

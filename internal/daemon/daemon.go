@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cairn-dev/cairn/internal/buildinfo"
 	"github.com/cairn-dev/cairn/server"
 	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
@@ -24,9 +25,6 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/spf13/cobra"
 )
-
-// Version is set at build time with -ldflags "-X …/internal/daemon.Version=…".
-var Version = "dev"
 
 // Main runs cairnd with args and returns the exit code.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) int {
@@ -48,9 +46,8 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(stdout, stderr, getenv), migrateCmd(stderr, getenv), bootstrapCmd(stdout, stderr, getenv), tokenCmd(stdout, stderr, getenv), keysCmd(stdout, getenv), gcCmd(stdout, stderr, getenv),
-		&cobra.Command{Use: "version", Short: "Print the version", Run: func(*cobra.Command, []string) { fmt.Fprintln(stdout, Version) }})
-	return root
+	root.AddCommand(serveCmd(stdout, stderr, getenv), migrateCmd(stderr, getenv), bootstrapCmd(stdout, stderr, getenv), tokenCmd(stdout, stderr, getenv), keysCmd(stdout, getenv), gcCmd(stdout, stderr, getenv), versionCmd(stdout))
+	return tidyHelp(root, stdout, stderr)
 }
 
 // withConfig adds the configuration flags to cmd and resolves them before run.
@@ -315,7 +312,7 @@ func serveCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comma
 		if err != nil {
 			return err
 		}
-		log.Info("cairnd serving", "url", r.URL, "version", Version)
+		log.Info("cairnd serving", "url", r.URL, "version", buildinfo.Read("cairnd").String())
 		if c.Dev {
 			dir := r.Config.DataDir
 			fmt.Fprintf(stdout, `
@@ -354,7 +351,7 @@ func bootstrapCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.C
 		Short: "Load the output of `cairn admin init` (1.root.json, 1.targets.json, 1.claimed.json) into an empty database",
 		Args:  cobra.NoArgs,
 	}
-	cmd.Flags().StringVar(&dir, "metadata", "", "directory written by `cairn admin init`")
+	cmd.Flags().StringVar(&dir, "metadata", "", "`DIR` written by 'cairn admin init'")
 	return withConfig(cmd, getenv, func(ctx context.Context, c *Config) error {
 		if dir == "" {
 			return errors.New("--metadata DIR is required")

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
+	"github.com/cairn-dev/cairn/internal/clihelp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
@@ -103,9 +104,8 @@ signed with their own keys; anyone lists and downloads releases, verified end to
 through TUF metadata from a pinned root of trust.
 
 Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/cairn).`,
-		SilenceErrors:     true,
-		SilenceUsage:      true,
-		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
+		SilenceErrors: true,
+		SilenceUsage:  true,
 	}
 	root.PersistentFlags().StringVar(&a.server, "server", "", "Cairn server URL (default: $CAIRN_SERVER, else the one from 'cairn init')")
 	root.PersistentFlags().StringVar(&a.token, "token", "", "API bearer token for writes (default: $CAIRN_TOKEN)")
@@ -116,10 +116,17 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	a.flags = root.PersistentFlags()
 	root.AddCommand(a.initCommand(), a.keyCommand(), a.projectCommand(), a.uploadCommand(),
 		a.releasesCommand(), a.getCommand(), a.logCommand(),
-		a.signCommand(), a.yankCommand(), a.unyankCommand())
+		a.signCommand(), a.yankCommand(), a.unyankCommand(), a.versionCommand())
 	root.AddCommand(a.adminCommand())
 	root.AddCommand(a.auditCommand())
 	root.AddCommand(a.maintainerAndExplainCommands(root)...)
+	// Before cobra's completion command is made: it keeps the output it is made with.
+	root.SetIn(a.stdin)
+	root.SetOut(a.stdout)
+	root.SetErr(a.stderr)
+	addExamples(root)
+	a.addCompletions(root)
+	clihelp.PlainBools(root)
 	return root
 }
 

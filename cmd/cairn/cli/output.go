@@ -8,8 +8,15 @@ import (
 	"github.com/spf13/cobra"
 )
 
+// addOutputFlag adds -o, --output: the output format, as in kubectl, helm and cairnd.
+// Only 'cairn get' has no -o for it yet: there -o is the deprecated short form of
+// --output-dir (see getCommand).
 func addOutputFlag(cmd *cobra.Command, output *string) {
-	cmd.Flags().StringVar(output, "output", "text", "output format: text or json")
+	short := "o"
+	if cmd.Flags().ShorthandLookup(short) != nil {
+		short = ""
+	}
+	cmd.Flags().StringVarP(output, "output", short, "text", "output format: text or json")
 }
 
 func checkOutput(output string) error {

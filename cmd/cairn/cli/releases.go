@@ -81,12 +81,13 @@ The server's REST API is not consulted.`,
 func (a *app) getCommand() *cobra.Command {
 	var (
 		dir    string
+		oldDir string // -o DIR, deprecated
 		names  []string
 		output string
 		via    string
 	)
 	cmd := &cobra.Command{
-		Use:   "get NAME[@VERSION] [-o DIR] [--via oci]",
+		Use:   "get NAME[@VERSION] [--output-dir DIR] [--via oci]",
 		Short: "Download a release, verified end to end",
 		Long: `get downloads the files of release VERSION of project NAME (default: the
 highest version that is not yanked) into DIR. Every file is checked against the length
@@ -96,11 +97,21 @@ written to DIR unless every file verified.
 With --via oci the files come from the server's OCI registry instead: the manifest that
 the tag NAME:VERSION resolves to must be exactly the one the TUF-verified release implies
 (so its digest is covered by the maintainers' signatures), and each layer is checked like
-a file. The registry's answer is never trusted on its own.`,
+a file. The registry's answer is never trusted on its own.
+
+-o DIR still names the directory, as it did, but is deprecated: use --output-dir DIR. On
+every other command -o is --output, the output format, and it will be here too.`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
+			}
+			if cmd.Flags().Changed(deprecatedOutputDir) {
+				if cmd.Flags().Changed("output-dir") {
+					return api.Errorf(api.CodeBadRequest, "-o and --output-dir both name the directory: give only --output-dir DIR")
+				}
+				dir = oldDir
+				a.notef("warning: 'cairn get -o DIR' is deprecated: use --output-dir DIR; -o will mean --output (the format), as on every other cairn command\n")
 			}
 			project, version, pinned, err := releaseArg(args[0])
 			if err != nil {
@@ -157,12 +168,20 @@ a file. The registry's answer is never trusted on its own.`,
 			return nil
 		}),
 	}
-	cmd.Flags().StringVarP(&dir, "output-dir", "o", ".", "directory to write the files to")
+	cmd.Flags().StringVar(&dir, "output-dir", ".", "directory `DIR` to write the files to (-o DIR is its deprecated short form)")
+	// -o DIR, the old short form, under a name of its own so that its use can be told
+	// apart and warned about on stderr (pflag's ShorthandDeprecated notice would reach
+	// stdout through cobra); hidden from help and completion.
+	cmd.Flags().StringVarP(&oldDir, deprecatedOutputDir, "o", "", "deprecated: use --output-dir")
+	_ = cmd.Flags().MarkHidden(deprecatedOutputDir)
 	cmd.Flags().StringArrayVar(&names, "file", nil, "download only this file of the release (repeatable)")
 	cmd.Flags().StringVar(&via, "via", "tuf", "where the files come from: tuf (the TUF targets) or oci (the OCI registry, checked against TUF)")
 	addOutputFlag(cmd, &output)
 	return cmd
 }
+
+// deprecatedOutputDir is the hidden flag behind 'cairn get -o DIR'.
+const deprecatedOutputDir = "deprecated-o"
 
 // releaseArg splits NAME[@VERSION]; pinned says a version was given.
 func releaseArg(arg string) (project, version string, pinned bool, err error) {
