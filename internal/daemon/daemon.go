@@ -63,7 +63,7 @@ func withConfig(cmd *cobra.Command, getenv func(string) string, run func(ctx con
 		if err := resolve(cmd.Flags(), file, getenv); err != nil {
 			return err
 		}
-		if cmd.Annotations[annotationDatabase] != "optional" {
+		if cmd.Annotations[annotationDatabase] != "optional" || strings.TrimSpace(c.DatabaseURL) != "" {
 			if err := checkDatabaseURL(c.DatabaseURL); err != nil {
 				return err
 			}
