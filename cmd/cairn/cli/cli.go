@@ -49,6 +49,13 @@ func MainContext(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	var re *runError
 	if errors.As(err, &re) {
 		fmt.Fprintf(stderr, "cairn: error: %v\n", re.err)
+		if api.CodeOf(re.err) == api.CodeUnauthorized {
+			src := "$CAIRN_TOKEN"
+			if a.token != "" {
+				src = "--token"
+			}
+			fmt.Fprintf(stderr, "cairn: the token came from %s.\n", src)
+		}
 		return int(client.Classify(re.err))
 	}
 	// Anything cobra itself refused (unknown command or flag, wrong arguments) is a bad

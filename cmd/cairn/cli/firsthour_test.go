@@ -5,12 +5,14 @@ package cli
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/client/clienttest"
 	"github.com/cairn-dev/cairn/tufrepo"
 )
 
@@ -221,5 +223,46 @@ func TestMultiKeyCommandWithPerKeyPassphrases(t *testing.T) {
 	}
 	if len(ps.Posted()) != 1 {
 		t.Fatal("nothing posted")
+	}
+}
+
+// Errors a new user meets before anything works: each says what is wrong and what to do,
+// with the right exit class.
+func TestFirstHourErrors(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close() // nothing listens there now: connection refused
+	c := newCLI(t)
+	r := c.fails(20, "cannot reach the Cairn server at "+down+": nothing is listening there (connection refused)", "init", "--server", down, "--trust-on-first-use")
+	if strings.Contains(r.stderr, `Get "`) || !strings.Contains(r.stderr, "--server") || strings.Contains(r.stderr, "run cairnd") {
+		t.Errorf("refused connection: %s", r.stderr)
+	}
+	missing := filepath.Join(t.TempDir(), "root.json")
+	c.fails(10, "root file "+missing+" does not exist: get root.json from your repository's administrators", "init", "--server", down, "--root", missing)
+	if _, err := os.Stat(filepath.Join(c.home, "config.json")); !os.IsNotExist(err) {
+		t.Errorf("a failed init wrote the configuration: %v", err)
+	}
+	c.ok("key", "generate", "--name", "alice")
+	c.fails(10, "release file "+missing+" does not exist; nothing was uploaded", "upload", "widget", "1.0", missing, "--key", "alice")
+	c.fails(10, "is a directory", "upload", "widget", "1.0", t.TempDir(), "--key", "alice")
+}
+
+// A second init that moves the default server says so.
+func TestSecondInitSaysTheDefaultServerMoved(t *testing.T) {
+	a, b := clienttest.New(t), clienttest.New(t)
+	c := newCLI(t)
+	out := c.ok("init", "--server", a.URL, "--root", writeFile(t, t.TempDir(), "a.json", string(a.Root())))
+	if strings.Contains(out, "default server is now") {
+		t.Errorf("first init: %s", out)
+	}
+	if out := c.ok("init", "--server", a.URL, "--root", writeFile(t, t.TempDir(), "a.json", string(a.Root()))); strings.Contains(out, "default server is now") {
+		t.Errorf("init of the same server again: %s", out)
+	}
+	out = c.ok("init", "--server", b.URL, "--root", writeFile(t, t.TempDir(), "b.json", string(b.Root())))
+	if !strings.Contains(out, "The default server is now "+b.URL+" (it was "+a.URL) {
+		t.Errorf("second init: %s", out)
 	}
 }
