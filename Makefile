@@ -3,7 +3,9 @@ export GOTOOLCHAIN := local
 GO ?= go
 CAIRN_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/cairn_dev?sslmode=disable
 DEV_DIR ?= .data/dev
-LISTEN ?= 127.0.0.1:8080
+# cairnd reads CAIRN_LISTEN itself, but run passes --listen, which wins over it: so the
+# default here is $CAIRN_LISTEN when set (make run LISTEN=… still overrides both).
+LISTEN ?= $(or $(CAIRN_LISTEN),127.0.0.1:8080)
 
 .PHONY: all build run test npm hsm nginx chromium vet tidy-check fmt bench load clean oci-clients oci-conformance-dev web-assets screenshots bench-web
 
@@ -16,7 +18,7 @@ build:
 # The server with working defaults: a dev repository (keys, root.json, admin.token in
 # $(DEV_DIR)) on the local PostgreSQL; the database is created if missing.
 run: build
-	./bin/cairnd serve --dev --data-dir $(DEV_DIR) --database-url "$(CAIRN_DATABASE_URL)" --listen $(LISTEN)
+	./bin/cairnd serve --dev --data-dir $(DEV_DIR) --database-url "$(CAIRN_DATABASE_URL)" --listen "$(LISTEN)"
 
 # tuf-js for the end-to-end tests, and the web UI's build tools (esbuild, tuf-js for the
 # browser, axe-core for the accessibility tests), from the committed lock files.

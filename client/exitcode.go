@@ -35,7 +35,8 @@ const (
 	// ExitMalformed: input that cannot be parsed or is not well formed: bad metadata,
 	// a bad name, path, key or command line.
 	ExitMalformed ExitCode = 10
-	// ExitFailure: anything else (network, server unavailable, not found, local I/O).
+	// ExitFailure: anything else (network, server unavailable, not found, local I/O, a
+	// token the server does not accept).
 	ExitFailure ExitCode = 20
 )
 
@@ -122,7 +123,7 @@ func CodeExit(c api.Code) ExitCode {
 		return ExitKeyNotTrusted
 	case api.CodeVersionConflict, api.CodeExpired, api.CodeExpiryTooFar, api.CodeImmutablePath,
 		api.CodePathOutsideProject, api.CodeDelegationForbidden, api.CodeTooMany, api.CodeTooLarge,
-		api.CodeProjectExists, api.CodeBlobMissing, api.CodeUnauthorized, api.CodeForbidden,
+		api.CodeProjectExists, api.CodeBlobMissing, api.CodeForbidden,
 		api.CodeProposalExists, api.CodeProposalStale, api.CodeProposalExpired, api.CodeSignatureRepeated, api.CodeOCITagCollision,
 		api.CodeNotLogged:
 		return ExitPolicy

@@ -30,6 +30,11 @@ func TestClassify(t *testing.T) {
 		{"malformed metadata", api.Errorf(api.CodeMalformedMetadata, "x"), ExitMalformed},
 		{"not found", api.Errorf(api.CodeNotFound, "x"), ExitFailure},
 		{"unavailable", api.Errorf(api.CodeUnavailable, "x"), ExitFailure},
+		// A token that is unknown or revoked is not a verdict on what was sent (exit 4
+		// told scripts their upload broke a rule): it is a failure to retry with a good one.
+		{"unauthorized", fmt.Errorf("uploading: %w", api.Errorf(api.CodeUnauthorized, "x")), ExitFailure},
+		{"forbidden", api.Errorf(api.CodeForbidden, "x"), ExitPolicy},
+		{"connection refused", &UnreachableError{URL: "http://127.0.0.1:1/metadata/timestamp.json", Reason: "r"}, ExitFailure},
 		{"go-tuf hash", &metadata.ErrLengthOrHashMismatch{Msg: "x"}, ExitHashMismatch},
 		{"go-tuf download too long", &metadata.ErrDownloadLengthMismatch{Msg: "x"}, ExitHashMismatch},
 		{"go-tuf unsigned", &metadata.ErrUnsignedMetadata{Msg: "x"}, ExitSignatureInvalid},
@@ -57,6 +62,8 @@ func TestEveryCodeHasAnExitCode(t *testing.T) {
 	fallthroughOK := map[api.Code]bool{
 		api.CodeNotFound: true, api.CodeNotBootstrapped: true, api.CodeAlreadyBootstrapped: true,
 		api.CodeUnavailable: true, api.CodeInternal: true,
+		// A token the server does not accept (unknown, malformed, revoked).
+		api.CodeUnauthorized: true,
 		// A pruned snapshot version: the next refresh fetches the current timestamp.
 		api.CodePruned: true,
 		// The server cut an upload that came too slowly: a transport problem, to retry.

@@ -11,6 +11,7 @@ import (
 	"path"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -163,6 +164,8 @@ func (tt *timeoutTransport) RoundTrip(req *http.Request) (*http.Response, error)
 			err = te
 		} else if req.Context().Err() == nil && isTimeout(err) && !wasConnected {
 			err = fail(PhaseConnect, tt.t.Connect)
+		} else if !wasConnected {
+			err = unreachable(req, err)
 		}
 		cancel(nil)
 		return nil, err
@@ -233,12 +236,51 @@ func (c *cancelOnClose) Close() error {
 	return err
 }
 
-// asTimeout returns the *TimeoutError inside err (http.Client wraps transport errors in a
-// *url.Error that repeats the URL), or nil.
-func asTimeout(err error) *TimeoutError {
+// asTimeout returns the *TimeoutError or *UnreachableError inside err (http.Client wraps
+// transport errors in a *url.Error, whose text would repeat the URL), else nil: either
+// already names the request and the server, and says what to do.
+func asTimeout(err error) error {
 	var te *TimeoutError
 	if errors.As(err, &te) {
 		return te
 	}
+	var ue *UnreachableError
+	if errors.As(err, &ue) {
+		return ue
+	}
 	return nil
+}
+
+// UnreachableError is a request that found no server: nothing listening at the address
+// (connection refused) or a host name that does not resolve. The usual cause is a wrong
+// or stale server URL, or a server that is not running: the message says which URL and
+// where it came from, without assuming the user runs the server.
+type UnreachableError struct {
+	URL    string
+	Reason string // "nothing is listening there (connection refused)", …
+	Err    error
+}
+
+func (e *UnreachableError) Error() string {
+	server := e.URL
+	if i := strings.Index(server, "://"); i >= 0 {
+		if j := strings.IndexByte(server[i+3:], '/'); j >= 0 {
+			server = server[:i+3+j]
+		}
+	}
+	return fmt.Sprintf("cannot reach the Cairn server at %s: %s. Check the server URL (--server, $CAIRN_SERVER, or the one 'cairn init' saved) and that the server is up; if it is someone else's, ask its operator", server, e.Reason)
+}
+
+func (e *UnreachableError) Unwrap() error { return e.Err }
+
+// unreachable recognises a transport error that means no server answered at all.
+func unreachable(req *http.Request, err error) error {
+	var dnsErr *net.DNSError
+	switch {
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return &UnreachableError{URL: req.URL.Redacted(), Reason: "nothing is listening there (connection refused)", Err: err}
+	case errors.As(err, &dnsErr) && dnsErr.IsNotFound:
+		return &UnreachableError{URL: req.URL.Redacted(), Reason: fmt.Sprintf("the host name %q does not resolve", dnsErr.Name), Err: err}
+	}
+	return err
 }

@@ -71,7 +71,8 @@ func (db *DB) CreateToken(ctx context.Context, spec NewTokenSpec) (string, *Toke
 	return TokenPrefix + id + "_" + sec, t, nil
 }
 
-var errBadToken = api.Errorf(api.CodeUnauthorized, "the bearer token is not valid or was revoked: create a new one with `cairnd token create`")
+// errBadToken reaches maintainers, who cannot run cairnd: it tells them whom to ask.
+var errBadToken = api.Errorf(api.CodeUnauthorized, "the bearer token is not valid or was revoked: ask the repository's operator for a new one (operators create tokens with `cairnd token create`)")
 
 // Authenticate resolves a presented token. The secret is compared in constant time
 // against the stored hash; an unknown ID and a wrong secret give the same error.

@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -59,9 +60,37 @@ func withConfig(cmd *cobra.Command, getenv func(string) string, run func(ctx con
 		if err := resolve(cmd.Flags(), file, getenv); err != nil {
 			return err
 		}
+		if cmd.Annotations[annotationDatabase] != "optional" || strings.TrimSpace(c.DatabaseURL) != "" {
+			if err := checkDatabaseURL(c.DatabaseURL); err != nil {
+				return err
+			}
+		}
 		return run(cmd.Context(), &c)
 	}
 	return cmd
+}
+
+// annotationDatabase set to "optional" on a command lets it run with an empty
+// --database-url (it then skips what needs the database) instead of refusing.
+const annotationDatabase = "cairnd-database"
+
+// checkDatabaseURL refuses a database URL that would leave the choice of database to
+// libpq's defaults (PGHOST, PGDATABASE, the user's name, a local socket): an empty
+// --database-url "$CAIRN_DATABASE_URL" with the variable unset once migrated, and wrote
+// tokens into, an unrelated database.
+func checkDatabaseURL(raw string) error {
+	s := strings.TrimSpace(raw)
+	if s == "" {
+		return fmt.Errorf("--database-url is empty (is $CAIRN_DATABASE_URL unset?): cairnd will not guess a database. Give the PostgreSQL URL of Cairn's database, e.g. --database-url %s, or leave the flag out to use that default", DefaultDatabaseURL)
+	}
+	if u, err := url.Parse(s); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if strings.Trim(u.Path, "/") == "" {
+			return fmt.Errorf("--database-url %s names no database, so PostgreSQL would pick one by default (the user's name): add the database, e.g. %s://%s/cairn", (&url.URL{Scheme: u.Scheme, Host: u.Host}).String(), u.Scheme, u.Host)
+		}
+	} else if err == nil && u.Scheme == "" && strings.Contains(s, "=") && !strings.Contains(s, "dbname=") {
+		return errors.New("--database-url names no database (no dbname=…), so PostgreSQL would pick one by default: add dbname=cairn or give a URL, postgres://user@host:5432/cairn")
+	}
+	return nil
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
@@ -88,14 +117,36 @@ func openDB(ctx context.Context, c *Config, migrate bool, log *slog.Logger) (*st
 		return nil, err
 	}
 	if migrate {
-		applied, err := db.Migrate(ctx)
-		if err != nil {
+		if err := migrateDB(ctx, db, log); err != nil {
 			db.Close()
 			return nil, err
 		}
-		for _, f := range applied {
-			log.Info("applied migration", "file", f)
-		}
+	}
+	return db, nil
+}
+
+func migrateDB(ctx context.Context, db *store.DB, log *slog.Logger) error {
+	applied, err := db.Migrate(ctx)
+	if err != nil {
+		return err
+	}
+	for _, f := range applied {
+		log.Info("applied migration", "file", f)
+	}
+	return nil
+}
+
+// openCurrentDB opens the database for a command that must not change its schema (token,
+// keys, gc): it refuses, with what to run, a database whose schema is not exactly this
+// cairnd's, so that a wrong --database-url is never migrated or written to.
+func openCurrentDB(ctx context.Context, c *Config, log *slog.Logger) (*store.DB, error) {
+	db, err := openDB(ctx, c, false, log)
+	if err != nil {
+		return nil, err
+	}
+	if err := db.CheckSchema(ctx); err != nil {
+		db.Close()
+		return nil, err
 	}
 	return db, nil
 }
@@ -190,19 +241,36 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	if err := checkListen(&c, log); err != nil {
 		return nil, fmt.Errorf("refusing to start: %w", err)
 	}
+	if err := checkDatabaseURL(c.DatabaseURL); err != nil {
+		return nil, fmt.Errorf("refusing to start: %w", err)
+	}
+	// Bind the address before the slow work (keys from a KMS, migrations, the dev
+	// ceremony): a busy port is the commonest first-run failure and should fail at once.
+	// Without --external-url, the address bound is also the OCI token realm.
+	ln, err := listen(c.Listen)
+	if err != nil {
+		return nil, err
+	}
+	var db *store.DB
+	fail := func(err error) (*Running, error) {
+		ln.Close()
+		if db != nil {
+			db.Close()
+		}
+		return nil, err
+	}
 	var offline map[string]*tufrepo.OnlineSigner
 	if c.Dev {
-		var err error
 		if offline, err = devSetup(ctx, &c); err != nil {
-			return nil, err
+			return fail(err)
 		}
 	}
 	if c.BlobDir == "" {
-		return nil, errors.New("no blob directory: set --blob-dir or CAIRN_BLOB_DIR")
+		return fail(errors.New("no blob directory: set --blob-dir or CAIRN_BLOB_DIR"))
 	}
 	signers, err := loadSigners(ctx, &c, getenv)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if getenv("CAIRN_FAILPOINT") == "slow-timestamp-sign" {
 		// For the fault test (e2e/faults_test.go): every publish holds the publisher lock
@@ -212,11 +280,20 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 		ts.Signer = slowSigner{ts.Signer}
 		signers.Timestamp = &ts
 	}
-	db, err := openDB(ctx, &c, !c.NoMigrate, log)
-	if err != nil {
-		return nil, err
+	if db, err = openDB(ctx, &c, false, log); err != nil {
+		return fail(err)
 	}
-	fail := func(err error) (*Running, error) { db.Close(); return nil, err }
+	if c.Dev {
+		// Before migrating: a data dir of another database must not touch this one.
+		if err := bindDataDir(ctx, c.DataDir, db); err != nil {
+			return fail(fmt.Errorf("refusing to start: %w", err))
+		}
+	}
+	if !c.NoMigrate {
+		if err := migrateDB(ctx, db, log); err != nil {
+			return fail(err)
+		}
+	}
 	if c.Dev {
 		if err := devBootstrap(ctx, &c, db, offline, signers, out); err != nil {
 			return fail(err)
@@ -276,18 +353,11 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 		MaxConnections: c.MaxConnections, MaxInflight: c.MaxInflight,
 	}
 	scfg.TransparencyLog = tcfg
-	// Listen before the server is built: without --external-url, the address bound is the
-	// OCI token realm.
-	ln, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		return fail(fmt.Errorf("listening on %s: %w", c.Listen, err))
-	}
 	scfg.ListenURL = "http://" + ln.Addr().String()
 	srv := server.New(scfg, db, blobs, signers, log, time.Now)
 	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if err := srv.Start(rctx); err != nil {
 		cancel()
-		ln.Close()
 		return fail(err)
 	}
 	hs := srv.HTTPServer(slog.NewLogLogger(log.Handler(), slog.LevelWarn))
@@ -397,7 +467,9 @@ func tokenCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comma
 	create.Flags().StringVar(&spec.Name, "name", "", "a name for the token (shown in logs)")
 	create.Flags().BoolVar(&spec.Admin, "admin", false, "may create projects and write to every project")
 	create.Flags().BoolVar(&spec.CanCreate, "can-create", false, "may create projects (and then write to those it created)")
-	create.Flags().StringSliceVar(&spec.Projects, "project", nil, "project the token may write to (repeatable)")
+	create.Flags().StringSliceVar(&spec.Projects, "project", nil, "project the token may write to (repeatable); it must exist unless --allow-missing-project")
+	var allowMissing bool
+	create.Flags().BoolVar(&allowMissing, "allow-missing-project", false, "let --project name a project that does not exist yet (an OCI-only namespace, or one another token will create)")
 	cmd.AddCommand(withConfig(create, getenv, func(ctx context.Context, c *Config) error {
 		if spec.Name == "" {
 			return errors.New("--name is required")
@@ -407,11 +479,20 @@ func tokenCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comma
 				return err
 			}
 		}
-		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(stderr, c.LogLevel))
+		db, err := openCurrentDB(ctx, c, newLogger(stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}
 		defer db.Close()
+		if !allowMissing {
+			missing, err := db.MissingProjects(ctx, spec.Projects)
+			if err != nil {
+				return err
+			}
+			if len(missing) > 0 {
+				return fmt.Errorf("no project named %s in %s; no token was created. Create the project first (`cairn project create`, with an --admin or --can-create token), check the name, or add --allow-missing-project to scope the token to a project (or OCI namespace) that does not exist yet", quoteList(missing), db.Describe())
+			}
+		}
 		secret, t, err := db.CreateToken(ctx, spec)
 		if err != nil {
 			return err
@@ -422,7 +503,7 @@ func tokenCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comma
 	}))
 	list := &cobra.Command{Use: "list", Short: "List tokens (never their secrets)", Args: cobra.NoArgs}
 	cmd.AddCommand(withConfig(list, getenv, func(ctx context.Context, c *Config) error {
-		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(stderr, c.LogLevel))
+		db, err := openCurrentDB(ctx, c, newLogger(stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}
@@ -437,7 +518,7 @@ func tokenCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comma
 	}))
 	revoke := &cobra.Command{Use: "revoke ID", Short: "Revoke a token", Args: cobra.ExactArgs(1)}
 	cmd.AddCommand(withConfig(revoke, getenv, func(ctx context.Context, c *Config) error {
-		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(stderr, c.LogLevel))
+		db, err := openCurrentDB(ctx, c, newLogger(stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}
@@ -471,6 +552,18 @@ func keysCmd(stdout io.Writer, getenv func(string) string) *cobra.Command {
 	return cmd
 }
 
+// listen binds addr, and says what to do when another process holds it.
+func listen(addr string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("cannot listen on %s: the address is already in use (another cairnd, or another program, is serving there; `ss -ltnp` shows which). Stop it, or choose another address: --listen 127.0.0.1:8081, CAIRN_LISTEN=127.0.0.1:8081, or `make run LISTEN=127.0.0.1:8081`", addr)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cannot listen on %s (--listen / CAIRN_LISTEN): %w", addr, err)
+	}
+	return ln, nil
+}
+
 // checkListen refuses a dev repository on a public address unless --dev-allow-public
 // (and then warns), and a listen address that names no host without --external-url: the
 // OCI token realm must come from configuration, never from a request's Host header.
@@ -498,6 +591,15 @@ func checkListen(c *Config, log *slog.Logger) error {
 		return fmt.Errorf("--listen %s names no single address, so it cannot be the URL OCI clients are sent to for tokens: set --external-url to the URL clients use (https://registry.example); cairnd no longer takes it from a request's Host header, which anyone can set", c.Listen)
 	}
 	return nil
+}
+
+// quoteList quotes names for a message: "a", "b".
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = strconv.Quote(n)
+	}
+	return strings.Join(q, ", ")
 }
 
 // slowSigner takes a second to sign: a failpoint, enabled only by CAIRN_FAILPOINT.

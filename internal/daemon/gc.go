@@ -37,7 +37,7 @@ func gcCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command 
 		if err != nil {
 			return err
 		}
-		db, err := openDB(ctx, c, !c.NoMigrate, newLogger(stderr, c.LogLevel))
+		db, err := openCurrentDB(ctx, c, newLogger(stderr, c.LogLevel))
 		if err != nil {
 			return err
 		}

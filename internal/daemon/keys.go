@@ -45,7 +45,8 @@ key's TUF key ID with the keys that the published root delegates timestamp and s
 and that targets delegates recently-claimed to. Exits 1 if any key cannot sign or a role
 is delegated to no configured key: cairnd serve would refuse to start with this
 configuration. Before the repository is bootstrapped, only the probes are checked.`,
-		Args: cobra.NoArgs,
+		Args:        cobra.NoArgs,
+		Annotations: map[string]string{annotationDatabase: "optional"},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return withConfig(cmd, getenv, func(ctx context.Context, c *Config) error {
@@ -58,7 +59,7 @@ configuration. Before the repository is bootstrapped, only the probes are checke
 		if c.DatabaseURL == "" {
 			note = "no database configured: delegations not checked (give --database-url)"
 		} else {
-			db, err := openDB(ctx, c, false, newLogger(io.Discard, "error"))
+			db, err := openCurrentDB(ctx, c, newLogger(io.Discard, "error"))
 			if err != nil {
 				return err
 			}

@@ -25,7 +25,8 @@ import (
 
 // Main runs cairn with args (without the program name) and returns the process exit code.
 // env looks up environment variables (nil means os.Getenv); the ones read are CAIRN_HOME,
-// XDG_CONFIG_HOME, HOME, CAIRN_SERVER, CAIRN_TOKEN, CAIRN_KEY_PASSPHRASE and CAIRN_KDF.
+// XDG_CONFIG_HOME, HOME, CAIRN_SERVER, CAIRN_TOKEN, CAIRN_KEY_PASSPHRASE,
+// CAIRN_KEY_PASSPHRASE_<NAME> (passphrase.go) and CAIRN_KDF.
 // stdin is only used to prompt for passphrases when it is a terminal.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) int {
 	return MainContext(context.Background(), args, stdin, stdout, stderr, env)
@@ -49,6 +50,13 @@ func MainContext(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	var re *runError
 	if errors.As(err, &re) {
 		fmt.Fprintf(stderr, "cairn: error: %v\n", re.err)
+		if api.CodeOf(re.err) == api.CodeUnauthorized {
+			src := "$CAIRN_TOKEN"
+			if a.token != "" {
+				src = "--token"
+			}
+			fmt.Fprintf(stderr, "cairn: the token came from %s.\n", src)
+		}
 		return int(client.Classify(re.err))
 	}
 	// Anything cobra itself refused (unknown command or flag, wrong arguments) is a bad
@@ -70,8 +78,9 @@ type app struct {
 	stderr io.Writer
 	env    func(string) string
 
-	server string // --server
-	token  string // --token
+	server    string   // --server
+	token     string   // --token
+	passFiles []string // --passphrase-file NAME=FILE
 
 	flags    *pflag.FlagSet  // the global flags, to tell a given timeout from its default
 	timeouts client.Timeouts // --connect-timeout, --response-timeout, --read-timeout
@@ -113,6 +122,7 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	root.PersistentFlags().DurationVar(&a.timeouts.Connect, "connect-timeout", def.Connect, "limit on connecting to the server, TLS included; 0: none (default: $CAIRN_CONNECT_TIMEOUT, else "+def.Connect.String()+")")
 	root.PersistentFlags().DurationVar(&a.timeouts.Response, "response-timeout", def.Response, "limit on the wait for the server's answer to a request, beyond what --wait asks; 0: none (default: $CAIRN_RESPONSE_TIMEOUT, else "+def.Response.String()+")")
 	root.PersistentFlags().DurationVar(&a.timeouts.Read, "read-timeout", def.Read, "longest the server may send no data during a download (slow-retrieval protection); 0: none (default: $CAIRN_READ_TIMEOUT, else "+def.Read.String()+")")
+	root.PersistentFlags().StringArrayVar(&a.passFiles, "passphrase-file", nil, "NAME=FILE: read key NAME's passphrase from FILE (repeatable). Else $CAIRN_KEY_PASSPHRASE_<NAME> (upper case, other characters as _), else $CAIRN_KEY_PASSPHRASE, else a prompt")
 	a.flags = root.PersistentFlags()
 	root.AddCommand(a.initCommand(), a.keyCommand(), a.projectCommand(), a.uploadCommand(),
 		a.releasesCommand(), a.getCommand(), a.logCommand(),

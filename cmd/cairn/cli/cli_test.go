@@ -288,7 +288,8 @@ func TestUploadRefusals(t *testing.T) {
 	}
 
 	c.vars["CAIRN_TOKEN"] = "not-the-token"
-	c.fails(4, "unauthorized", "upload", "widget", "2.0", good, "--key", "alice")
+	// A token the server does not accept is a failure, not a policy verdict on the upload.
+	c.fails(20, "the token came from $CAIRN_TOKEN", "upload", "widget", "2.0", good, "--key", "alice")
 }
 
 func TestUploadWaitsForStagedRelease(t *testing.T) {

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"slices"
 	"strings"
@@ -46,7 +47,11 @@ version 1 of the root from the server and trusts whatever it gets.`,
 			case rootFile != "" && tofu:
 				return api.Errorf(api.CodeBadRequest, "give either --root or --trust-on-first-use, not both")
 			case rootFile != "":
-				if rootRaw, err = os.ReadFile(rootFile); err != nil {
+				rootRaw, err = os.ReadFile(rootFile)
+				if errors.Is(err, fs.ErrNotExist) {
+					return api.Errorf(api.CodeBadRequest, "root file %s does not exist: get root.json from your repository's administrators (a dev server, 'cairnd serve --dev', writes it to <data-dir>/root.json)", rootFile)
+				}
+				if err != nil {
 					return fmt.Errorf("reading root metadata: %w", err)
 				}
 			case tofu:
@@ -101,6 +106,10 @@ version 1 of the root from the server and trusts whatever it gets.`,
 			default:
 				snapshot = repo.SnapshotVersion()
 			}
+			prev, err := LoadConfig(home)
+			if err != nil {
+				return err
+			}
 			rp := rootPath(home, server)
 			if err := writeFileAtomic(rp, rootRaw, 0o644); err != nil {
 				return err
@@ -112,6 +121,11 @@ version 1 of the root from the server and trusts whatever it gets.`,
 			a.printf("  root keys: %s (threshold %d)\n", strings.Join(rootKeyFingerprints(root), ", "), root.Signed.Roles[tufrepo.RoleRoot].Threshold)
 			if snapshot > 0 {
 				a.printf("  verified the server's metadata at snapshot %d\n", snapshot)
+			}
+			// A second init moves the default: say so, since every later command without
+			// --server now goes to the new server.
+			if prev.Server != "" && prev.Server != server {
+				a.printf("The default server is now %s (it was %s; 'cairn --server %s …' still reaches that one with its own pinned root).\n", server, prev.Server, prev.Server)
 			}
 			return nil
 		}),

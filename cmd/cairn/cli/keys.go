@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -36,9 +37,23 @@ const maxKeyName = 64
 
 func (s KeyStore) path(name string) (string, error) {
 	if err := tufrepo.ValidateComponent("key name", name, maxKeyName); err != nil {
-		return "", err
+		// Say the whole name (bounded), and what to do if it is a key file's path, the
+		// commonest reason for a name with a "/" in it.
+		shown := name
+		if len(shown) > 4*maxKeyName {
+			shown = shown[:4*maxKeyName] + "…"
+		}
+		if st, serr := os.Stat(name); serr == nil && !st.IsDir() {
+			return "", api.Errorf(api.CodeInvalidName, "%q is a file, but --key takes the name of a key in your key store (%s): import the file first with 'cairn key import %s --name NAME', then give --key NAME", shown, s.Dir, name)
+		}
+		return "", api.Errorf(api.CodeInvalidName, "key name %q is not allowed: use 1 to %d of A-Z a-z 0-9 . _ + -, starting with a letter or digit ('cairn key list' shows your keys)", shown, maxKeyName)
 	}
 	return filepath.Join(s.Dir, name+".json"), nil
+}
+
+// notFound is the error for a key name that is not in the store.
+func (s KeyStore) notFound(name string) error {
+	return api.Errorf(api.CodeNotFound, "there is no key named %q in %s: 'cairn key list' shows the keys there; add one with 'cairn key generate --name %s', or import a key file (yours, or a cairnd --dev key such as <data-dir>/keys/root.json) with 'cairn key import FILE --name %s'", name, s.Dir, name, name)
 }
 
 // Load reads the key named name.
@@ -49,7 +64,7 @@ func (s KeyStore) Load(name string) (*tufrepo.KeyFile, error) {
 	}
 	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
-		return nil, api.Errorf(api.CodeNotFound, "there is no key named %q in %s: create it with 'cairn key generate --name %s'", name, s.Dir, name)
+		return nil, s.notFound(name)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading key %q: %w", name, err)
@@ -136,13 +151,13 @@ func (a *app) signer(name string) (signature.Signer, *tufrepo.KeyFile, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	pass, err := a.passphrase(fmt.Sprintf("Passphrase for key %q: ", name), false)
+	pass, err := a.keyPassphrase(name, fmt.Sprintf("Passphrase for key %q: ", name), false)
 	if err != nil {
 		return nil, nil, err
 	}
 	priv, err := kf.Decrypt(pass)
 	if errors.Is(err, tufrepo.ErrWrongPassphrase) {
-		return nil, nil, api.Errorf(api.CodeBadRequest, "wrong passphrase for key %q (or the key file is damaged)", name)
+		return nil, nil, api.Errorf(api.CodeBadRequest, "wrong passphrase for key %q (or the key file is damaged); its passphrase comes from --passphrase-file %s=FILE, else $%s, else $CAIRN_KEY_PASSPHRASE, else a prompt", name, name, passphraseEnv(name))
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("opening key %q: %w", name, err)
@@ -184,8 +199,8 @@ func describeKey(kf *tufrepo.KeyFile) (keyInfo, error) {
 }
 
 func (a *app) keyCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "key", Short: "Create, list and export signing keys"}
-	cmd.AddCommand(a.keyGenerateCommand(), a.keyListCommand(), a.keyExportCommand())
+	cmd := &cobra.Command{Use: "key", Short: "Create, import, list and export signing keys"}
+	cmd.AddCommand(a.keyGenerateCommand(), a.keyImportCommand(), a.keyListCommand(), a.keyExportCommand())
 	return cmd
 }
 
@@ -211,7 +226,7 @@ func (a *app) keyGenerateCommand() *cobra.Command {
 			if kt != tufrepo.KeyEd25519 && kt != tufrepo.KeyECDSAP256 {
 				return api.Errorf(api.CodeInvalidKey, "key type %q is not supported: use %s or %s", typ, tufrepo.KeyEd25519, tufrepo.KeyECDSAP256)
 			}
-			pass, err := a.passphrase(fmt.Sprintf("Passphrase for new key %q: ", name), true)
+			pass, err := a.keyPassphrase(name, fmt.Sprintf("Passphrase for new key %q: ", name), true)
 			if err != nil {
 				return err
 			}
@@ -240,6 +255,96 @@ func (a *app) keyGenerateCommand() *cobra.Command {
 	cmd.Flags().StringVar(&typ, "type", string(tufrepo.KeyEd25519), "key type: ed25519 or ecdsa-p256")
 	cmd.MarkFlagRequired("name")
 	return cmd
+}
+
+// maxKeyFile bounds a key file read by 'cairn key import': real ones are under 1 KiB.
+const maxKeyFile = 64 << 10
+
+func (a *app) keyImportCommand() *cobra.Command {
+	var name string
+	cmd := &cobra.Command{
+		Use:   "import FILE --name NAME",
+		Short: "Add an encrypted key file to your key store (e.g. a cairnd --dev offline key)",
+		Long: `import copies an encrypted key file into your key store under NAME, so that commands
+taking --key NAME can sign with it. The file stays encrypted with the passphrase it was
+made with: for the keys that 'cairnd serve --dev' writes (<data-dir>/keys/root.json,
+targets.json, claimed.json, …) that is the content of <data-dir>/keys/passphrase, e.g.
+
+  cairn key import .data/dev/keys/root.json --name dev-root
+  cairn admin … --key dev-root --passphrase-file dev-root=.data/dev/keys/passphrase
+
+An existing key is never overwritten, and a file that is not a Cairn key file (or whose
+public key does not match its key ID) is refused.`,
+		Args: cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			ks, err := a.keyStore()
+			if err != nil {
+				return err
+			}
+			p, err := ks.path(name)
+			if err != nil {
+				return err
+			}
+			if _, err := os.Stat(p); err == nil {
+				return api.Errorf(api.CodeBadRequest, "a key named %q already exists (%s); import under another --name", name, p)
+			}
+			kf, err := readKeyFile(args[0])
+			if err != nil {
+				return err
+			}
+			kf.Name = name
+			path, err := ks.Save(kf)
+			if err != nil {
+				return err
+			}
+			info, err := describeKey(kf)
+			if err != nil {
+				return err
+			}
+			a.printf("Imported %s key %q from %s\n  key ID:      %s\n  fingerprint: %s\n  file:        %s\n", kf.Public.KeyType, name, args[0], info.KeyID, info.Fingerprint, path)
+			a.notef("Its passphrase is the one the file was encrypted with: give it with %s=… or --passphrase-file %s=FILE\n", passphraseEnv(name), name)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&name, "name", "", "name of the key in your key store (required)")
+	cmd.MarkFlagRequired("name")
+	return cmd
+}
+
+// readKeyFile reads and checks a key file to import: a Cairn key file whose key ID is
+// the ID of its public key, so that a damaged or mixed-up file is refused now rather than
+// when it signs.
+func readKeyFile(file string) (*tufrepo.KeyFile, error) {
+	f, err := os.Open(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, api.Errorf(api.CodeNotFound, "key file %s does not exist", file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading key file: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.IsDir() {
+		return nil, api.Errorf(api.CodeBadRequest, "%s is a directory: give one key file in it (e.g. %s)", file, filepath.Join(file, "root.json"))
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxKeyFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading key file %s: %w", file, err)
+	}
+	if len(b) > maxKeyFile {
+		return nil, api.Errorf(api.CodeInvalidKey, "%s is larger than %d bytes: not a Cairn key file", file, maxKeyFile)
+	}
+	kf, err := tufrepo.ParseKeyFile(b)
+	if err != nil {
+		return nil, api.Wrap(api.CodeInvalidKey, err, "%s is not a Cairn key file (%v): import a file written by 'cairn key generate' or by 'cairnd serve --dev' (<data-dir>/keys/<role>.json); a public key alone cannot sign", file, err)
+	}
+	k, err := kf.TUFKey()
+	if err != nil {
+		return nil, api.Wrap(api.CodeInvalidKey, err, "key file %s: its public key is not usable: %v", file, err)
+	}
+	if id, err := k.ID(); err != nil || id != kf.KeyID {
+		return nil, api.Errorf(api.CodeInvalidKey, "key file %s is damaged: it says key ID %s, but its public key's ID is %s", file, kf.KeyID, id)
+	}
+	return kf, nil
 }
 
 func (a *app) keyListCommand() *cobra.Command {

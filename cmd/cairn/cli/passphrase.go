@@ -2,23 +2,112 @@ package cli
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/cairn-dev/cairn/api"
 	"golang.org/x/term"
 )
 
+// Where a key's passphrase comes from, first match wins:
+//
+//  1. --passphrase-file NAME=FILE (the file's content, one trailing newline removed);
+//  2. $CAIRN_KEY_PASSPHRASE_<NAME>, NAME upper-cased with every character other than
+//     A-Z and 0-9 turned into "_" (key "dev-root" reads CAIRN_KEY_PASSPHRASE_DEV_ROOT);
+//  3. $CAIRN_KEY_PASSPHRASE, for every key;
+//  4. a prompt, when stdin is a terminal.
+//
+// The per-key sources let one command sign with several keys that have different
+// passphrases (project resign --key a --key b, admin commands with several root keys)
+// without a terminal.
+
+// maxPassphraseFile bounds a passphrase file: a passphrase is a line, not a document.
+const maxPassphraseFile = 4 << 10
+
+// passphraseEnv is the environment variable that holds key name's own passphrase.
+func passphraseEnv(name string) string {
+	b := []byte(strings.ToUpper(name))
+	for i, c := range b {
+		if (c < 'A' || c > 'Z') && (c < '0' || c > '9') {
+			b[i] = '_'
+		}
+	}
+	return "CAIRN_KEY_PASSPHRASE_" + string(b)
+}
+
+// passphraseFiles parses the --passphrase-file values into key name → file.
+func (a *app) passphraseFiles() (map[string]string, error) {
+	out := map[string]string{}
+	for _, v := range a.passFiles {
+		name, file, ok := strings.Cut(v, "=")
+		if !ok || name == "" || file == "" {
+			return nil, api.Errorf(api.CodeBadRequest, "--passphrase-file %q: want NAME=FILE, the key's name in your key store and the file holding its passphrase", v)
+		}
+		if prev, dup := out[name]; dup {
+			return nil, api.Errorf(api.CodeBadRequest, "--passphrase-file names key %q twice (%s and %s)", name, prev, file)
+		}
+		out[name] = file
+	}
+	return out, nil
+}
+
+// keyPassphrase returns the passphrase of key name (see above for the sources).
+func (a *app) keyPassphrase(name, prompt string, confirm bool) ([]byte, error) {
+	files, err := a.passphraseFiles()
+	if err != nil {
+		return nil, err
+	}
+	if file, ok := files[name]; ok {
+		return readPassphraseFile(name, file)
+	}
+	if p := a.env(passphraseEnv(name)); p != "" {
+		return []byte(p), nil
+	}
+	return a.askPassphrase(prompt, confirm, fmt.Sprintf("the passphrase of key %q is needed: give --passphrase-file %s=FILE, set %s (this key) or CAIRN_KEY_PASSPHRASE (every key), or run cairn in a terminal", name, name, passphraseEnv(name)))
+}
+
+func readPassphraseFile(name, file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, api.Errorf(api.CodeNotFound, "--passphrase-file %s=%s: the file does not exist", name, file)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("--passphrase-file %s=%s: %w", name, file, err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxPassphraseFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("--passphrase-file %s=%s: %w", name, file, err)
+	}
+	if len(b) > maxPassphraseFile {
+		return nil, api.Errorf(api.CodeBadRequest, "--passphrase-file %s=%s: larger than %d bytes, so not a passphrase", name, file, maxPassphraseFile)
+	}
+	b = bytes.TrimSuffix(bytes.TrimSuffix(b, []byte("\n")), []byte("\r"))
+	if len(b) == 0 {
+		return nil, api.Errorf(api.CodeBadRequest, "--passphrase-file %s=%s: the file is empty", name, file)
+	}
+	return b, nil
+}
+
 // passphrase returns $CAIRN_KEY_PASSPHRASE, or asks on the terminal (twice when confirm
 // is set, so a typo cannot lock a new key away). Without either it refuses rather than
-// reading a secret from a pipe by surprise.
+// reading a secret from a pipe by surprise. For a passphrase of several new keys at once;
+// a named key's goes through keyPassphrase.
 func (a *app) passphrase(prompt string, confirm bool) ([]byte, error) {
+	return a.askPassphrase(prompt, confirm, "a key passphrase is needed: set CAIRN_KEY_PASSPHRASE or run cairn in a terminal")
+}
+
+func (a *app) askPassphrase(prompt string, confirm bool, missing string) ([]byte, error) {
 	if p := a.env("CAIRN_KEY_PASSPHRASE"); p != "" {
 		return []byte(p), nil
 	}
 	f, ok := a.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return nil, api.Errorf(api.CodeBadRequest, "a key passphrase is needed: set CAIRN_KEY_PASSPHRASE or run cairn in a terminal")
+		return nil, api.Errorf(api.CodeBadRequest, "%s", missing)
 	}
 	read := func(p string) ([]byte, error) {
 		a.notef("%s", p)

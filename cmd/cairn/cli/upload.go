@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -58,6 +59,11 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 	// Everything that can be checked locally is checked before the server is touched.
 	files := make([]api.File, 0, len(paths))
 	for _, p := range paths {
+		if st, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			return api.Errorf(api.CodeBadRequest, "release file %s does not exist; nothing was uploaded", p)
+		} else if err == nil && st.IsDir() {
+			return api.Errorf(api.CodeBadRequest, "%s is a directory: give the release files themselves; nothing was uploaded", p)
+		}
 		f := api.File{Name: filepath.Base(p)}
 		if err := tufrepo.ValidateComponent("file name", f.Name, tufrepo.MaxFilenameLength); err != nil {
 			return fmt.Errorf("%s: %w", p, err)
