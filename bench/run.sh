@@ -22,6 +22,8 @@
 #                    published by cairnd; at each size: publish p50/p95/p99 with and without
 #                    creating a project, shard/claimed sizes, bytes on the wire for fresh
 #                    go-tuf, tuf-js and `cairn get` downloads and their refresh
+#   BENCH_WIRE_FLAGS extra flags for the scale phase's -mode wire runs (e.g. "-no-tufjs": tuf-js
+#                    cannot read a 100k-role snapshot in minutes, BENCHMARKS.md)
 #   BENCH_OCI_N      small artifacts per OCI run (default 2000); BENCH_OCI_LARGE_MIB (100)
 #   BENCH_SCALES     project counts for the publish phase (default: "1000 10000 100000")
 #   BENCH_DURATION   measured duration of each GET and upload run (default 20s)
@@ -373,7 +375,7 @@ if [[ " $PHASES " == *" scale "* ]]; then
 			start_cairnd
 		fi
 		log "scale: $(human "$n") projects: bytes on the wire (go-tuf, tuf-js, cairn get)"
-		$LOAD -mode wire -cairn "$BIN/cairn" -server "http://$CAIRN_ADDR" -token "$TOKEN" -label "scale $(human "$n")" -prefix "sw$(human "$n")"
+		$LOAD -mode wire -cairn "$BIN/cairn" -server "http://$CAIRN_ADDR" -token "$TOKEN" -label "scale $(human "$n")" -prefix "sw$(human "$n")" ${BENCH_WIRE_FLAGS:-}
 	done
 fi
 
