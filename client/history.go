@@ -136,7 +136,7 @@ func (r *Repo) LoadHistory(ctx context.Context, a *API, project string) (*Histor
 				return nil, &VerifyError{Code: ExitPolicy, Role: "audit log", Detail: fmt.Sprintf("entry %d follows entry %d: the log is not in order", e.Seq, after)}
 			}
 			after = e.Seq
-			if e.Snapshot > 0 && historyRole(project, e.Role) {
+			if historyRole(project, e.Role) {
 				h.entries[e.Role] = append(h.entries[e.Role], e)
 			}
 		}

@@ -1,15 +1,22 @@
 package cli
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
+	"github.com/cairn-dev/cairn/client/clienttest"
 	"github.com/cairn-dev/cairn/internal/testdb"
 	"github.com/cairn-dev/cairn/internal/testrepo"
+	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // liveMaintainer boots a real cairnd on PostgreSQL and a CLI pinned to it, with keys alice
@@ -178,4 +185,82 @@ func squash(s string) string {
 		lines[i] = strings.Join(strings.Fields(l), " ")
 	}
 	return strings.Join(lines, "\n")
+}
+
+// The root chain: version 2 adds a timestamp key and moves the expiry; diff --root shows
+// both, with the root key that signed version 2, verified from the pinned version 1.
+func TestDiffRoot(t *testing.T) {
+	srv := clienttest.New(t)
+	c := newCLI(t)
+	c.ok("init", "--server", srv.URL, "--root", writeFile(t, t.TempDir(), "root.json", string(srv.Root())))
+	v1, err := metadata.Root().FromBytes(srv.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2, _ := metadata.Root().FromBytes(srv.Root())
+	v2.Signatures = nil
+	v2.Signed.Version = 2
+	v2.Signed.Expires = v1.Signed.Expires.Add(24 * time.Hour)
+	extra := clienttest.NewKey(t)
+	if err := v2.Signed.AddKey(extra.Public, tufrepo.RoleTimestamp); err != nil {
+		t.Fatal(err)
+	}
+	rootKey := srv.RoleKey(tufrepo.RoleRoot)
+	if _, err := v2.Sign(rootKey.Signer); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := v2.ToBytes(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetFile("2.root.json", raw)
+
+	var d client.RootDiff
+	if err := json.Unmarshal([]byte(c.ok("diff", "--root", "1", "2", "--output", "json")), &d); err != nil {
+		t.Fatal(err)
+	}
+	if d.Pinned != 1 || d.Current != 2 || !d.To.Expires.Equal(v2.Signed.Expires) || len(d.To.SignedBy) != 1 || d.To.SignedBy[0] != rootKey.ID {
+		t.Fatalf("root diff = %+v", d)
+	}
+	for _, r := range d.Roles {
+		changed := r.Role == tufrepo.RoleTimestamp
+		if r.Changed() != changed || (changed && (len(r.Added) != 1 || r.Added[0].KeyID != extra.ID)) {
+			t.Errorf("role %s: %+v", r.Role, r)
+		}
+	}
+	if text := squash(c.ok("diff", "--root", "1", "2")); !strings.Contains(text, "timestamp 1 "+extra.ID[:16]) {
+		t.Errorf("root diff text:\n%s", text)
+	}
+	c.fails(10, "root versions in the wrong order: 2 is not older than 1", "diff", "--root", "2", "1")
+	c.fails(20, "root version 3 does not exist", "diff", "--root", "1", "3")
+}
+
+// A past version that the server swapped is refused: bytes that do not match the audit
+// log, and (with the log rewritten to match) a file that holds another version.
+func TestDiffRefusesTamperedHistory(t *testing.T) {
+	srv, c := maintainer(t)
+	dist := t.TempDir()
+	c.ok("upload", "widget", "1.0", writeFile(t, dist, "widget-1.0.tar.gz", "one"), "--key", "alice")
+	c.ok("upload", "widget", "2.0", writeFile(t, dist, "widget-2.0.tar.gz", "two"), "--key", "alice")
+	c.ok("upload", "widget", "3.0", writeFile(t, dist, "widget-3.0.tar.gz", "three"), "--key", "alice")
+	c.ok("diff", "widget", "--role-versions", "2", "3")
+
+	v3 := srv.File("3.widget.json")
+	srv.SetFile("2.widget.json", v3)
+	c.fails(1, "the audit log (entry", "diff", "widget", "--role-versions", "2", "3")
+
+	sum := sha256.Sum256(v3)
+	srv.RewriteLog(func(es []api.LogEntry) []api.LogEntry {
+		var prev []byte
+		for i := range es {
+			if es[i].Role == "widget" && es[i].Version == 2 {
+				es[i].Length, es[i].SHA256 = int64(len(v3)), hex.EncodeToString(sum[:])
+			}
+			es[i].PrevHash = hex.EncodeToString(prev)
+			es[i].Hash = hex.EncodeToString(tufrepo.AuditHash(prev, es[i]))
+			prev, _ = hex.DecodeString(es[i].Hash)
+		}
+		return es
+	})
+	c.fails(4, "2.widget.json holds version 3", "diff", "widget", "--role-versions", "2", "3")
 }
