@@ -78,8 +78,9 @@ func (a *app) doctorCommand() *cobra.Command {
   - the pinned root of trust, and the expiry of the root it chains to;
   - that the server answers, and its TLS (certificate expiry; plain HTTP off loopback);
   - clock skew against the server's Date header, and the verified timestamp's expiry;
-  - the key store: directory 0700, key files 0600 and readable, and that
-    $CAIRN_KEY_PASSPHRASE (when set) opens every key;
+  - the key store: directory 0700, key files 0600 and readable, and that each key
+    opens with the passphrase given without a terminal (--passphrase-file NAME=FILE,
+    $CAIRN_KEY_PASSPHRASE_<NAME>, $CAIRN_KEY_PASSPHRASE; doctor never prompts);
   - the policy file (Cairn has none yet: "not configured");
   - the expiry of the roles of your own projects (those whose verified maintainer keys
     are in your key store);
@@ -329,7 +330,7 @@ func isLoopbackHost(h string) bool {
 type localKey struct{ name, keyID string }
 
 // doctorKeyStore checks the key store's permissions, that every key file reads, and that
-// $CAIRN_KEY_PASSPHRASE opens each key; it returns the keys that read.
+// each key opens with the passphrase given without a terminal; it returns the keys that read.
 func (a *app) doctorKeyStore(add func(DoctorCheck)) []localKey {
 	ks, err := a.keyStore()
 	if err != nil {
@@ -353,7 +354,11 @@ func (a *app) doctorKeyStore(add func(DoctorCheck)) []localKey {
 		add(DoctorCheck{Check: "key store", Status: StatusProblem, Detail: "unreadable: " + err.Error(), Fix: "make " + ks.Dir + " readable by you alone: chmod 700 " + ks.Dir})
 		return nil
 	}
-	pass := a.env("CAIRN_KEY_PASSPHRASE")
+	files, ferr := a.passphraseFiles()
+	if ferr != nil {
+		add(DoctorCheck{Check: "key passphrases", Status: StatusProblem, Detail: ferr.Error(), Fix: "give --passphrase-file NAME=FILE"})
+	}
+	checked := 0
 	var keys []localKey
 	problems := 0
 	for _, e := range entries {
@@ -380,24 +385,41 @@ func (a *app) doctorKeyStore(add func(DoctorCheck)) []localKey {
 			continue
 		}
 		keys = append(keys, localKey{name: name, keyID: kf.KeyID})
-		if pass == "" {
+		// The passphrase sources that need no terminal, in the order signing uses them
+		// (passphrase.go); doctor never prompts.
+		var pass []byte
+		src := ""
+		switch {
+		case files[name] != "":
+			src = "--passphrase-file " + name + "=" + files[name]
+			if pass, err = readPassphraseFile(name, files[name]); err != nil {
+				add(DoctorCheck{Check: check, Status: StatusProblem, Detail: err.Error(), Fix: "give a readable file holding the passphrase"})
+				problems++
+				continue
+			}
+		case a.env(passphraseEnv(name)) != "":
+			src, pass = "$"+passphraseEnv(name), []byte(a.env(passphraseEnv(name)))
+		case a.env("CAIRN_KEY_PASSPHRASE") != "":
+			src, pass = "$CAIRN_KEY_PASSPHRASE", []byte(a.env("CAIRN_KEY_PASSPHRASE"))
+		default:
 			continue
 		}
-		if _, err := kf.Decrypt([]byte(pass)); err != nil {
-			fix := "set CAIRN_KEY_PASSPHRASE to this key's passphrase when you use it"
+		checked++
+		if _, err := kf.Decrypt(pass); err != nil {
+			fix := fmt.Sprintf("give this key's own passphrase: set %s or --passphrase-file %s=FILE", passphraseEnv(name), name)
 			if !errors.Is(err, tufrepo.ErrWrongPassphrase) {
 				fix = "restore " + p + " from your backup"
 			}
-			add(DoctorCheck{Check: check, Status: StatusProblem, Detail: "$CAIRN_KEY_PASSPHRASE does not open it: " + err.Error(), Fix: fix})
+			add(DoctorCheck{Check: check, Status: StatusProblem, Detail: src + " does not open it: " + err.Error(), Fix: fix})
 			problems++
 		}
 	}
 	detail := fmt.Sprintf("%d key(s) in %s", len(keys), ks.Dir)
 	switch {
-	case pass == "":
-		detail += "; passphrases not checked (set CAIRN_KEY_PASSPHRASE to check them)"
+	case checked < len(keys):
+		detail += fmt.Sprintf("; %d of %d passphrase(s) checked (no --passphrase-file, $CAIRN_KEY_PASSPHRASE_<NAME> or $CAIRN_KEY_PASSPHRASE for the others)", checked, len(keys))
 	case problems == 0:
-		detail += "; $CAIRN_KEY_PASSPHRASE opens every key"
+		detail += "; every key opens with its passphrase"
 	}
 	if problems == 0 {
 		add(DoctorCheck{Check: "key store", Status: StatusOK, Detail: detail})

@@ -77,7 +77,8 @@ func TestDoctorLive(t *testing.T) {
 			old := c.vars["CAIRN_KEY_PASSPHRASE"]
 			c.vars["CAIRN_KEY_PASSPHRASE"] = "wrong"
 			return func() { c.vars["CAIRN_KEY_PASSPHRASE"] = old }
-		}, nil, "key alice", "does not open it", "CAIRN_KEY_PASSPHRASE"},
+		}, nil, "key alice", "$CAIRN_KEY_PASSPHRASE does not open it", "CAIRN_KEY_PASSPHRASE_ALICE"},
+		{"wrong per-key passphrase file", func() func() { return func() {} }, []string{"--passphrase-file", "bob=" + writeFile(t, t.TempDir(), "pass", "nope\n")}, "key bob", "--passphrase-file bob=", "CAIRN_KEY_PASSPHRASE_BOB"},
 		{"damaged key file", func() func() {
 			b, err := os.ReadFile(keyFile)
 			must(t, err)
