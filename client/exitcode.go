@@ -92,7 +92,8 @@ func (c ExitCode) String() string {
 }
 
 // Classify maps an error from this package, from the API or from go-tuf to its exit code.
-// nil is ExitOK. The first VerifyError or *api.Error in the chain decides; raw go-tuf
+// nil is ExitOK. The first VerifyError, error with an ExitCode() ExitCode method (a
+// report such as 'cairn doctor' that found problems) or *api.Error in the chain decides; raw go-tuf
 // errors are mapped by type; anything unrecognised is ExitFailure.
 func Classify(err error) ExitCode {
 	if err == nil {
@@ -101,6 +102,10 @@ func Classify(err error) ExitCode {
 	var ve *VerifyError
 	if errors.As(err, &ve) {
 		return ve.Code
+	}
+	var ce interface{ ExitCode() ExitCode }
+	if errors.As(err, &ce) {
+		return ce.ExitCode()
 	}
 	var ae *api.Error
 	if errors.As(err, &ae) {
