@@ -192,7 +192,7 @@ func TestSBOM(t *testing.T) {
 	rsum := sha256.Sum256([]byte("fork"))
 	info.Deps = append(info.Deps, &debug.Module{Path: "example.com/Upstream/lib", Version: "v1.0.0", Sum: "h1:AAAA",
 		Replace: &debug.Module{Path: "example.com/fork/lib", Version: "v1.0.1-fork", Sum: "h1:" + base64.StdEncoding.EncodeToString(rsum[:])}})
-	in := sbomInput{info: info, binSHA256: strings.Repeat("ab", 32), version: "v1.2.3", platform: Platform{"linux", "arm64", "v8"},
+	in := sbomInput{info: info, binSHA256: strings.Repeat("ab", 32), version: "v1.2.3", revision: "0123abcd", platform: Platform{"linux", "arm64", "v8"},
 		created: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), source: "https://github.com/cairn-dev/cairn", ca: caPackage{sha256: strings.Repeat("cd", 32), version: "20230311+deb12u1", distro: "debian-12"}}
 	b, err := buildSBOM(in)
 	if err != nil {
@@ -226,7 +226,8 @@ func TestSBOM(t *testing.T) {
 		return ""
 	}
 	main := byName[info.Main.Path]
-	if main.VersionInfo != "v1.2.3" || main.Checksums[0].ChecksumValue != in.binSHA256 || purl(main) != "pkg:golang/"+info.Main.Path+"@v1.2.3" || main.PrimaryPackagePurpose != "APPLICATION" {
+	if main.VersionInfo != "v1.2.3" || main.Checksums[0].ChecksumValue != in.binSHA256 || purl(main) != "pkg:golang/"+info.Main.Path+"@v1.2.3" || main.PrimaryPackagePurpose != "APPLICATION" ||
+		main.DownloadLocation != "git+https://github.com/cairn-dev/cairn@0123abcd" {
 		t.Errorf("main package: %+v", main)
 	}
 	if std := byName["stdlib"]; std.VersionInfo != info.GoVersion || purl(std) != "pkg:golang/stdlib@"+strings.TrimPrefix(info.GoVersion, "go") {

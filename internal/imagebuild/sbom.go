@@ -76,6 +76,7 @@ type sbomInput struct {
 	info      *buildinfo.BuildInfo // read from the binary that goes into the image
 	binSHA256 string               // hex
 	version   string               // the image's version label
+	revision  string               // the commit
 	platform  Platform
 	created   time.Time
 	source    string // org.opencontainers.image.source
@@ -178,14 +179,14 @@ func buildSBOM(in sbomInput) ([]byte, error) {
 	}
 	mainID := "SPDXRef-Package-cairnd"
 	download := noAssertion
-	if rev := setting(bi, "vcs.revision"); rev != "" && in.source != "" {
-		download = "git+" + in.source + "@" + rev
+	if in.revision != "" && in.source != "" {
+		download = "git+" + in.source + "@" + in.revision
 	}
 	doc.Packages = append(doc.Packages, SPDXPackage{
 		Name: bi.Main.Path, SPDXID: mainID, VersionInfo: in.version, PackageFileName: BinaryPath[1:],
 		DownloadLocation: download, Checksums: []SPDXChecksum{{Algorithm: "SHA256", ChecksumValue: in.binSHA256}},
 		LicenseConcluded: noAssertion, LicenseDeclared: noAssertion, CopyrightText: noAssertion,
-		Comment:               fmt.Sprintf("cairnd (%s) for %s; checksum: of the binary; build settings: %s", bi.Path, plat, strings.Join(settings, " ")),
+		Comment:               fmt.Sprintf("cairnd (%s) for %s from commit %s; checksum: of the binary; build settings: %s", bi.Path, plat, in.revision, strings.Join(settings, " ")),
 		ExternalRefs:          []SPDXExternalRef{{ReferenceCategory: "PACKAGE-MANAGER", ReferenceType: "purl", ReferenceLocator: goPURL(bi.Main.Path, in.version)}},
 		PrimaryPackagePurpose: "APPLICATION",
 	})
