@@ -319,8 +319,11 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", p, err)
 		}
-		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: img, Descriptor: v1.Descriptor{
-			Platform: &v1.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant}}})
+		// go-containerregistry would give the index entry an artifactType (the config's
+		// media type); this is an image, not an artifact, so the entry is set here.
+		entry := desc
+		entry.Platform = &v1.Platform{OS: p.OS, Architecture: p.Arch, Variant: p.Variant}
+		idx = mutate.AppendManifests(idx, mutate.IndexAddendum{Add: describedImage{img, entry}})
 
 		doc, err := buildSBOM(sbomInput{info: info, binSHA256: binSHA, version: vcs.version, revision: vcs.revision, platform: p, created: vcs.time, source: o.Source, ca: caPkg})
 		if err != nil {
@@ -422,6 +425,14 @@ func tarLayer(b []byte) (v1.Layer, error) {
 	}
 	return l, nil
 }
+
+// describedImage is an image with the descriptor its index entry gets.
+type describedImage struct {
+	v1.Image
+	desc v1.Descriptor
+}
+
+func (d describedImage) Descriptor() (*v1.Descriptor, error) { return &d.desc, nil }
 
 type describable interface {
 	MediaType() (types.MediaType, error)
