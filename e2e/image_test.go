@@ -100,8 +100,16 @@ func TestImage(t *testing.T) {
 	// Rebuilding over a layout replaces it; over anything else is refused (unit-tested in
 	// internal/imagebuild).
 
-	// Push with mkimage to cairnd, with the credentials crane saved.
+	// Push with mkimage to cairnd, with the credentials crane saved. Without credentials
+	// the push is refused with the registry's reason and leaves no tag.
 	reg := newOCIRegistry(t, true)
+	anon := newOCIUser(t)
+	if out := anon.fails(t, cmd{dir: root}, mkimage, "push", "-layout", layout2, reg.ref("demo/cairnd")); !containsFold(out, "pushing needs a Cairn token") {
+		t.Fatalf("mkimage push without credentials: %s", out)
+	}
+	if st, _, body := reg.raw(t, "GET", "/v2/demo/cairnd/tags/list", "", nil); st == http.StatusOK && strings.Contains(string(body), res.Tag) {
+		t.Fatalf("a refused push left a tag: %s", body)
+	}
 	u := newOCIUser(t)
 	u.ok(t, cmd{stdin: reg.w.r.AdminToken}, crane, "auth", "login", reg.host, "-u", "cairn", "--password-stdin")
 	repo := "demo/cairnd"
@@ -280,6 +288,11 @@ func runImage(t *testing.T, rootfs, version string) {
 	if err != nil || strings.TrimSpace(string(out)) != version {
 		t.Fatalf("cairnd version: %q %v, want %s", out, err, version)
 	}
+	// The static binary has no PKCS#11 and says so, naming the way out.
+	out, err = command("keys", "public", "--key", "pkcs11:token=cairn;object=timestamp?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-value=1234").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "static container image of make image") || !strings.Contains(string(out), "deploy/Dockerfile") {
+		t.Fatalf("cairnd keys public with a pkcs11: key in the image: %v\n%s", err, out)
+	}
 	if out, err := command("migrate", "--database-url", dbURL).CombinedOutput(); err != nil {
 		t.Fatalf("cairnd migrate: %v\n%s", err, out)
 	}
@@ -321,6 +334,7 @@ func runImage(t *testing.T, rootfs, version string) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	t.Logf("cairnd from the image (chroot as 65532: %v): version %s, migrate, serve, GET /readyz 200", chroot, version)
 	if chroot {
 		// It wrote its development keys as 65532 into the image's /tmp.
 		fi, err := os.Stat(filepath.Join(rootfs, "tmp", "cairn-data"))
