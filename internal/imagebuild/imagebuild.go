@@ -48,7 +48,6 @@ const (
 
 	// emptyJSONMediaType is the config of an artifact manifest (image-spec 1.1).
 	emptyJSONMediaType = "application/vnd.oci.empty.v1+json"
-	versionVar         = "github.com/cairn-dev/cairn/internal/daemon.Version"
 )
 
 // Platform is an image platform; only Linux ones, as the base is a Linux file system.
@@ -128,8 +127,9 @@ func git(ctx context.Context, dir string, args ...string) (string, error) {
 
 // readVCS reads the commit, its time and whether the tree is dirty the way the go command
 // stamps them into binaries (vcs.revision, vcs.time, vcs.modified: `git status
-// --porcelain` not empty), and the version: the v* tag at HEAD, or else a pseudo-version
-// v0.0.0-<commit time>-<12 hex of the commit>; "+dirty" when the tree has changes.
+// --porcelain` not empty), and a version for when the go command stamps none: the v* tag
+// at HEAD, or else a pseudo-version v0.0.0-<commit time>-<12 hex of the commit>;
+// "+dirty" when the tree has changes.
 func readVCS(ctx context.Context, dir string) (vcsInfo, error) {
 	var v vcsInfo
 	var err error
@@ -214,44 +214,38 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &Result{Tag: strings.ReplaceAll(vcs.version, "+", "-"), Version: vcs.version, Revision: vcs.revision, Dirty: vcs.dirty, Created: vcs.time, Source: o.Source}
-	if vcs.dirty {
-		o.Log.Warn("the work tree has uncommitted changes: the image is labelled +dirty and is not reproducible from the commit", "version", vcs.version)
-	}
-	labels := map[string]string{
-		LabelSource: o.Source, LabelRevision: vcs.revision, LabelVersion: vcs.version,
-		LabelCreated: vcs.time.Format(time.RFC3339), LabelTitle: "cairnd",
-		"org.opencontainers.image.description": "Cairn: a TUF repository server for developer-signed releases",
-	}
-
-	baseTar, err := layerTar(baseEntries(ca), vcs.time)
-	if err != nil {
-		return nil, err
-	}
-	base, err := tarLayer(baseTar)
-	if err != nil {
-		return nil, err
-	}
-	caVersion := cmpOr(caPkg.version, "unknown version")
-	baseHistory := v1.History{Created: v1.Time{Time: vcs.time}, CreatedBy: fmt.Sprintf("cairn mkimage: static base: /etc/passwd and /etc/group (nonroot 65532), /etc/nsswitch.conf, %d CA certificates (ca-certificates %s), /home/nonroot, /tmp", ncerts, caVersion)}
-
 	work, err := os.MkdirTemp("", "cairn-mkimage-")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(work)
 
-	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	type sbomBlob struct {
-		manifest, doc []byte
-		desc          v1.Descriptor
+	// A clean tree is built from a clone of its commit: the image is the commit's, and the
+	// clone has a .git directory, so the go command stamps the version, revision and time
+	// into the binary (`cairnd version` prints them) even when the tree is a git worktree,
+	// whose .git file cmd/go does not take for a repository. A dirty tree is built in place.
+	srcDir := o.ModuleDir
+	if !vcs.dirty {
+		if srcDir, err = cloneAt(ctx, o.ModuleDir, vcs.revision, filepath.Join(work, "src")); err != nil {
+			return nil, err
+		}
+	} else {
+		o.Log.Warn("the work tree has uncommitted changes: the image is built from it, labelled +dirty, and is not reproducible from the commit")
 	}
-	var sboms []sbomBlob
+
+	type built struct {
+		p       Platform
+		bin     []byte
+		info    *buildinfo.BuildInfo
+		binSHA  string
+		ldflags string
+	}
+	var bins []built
 	for _, p := range o.Platforms {
 		binPath := filepath.Join(work, "cairnd-"+p.OS+"-"+p.Arch)
-		ldflags := "-s -w -X " + versionVar + "=" + vcs.version
-		args := []string{"build", "-C", o.ModuleDir, "-trimpath", "-buildvcs=true", "-ldflags=" + ldflags, "-o", binPath, "./cmd/cairnd"}
-		o.Log.Info("building cairnd", "platform", p.String(), "version", vcs.version)
+		ldflags := "-s -w"
+		args := []string{"build", "-C", srcDir, "-trimpath", "-buildvcs=true", "-ldflags=" + ldflags, "-o", binPath, "./cmd/cairnd"}
+		o.Log.Info("building cairnd", "platform", p.String(), "commit", vcs.revision, "dirty", vcs.dirty)
 		cmd := exec.CommandContext(ctx, o.Go, args...)
 		// Static: no libc in the image. PKCS#11 needs cgo (dlopen of the HSM's module), so
 		// these binaries refuse pkcs11: key URIs (DESIGN.md, "The container image").
@@ -271,8 +265,48 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 			return nil, err
 		}
 		sum := sha256.Sum256(bin)
-		binSHA := hex.EncodeToString(sum[:])
+		bins = append(bins, built{p: p, bin: bin, info: info, binSHA: hex.EncodeToString(sum[:]), ldflags: ldflags})
+	}
+	// The version label is what `cairnd version` prints: the module version the go command
+	// stamped (a tag, or a pseudo-version it derives from the last tag). Without VCS
+	// stamping (a dirty git worktree) cairnd says (devel); the label then carries the
+	// version made from git here.
+	if setting(bins[0].info, "vcs.revision") != "" {
+		vcs.version = bins[0].info.Main.Version
+		for _, b := range bins {
+			if b.info.Main.Version != vcs.version {
+				return nil, fmt.Errorf("the binaries have two versions, %s (%s) and %s (%s)", vcs.version, bins[0].p, b.info.Main.Version, b.p)
+			}
+		}
+	} else {
+		o.Log.Warn("the go command recorded no VCS information (a dirty git worktree): cairnd version will print (devel); the labels come from git", "version", vcs.version)
+	}
 
+	res := &Result{Tag: strings.ReplaceAll(vcs.version, "+", "-"), Version: vcs.version, Revision: vcs.revision, Dirty: vcs.dirty, Created: vcs.time, Source: o.Source}
+	labels := map[string]string{
+		LabelSource: o.Source, LabelRevision: vcs.revision, LabelVersion: vcs.version,
+		LabelCreated: vcs.time.Format(time.RFC3339), LabelTitle: "cairnd",
+		"org.opencontainers.image.description": "Cairn: a TUF repository server for developer-signed releases",
+	}
+	baseTar, err := layerTar(baseEntries(ca), vcs.time)
+	if err != nil {
+		return nil, err
+	}
+	base, err := tarLayer(baseTar)
+	if err != nil {
+		return nil, err
+	}
+	caVersion := cmpOr(caPkg.version, "unknown version")
+	baseHistory := v1.History{Created: v1.Time{Time: vcs.time}, CreatedBy: fmt.Sprintf("cairn mkimage: static base: /etc/passwd and /etc/group (nonroot 65532), /etc/nsswitch.conf, %d CA certificates (ca-certificates %s), /home/nonroot, /tmp", ncerts, caVersion)}
+
+	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	type sbomBlob struct {
+		manifest, doc []byte
+		desc          v1.Descriptor
+	}
+	var sboms []sbomBlob
+	for _, b := range bins {
+		p, bin, info, binSHA, ldflags := b.p, b.bin, b.info, b.binSHA, b.ldflags
 		binTar, err := layerTar(binaryEntries(bin), vcs.time)
 		if err != nil {
 			return nil, err
@@ -384,6 +418,30 @@ func Build(ctx context.Context, o Options) (*Result, error) {
 	return res, nil
 }
 
+// cloneAt makes a clone of moduleDir's repository at dst with rev checked out (objects
+// shared with the source, so it is quick) and returns the module's directory in it.
+func cloneAt(ctx context.Context, moduleDir, rev, dst string) (string, error) {
+	top, err := git(ctx, moduleDir, "rev-parse", "--show-toplevel")
+	if err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(moduleDir)
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(top, abs)
+	if err != nil {
+		return "", err
+	}
+	if _, err := git(ctx, top, "clone", "--quiet", "--shared", "--no-checkout", top, dst); err != nil {
+		return "", fmt.Errorf("cloning the commit to build it: %w", err)
+	}
+	if _, err := git(ctx, dst, "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", rev); err != nil {
+		return "", fmt.Errorf("cloning the commit to build it: %w", err)
+	}
+	return filepath.Join(dst, rel), nil
+}
+
 // checkReplaceable refuses to replace anything but a missing or empty directory or an
 // OCI image layout.
 func checkReplaceable(dir string) error {
@@ -403,7 +461,8 @@ func checkReplaceable(dir string) error {
 // checkBuildInfo makes sure the binary is what the image claims: static, for the
 // platform, from the commit the labels name. The go command does not stamp VCS
 // information in a git worktree (its .git is a file, which cmd/go does not take for a
-// repository; Go 1.26), so vcs.* are checked only when present.
+// repository; Go 1.26), which Build meets only for a dirty worktree, so vcs.* are
+// checked only when present.
 func checkBuildInfo(info *buildinfo.BuildInfo, p Platform, vcs vcsInfo) error {
 	want := map[string]string{"CGO_ENABLED": "0", "GOOS": p.OS, "GOARCH": p.Arch}
 	if setting(info, "vcs") != "" {
