@@ -68,7 +68,7 @@ test: tidy-check npm hsm nginx chromium vet rekor s3 helm
 	@mkdir -p $(dir $(SKIP_LOG)) && rm -f $(SKIP_LOG)
 	@echo "make test: go test ./... (the first run also builds the OCI conformance suite)"
 	@CAIRN_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) \
-		$(GO) test -count=1 -timeout 20m ./...; status=$$?; \
+		$(GO) test -count=1 -timeout 45m ./...; status=$$?; \
 	if [ -s $(SKIP_LOG) ]; then echo "make test: tests skipped for a missing tool (CI=true makes these fail):"; \
 	  awk '{ i = index($$0, ": "); k = substr($$0, i + 2); n[k]++; if (!(k in ex)) ex[k] = substr($$0, 1, i - 1) } \
 	    END { for (k in n) printf "  %d skipped (%s, ...): %s\n", n[k], substr(ex[k], 3), k }' $(SKIP_LOG); fi; \
