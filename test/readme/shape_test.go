@@ -134,7 +134,7 @@ var shapeRules = []struct {
 	repl string
 }{
 	{regexp.MustCompile(`\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z| UTC|[+-]\d\d:\d\d)?`), "<time>"}, // RFC 3339, cairn's "2027-12-07 15:02 UTC"
-	{regexp.MustCompile(`\b\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\b`), "<time>"},                                   // Go's log package
+	{regexp.MustCompile(`\b\d{4}/\d\d/\d\d \d\d:\d\d:\d\d\b`), "<time>"},                                    // Go's log package
 	{regexp.MustCompile(`\bin \d+ (second|minute|hour|day)s?\b`), "in <duration>"},
 	{regexp.MustCompile(`\b(a moment|\d+ (second|minute|hour|day)s?) ago\b`), "<duration> ago"},
 	{regexp.MustCompile(`\b[0-9a-f]{4}(:[0-9a-f]{4}){7,}\b`), "<fingerprint>"}, // cairn's SHA256:xxxx:… fingerprints
