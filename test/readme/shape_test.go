@@ -17,6 +17,7 @@ package readme
 
 import (
 	"fmt"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -345,5 +346,17 @@ func TestParse(t *testing.T) {
 				t.Fatalf("%d commands to run, want %d: %+v", n, tc.wantCmds, blocks)
 			}
 		})
+	}
+}
+
+// TestReadmeBlocksMarked: every block of README.md that shows commands runs, or says why
+// not (fast: no server).
+func TestReadmeBlocksMarked(t *testing.T) {
+	text, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parse(string(text)); err != nil {
+		t.Fatal(err)
 	}
 }
