@@ -57,17 +57,18 @@ nginx:
 	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends nginx >/dev/null; }; }
 
 # Every test, against the local PostgreSQL (or $$DATABASE_URL, read by the test helper).
-# crane, oras and notation (e2e/ociclients_test.go) are installed first; cosign is not.
+# crane, oras, notation and cosign (e2e/ociclients_test.go, e2e/image_test.go) are installed
+# first (cosign takes 15-20 min to build cold, cached after).
 # The transparency log tests run against a real Rekor v2 server (make rekor, ~1 min once);
 # the Helm chart's test uses helm (make helm, ~2-2.5 min once). Each tool says so on one
 # line when it is built (README.md, "What make test builds"). Tests that skip because a
 # tool is missing are listed at the end (internal/testenv); with CI=true they fail instead.
 SKIP_LOG := .cache/skipped-tests.txt
 test: tidy-check npm hsm nginx chromium vet rekor s3 helm
-	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation
+	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation cosign
 	@mkdir -p $(dir $(SKIP_LOG)) && rm -f $(SKIP_LOG)
 	@echo "make test: go test ./... (the first run also builds the OCI conformance suite)"
-	@CAIRN_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) \
+	@CAIRN_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_COSIGN=$(OCI_CLIENTS)/cosign CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) \
 		$(GO) test -count=1 -timeout 45m ./...; status=$$?; \
 	if [ -s $(SKIP_LOG) ]; then echo "make test: tests skipped for a missing tool (CI=true makes these fail):"; \
 	  awk '{ i = index($$0, ": "); k = substr($$0, i + 2); n[k]++; if (!(k in ex)) ex[k] = substr($$0, 1, i - 1) } \
