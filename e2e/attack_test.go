@@ -131,12 +131,18 @@ func tufClients(t *testing.T, rootJSON []byte, base string) []client {
 // cliClient is the cairn CLI against r.
 func cliClient(t *testing.T, r *testrepo.Repo) client {
 	t.Helper()
+	return cliClientAt(t, r.URL, r.RootJSON)
+}
+
+// cliClientAt is the cairn CLI against the server at base, trusting rootJSON.
+func cliClientAt(t *testing.T, base string, rootJSON []byte) client {
+	t.Helper()
 	rootFile := filepath.Join(t.TempDir(), "root.json")
-	if err := os.WriteFile(rootFile, r.RootJSON, 0o644); err != nil {
+	if err := os.WriteFile(rootFile, rootJSON, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cl := newCLI(t, "")
-	cl.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	cl.ok(t, "init", "--server", base, "--root", rootFile)
 	cairn := func(t *testing.T, path string) ([]byte, error) {
 		parts := strings.Split(path, "/")
 		out := t.TempDir()

@@ -360,6 +360,9 @@ func TestSlowlorisOnHeadersAndBodiesIsCutOff(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+		if strings.HasSuffix(want, "}") && strings.Contains(metrics, want+" 0\n") {
+			t.Errorf("/metrics has %s at 0 (the series exists from the start; the event must count)", want)
+		}
 	}
 }
 
@@ -541,6 +544,9 @@ func TestConnectionCap(t *testing.T) {
 	for _, want := range []string{`cairn_http_connections_limited_total{action="refused"}`, `cairn_http_connections_limited_total{action="probe_lane"}`, `cairn_http_connections_limited_total{action="idle_closed"} 1`, `cairn_http_requests_shed_total{limit="max_connections"}`} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
+		}
+		if strings.HasSuffix(want, "}") && strings.Contains(metrics, want+" 0\n") {
+			t.Errorf("/metrics has %s at 0 (the series exists from the start; the event must count)", want)
 		}
 	}
 }

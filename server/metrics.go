@@ -61,6 +61,20 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		}, []string{"reason"}),
 	}
 	m.metadataRoute = m.bindRoute(metadataRoute)
+	// The series alerts watch for rare events exist from the start, at 0: increase() over a
+	// series that appears with its first event misses that event, and an alert rule naming
+	// a family no replica has exported yet cannot be told from a typo
+	// (deploy/helm/cairn/files/prometheus-rules.yaml, checked by deploy/helm/alerts_test.go).
+	m.publishes.WithLabelValues("error", "")
+	for _, limit := range []string{"max_inflight", "max_connections"} {
+		m.shed.WithLabelValues(limit)
+	}
+	for _, action := range []string{"idle_closed", "probe_lane", "refused"} {
+		m.connsRefused.WithLabelValues(action)
+	}
+	for _, reason := range []string{"idle", "rate"} {
+		m.bodyTimeouts.WithLabelValues(reason)
+	}
 	expiry := prometheus.NewGaugeFunc // one gauge per role, computed at scrape time
 	reg.MustRegister(m.requests, m.latency, m.publishes, m.publishDuration, m.publishBatch, m.uploads, m.connsRefused, m.shed, m.bodyTimeouts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -112,6 +112,9 @@ func TestSignerOutage(t *testing.T) {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+		if strings.HasSuffix(want, "}") && strings.Contains(metrics, want+" 0\n") {
+			t.Errorf("/metrics has %s at 0 (the series exists from the start; the event must count)", want)
+		}
 	}
 
 	flaky.down.Store(false)

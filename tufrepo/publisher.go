@@ -295,6 +295,33 @@ func due(now, exp time.Time, life time.Duration) bool { return exp.Sub(now) < li
 // PublishOnce runs one publish: if anything is staged or an online role is due, it signs
 // new versions and commits them with the staged roles in one transaction.
 func (p *Publisher) PublishOnce(ctx context.Context) (PublishResult, error) {
+	return p.publishWith(ctx, 0)
+}
+
+// MaxForwardJump bounds how far PublishForward moves versions past the current timestamp:
+// far more than any registry publishes in years (one publish a second is 3·10⁷ a year),
+// so a larger floor is a typo, and every version stays well inside the integers that
+// JavaScript clients (tuf-js) read exactly (2⁵³).
+const MaxForwardJump = 1_000_000_000
+
+// PublishForward is the recovery from a restore older than what clients have seen (TUF
+// clients refuse a timestamp, snapshot or role version below the one they trust, §5.4–5.6):
+// it signs, in one publish, a new snapshot and timestamp and a new version of every
+// recently-claimed node, each at version floor or above (current + 1 where that is higher),
+// so that every online-signed version clients may have seen is superseded. Roles the
+// online keys do not sign (project roles, targets, claimed, root) are not touched: their
+// lost versions must be uploaded again by their signers. floor must exceed the current
+// timestamp version by at most MaxForwardJump; otherwise the publish is refused
+// (api.CodeBadRequest) and nothing changes.
+func (p *Publisher) PublishForward(ctx context.Context, floor int64) (PublishResult, error) {
+	if floor < 1 {
+		return PublishResult{}, api.Errorf(api.CodeBadRequest, "version floor %d: want a version above every timestamp and snapshot version clients may have seen", floor)
+	}
+	return p.publishWith(ctx, floor)
+}
+
+// publishWith runs one publish; floor > 0 makes it PublishForward's.
+func (p *Publisher) publishWith(ctx context.Context, floor int64) (PublishResult, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	start := time.Now()
@@ -308,7 +335,7 @@ func (p *Publisher) PublishOnce(ctx context.Context) (PublishResult, error) {
 	var refused map[*Submission]error
 	err := p.Store.InPublishTx(ctx, func(ctx context.Context, tx PublishTx) error {
 		res, refused = PublishResult{}, map[*Submission]error{}
-		r, err := p.publish(ctx, tx, subs, refused)
+		r, err := p.publish(ctx, tx, subs, refused, floor)
 		res = r
 		return err
 	})
@@ -324,11 +351,21 @@ func (p *Publisher) PublishOnce(ctx context.Context) (PublishResult, error) {
 	return res, err
 }
 
-func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submission, refused map[*Submission]error) (PublishResult, error) {
+func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submission, refused map[*Submission]error, floor int64) (PublishResult, error) {
 	now := p.Now().UTC()
 	head, err := tx.Head(ctx)
 	if err != nil {
 		return PublishResult{}, err
+	}
+	if floor > 0 {
+		// Checked against the head inside the publisher lock, before anything is signed or
+		// written: a refused floor leaves the repository as it was.
+		switch {
+		case floor <= head.TimestampVersion:
+			return PublishResult{}, api.Errorf(api.CodeBadRequest, "version floor %d is not above the current timestamp version %d (snapshot %d): moving forward needs a version above every version clients may have seen, and above these", floor, head.TimestampVersion, head.SnapshotVersion)
+		case floor-head.TimestampVersion > MaxForwardJump:
+			return PublishResult{}, api.Errorf(api.CodeBadRequest, "version floor %d is more than %d versions past the current timestamp version %d: a typo? Give the highest version clients may have seen plus a margin", floor, MaxForwardJump, head.TimestampVersion)
+		}
 	}
 	if p.indexVersion != head.SnapshotVersion || p.rc == nil {
 		raw, err := tx.SnapshotRaw(ctx, head.SnapshotVersion)
@@ -368,11 +405,19 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 	if err != nil {
 		return PublishResult{}, err
 	}
+	if floor > 0 {
+		// Every node is re-signed: a client may have seen any of them at a version the
+		// restore lost.
+		for _, st := range p.rc.nodes {
+			st.Dirty = true
+		}
+	}
 	plan, err := p.planRC(ctx, tx, now, newProjects, stagedNames)
 	if err != nil {
 		return PublishResult{}, err
 	}
-	needSnap := len(staged) > 0 || len(uploaded) > 0 || len(newProjects) > 0 || len(plan.dirty) > 0 || due(now, head.SnapshotExpires, SnapshotExpiry)
+	plan.floor = floor
+	needSnap := floor > 0 || len(staged) > 0 || len(uploaded) > 0 || len(newProjects) > 0 || len(plan.dirty) > 0 || due(now, head.SnapshotExpires, SnapshotExpiry)
 	needTS := needSnap || due(now, head.TimestampExpires, TimestampExpiry)
 	if !needTS {
 		p.indexVersion = head.SnapshotVersion
@@ -383,11 +428,11 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 	if err != nil {
 		return PublishResult{}, err
 	}
-	res := PublishResult{Published: true, SnapshotVersion: head.SnapshotVersion, TimestampVersion: head.TimestampVersion + 1, Roles: len(staged) + len(uploaded), NewProjects: len(newProjects)}
+	res := PublishResult{Published: true, SnapshotVersion: head.SnapshotVersion, TimestampVersion: max(head.TimestampVersion+1, floor), Roles: len(staged) + len(uploaded), NewProjects: len(newProjects)}
 	var audit []api.LogEntry
 	snapV := head.SnapshotVersion
 	if needSnap {
-		snapV++
+		snapV = max(snapV+1, floor)
 	}
 	// sign inserts a version the server signed and logs it, hashing its bytes once.
 	sign := func(role string, v int64, raw []byte, exp time.Time) ([]byte, error) {
@@ -458,6 +503,8 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 	switch {
 	case len(staged) > 0 || len(uploaded) > 0 || len(newProjects) > 0:
 		res.Reason = "staged"
+	case floor > 0:
+		res.Reason = "forward"
 	case needSnap:
 		res.Reason = "refresh-snapshot"
 	default:

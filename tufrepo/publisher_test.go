@@ -1144,3 +1144,59 @@ func mustTargets(t *testing.T, signed []byte) *metadata.Metadata[metadata.Target
 	}
 	return md
 }
+
+// TestPublishForward: the recovery from a restore older than what clients saw signs the
+// snapshot, the timestamp and every recently-claimed node at the floor; a floor that would
+// not move the timestamp forward, or that jumps implausibly far, is refused and changes
+// nothing.
+func TestPublishForward(t *testing.T) {
+	e := newPubEnv(t)
+	e.now = t0.Add(time.Hour)
+	e.addProject("alpha")
+	e.stage("alpha", 1)
+	if res := e.publish(); res.TimestampVersion != 2 || res.SnapshotVersion != 2 {
+		t.Fatalf("first publish %+v", res)
+	}
+	for _, tc := range []struct {
+		name  string
+		floor int64
+		want  string
+	}{
+		{"zero", 0, "want a version above"},
+		{"negative", -5, "want a version above"},
+		{"equal to the timestamp", 2, "is not above the current timestamp version 2"},
+		{"below the timestamp", 1, "is not above the current timestamp version 2"},
+		{"implausible jump", 2 + MaxForwardJump + 1, "a typo?"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := e.store.state()
+			inserts := len(e.store.inserts)
+			_, err := e.pub.PublishForward(context.Background(), tc.floor)
+			if err == nil || api.CodeOf(err) != api.CodeBadRequest || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("PublishForward(%d) = %v, want bad_request containing %q", tc.floor, err, tc.want)
+			}
+			if after := e.store.state(); after != before || len(e.store.inserts) != inserts {
+				t.Errorf("a refused floor changed the store:\n%s\n%s", before, after)
+			}
+		})
+	}
+	res, err := e.pub.PublishForward(context.Background(), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Published || res.SnapshotVersion != 1000 || res.TimestampVersion != 1000 || res.Reason != "forward" {
+		t.Fatalf("forward result %+v", res)
+	}
+	if v, _ := e.store.latest(RoleRecentlyClaimed); v != 1000 {
+		t.Errorf("recently-claimed at version %d, want 1000", v)
+	}
+	if m := e.verifyChain(); m[MetaName(RoleRecentlyClaimed)].Version != 1000 || m[MetaName("alpha")].Version != 1 {
+		t.Errorf("snapshot 1000 lists recently-claimed %d and alpha %d", m[MetaName(RoleRecentlyClaimed)].Version, m[MetaName("alpha")].Version)
+	}
+	// Publishing goes on from the floor.
+	e.stage("alpha", 2)
+	if res := e.publish(); res.SnapshotVersion != 1001 || res.TimestampVersion != 1001 {
+		t.Fatalf("publish after the forward one: %+v", res)
+	}
+	e.verifyChain()
+}

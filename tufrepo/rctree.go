@@ -66,6 +66,7 @@ type rcPlan struct {
 	assign   map[string]string              // project → node role, where it changes
 	added    []string                       // new node prefixes
 	clean    []string                       // roles whose dirty flag the store clears
+	floor    int64                          // PublishForward: sign no version below this
 }
 
 // planRC decides which recently-claimed nodes this publish signs and what they delegate.
@@ -173,7 +174,7 @@ func (p *Publisher) signRC(ctx context.Context, tx PublishTx, now time.Time, pla
 		ps := plan.projects[prefix]
 		slices.SortFunc(ps, func(a, b ProjectDelegation) int { return strings.Compare(a.Name, b.Name) })
 		n := ShardNode{Tree: RoleRecentlyClaimed, Prefix: prefix, Children: t.layout.Children(prefix), Projects: ps}
-		v := st.Version + 1
+		v := max(st.Version+1, plan.floor)
 		signed, err := BuildShardNode(v, exp, keys, n)
 		if err != nil {
 			return fmt.Errorf("building %s: %w", n.Role(), err)

@@ -607,3 +607,58 @@ func keys(m map[string]obj) []string {
 	slices.Sort(out)
 	return out
 }
+
+// TestChartPrometheusRule: the alerts are off by default; on, they render as one
+// PrometheusRule holding every alert of files/prometheus-rules.yaml, with the labels and
+// the alerts switched off that values ask for.
+func TestChartPrometheusRule(t *testing.T) {
+	if n := len(render(t, "-f", "testdata/minimal.yaml").all("PrometheusRule")); n != 0 {
+		t.Fatalf("%d PrometheusRule rendered by default, want 0", n)
+	}
+	want := loadRules(t)
+	r := render(t, "-f", "testdata/minimal.yaml", "--set", "metrics.prometheusRule.enabled=true",
+		"--set", "metrics.prometheusRule.labels.release=kube-prometheus-stack",
+		"--set", "metrics.prometheusRule.ruleLabels.team=registry",
+		"--set", "metrics.prometheusRule.ruleLabels.severity=info",
+		"--set", "metrics.prometheusRule.disabled={CairnStaticExportFailing,CairnTransparencyLogBacklog}")
+	pr := r.one("PrometheusRule")
+	if str(pr, "apiVersion") != "monitoring.coreos.com/v1" || str(pr, "metadata", "labels", "release") != "kube-prometheus-stack" {
+		t.Errorf("PrometheusRule header: %v", pr)
+	}
+	got := map[string]obj{}
+	groups, _ := get(pr, "spec", "groups").([]any)
+	for _, g := range groups {
+		if str(g, "name") == "" {
+			t.Errorf("a group without a name: %v", g)
+		}
+		rules, _ := get(g, "rules").([]any)
+		if len(rules) == 0 {
+			t.Errorf("group %s rendered with no rules", str(g, "name"))
+		}
+		for _, rule := range rules {
+			got[str(rule, "alert")] = rule.(obj)
+		}
+	}
+	for _, w := range want {
+		g, ok := got[w.Alert]
+		if w.Alert == "CairnStaticExportFailing" || w.Alert == "CairnTransparencyLogBacklog" {
+			if ok {
+				t.Errorf("%s rendered although disabled", w.Alert)
+			}
+			continue
+		}
+		if !ok {
+			t.Errorf("%s missing from the PrometheusRule", w.Alert)
+			continue
+		}
+		if str(g, "expr") != w.Expr || str(g, "for") != w.For || str(g, "annotations", "summary") != w.Annotations["summary"] {
+			t.Errorf("%s rendered as %v, want %+v", w.Alert, g, w)
+		}
+		if str(g, "labels", "team") != "registry" || str(g, "labels", "severity") != w.Labels["severity"] {
+			t.Errorf("%s labels %v: want team=registry added and its own severity %s kept", w.Alert, get(g, "labels"), w.Labels["severity"])
+		}
+	}
+	if len(got) != len(want)-2 {
+		t.Errorf("%d alerts rendered, want %d", len(got), len(want)-2)
+	}
+}

@@ -47,7 +47,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(stdout, stderr, getenv), migrateCmd(stderr, getenv), bootstrapCmd(stdout, stderr, getenv), tokenCmd(stdout, stderr, getenv), keysCmd(stdout, getenv), gcCmd(stdout, stderr, getenv), versionCmd(stdout), doctorCmd(stdout, getenv))
+	root.AddCommand(serveCmd(stdout, stderr, getenv), migrateCmd(stderr, getenv), bootstrapCmd(stdout, stderr, getenv), tokenCmd(stdout, stderr, getenv), keysCmd(stdout, getenv), gcCmd(stdout, stderr, getenv), publishCmd(stdout, stderr, getenv), versionCmd(stdout), doctorCmd(stdout, getenv))
 	return tidyHelp(root, stdout, stderr)
 }
 
