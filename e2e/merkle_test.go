@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
+	cairnclient "github.com/cairn-dev/cairn/client"
 	"github.com/cairn-dev/cairn/internal/testrepo"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/cairn-dev/cairn/tufrepo/merkle"
@@ -428,5 +429,126 @@ func TestSameVersionRoleSwapRefused(t *testing.T) {
 	g.mustRefuse(t, w.f2.Path, 1, "the role was swapped after it was published")
 	if p.hits.Load() == 0 {
 		t.Fatal("the swapped role was never served")
+	}
+}
+
+// appendForgedAudit appends e to the audit log as a server-side attacker can: with the
+// chain's hashes computed, so the chain itself still verifies.
+func appendForgedAudit(t *testing.T, w *world, e api.LogEntry) {
+	t.Helper()
+	ctx := context.Background()
+	var seq int64
+	var prev []byte
+	if err := w.r.DB.Pool.QueryRow(ctx, `SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev); err != nil {
+		t.Fatal(err)
+	}
+	e.Seq, e.PrevHash, e.Time = seq+1, hex.EncodeToString(prev), tufrepo.AuditTime(time.Now())
+	h := tufrepo.AuditHash(prev, e)
+	sum, _ := hex.DecodeString(e.SHA256)
+	if _, err := w.r.DB.Pool.Exec(ctx, `INSERT INTO audit_log (seq, action, role, version, length, sha256, snapshot, at, prev_hash, hash) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)`,
+		e.Seq, e.Action, e.Role, e.Version, e.Length, sum, e.Snapshot, e.Time, prev, h); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publishForgedTimestamp stores a forged timestamp as published (served by version) and
+// logs it.
+func publishForgedTimestamp(t *testing.T, w *world, f *forgedTree, snap int64) {
+	t.Helper()
+	md, err := metadata.Timestamp().FromBytes(f.ts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.r.DB.Pool.Exec(context.Background(), `INSERT INTO metadata (role, version, raw, length, sha256, expires, action, snapshot_version) VALUES ('timestamp', $1, $2, $3, $4, $5, 'signed', $6)`,
+		f.tsv, f.ts, len(f.ts), shaBytes(f.ts), md.Signed.Expires, snap); err != nil {
+		t.Fatal(err)
+	}
+	appendForgedAudit(t, w, api.LogEntry{Action: api.ActionSigned, Role: tufrepo.RoleTimestamp, Version: f.tsv, Length: int64(len(f.ts)), SHA256: sha(f.ts), Snapshot: snap})
+}
+
+func auditLog(t *testing.T, a *cairnclient.API) []api.LogEntry {
+	t.Helper()
+	var all []api.LogEntry
+	for after := int64(0); ; {
+		page, err := a.Log(context.Background(), after, 500)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Entries) == 0 {
+			return all
+		}
+		if _, err := tufrepo.VerifyAuditChain(nil, append(all, page.Entries...)); err != nil {
+			t.Fatalf("the audit log chain: %v", err)
+		}
+		all = append(all, page.Entries...)
+		after = page.Entries[len(page.Entries)-1].Seq
+	}
+}
+
+// TestMerkleAuditFindsBackwardTrees: the auditor rebuilds every timestamp's tree from the
+// audit log. A timestamp signed (with the timestamp key) over a tree that rolls demo back
+// from version 3 to 2 does not match the log; an attacker who also logs demo version 2
+// after version 3, so that the next forged tree matches, is caught by the log going back.
+func TestMerkleAuditFindsBackwardTrees(t *testing.T) {
+	w := newWorld(t)
+	a, err := cairnclient.NewAPI(w.r.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean, err := a.AuditMerkle(context.Background(), auditLog(t, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(clean.Problems) != 0 || clean.Trees < 3 || clean.WithoutTree != 0 {
+		t.Fatalf("audit of an honest repository: %+v", clean)
+	}
+
+	snap, _, err := w.r.DB.MerkleState(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v2 := leafOf(t, w, "demo", 2)
+	back := func(ls []merkle.Leaf) []merkle.Leaf {
+		for i := range ls {
+			if ls[i].Role == "demo" {
+				ls[i] = v2
+			}
+		}
+		return ls
+	}
+	f1 := forgeTree(t, w, back)
+	publishForgedTimestamp(t, w, f1, snap)
+	// The attacker rewrites history going forward: demo version 2 logged again, and a
+	// second forged timestamp whose tree now matches the log.
+	appendForgedAudit(t, w, api.LogEntry{Action: api.ActionAccepted, Role: "demo", Version: 2, Length: v2.Length, SHA256: hex.EncodeToString(v2.SHA256[:]), Snapshot: snap})
+	f2 := forgeTree(t, w, back)
+	f2.tsv = f1.tsv + 1
+	md, _ := metadata.Timestamp().FromBytes(f2.ts)
+	signed, err := tufrepo.BuildMerkleTimestamp(f2.tsv, snap, w.r.Do(t, http.MethodGet, fmt.Sprintf("/metadata/%d.snapshot.json", snap), "", "", nil).Body, md.Signed.Expires, f2.tree.Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f2.ts, err = tufrepo.SignEnvelope(context.Background(), signed, w.r.OfflineSigner(t, tufrepo.RoleTimestamp)); err != nil {
+		t.Fatal(err)
+	}
+	publishForgedTimestamp(t, w, f2, snap)
+
+	rep, err := a.AuditMerkle(context.Background(), auditLog(t, a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mismatch, wentBack bool
+	for _, p := range rep.Problems {
+		switch {
+		case p.Role == tufrepo.RoleTimestamp && p.Version == f1.tsv && p.Code == cairnclient.ExitHashMismatch && strings.Contains(p.Detail, "the audit log's role versions make"):
+			mismatch = true
+		case p.Role == "demo" && p.Version == 2 && p.Code == cairnclient.ExitPolicy && strings.Contains(p.Detail, "after version 3"):
+			wentBack = true
+		default:
+			t.Errorf("unexpected problem: %+v", p)
+		}
+	}
+	if !mismatch || !wentBack {
+		t.Fatalf("audit of the forged trees: %+v", rep.Problems)
 	}
 }

@@ -82,7 +82,7 @@ no entry (signed but never logged, or not logged yet: see the backlog).`,
 				a.printAudit(rep)
 			}
 			if len(rep.Problems) > 0 {
-				return &client.VerifyError{Code: rep.Code(), Role: "transparency log", Detail: fmt.Sprintf("%d signed version(s) lack a valid transparency log entry", len(rep.Problems))}
+				return &client.VerifyError{Code: rep.Code(), Role: "transparency log", Detail: fmt.Sprintf("%d problem(s): signed versions without a valid transparency log entry, or Merkle snapshots the audit log does not rebuild", len(rep.Problems))}
 			}
 			return nil
 		}),
@@ -109,6 +109,7 @@ func (a *app) printAudit(rep *client.AuditReport) {
 	a.printf("Transparency log audit of %s\n  log: %s\n", rep.Server, log)
 	a.printf("  checked %d signed version(s) (%s) under %d root version(s); %d with a valid log entry; server backlog %d\n",
 		total, strings.Join(roles, ", "), rep.Roots, rep.Logged, rep.Backlog)
+	a.printf("  Merkle snapshot: %d timestamp tree(s) rebuilt from the audit log and matched; %d timestamp(s) without a tree\n", rep.MerkleTrees, rep.MerkleWithoutTree)
 	if len(rep.Problems) == 0 {
 		a.printf("OK: every signed version is in the transparency log.\n")
 		return
