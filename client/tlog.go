@@ -87,10 +87,12 @@ type AuditReport struct {
 	Roots  int `json:"roots"`
 	// MerkleTrees counts the timestamps whose Merkle snapshot the audit log rebuilds
 	// (AuditMerkle); MerkleWithoutTree those signed without one.
-	MerkleTrees       int            `json:"merkle_trees"`
-	MerkleWithoutTree int            `json:"merkle_without_tree"`
-	Backlog           int64          `json:"backlog"`
-	Problems          []AuditProblem `json:"problems"`
+	MerkleTrees       int `json:"merkle_trees"`
+	MerkleWithoutTree int `json:"merkle_without_tree"`
+	// MerkleProblems is how many of Problems AuditMerkle found.
+	MerkleProblems int            `json:"merkle_problems"`
+	Backlog        int64          `json:"backlog"`
+	Problems       []AuditProblem `json:"problems"`
 }
 
 // Code is the exit code of the report: the most serious problem's (hash mismatch first),
@@ -179,6 +181,7 @@ func (a *API) Audit(ctx context.Context, opts AuditOptions) (*AuditReport, error
 	}
 	rep.MerkleTrees, rep.MerkleWithoutTree = ma.Trees, ma.WithoutTree
 	rep.Problems = append(rep.Problems, ma.Problems...)
+	rep.MerkleProblems = len(ma.Problems)
 
 	// 2. The root chain and the targets versions, as the audit log records them.
 	roots, err := a.auditRoots(ctx, all, opts.TrustedRoot)

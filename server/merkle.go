@@ -167,7 +167,8 @@ func (m *merkleTrees) prune() {
 	for i < len(m.undo) && m.undo[i].version <= oldest {
 		i++
 	}
-	m.undo = append([]leafUndo(nil), m.undo[i:]...)
+	clear(m.undo[:i])
+	m.undo = m.undo[i:]
 }
 
 // leafAt returns leaf i as version v had it. Called with mu held for reading.

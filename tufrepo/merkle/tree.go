@@ -106,7 +106,7 @@ func (t *Tree) Apply(version int64, changes []Change, now time.Time) error {
 			return fmt.Errorf("merkle tree version %d: leaf %d would leave a gap after %d leaves", version, c.Index, next)
 		}
 	}
-	rec := undoRec{version: version, size: t.size, old: map[compact.NodeID]Hash{}, at: now}
+	rec := undoRec{version: version, size: t.size, old: make(map[compact.NodeID]Hash, len(changes)*(len(t.levels)+1)), at: now}
 	oldLen := make([]int, len(t.levels))
 	for l := range t.levels {
 		oldLen[l] = len(t.levels[l])
@@ -253,9 +253,10 @@ func (t *Tree) Prune(lim Limits, now time.Time) {
 		t.nodes -= len(r.old)
 		drop++
 	}
-	if drop > 0 {
-		t.undo = append([]undoRec(nil), t.undo[drop:]...)
-	}
+	// Drop from the front without copying the kept records (one publish must not cost
+	// O(versions kept)); clear the dropped ones so their maps can be collected.
+	clear(t.undo[:drop])
+	t.undo = t.undo[drop:]
 }
 
 // Kept is the number of older versions held and the node hashes kept for them.
