@@ -184,7 +184,7 @@ func (m *merkleTrees) leafAt(v int64, i uint64) merkle.Leaf {
 	return m.leaves[i]
 }
 
-// timestamp reads what timestamp version v says of the tree.
+// merkleOf reads what timestamp version v says of the tree.
 func (s *Server) merkleOf(ctx context.Context, v int64) (tsMerkle, error) {
 	m := s.merkle
 	m.mu.RLock()
@@ -193,10 +193,15 @@ func (s *Server) merkleOf(ctx context.Context, v int64) (tsMerkle, error) {
 	if ok {
 		return t, nil
 	}
-	f, err := s.cache.get(ctx, tufrepo.RoleTimestamp, v)
+	// As for versioned metadata: from memory, else a bounded database read, and 503 on a
+	// replica cut off from the database (metaVersion).
+	f, err := s.metaVersion(ctx, tufrepo.RoleTimestamp, v)
 	if err != nil {
-		if api.CodeOf(err) == api.CodeNotFound {
+		switch {
+		case api.CodeOf(err) == api.CodeNotFound:
 			return t, api.Errorf(api.CodeNotFound, "timestamp version %d was never published", v)
+		case errors.Is(err, errStale) || errors.Is(err, context.DeadlineExceeded):
+			return t, api.Wrap(api.CodeUnavailable, err, "this replica cannot reach the database to read timestamp version %d; retry", v)
 		}
 		return t, err
 	}
