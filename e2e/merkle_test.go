@@ -93,7 +93,7 @@ func (g *cairnGet) get(t *testing.T, path string) (int, []byte, string) {
 	t.Helper()
 	parts := strings.Split(path, "/")
 	out := t.TempDir()
-	code, _, stderr := g.cl.run(t, "get", parts[0]+"@"+parts[1], "--file", parts[2], "-o", out)
+	code, _, stderr := g.cl.run(t, "get", parts[0]+"@"+parts[1], "--file", parts[2], "--output-dir", out)
 	if code != 0 {
 		if entries, _ := os.ReadDir(out); len(entries) != 0 {
 			t.Errorf("cairn get wrote %d files although verification failed", len(entries))

@@ -120,7 +120,7 @@ func runWire(ctx context.Context, o *options) error {
 			return err
 		}
 		clients = append(clients, clientRun{"cairn get --classic-snapshot", func(ctx context.Context) error {
-			out, err := runCmd(ctx, classicEnv, o.cairnBin, "--classic-snapshot", "get", name+"@"+version, "-o", filepath.Join(work, "cairn-classic-out"))
+			out, err := runCmd(ctx, classicEnv, o.cairnBin, "--classic-snapshot", "get", name+"@"+version, "--output-dir", filepath.Join(work, "cairn-classic-out"))
 			if err != nil {
 				return fmt.Errorf("%w: %s", err, out)
 			}
