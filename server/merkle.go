@@ -139,6 +139,21 @@ func (m *merkleTrees) follow(ctx context.Context, target int64) error {
 	return nil
 }
 
+// followHead is follow for the head this replica serves: a head older than the tree
+// means the database went back (a restore), whose history may differ from the one the
+// tree followed, so the tree is rebuilt from it.
+func (m *merkleTrees) followHead(ctx context.Context, head int64) error {
+	m.mu.RLock()
+	back := m.tree != nil && head < m.tree.Version()
+	m.mu.RUnlock()
+	if back {
+		m.update.Lock()
+		defer m.update.Unlock()
+		return m.reload(ctx)
+	}
+	return m.follow(ctx, head)
+}
+
 // reload builds the newest tree from the database.
 func (m *merkleTrees) reload(ctx context.Context) error {
 	snap, rows, err := m.db.MerkleState(ctx)
@@ -332,7 +347,7 @@ func (s *Server) followMerkle(ctx context.Context) {
 	for {
 		changed := s.cache.Changed()
 		if h := s.cache.Head(); h != nil {
-			if err := s.merkle.follow(ctx, h.snapshot.version); err != nil && ctx.Err() == nil {
+			if err := s.merkle.followHead(ctx, h.snapshot.version); err != nil && ctx.Err() == nil {
 				s.log.Error("following the Merkle snapshot", "err", err)
 			}
 		}

@@ -104,7 +104,7 @@ func TestApplyRefusesBadChanges(t *testing.T) {
 		ch      []Change
 	}{
 		{"same version", 1, nil},
-		{"version gap", 3, nil},
+		{"older version", 0, nil},
 		{"leaf gap", 2, []Change{{Index: 2}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -224,4 +224,33 @@ func TestParseField(t *testing.T) {
 
 func verifyRaw(root Root, i uint64, leaf []byte, p [][]byte) error {
 	return proofVerify(root, i, leaf, p)
+}
+
+// TestApplyJumpsForward: after a publish that jumps the version forward (restore
+// recovery), the versions before and after the jump are provable and the skipped ones are
+// not kept (they never existed).
+func TestApplyJumpsForward(t *testing.T) {
+	leaves := []Hash{leafHash(t, "a", 1), leafHash(t, "b", 1)}
+	tr := Build(5, leaves)
+	before := tr.Root()
+	if err := tr.Apply(1000, []Change{{Index: 1, Leaf: leafHash(t, "b", 2)}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Apply(1001, []Change{{Index: 0, Leaf: leafHash(t, "a", 2)}}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := tr.RootAt(5); err != nil || r != before {
+		t.Fatalf("version 5 after the jump: %v %v", r, err)
+	}
+	if _, err := tr.RootAt(1000); err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range []int64{6, 999, 1002, 4} {
+		if _, err := tr.RootAt(v); !errors.Is(err, ErrNotKept) {
+			t.Errorf("version %d: %v, want ErrNotKept", v, err)
+		}
+	}
+	if tr.Oldest() != 5 {
+		t.Errorf("oldest %d, want 5", tr.Oldest())
+	}
 }

@@ -1,8 +1,10 @@
 package merkle
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/transparency-dev/merkle/compact"
@@ -25,15 +27,16 @@ type Tree struct {
 	levels  [][]Hash
 	size    uint64
 	version int64
-	undo    []undoRec // oldest first; undo[i] leads from undo[i].version-1 to undo[i].version
+	undo    []undoRec // oldest first; undo[i] leads from undo[i].prev to undo[i].version
 	nodes   int       // entries in all undo records
 }
 
 type undoRec struct {
 	version int64
-	size    uint64 // the tree size of version-1
+	prev    int64  // the version before it (usually version-1; more after a jump forward)
+	size    uint64 // the tree size of prev
 	old     map[compact.NodeID]Hash
-	at      time.Time // when version-1 stopped being the newest
+	at      time.Time // when prev stopped being the newest
 }
 
 // Limits bound what a Tree keeps of older versions.
@@ -77,7 +80,7 @@ func (t *Tree) Oldest() int64 {
 	if len(t.undo) == 0 {
 		return t.version
 	}
-	return t.undo[0].version - 1
+	return t.undo[0].prev
 }
 
 // Change sets the leaf at Index: an existing leaf, or the next one (Index == size).
@@ -86,13 +89,14 @@ type Change struct {
 	Leaf  Hash
 }
 
-// Apply moves the tree to version (the current one + 1: tree versions are snapshot
-// versions, which are consecutive) by the changes, in order, and
+// Apply moves the tree to version (above the current one: tree versions are snapshot
+// versions, consecutive except after a publish that jumps forward, tufrepo's
+// PublishForward) by the changes, in order, and
 // records what it overwrote so the previous version stays provable; now is when the
 // previous version stopped being the newest. Appended leaves must come in index order.
 // On error the tree is unchanged.
 func (t *Tree) Apply(version int64, changes []Change, now time.Time) error {
-	if version != t.version+1 {
+	if version <= t.version {
 		return fmt.Errorf("merkle tree: version %d does not follow %d", version, t.version)
 	}
 	next := t.size
@@ -106,7 +110,7 @@ func (t *Tree) Apply(version int64, changes []Change, now time.Time) error {
 			return fmt.Errorf("merkle tree version %d: leaf %d would leave a gap after %d leaves", version, c.Index, next)
 		}
 	}
-	rec := undoRec{version: version, size: t.size, old: make(map[compact.NodeID]Hash, len(changes)*(len(t.levels)+1)), at: now}
+	rec := undoRec{version: version, prev: t.version, size: t.size, old: make(map[compact.NodeID]Hash, len(changes)*(len(t.levels)+1)), at: now}
 	oldLen := make([]int, len(t.levels))
 	for l := range t.levels {
 		oldLen[l] = len(t.levels[l])
@@ -164,10 +168,11 @@ func (t *Tree) at(v int64) (uint64, []undoRec, error) {
 	if v == t.version {
 		return t.size, nil, nil
 	}
-	if v > t.version || v < t.Oldest() {
+	// The record that leads away from v; versions skipped by a jump never existed.
+	i, ok := slices.BinarySearchFunc(t.undo, v, func(r undoRec, v int64) int { return cmp.Compare(r.prev, v) })
+	if !ok {
 		return 0, nil, fmt.Errorf("%w: version %d (kept: %d to %d)", ErrNotKept, v, t.Oldest(), t.version)
 	}
-	i := int(v - t.Oldest()) // undo[i].version == v+1: versions are consecutive
 	return t.undo[i].size, t.undo[i:], nil
 }
 
