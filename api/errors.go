@@ -54,6 +54,8 @@ const (
 	CodeUnavailable         Code = "unavailable"
 	CodeNotLogged           Code = "not_logged"
 	CodePruned              Code = "pruned"
+	CodeNoMerkleTree        Code = "no_merkle_tree"
+	CodeRoleNotInTree       Code = "role_not_in_tree"
 	CodeInternal            Code = "internal"
 )
 
@@ -108,6 +110,8 @@ func Codes() []CodeInfo {
 		{CodeUnavailable, http.StatusServiceUnavailable, "The service is temporarily unavailable"},
 		{CodeNotLogged, http.StatusNotFound, "The metadata version has no transparency log entry yet"},
 		{CodePruned, http.StatusGone, "The metadata version is no longer kept"},
+		{CodeNoMerkleTree, http.StatusNotFound, "The timestamp version carries no Merkle snapshot"},
+		{CodeRoleNotInTree, http.StatusNotFound, "The Merkle snapshot of the timestamp has no leaf for the role"},
 		{CodeInternal, http.StatusInternalServerError, "Internal error"},
 	}
 }

@@ -438,6 +438,7 @@ var wireTypes = map[string]reflect.Type{
 	"TransparencyLogInfo":    reflect.TypeFor[api.TransparencyLogInfo](),
 	"TransparencyLogPage":    reflect.TypeFor[api.TransparencyLogPage](),
 	"TransparencyLogEntry":   reflect.TypeFor[api.TransparencyLogEntry](),
+	"MerkleProof":            reflect.TypeFor[api.MerkleProof](),
 	"DSSEEnvelope":           reflect.TypeFor[api.DSSEEnvelope](),
 	"DSSESignature":          reflect.TypeFor[api.DSSESignature](),
 	"RekorEntry":             reflect.TypeFor[api.RekorEntry](),

@@ -309,3 +309,19 @@ type ClaimResult struct {
 	Status          string           `json:"status"`
 	SnapshotVersion int64            `json:"snapshot_version,omitempty"`
 }
+
+// MerkleProof is GET /api/v1/merkle/{timestamp}/{role}: the leaf of role in the Merkle
+// snapshot that timestamp version commits to (its "x-cairn-merkle" field), and the RFC
+// 6962 inclusion proof of that leaf. A client recomputes the root from these and the
+// timestamp it verified; nothing here is trusted on its own.
+type MerkleProof struct {
+	Timestamp int64  `json:"timestamp"`
+	Role      string `json:"role"`
+	Version   int64  `json:"version"`
+	Length    int64  `json:"length"`
+	SHA256    string `json:"sha256"`
+	Index     uint64 `json:"index"`
+	Size      uint64 `json:"size"`
+	// Hashes are the proof's node hashes (hex), leaf to root.
+	Hashes []string `json:"hashes"`
+}

@@ -66,6 +66,8 @@ func TestEveryCodeHasAnExitCode(t *testing.T) {
 		api.CodeUnauthorized: true,
 		// A pruned snapshot version: the next refresh fetches the current timestamp.
 		api.CodePruned: true,
+		// A timestamp without a Merkle snapshot: the client uses the classic one.
+		api.CodeNoMerkleTree: true,
 		// The server cut an upload that came too slowly: a transport problem, to retry.
 		api.CodeTooSlow: true,
 	}

@@ -38,6 +38,9 @@ type RepoConfig struct {
 	// OCIToken, if set, is sent as the password of HTTP Basic auth on OCI registry
 	// requests (DownloadReleaseOCI), for servers that do not allow anonymous pulls.
 	OCIToken string
+	// ClassicSnapshot makes Refresh always use snapshot.json, as standard TUF clients do,
+	// even when the server's timestamp carries a Merkle snapshot.
+	ClassicSnapshot bool
 }
 
 // Repo is a verifying TUF client for a Cairn repository, built on go-tuf's updater. Every
@@ -46,7 +49,9 @@ type RepoConfig struct {
 type Repo struct {
 	cfg   RepoConfig
 	fetch *recordingFetcher
-	up    *updater.Updater // nil until Refresh succeeds
+	up    tufView // nil until Refresh succeeds
+	// merkle is true when the last Refresh went through the Merkle snapshot.
+	merkle bool
 }
 
 // OpenRepo checks cfg and returns a Repo. It does not touch the network.
@@ -97,13 +102,41 @@ func (r *Repo) startRoot() []byte {
 	return cached
 }
 
-// Refresh downloads and verifies the top-level metadata (root rotations, timestamp,
-// snapshot, targets) as the TUF client workflow requires. Delegated roles are loaded on
-// demand by later calls. Each Refresh starts a new update from the cached state.
+// Refresh downloads and verifies the top-level metadata as the TUF client workflow
+// requires. Delegated roles are loaded on demand by later calls. Each Refresh starts a new
+// update from the cached state.
+//
+// When the verified timestamp carries a Merkle snapshot (DESIGN.md "Merkle snapshot") and
+// cfg.ClassicSnapshot is off, snapshot.json is not downloaded: every role is proven against
+// the timestamp's tree instead (root rotations, timestamp, then targets). A timestamp
+// without one (an older server) takes the classic path; a proof that fails never does.
 func (r *Repo) Refresh(ctx context.Context) error {
+	if r.cfg.ClassicSnapshot {
+		return r.refreshClassic(ctx)
+	}
 	r.fetch.ctx = ctx
 	r.fetch.fetches = nil
-	r.up = nil
+	r.up, r.merkle = nil, false
+	m, err := r.refreshMerkle(ctx)
+	if err != nil {
+		r.up = nil
+		return err
+	}
+	if m == nil {
+		return r.refreshClassic(ctx)
+	}
+	r.up, r.merkle = m, true
+	return nil
+}
+
+// UsedMerkle reports whether the last Refresh went through the Merkle snapshot.
+func (r *Repo) UsedMerkle() bool { return r.up != nil && r.merkle }
+
+// refreshClassic is Refresh through snapshot.json, with go-tuf's updater.
+func (r *Repo) refreshClassic(ctx context.Context) error {
+	r.fetch.ctx = ctx
+	r.fetch.fetches = nil
+	r.up, r.merkle = nil, false
 	cfg, err := config.New(r.cfg.Server+"/metadata", r.startRoot())
 	if err != nil {
 		return fmt.Errorf("configuring TUF updater: %w", err)

@@ -271,3 +271,19 @@ func TestOpenRepoRejectsBadRoot(t *testing.T) {
 		t.Fatalf("err = %v, want an api error for the URL", err)
 	}
 }
+
+// TestRepoFallsBackToClassicSnapshotWithoutTree: a server whose timestamp carries no Merkle
+// snapshot (an older one: the clienttest server) is read through snapshot.json.
+func TestRepoFallsBackToClassicSnapshotWithoutTree(t *testing.T) {
+	f := newFixture(t, "widget", false, release{"1.0.0", map[string]string{"widget.tar.gz": "one"}})
+	r := f.repo(t)
+	if _, err := r.ProjectRole(ctx(t), "widget"); err != nil {
+		t.Fatal(err)
+	}
+	if r.UsedMerkle() || r.SnapshotVersion() == 0 {
+		t.Fatalf("merkle %v, snapshot %d: want the classic snapshot", r.UsedMerkle(), r.SnapshotVersion())
+	}
+	if _, err := os.Stat(filepath.Join(r.cfg.MetadataDir, "snapshot.json")); err != nil {
+		t.Fatalf("the classic path caches snapshot.json: %v", err)
+	}
+}

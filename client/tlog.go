@@ -83,10 +83,16 @@ type AuditReport struct {
 	// Pruned counts old snapshot versions whose bytes the server no longer keeps (DESIGN.md
 	// "Snapshot and publish cost"): their log entries and audit log hashes are checked, the
 	// served bytes cannot be.
-	Pruned   int            `json:"pruned"`
-	Roots    int            `json:"roots"`
-	Backlog  int64          `json:"backlog"`
-	Problems []AuditProblem `json:"problems"`
+	Pruned int `json:"pruned"`
+	Roots  int `json:"roots"`
+	// MerkleTrees counts the timestamps whose Merkle snapshot the audit log rebuilds
+	// (AuditMerkle); MerkleWithoutTree those signed without one.
+	MerkleTrees       int `json:"merkle_trees"`
+	MerkleWithoutTree int `json:"merkle_without_tree"`
+	// MerkleProblems is how many of Problems AuditMerkle found.
+	MerkleProblems int            `json:"merkle_problems"`
+	Backlog        int64          `json:"backlog"`
+	Problems       []AuditProblem `json:"problems"`
 }
 
 // Code is the exit code of the report: the most serious problem's (hash mismatch first),
@@ -167,6 +173,15 @@ func (a *API) Audit(ctx context.Context, opts AuditOptions) (*AuditReport, error
 		}
 		all = append(all, page.Entries...)
 	}
+
+	// 1b. The Merkle snapshots: every timestamp's tree, rebuilt from the log.
+	ma, err := a.AuditMerkle(ctx, all)
+	if err != nil {
+		return nil, err
+	}
+	rep.MerkleTrees, rep.MerkleWithoutTree = ma.Trees, ma.WithoutTree
+	rep.Problems = append(rep.Problems, ma.Problems...)
+	rep.MerkleProblems = len(ma.Problems)
 
 	// 2. The root chain and the targets versions, as the audit log records them.
 	roots, err := a.auditRoots(ctx, all, opts.TrustedRoot)

@@ -77,7 +77,8 @@ type TopLevel struct {
 // TopLevel refreshes (following any root rotation from the trusted root) and returns the
 // verified root, timestamp, snapshot and targets.
 func (r *Repo) TopLevel(ctx context.Context) (*TopLevel, error) {
-	if err := r.Refresh(ctx); err != nil {
+	// The signed snapshot itself is part of the answer: the classic path.
+	if err := r.refreshClassic(ctx); err != nil {
 		return nil, err
 	}
 	t := r.up.GetTrustedMetadataSet()

@@ -86,6 +86,7 @@ type Server struct {
 	db        *store.DB
 	blobs     *store.FSBlobs
 	cache     *metaCache
+	merkle    *merkleTrees
 	publisher *tufrepo.Publisher
 	metrics   *metrics
 	signing   *signerHealth
@@ -110,6 +111,7 @@ type Server struct {
 // New builds a server. Run must be called to start its background work.
 func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers, log *slog.Logger, now func() time.Time) *Server {
 	s := &Server{cfg: cfg, db: db, blobs: blobs, cache: newMetaCache(db, cfg.CacheBytes), log: log, faults: faults.NewReporter(log, now, pinger(db)), now: now, limits: cfg.Limits.withDefaults(openFileLimit())}
+	s.merkle = newMerkleTrees(db, cfg.SnapshotRetention, now)
 	reg := prometheus.NewRegistry()
 	s.signing, signers = newSignerHealth(reg, signers, now)
 	s.publisher = tufrepo.NewPublisher(db, signers, now, log)
@@ -134,6 +136,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 		s.routeClaims(r)
 		s.routeLog(r)
 		s.routeTlog(r)
+		s.routeMerkle(r)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNotFound(r.URL.Path))
@@ -158,6 +161,7 @@ func (s *Server) Start(ctx context.Context) error {
 		return err
 	}
 	go s.cache.gzipHead(ctx)
+	go s.followMerkle(ctx)
 	go s.db.Listen(ctx, s.log, func(channel, payload string) {
 		switch channel {
 		case store.ChannelPublished:

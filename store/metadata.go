@@ -101,6 +101,13 @@ func (db *DB) Bootstrap(ctx context.Context, off *tufrepo.OfflineMetadata, rc, s
 			}
 			entries = append(entries, logEntry(api.ActionSigned, m.Role, m.Version, m.Raw, 1, now))
 		}
+		leaves, err := tufrepo.InitialMerkleLeaves(off, rc.Raw)
+		if err != nil {
+			return err
+		}
+		if err := saveMerkleLeaves(ctx, tx, leaves, 1); err != nil {
+			return err
+		}
 		return appendAudit(ctx, tx, entries)
 	})
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/tufrepo/merkle"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -111,6 +112,11 @@ type PublishTx interface {
 	// AppendAudit appends entries (Seq, PrevHash and Hash filled by the store from the
 	// chain's last entry using AuditHash).
 	AppendAudit(ctx context.Context, entries []api.LogEntry) error
+	// MerkleLeaves returns every leaf of the Merkle snapshot as stored (the head
+	// snapshot's), ordered by index.
+	MerkleLeaves(ctx context.Context) ([]MerkleLeaf, error)
+	// SaveMerkleLeaves records new and changed leaves, made by snapshot.
+	SaveMerkleLeaves(ctx context.Context, leaves []MerkleLeaf, snapshot int64) error
 	// NotifyPublished tells every replica that a new timestamp is committed.
 	NotifyPublished(ctx context.Context, timestamp int64) error
 	// Ping shows the database that the publisher is alive while it works outside the
@@ -202,6 +208,8 @@ type Publisher struct {
 	tsSigner, snapSigner *OnlineSigner
 	// rc mirrors the recently-claimed tree at indexVersion (loaded with the index).
 	rc *rcTree
+	// merkle mirrors the Merkle snapshot at indexVersion (loaded with the index).
+	merkle *merkleState
 	// queue holds the role versions uploaded since the last publish (Submit).
 	queue submitQueue
 	// MaxResignPerPublish bounds how many recently-claimed nodes that are only due for
@@ -367,7 +375,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 			return PublishResult{}, api.Errorf(api.CodeBadRequest, "version floor %d is more than %d versions past the current timestamp version %d: a typo? Give the highest version clients may have seen plus a margin", floor, MaxForwardJump, head.TimestampVersion)
 		}
 	}
-	if p.indexVersion != head.SnapshotVersion || p.rc == nil {
+	if p.indexVersion != head.SnapshotVersion || p.rc == nil || p.merkle == nil {
 		raw, err := tx.SnapshotRaw(ctx, head.SnapshotVersion)
 		if err != nil {
 			return PublishResult{}, err
@@ -380,7 +388,19 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 		if err != nil {
 			return PublishResult{}, err
 		}
+		leaves, err := tx.MerkleLeaves(ctx)
+		if err != nil {
+			return PublishResult{}, err
+		}
+		tree, leafIdx, err := BuildMerkleTree(head.SnapshotVersion, leaves)
+		if err != nil {
+			return PublishResult{}, err
+		}
+		if tree.Size() != uint64(idx.Len()) {
+			return PublishResult{}, fmt.Errorf("the Merkle snapshot has %d leaves but snapshot %d lists %d roles: the merkle_leaves table is out of step (re-run the migration's backfill)", tree.Size(), head.SnapshotVersion, idx.Len())
+		}
 		p.index, p.indexVersion, p.snapRaw, p.snapSum, p.rc = idx, head.SnapshotVersion, raw, nil, rc
+		p.merkle = &merkleState{tree: tree, index: leafIdx}
 	}
 	// From here on the index and the tree are changed in place; a failure resets
 	// indexVersion, which reloads both.
@@ -434,11 +454,16 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 	if needSnap {
 		snapV = max(snapV+1, floor)
 	}
+	// leaves collects what this publish changes in the Merkle snapshot, in audit order.
+	leaves := newLeafBatch(p.merkle)
 	// sign inserts a version the server signed and logs it, hashing its bytes once.
 	sign := func(role string, v int64, raw []byte, exp time.Time) ([]byte, error) {
 		sum := sha256.Sum256(raw)
 		m := MetadataVersion{Role: role, Version: v, Raw: raw, Expires: exp, SHA256: sum[:]}
 		if err := tx.InsertSigned(ctx, m, snapV); err != nil {
+			return nil, err
+		}
+		if err := leaves.set(role, v, int64(len(raw)), sum[:]); err != nil {
 			return nil, err
 		}
 		res.Signed = append(res.Signed, m)
@@ -449,6 +474,9 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 		// A staged root is published with this snapshot but is not listed in it.
 		if s.Role != RoleRoot {
 			p.index.Set(s.Role, s.Version, s.Length)
+			if err := leaves.set(s.Role, s.Version, s.Length, s.SHA256); err != nil {
+				return res, err
+			}
 		}
 		audit = append(audit, api.LogEntry{Action: api.ActionAccepted, Role: s.Role, Version: s.Version, Length: s.Length, SHA256: hex.EncodeToString(s.SHA256), Snapshot: snapV, Time: AuditTime(now)})
 	}
@@ -457,6 +485,14 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 	}
 	snapRaw, snapSum := p.snapRaw, p.snapSum
 	if needSnap {
+		// The Merkle snapshot moves with the classic one, in the same transaction, and
+		// the timestamp below commits to both.
+		if err := leaves.apply(snapV, now); err != nil {
+			return res, err
+		}
+		if err := tx.SaveMerkleLeaves(ctx, leaves.rows, snapV); err != nil {
+			return res, err
+		}
 		exp := now.Add(SnapshotExpiry).Truncate(time.Second)
 		raw, err := signIn(ctx, tx, p.index.EncodeSigned(snapV, exp), snapSigner)
 		if err != nil {
@@ -473,7 +509,8 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 		snapSum = sum[:]
 	}
 	tsExp := now.Add(TimestampExpiry).Truncate(time.Second)
-	tsSigned, err := buildTimestamp(res.TimestampVersion, snapV, int64(len(snapRaw)), snapSum, tsExp)
+	tree := p.merkle.tree.Root()
+	tsSigned, err := buildTimestamp(res.TimestampVersion, snapV, int64(len(snapRaw)), snapSum, tsExp, &tree)
 	if err != nil {
 		return res, err
 	}
@@ -515,13 +552,20 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 }
 
 // BuildTimestamp returns the canonical signed bytes of a timestamp that points at the
-// snapshot file snapRaw (version, length and sha256).
+// snapshot file snapRaw (version, length and sha256), without a Merkle snapshot.
 func BuildTimestamp(version, snapVersion int64, snapRaw []byte, expires time.Time) ([]byte, error) {
 	sum := sha256.Sum256(snapRaw)
-	return buildTimestamp(version, snapVersion, int64(len(snapRaw)), sum[:], expires)
+	return buildTimestamp(version, snapVersion, int64(len(snapRaw)), sum[:], expires, nil)
 }
 
-func buildTimestamp(version, snapVersion, length int64, sum []byte, expires time.Time) ([]byte, error) {
+// BuildMerkleTimestamp is BuildTimestamp with the Merkle snapshot tree in the custom
+// field merkle.FieldName.
+func BuildMerkleTimestamp(version, snapVersion int64, snapRaw []byte, expires time.Time, tree merkle.Root) ([]byte, error) {
+	sum := sha256.Sum256(snapRaw)
+	return buildTimestamp(version, snapVersion, int64(len(snapRaw)), sum[:], expires, &tree)
+}
+
+func buildTimestamp(version, snapVersion, length int64, sum []byte, expires time.Time, tree *merkle.Root) ([]byte, error) {
 	ts := metadata.Timestamp(expires.UTC().Truncate(time.Second))
 	ts.Signed.SpecVersion = SpecVersion
 	ts.Signed.Version = version
@@ -529,6 +573,11 @@ func buildTimestamp(version, snapVersion, length int64, sum []byte, expires time
 	mf.Length = length
 	mf.Hashes = metadata.Hashes{"sha256": sum}
 	ts.Signed.Meta = map[string]*metadata.MetaFiles{MetaName(RoleSnapshot): mf}
+	if tree != nil {
+		// A custom field in "signed": covered by the signature, kept and ignored by
+		// standard clients (TUF spec: unrecognised fields), read by Cairn's client.
+		ts.Signed.UnrecognizedFields = map[string]any{merkle.FieldName: tree.Field()}
+	}
 	return Canonical(ts.Signed)
 }
 
@@ -555,7 +604,15 @@ func InitialOnline(ctx context.Context, off *OfflineMetadata, s Signers, now tim
 		return rc, snap, ts, err
 	}
 	tsExp := now.Add(TimestampExpiry).Truncate(time.Second)
-	tsSigned, err := BuildTimestamp(1, 1, snapRaw, tsExp)
+	leaves, err := InitialMerkleLeaves(off, rcRaw)
+	if err != nil {
+		return rc, snap, ts, err
+	}
+	tree, _, err := BuildMerkleTree(1, leaves)
+	if err != nil {
+		return rc, snap, ts, err
+	}
+	tsSigned, err := BuildMerkleTimestamp(1, 1, snapRaw, tsExp, tree.Root())
 	if err != nil {
 		return rc, snap, ts, err
 	}

@@ -3,6 +3,7 @@ package tufrepo
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/tufrepo/merkle"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
@@ -58,6 +60,8 @@ type fakeStore struct {
 	// inserts records every InsertSigned call, committed or not.
 	inserts []MetadataVersion
 	root    []byte // root version 1
+	// leaves is the committed Merkle snapshot, by index.
+	leaves map[uint64]MerkleLeaf
 }
 
 func newFakeStore(t *testing.T) *fakeStore {
@@ -132,6 +136,7 @@ type fakeTx struct {
 	clean          []string
 	applied        []*Submission
 	appliedSnap    int64
+	leaves         []MerkleLeaf
 }
 
 func (tx *fakeTx) Head(ctx context.Context) (Head, error) {
@@ -313,6 +318,25 @@ func (tx *fakeTx) AppendAudit(ctx context.Context, entries []api.LogEntry) error
 
 func (tx *fakeTx) Ping(ctx context.Context) error { return tx.s.fail("Ping") }
 
+func (tx *fakeTx) MerkleLeaves(ctx context.Context) ([]MerkleLeaf, error) {
+	if err := tx.s.fail("MerkleLeaves"); err != nil {
+		return nil, err
+	}
+	out := make([]MerkleLeaf, 0, len(tx.s.leaves))
+	for _, i := range slices.Sorted(maps.Keys(tx.s.leaves)) {
+		out = append(out, tx.s.leaves[i])
+	}
+	return out, nil
+}
+
+func (tx *fakeTx) SaveMerkleLeaves(ctx context.Context, leaves []MerkleLeaf, snapshot int64) error {
+	if err := tx.s.fail("SaveMerkleLeaves"); err != nil {
+		return err
+	}
+	tx.leaves = append(tx.leaves, leaves...)
+	return nil
+}
+
 func (tx *fakeTx) NotifyPublished(ctx context.Context, timestamp int64) error {
 	if err := tx.s.fail("NotifyPublished"); err != nil {
 		return err
@@ -367,6 +391,9 @@ func (s *fakeStore) commit(tx *fakeTx) error {
 		s.audit = append(s.audit, e)
 	}
 	s.notified = append(s.notified, tx.notify...)
+	for _, l := range tx.leaves {
+		s.leaves[l.Index] = l
+	}
 	return nil
 }
 
@@ -380,6 +407,8 @@ type pubEnv struct {
 	now         time.Time
 	maintainers map[string]*OnlineSigner
 	observed    []PublishResult
+	// legacyTimestamp is a hand-made timestamp version without a Merkle snapshot.
+	legacyTimestamp int64
 }
 
 // newPubEnv bootstraps a repository at t0 and a publisher whose clock is env.now.
@@ -393,6 +422,14 @@ func newPubEnv(t *testing.T) *pubEnv {
 		s.put(m.Role, m.Version, &fakeMeta{Raw: m.Raw, Expires: m.Expires, Snapshot: 1})
 	}
 	s.head = Head{SnapshotVersion: 1, SnapshotRaw: r.Snap.Raw, SnapshotExpires: r.Snap.Expires, TimestampVersion: 1, TimestampExpires: r.TS.Expires}
+	leaves, err := InitialMerkleLeaves(r.Off, r.RC.Raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.leaves = map[uint64]MerkleLeaf{}
+	for _, l := range leaves {
+		s.leaves[l.Index] = l
+	}
 	e.pub = e.newPublisher()
 	return e
 }
@@ -476,6 +513,7 @@ func (e *pubEnv) verifyChain() map[string]*metadata.MetaFiles {
 	if err != nil {
 		t.Fatalf("go-tuf UpdateSnapshot(v%d): %v", snapV, err)
 	}
+	e.checkMerkle(ts, snap)
 	if _, err := tm.UpdateTargets(s.get(RoleTargets, snap.Signed.Meta["targets.json"].Version).Raw); err != nil {
 		t.Fatalf("go-tuf UpdateTargets: %v", err)
 	}
@@ -1118,6 +1156,18 @@ func TestPublishSplitsAnUnshardedTree(t *testing.T) {
 	}
 	e.store.put(RoleTimestamp, 2, &fakeMeta{Raw: tsRaw, Expires: e.now.Add(TimestampExpiry), Snapshot: 2})
 	e.store.head = Head{SnapshotVersion: 2, SnapshotRaw: snapRaw, SnapshotExpires: e.now.Add(SnapshotExpiry), TimestampVersion: 2, TimestampExpires: e.now.Add(TimestampExpiry)}
+	e.legacyTimestamp = 2
+	// What the Merkle migration backfills: one leaf per role the snapshot lists.
+	e.store.leaves = map[uint64]MerkleLeaf{}
+	for i, m := range idx.Entries() {
+		role := strings.TrimSuffix(m.Name, ".json")
+		sum := sha256.Sum256(e.store.get(role, m.Version).Raw)
+		l, err := MerkleLeafOf(role, m.Version, m.Length, sum[:])
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.store.leaves[uint64(i)] = MerkleLeaf{Index: uint64(i), Leaf: l}
+	}
 	e.verifyChain()
 
 	// The upgraded publisher splits the top at its first publish.
@@ -1199,4 +1249,44 @@ func TestPublishForward(t *testing.T) {
 		t.Fatalf("publish after the forward one: %+v", res)
 	}
 	e.verifyChain()
+}
+
+// checkMerkle checks the timestamp's Merkle snapshot: it commits to exactly the roles the
+// snapshot lists, at its versions, with the sha256 and length of the stored bytes, in the
+// order of their first audit-log entry, and the stored leaves say the same.
+func (e *pubEnv) checkMerkle(ts *metadata.Metadata[metadata.TimestampType], snap *metadata.Metadata[metadata.SnapshotType]) {
+	e.t.Helper()
+	t, s := e.t, e.store
+	field, ok := ts.Signed.UnrecognizedFields[merkle.FieldName]
+	if !ok && ts.Signed.Version == e.legacyTimestamp {
+		return
+	}
+	if !ok {
+		t.Fatalf("timestamp %d has no %s field", ts.Signed.Version, merkle.FieldName)
+	}
+	root, err := merkle.ParseField(field)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hs []merkle.Hash
+	for i := uint64(0); i < uint64(len(s.leaves)); i++ {
+		l := s.leaves[i]
+		mf := snap.Signed.Meta[MetaName(l.Role)]
+		if mf == nil {
+			t.Fatalf("leaf %d is %s, which snapshot %d does not list", i, l.Role, snap.Signed.Version)
+		}
+		sum := sha256.Sum256(s.get(l.Role, mf.Version).Raw)
+		want, _ := MerkleLeafOf(l.Role, mf.Version, mf.Length, sum[:])
+		if l.Leaf != want {
+			t.Fatalf("stored leaf %d is %+v, snapshot %d says %+v", i, l.Leaf, snap.Signed.Version, want)
+		}
+		h, _ := want.Hash()
+		hs = append(hs, h)
+	}
+	if len(hs) != len(snap.Signed.Meta) {
+		t.Fatalf("%d leaves for %d roles in snapshot %d", len(hs), len(snap.Signed.Meta), snap.Signed.Version)
+	}
+	if got := merkle.Build(1, hs).Root(); got != root {
+		t.Fatalf("timestamp %d commits to tree %x (%d leaves), the stored leaves make %x (%d)", ts.Signed.Version, root.Hash, root.Size, got.Hash, got.Size)
+	}
 }

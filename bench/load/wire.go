@@ -109,6 +109,23 @@ func runWire(ctx context.Context, o *options) error {
 			}
 			return nil
 		}})
+		// The same CLI through the classic snapshot (--classic-snapshot), with a cache of
+		// its own: what the Merkle snapshot saves (DESIGN.md "Merkle snapshot").
+		classicHome := filepath.Join(work, "cairn-classic-home")
+		classicEnv := append(os.Environ(), "CAIRN_HOME="+classicHome)
+		if out, err := runCmd(ctx, classicEnv, o.cairnBin, "init", "--server", px.url, "--root", rootFile); err != nil {
+			return fmt.Errorf("wire: cairn init: %w: %s", err, out)
+		}
+		if err := os.RemoveAll(filepath.Join(classicHome, "metadata")); err != nil {
+			return err
+		}
+		clients = append(clients, clientRun{"cairn get --classic-snapshot", func(ctx context.Context) error {
+			out, err := runCmd(ctx, classicEnv, o.cairnBin, "--classic-snapshot", "get", name+"@"+version, "--output-dir", filepath.Join(work, "cairn-classic-out"))
+			if err != nil {
+				return fmt.Errorf("%w: %s", err, out)
+			}
+			return nil
+		}})
 	} else {
 		fmt.Println("wire: cairn get not measured (no -cairn BIN)")
 	}
@@ -128,6 +145,9 @@ func runWire(ctx context.Context, o *options) error {
 			"kind": "wire", "client": client, "phase": phase, "seconds": time.Since(t).Seconds(),
 			"requests": m.requests, "metadata_bytes": m.metadata, "target_bytes": m.targets,
 			"header_bytes": m.wire - m.metadata - m.targets - m.other, "wire_bytes": m.wire,
+			// Merkle snapshot inclusion proofs (GET /api/v1/merkle/…): metadata too, for
+			// cairn get; counted apart so metadata_bytes keeps its meaning (TUF files).
+			"merkle_proofs": m.proofs, "merkle_proof_bytes": m.merkle,
 		}
 		if timedOut {
 			// tuf-js 5.0.1 parses a snapshot in time quadratic in its roles (BENCHMARKS.md):
@@ -136,8 +156,8 @@ func runWire(ctx context.Context, o *options) error {
 			fmt.Printf("%-10s %-8s did not finish within -client-timeout %s\n", client, phase, o.clientTimeout)
 		}
 		emit(o, r)
-		fmt.Printf("%-10s %-8s %3d requests, metadata %9d B, targets %7d B, on the wire %9d B\n",
-			client, phase, m.requests, m.metadata, m.targets, m.wire)
+		fmt.Printf("%-10s %-8s %3d requests, metadata %9d B, proofs %6d B (%d), targets %7d B, on the wire %9d B\n",
+			client, phase, m.requests, m.metadata, m.merkle, m.proofs, m.targets, m.wire)
 		return nil
 	}
 	for _, cl := range clients {
@@ -238,9 +258,11 @@ type countingProxy struct {
 	url                                      string
 	srv                                      *http.Server
 	wire, metadata, targets, other, requests atomic.Int64
+	// merkle and proofs count Merkle proof bytes and requests (also in other).
+	merkle, proofs atomic.Int64
 }
 
-type wireCounts struct{ wire, metadata, targets, other, requests int64 }
+type wireCounts struct{ wire, metadata, targets, other, requests, merkle, proofs int64 }
 
 func startCountingProxy(upstream *url.URL) (*countingProxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -256,13 +278,18 @@ func startCountingProxy(upstream *url.URL) (*countingProxy, error) {
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			px.requests.Add(1)
 			ctr := &px.other
+			var w2 http.ResponseWriter = w
+			if strings.HasPrefix(r.URL.Path, "/api/v1/merkle/") {
+				px.proofs.Add(1)
+				w2 = &countingWriter{ResponseWriter: w, n: &px.merkle}
+			}
 			switch {
 			case strings.HasPrefix(r.URL.Path, "/metadata/"):
 				ctr = &px.metadata
 			case strings.HasPrefix(r.URL.Path, "/targets/"):
 				ctr = &px.targets
 			}
-			rp.ServeHTTP(&countingWriter{ResponseWriter: w, n: ctr}, r)
+			rp.ServeHTTP(&countingWriter{ResponseWriter: w2, n: ctr}, r)
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -271,7 +298,7 @@ func startCountingProxy(upstream *url.URL) (*countingProxy, error) {
 }
 
 func (p *countingProxy) reset() {
-	for _, c := range []*atomic.Int64{&p.wire, &p.metadata, &p.targets, &p.other, &p.requests} {
+	for _, c := range []*atomic.Int64{&p.wire, &p.metadata, &p.targets, &p.other, &p.requests, &p.merkle, &p.proofs} {
 		c.Store(0)
 	}
 }
@@ -280,7 +307,7 @@ func (p *countingProxy) snapshot() wireCounts {
 	// The response's last bytes may still be in flight to the client's socket when it
 	// returns: let the server's writes settle.
 	time.Sleep(50 * time.Millisecond)
-	return wireCounts{p.wire.Load(), p.metadata.Load(), p.targets.Load(), p.other.Load(), p.requests.Load()}
+	return wireCounts{p.wire.Load(), p.metadata.Load(), p.targets.Load(), p.other.Load(), p.requests.Load(), p.merkle.Load(), p.proofs.Load()}
 }
 
 func (p *countingProxy) close() { _ = p.srv.Close() }

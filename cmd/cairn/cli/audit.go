@@ -82,7 +82,11 @@ no entry (signed but never logged, or not logged yet: see the backlog).`,
 				a.printAudit(rep)
 			}
 			if len(rep.Problems) > 0 {
-				return &client.VerifyError{Code: rep.Code(), Role: "transparency log", Detail: fmt.Sprintf("%d signed version(s) lack a valid transparency log entry", len(rep.Problems))}
+				detail := fmt.Sprintf("%d signed version(s) lack a valid transparency log entry", len(rep.Problems))
+				if rep.MerkleProblems > 0 {
+					detail = fmt.Sprintf("%d problem(s), %d of them Merkle snapshots that the audit log does not rebuild", len(rep.Problems), rep.MerkleProblems)
+				}
+				return &client.VerifyError{Code: rep.Code(), Role: "transparency log", Detail: detail}
 			}
 			return nil
 		}),
@@ -109,8 +113,9 @@ func (a *app) printAudit(rep *client.AuditReport) {
 	a.printf("Transparency log audit of %s\n  log: %s\n", rep.Server, log)
 	a.printf("  checked %d signed version(s) (%s) under %d root version(s); %d with a valid log entry; server backlog %d\n",
 		total, strings.Join(roles, ", "), rep.Roots, rep.Logged, rep.Backlog)
+	a.printf("  Merkle snapshot: %d timestamp tree(s) rebuilt from the audit log and matched; %d timestamp(s) without a tree\n", rep.MerkleTrees, rep.MerkleWithoutTree)
 	if len(rep.Problems) == 0 {
-		a.printf("OK: every signed version is in the transparency log.\n")
+		a.printf("OK: every signed version is in the transparency log, and every Merkle snapshot matches the audit log.\n")
 		return
 	}
 	a.printf("%d problem(s):\n", len(rep.Problems))

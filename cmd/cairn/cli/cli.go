@@ -84,7 +84,9 @@ type app struct {
 
 	flags    *pflag.FlagSet  // the global flags, to tell a given timeout from its default
 	timeouts client.Timeouts // --connect-timeout, --response-timeout, --read-timeout
-	hc       *http.Client    // built once from the timeouts, shared by every request
+	// classicSnapshot is --classic-snapshot: never the Merkle snapshot.
+	classicSnapshot bool
+	hc              *http.Client // built once from the timeouts, shared by every request
 }
 
 // runError marks an error returned by a command's own code, as opposed to a command
@@ -123,6 +125,7 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	root.PersistentFlags().DurationVar(&a.timeouts.Response, "response-timeout", def.Response, "limit on the wait for the server's answer to a request, beyond what --wait asks; 0: none (default: $CAIRN_RESPONSE_TIMEOUT, else "+def.Response.String()+")")
 	root.PersistentFlags().DurationVar(&a.timeouts.Read, "read-timeout", def.Read, "longest the server may send no data during a download (slow-retrieval protection); 0: none (default: $CAIRN_READ_TIMEOUT, else "+def.Read.String()+")")
 	root.PersistentFlags().StringArrayVar(&a.passFiles, "passphrase-file", nil, "NAME=FILE: read key NAME's passphrase from FILE (repeatable). Else $CAIRN_KEY_PASSPHRASE_<NAME> (upper case, other characters as _), else $CAIRN_KEY_PASSPHRASE, else a prompt")
+	root.PersistentFlags().BoolVar(&a.classicSnapshot, "classic-snapshot", false, "verify through snapshot.json as standard TUF clients do, even when the server offers a Merkle snapshot (more bytes per refresh)")
 	a.flags = root.PersistentFlags()
 	root.AddCommand(a.initCommand(), a.keyCommand(), a.projectCommand(), a.uploadCommand(),
 		a.releasesCommand(), a.getCommand(), a.logCommand(),

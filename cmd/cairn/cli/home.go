@@ -209,7 +209,7 @@ func (a *app) repo() (*client.Repo, error) {
 	}
 	return client.OpenRepo(client.RepoConfig{
 		Server: server, TrustedRoot: root, MetadataDir: MetadataDir(home, server), UserAgent: userAgent,
-		OCIToken: a.tokenValue(), HTTPClient: hc,
+		OCIToken: a.tokenValue(), HTTPClient: hc, ClassicSnapshot: a.classicSnapshot,
 	})
 }
 
