@@ -97,10 +97,19 @@ func (r *Repo) refreshMerkle(ctx context.Context) (*merkleView, error) {
 			return nil, err
 		}
 	}
+	// sawTree: the last verified timestamp committed to a Merkle snapshot. A newer one
+	// without it is refused: dropping the tree would silently give up the leaf hashes (the
+	// same-version swap they close) for the classic snapshot.
+	sawTree := int64(0)
 	if local, err := os.ReadFile(filepath.Join(r.cfg.MetadataDir, "timestamp.json")); err == nil {
 		// The last verified timestamp: the new one must not be older (go-tuf's checks).
 		if _, err := trusted.UpdateTimestamp(local); err != nil && !errors.Is(err, &metadata.ErrRepository{}) {
 			return nil, r.tufError(err, "loading the cached timestamp")
+		}
+		if trusted.Timestamp != nil {
+			if _, ok := trusted.Timestamp.Signed.UnrecognizedFields[merkle.FieldName]; ok {
+				sawTree = trusted.Timestamp.Signed.Version
+			}
 		}
 	}
 	raw, err := r.fetch.DownloadFile(r.cfg.Server+"/metadata/timestamp.json", timestampMaxBytes, 0)
@@ -117,6 +126,9 @@ func (r *Repo) refreshMerkle(ctx context.Context) (*merkleView, error) {
 	ts := trusted.Timestamp
 	field, ok := ts.Signed.UnrecognizedFields[merkle.FieldName]
 	if !ok {
+		if sawTree > 0 {
+			return nil, &VerifyError{Code: ExitPolicy, Role: tufrepo.RoleTimestamp, Detail: fmt.Sprintf("timestamp version %d from %s has no Merkle snapshot (%s), but version %d, verified before, had one: a server that drops the tree gives up the leaf hashes that protect against a same-version role swap; if the operator really went back to a server without it, use --classic-snapshot", ts.Signed.Version, r.cfg.Server, merkle.FieldName, sawTree)}
+		}
 		return nil, nil
 	}
 	if m.root, err = merkle.ParseField(field); err != nil {

@@ -374,6 +374,47 @@ func TestMerkleTreeDroppingRoleRefused(t *testing.T) {
 	}
 }
 
+// TestMerkleTreeStrippedRefused: whoever holds the online timestamp key signs a newer
+// timestamp without the Merkle field, so that clients fall back to the classic snapshot,
+// which has no leaf hashes. A client that verified a tree before refuses it; one that never
+// saw a tree follows it, as standard clients do; --classic-snapshot is the way out that the
+// refusal names.
+func TestMerkleTreeStrippedRefused(t *testing.T) {
+	w := newWorld(t)
+	p := newTamperProxy(t, w.r.URL)
+	g := newCairnGet(t, w.r.RootJSON, p.URL)
+	g.mustGet(t, w.f2.Path, w.f2.Content)
+
+	cur := servedTimestamp(t, w.r)
+	snapV := cur.Signed.Meta["snapshot.json"].Version
+	snapRaw := w.r.Do(t, http.MethodGet, fmt.Sprintf("/metadata/%d.snapshot.json", snapV), "", "", nil).Body
+	signed, err := tufrepo.BuildTimestamp(cur.Signed.Version+1, snapV, snapRaw, time.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stripped, err := tufrepo.SignEnvelope(context.Background(), signed, w.r.OfflineSigner(t, tufrepo.RoleTimestamp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.set(func(rw http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/metadata/timestamp.json" {
+			return false
+		}
+		_, _ = rw.Write(stripped)
+		return true
+	})
+	g.mustRefuse(t, w.f1.Path, 4, "has no Merkle snapshot", "--classic-snapshot")
+	if p.hits.Load() == 0 {
+		t.Fatal("the stripped timestamp was never served")
+	}
+	fresh := newCairnGet(t, w.r.RootJSON, p.URL)
+	fresh.mustGet(t, w.f1.Path, w.f1.Content)
+	parts := strings.Split(w.f1.Path, "/")
+	if code, _, stderr := g.cl.run(t, "get", parts[0]+"@"+parts[1], "--file", parts[2], "--output-dir", t.TempDir(), "--classic-snapshot"); code != 0 {
+		t.Fatalf("cairn get --classic-snapshot after the refusal: exit %d: %s", code, stderr)
+	}
+}
+
 // TestSameVersionRoleSwapRefused: someone with a maintainer's key and the network signs a
 // second, different demo version 3 of the same length (one file's hash replaced) and serves
 // it in place of the published one. The classic snapshot lists version and length, not
