@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"time"
 
@@ -70,10 +71,16 @@ const (
 // highest one that is not yanked when version is empty) and describes the chain of
 // metadata that vouches for it. Failures are as for Download: a *VerifyError for
 // metadata that does not verify, CodeNotFound for an unknown project or release.
+//
+// The chain is the signed one: against a server that offers a Merkle snapshot, open the
+// Repo with ClassicSnapshot, since a refresh through the tree has no signed snapshot to show.
 func (r *Repo) Explain(ctx context.Context, project, version string) (*Explanation, error) {
 	pr, err := r.ProjectRole(ctx, project)
 	if err != nil {
 		return nil, err
+	}
+	if r.UsedMerkle() {
+		return nil, errors.New("explaining a release needs the signed snapshot, and this refresh went through the Merkle snapshot: open the repository with RepoConfig.ClassicSnapshot")
 	}
 	rels := pr.Releases()
 	var rel Release

@@ -22,7 +22,9 @@ admins, or recently-claimed, signed online by the server) and what that means, t
 project's maintainer keys and which of them signed, every threshold and expiry on the
 path, and the release's files with their hashes.
 
-Only the verified TUF metadata is used; the REST API is not consulted. The exit codes
+Only the verified TUF metadata is used; the REST API is not consulted. The chain is
+verified through snapshot.json (as with --classic-snapshot), so that every link shown
+carries its signatures. The exit codes
 are those of 'cairn get'.`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
@@ -33,6 +35,10 @@ are those of 'cairn get'.`,
 			if err != nil {
 				return err
 			}
+			// The chain explain shows is the signed one, link by link: snapshot.json with its
+			// signatures, as standard TUF clients verify it, not the Merkle snapshot's proofs
+			// (whose stand-in snapshot carries no signatures of its own).
+			a.classicSnapshot = true
 			repo, err := a.repo()
 			if err != nil {
 				return err
