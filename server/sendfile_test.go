@@ -103,11 +103,18 @@ func TestTargetDownloadUsesSendfile(t *testing.T) {
 			if err != nil || resp.StatusCode != c.status || !bytes.Equal(body, c.want) {
 				t.Fatalf("GET target: %d, %d bytes (%v); want %d with %d bytes", resp.StatusCode, len(body), err, c.status, len(c.want))
 			}
-			ln.mu.Lock()
-			sent := ln.files - before
-			ln.mu.Unlock()
 			// net/http writes the first 512 bytes (its sniffing length) itself, then hands
-			// the rest to ReadFrom.
+			// the rest to ReadFrom. The counter is bumped when ReadFrom returns, which can be
+			// after the client has read the last byte: wait for it (bounded), not for time.
+			var sent int64
+			for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+				ln.mu.Lock()
+				sent = ln.files - before
+				ln.mu.Unlock()
+				if sent >= int64(len(c.want)-512) || time.Now().After(deadline) {
+					break
+				}
+			}
 			if sent < int64(len(c.want)-512) {
 				t.Errorf("%d of %d body bytes went from the blob file to the connection's ReadFrom (sendfile): a ResponseWriter wrapper hides io.ReaderFrom", sent, len(c.want))
 			}
