@@ -24,6 +24,8 @@
 #                    go-tuf, tuf-js and `cairn get` downloads and their refresh
 #   BENCH_WIRE_FLAGS extra flags for the scale phase's -mode wire runs (e.g. "-no-tufjs": tuf-js
 #                    cannot read a 100k-role snapshot in minutes, BENCHMARKS.md)
+#   BENCH_CAIRND_FLAGS extra flags for cairnd (e.g. "--publish-timeout 30m" for the bulk load
+#                    of a million projects, which is published in large batches)
 #   BENCH_OCI_N      small artifacts per OCI run (default 2000); BENCH_OCI_LARGE_MIB (100)
 #   BENCH_SCALES     project counts for the publish phase (default: "1000 10000 100000")
 #   BENCH_DURATION   measured duration of each GET and upload run (default 20s)
@@ -141,7 +143,7 @@ PG_PID=$(head -1 "$PGDATA/postmaster.pid")
 
 CAIRND=$BIN/cairnd
 start_cairnd() { # start_cairnd [taskset-prefix…]; runs $CAIRND
-	CAIRN_BENCH_PPROF=$PPROF_ADDR "$@" "$CAIRND" serve --dev --data-dir "$DATA" --database-url "$DBURL" --listen "$CAIRN_ADDR" "${CAIRN_EXTRA[@]}" >>"$OUT/cairnd.log" 2>&1 &
+	CAIRN_BENCH_PPROF=$PPROF_ADDR "$@" "$CAIRND" serve --dev --data-dir "$DATA" --database-url "$DBURL" --listen "$CAIRN_ADDR" "${CAIRN_EXTRA[@]}" ${BENCH_CAIRND_FLAGS:-} >>"$OUT/cairnd.log" 2>&1 &
 	CAIRN_PID=$!
 	for _ in $(seq 300); do
 		curl -fs "http://$CAIRN_ADDR/readyz" >/dev/null 2>&1 && return 0
@@ -353,7 +355,7 @@ if [[ " $PHASES " == *" scale "* ]]; then
 	for n in ${BENCH_SCALE_SIZES:-"1000 10000 100000 1000000"}; do
 		if [ "$n" -gt "$have" ]; then
 			log "scale: bulk-loading $((n - have)) projects into the database"
-			$LOAD -mode bulk -database-url "$DBURL" -server "http://$CAIRN_ADDR" -token "$TOKEN" -n $((n - have)) \
+			$LOAD -mode bulk -settle-timeout 60m -database-url "$DBURL" -server "http://$CAIRN_ADDR" -token "$TOKEN" -n $((n - have)) \
 				-prefix "s$(human "$n")" -label "$(human "$have")→$(human "$n")"
 			have=$n
 			psql_bench -qc 'vacuum analyze' >/dev/null

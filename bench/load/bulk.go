@@ -86,7 +86,7 @@ func runBulk(ctx context.Context, o *options) error {
 	}
 	loaded := time.Since(start)
 	c := newClient(o, 1)
-	settleTook, err := settle(ctx, c, o.prefix)
+	settleTook, err := settle(ctx, c, o.prefix, o.settleTimeout)
 	if err != nil {
 		return err
 	}

@@ -83,6 +83,7 @@ type options struct {
 	cairnBin      string
 	noTUFJS       bool
 	clientTimeout time.Duration
+	settleTimeout time.Duration
 }
 
 func main() {
@@ -113,6 +114,7 @@ func main() {
 	flag.StringVar(&o.databaseURL, "database-url", "", "bulk: the database of the running cairnd, written directly")
 	flag.StringVar(&o.cairnBin, "cairn", "", "wire: the cairn CLI binary, to measure a fresh `cairn get` and its refresh")
 	flag.DurationVar(&o.clientTimeout, "client-timeout", 5*time.Minute, "wire: give up on one client run after this long (recorded as timed_out)")
+	flag.DurationVar(&o.settleTimeout, "settle-timeout", 10*time.Minute, "projects, bulk, publish: how long to wait for what was staged to be published")
 	flag.BoolVar(&o.noTUFJS, "no-tufjs", false, "wire: skip tuf-js (needs node and test/tufjs)")
 	flag.BoolVar(&o.create, "create", false, "publish: each timed publish creates a new project (a shard role re-signed) instead of adding a version")
 	flag.Parse()
@@ -370,7 +372,7 @@ func createMany(ctx context.Context, c *client, names []string, conc int, wait s
 // settle makes sure everything staged before now is published: it submits one more role
 // version on a probe project and waits for it; a publish that includes it read every row
 // committed before it.
-func settle(ctx context.Context, c *client, prefix string) (time.Duration, error) {
+func settle(ctx context.Context, c *client, prefix string, limit time.Duration) (time.Duration, error) {
 	start := time.Now()
 	p, err := newProject(prefix + "-settle")
 	if err != nil {
@@ -381,8 +383,8 @@ func settle(ctx context.Context, c *client, prefix string) (time.Duration, error
 		return 0, err
 	}
 	for res.Status != api.StatusPublished {
-		if time.Since(start) > 10*time.Minute {
-			return 0, errors.New("projects were not published within 10 minutes")
+		if time.Since(start) > limit {
+			return 0, fmt.Errorf("projects were not published within %s (-settle-timeout)", limit)
 		}
 		st, b, err := c.do(ctx, http.MethodGet, fmt.Sprintf("/api/v1/projects/%s/roles/1", p.name), "", nil)
 		if err != nil {
@@ -410,7 +412,7 @@ func runProjects(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	settleTook, err := settle(ctx, c, o.prefix)
+	settleTook, err := settle(ctx, c, o.prefix, o.settleTimeout)
 	if err != nil {
 		return err
 	}
@@ -448,7 +450,7 @@ func runUploads(ctx context.Context, o *options) error {
 	if err != nil {
 		return err
 	}
-	if _, err := settle(ctx, c, o.prefix); err != nil {
+	if _, err := settle(ctx, c, o.prefix, o.settleTimeout); err != nil {
 		return err
 	}
 	start := time.Now()
