@@ -356,13 +356,13 @@ if [[ " $PHASES " == *" scale "* ]]; then
 		if [ "$n" -gt "$have" ]; then
 			log "scale: bulk-loading $((n - have)) projects into the database"
 			$LOAD -mode bulk -settle-timeout 60m -database-url "$DBURL" -server "http://$CAIRN_ADDR" -token "$TOKEN" -n $((n - have)) \
-				-prefix "s$(human "$n")" -label "$(human "$have")→$(human "$n")"
+				-prefix "s$(human "$n" | tr A-Z a-z)" -label "$(human "$have")→$(human "$n")"
 			have=$n
 			psql_bench -qc 'vacuum analyze' >/dev/null
 		fi
 		log "scale: $(human "$n") projects ($(projects) rows): publishes, then publishes that create a project"
-		$LOAD -mode publish -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 100 -label "scale $(human "$n")" -prefix "sp$(human "$n")"
-		$LOAD -mode publish -create -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 50 -label "scale $(human "$n")" -prefix "sc$(human "$n")"
+		$LOAD -mode publish -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 100 -label "scale $(human "$n")" -prefix "sp$(human "$n" | tr A-Z a-z)"
+		$LOAD -mode publish -create -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 50 -label "scale $(human "$n")" -prefix "sc$(human "$n" | tr A-Z a-z)"
 		role_sizes "$(human "$n")"
 		if [ "$PROFILE" = 1 ]; then
 			# Where a publish's time goes at this size: the in-process Go benchmark (cairnd
@@ -377,7 +377,7 @@ if [[ " $PHASES " == *" scale "* ]]; then
 			start_cairnd
 		fi
 		log "scale: $(human "$n") projects: bytes on the wire (go-tuf, tuf-js, cairn get)"
-		$LOAD -mode wire -cairn "$BIN/cairn" -server "http://$CAIRN_ADDR" -token "$TOKEN" -label "scale $(human "$n")" -prefix "sw$(human "$n")" ${BENCH_WIRE_FLAGS:-}
+		$LOAD -mode wire -cairn "$BIN/cairn" -server "http://$CAIRN_ADDR" -token "$TOKEN" -label "scale $(human "$n")" -prefix "sw$(human "$n" | tr A-Z a-z)" ${BENCH_WIRE_FLAGS:-}
 	done
 fi
 
