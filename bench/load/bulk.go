@@ -27,6 +27,11 @@ func runBulk(ctx context.Context, o *options) error {
 	if o.databaseURL == "" {
 		return fmt.Errorf("bulk: -database-url is required (the database of the running cairnd)")
 	}
+	// Rows go straight into the database, past the API's checks: check the names here,
+	// or a bad prefix loads a million projects no client can name.
+	if err := tufrepo.ValidateProjectName(bulkName(o.prefix, 0)); err != nil {
+		return fmt.Errorf("bulk: -prefix %q: %w", o.prefix, err)
+	}
 	conn, err := pgx.Connect(ctx, o.databaseURL)
 	if err != nil {
 		return fmt.Errorf("bulk: connecting: %w", err)
