@@ -119,36 +119,20 @@ func (r *Repo) LoadHistory(ctx context.Context, a *API, project string) (*Histor
 	if a == nil {
 		return h, nil
 	}
-	var (
-		prev  []byte
-		after int64
-	)
-	for {
-		page, err := a.Log(ctx, after, historyPage)
-		if err != nil {
-			return nil, err
-		}
-		if len(page.Entries) == 0 {
-			break
-		}
-		for _, e := range page.Entries {
-			if e.Seq <= after {
-				return nil, &VerifyError{Code: ExitPolicy, Role: "audit log", Detail: fmt.Sprintf("entry %d follows entry %d: the log is not in order", e.Seq, after)}
-			}
-			after = e.Seq
+	prev, err := a.walkLog(ctx, historyPage, func(page []api.LogEntry) error {
+		for _, e := range page {
 			if historyRole(project, e.Role) {
 				h.entries[e.Role] = append(h.entries[e.Role], e)
 			}
 		}
-		head, err := tufrepo.VerifyAuditChain(prev, page.Entries)
-		if err != nil {
-			return nil, &VerifyError{Code: ExitHashMismatch, Role: "audit log", Detail: err.Error()}
-		}
-		prev = head
-		h.LogEntries += len(page.Entries)
+		h.LogEntries += len(page)
 		if h.LogEntries > MaxHistoryEntries {
-			return nil, api.Errorf(api.CodeTooMany, "the audit log of %s has more than %d entries, more than this client reads to rebuild history", r.cfg.Server, MaxHistoryEntries)
+			return api.Errorf(api.CodeTooMany, "the audit log of %s has more than %d entries, more than this client reads to rebuild history", r.cfg.Server, MaxHistoryEntries)
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	h.LogHead = hex.EncodeToString(prev)
 	return h, nil

@@ -136,9 +136,6 @@ type rootAt struct {
 // checkpoint signed by the log's key. Every version that fails is a Problem; err is only
 // for failures to carry out the audit.
 func (a *API) Audit(ctx context.Context, opts AuditOptions) (*AuditReport, error) {
-	if opts.PageSize <= 0 {
-		opts.PageSize = 500
-	}
 	rep := &AuditReport{Server: a.Server(), Checked: map[string]int{}, Problems: []AuditProblem{}}
 	problem := func(role string, version int64, code ExitCode, format string, args ...any) {
 		rep.Problems = append(rep.Problems, AuditProblem{Role: role, Version: version, Code: code, Detail: fmt.Sprintf(format, args...)})
@@ -153,25 +150,11 @@ func (a *API) Audit(ctx context.Context, opts AuditOptions) (*AuditReport, error
 
 	// 1. The audit log, its chain verified.
 	var all []api.LogEntry
-	var prev []byte
-	for after := int64(0); ; {
-		page, err := a.Log(ctx, after, opts.PageSize)
-		if err != nil {
-			return nil, err
-		}
-		if len(page.Entries) == 0 {
-			break
-		}
-		if prev, err = tufrepo.VerifyAuditChain(prev, page.Entries); err != nil {
-			return nil, &VerifyError{Code: ExitHashMismatch, Role: "audit log", Detail: err.Error()}
-		}
-		for _, e := range page.Entries {
-			if e.Seq <= after {
-				return nil, &VerifyError{Code: ExitPolicy, Role: "audit log", Detail: fmt.Sprintf("entry %d follows entry %d: the log is not in order", e.Seq, after)}
-			}
-			after = e.Seq
-		}
-		all = append(all, page.Entries...)
+	if _, err := a.walkLog(ctx, opts.PageSize, func(page []api.LogEntry) error {
+		all = append(all, page...)
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 
 	// 1b. The Merkle snapshots: every timestamp's tree, rebuilt from the log.
