@@ -211,16 +211,9 @@ func (a *app) keyGenerateCommand() *cobra.Command {
 		Short: "Generate a signing key, encrypted with a passphrase",
 		Args:  cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			ks, err := a.keyStore()
+			ks, err := a.newKeyName(name, "choose another name")
 			if err != nil {
 				return err
-			}
-			p, err := ks.path(name)
-			if err != nil {
-				return err
-			}
-			if _, err := os.Stat(p); err == nil {
-				return api.Errorf(api.CodeBadRequest, "a key named %q already exists (%s); choose another name", name, p)
 			}
 			kt := tufrepo.KeyType(typ)
 			if kt != tufrepo.KeyEd25519 && kt != tufrepo.KeyECDSAP256 {
@@ -257,6 +250,23 @@ func (a *app) keyGenerateCommand() *cobra.Command {
 	return cmd
 }
 
+// newKeyName opens the key store and checks that name is a valid key name no key has yet
+// (key generate, key import): a key is never overwritten; advice says what to do instead.
+func (a *app) newKeyName(name, advice string) (KeyStore, error) {
+	ks, err := a.keyStore()
+	if err != nil {
+		return ks, err
+	}
+	p, err := ks.path(name)
+	if err != nil {
+		return ks, err
+	}
+	if _, err := os.Stat(p); err == nil {
+		return ks, api.Errorf(api.CodeBadRequest, "a key named %q already exists (%s); %s", name, p, advice)
+	}
+	return ks, nil
+}
+
 // maxKeyFile bounds a key file read by 'cairn key import': real ones are under 1 KiB.
 const maxKeyFile = 64 << 10
 
@@ -277,16 +287,9 @@ An existing key is never overwritten, and a file that is not a Cairn key file (o
 public key does not match its key ID) is refused.`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			ks, err := a.keyStore()
+			ks, err := a.newKeyName(name, "import under another --name")
 			if err != nil {
 				return err
-			}
-			p, err := ks.path(name)
-			if err != nil {
-				return err
-			}
-			if _, err := os.Stat(p); err == nil {
-				return api.Errorf(api.CodeBadRequest, "a key named %q already exists (%s); import under another --name", name, p)
 			}
 			kf, err := readKeyFile(args[0])
 			if err != nil {
