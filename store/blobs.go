@@ -287,31 +287,17 @@ func (b *FSBlobs) CreateLockedUpload(id string) (func(), error) {
 		return nil, fmt.Errorf("creating upload directory: %w", err)
 	}
 	// Created and locked in tmp/, then moved (the lock goes with the file): it is never
-	// seen unlocked under its own name. Collection of tmp/ may take it in the instant
-	// before it is locked (RemoveAbandonedTemp): that is checked, and the file made again,
-	// as createLockedTemp does; a collection running in a loop can win that race a few
-	// times in a row, never for ever.
-	tmp := filepath.Join(b.tmpDir(), "oci-upload-"+id)
-	var f *os.File
-	for attempt := 0; f == nil; attempt++ {
-		nf, err := os.OpenFile(tmp, os.O_CREATE|os.O_EXCL|os.O_RDWR, 0o640)
-		if err != nil {
-			return nil, fmt.Errorf("creating upload file: %w", err)
-		}
-		ok, err := lockStillNamed(nf, tmp)
-		if err != nil {
-			nf.Close()
-			_ = os.Remove(tmp)
-			return nil, fmt.Errorf("locking upload file: %w", err)
-		}
-		if ok {
-			f = nf
-			break
-		}
-		nf.Close() // its name is free again: the collection removed it
-		if attempt == 9 {
-			return nil, fmt.Errorf("locking upload file %s: it was removed before it could be locked, 10 times: is something else deleting files there?", tmp)
-		}
+	// seen unlocked under its own name. createLockedTemp makes the file again when a
+	// collection of tmp/ takes it in the instant before it is locked.
+	f, err := b.createLockedTemp("oci-upload-" + id + "-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating upload file: %w", err)
+	}
+	tmp := f.Name()
+	if err := f.Chmod(0o640); err != nil { // as the other upload files (CreateTemp makes 0600)
+		f.Close()
+		_ = os.Remove(tmp)
+		return nil, fmt.Errorf("creating upload file: %w", err)
 	}
 	if err := os.Rename(tmp, p); err != nil {
 		f.Close()
