@@ -98,7 +98,16 @@ func TestReplicasShareOnePublisherChain(t *testing.T) {
 		t.Errorf("%d project role versions in the log, want %d", accepted, 2*projects)
 	}
 
-	// Readers of both replicas see the final state.
+	// Readers of both replicas see the final state once each has followed the database
+	// head: a replica that did not publish learns of it by notification, so it may lag the
+	// other by a moment (never by more than the poll interval).
+	_, wantTS, err := a.DB.Heads(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*testrepo.Repo{a, b} {
+		waitTimestamp(t, r, wantTS, 30*time.Second)
+	}
 	for _, r := range []*testrepo.Repo{a, b} {
 		cfg, _ := config.New(r.URL+"/metadata", r.RootJSON)
 		cfg.RemoteTargetsURL = r.URL + "/targets"
@@ -116,5 +125,30 @@ func TestReplicasShareOnePublisherChain(t *testing.T) {
 				t.Errorf("replica %s: %s: %v", r.URL, name, err)
 			}
 		}
+	}
+}
+
+// waitTimestamp waits until r serves timestamp version want (or a later one).
+func waitTimestamp(t *testing.T, r *testrepo.Repo, want int64, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	var got int64
+	for {
+		resp := r.Do(t, http.MethodGet, "/metadata/timestamp.json", "", "", nil)
+		var md struct {
+			Signed struct {
+				Version int64 `json:"version"`
+			} `json:"signed"`
+		}
+		if resp.Status == http.StatusOK && json.Unmarshal(resp.Body, &md) == nil {
+			got = md.Signed.Version
+			if got >= want {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("replica %s still serves timestamp %d after %s, the database holds %d", r.URL, got, limit, want)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
