@@ -32,7 +32,8 @@ func (f *flakySigner) SignMessage(r io.Reader, opts ...signature.SignOption) ([]
 		return nil, errors.New("kms: 429 Too Many Requests")
 	}
 	if f.corrupt {
-		return f.inner.SignMessage(strings.NewReader("something else"), opts...)
+		// Without opts: a digest passed in them would be signed instead of these bytes.
+		return f.inner.SignMessage(strings.NewReader("something else"))
 	}
 	return f.inner.SignMessage(r, opts...)
 }

@@ -3,6 +3,10 @@ package tufrepo
 import (
 	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -77,13 +81,24 @@ func (o *OnlineSigner) Sign(ctx context.Context, payload []byte) (metadata.Signa
 	wait := r.Initial
 	var err error
 	attempt := 1
+	// An ECDSA P-256 key signs the payload's SHA-256: hash it once here, for the signer
+	// and for the check below, instead of once in each (a snapshot at 100k projects is
+	// 5 MB: each pass is ~3 ms of a publish).
+	pub, digest := o.digestKey(payload)
 	for ; ; attempt++ {
 		start := time.Now()
 		var sig []byte
-		sig, err = o.Signer.SignMessage(bytes.NewReader(payload), options.WithContext(ctx))
-		if err == nil && o.Key != nil {
-			if verr := VerifySignature(o.Key, payload, sig); verr != nil {
-				err = fmt.Errorf("the signer returned a signature that does not verify with key %s: %w", o.KeyID, verr)
+		if pub != nil {
+			sig, err = o.Signer.SignMessage(bytes.NewReader(payload), options.WithContext(ctx), options.WithDigest(digest), options.WithCryptoSignerOpts(crypto.SHA256))
+			if err == nil && !ecdsa.VerifyASN1(pub, digest, sig) {
+				err = fmt.Errorf("the signer returned a signature that does not verify with key %s: ECDSA verification failed", o.KeyID)
+			}
+		} else {
+			sig, err = o.Signer.SignMessage(bytes.NewReader(payload), options.WithContext(ctx))
+			if err == nil && o.Key != nil {
+				if verr := VerifySignature(o.Key, payload, sig); verr != nil {
+					err = fmt.Errorf("the signer returned a signature that does not verify with key %s: %w", o.KeyID, verr)
+				}
 			}
 		}
 		if o.Observe != nil {
@@ -111,6 +126,25 @@ func (o *OnlineSigner) Sign(ctx context.Context, payload []byte) (metadata.Signa
 		return metadata.Signature{}, fmt.Errorf("signing with key %s: %w", o.KeyID, err)
 	}
 	return metadata.Signature{}, fmt.Errorf("signing with key %s failed %d times: %w", o.KeyID, attempt, err)
+}
+
+// digestKey returns the signer's ECDSA P-256 public key and the payload's SHA-256 when the
+// TUF key is ecdsa-sha2-nistp256 (what TUF clients verify: ECDSA over SHA-256), and nil
+// otherwise: Ed25519 signs the message itself.
+func (o *OnlineSigner) digestKey(payload []byte) (*ecdsa.PublicKey, []byte) {
+	if o.Key == nil || o.Key.Scheme != "ecdsa-sha2-nistp256" {
+		return nil, nil
+	}
+	k, err := o.Key.ToPublicKey()
+	if err != nil {
+		return nil, nil
+	}
+	pub, ok := k.(*ecdsa.PublicKey)
+	if !ok || pub.Curve != elliptic.P256() {
+		return nil, nil
+	}
+	sum := sha256.Sum256(payload)
+	return pub, sum[:]
 }
 
 // Envelope builds the metadata file bytes {"signatures":[…],"signed":<signed>} around the

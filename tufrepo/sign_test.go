@@ -324,3 +324,37 @@ func FuzzEnvelopeEscape(f *testing.F) {
 		checkEnvelopeRoundTrip(t, signed)
 	})
 }
+
+// otherMessageSigner signs another message than the one it is given, with the right key,
+// and ignores any digest option: what a KMS or HSM answering for the wrong request does.
+type otherMessageSigner struct{ signature.Signer }
+
+func (o otherMessageSigner) SignMessage(m io.Reader, _ ...signature.SignOption) ([]byte, error) {
+	b, err := io.ReadAll(m)
+	if err != nil {
+		return nil, err
+	}
+	return o.Signer.SignMessage(bytes.NewReader(append(b, 'x')))
+}
+
+// Sign checks every signature against the payload it was asked to sign, for each key
+// type, including the ECDSA path that hashes the payload once and signs the digest.
+func TestSignRefusesSignatureOverOtherMessage(t *testing.T) {
+	for _, kt := range []KeyType{KeyEd25519, KeyECDSAP256} {
+		t.Run(string(kt), func(t *testing.T) {
+			good := newTestSigner(t, kt)
+			good.Retry = Retry{Attempts: 1}
+			payload := []byte(`{"_type":"snapshot"}`)
+			sig, err := good.Sign(context.Background(), payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := VerifySignature(good.Key, payload, sig.Signature); err != nil {
+				t.Fatalf("the signature Sign returned does not verify over the payload: %v", err)
+			}
+			bad := &OnlineSigner{Signer: otherMessageSigner{good.Signer}, Key: good.Key, KeyID: good.KeyID, Retry: Retry{Attempts: 1}}
+			_, err = bad.Sign(context.Background(), payload)
+			wantContains(t, err, "does not verify with key "+good.KeyID)
+		})
+	}
+}

@@ -272,16 +272,32 @@ func (s *pkcs11Signer) PublicKey(...signature.PublicKeyOption) (crypto.PublicKey
 }
 
 // SignMessage signs message on the token: Ed25519 over the message itself, ECDSA over its
-// SHA-256 (returned ASN.1 DER encoded, as go-tuf's verifier expects).
-func (s *pkcs11Signer) SignMessage(message io.Reader, _ ...signature.SignOption) ([]byte, error) {
-	msg, err := io.ReadAll(message)
-	if err != nil {
-		return nil, fmt.Errorf("reading message: %w", err)
+// SHA-256 (returned ASN.1 DER encoded, as go-tuf's verifier expects). For ECDSA a
+// SHA-256 digest passed with options.WithDigest is signed as it is, without reading the
+// message (the publisher hashes a multi-megabyte snapshot once).
+func (s *pkcs11Signer) SignMessage(message io.Reader, opts ...signature.SignOption) ([]byte, error) {
+	var digest []byte
+	for _, o := range opts {
+		o.ApplyDigest(&digest)
 	}
-	mech, input := []*pkcs11.Mechanism{pkcs11.NewMechanism(ckmEdDSA, nil)}, msg
-	if !s.ed25519 {
+	var mech []*pkcs11.Mechanism
+	var input []byte
+	switch {
+	case !s.ed25519 && len(digest) == sha256.Size:
+		mech, input = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}, digest
+	case !s.ed25519:
+		msg, err := io.ReadAll(message)
+		if err != nil {
+			return nil, fmt.Errorf("reading message: %w", err)
+		}
 		sum := sha256.Sum256(msg)
 		mech, input = []*pkcs11.Mechanism{pkcs11.NewMechanism(pkcs11.CKM_ECDSA, nil)}, sum[:]
+	default:
+		msg, err := io.ReadAll(message)
+		if err != nil {
+			return nil, fmt.Errorf("reading message: %w", err)
+		}
+		mech, input = []*pkcs11.Mechanism{pkcs11.NewMechanism(ckmEdDSA, nil)}, msg
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
