@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -21,8 +23,12 @@ import (
 // tuples, their index entries and WAL); the same bytes written to a file and synced take
 // 6–8 ms (BENCHMARKS.md §3).
 type MetaFiles interface {
-	// WriteMeta stores raw under its sha256 and returns once the bytes are durable.
-	WriteMeta(ctx context.Context, sum, raw []byte) error
+	// WriteMeta stores raw under its sha256. With durable it returns once the bytes are
+	// durable; without, once they are readable by every replica, to be made durable by
+	// SyncMeta (used for bytes the database can rebuild).
+	WriteMeta(ctx context.Context, sum, raw []byte, durable bool) error
+	// SyncMeta makes bytes written without durable durable.
+	SyncMeta(ctx context.Context, sum []byte) error
 	// ReadMeta returns the bytes stored under sum; an error wrapping fs.ErrNotExist if
 	// there are none.
 	ReadMeta(ctx context.Context, sum []byte) ([]byte, error)
@@ -51,22 +57,95 @@ func (db *DB) metaBytes(ctx context.Context, role string, version int64, raw []b
 		return nil, fmt.Errorf("reading %s version %d: its bytes are in a file, but this server has no metadata file store", role, version)
 	}
 	b, err := db.meta.ReadMeta(ctx, sum)
-	if err != nil {
+	if err == nil {
+		if got := sha256.Sum256(b); !bytes.Equal(got[:], sum) {
+			err = fmt.Errorf("the file of sha256 %x holds other bytes (%x)", sum, got)
+		}
+	}
+	if err == nil {
+		return b, nil
+	}
+	b, rerr := db.rebuildMeta(ctx, role, version, sum)
+	if errors.Is(rerr, errNotRebuildable) {
 		return nil, fmt.Errorf("reading %s version %d: %w", role, version, err)
 	}
-	if got := sha256.Sum256(b); hex.EncodeToString(got[:]) != hex.EncodeToString(sum) {
-		return nil, fmt.Errorf("reading %s version %d: the file of sha256 %x holds other bytes (%x)", role, version, sum, got)
+	if rerr != nil {
+		return nil, fmt.Errorf("reading %s version %d: %w; rebuilding it from the database failed: %w", role, version, err, rerr)
 	}
 	return b, nil
+}
+
+var errNotRebuildable = errors.New("the database cannot rebuild these bytes")
+
+// rebuildMeta rebuilds a snapshot file whose bytes were lost (the machine went down after
+// the publish committed and before the file was synced) from the rows: the role versions
+// published up to that snapshot and the file's head (its signatures). The result must
+// have the sha256 the row names, or nothing is returned: the bytes served are always the
+// bytes signed. The file is then written back, durably.
+func (db *DB) rebuildMeta(ctx context.Context, role string, version int64, sum []byte) ([]byte, error) {
+	if role != tufrepo.RoleSnapshot {
+		return nil, errNotRebuildable
+	}
+	var head []byte
+	var expires time.Time
+	if err := db.Pool.QueryRow(ctx, `SELECT rebuild_head, expires FROM metadata WHERE role = $1 AND version = $2`, role, version).Scan(&head, &expires); err != nil {
+		return nil, fmt.Errorf("reading the snapshot's row: %w", err)
+	}
+	if head == nil {
+		return nil, errNotRebuildable
+	}
+	rows, err := db.Pool.Query(ctx, `
+		SELECT DISTINCT ON (role) role, version, length FROM metadata
+		WHERE snapshot_version IS NOT NULL AND snapshot_version <= $1 AND role NOT IN ('root', 'timestamp', 'snapshot')
+		ORDER BY role, version DESC`, version)
+	if err != nil {
+		return nil, fmt.Errorf("reading the role versions of snapshot %d: %w", version, err)
+	}
+	idx := &tufrepo.SnapshotIndex{}
+	var name string
+	var v, length int64
+	if _, err := pgx.ForEachRow(rows, []any{&name, &v, &length}, func() error {
+		idx.Set(name, v, length)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("reading the role versions of snapshot %d: %w", version, err)
+	}
+	b := slices.Concat(head, idx.EncodeSigned(version, expires), []byte("}"))
+	if got := sha256.Sum256(b); !bytes.Equal(got[:], sum) {
+		return nil, fmt.Errorf("the rebuilt bytes have sha256 %x, not %x: the rows do not say what snapshot %d listed", got, sum, version)
+	}
+	// A damaged file of the same size would be taken for the good one: remove it first.
+	if err := db.meta.RemoveMeta(ctx, sum); err != nil {
+		return nil, err
+	}
+	if err := db.meta.WriteMeta(ctx, sum, b, true); err != nil {
+		return nil, fmt.Errorf("writing the rebuilt file back: %w", err)
+	}
+	return b, nil
+}
+
+// EnvelopeHead returns the start of a metadata file made by tufrepo.Envelope up to its
+// signed value ({"signatures":[…],"signed":), or nil if raw does not have that shape.
+func EnvelopeHead(raw []byte) []byte {
+	const mark = `],"signed":`
+	if !bytes.HasPrefix(raw, []byte(`{"signatures":[`)) || !bytes.HasSuffix(raw, []byte("}")) {
+		return nil
+	}
+	i := bytes.Index(raw, []byte(mark))
+	if i < 0 {
+		return nil
+	}
+	return raw[:i+len(mark)]
 }
 
 func (b *FSBlobs) metaPath(sum []byte) string {
 	return filepath.Join(b.Dir, "metadata", hex.EncodeToString(sum))
 }
 
-// WriteMeta implements MetaFiles: <dir>/metadata/<hex sha256>, written through a synced
-// temporary file renamed into place, with the directory synced after the rename.
-func (b *FSBlobs) WriteMeta(ctx context.Context, sum, raw []byte) error {
+// WriteMeta implements MetaFiles: <dir>/metadata/<hex sha256>, written through a
+// temporary file renamed into place; durable, the file is synced before the rename and the
+// directory after it.
+func (b *FSBlobs) WriteMeta(ctx context.Context, sum, raw []byte, durable bool) error {
 	dst := b.metaPath(sum)
 	if st, err := os.Stat(dst); err == nil && st.Size() == int64(len(raw)) {
 		return nil // content-addressed: the same bytes are already there
@@ -86,13 +165,31 @@ func (b *FSBlobs) WriteMeta(ctx context.Context, sum, raw []byte) error {
 	if _, err := tmp.Write(raw); err != nil {
 		return fmt.Errorf("writing metadata file: %w", err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing metadata file: %w", err)
+	if durable {
+		if err := tmp.Sync(); err != nil {
+			return fmt.Errorf("syncing metadata file: %w", err)
+		}
 	}
 	if err := os.Rename(tmp.Name(), dst); err != nil {
 		return fmt.Errorf("storing metadata file: %w", err)
 	}
+	if !durable {
+		return nil
+	}
 	return syncDir(dir)
+}
+
+// SyncMeta implements MetaFiles.
+func (b *FSBlobs) SyncMeta(ctx context.Context, sum []byte) error {
+	f, err := os.Open(b.metaPath(sum))
+	if err != nil {
+		return fmt.Errorf("syncing metadata file: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("syncing metadata file: %w", err)
+	}
+	return syncDir(filepath.Dir(f.Name()))
 }
 
 // ReadMeta implements MetaFiles.

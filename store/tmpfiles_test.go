@@ -175,7 +175,7 @@ func TestCollectionDuringUploadsNeverBreaksThem(t *testing.T) {
 				if _, err := b.Put(context.Background(), hex.EncodeToString(sum[:]), bytes.NewReader(content), 1<<20); err != nil {
 					errs <- fmt.Errorf("upload %d of writer %d: %w", i, w, err)
 				}
-				if err := b.WriteMeta(context.Background(), sum[:], content); err != nil {
+				if err := b.WriteMeta(context.Background(), sum[:], content, true); err != nil {
 					errs <- fmt.Errorf("metadata %d of writer %d: %w", i, w, err)
 				}
 			}

@@ -614,8 +614,8 @@ func (s slowSigner) SignMessage(r io.Reader, opts ...signature.SignOption) ([]by
 // written: the crash test's failpoint, enabled only by CAIRN_FAILPOINT.
 type killAfterWrite struct{ store.MetaFiles }
 
-func (k killAfterWrite) WriteMeta(ctx context.Context, sum, raw []byte) error {
-	if err := k.MetaFiles.WriteMeta(ctx, sum, raw); err != nil {
+func (k killAfterWrite) WriteMeta(ctx context.Context, sum, raw []byte, durable bool) error {
+	if err := k.MetaFiles.WriteMeta(ctx, sum, raw, durable); err != nil {
 		return err
 	}
 	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
