@@ -39,9 +39,11 @@ func chromiumPath(t *testing.T) string {
 // browser is one headless Chromium with a fresh profile and one page, and what the page
 // logged as errors.
 type browser struct {
-	page   *rod.Page
-	mu     sync.Mutex
-	errors []string
+	page *rod.Page
+	// noScripts: JavaScript is off in the page (scripts).
+	noScripts bool
+	mu        sync.Mutex
+	errors    []string
 }
 
 const waitLimit = 60 * time.Second
@@ -126,6 +128,20 @@ func (b *browser) check(t *testing.T, err error) {
 // open navigates and waits for the page to load.
 func (b *browser) open(t *testing.T, url string) {
 	t.Helper()
+	if b.noScripts {
+		// rod's WaitLoad runs a script in the page, which a page without JavaScript may
+		// never answer: wait for the browser's own load event instead.
+		loaded := b.page.Timeout(waitLimit).WaitNavigation(proto.PageLifecycleEventNameLoad)
+		b.check(t, b.page.Timeout(waitLimit).Navigate(url))
+		done := make(chan struct{})
+		go func() { loaded(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(waitLimit):
+			b.check(t, fmt.Errorf("%s did not load in %s", url, waitLimit))
+		}
+		return
+	}
 	b.check(t, b.page.Timeout(waitLimit).Navigate(url))
 	b.check(t, b.page.Timeout(waitLimit).WaitLoad())
 }
@@ -186,6 +202,7 @@ func (b *browser) setDark(t *testing.T, dark bool) {
 func (b *browser) scripts(t *testing.T, on bool) {
 	t.Helper()
 	b.check(t, proto.EmulationSetScriptExecutionDisabled{Value: !on}.Call(b.page))
+	b.noScripts = !on
 }
 
 // axe runs axe-core (from web/ui/node_modules, installed by `make npm`) in the page and
