@@ -16,6 +16,8 @@
 #
 # Environment (all optional):
 #   BENCH_OUT        results directory (default .data/bench/<time>)
+#   BENCH_PUBLISH_REF a publish.test built at another commit (go test -c ./bench/publish):
+#                    the scale phase then runs it and this build alternately, 3 rounds each
 #   BENCH_PHASES     any of: get uploads publish oci scale (default: the first four)
 #   BENCH_SCALE_SIZES project counts for the scale phase (default "1000 10000 100000 1000000"):
 #                    projects are bulk-loaded into the database (bench/load -mode bulk) and
@@ -374,6 +376,21 @@ if [[ " $PHASES " == *" scale "* ]]; then
 				-test.cpuprofile "$OUT/scale-publish-$(human "$n").cpu") 2>&1 | tee "$OUT/scale-publish-$(human "$n").txt"
 			go tool pprof -top -nodecount 40 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/scale-publish-$(human "$n").cpu" >"$OUT/scale-publish-$(human "$n").top" 2>/dev/null || true
 			go tool pprof -top -cum -nodecount 50 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/scale-publish-$(human "$n").cpu" >"$OUT/scale-publish-$(human "$n").cum" 2>/dev/null || true
+			if [ -n "${BENCH_PUBLISH_REF:-}" ]; then
+				# Before/after on the same database in the same run: the reference build of
+				# the benchmark (go test -c ./bench/publish at another commit) and this one,
+				# alternating, so that the machine's load falls on both alike.
+				for round in 1 2 3; do
+					for which in ref this; do
+						bin=$BIN/publish.test
+						[ "$which" = ref ] && bin=$BENCH_PUBLISH_REF
+						log "scale: $(human "$n") projects: in-process publish, $which build, round $round"
+						(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$bin" \
+							-test.run '^$' -test.bench 'PublishOnce$' -test.benchtime 20x -test.v) 2>&1 |
+							tee "$OUT/scale-publish-$(human "$n")-$which-$round.txt" | grep -E 'p50|commit|Go code'
+					done
+				done
+			fi
 			start_cairnd
 		fi
 		log "scale: $(human "$n") projects: bytes on the wire (go-tuf, tuf-js, cairn get)"
