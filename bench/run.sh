@@ -36,6 +36,9 @@
 #                    that each level spreads its uploads over 64 project roles)
 #   BENCH_CREATE_CONC  concurrent clients creating projects (default 32)
 #   BENCH_PG_PORT    port of the private PostgreSQL (default 55432)
+#   BENCH_CAIRN_ADDR, BENCH_PPROF_ADDR  cairnd's and its profiling listener's addresses
+#                    (defaults 127.0.0.1:18080 and 127.0.0.1:16060), for a machine where
+#                    another run holds them
 #   BENCH_NGINX_WORKERS nginx worker_processes (default 1)
 #   BENCH_PROFILE    1 (default): after the measured runs, repeat GETs and uploads against
 #                    bench/cairnd-pprof and save CPU profiles and pg_stat_statements
@@ -62,8 +65,8 @@ CREATE_CONC=${BENCH_CREATE_CONC:-32}
 PGPORT=${BENCH_PG_PORT:-55432}
 NGINX_WORKERS=${BENCH_NGINX_WORKERS:-1}
 PROFILE=${BENCH_PROFILE:-1}
-PPROF_ADDR=127.0.0.1:16060
-CAIRN_ADDR=127.0.0.1:18080
+PPROF_ADDR=${BENCH_PPROF_ADDR:-127.0.0.1:16060}
+CAIRN_ADDR=${BENCH_CAIRN_ADDR:-127.0.0.1:18080}
 NGINX_ADDR=127.0.0.1:18081
 REF_ADDR=127.0.0.1:18082
 FAST_ADDR=127.0.0.1:18083
