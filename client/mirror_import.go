@@ -2,6 +2,8 @@ package client
 
 import (
 	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -153,3 +155,33 @@ func ImportBundle(b *mirror.Bundle, d *mirror.Dir, opt ImportOptions) (*ImportRe
 	}
 	return res, nil
 }
+
+// BundleAsOf reads the export time of the bundle a mirror serves (mirror/bundle.json, next
+// to metadata/ and targets/) and checks it against the site's staleness bound: it must
+// lie within maxStaleness before now (0: DefaultMaxStaleness) and not in the future. The
+// file is not signed; SECURITY.md "Air-gapped mirrors" says what that bound still gives.
+// SetAsOf then makes the Repo evaluate expiry at that time.
+func (r *Repo) BundleAsOf(ctx context.Context, now time.Time, maxStaleness time.Duration) (time.Time, error) {
+	if maxStaleness <= 0 {
+		maxStaleness = DefaultMaxStaleness
+	}
+	u := r.cfg.Server + "/" + mirror.InfoPath
+	raw, err := r.fetch.get(ctx, u, 64<<10)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the mirror's bundle time from %s (is %s a mirror? --as-of-bundle is only for mirrors): %w", u, r.cfg.Server, err)
+	}
+	var in mirror.Info
+	if err := json.Unmarshal(raw, &in); err != nil || in.ExportedAt.IsZero() {
+		return time.Time{}, &VerifyError{Code: ExitMalformed, Detail: fmt.Sprintf("%s does not name the bundle's export time", u), Err: err}
+	}
+	if in.ExportedAt.After(now.Add(maxBundleClockSkew)) {
+		return time.Time{}, &VerifyError{Code: ExitPolicy, Detail: fmt.Sprintf("the mirror's bundle was exported at %s, after this machine's clock (%s): check both clocks", in.ExportedAt.Format(time.RFC3339), now.UTC().Format(time.RFC3339))}
+	}
+	if age := now.Sub(in.ExportedAt); age > maxStaleness {
+		return time.Time{}, &VerifyError{Code: ExitPolicy, Detail: fmt.Sprintf("the mirror's bundle was exported at %s, %s ago, longer than the maximum staleness of %s: the mirror needs a newer bundle", in.ExportedAt.Format(time.RFC3339), age.Round(time.Minute), maxStaleness)}
+	}
+	return in.ExportedAt, nil
+}
+
+// SetAsOf sets RepoConfig.AsOf for the following calls.
+func (r *Repo) SetAsOf(t time.Time) { r.cfg.AsOf = t }

@@ -308,3 +308,23 @@ func (a *app) printBundle(verb string, r *client.BundleVerification) {
 	a.printf("; %d audit-log entries\n", r.AuditEntries)
 	a.printf("  projects: %d\n", len(r.Projects))
 }
+
+// mirrorMaxStaleness is "mirror_max_staleness" from the configuration, else the default.
+func (a *app) mirrorMaxStaleness() (time.Duration, error) {
+	home, err := a.home()
+	if err != nil {
+		return 0, err
+	}
+	cfg, err := LoadConfig(home)
+	if err != nil {
+		return 0, err
+	}
+	if cfg.MirrorMaxStaleness == "" {
+		return client.DefaultMaxStaleness, nil
+	}
+	d, err := time.ParseDuration(cfg.MirrorMaxStaleness)
+	if err != nil || d <= 0 {
+		return 0, api.Errorf(api.CodeBadRequest, "mirror_max_staleness %q in %s is not a positive duration: write it like 168h", cfg.MirrorMaxStaleness, configPath(home))
+	}
+	return d, nil
+}
