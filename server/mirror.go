@@ -80,6 +80,8 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		m.serveFile(w, r, strings.TrimPrefix(p, "/"), "application/octet-stream", cacheImmutable)
 	case strings.HasPrefix(p, "/v2/") || p == "/v2":
 		writeOCIError(w, http.StatusNotFound, "NAME_UNKNOWN", "this read-only mirror serves TUF metadata and release files only: OCI artifacts are not carried by mirror bundles yet")
+	case strings.HasPrefix(p, "/api/v1/merkle/"):
+		m.writeError(w, api.Errorf(api.CodeNotFound, "this read-only mirror serves no Merkle snapshot proofs: run cairn with --classic-snapshot, or 'cairn get --as-of-bundle' (which uses snapshot.json)"))
 	case strings.HasPrefix(p, "/api/"):
 		m.writeError(w, api.Errorf(api.CodeNotFound, "this read-only mirror serves TUF metadata (/metadata/), release files (/targets/) and /mirror/bundle.json; the REST API %.200q is not mirrored", p))
 	default:
