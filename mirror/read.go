@@ -152,7 +152,7 @@ func Read(r io.Reader, staging string, lim Limits) (*Bundle, error) {
 			break
 		}
 		if err != nil {
-			return nil, malformed("the bundle is not a complete tar archive: %v", err)
+			return nil, malformed("the bundle is truncated or not a tar archive: %v", err)
 		}
 		members++
 		if members > lim.MaxMembers {

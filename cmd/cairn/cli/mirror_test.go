@@ -114,6 +114,36 @@ func TestMirrorExportVerifyImportLive(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(static, "targets/widget/3.0")); err != nil {
 		t.Fatalf("incremental import did not add 3.0: %v", err)
 	}
+	// An incremental bundle of the current snapshot: no roles, no files, the chain and the
+	// timestamp only; it applies (nothing new to write but the head files).
+	var cur client.BundleVerification
+	if err := json.Unmarshal([]byte(off.ok("mirror", "verify", inc, "--root", rootFile, "-o", "json")), &cur); err != nil {
+		t.Fatal(err)
+	}
+	empty := filepath.Join(work, "empty.tar")
+	var ev client.BundleVerification
+	if err := json.Unmarshal([]byte(c.ok("mirror", "export", "--project", "widget", "--since", strconv.FormatInt(cur.SnapshotVersion, 10), "-o", empty, "--output", "json")), &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Files != 0 || ev.Missing != 0 || ev.Roles == 0 {
+		t.Errorf("empty incremental = %+v", ev)
+	}
+	off.ok("mirror", "import", empty, "--static", static)
+	// --all: every project.
+	all := filepath.Join(work, "all.tar")
+	var av client.BundleVerification
+	if err := json.Unmarshal([]byte(c.ok("mirror", "export", "--all", "-o", all, "--output", "json")), &av); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(av.Projects, ",") != "gadget,widget" || av.Files != 4 {
+		t.Errorf("--all = %+v", av)
+	}
+	c.fails(10, "cannot be combined", "mirror", "export", "--all", "--project", "widget", "-o", all)
+	c.fails(10, "nothing to export", "mirror", "export", "-o", all)
+	c.fails(20, `project "nosuch" is not in the verified metadata`, "mirror", "export", "--project", "nosuch", "-o", filepath.Join(work, "nosuch.tar"))
+	if _, err := os.Stat(filepath.Join(work, "nosuch.tar")); err == nil {
+		t.Error("a refused export wrote its file")
+	}
 	after := treeSums(t, static)
 	off.fails(4, "rollback", "mirror", "import", full, "--static", static)
 	if got := treeSums(t, static); got != after {
