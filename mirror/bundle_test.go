@@ -125,6 +125,16 @@ func TestReadBounds(t *testing.T) {
 			t.Errorf("limits %+v: err = %v; want %s", tt.lim, err, tt.code)
 		}
 	}
+	// Many layers sharing one blob: bounded by the member limit too.
+	l := descriptor{MediaType: MediaTypeTarget, Digest: "sha256:" + sum("x"), Size: 1}
+	var layers []descriptor
+	for i := range 10 {
+		l.Annotations = map[string]string{annotationTitle: "targets/hello/1." + strings.Repeat("0", i) + "/" + sum("x") + ".x"}
+		layers = append(layers, l)
+	}
+	if _, err := Read(bytes.NewReader(layoutWith(t, layers, map[string][]byte{sum("x"): []byte("x")})), t.TempDir(), Limits{MaxMembers: 8}); api.CodeOf(err) != api.CodeTooMany {
+		t.Errorf("10 layers over one blob with 8 members allowed: %v", err)
+	}
 	if _, err := Read(strings.NewReader("not a tar at all, just text"), t.TempDir(), Limits{}); api.CodeOf(err) != api.CodeBadRequest {
 		t.Errorf("garbage: %v", err)
 	}

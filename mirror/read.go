@@ -257,6 +257,11 @@ func Read(r io.Reader, staging string, lim Limits) (*Bundle, error) {
 	if man.ArtifactType != ArtifactType || man.Config.MediaType != MediaTypeConfig {
 		return nil, malformed("%s: the manifest's artifact type is %.80q, config %.80q", errNotBundle, man.ArtifactType, man.Config.MediaType)
 	}
+	// Layers may share a blob (identical files in two releases), so the member bound does
+	// not bound them: bound them here, before any is looked at.
+	if len(man.Layers) > lim.MaxMembers {
+		return nil, api.Errorf(api.CodeTooMany, "the manifest lists %d files, more than the %d allowed: raise --max-members if the bundle is genuine", len(man.Layers), lim.MaxMembers)
+	}
 	craw, err := open(man.Config, "config", 16<<20)
 	if err != nil {
 		return nil, err
