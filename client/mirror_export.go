@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/cairn-dev/cairn/mirror"
 	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/cairn-dev/cairn/tufrepo/merkle"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
 	"github.com/theupdateframework/go-tuf/v2/metadata/updater"
@@ -232,6 +233,27 @@ func (r *Repo) ExportBundle(ctx context.Context, ac *API, opt ExportOptions) (*m
 			return nil, nil, fmt.Errorf("exporting %s: the updater verified it but its bytes were not captured", name)
 		}
 		b.Files = append(b.Files, mirror.BytesFile("metadata/"+name, mirror.MediaTypeMetadata, raw))
+	}
+
+	// Merkle proofs (DESIGN.md "Merkle snapshot") of targets, the delegators and every
+	// selected project (an unchanged project's proof changes with every timestamp), so a
+	// mirror answers 'cairn get' as the registry does. Checked by VerifyBundle below.
+	if _, ok := trusted.Timestamp.Signed.UnrecognizedFields[merkle.FieldName]; ok {
+		proofRoles := []string{tufrepo.RoleTargets}
+		for role := range trusted.Targets {
+			if _, _, shard := tufrepo.ParseShardRole(role); shard {
+				proofRoles = append(proofRoles, role)
+			}
+		}
+		proofRoles = append(proofRoles, selected...)
+		ts := trusted.Timestamp.Signed.Version
+		for _, role := range proofRoles {
+			raw, err := cf.recordingFetcher.get(ctx, fmt.Sprintf("%s/api/v1/merkle/%d/%s", r.cfg.Server, ts, role), maxProofBytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("exporting the Merkle proof of %s: %w", role, err)
+			}
+			b.Files = append(b.Files, mirror.BytesFile(fmt.Sprintf("merkle/%d/%s.json", ts, role), mirror.MediaTypeMerkleProof, raw))
+		}
 	}
 
 	// Release files of the exported roles: all of them, or for an incremental bundle

@@ -14,6 +14,7 @@ import (
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/mirror"
 	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/cairn-dev/cairn/tufrepo/merkle"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
 )
@@ -66,6 +67,8 @@ type BundleVerification struct {
 	// AuditEntries counts the audit-log entries whose hashes recomputed and that match
 	// the bundle's metadata byte for byte.
 	AuditEntries int `json:"audit_entries"`
+	// MerkleProofs counts the Merkle snapshot proofs verified against the timestamp.
+	MerkleProofs int `json:"merkle_proofs,omitempty"`
 
 	newestRoot []byte
 }
@@ -230,6 +233,7 @@ func VerifyBundle(b *mirror.Bundle, anchor []byte, opt BundleVerifyOptions) (*Bu
 		return nil, &VerifyError{Code: ExitMalformed, Role: tufrepo.RoleTimestamp, Detail: "the timestamp names no snapshot"}
 	}
 	verifiedFiles := map[string]bool{tsf.Path: true}
+	loaded := map[string][]byte{} // role → the verified bytes, for the Merkle leaves
 	for v := int64(1); v <= newest; v++ {
 		verifiedFiles[roots[v].Path] = true
 	}
@@ -250,6 +254,7 @@ func VerifyBundle(b *mirror.Bundle, anchor []byte, opt BundleVerifyOptions) (*Bu
 		if err := update(raw); err != nil {
 			return false, bundleError(err, role, "metadata/"+name, err.Error())
 		}
+		loaded[role] = raw
 		if fromBundle {
 			verifiedFiles["metadata/"+name] = true
 			res.Roles++
@@ -398,6 +403,14 @@ func VerifyBundle(b *mirror.Bundle, anchor []byte, opt BundleVerifyOptions) (*Bu
 		return nil, &VerifyError{Code: ExitPolicy, Role: tufrepo.RoleTimestamp, Detail: fmt.Sprintf("the bundle's config names timestamp %d and snapshot %d, but its signed metadata is timestamp %d and snapshot %d", info.TimestampVersion, info.SnapshotVersion, res.TimestampVersion, res.SnapshotVersion)}
 	}
 
+	// Merkle proofs: each for this timestamp, leading to the root it signed, with the leaf
+	// of the role's verified bytes.
+	if n, err := verifyBundleProofs(b, trusted.Timestamp, snap, loaded); err != nil {
+		return nil, err
+	} else {
+		res.MerkleProofs = n
+	}
+
 	// The audit log: every entry's hash recomputes, and every entry is one of the
 	// bundle's metadata files byte for byte; every metadata file of the bundle has one.
 	if n, err := verifyBundleLog(b); err != nil {
@@ -489,4 +502,56 @@ func shortHex(s string) string {
 		return s[:16]
 	}
 	return s
+}
+
+// verifyBundleProofs checks the bundle's Merkle proofs (mirror.MediaTypeMerkleProof) with
+// the client's own proof check (merkleView.checkProof): for the bundle's timestamp, to the
+// root it signed, and for the leaf of the role version the snapshot lists, with the
+// length and sha256 of its verified bytes when the bundle or the mirror holds them.
+func verifyBundleProofs(b *mirror.Bundle, ts *metadata.Metadata[metadata.TimestampType], snap metadata.SnapshotType, loaded map[string][]byte) (int, error) {
+	field, hasTree := ts.Signed.UnrecognizedFields[merkle.FieldName]
+	var mv *merkleView
+	n := 0
+	for _, f := range b.Files {
+		if f.MediaType != mirror.MediaTypeMerkleProof {
+			continue
+		}
+		tsv, role, err := mirror.MerkleProofName(f.Path)
+		if err != nil {
+			return n, bundleError(err, role, f.Path, "bad name")
+		}
+		if !hasTree {
+			return n, &VerifyError{Code: ExitPolicy, Role: role, Detail: fmt.Sprintf("bundle file %s is a Merkle proof, but the timestamp carries no Merkle snapshot", f.Path)}
+		}
+		if tsv != ts.Signed.Version {
+			return n, &VerifyError{Code: ExitPolicy, Role: role, Detail: fmt.Sprintf("bundle file %s is a proof for timestamp %d, not the bundle's timestamp %d", f.Path, tsv, ts.Signed.Version)}
+		}
+		if mv == nil {
+			root, err := merkle.ParseField(field)
+			if err != nil {
+				return n, &VerifyError{Code: ExitMalformed, Role: tufrepo.RoleTimestamp, Detail: fmt.Sprintf("timestamp version %d has a malformed %s field", ts.Signed.Version, merkle.FieldName), Err: err}
+			}
+			mv = &merkleView{ts: ts.Signed.Version, root: root}
+		}
+		raw, err := f.ReadAll(maxProofBytes)
+		if err != nil {
+			return n, bundleError(err, role, f.Path, "unreadable")
+		}
+		leaf, err := mv.checkProof(raw, role, "bundle file "+f.Path)
+		if err != nil {
+			return n, err
+		}
+		m := snap.Meta[tufrepo.MetaName(role)]
+		if m == nil || m.Version != leaf.Version {
+			return n, &VerifyError{Code: ExitHashMismatch, Role: role, Detail: fmt.Sprintf("bundle file %s proves version %d of %s, not the version the snapshot lists", f.Path, leaf.Version, role)}
+		}
+		if rb, ok := loaded[role]; ok {
+			sum := sha256.Sum256(rb)
+			if int64(len(rb)) != leaf.Length || sum != leaf.SHA256 {
+				return n, &VerifyError{Code: ExitHashMismatch, Role: role, Detail: fmt.Sprintf("bundle file %s proves a leaf whose length or sha256 is not that of the verified %s metadata", f.Path, role)}
+			}
+		}
+		n++
+	}
+	return n, nil
 }

@@ -165,12 +165,13 @@ func TestMirrorAirGapped(t *testing.T) {
 	if got, _ := os.ReadFile(filepath.Join(out, "widget-3.0.tar.gz")); string(got) != "three" {
 		t.Errorf("cairn get --as-of-bundle: %q", got)
 	}
-	// Without it, the Merkle snapshot the timestamp names has no proofs on a mirror: the
-	// error says what to do; --classic-snapshot works while the timestamp is fresh.
-	if code, _, errs := dl.run(t, "get", "widget@3.0", "--output-dir", t.TempDir()); code == 0 || !strings.Contains(errs, "--classic-snapshot") {
-		t.Errorf("plain cairn get against the mirror: exit %d: %s", code, errs)
-	}
+	// Without it, through the Merkle proofs the bundle carried (while the timestamp is
+	// fresh), and through snapshot.json.
+	dl.ok(t, "get", "widget@3.0", "--output-dir", t.TempDir())
 	dl.ok(t, "--classic-snapshot", "get", "widget@3.0", "--output-dir", t.TempDir())
+	if code, body := httpGet(t, mr.URL+"/api/v1/merkle/1/targets"); code.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "--classic-snapshot") {
+		t.Errorf("a proof the bundle did not carry: %d %s", code.StatusCode, body)
+	}
 	if code, _, errs := dl.run(t, "get", "widget@3.0", "--as-of-bundle", "--max-staleness", "1ns", "--output-dir", t.TempDir()); code != 4 || !strings.Contains(errs, "maximum staleness") {
 		t.Errorf("cairn get past the staleness bound: exit %d, %s", code, errs)
 	}

@@ -34,6 +34,10 @@ const (
 	MediaTypeMetadata = "application/vnd.cairn.tuf.metadata.v1+json"
 	MediaTypeTarget   = "application/vnd.cairn.target.v1"
 	MediaTypeAuditLog = "application/vnd.cairn.auditlog.v1+json"
+	// MediaTypeMerkleProof is a Merkle snapshot inclusion proof (DESIGN.md "Merkle
+	// snapshot"), as GET /api/v1/merkle/<timestamp>/<role> answers it, at
+	// merkle/<timestamp>/<role>.json; a mirror serves it at that URL.
+	MediaTypeMerkleProof = "application/vnd.cairn.merkle.proof.v1+json"
 
 	mediaTypeManifest = "application/vnd.oci.image.manifest.v1+json"
 	mediaTypeIndex    = "application/vnd.oci.image.index.v1+json"

@@ -106,6 +106,22 @@ func TargetFile(path string) (targetPath, sha string, err error) {
 	return tp, m[1], nil
 }
 
+var merkleProofRE = regexp.MustCompile(`^merkle/([1-9][0-9]{0,17})/([a-z0-9_][a-z0-9._-]{0,127})\.json$`)
+
+// MerkleProofName splits the path of a Merkle proof in a mirror, "merkle/<timestamp
+// version>/<role>.json".
+func MerkleProofName(path string) (timestamp int64, role string, err error) {
+	m := merkleProofRE.FindStringSubmatch(path)
+	if m == nil || strings.Contains(m[2], "..") {
+		return 0, "", api.Errorf(api.CodeInvalidPath, "Merkle proof %.120q is not merkle/<timestamp version>/<role>.json", path)
+	}
+	ts, err := strconv.ParseInt(m[1], 10, 64)
+	if err != nil {
+		return 0, "", api.Errorf(api.CodeInvalidPath, "Merkle proof %.120q has a bad timestamp version", path)
+	}
+	return ts, m[2], nil
+}
+
 // CheckPath checks that path is where a file of mediaType belongs in a mirror.
 func CheckPath(path, mediaType string) error {
 	switch mediaType {
@@ -118,6 +134,9 @@ func CheckPath(path, mediaType string) error {
 		return err
 	case MediaTypeTarget:
 		_, _, err := TargetFile(path)
+		return err
+	case MediaTypeMerkleProof:
+		_, _, err := MerkleProofName(path)
 		return err
 	case MediaTypeAuditLog:
 		if path != AuditLogPath {

@@ -17,8 +17,9 @@ import (
 // Mirror serves a mirror directory (mirror.Dir) read-only, for 'cairnd serve --mirror' at
 // an air-gapped site: TUF metadata, release files and the bundle's export time, under the
 // same paths and with the same headers as a full server, byte for byte as the bundle
-// carried them. Every other method is refused with read_only_mirror; the REST API and
-// /v2/ are not served (the bundle carries no OCI artifacts yet). Nothing it serves needs
+// carried them, and the Merkle snapshot proofs it carried (/api/v1/merkle/). Every other
+// method is refused with read_only_mirror; the rest of the REST API and /v2/ are not
+// served (the bundle carries no OCI artifacts yet). Nothing it serves needs
 // trust in it: clients verify from their pinned root, as against cairnd.
 type Mirror struct {
 	dir string
@@ -81,7 +82,15 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case strings.HasPrefix(p, "/v2/") || p == "/v2":
 		writeOCIError(w, http.StatusNotFound, "NAME_UNKNOWN", "this read-only mirror serves TUF metadata and release files only: OCI artifacts are not carried by mirror bundles yet")
 	case strings.HasPrefix(p, "/api/v1/merkle/"):
-		m.writeError(w, api.Errorf(api.CodeNotFound, "this read-only mirror serves no Merkle snapshot proofs: run cairn with --classic-snapshot, or 'cairn get --as-of-bundle' (which uses snapshot.json)"))
+		// The proofs the bundle carried, for its timestamp (cairn get's Merkle refresh).
+		rel := "merkle/" + strings.TrimPrefix(p, "/api/v1/merkle/") + ".json"
+		if _, _, err := mirror.MerkleProofName(rel); err == nil {
+			if _, err := os.Stat(filepath.Join(m.dir, filepath.FromSlash(rel))); err == nil {
+				m.serveFile(w, r, rel, "application/json", cacheImmutable)
+				return
+			}
+		}
+		m.writeError(w, api.Errorf(api.CodeNotFound, "this read-only mirror holds no Merkle snapshot proof at %.200q (its bundle carried none for that timestamp and role): run cairn with --classic-snapshot, or 'cairn get --as-of-bundle' (which uses snapshot.json)", p))
 	case strings.HasPrefix(p, "/api/"):
 		m.writeError(w, api.Errorf(api.CodeNotFound, "this read-only mirror serves TUF metadata (/metadata/), release files (/targets/) and /mirror/bundle.json; the REST API %.200q is not mirrored", p))
 	default:

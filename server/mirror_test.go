@@ -20,6 +20,7 @@ func TestMirrorServesOnlyMirrorPaths(t *testing.T) {
 		"metadata/3.snapshot.json":            `{"snap":3}`,
 		"targets/hello/1.0/" + sum + ".a.txt": "file",
 		"mirror/bundle.json":                  `{"format":"cairn-mirror/1"}`,
+		"merkle/7/targets.json":               `{"proof":7}`,
 	} {
 		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, p)), 0o755); err != nil {
 			t.Fatal(err)
@@ -48,6 +49,9 @@ func TestMirrorServesOnlyMirrorPaths(t *testing.T) {
 		{"GET", "/targets/hello/..%2f..%2f..%2f/" + sum + ".secret", 404, "not_found", ""},
 		{"GET", "/targets/hello/1.0/a.txt", 404, "not_found", ""},
 		{"GET", "/api/v1/projects", 404, "not mirrored", ""},
+		{"GET", "/api/v1/merkle/7/targets", 200, `{"proof":7}`, cacheImmutable},
+		{"GET", "/api/v1/merkle/8/targets", 404, "--classic-snapshot", ""},
+		{"GET", "/api/v1/merkle/7/..%2f..%2fsecret", 404, "--classic-snapshot", ""},
 		{"GET", "/readyz", 200, "ready", ""},
 		{"DELETE", "/targets/hello/1.0/" + sum + ".a.txt", 405, "read_only_mirror", ""},
 		{"POST", "/api/v1/projects", 405, "read_only_mirror", ""},

@@ -70,7 +70,7 @@ func TestMirrorExportVerifyImportLive(t *testing.T) {
 	if err := json.Unmarshal([]byte(c.ok("mirror", "export", "--project", "widget", "-o", full, "--output", "json")), &exp); err != nil {
 		t.Fatal(err)
 	}
-	if exp.Files != 2 || len(exp.Projects) != 1 || exp.Projects[0] != "widget" || exp.AuditEntries == 0 {
+	if exp.Files != 2 || len(exp.Projects) != 1 || exp.Projects[0] != "widget" || exp.AuditEntries == 0 || exp.MerkleProofs < 3 {
 		t.Fatalf("export = %+v", exp)
 	}
 	// Offline: a CLI with no configuration at all.
@@ -154,8 +154,14 @@ func TestMirrorExportVerifyImportLive(t *testing.T) {
 	// edits (the reader's checks) and self-consistent rewrites of the OCI layout (so only
 	// TUF can tell).
 	other := t.TempDir()
-	var widget2, widgetRole string
+	var widget2, widgetRole, widgetProof, targetsProof string
 	for _, f := range readBundleT(t, full).Files {
+		if strings.HasPrefix(f.Path, "merkle/") && strings.HasSuffix(f.Path, "/widget.json") {
+			widgetProof = f.Path
+		}
+		if strings.HasPrefix(f.Path, "merkle/") && strings.HasSuffix(f.Path, "/targets.json") {
+			targetsProof = f.Path
+		}
 		if strings.HasSuffix(f.Path, ".widget-2.tar.gz") {
 			widget2 = f.Path
 		}
@@ -201,6 +207,7 @@ func TestMirrorExportVerifyImportLive(t *testing.T) {
 		{name: "changed file", code: 1, want: "widget/2.0/widget-2.tar.gz", file: widget2, body: []byte("TWO")},
 		{name: "dropped file", code: 4, want: "in neither the bundle nor the mirror", file: widget2},
 		{name: "replaced role", code: 1, want: "widget metadata failed (hash mismatch)", file: widgetRole, body: oldRole},
+		{name: "swapped proof", code: 4, want: "answered the leaf of \"targets\"", file: widgetProof, body: readBundleFile(t, full, targetsProof)},
 		{name: "dropped signature", code: 2, want: "timestamp", file: "metadata/timestamp.json", body: dropSignatures(t, readBundleFile(t, full, "metadata/timestamp.json"))},
 	} {
 		bad := filepath.Join(work, strings.ReplaceAll(tt.name, " ", "-")+".tar")
