@@ -44,7 +44,8 @@ type RepoConfig struct {
 	ClassicSnapshot bool
 	// AsOf, if set, is the time expiry is evaluated at instead of the clock: a mirror's
 	// bundle export time (BundleAsOf, SECURITY.md "Air-gapped mirrors"). It implies the
-	// classic snapshot, as a mirror serves no Merkle proofs.
+	// classic snapshot, which every mirror serves (a static directory has no Merkle
+	// proofs).
 	AsOf time.Time
 }
 
