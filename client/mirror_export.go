@@ -298,6 +298,34 @@ func (r *Repo) ExportBundle(ctx context.Context, ac *API, opt ExportOptions) (*m
 		}
 	}
 
+	// The transparency-log entries of the online-signed versions in the bundle, as far as
+	// the server has logged them (a log submission may lag a publish; a server without a
+	// log has none).
+	for _, f := range slices.Clone(b.Files) {
+		if f.MediaType != mirror.MediaTypeMetadata {
+			continue
+		}
+		role, v, _ := mirror.MetadataName(f.Path[len("metadata/"):])
+		if role == tufrepo.RoleTimestamp {
+			v = trusted.Timestamp.Signed.Version
+		}
+		if !audited(role) {
+			continue
+		}
+		e, err := ac.TransparencyLogEntry(ctx, role, v)
+		if c := api.CodeOf(err); c == api.CodeNotLogged || c == api.CodeNotFound {
+			continue
+		}
+		if err != nil {
+			return nil, nil, err
+		}
+		raw, err := json.Marshal(e)
+		if err != nil {
+			return nil, nil, fmt.Errorf("encoding a transparency-log entry: %w", err)
+		}
+		b.Files = append(b.Files, mirror.BytesFile(fmt.Sprintf("tlog/%s/%d.json", role, v), mirror.MediaTypeTlogEntry, raw))
+	}
+
 	// The audit-log entries of the bundle's metadata.
 	type key struct {
 		role    string

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/mirror"
+	"github.com/cairn-dev/cairn/tlog"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -22,6 +23,8 @@ type ImportOptions struct {
 	Root         []byte
 	Now          func() time.Time
 	MaxStaleness time.Duration
+	// LogKey verifies the checkpoints of the bundle's transparency-log entries.
+	LogKey *tlog.LogKey
 }
 
 // ImportResult is what an import did.
@@ -92,7 +95,7 @@ func ImportBundle(b *mirror.Bundle, d *mirror.Dir, opt ImportOptions) (*ImportRe
 	if !empty {
 		base = d
 	}
-	v, err := VerifyBundle(b, anchor, BundleVerifyOptions{Now: opt.Now, MaxStaleness: opt.MaxStaleness, Base: base})
+	v, err := VerifyBundle(b, anchor, BundleVerifyOptions{Now: opt.Now, MaxStaleness: opt.MaxStaleness, Base: base, LogKey: opt.LogKey})
 	if err != nil {
 		return nil, err
 	}

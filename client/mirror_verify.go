@@ -12,7 +12,9 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/cairn-dev/cairn/mirror"
+	"github.com/cairn-dev/cairn/tlog"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/cairn-dev/cairn/tufrepo/merkle"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -37,6 +39,10 @@ type BundleVerifyOptions struct {
 	// MaxStaleness bounds how long before Now the bundle may have been exported; 0 means
 	// DefaultMaxStaleness.
 	MaxStaleness time.Duration
+	// LogKey, if set, verifies the checkpoints of the bundle's transparency-log entries;
+	// without it their statements, signatures and inclusion proofs are checked, but not
+	// that the log signed the tree head.
+	LogKey *tlog.LogKey
 	// Base is the mirror the bundle is applied to, for an import: metadata and release
 	// files the bundle does not carry (an incremental bundle's unchanged projects) are
 	// taken from it. Nil for a bundle checked on its own.
@@ -69,6 +75,10 @@ type BundleVerification struct {
 	AuditEntries int `json:"audit_entries"`
 	// MerkleProofs counts the Merkle snapshot proofs verified against the timestamp.
 	MerkleProofs int `json:"merkle_proofs,omitempty"`
+	// TlogEntries counts the transparency-log entries verified; TlogCheckpoints says
+	// whether their checkpoints were checked with the log's key (--log-key).
+	TlogEntries     int  `json:"tlog_entries"`
+	TlogCheckpoints bool `json:"tlog_checkpoints_verified"`
 
 	newestRoot []byte
 }
@@ -411,6 +421,14 @@ func VerifyBundle(b *mirror.Bundle, anchor []byte, opt BundleVerifyOptions) (*Bu
 		res.MerkleProofs = n
 	}
 
+	// Transparency-log entries: each names exactly a metadata file of the bundle, is signed
+	// by the online key the verified metadata delegates the role to, and is in the log.
+	if n, err := verifyBundleTlog(b, trusted, opt.LogKey); err != nil {
+		return nil, err
+	} else {
+		res.TlogEntries, res.TlogCheckpoints = n, opt.LogKey != nil
+	}
+
 	// The audit log: every entry's hash recomputes, and every entry is one of the
 	// bundle's metadata files byte for byte; every metadata file of the bundle has one.
 	if n, err := verifyBundleLog(b); err != nil {
@@ -554,4 +572,101 @@ func verifyBundleProofs(b *mirror.Bundle, ts *metadata.Metadata[metadata.Timesta
 		n++
 	}
 	return n, nil
+}
+
+// verifyBundleTlog checks the bundle's transparency-log entries with package tlog: the
+// statement names the bundle's bytes of that role version, the envelope and the log entry
+// are signed by a key the verified root (timestamp, snapshot) or delegator
+// (recently-claimed nodes) trusts for the role, the inclusion proof leads to the entry's
+// tree head, and, with logKey, the log signed that tree head.
+func verifyBundleTlog(b *mirror.Bundle, trusted *trustedmetadata.TrustedMetadata, logKey *tlog.LogKey) (int, error) {
+	n := 0
+	for _, f := range b.Files {
+		if f.MediaType != mirror.MediaTypeTlogEntry {
+			continue
+		}
+		role, version, err := mirror.TlogEntryName(f.Path)
+		if err != nil {
+			return n, bundleError(err, "", f.Path, "bad name")
+		}
+		raw, err := f.ReadAll(maxBundleMetadata)
+		if err != nil {
+			return n, bundleError(err, role, f.Path, "unreadable")
+		}
+		if err := tufrepo.CheckJSONFields(raw, f.Path, strictjson.FieldsOf(api.TransparencyLogEntry{}), api.CodeMalformedJSON); err != nil {
+			return n, &VerifyError{Code: ExitMalformed, Role: role, Detail: api.ProblemFor(err).Detail, Err: err}
+		}
+		var e api.TransparencyLogEntry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			return n, &VerifyError{Code: ExitMalformed, Role: role, Detail: "bundle file " + f.Path + " is not a transparency-log entry", Err: err}
+		}
+		if e.Role != role || e.Version != version {
+			return n, &VerifyError{Code: ExitPolicy, Role: role, Detail: fmt.Sprintf("bundle file %s holds the entry of %s version %d", f.Path, e.Role, e.Version)}
+		}
+		name := "metadata/" + tufrepo.VersionedName(role, version)
+		if role == tufrepo.RoleTimestamp {
+			name = "metadata/timestamp.json"
+			if trusted.Timestamp.Signed.Version != version {
+				return n, &VerifyError{Code: ExitPolicy, Role: role, Detail: fmt.Sprintf("bundle file %s is the entry of timestamp %d, not of the bundle's timestamp %d", f.Path, version, trusted.Timestamp.Signed.Version)}
+			}
+		}
+		mf, ok := b.File(name)
+		if !ok {
+			return n, &VerifyError{Code: ExitPolicy, Role: role, Detail: fmt.Sprintf("bundle file %s is the entry of %s version %d, which the bundle does not hold", f.Path, role, version)}
+		}
+		key := onlineKey(trusted, role, e.KeyID)
+		if key == nil {
+			return n, &VerifyError{Code: ExitKeyNotTrusted, Role: role, Detail: fmt.Sprintf("bundle file %s: key %s, which signed the logged statement, is not a key the verified metadata trusts for %s", f.Path, short(e.KeyID), role)}
+		}
+		m := tlog.Metadata{Role: role, Version: version, Length: mf.Size, SHA256: mf.SHA256, KeyID: e.KeyID}
+		if logKey != nil {
+			err = tlog.VerifyEntry(e, m, key, *logKey)
+		} else {
+			err = verifyTlogEntryNoCheckpoint(e, m, key)
+		}
+		if err != nil {
+			return n, &VerifyError{Code: ExitHashMismatch, Role: role, Detail: fmt.Sprintf("bundle file %s, the transparency-log entry of %s version %d, does not verify against the bundle's bytes and keys", f.Path, role, version), Err: err}
+		}
+		n++
+	}
+	return n, nil
+}
+
+// verifyTlogEntryNoCheckpoint is tlog.VerifyEntry without the log key's check of the
+// checkpoint.
+func verifyTlogEntryNoCheckpoint(e api.TransparencyLogEntry, m tlog.Metadata, key *metadata.Key) error {
+	st, err := tlog.ParseStatement(e.Envelope)
+	if err != nil {
+		return err
+	}
+	if err := tlog.CheckStatement(st, m); err != nil {
+		return err
+	}
+	if err := tlog.VerifySignature(e.Envelope, key); err != nil {
+		return err
+	}
+	return tlog.VerifyRekorEntry(e.Rekor, e.Envelope, key, nil)
+}
+
+// onlineKey is keyID if the verified metadata trusts it for role: the root for timestamp
+// and snapshot, the delegating role for a recently-claimed node.
+func onlineKey(trusted *trustedmetadata.TrustedMetadata, role, keyID string) *metadata.Key {
+	if role == tufrepo.RoleTimestamp || role == tufrepo.RoleSnapshot {
+		r := trusted.Root.Signed.Roles[role]
+		if r == nil || !slices.Contains(r.KeyIDs, keyID) {
+			return nil
+		}
+		return trusted.Root.Signed.Keys[keyID]
+	}
+	for _, md := range trusted.Targets {
+		if md.Signed.Delegations == nil {
+			continue
+		}
+		for _, d := range md.Signed.Delegations.Roles {
+			if d.Name == role && slices.Contains(d.KeyIDs, keyID) {
+				return md.Signed.Delegations.Keys[keyID]
+			}
+		}
+	}
+	return nil
 }

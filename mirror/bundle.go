@@ -38,6 +38,10 @@ const (
 	// snapshot"), as GET /api/v1/merkle/<timestamp>/<role> answers it, at
 	// merkle/<timestamp>/<role>.json; a mirror serves it at that URL.
 	MediaTypeMerkleProof = "application/vnd.cairn.merkle.proof.v1+json"
+	// MediaTypeTlogEntry is the transparency-log entry of an online-signed metadata
+	// version (GET /api/v1/log/transparency/<role>/<version>: DSSE statement, Rekor entry,
+	// inclusion proof, checkpoint), at tlog/<role>/<version>.json. Not served.
+	MediaTypeTlogEntry = "application/vnd.cairn.tlog.entry.v1+json"
 
 	mediaTypeManifest = "application/vnd.oci.image.manifest.v1+json"
 	mediaTypeIndex    = "application/vnd.oci.image.index.v1+json"

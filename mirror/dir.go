@@ -114,7 +114,7 @@ func (d *Dir) Apply(b *Bundle, newestRoot []byte) (written int, err error) {
 			timestamp = &b.Files[i]
 			continue
 		}
-		if f.MediaType == MediaTypeAuditLog {
+		if f.MediaType == MediaTypeAuditLog || f.MediaType == MediaTypeTlogEntry {
 			continue // checked on import, not served
 		}
 		if _, ok := d.FileSize(f.Path); ok {

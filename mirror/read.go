@@ -122,6 +122,22 @@ func MerkleProofName(path string) (timestamp int64, role string, err error) {
 	return ts, m[2], nil
 }
 
+var tlogEntryRE = regexp.MustCompile(`^tlog/([a-z0-9_][a-z0-9._-]{0,127})/([1-9][0-9]{0,17})\.json$`)
+
+// TlogEntryName splits the path of a transparency-log entry in a bundle,
+// "tlog/<role>/<version>.json".
+func TlogEntryName(path string) (role string, version int64, err error) {
+	m := tlogEntryRE.FindStringSubmatch(path)
+	if m == nil || strings.Contains(m[1], "..") {
+		return "", 0, api.Errorf(api.CodeInvalidPath, "transparency-log entry %.120q is not tlog/<role>/<version>.json", path)
+	}
+	v, err := strconv.ParseInt(m[2], 10, 64)
+	if err != nil {
+		return "", 0, api.Errorf(api.CodeInvalidPath, "transparency-log entry %.120q has a bad version", path)
+	}
+	return m[1], v, nil
+}
+
 // CheckPath checks that path is where a file of mediaType belongs in a mirror.
 func CheckPath(path, mediaType string) error {
 	switch mediaType {
@@ -137,6 +153,9 @@ func CheckPath(path, mediaType string) error {
 		return err
 	case MediaTypeMerkleProof:
 		_, _, err := MerkleProofName(path)
+		return err
+	case MediaTypeTlogEntry:
+		_, _, err := TlogEntryName(path)
 		return err
 	case MediaTypeAuditLog:
 		if path != AuditLogPath {

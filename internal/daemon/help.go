@@ -31,7 +31,7 @@ func configFlagsShown() map[string][]string {
 			"blob-s3-access-key", "blob-s3-secret-key"}, dbFlags...),
 		// A mirror import reads no database; --database-url is accepted (one configuration
 		// for every command) and ignored.
-		"cairnd mirror import": {"config", "log-level", "database-url", "mirror-dir", "data-dir"},
+		"cairnd mirror import": {"config", "log-level", "database-url", "mirror-dir", "data-dir", "rekor-key", "rekor-origin"},
 		"cairnd gc": append([]string{"no-migrate", "blob-dir", "data-dir", "blob-s3-bucket", "blob-s3-endpoint", "blob-s3-region",
 			"blob-s3-prefix", "blob-s3-path-style", "blob-s3-access-key", "blob-s3-secret-key"}, dbFlags...),
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-dev/cairn/client"
 	"github.com/cairn-dev/cairn/mirror"
 	"github.com/cairn-dev/cairn/server"
+	"github.com/cairn-dev/cairn/tlog"
 	"github.com/spf13/cobra"
 )
 
@@ -86,7 +87,8 @@ first import trusts --root; later ones trust the newest root the mirror holds, s
 chain that does not extend it is refused, as is a bundle older than the mirror's snapshot
 (rollback) and an incremental bundle whose base the mirror does not hold. Nothing
 changes on refusal; the running mirror serves the new timestamp as soon as it is written
-(last). Expiry is evaluated as of the bundle's export time, within --bundle-max-staleness.`,
+(last). With --rekor-key (and --rekor-origin), the checkpoints of the bundle's
+transparency-log entries are verified with the log's key. Expiry is evaluated as of the bundle's export time, within --bundle-max-staleness.`,
 		Args: cobra.ExactArgs(1),
 	}
 	imp.Annotations = map[string]string{annotationDatabase: "optional"}
@@ -128,7 +130,19 @@ changes on refusal; the running mirror serves the new timestamp as soon as it is
 		if err != nil {
 			return err
 		}
-		res, err := client.ImportBundle(b, d, client.ImportOptions{Root: root, MaxStaleness: stale})
+		var lk *tlog.LogKey
+		if c.RekorKey != "" {
+			pemb, err := os.ReadFile(c.RekorKey)
+			if err != nil {
+				return fmt.Errorf("reading --rekor-key: %w", err)
+			}
+			pub, err := tlog.ParsePublicKey(pemb)
+			if err != nil {
+				return fmt.Errorf("--rekor-key %s: %w", c.RekorKey, err)
+			}
+			lk = &tlog.LogKey{Key: pub, Origin: c.RekorOrigin}
+		}
+		res, err := client.ImportBundle(b, d, client.ImportOptions{Root: root, MaxStaleness: stale, LogKey: lk})
 		if err != nil {
 			return err
 		}

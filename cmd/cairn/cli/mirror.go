@@ -10,6 +10,7 @@ import (
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
 	"github.com/cairn-dev/cairn/mirror"
+	"github.com/cairn-dev/cairn/tlog"
 	"github.com/spf13/cobra"
 )
 
@@ -23,6 +24,8 @@ type bundleLimitFlags struct {
 	output      string
 	staticDir   string
 	stagingRoot string
+	logKeyFile  string
+	logOrigin   string
 }
 
 func (f *bundleLimitFlags) add(cmd *cobra.Command) {
@@ -30,7 +33,28 @@ func (f *bundleLimitFlags) add(cmd *cobra.Command) {
 	cmd.Flags().IntVar(&f.maxMembers, "max-members", d.MaxMembers, "refuse a bundle with more tar members than this")
 	cmd.Flags().Int64Var(&f.maxFile, "max-file-size", d.MaxMemberBytes, "refuse a bundle with a member larger than this many bytes")
 	cmd.Flags().Int64Var(&f.maxBundle, "max-bundle-size", d.MaxTotalBytes, "refuse a bundle larger than this many bytes")
+	cmd.Flags().StringVar(&f.logKeyFile, "log-key", "", "the transparency log's public key (PEM `FILE`): also verify that the log signed the checkpoints of the bundle's log entries")
+	cmd.Flags().StringVar(&f.logOrigin, "log-origin", "", "the transparency log's checkpoint origin (default: as the checkpoint names it)")
 	cmd.Flags().DurationVar(&f.maxStale, "max-staleness", client.DefaultMaxStaleness, "refuse a bundle exported longer ago than this; expiry is evaluated as of its export time (SECURITY.md, \"Air-gapped mirrors\")")
+}
+
+// logKey reads --log-key; nil when it is not given.
+func (f *bundleLimitFlags) logKey() (*tlog.LogKey, error) {
+	if f.logKeyFile == "" {
+		if f.logOrigin != "" {
+			return nil, api.Errorf(api.CodeBadRequest, "--log-origin needs --log-key")
+		}
+		return nil, nil
+	}
+	b, err := os.ReadFile(f.logKeyFile)
+	if err != nil {
+		return nil, api.Wrap(api.CodeBadRequest, err, "cannot read --log-key %s", f.logKeyFile)
+	}
+	pub, err := tlog.ParsePublicKey(b)
+	if err != nil {
+		return nil, api.Wrap(api.CodeInvalidKey, err, "--log-key %s is not a PEM public key", f.logKeyFile)
+	}
+	return &tlog.LogKey{Key: pub, Origin: f.logOrigin}, nil
 }
 
 func (f *bundleLimitFlags) limits() mirror.Limits {
@@ -184,12 +208,16 @@ a file dropped or added), 10 malformed bundle.`,
 			if err != nil {
 				return err
 			}
+			lk, err := f.logKey()
+			if err != nil {
+				return err
+			}
 			b, cleanup, err := readBundle(args[0], f.limits())
 			if err != nil {
 				return err
 			}
 			defer cleanup()
-			res, err := client.VerifyBundle(b, root, client.BundleVerifyOptions{MaxStaleness: f.maxStale})
+			res, err := client.VerifyBundle(b, root, client.BundleVerifyOptions{MaxStaleness: f.maxStale, LogKey: lk})
 			if err != nil {
 				return err
 			}
@@ -234,6 +262,10 @@ changes when an import is refused; timestamp.json is written last.`,
 				}
 				root = b
 			}
+			lk, err := f.logKey()
+			if err != nil {
+				return err
+			}
 			b, cleanup, err := readBundle(args[0], f.limits())
 			if err != nil {
 				return err
@@ -243,7 +275,7 @@ changes when an import is refused; timestamp.json is written last.`,
 			if err != nil {
 				return err
 			}
-			res, err := client.ImportBundle(b, d, client.ImportOptions{Root: root, MaxStaleness: f.maxStale})
+			res, err := client.ImportBundle(b, d, client.ImportOptions{Root: root, MaxStaleness: f.maxStale, LogKey: lk})
 			if err != nil {
 				return err
 			}
@@ -305,7 +337,15 @@ func (a *app) printBundle(verb string, r *client.BundleVerification) {
 	if r.Missing > 0 {
 		a.printf(", %d left to the earlier import", r.Missing)
 	}
-	a.printf("; %d audit-log entries\n", r.AuditEntries)
+	a.printf("; %d audit-log entries", r.AuditEntries)
+	if r.TlogEntries > 0 {
+		how := "checkpoints not checked: give --log-key"
+		if r.TlogCheckpoints {
+			how = "checkpoints signed by the log key"
+		}
+		a.printf("; %d transparency-log entries (%s)", r.TlogEntries, how)
+	}
+	a.printf("\n")
 	a.printf("  projects: %d\n", len(r.Projects))
 }
 
