@@ -14,6 +14,7 @@ import (
 	"time"
 
 	cairnclient "github.com/cairn-dev/cairn/client"
+	"github.com/cairn-dev/cairn/cmd/cairn/cli"
 	"github.com/cairn-dev/cairn/internal/daemon"
 	"github.com/cairn-dev/cairn/internal/testdb"
 	"github.com/cairn-dev/cairn/internal/testrepo"
@@ -164,6 +165,22 @@ func TestMirrorAirGapped(t *testing.T) {
 	dl.ok(t, "get", "widget@3.0", "--as-of-bundle", "--output-dir", out)
 	if got, _ := os.ReadFile(filepath.Join(out, "widget-3.0.tar.gz")); string(got) != "three" {
 		t.Errorf("cairn get --as-of-bundle: %q", got)
+	}
+	// The site's bound from cairn's configuration ("mirror_max_staleness").
+	cfg, err := cli.LoadConfig(dl.home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MirrorMaxStaleness = "1ns"
+	if err := cli.SaveConfig(dl.home, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := dl.run(t, "get", "widget@3.0", "--as-of-bundle", "--output-dir", t.TempDir()); code != 4 || !strings.Contains(errs, "maximum staleness of 1ns") {
+		t.Errorf("cairn get with mirror_max_staleness 1ns: exit %d, %s", code, errs)
+	}
+	cfg.MirrorMaxStaleness = ""
+	if err := cli.SaveConfig(dl.home, cfg); err != nil {
+		t.Fatal(err)
 	}
 	// Without it, through the Merkle proofs the bundle carried (while the timestamp is
 	// fresh), and through snapshot.json.

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -40,7 +41,11 @@ type searchCursor struct {
 // bounds is a bad_request naming it.
 func parseSearch(r *http.Request) (store.SearchQuery, error) {
 	q := store.SearchQuery{Limit: searchDefaultLimit}
-	vals := r.URL.Query()
+	// url.Values would drop a malformed pair silently; refuse it instead.
+	vals, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return q, api.Errorf(api.CodeBadRequest, "the search query string is malformed (%v): escape the values", err)
+	}
 	for k, v := range vals {
 		if len(v) != 1 {
 			return q, api.Errorf(api.CodeBadRequest, "search parameter %.40q is given %d times: give it once", k, len(v))
