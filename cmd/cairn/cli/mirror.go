@@ -88,8 +88,9 @@ func (a *app) mirrorCommand() *cobra.Command {
 		Short: "Carry verified releases into an air-gapped site: export, verify and import bundles",
 		Long: `A mirror bundle is one OCI image-layout tar holding the exact signed TUF metadata
 (the whole root chain, one timestamp, its snapshot, targets, the delegating roles and the
-selected projects' roles), the selected releases' files and the audit-log entries of that
-metadata. It verifies on its own, with no network, from a pinned root.
+selected projects' roles), the selected releases' files, the audit-log and
+transparency-log entries of that metadata and its Merkle snapshot proofs. It verifies on
+its own, with no network, from a pinned root. OCI artifacts are not carried yet.
 
   cairn mirror export --project hello -o bundle.tar    on the connected side
   cairn mirror verify bundle.tar --root root.json      anywhere, offline
