@@ -56,6 +56,7 @@ const (
 	CodePruned              Code = "pruned"
 	CodeNoMerkleTree        Code = "no_merkle_tree"
 	CodeRoleNotInTree       Code = "role_not_in_tree"
+	CodeReadOnlyMirror      Code = "read_only_mirror"
 	CodeInternal            Code = "internal"
 )
 
@@ -112,6 +113,7 @@ func Codes() []CodeInfo {
 		{CodePruned, http.StatusGone, "The metadata version is no longer kept"},
 		{CodeNoMerkleTree, http.StatusNotFound, "The timestamp version carries no Merkle snapshot"},
 		{CodeRoleNotInTree, http.StatusNotFound, "The Merkle snapshot of the timestamp has no leaf for the role"},
+		{CodeReadOnlyMirror, http.StatusMethodNotAllowed, "This server is a read-only mirror"},
 		{CodeInternal, http.StatusInternalServerError, "Internal error"},
 	}
 }

@@ -443,6 +443,9 @@ var wireTypes = map[string]reflect.Type{
 	"DSSESignature":          reflect.TypeFor[api.DSSESignature](),
 	"RekorEntry":             reflect.TypeFor[api.RekorEntry](),
 	"InclusionProof":         reflect.TypeFor[api.InclusionProof](),
+	"SearchResult":           reflect.TypeFor[api.SearchResult](),
+	"SearchProject":          reflect.TypeFor[api.SearchProject](),
+	"SearchFile":             reflect.TypeFor[api.SearchFile](),
 }
 
 // Schemas that describe no Go struct of package api.

@@ -130,7 +130,7 @@ func CodeExit(c api.Code) ExitCode {
 		api.CodePathOutsideProject, api.CodeDelegationForbidden, api.CodeTooMany, api.CodeTooLarge,
 		api.CodeProjectExists, api.CodeBlobMissing, api.CodeForbidden,
 		api.CodeProposalExists, api.CodeProposalStale, api.CodeProposalExpired, api.CodeSignatureRepeated, api.CodeOCITagCollision,
-		api.CodeNotLogged, api.CodeRoleNotInTree:
+		api.CodeNotLogged, api.CodeRoleNotInTree, api.CodeReadOnlyMirror:
 		return ExitPolicy
 	case api.CodeBadRequest, api.CodeMethodNotAllowed, api.CodeMalformedJSON, api.CodeMalformedMetadata, api.CodeAmbiguousJSON, api.CodeInvalidName,
 		api.CodeInvalidPath, api.CodeInvalidKey, api.CodeInvalidThreshold, api.CodeUnsupported:

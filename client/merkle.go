@@ -210,6 +210,13 @@ func (m *merkleView) proof(role string) (merkle.Leaf, error) {
 		}
 		return merkle.Leaf{}, fmt.Errorf("fetching the Merkle proof of %s from %s: server answered %d %s %s", role, u, resp.StatusCode, p.Code, p.Detail)
 	}
+	return m.checkProof(body, role, u)
+}
+
+// checkProof verifies body, the Merkle proof of role fetched from u, against the verified
+// timestamp's tree, and returns the proven leaf. It is also how a mirror bundle's proofs
+// are checked (VerifyBundle), with u the bundle file.
+func (m *merkleView) checkProof(body []byte, role, u string) (merkle.Leaf, error) {
 	if len(body) > maxProofBytes {
 		return merkle.Leaf{}, m.proofError(ExitMalformed, role, ErrMerkleProof, "the Merkle proof from %s is larger than %d bytes", u, maxProofBytes)
 	}

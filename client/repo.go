@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/tufrepo"
@@ -41,6 +42,11 @@ type RepoConfig struct {
 	// ClassicSnapshot makes Refresh always use snapshot.json, as standard TUF clients do,
 	// even when the server's timestamp carries a Merkle snapshot.
 	ClassicSnapshot bool
+	// AsOf, if set, is the time expiry is evaluated at instead of the clock: a mirror's
+	// bundle export time (BundleAsOf, SECURITY.md "Air-gapped mirrors"). It implies the
+	// classic snapshot, which every mirror serves (a static directory has no Merkle
+	// proofs).
+	AsOf time.Time
 }
 
 // Repo is a verifying TUF client for a Cairn repository, built on go-tuf's updater. Every
@@ -111,7 +117,7 @@ func (r *Repo) startRoot() []byte {
 // the timestamp's tree instead (root rotations, timestamp, then targets). A timestamp
 // without one (an older server) takes the classic path; a proof that fails never does.
 func (r *Repo) Refresh(ctx context.Context) error {
-	if r.cfg.ClassicSnapshot {
+	if r.cfg.ClassicSnapshot || !r.cfg.AsOf.IsZero() {
 		return r.refreshClassic(ctx)
 	}
 	r.fetch.ctx = ctx
@@ -149,6 +155,10 @@ func (r *Repo) refreshClassic(ctx context.Context) error {
 	up, err := updater.New(cfg)
 	if err != nil {
 		return r.tufError(err, "loading the trusted root")
+	}
+	if !r.cfg.AsOf.IsZero() {
+		// go-tuf's reference time: every expiry check of this refresh uses it.
+		up.UnsafeSetRefTime(r.cfg.AsOf)
 	}
 	if err := up.Refresh(); err != nil {
 		// Keep the partial updater: the error inspection reads what it already trusts.

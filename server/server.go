@@ -137,6 +137,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 		s.routeLog(r)
 		s.routeTlog(r)
 		s.routeMerkle(r)
+		s.routeSearch(r)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNotFound(r.URL.Path))

@@ -84,11 +84,14 @@ type options struct {
 	noTUFJS       bool
 	clientTimeout time.Duration
 	settleTimeout time.Duration
+	// search
+	files    int
+	requests int
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.mode, "mode", "", "projects | bulk | uploads | publish | get | oci | wire | report")
+	flag.StringVar(&o.mode, "mode", "", "projects | bulk | uploads | publish | get | oci | wire | search | report")
 	flag.StringVar(&o.server, "server", "http://127.0.0.1:8080", "cairnd base URL")
 	flag.StringVar(&o.token, "token", "", "admin token (or @file to read it from a file)")
 	flag.IntVar(&o.n, "n", 1000, "projects: how many to create; publish: how many publishes to time")
@@ -117,6 +120,8 @@ func main() {
 	flag.DurationVar(&o.settleTimeout, "settle-timeout", 10*time.Minute, "projects, bulk, publish: how long to wait for what was staged to be published")
 	flag.BoolVar(&o.noTUFJS, "no-tufjs", false, "wire: skip tuf-js (needs node and test/tufjs)")
 	flag.BoolVar(&o.create, "create", false, "publish: each timed publish creates a new project (a shard role re-signed) instead of adding a version")
+	flag.IntVar(&o.files, "files", 0, "search: release files to load with -n projects (-n 0: query what is there)")
+	flag.IntVar(&o.requests, "requests", 500, "search: timed requests per query shape")
 	flag.Parse()
 	if strings.HasPrefix(o.token, "@") {
 		b, err := os.ReadFile(o.token[1:])
@@ -147,6 +152,8 @@ func main() {
 		err = runOCI(ctx, &o)
 	case "wire":
 		err = runWire(ctx, &o)
+	case "search":
+		err = runSearch(ctx, &o)
 	case "report":
 		err = runReport(os.Stdin, os.Stdout)
 	default:

@@ -64,6 +64,8 @@ type Config struct {
 	MaxConnections     int           `json:"max_connections"`
 	MaxInflight        int           `json:"max_inflight"`
 	StaticDir          string        `json:"static_dir"`
+	Mirror             bool          `json:"mirror"`
+	MirrorDir          string        `json:"mirror_dir"`
 }
 
 // DefaultDatabaseURL is the local PostgreSQL of a development machine.
@@ -135,6 +137,8 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.IntVar(&c.MaxConnections, "max-connections", c.MaxConnections, "open HTTP connections at most; beyond it idle keep-alive connections are closed, then 8 more connections serve only /healthz, /readyz and /metrics, then 503 (0: (open-file limit - 128) / 2, at most 16384; negative: no limit)")
 	fs.IntVar(&c.MaxInflight, "max-inflight", c.MaxInflight, "requests handled at once, /healthz, /readyz and /metrics excepted; beyond it 503 with Retry-After: 1 (0: 512; negative: no limit)")
 	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "keep a copy of every published metadata version and target in this directory, under the same URL paths (metadata/, targets/), for nginx or a CDN to serve (deploy/nginx/cairn-static.conf); off if empty")
+	fs.BoolVar(&c.Mirror, "mirror", c.Mirror, "serve: run as a read-only mirror of an air-gapped site, serving --mirror-dir (filled by 'cairnd mirror import'); no database, no keys, every write refused")
+	fs.StringVar(&c.MirrorDir, "mirror-dir", c.MirrorDir, "the mirror directory of --mirror and 'cairnd mirror import' (default: <data-dir>/mirror)")
 	fs.BoolVar(&c.OCIAnonymousPull, "oci-anonymous-pull", c.OCIAnonymousPull, "let the OCI registry (/v2/) serve pulls without a token (--oci-anonymous-pull=false requires one)")
 }
 

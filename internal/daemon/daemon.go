@@ -47,7 +47,7 @@ func newRoot(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comman
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(serveCmd(stdout, stderr, getenv), migrateCmd(stderr, getenv), bootstrapCmd(stdout, stderr, getenv), tokenCmd(stdout, stderr, getenv), keysCmd(stdout, getenv), gcCmd(stdout, stderr, getenv), publishCmd(stdout, stderr, getenv), versionCmd(stdout), doctorCmd(stdout, getenv))
+	root.AddCommand(serveCmd(stdout, stderr, getenv), migrateCmd(stderr, getenv), bootstrapCmd(stdout, stderr, getenv), tokenCmd(stdout, stderr, getenv), keysCmd(stdout, getenv), gcCmd(stdout, stderr, getenv), publishCmd(stdout, stderr, getenv), versionCmd(stdout), doctorCmd(stdout, getenv), mirrorCmd(stdout, stderr, getenv))
 	return tidyHelp(root, stdout, stderr)
 }
 
@@ -229,7 +229,9 @@ func (r *Running) Close() error {
 		r.closed = r.httpSrv.Shutdown(ctx)
 		r.cancel()
 		<-r.done
-		r.DB.Close()
+		if r.DB != nil { // nil for a mirror (StartMirror)
+			r.DB.Close()
+		}
 	})
 	return r.closed
 }
@@ -378,7 +380,11 @@ func serveCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comma
 	cmd := &cobra.Command{Use: "serve", Short: "Serve the repository (migrates the database first unless --no-migrate)", Args: cobra.NoArgs}
 	return withConfig(cmd, getenv, func(ctx context.Context, c *Config) error {
 		log := newLogger(stderr, c.LogLevel)
-		r, err := Start(ctx, *c, getenv, stdout, log)
+		start := func() (*Running, error) { return Start(ctx, *c, getenv, stdout, log) }
+		if c.Mirror {
+			start = func() (*Running, error) { return StartMirror(ctx, *c, log) }
+		}
+		r, err := start()
 		if err != nil {
 			return err
 		}

@@ -29,6 +29,9 @@ func configFlagsShown() map[string][]string {
 		"cairnd publish": append([]string{"timestamp-key", "snapshot-key", "recently-claimed-key", "standby-key", "data-dir", "blob-dir", "metadata-file-min",
 			"shard-capacity", "publish-timeout", "blob-s3-bucket", "blob-s3-endpoint", "blob-s3-region", "blob-s3-prefix", "blob-s3-path-style",
 			"blob-s3-access-key", "blob-s3-secret-key"}, dbFlags...),
+		// A mirror import reads no database; --database-url is accepted (one configuration
+		// for every command) and ignored.
+		"cairnd mirror import": {"config", "log-level", "database-url", "mirror-dir", "data-dir", "rekor-key", "rekor-origin"},
 		"cairnd gc": append([]string{"no-migrate", "blob-dir", "data-dir", "blob-s3-bucket", "blob-s3-endpoint", "blob-s3-region",
 			"blob-s3-prefix", "blob-s3-path-style", "blob-s3-access-key", "blob-s3-secret-key"}, dbFlags...),
 	}

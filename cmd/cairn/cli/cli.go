@@ -133,7 +133,7 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	root.AddCommand(a.adminCommand())
 	root.AddCommand(a.auditCommand())
 	root.AddCommand(a.maintainerAndExplainCommands(root)...)
-	root.AddCommand(a.diffCommand(), a.doctorCommand())
+	root.AddCommand(a.diffCommand(), a.doctorCommand(), a.mirrorCommand(), a.searchCommand())
 	// Before cobra's completion command is made: it keeps the output it is made with.
 	root.SetIn(a.stdin)
 	root.SetOut(a.stdout)

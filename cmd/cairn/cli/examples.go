@@ -55,6 +55,20 @@ func commandExamples() map[string]string {
   # In a script: co-sign role version 2 without asking
   cairn sign duo --key bob --version 2 --yes`,
 
+		"search": `  # Projects whose name starts with "hel", each verified through TUF
+  cairn search hel
+  # Releases published since a date, as JSON with what verification found
+  cairn search --after 2026-01-01 --output json`,
+
+		"mirror export": `  # For an air-gapped site: hello's releases and their signed metadata, in one file
+  cairn mirror export --project hello -o bundle.tar`,
+
+		"mirror verify": `  # Anywhere, with no network: the TUF chain from the root you trust, every file hash
+  cairn mirror verify bundle.tar --root root.json`,
+
+		"mirror import": `  # Lay the bundle out for nginx (deploy/nginx/cairn-static.conf serves DIR)
+  cairn mirror import bundle.tar --static mirror-www --root root.json`,
+
 		"version": `  cairn version
   cairn version --output json`,
 	}

@@ -142,6 +142,13 @@ func TestExamplesRun(t *testing.T) {
 	if out := c.ok("releases", "duo"); !strings.Contains(out, "duo-1.0.0.tar.gz") {
 		t.Errorf("after the sign example, releases duo = %s", out)
 	}
+	all("search")
+	all("mirror export")
+	all("mirror verify")
+	all("mirror import")
+	if _, err := os.Stat(filepath.Join(dir, "mirror-www", "metadata", "timestamp.json")); err != nil {
+		t.Errorf("after the mirror examples: %v", err)
+	}
 	all("version")
 
 	for path, ex := range examples {

@@ -21,6 +21,9 @@ type Config struct {
 	Server string `json:"server"`
 	// Root is the path of the pinned root metadata of Server, a copy kept in the home.
 	Root string `json:"root"`
+	// MirrorMaxStaleness bounds the age of a mirror's bundle for 'cairn get
+	// --as-of-bundle' (a Go duration, e.g. "168h"); empty means 30 days.
+	MirrorMaxStaleness string `json:"mirror_max_staleness,omitempty"`
 }
 
 // HomeDir resolves the configuration directory: $CAIRN_HOME, else $XDG_CONFIG_HOME/cairn,

@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
@@ -85,9 +86,11 @@ func (a *app) getCommand() *cobra.Command {
 		names  []string
 		output string
 		via    string
+		asOf   bool
+		stale  time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "get NAME[@VERSION] [--output-dir DIR] [--via oci]",
+		Use:   "get NAME[@VERSION] [--output-dir DIR] [--via oci] [--as-of-bundle]",
 		Short: "Download a release, verified end to end",
 		Long: `get downloads the files of release VERSION of project NAME (default: the
 highest version that is not yanked) into DIR. Every file is checked against the length
@@ -98,6 +101,11 @@ With --via oci the files come from the server's OCI registry instead: the manife
 the tag NAME:VERSION resolves to must be exactly the one the TUF-verified release implies
 (so its digest is covered by the maintainers' signatures), and each layer is checked like
 a file. The registry's answer is never trusted on its own.
+
+With --as-of-bundle (for a mirror of an air-gapped site, 'cairn mirror'), expiry is
+evaluated as of the time the mirror's bundle was exported, which must be within
+--max-staleness of now (default: "mirror_max_staleness" in the configuration, else 30
+days); see SECURITY.md, "Air-gapped mirrors".
 
 -o DIR still names the directory, as it did, but is deprecated: use --output-dir DIR. On
 every other command -o is --output, the output format, and it will be here too.`,
@@ -117,7 +125,24 @@ every other command -o is --output, the output format, and it will be here too.`
 			if err != nil {
 				return err
 			}
-			repo, pr, err := a.projectRole(project)
+			repo, err := a.repo()
+			if err != nil {
+				return err
+			}
+			if asOf {
+				if !cmd.Flags().Changed("max-staleness") {
+					if stale, err = a.mirrorMaxStaleness(); err != nil {
+						return err
+					}
+				}
+				t, err := repo.BundleAsOf(a.ctx, time.Now(), stale)
+				if err != nil {
+					return err
+				}
+				repo.SetAsOf(t)
+				a.notef("Evaluating expiry as of the mirror's bundle export time, %s.\n", t.Format(time.RFC3339))
+			}
+			pr, err := repo.ProjectRole(a.ctx, project)
 			if err != nil {
 				return err
 			}
@@ -176,6 +201,8 @@ every other command -o is --output, the output format, and it will be here too.`
 	_ = cmd.Flags().MarkHidden(deprecatedOutputDir)
 	cmd.Flags().StringArrayVar(&names, "file", nil, "download only this file of the release (repeatable)")
 	cmd.Flags().StringVar(&via, "via", "tuf", "where the files come from: tuf (the TUF targets) or oci (the OCI registry, checked against TUF)")
+	cmd.Flags().BoolVar(&asOf, "as-of-bundle", false, "evaluate expiry as of the export time of the bundle a mirror serves (air-gapped mirrors)")
+	cmd.Flags().DurationVar(&stale, "max-staleness", client.DefaultMaxStaleness, "with --as-of-bundle: refuse a mirror whose bundle was exported longer ago (default: mirror_max_staleness from the configuration, else 720h)")
 	addOutputFlag(cmd, &output)
 	return cmd
 }
