@@ -171,7 +171,7 @@ func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 	}
 	var want []string
 	tags := map[string][]string{} // OCI release tag -> the distinct versions that map to it
-	for i := range s.Targets { // sorted by path
+	for i := range s.Targets {    // sorted by path
 		tf := &s.Targets[i]
 		p := tf.Path
 		version, filename, err := SplitTargetPath(project, p)
