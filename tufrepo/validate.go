@@ -171,7 +171,8 @@ func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 	}
 	var want []string
 	tags := map[string][]string{} // OCI release tag -> the distinct versions that map to it
-	for i := range s.Targets {    // sorted by path
+	// s.Targets are sorted by path.
+	for i := range s.Targets {
 		tf := &s.Targets[i]
 		p := tf.Path
 		version, filename, err := SplitTargetPath(project, p)
@@ -256,25 +257,30 @@ func checkNoneRemoved(published map[string]PublishedFile, targets []projectTarge
 // accepted stays readable (the registry serves the first published release of the tag)
 // and does not block the project's next uploads.
 func checkReleaseTags(project string, tags map[string][]string, published map[string]PublishedFile, added []NewFile) error {
-	old := map[string]bool{}
-	for p := range published {
-		if v, _, err := SplitTargetPath(project, p); err == nil {
-			old[v] = true
-		}
-	}
 	for _, f := range added {
 		t := api.ReleaseTag(f.Version)
 		for _, other := range tags[t] {
 			if other == f.Version {
 				continue
 			}
-			if old[other] {
+			if publishedVersion(project, other, published) {
 				return api.Errorf(api.CodeOCITagCollision, "release %s %s would be the OCI tag %s:%s, which is already the tag of release %s %s (\"+\" becomes \"_\" in OCI tags): choose a version that differs from %s in more than + and _", project, f.Version, project, t, project, other, other)
 			}
 			return api.Errorf(api.CodeOCITagCollision, "releases %s %s and %s %s would both be the OCI tag %s:%s (\"+\" becomes \"_\" in OCI tags): upload only one of them", project, min(f.Version, other), project, max(f.Version, other), project, t)
 		}
 	}
 	return nil
+}
+
+// publishedVersion reports whether a file of release version was published (only asked
+// when tags collide, so the published files are not split on every upload).
+func publishedVersion(project, version string, published map[string]PublishedFile) bool {
+	for p := range published {
+		if v, _, err := SplitTargetPath(project, p); err == nil && v == version {
+			return true
+		}
+	}
+	return false
 }
 
 // jsonEqual compares two JSON values by meaning, not bytes (custom data read back from
