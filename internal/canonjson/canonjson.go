@@ -195,6 +195,10 @@ func AppendString[T string | []byte](b []byte, s T) []byte {
 type parser struct {
 	data []byte
 	pos  int
+	// members and elems are stacks of the members and elements of the objects and arrays
+	// being read (innermost last); each is copied out at its exact size when it ends.
+	members []Member
+	elems   []Value
 }
 
 func (p *parser) errorf(format string, args ...any) *Error {
@@ -261,13 +265,14 @@ func (p *parser) array(depth int) (Value, error) {
 		v.Raw = p.data[start:p.pos]
 		return v, nil
 	}
+	base := len(p.elems)
 	for {
 		p.skipSpace()
 		e, err := p.value(depth)
 		if err != nil {
 			return Value{}, err
 		}
-		v.Elems = append(v.Elems, e)
+		p.elems = append(p.elems, e)
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return Value{}, p.errorf("unexpected end of the document inside an array")
@@ -278,6 +283,9 @@ func (p *parser) array(depth int) (Value, error) {
 		case ']':
 			p.pos++
 			v.Raw = p.data[start:p.pos]
+			v.Elems = slices.Clone(p.elems[base:])
+			clear(p.elems[base:]) // no stale references into the document
+			p.elems = p.elems[:base]
 			return v, nil
 		default:
 			return Value{}, p.errorf("invalid character %q after an array element", rune(p.data[p.pos]))
@@ -296,6 +304,7 @@ func (p *parser) object(depth int) (Value, error) {
 		return v, nil
 	}
 	sorted := true
+	base := len(p.members)
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
@@ -315,10 +324,10 @@ func (p *parser) object(depth int) (Value, error) {
 		if err != nil {
 			return Value{}, err
 		}
-		if n := len(v.Members); n > 0 && bytes.Compare(v.Members[n-1].Key, key) >= 0 {
+		if n := len(p.members); n > base && bytes.Compare(p.members[n-1].Key, key) >= 0 {
 			sorted = false
 		}
-		v.Members = append(v.Members, Member{Key: key, Value: val})
+		p.members = append(p.members, Member{Key: key, Value: val})
 		p.skipSpace()
 		if p.pos >= len(p.data) {
 			return Value{}, p.errorf("unexpected end of the document inside an object")
@@ -334,6 +343,9 @@ func (p *parser) object(depth int) (Value, error) {
 		break
 	}
 	v.Raw = p.data[start:p.pos]
+	v.Members = slices.Clone(p.members[base:])
+	clear(p.members[base:])
+	p.members = p.members[:base]
 	// Documents written canonically (as TUF clients write them) are already in order.
 	if !sorted {
 		slices.SortStableFunc(v.Members, func(a, b Member) int { return bytes.Compare(a.Key, b.Key) })
