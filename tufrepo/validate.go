@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -186,6 +187,8 @@ func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 		if err != nil {
 			return nil, nil, err
 		}
+		var hexSum [2 * sha256.Size]byte
+		hex.Encode(hexSum[:], sum)
 		if tf.Length < 0 {
 			return nil, nil, api.Errorf(api.CodeLengthMismatch, "target %q has negative length %d", p, tf.Length)
 		}
@@ -194,16 +197,16 @@ func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 			return nil, nil, api.Errorf(api.CodeTooLarge, "custom data of target %q is %d bytes; at most %d are allowed", p, len(custom), MaxCustomBytes)
 		}
 		if old, ok := st.Files[p]; ok {
-			if old.Length != tf.Length || old.SHA256 != sum {
+			if old.Length != tf.Length || old.SHA256 != string(hexSum[:]) {
 				return nil, nil, api.Errorf(api.CodeImmutablePath, "target %q was published with length %d and sha256 %s and may not change: upload a new release version instead", p, old.Length, old.SHA256)
 			}
 			if !jsonEqual(old.Custom, custom) {
-				acc.ChangedCustom = append(acc.ChangedCustom, NewFile{Path: p, Version: version, Filename: filename, Length: tf.Length, SHA256: sum, Custom: custom})
+				acc.ChangedCustom = append(acc.ChangedCustom, NewFile{Path: p, Version: version, Filename: filename, Length: tf.Length, SHA256: old.SHA256, Custom: custom})
 			}
 			continue
 		}
-		acc.NewFiles = append(acc.NewFiles, NewFile{Path: p, Version: version, Filename: filename, Length: tf.Length, SHA256: sum, Custom: custom})
-		want = append(want, sum)
+		acc.NewFiles = append(acc.NewFiles, NewFile{Path: p, Version: version, Filename: filename, Length: tf.Length, SHA256: string(hexSum[:]), Custom: custom})
+		want = append(want, acc.NewFiles[len(acc.NewFiles)-1].SHA256)
 	}
 	if err := checkReleaseTags(project, tags, st.Files, acc.NewFiles); err != nil {
 		return nil, nil, err
@@ -299,14 +302,14 @@ func jsonEqual(a, b json.RawMessage) bool {
 
 // targetSHA256 returns the one sha256 a target lists. Cairn stores files under sha256 only:
 // clients pick a listed hash at random, so any other algorithm would be a broken URL.
-func targetSHA256(path string, hashes []targetHash) (string, error) {
+func targetSHA256(path string, hashes []targetHash) ([]byte, error) {
 	if len(hashes) != 1 {
-		return "", api.Errorf(api.CodeHashMismatch, "target %q lists %d hashes; list exactly one, sha256", path, len(hashes))
+		return nil, api.Errorf(api.CodeHashMismatch, "target %q lists %d hashes; list exactly one, sha256", path, len(hashes))
 	}
-	if h := hashes[0]; h.Alg != "sha256" || len(h.Sum) != 32 {
-		return "", api.Errorf(api.CodeHashMismatch, "target %q must list a 32-byte sha256 hash", path)
+	if h := hashes[0]; h.Alg != "sha256" || len(h.Sum) != sha256.Size {
+		return nil, api.Errorf(api.CodeHashMismatch, "target %q must list a 32-byte sha256 hash", path)
 	}
-	return hex.EncodeToString(hashes[0].Sum), nil
+	return hashes[0].Sum, nil
 }
 
 // VerifyThreshold checks md's signatures against a delegation and returns the key IDs that
