@@ -44,12 +44,18 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, api.Errorf(api.CodeTooLarge, "blob is %d bytes; the limit is %d", r.ContentLength, s.cfg.MaxBlobSize))
 		return
 	}
-	if size, ok, err := s.db.BlobSize(r.Context(), sum); err != nil {
-		s.writeError(w, r, err)
-		return
-	} else if ok && s.blobs.Exists(r.Context(), sum) {
-		writeJSON(w, http.StatusOK, api.BlobResult{Digest: "sha256:" + sum, Size: size})
-		return
+	// Already stored (recorded, and its bytes present) is answered without reading the body.
+	// A new blob is the common case: with local storage a stat says so without a database
+	// round trip; with a remote store the row is the cheaper question, so it comes first.
+	local := s.blobs.Remote == nil
+	if present := local && s.blobs.Exists(r.Context(), sum); present || !local {
+		if size, ok, err := s.db.BlobSize(r.Context(), sum); err != nil {
+			s.writeError(w, r, err)
+			return
+		} else if ok && (present || s.blobs.Exists(r.Context(), sum)) {
+			writeJSON(w, http.StatusOK, api.BlobResult{Digest: "sha256:" + sum, Size: size})
+			return
+		}
 	}
 	size, err := s.blobs.Put(r.Context(), sum, r.Body, s.cfg.MaxBlobSize)
 	if err != nil {

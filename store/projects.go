@@ -636,6 +636,7 @@ func customText(c json.RawMessage) *string {
 // UploadState reads what an upload of project is validated against, without locking: its
 // delegation, role version and published files. The publish that stores the upload checks
 // under the row lock that the role version is still the same (tufrepo.Submission.Expected).
+// The delegation's keys are shared with other uploads of the project: read them only.
 func (db *DB) UploadState(ctx context.Context, project string) (tufrepo.ProjectState, error) {
 	st := tufrepo.ProjectState{Files: map[string]tufrepo.PublishedFile{}}
 	var keys []byte
@@ -658,7 +659,8 @@ func (db *DB) UploadState(ctx context.Context, project string) (tufrepo.ProjectS
 	if err != nil {
 		return st, fmt.Errorf("reading project %s: %w", project, err)
 	}
-	if err := json.Unmarshal(keys, &d.Keys); err != nil {
+	// Shared with other uploads of the project (keyCache): validation only reads them.
+	if d.Keys, err = db.keys.decode(keys); err != nil {
 		return st, fmt.Errorf("decoding keys of project %s: %w", project, err)
 	}
 	for i, p := range paths {

@@ -26,6 +26,8 @@ type DB struct {
 	metaMin int
 	// tokens caches token records (Authenticate).
 	tokens *tokenCache
+	// keys caches decoded maintainer keys (UploadState).
+	keys *keyCache
 }
 
 // Open connects to url with DefaultSessions and checks the connection.
@@ -53,7 +55,7 @@ func OpenWith(ctx context.Context, url string, s Sessions) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("connecting to PostgreSQL at %s: %w", redactDSN(cfg.ConnConfig), err)
 	}
-	return &DB{Pool: pool, url: url, tokens: &tokenCache{}}, nil
+	return &DB{Pool: pool, url: url, tokens: &tokenCache{}, keys: &keyCache{}}, nil
 }
 
 func redactDSN(c *pgx.ConnConfig) string {

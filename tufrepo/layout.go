@@ -62,10 +62,7 @@ func IsReservedRole(name string) bool {
 	return false
 }
 
-var (
-	projectNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
-	componentRE   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
-)
+var projectNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
 
 // ValidateProjectName checks that name is a normalised project name: lowercase
 // [a-z0-9][a-z0-9._-]*, at most 64 characters, not a reserved role name. Role names equal
@@ -111,10 +108,24 @@ func CanonicalProjectName(name string) string {
 // ValidateComponent checks a release version or a file name: [A-Za-z0-9][A-Za-z0-9._+-]*,
 // bounded, so that no component can be "." or "..", contain "/" or a glob character.
 func ValidateComponent(kind, s string, max int) error {
-	if s == "" || len(s) > max || !componentRE.MatchString(s) {
+	if s == "" || len(s) > max || !isComponent(s) {
 		return api.Errorf(api.CodeInvalidPath, "%s %.40q is not allowed: use 1 to %d of A-Z a-z 0-9 . _ + -, starting with a letter or digit", kind, s, max)
 	}
 	return nil
+}
+
+// isComponent reports whether s matches ^[A-Za-z0-9][A-Za-z0-9._+-]*$ (a byte loop: a
+// regexp here was a fifth of the CPU of validating an upload, run for every target).
+func isComponent(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '+' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return s != ""
 }
 
 // TargetPath returns the target path of a release file: "<project>/<version>/<filename>".
@@ -124,20 +135,21 @@ func TargetPath(project, version, filename string) string {
 
 // SplitTargetPath parses and validates a target path of project.
 func SplitTargetPath(project, path string) (version, filename string, err error) {
-	parts := strings.Split(path, "/")
-	if len(parts) != 3 {
+	first, rest, ok1 := strings.Cut(path, "/")
+	version, filename, ok2 := strings.Cut(rest, "/")
+	if !ok1 || !ok2 || strings.Contains(filename, "/") {
 		return "", "", api.Errorf(api.CodeInvalidPath, "target path %.80q must be <project>/<version>/<filename>", path)
 	}
-	if parts[0] != project {
+	if first != project {
 		return "", "", api.Errorf(api.CodePathOutsideProject, "target path %.80q is outside project %q: every path must start with %q", path, project, project+"/")
 	}
-	if err := ValidateComponent("release version", parts[1], MaxVersionLength); err != nil {
+	if err := ValidateComponent("release version", version, MaxVersionLength); err != nil {
 		return "", "", err
 	}
-	if err := ValidateComponent("file name", parts[2], MaxFilenameLength); err != nil {
+	if err := ValidateComponent("file name", filename, MaxFilenameLength); err != nil {
 		return "", "", err
 	}
-	return parts[1], parts[2], nil
+	return version, filename, nil
 }
 
 // ProjectPathPattern is the delegation path pattern of a project: glob '*' does not cross

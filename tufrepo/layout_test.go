@@ -1,6 +1,7 @@
 package tufrepo
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 
@@ -176,6 +177,19 @@ func TestValidateComponent(t *testing.T) {
 			wantCode(t, err, api.CodeInvalidPath, "file name", "1 to 30")
 		}
 	}
+}
+
+// FuzzComponent holds the byte loop of ValidateComponent to the pattern it implements.
+func FuzzComponent(f *testing.F) {
+	spec := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._+-]*$`)
+	for _, s := range []string{"", "a", "1.0+x_y-z", ".a", "a\n", "é", "a/b", "Z9"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if got, want := isComponent(s), spec.MatchString(s); got != want {
+			t.Fatalf("isComponent(%q) = %v, the pattern says %v", s, got, want)
+		}
+	})
 }
 
 func TestSplitTargetPath(t *testing.T) {

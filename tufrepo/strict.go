@@ -105,11 +105,20 @@ func parseStrict[T metadata.Roles](raw []byte, what string, fromBytes func([]byt
 	if err != nil {
 		return nil, api.Wrap(api.CodeMalformedMetadata, err, "%s: its signed part cannot be canonicalised: %v", what, err)
 	}
-	if !bytes.Equal(payload, plain) {
-		at := firstDifference(payload, plain)
-		return nil, api.Errorf(api.CodeAmbiguousJSON, "%s is refused because TUF clients could verify different bytes: go-tuf's reading of \"signed\" re-encodes to canonical JSON that differs from the document's own at byte %d (%q vs %q); use lowercase hex, omit null optional fields, and write every field in its canonical form", what, at, excerpt(payload, at), excerpt(plain, at))
+	if err := sameCanonical(what, payload, plain); err != nil {
+		return nil, err
 	}
 	return &ParsedMetadata[T]{MD: md, Payload: payload, Signed: signed}, nil
+}
+
+// sameCanonical refuses a document whose "signed" re-encodes differently under go-tuf's
+// reading (payload) and the plain reading (plain).
+func sameCanonical(what string, payload, plain []byte) error {
+	if bytes.Equal(payload, plain) {
+		return nil
+	}
+	at := firstDifference(payload, plain)
+	return api.Errorf(api.CodeAmbiguousJSON, "%s is refused because TUF clients could verify different bytes: go-tuf's reading of \"signed\" re-encodes to canonical JSON that differs from the document's own at byte %d (%q vs %q); use lowercase hex, omit null optional fields, and write every field in its canonical form", what, at, excerpt(payload, at), excerpt(plain, at))
 }
 
 func firstDifference(a, b []byte) int {

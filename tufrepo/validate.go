@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ed25519"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/canonjson"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -88,23 +91,27 @@ func ValidateProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobS
 // complete (AcceptedRole.Complete). Every signature present must be valid and by a
 // delegated key, even when the threshold is met (CheckAllSignatures says why).
 func ValidateProposal(raw []byte, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, error) {
-	acc, pm, err := checkProjectRole(raw, st, now, blobs)
+	acc, pr, err := checkProjectRole(raw, st, now, blobs)
 	if err != nil {
 		return nil, err
 	}
 	d := st.Delegation
 	what := fmt.Sprintf("project role %q version %d", d.Name, acc.Version)
-	allowed := map[string]*metadata.Key{}
+	allowed := make(map[string]*metadata.Key, len(d.KeyIDs))
 	for _, id := range d.KeyIDs {
 		if k, ok := d.Keys[id]; ok {
 			allowed[id] = k
 		}
 	}
-	if err := CheckAllSignatures(what, pm.Payload, pm.MD.Signatures, allowed); err != nil {
+	if err := CheckAllSignatures(what, pr.Payload, pr.Signatures, allowed); err != nil {
 		return nil, err
 	}
 	seen := map[string]string{}
-	for _, sig := range pm.MD.Signatures {
+	for _, sig := range pr.Signatures {
+		acc.SignedBy = append(acc.SignedBy, sig.KeyID)
+		if len(pr.Signatures) == 1 {
+			break // one signature cannot repeat a public key
+		}
 		fp, err := Fingerprint(d.Keys[sig.KeyID])
 		if err != nil {
 			return nil, api.Wrap(api.CodeInvalidKey, err, "%s: maintainer key %s is not usable", what, sig.KeyID)
@@ -113,63 +120,62 @@ func ValidateProposal(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 			return nil, api.Errorf(api.CodeSignatureRepeated, "%s is signed twice by one public key, under key IDs %s and %s: keep one signature", what, other, sig.KeyID)
 		}
 		seen[fp] = sig.KeyID
-		acc.SignedBy = append(acc.SignedBy, sig.KeyID)
 	}
 	if len(acc.SignedBy) == 0 {
 		return nil, api.Errorf(api.CodeThresholdNotMet, "project role %q carries no signatures: sign it with a maintainer key", d.Name)
 	}
 	// No second verification through go-tuf's VerifyDelegate here (it was 13% of cairnd's
 	// CPU per upload, with one more canonical encoding): every signature has just been
-	// verified over Payload, which parseStrict computed with go-tuf's own canonical encoder
-	// from go-tuf's reading of the document; maintainer keys are only ed25519 and ECDSA
-	// P-256 with SHA-256 (KeyFromAPI), for which go-tuf picks the same verifier; and the
-	// threshold counts distinct public keys, as go-tuf does. differential_test.go keeps
-	// go-tuf (and tuf-js) as the oracle over hostile documents.
-	acc.Signatures = pm.MD.Signatures
+	// verified over Payload, which is go-tuf's canonical encoding of go-tuf's reading of the
+	// document (readProjectRole; tested byte for byte against go-tuf) and also that of the
+	// plain reading; maintainer keys are only ed25519 and ECDSA P-256 with SHA-256
+	// (KeyFromAPI), for which go-tuf picks the same verifier; and the threshold counts
+	// distinct public keys, as go-tuf does. differential_test.go keeps go-tuf (and tuf-js)
+	// as the oracle over hostile documents.
+	acc.Signatures = pr.Signatures
 	return acc, nil
 }
 
 // checkProjectRole runs every check but the signatures.
-func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, *ParsedMetadata[metadata.TargetsType], error) {
+func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, *projectRole, error) {
 	project := st.Delegation.Name
 	if len(raw) > MaxProjectRoleBytes {
 		return nil, nil, api.Errorf(api.CodeTooLarge, "project role metadata is %d bytes; at most %d are allowed", len(raw), MaxProjectRoleBytes)
 	}
-	pm, err := ParseTargetsStrict(raw, fmt.Sprintf("project role metadata for %q", project))
+	pr, err := readProjectRole(raw, fmt.Sprintf("project role metadata for %q", project))
 	if err != nil {
 		return nil, nil, err
 	}
-	md := pm.MD
-	if !strings.HasPrefix(md.Signed.SpecVersion, "1.") {
-		return nil, nil, api.Errorf(api.CodeMalformedMetadata, "spec_version %q is not supported: use %s", md.Signed.SpecVersion, SpecVersion)
+	s := &pr.Signed
+	if !strings.HasPrefix(s.SpecVersion, "1.") {
+		return nil, nil, api.Errorf(api.CodeMalformedMetadata, "spec_version %q is not supported: use %s", s.SpecVersion, SpecVersion)
 	}
-	if want := st.CurrentVersion + 1; md.Signed.Version != want {
-		return nil, nil, api.Errorf(api.CodeVersionConflict, "project %q is at role version %d, so the next version must be %d, not %d: refresh and sign the next version", project, st.CurrentVersion, want, md.Signed.Version)
+	if want := st.CurrentVersion + 1; s.Version != want {
+		return nil, nil, api.Errorf(api.CodeVersionConflict, "project %q is at role version %d, so the next version must be %d, not %d: refresh and sign the next version", project, st.CurrentVersion, want, s.Version)
 	}
-	if md.Signed.Expires.Before(now.Add(MinProjectRoleLifetime)) {
-		return nil, nil, api.Errorf(api.CodeExpired, "project role version %d expires at %s, which is in the past or less than %s from now", md.Signed.Version, FormatExpires(md.Signed.Expires), MinProjectRoleLifetime)
+	if s.Expires.Before(now.Add(MinProjectRoleLifetime)) {
+		return nil, nil, api.Errorf(api.CodeExpired, "project role version %d expires at %s, which is in the past or less than %s from now", s.Version, FormatExpires(s.Expires), MinProjectRoleLifetime)
 	}
-	if md.Signed.Expires.After(now.Add(MaxProjectRoleExpiry)) {
-		return nil, nil, api.Errorf(api.CodeExpiryTooFar, "project role version %d expires at %s; at most %d days ahead is allowed", md.Signed.Version, FormatExpires(md.Signed.Expires), int(MaxProjectRoleExpiry.Hours()/24))
+	if s.Expires.After(now.Add(MaxProjectRoleExpiry)) {
+		return nil, nil, api.Errorf(api.CodeExpiryTooFar, "project role version %d expires at %s; at most %d days ahead is allowed", s.Version, FormatExpires(s.Expires), int(MaxProjectRoleExpiry.Hours()/24))
 	}
-	if md.Signed.Delegations != nil {
+	if s.Delegations != nil {
 		return nil, nil, api.Errorf(api.CodeDelegationForbidden, "project role %q may not delegate: remove \"delegations\"", project)
 	}
-	if n := len(md.Signed.Targets); n > MaxTargetsPerRole {
+	if n := len(s.Targets); n > MaxTargetsPerRole {
 		return nil, nil, api.Errorf(api.CodeTooMany, "project role lists %d targets; at most %d are allowed", n, MaxTargetsPerRole)
 	}
 
-	acc := &AcceptedRole{Raw: raw, Version: md.Signed.Version, Expires: md.Signed.Expires}
-	for _, p := range slices.Sorted(maps.Keys(st.Files)) {
-		if _, ok := md.Signed.Targets[p]; !ok {
-			return nil, nil, api.Errorf(api.CodeImmutablePath, "target %q was published before and may not be removed: keep it (yank the release instead)", p)
-		}
+	acc := &AcceptedRole{Raw: raw, Version: s.Version, Expires: s.Expires}
+	if err := checkNoneRemoved(st.Files, s.Targets); err != nil {
+		return nil, nil, err
 	}
-	paths := slices.Sorted(maps.Keys(md.Signed.Targets))
 	var want []string
 	tags := map[string][]string{} // OCI release tag -> the distinct versions that map to it
-	for _, p := range paths {
-		tf := md.Signed.Targets[p]
+	// s.Targets are sorted by path.
+	for i := range s.Targets {
+		tf := &s.Targets[i]
+		p := tf.Path
 		version, filename, err := SplitTargetPath(project, p)
 		if err != nil {
 			return nil, nil, err
@@ -177,31 +183,30 @@ func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 		if t := api.ReleaseTag(version); !slices.Contains(tags[t], version) {
 			tags[t] = append(tags[t], version)
 		}
-		sum, err := targetSHA256(p, tf)
+		sum, err := targetSHA256(p, tf.Hashes)
 		if err != nil {
 			return nil, nil, err
 		}
+		var hexSum [2 * sha256.Size]byte
+		hex.Encode(hexSum[:], sum)
 		if tf.Length < 0 {
 			return nil, nil, api.Errorf(api.CodeLengthMismatch, "target %q has negative length %d", p, tf.Length)
 		}
-		var custom json.RawMessage
-		if tf.Custom != nil {
-			custom = *tf.Custom
-			if len(custom) > MaxCustomBytes {
-				return nil, nil, api.Errorf(api.CodeTooLarge, "custom data of target %q is %d bytes; at most %d are allowed", p, len(custom), MaxCustomBytes)
-			}
+		custom := tf.Custom
+		if len(custom) > MaxCustomBytes {
+			return nil, nil, api.Errorf(api.CodeTooLarge, "custom data of target %q is %d bytes; at most %d are allowed", p, len(custom), MaxCustomBytes)
 		}
 		if old, ok := st.Files[p]; ok {
-			if old.Length != tf.Length || old.SHA256 != sum {
+			if old.Length != tf.Length || old.SHA256 != string(hexSum[:]) {
 				return nil, nil, api.Errorf(api.CodeImmutablePath, "target %q was published with length %d and sha256 %s and may not change: upload a new release version instead", p, old.Length, old.SHA256)
 			}
 			if !jsonEqual(old.Custom, custom) {
-				acc.ChangedCustom = append(acc.ChangedCustom, NewFile{Path: p, Version: version, Filename: filename, Length: tf.Length, SHA256: sum, Custom: custom})
+				acc.ChangedCustom = append(acc.ChangedCustom, NewFile{Path: p, Version: version, Filename: filename, Length: tf.Length, SHA256: old.SHA256, Custom: custom})
 			}
 			continue
 		}
-		acc.NewFiles = append(acc.NewFiles, NewFile{Path: p, Version: version, Filename: filename, Length: tf.Length, SHA256: sum, Custom: custom})
-		want = append(want, sum)
+		acc.NewFiles = append(acc.NewFiles, NewFile{Path: p, Version: version, Filename: filename, Length: tf.Length, SHA256: string(hexSum[:]), Custom: custom})
+		want = append(want, acc.NewFiles[len(acc.NewFiles)-1].SHA256)
 	}
 	if err := checkReleaseTags(project, tags, st.Files, acc.NewFiles); err != nil {
 		return nil, nil, err
@@ -222,8 +227,28 @@ func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 		}
 	}
 
-	acc.Signed, acc.Threshold = pm.Signed, st.Delegation.Threshold
-	return acc, pm, nil
+	acc.Signed, acc.Threshold = pr.SignedRaw, st.Delegation.Threshold
+	return acc, pr, nil
+}
+
+// checkNoneRemoved refuses a role version that drops a published path; the error names the
+// first such path in sorted order. targets are sorted by path.
+func checkNoneRemoved(published map[string]PublishedFile, targets []projectTarget) error {
+	kept := 0
+	for i := range targets {
+		if _, ok := published[targets[i].Path]; ok {
+			kept++
+		}
+	}
+	if kept == len(published) {
+		return nil
+	}
+	for _, p := range slices.Sorted(maps.Keys(published)) {
+		if _, ok := slices.BinarySearchFunc(targets, p, func(t projectTarget, p string) int { return strings.Compare(t.Path, p) }); !ok {
+			return api.Errorf(api.CodeImmutablePath, "target %q was published before and may not be removed: keep it (yank the release instead)", p)
+		}
+	}
+	return nil
 }
 
 // checkReleaseTags refuses a role version that adds files to a release whose OCI tag
@@ -235,19 +260,13 @@ func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 // accepted stays readable (the registry serves the first published release of the tag)
 // and does not block the project's next uploads.
 func checkReleaseTags(project string, tags map[string][]string, published map[string]PublishedFile, added []NewFile) error {
-	old := map[string]bool{}
-	for p := range published {
-		if v, _, err := SplitTargetPath(project, p); err == nil {
-			old[v] = true
-		}
-	}
 	for _, f := range added {
 		t := api.ReleaseTag(f.Version)
 		for _, other := range tags[t] {
 			if other == f.Version {
 				continue
 			}
-			if old[other] {
+			if publishedVersion(project, other, published) {
 				return api.Errorf(api.CodeOCITagCollision, "release %s %s would be the OCI tag %s:%s, which is already the tag of release %s %s (\"+\" becomes \"_\" in OCI tags): choose a version that differs from %s in more than + and _", project, f.Version, project, t, project, other, other)
 			}
 			return api.Errorf(api.CodeOCITagCollision, "releases %s %s and %s %s would both be the OCI tag %s:%s (\"+\" becomes \"_\" in OCI tags): upload only one of them", project, min(f.Version, other), project, max(f.Version, other), project, t)
@@ -256,31 +275,41 @@ func checkReleaseTags(project string, tags map[string][]string, published map[st
 	return nil
 }
 
-// jsonEqual compares two JSON values by meaning, not bytes.
+// publishedVersion reports whether a file of release version was published (only asked
+// when tags collide, so the published files are not split on every upload).
+func publishedVersion(project, version string, published map[string]PublishedFile) bool {
+	for p := range published {
+		if v, _, err := SplitTargetPath(project, p); err == nil && v == version {
+			return true
+		}
+	}
+	return false
+}
+
+// jsonEqual compares two JSON values by meaning, not bytes (custom data read back from
+// PostgreSQL's jsonb has other whitespace than the document it came from).
 func jsonEqual(a, b json.RawMessage) bool {
 	if len(a) == 0 || len(b) == 0 {
 		return len(a) == len(b)
 	}
-	var va, vb any
-	if json.Unmarshal(a, &va) != nil || json.Unmarshal(b, &vb) != nil {
-		return false
+	if bytes.Equal(a, b) {
+		return true
 	}
-	ca, err1 := Canonical(va)
-	cb, err2 := Canonical(vb)
+	ca, err1 := canonjson.Canonical(a)
+	cb, err2 := canonjson.Canonical(b)
 	return err1 == nil && err2 == nil && bytes.Equal(ca, cb)
 }
 
 // targetSHA256 returns the one sha256 a target lists. Cairn stores files under sha256 only:
 // clients pick a listed hash at random, so any other algorithm would be a broken URL.
-func targetSHA256(path string, tf *metadata.TargetFiles) (string, error) {
-	if len(tf.Hashes) != 1 {
-		return "", api.Errorf(api.CodeHashMismatch, "target %q lists %d hashes; list exactly one, sha256", path, len(tf.Hashes))
+func targetSHA256(path string, hashes []targetHash) ([]byte, error) {
+	if len(hashes) != 1 {
+		return nil, api.Errorf(api.CodeHashMismatch, "target %q lists %d hashes; list exactly one, sha256", path, len(hashes))
 	}
-	h, ok := tf.Hashes["sha256"]
-	if !ok || len(h) != 32 {
-		return "", api.Errorf(api.CodeHashMismatch, "target %q must list a 32-byte sha256 hash", path)
+	if h := hashes[0]; h.Alg != "sha256" || len(h.Sum) != sha256.Size {
+		return nil, api.Errorf(api.CodeHashMismatch, "target %q must list a 32-byte sha256 hash", path)
 	}
-	return hex.EncodeToString(h), nil
+	return hashes[0].Sum, nil
 }
 
 // VerifyThreshold checks md's signatures against a delegation and returns the key IDs that
@@ -363,8 +392,12 @@ func VerifySignature(k *metadata.Key, payload, sig []byte) error {
 		return err
 	}
 	hash := crypto.SHA256
-	if _, ok := pub.(ed25519.PublicKey); ok {
-		hash = crypto.Hash(0)
+	if ed, ok := pub.(ed25519.PublicKey); ok {
+		// What sigstore's ED25519Verifier does, without copying payload through a reader.
+		if len(ed) != ed25519.PublicKeySize || !ed25519.Verify(ed, payload, sig) {
+			return errors.New("failed to verify ed25519 signature")
+		}
+		return nil
 	}
 	v, err := signature.LoadVerifier(pub, hash)
 	if err != nil {

@@ -165,8 +165,27 @@ type parser struct {
 	pos        int
 	known      Fields
 	anyNumbers bool
-	path       []string // path segments, rendered on error only
+	path       []pathElem // where the parser is, rendered on error only
+	// keys holds the keys of the objects being read, innermost last: each object's keys
+	// are the tail from where it started (objects nest, so this is a stack).
+	keys []objKey
 }
+
+// pathElem is an object key or an array index on the path to the current value.
+type pathElem struct {
+	key   string
+	index int
+	isKey bool
+}
+
+// objKey is a key of an object being read, and its case fold.
+type objKey struct {
+	key, folded string
+}
+
+// smallObject is the number of keys up to which an object's keys are compared by a linear
+// scan; larger objects (a role's targets) get a map.
+const smallObject = 16
 
 // syntaxf reports a document that is not valid JSON.
 func (p *parser) syntaxf(format string, args ...any) *Error {
@@ -179,8 +198,12 @@ func (p *parser) syntaxf(format string, args ...any) *Error {
 func (p *parser) errorf(format string, args ...any) *Error {
 	var b strings.Builder
 	b.WriteString("$")
-	for _, s := range p.path {
-		b.WriteString(s)
+	for _, e := range p.path {
+		if e.isKey {
+			b.WriteString(pathSegment(e.key))
+		} else {
+			b.WriteString("[" + strconv.Itoa(e.index) + "]")
+		}
 	}
 	return &Error{Offset: p.pos, Path: b.String(), Reason: fmt.Sprintf(format, args...)}
 }
@@ -212,7 +235,7 @@ func (p *parser) value(depth int) error {
 		}
 		return p.array(depth + 1)
 	case c == '"':
-		_, err := p.str()
+		_, err := p.str(false)
 		return err
 	case c == '-' || ('0' <= c && c <= '9'):
 		return p.number()
@@ -235,7 +258,7 @@ func (p *parser) array(depth int) error {
 		return nil
 	}
 	for i := 0; ; i++ {
-		p.path = append(p.path, "["+strconv.Itoa(i)+"]")
+		p.path = append(p.path, pathElem{index: i})
 		p.skipSpace()
 		if err := p.value(depth); err != nil {
 			return err
@@ -265,22 +288,33 @@ func (p *parser) object(depth int) error {
 		p.pos++
 		return nil
 	}
-	keys := map[string]string{} // fold(key) → key
-	var order []string
-	wide := false // a key holds a character outside the Basic Multilingual Plane
+	base := len(p.keys)         // this object's keys are p.keys[base:]
+	var index map[string]string // fold(key) → key, once the object is not small
+	wide := false               // a key holds a character outside the Basic Multilingual Plane
 	for {
 		p.skipSpace()
 		if p.pos >= len(p.data) || p.data[p.pos] != '"' {
 			return p.syntaxf("expected a string key in an object")
 		}
 		keyAt := p.pos
-		key, err := p.str()
+		key, err := p.str(true)
 		if err != nil {
 			return err
 		}
-		p.path = append(p.path, pathSegment(key))
+		p.path = append(p.path, pathElem{key: key, isKey: true})
 		fk := fold(key)
-		if other, dup := keys[fk]; dup {
+		other, dup := "", false
+		if index != nil {
+			other, dup = index[fk]
+		} else {
+			for _, k := range p.keys[base:] {
+				if k.folded == fk {
+					other, dup = k.key, true
+					break
+				}
+			}
+		}
+		if dup {
 			p.pos = keyAt
 			if other == key {
 				return p.errorf("duplicate key %q: parsers disagree on which value counts; send each key once", key)
@@ -295,8 +329,16 @@ func (p *parser) object(depth int) error {
 			p.pos = keyAt
 			return p.errorf("key \"__proto__\" is refused: JavaScript objects treat it specially")
 		}
-		keys[fk] = key
-		order = append(order, key)
+		p.keys = append(p.keys, objKey{key: key, folded: fk})
+		switch n := len(p.keys) - base; {
+		case index != nil:
+			index[fk] = key
+		case n > smallObject:
+			index = make(map[string]string, 2*n)
+			for _, k := range p.keys[base:] {
+				index[k.folded] = k.key
+			}
+		}
 		if !wide {
 			for _, r := range key {
 				if r > 0xFFFF {
@@ -329,10 +371,17 @@ func (p *parser) object(depth int) error {
 		p.pos++
 		break
 	}
-	if wide && !sameOrder(order) {
-		p.pos = start
-		return p.errorf("the object's keys sort differently by UTF-8 bytes and by UTF-16 code units, so Go and JavaScript canonical JSON differ: avoid mixing characters above U+FFFF with characters U+E000–U+FFFF in keys")
+	if wide {
+		order := make([]string, 0, len(p.keys)-base)
+		for _, k := range p.keys[base:] {
+			order = append(order, k.key)
+		}
+		if !sameOrder(order) {
+			p.pos = start
+			return p.errorf("the object's keys sort differently by UTF-8 bytes and by UTF-16 code units, so Go and JavaScript canonical JSON differ: avoid mixing characters above U+FFFF with characters U+E000–U+FFFF in keys")
+		}
 	}
+	p.keys = p.keys[:base]
 	return nil
 }
 
@@ -362,10 +411,13 @@ func pathSegment(key string) string {
 	return "[" + strconv.Quote(key) + "]"
 }
 
-// str reads a string token and returns its value.
-func (p *parser) str() (string, error) {
+// str reads a string token and checks it. With keep it returns its value (object keys);
+// otherwise it only checks it, without allocating.
+func (p *parser) str(keep bool) (string, error) {
 	p.pos++ // opening quote
 	var b []byte
+	start := p.pos
+	escaped := false
 	plain := p.pos // start of the run of bytes that need no unescaping
 	for {
 		if p.pos >= len(p.data) {
@@ -374,18 +426,30 @@ func (p *parser) str() (string, error) {
 		c := p.data[p.pos]
 		switch {
 		case c == '"':
-			b = append(b, p.data[plain:p.pos]...)
+			var s string
+			switch {
+			case !keep:
+			case !escaped:
+				s = string(p.data[start:p.pos])
+			default:
+				s = string(append(b, p.data[plain:p.pos]...))
+			}
 			p.pos++
-			return string(b), nil
+			return s, nil
 		case c < 0x20:
 			return "", p.syntaxf("control character U+%04X inside a string: escape it", c)
 		case c == '\\':
-			b = append(b, p.data[plain:p.pos]...)
+			escaped = true
+			if keep {
+				b = append(b, p.data[plain:p.pos]...)
+			}
 			r, err := p.escape()
 			if err != nil {
 				return "", err
 			}
-			b = utf8.AppendRune(b, r)
+			if keep {
+				b = utf8.AppendRune(b, r)
+			}
 			plain = p.pos
 		case c < utf8.RuneSelf:
 			p.pos++
@@ -529,7 +593,9 @@ func (p *parser) numberTail() error {
 
 // fold maps s to a representative of its class under Unicode simple case folding (the
 // folding strings.EqualFold uses, a superset of what encoding/json matches): each rune
-// becomes the smallest rune of its folding orbit.
+// becomes the smallest rune of its folding orbit, except that an orbit holding an ASCII
+// letter is represented by the lower-case letter. So an ASCII key folds to itself lowered,
+// which for the usual lower-case keys is the key itself, with no allocation.
 func fold(s string) string {
 	ascii := true
 	for i := 0; i < len(s); i++ {
@@ -539,13 +605,16 @@ func fold(s string) string {
 		}
 	}
 	if ascii {
-		return strings.ToUpper(s)
+		return strings.ToLower(s)
 	}
 	var b strings.Builder
 	for _, r := range s {
 		m := r
 		for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
 			m = min(m, f)
+		}
+		if 'A' <= m && m <= 'Z' {
+			m += 'a' - 'A'
 		}
 		b.WriteRune(m)
 	}
