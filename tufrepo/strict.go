@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 
@@ -89,7 +90,7 @@ func parseStrict[T metadata.Roles](raw []byte, what string, fromBytes func([]byt
 	if err := CheckJSON(raw, what); err != nil {
 		return nil, err
 	}
-	md, err := fromBytes(raw)
+	md, err := fromBytesSafe(raw, fromBytes)
 	if err != nil {
 		return nil, api.Wrap(api.CodeMalformedMetadata, err, "%s does not parse as TUF metadata: %v", what, err)
 	}
@@ -201,4 +202,16 @@ func delegatedKeys(delegator *metadata.Metadata[metadata.TargetsType], role stri
 		}
 	}
 	return out
+}
+
+// fromBytesSafe runs go-tuf's parser, turning a panic into an error: go-tuf v2.4.2's
+// FromBytes dereferences a nil pointer on a null target ("targets":{"x":null}), and these
+// bytes come from clients.
+func fromBytesSafe[T metadata.Roles](raw []byte, fromBytes func([]byte) (*metadata.Metadata[T], error)) (md *metadata.Metadata[T], err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			md, err = nil, fmt.Errorf("go-tuf's parser failed on it (%v): look for null or missing values", r)
+		}
+	}()
+	return fromBytes(raw)
 }
