@@ -75,9 +75,15 @@ type PublishTx interface {
 	// LatestRoot returns the newest root version, staged or published, and its bytes
 	// unless that version is known (then raw is nil).
 	LatestRoot(ctx context.Context, known int64) (version int64, raw []byte, err error)
-	// StagedRoles returns role versions accepted but not yet in a snapshot, ordered by role
-	// and ascending version (the snapshot lists the last one of each role).
-	StagedRoles(ctx context.Context) ([]StagedRole, error)
+	// StagedRoles returns a batch of the role versions accepted but not yet in a snapshot,
+	// ordered by role and ascending version (the snapshot lists the last one of each role):
+	// every staged version of the roles that are not project roles (top-level roles and
+	// claimed nodes: few, offline-signed) and of the roles named in with (the projects of
+	// this publish's uploads, whose new versions must not be published before their older
+	// staged ones), and of the other project roles those staged first, whole roles, about
+	// limit versions (limit ≤ 0: all). more reports that staged project versions may be
+	// left for the next publish.
+	StagedRoles(ctx context.Context, limit int, with []string) (roles []StagedRole, more bool, err error)
 	// UndelegatedProjects lists projects whose delegation is not yet published, among those
 	// with a published role version or a role staged in this batch (named in staged): a
 	// project created after StagedRoles read the batch waits for the next one, so no
@@ -178,6 +184,9 @@ type PublishResult struct {
 	NewProjects      int
 	Reason           string
 	Duration         time.Duration
+	// More says that staged role versions were left for the next publish (the batch
+	// was capped at Publisher.MaxStagedPerPublish): Run publishes again at once.
+	More bool
 	// Signed are the versions this publish signed (with their sha256), committed when
 	// the publish returns no error: the publishing replica serves them without reading
 	// them back.
@@ -222,7 +231,18 @@ type Publisher struct {
 	// PublishTimeout bounds one publish, lock wait included (0: no bound). A publish that
 	// runs out rolls back; its uploads are answered that nothing was stored.
 	PublishTimeout time.Duration
+	// MaxStagedPerPublish bounds how many staged project role versions one publish takes
+	// (≤ 0: all); the rest go to the publishes that follow at once. A backlog of any size
+	// (a registry importing a million projects) is then published in steps of bounded
+	// time and memory, each far inside PublishTimeout, instead of one publish that cannot
+	// finish and restarts for ever.
+	MaxStagedPerPublish int
 }
+
+// DefaultMaxStagedPerPublish is MaxStagedPerPublish unless configured: at 1M projects a
+// publish of 50,000 new roles takes seconds (BENCHMARKS.md), well inside the default
+// one-minute PublishTimeout on a loaded machine.
+const DefaultMaxStagedPerPublish = 50_000
 
 // rcTree is the publisher's copy of the recently-claimed tree.
 type rcTree struct {
@@ -257,7 +277,7 @@ func NewPublisher(store PublishStore, signers Signers, now func() time.Time, log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Publisher{Store: store, Signers: signers, Now: now, Log: log, kick: make(chan struct{}, 1), indexVersion: -1, MaxResignPerPublish: 64}
+	return &Publisher{Store: store, Signers: signers, Now: now, Log: log, kick: make(chan struct{}, 1), indexVersion: -1, MaxResignPerPublish: 64, MaxStagedPerPublish: DefaultMaxStagedPerPublish}
 }
 
 // Kick asks for a publish soon. It never blocks: kicks that arrive while a publish runs
@@ -270,7 +290,8 @@ func (p *Publisher) Kick() {
 }
 
 // Run publishes on every kick and checks expiries every interval, until ctx ends. Failed
-// publishes are retried with backoff up to interval.
+// publishes are retried with backoff up to interval. A publish that left staged roles for
+// later (PublishResult.More) is followed by the next at once.
 func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -282,7 +303,8 @@ func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
 		case <-p.kick:
 		case <-t.C:
 		}
-		if _, err := p.PublishOnce(ctx); err != nil {
+		res, err := p.PublishOnce(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -292,6 +314,10 @@ func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		if res.More {
+			t.Reset(0)
+			continue
+		}
 		t.Reset(interval)
 	}
 }
@@ -405,7 +431,11 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 	// From here on the index and the tree are changed in place; a failure resets
 	// indexVersion, which reloads both.
 	p.indexVersion = -1
-	staged, err := tx.StagedRoles(ctx)
+	subProjects := make([]string, len(subs))
+	for i, s := range subs {
+		subProjects[i] = s.Project
+	}
+	staged, more, err := tx.StagedRoles(ctx, p.MaxStagedPerPublish, subProjects)
 	if err != nil {
 		return PublishResult{}, err
 	}
@@ -448,7 +478,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 	if err != nil {
 		return PublishResult{}, err
 	}
-	res := PublishResult{Published: true, SnapshotVersion: head.SnapshotVersion, TimestampVersion: max(head.TimestampVersion+1, floor), Roles: len(staged) + len(uploaded), NewProjects: len(newProjects)}
+	res := PublishResult{Published: true, SnapshotVersion: head.SnapshotVersion, TimestampVersion: max(head.TimestampVersion+1, floor), Roles: len(staged) + len(uploaded), NewProjects: len(newProjects), More: more}
 	var audit []api.LogEntry
 	snapV := head.SnapshotVersion
 	if needSnap {
