@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -237,6 +238,43 @@ type Publisher struct {
 	// time and memory, each far inside PublishTimeout, instead of one publish that cannot
 	// finish and restarts for ever.
 	MaxStagedPerPublish int
+	// stagedLimit is the batch the next publish takes when a publish ran out of time
+	// (guarded by mu; 0: MaxStagedPerPublish). See batchLimit.
+	stagedLimit int
+}
+
+// minStagedPerPublish is the smallest batch a publisher that keeps running out of time
+// shrinks to.
+const minStagedPerPublish = 100
+
+// batchLimit returns how many staged project role versions the next publish takes. A
+// publish that runs out of PublishTimeout rolls back everything it did, and retrying the
+// same batch on the same machine would run out again: the batch is halved after each
+// such failure and doubled back after each success, so a backlog is published on a
+// machine of any speed or load instead of failing for ever.
+func (p *Publisher) batchLimit() int {
+	if p.stagedLimit > 0 {
+		return p.stagedLimit
+	}
+	return max(0, p.MaxStagedPerPublish)
+}
+
+// adaptBatch moves stagedLimit after a publish that took up to limit staged versions
+// (0: all); timedOut says that it failed because its own PublishTimeout passed.
+func (p *Publisher) adaptBatch(limit int, timedOut bool) {
+	switch {
+	case timedOut:
+		if limit <= 0 {
+			limit = 2 * DefaultMaxStagedPerPublish // unbounded: the first bound is the default
+		}
+		p.stagedLimit = max(minStagedPerPublish, limit/2)
+		p.Log.Warn("publish ran out of time; the next one takes a smaller batch of staged roles", "timeout", p.PublishTimeout, "batch", limit, "next_batch", p.stagedLimit)
+	case p.stagedLimit > 0:
+		p.stagedLimit *= 2
+		if p.MaxStagedPerPublish > 0 && p.stagedLimit >= p.MaxStagedPerPublish || p.stagedLimit >= 1<<24 {
+			p.stagedLimit = 0
+		}
+	}
 }
 
 // DefaultMaxStagedPerPublish is MaxStagedPerPublish unless configured: at 1M projects a
@@ -359,6 +397,7 @@ func (p *Publisher) publishWith(ctx context.Context, floor int64) (PublishResult
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	start := time.Now()
+	outer := ctx
 	if p.PublishTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.PublishTimeout)
@@ -367,9 +406,10 @@ func (p *Publisher) publishWith(ctx context.Context, floor int64) (PublishResult
 	subs := p.queue.drain()
 	var res PublishResult
 	var refused map[*Submission]error
+	limit := p.batchLimit()
 	err := p.Store.InPublishTx(ctx, func(ctx context.Context, tx PublishTx) error {
 		res, refused = PublishResult{}, map[*Submission]error{}
-		r, err := p.publish(ctx, tx, subs, refused, floor)
+		r, err := p.publish(ctx, tx, subs, refused, floor, limit)
 		res = r
 		return err
 	})
@@ -377,6 +417,9 @@ func (p *Publisher) publishWith(ctx context.Context, floor int64) (PublishResult
 		p.indexVersion = -1
 		err = fmt.Errorf("publishing: %w", err)
 	}
+	// Only this publish's own deadline says the batch was too big for the machine: not a
+	// caller that gave up, nor a failed statement.
+	p.adaptBatch(limit, err != nil && p.PublishTimeout > 0 && outer.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded))
 	res.Duration = time.Since(start)
 	if p.Observe != nil {
 		p.Observe(res, err)
@@ -385,7 +428,7 @@ func (p *Publisher) publishWith(ctx context.Context, floor int64) (PublishResult
 	return res, err
 }
 
-func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submission, refused map[*Submission]error, floor int64) (PublishResult, error) {
+func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submission, refused map[*Submission]error, floor int64, limit int) (PublishResult, error) {
 	now := p.Now().UTC()
 	head, err := tx.Head(ctx)
 	if err != nil {
@@ -435,7 +478,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 	for i, s := range subs {
 		subProjects[i] = s.Project
 	}
-	staged, more, err := tx.StagedRoles(ctx, p.MaxStagedPerPublish, subProjects)
+	staged, more, err := tx.StagedRoles(ctx, limit, subProjects)
 	if err != nil {
 		return PublishResult{}, err
 	}

@@ -106,17 +106,19 @@ func runBulk(ctx context.Context, o *options) error {
 	// staged rows to be gone, then for a project created now.
 	published := time.Now()
 	for {
-		var staged int64
-		if err := conn.QueryRow(ctx, `SELECT count(*) FROM metadata WHERE snapshot_version IS NULL`).Scan(&staged); err != nil {
-			return fmt.Errorf("bulk: counting staged roles: %w", err)
+		// EXISTS, not count(*): counting a million staged rows every few seconds would
+		// load the database the publisher is working in.
+		var staged bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM metadata WHERE snapshot_version IS NULL)`).Scan(&staged); err != nil {
+			return fmt.Errorf("bulk: looking for staged roles: %w", err)
 		}
-		if staged == 0 {
+		if !staged {
 			break
 		}
 		if time.Since(published) > o.settleTimeout {
-			return fmt.Errorf("bulk: %d role versions still staged after %s (-settle-timeout)", staged, o.settleTimeout)
+			return fmt.Errorf("bulk: role versions still staged after %s (-settle-timeout)", o.settleTimeout)
 		}
-		time.Sleep(time.Second)
+		time.Sleep(2 * time.Second)
 	}
 	if _, err := settle(ctx, c, o.prefix, o.settleTimeout); err != nil {
 		return err
