@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -209,5 +211,24 @@ func TestPublishBacklogInBatches(t *testing.T) {
 		if !bytes.Equal(ti.Hashes["sha256"], want[:]) {
 			t.Errorf("go-tuf: %s has the wrong hash", f.Path)
 		}
+	}
+}
+
+// TestNegativePublishBatchRefused: a negative --publish-batch is refused before cairnd
+// serves, with what to give instead.
+func TestNegativePublishBatchRefused(t *testing.T) {
+	u, drop, err := testdb.Create("e2e_" + strings.ToLower(t.Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(drop)
+	c := daemon.Config{Listen: "127.0.0.1:0", DatabaseURL: u, Dev: true, DataDir: t.TempDir(), MaxBlobSize: 1 << 30, PublishInterval: time.Hour, LogLevel: "warn", PublishBatch: -1}
+	r, err := daemon.Start(context.Background(), c, func(string) string { return "" }, io.Discard, slog.New(slog.DiscardHandler))
+	if err == nil {
+		_ = r.Close()
+		t.Fatal("cairnd started with --publish-batch -1")
+	}
+	if !strings.Contains(err.Error(), "--publish-batch -1") || !strings.Contains(err.Error(), "0 for no bound") {
+		t.Fatalf("refusal %q does not say which flag and what to give", err)
 	}
 }
