@@ -260,8 +260,11 @@ func (p *Publisher) batchLimit() int {
 }
 
 // adaptBatch moves stagedLimit after a publish that took up to limit staged versions
-// (0: all); timedOut says that it failed because its own PublishTimeout passed.
-func (p *Publisher) adaptBatch(limit int, timedOut bool) {
+// (0: all) and lasted took; timedOut says that it failed because its own PublishTimeout
+// passed. The batch grows back only after a publish that used less than a quarter of its
+// time: doubling after any success would run straight into the timeout again (measured at
+// 1M projects on a loaded machine, BENCHMARKS.md run 12).
+func (p *Publisher) adaptBatch(limit int, timedOut bool, took time.Duration) {
 	switch {
 	case timedOut:
 		if limit <= 0 {
@@ -269,7 +272,7 @@ func (p *Publisher) adaptBatch(limit int, timedOut bool) {
 		}
 		p.stagedLimit = max(minStagedPerPublish, limit/2)
 		p.Log.Warn("publish ran out of time; the next one takes a smaller batch of staged roles", "timeout", p.PublishTimeout, "batch", limit, "next_batch", p.stagedLimit)
-	case p.stagedLimit > 0:
+	case p.stagedLimit > 0 && (p.PublishTimeout <= 0 || took < p.PublishTimeout/4):
 		p.stagedLimit *= 2
 		if p.MaxStagedPerPublish > 0 && p.stagedLimit >= p.MaxStagedPerPublish || p.stagedLimit >= 1<<24 {
 			p.stagedLimit = 0
@@ -419,7 +422,7 @@ func (p *Publisher) publishWith(ctx context.Context, floor int64) (PublishResult
 	}
 	// Only this publish's own deadline says the batch was too big for the machine: not a
 	// caller that gave up, nor a failed statement.
-	p.adaptBatch(limit, err != nil && p.PublishTimeout > 0 && outer.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded))
+	p.adaptBatch(limit, err != nil && p.PublishTimeout > 0 && outer.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded), time.Since(start))
 	res.Duration = time.Since(start)
 	if p.Observe != nil {
 		p.Observe(res, err)
