@@ -26,8 +26,9 @@
 #                    go-tuf, tuf-js and `cairn get` downloads and their refresh
 #   BENCH_WIRE_FLAGS extra flags for the scale phase's -mode wire runs (e.g. "-no-tufjs": tuf-js
 #                    cannot read a 100k-role snapshot in minutes, BENCHMARKS.md)
-#   BENCH_CAIRND_FLAGS extra flags for cairnd (e.g. "--publish-timeout 30m" for the bulk load
-#                    of a million projects, which is published in large batches)
+#   BENCH_CAIRND_FLAGS extra flags for cairnd (e.g. "--publish-batch 20000"; a bulk load of a
+#                    million projects is published in batches of --publish-batch, halved
+#                    after a publish that runs out of --publish-timeout)
 #   BENCH_OCI_N      small artifacts per OCI run (default 2000); BENCH_OCI_LARGE_MIB (100)
 #   BENCH_SCALES     project counts for the publish phase (default: "1000 10000 100000")
 #   BENCH_DURATION   measured duration of each GET and upload run (default 20s)

@@ -52,6 +52,9 @@ type Config struct {
 	MaxStaleness time.Duration
 	// PublishTimeout bounds one publish (tufrepo.Publisher.PublishTimeout).
 	PublishTimeout time.Duration
+	// PublishBatch bounds the staged project role versions one publish takes
+	// (tufrepo.Publisher.MaxStagedPerPublish; 0: no bound).
+	PublishBatch int
 	// Limits bounds slow clients, connections and requests in flight (limits.go).
 	Limits Limits
 	// ListenURL is http://<the address this replica listens on>: the OCI token realm when
@@ -76,6 +79,7 @@ func DefaultConfig() Config {
 		SnapshotRetention: time.Hour,
 		MaxStaleness:      10 * time.Second,
 		PublishTimeout:    time.Minute,
+		PublishBatch:      tufrepo.DefaultMaxStagedPerPublish,
 		Limits:            DefaultLimits(),
 	}
 }
@@ -117,6 +121,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 	s.publisher = tufrepo.NewPublisher(db, signers, now, log)
 	s.publisher.ShardCapacity = cfg.ShardCapacity
 	s.publisher.PublishTimeout = cfg.PublishTimeout
+	s.publisher.MaxStagedPerPublish = cfg.PublishBatch
 	s.metrics = newMetrics(reg, s)
 	s.conns = newConnLimiter(s.metrics.connsRefused)
 	s.newTlog(reg, signers)

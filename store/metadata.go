@@ -1,12 +1,15 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -261,7 +264,12 @@ func (db *DB) publishOnce(ctx context.Context, fn func(ctx context.Context, tx t
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, publisherLockID); err != nil {
 		return fmt.Errorf("taking the publisher lock: %w", err)
 	}
-	p := publishTx{tx: tx, db: db, writes: &sync.WaitGroup{}, writeErr: &firstErr{}, lazy: &lazySyncs{}}
+	// The connection is pinged whenever the publisher leaves it unused for a while (liveTx):
+	// however long its Go work between two statements (a batch of thousands of roles, a
+	// 50 MB snapshot), the idle-in-transaction limit ends only a frozen publisher.
+	live := newLiveTx(ctx, tx)
+	defer live.stopPinging()
+	p := publishTx{tx: live, db: db, writes: &sync.WaitGroup{}, writeErr: &firstErr{}, lazy: &lazySyncs{}}
 	err = fn(ctx, p)
 	// The metadata files written in the background must be durable before the rows that
 	// name them commit. The transaction is pinged meanwhile: a slow disk must not look
@@ -271,6 +279,10 @@ func (db *DB) publishOnce(ctx context.Context, fn func(ctx context.Context, tx t
 	}
 	if err == nil {
 		err = p.writeErr.get()
+	}
+	live.stopPinging()
+	if err == nil && live.pingErr != nil {
+		err = fmt.Errorf("the publish transaction ended while the publisher worked: %w", live.pingErr)
 	}
 	if err != nil {
 		return err
@@ -384,15 +396,49 @@ func (p publishTx) LatestRoot(ctx context.Context, known int64) (int64, []byte, 
 	return v, raw, nil
 }
 
-func (p publishTx) StagedRoles(ctx context.Context) ([]tufrepo.StagedRole, error) {
-	rows, err := p.tx.Query(ctx, `SELECT role, version, length, sha256 FROM metadata WHERE snapshot_version IS NULL ORDER BY role, version`)
-	if err != nil {
-		return nil, fmt.Errorf("listing staged roles: %w", err)
+func (p publishTx) StagedRoles(ctx context.Context, limit int, with []string) ([]tufrepo.StagedRole, bool, error) {
+	take := append(tufrepo.ReservedRoles(), with...)
+	more := false
+	if limit > 0 {
+		// The project roles staged first, whole: every staged version of each (a role's
+		// versions are few, and taking them all never leaves an older one behind a
+		// published newer one, whatever order their transactions began in). Project names
+		// start with a letter or digit (ValidateProjectName); shard nodes with '_'.
+		rows, err := p.tx.Query(ctx, `SELECT role FROM metadata WHERE snapshot_version IS NULL AND role ~ '^[a-z0-9]' AND NOT role = ANY($1)
+			ORDER BY created_at, role, version LIMIT $2`, take, limit)
+		if err != nil {
+			return nil, false, fmt.Errorf("listing staged project roles: %w", err)
+		}
+		first, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return nil, false, fmt.Errorf("listing staged project roles: %w", err)
+		}
+		// A full page may be all there is: then the next publish finds nothing to do.
+		more = len(first) == limit
+		take = append(take, first...)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (tufrepo.StagedRole, error) {
+	q := `SELECT role, version, length, sha256 FROM metadata WHERE snapshot_version IS NULL AND role = ANY($1)
+		UNION ALL
+		SELECT role, version, length, sha256 FROM metadata WHERE snapshot_version IS NULL AND NOT role = ANY($1) AND role !~ '^[a-z0-9]'`
+	args := []any{take}
+	if limit <= 0 {
+		q, args = `SELECT role, version, length, sha256 FROM metadata WHERE snapshot_version IS NULL`, nil
+	}
+	rows, err := p.tx.Query(ctx, q, args...)
+	if err != nil {
+		return nil, false, fmt.Errorf("listing staged roles: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (tufrepo.StagedRole, error) {
 		var s tufrepo.StagedRole
 		return s, r.Scan(&s.Role, &s.Version, &s.Length, &s.SHA256)
 	})
+	if err != nil {
+		return nil, false, fmt.Errorf("listing staged roles: %w", err)
+	}
+	slices.SortFunc(out, func(a, b tufrepo.StagedRole) int {
+		return cmp.Or(strings.Compare(a.Role, b.Role), cmp.Compare(a.Version, b.Version))
+	})
+	return out, more, nil
 }
 
 func (p publishTx) UndelegatedProjects(ctx context.Context, staged []string) ([]tufrepo.UndelegatedProject, error) {
@@ -532,17 +578,40 @@ func (p publishTx) MarkPublished(ctx context.Context, roles []tufrepo.StagedRole
 			WHERE m.role = s.role AND m.version = s.version`, names, versions, snapshot); err != nil {
 			return fmt.Errorf("marking roles published: %w", err)
 		}
-		if _, err := p.tx.Exec(ctx, `
-			UPDATE projects p SET published_version = s.version
-			FROM (SELECT role, max(version) AS version FROM unnest($1::text[], $2::bigint[]) AS u(role, version) GROUP BY role) s
-			WHERE p.name = s.role`, names, versions); err != nil {
-			return fmt.Errorf("recording published project versions: %w", err)
-		}
 	}
-	if len(projects) > 0 {
-		if _, err := p.tx.Exec(ctx, `UPDATE projects SET delegated = true WHERE name = ANY($1)`, projects); err != nil {
-			return fmt.Errorf("marking delegations published: %w", err)
-		}
+	// One statement, one new row version per project, for both what was published of it
+	// and its delegation: at a batch of 50,000 new projects the cost is the rows written
+	// (each with its index entries), not the join (BENCHMARKS.md run 12). The newest
+	// version of each role is found here rather than by a GROUP BY over the unnest, whose
+	// groups PostgreSQL cannot estimate (it guesses 200, and at a million rows spilled
+	// and looped). GREATEST: an upload applied in this publish may have set a newer one.
+	type change struct {
+		version   int64
+		delegated bool
+	}
+	changes := map[string]change{}
+	for _, r := range roles {
+		c := changes[r.Role]
+		c.version = max(c.version, r.Version)
+		changes[r.Role] = c
+	}
+	for _, n := range projects {
+		c := changes[n]
+		c.delegated = true
+		changes[n] = c
+	}
+	if len(changes) == 0 {
+		return nil
+	}
+	names, versions, delegated := make([]string, 0, len(changes)), make([]int64, 0, len(changes)), make([]bool, 0, len(changes))
+	for n, c := range changes {
+		names, versions, delegated = append(names, n), append(versions, c.version), append(delegated, c.delegated)
+	}
+	if _, err := p.tx.Exec(ctx, `
+		UPDATE projects p SET published_version = GREATEST(p.published_version, u.version), delegated = p.delegated OR u.delegated
+		FROM unnest($1::text[], $2::bigint[], $3::boolean[]) AS u(name, version, delegated)
+		WHERE p.name = u.name`, names, versions, delegated); err != nil {
+		return fmt.Errorf("recording published project versions and delegations: %w", err)
 	}
 	return nil
 }

@@ -52,6 +52,11 @@ const (
 	MaxCreateRequestSize = MaxProjectRoleBytes*4/3 + 64<<10
 )
 
+// ReservedRoles returns the names IsReservedRole reports.
+func ReservedRoles() []string {
+	return []string{RoleRoot, RoleTimestamp, RoleSnapshot, RoleTargets, RoleClaimed, RoleRecentlyClaimed, "unclaimed"}
+}
+
 // IsReservedRole reports whether name is a top-level or delegator role name, which no
 // project may take.
 func IsReservedRole(name string) bool {

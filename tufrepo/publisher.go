@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -75,9 +76,15 @@ type PublishTx interface {
 	// LatestRoot returns the newest root version, staged or published, and its bytes
 	// unless that version is known (then raw is nil).
 	LatestRoot(ctx context.Context, known int64) (version int64, raw []byte, err error)
-	// StagedRoles returns role versions accepted but not yet in a snapshot, ordered by role
-	// and ascending version (the snapshot lists the last one of each role).
-	StagedRoles(ctx context.Context) ([]StagedRole, error)
+	// StagedRoles returns a batch of the role versions accepted but not yet in a snapshot,
+	// ordered by role and ascending version (the snapshot lists the last one of each role):
+	// every staged version of the roles that are not project roles (top-level roles and
+	// claimed nodes: few, offline-signed) and of the roles named in with (the projects of
+	// this publish's uploads, whose new versions must not be published before their older
+	// staged ones), and of the other project roles those staged first, whole roles, about
+	// limit versions (limit ≤ 0: all). more reports that staged project versions may be
+	// left for the next publish.
+	StagedRoles(ctx context.Context, limit int, with []string) (roles []StagedRole, more bool, err error)
 	// UndelegatedProjects lists projects whose delegation is not yet published, among those
 	// with a published role version or a role staged in this batch (named in staged): a
 	// project created after StagedRoles read the batch waits for the next one, so no
@@ -178,6 +185,9 @@ type PublishResult struct {
 	NewProjects      int
 	Reason           string
 	Duration         time.Duration
+	// More says that staged role versions were left for the next publish (the batch
+	// was capped at Publisher.MaxStagedPerPublish): Run publishes again at once.
+	More bool
 	// Signed are the versions this publish signed (with their sha256), committed when
 	// the publish returns no error: the publishing replica serves them without reading
 	// them back.
@@ -222,7 +232,58 @@ type Publisher struct {
 	// PublishTimeout bounds one publish, lock wait included (0: no bound). A publish that
 	// runs out rolls back; its uploads are answered that nothing was stored.
 	PublishTimeout time.Duration
+	// MaxStagedPerPublish bounds how many staged project role versions one publish takes
+	// (≤ 0: all); the rest go to the publishes that follow at once. A backlog of any size
+	// (a registry importing a million projects) is then published in steps of bounded
+	// time and memory, each far inside PublishTimeout, instead of one publish that cannot
+	// finish and restarts for ever.
+	MaxStagedPerPublish int
+	// stagedLimit is the batch the next publish takes when a publish ran out of time
+	// (guarded by mu; 0: MaxStagedPerPublish). See batchLimit.
+	stagedLimit int
 }
+
+// minStagedPerPublish is the smallest batch a publisher that keeps running out of time
+// shrinks to.
+const minStagedPerPublish = 100
+
+// batchLimit returns how many staged project role versions the next publish takes. A
+// publish that runs out of PublishTimeout rolls back everything it did, and retrying the
+// same batch on the same machine would run out again: the batch is halved after each
+// such failure and doubled back after each success, so a backlog is published on a
+// machine of any speed or load instead of failing for ever.
+func (p *Publisher) batchLimit() int {
+	if p.stagedLimit > 0 {
+		return p.stagedLimit
+	}
+	return max(0, p.MaxStagedPerPublish)
+}
+
+// adaptBatch moves stagedLimit after a publish that took up to limit staged versions
+// (0: all) and lasted took; timedOut says that it failed because its own PublishTimeout
+// passed. The batch grows back only after a publish that used less than a quarter of its
+// time: doubling after any success would run straight into the timeout again (measured at
+// 1M projects on a loaded machine, BENCHMARKS.md run 12).
+func (p *Publisher) adaptBatch(limit int, timedOut bool, took time.Duration) {
+	switch {
+	case timedOut:
+		if limit <= 0 {
+			limit = 2 * DefaultMaxStagedPerPublish // unbounded: the first bound is the default
+		}
+		p.stagedLimit = max(minStagedPerPublish, limit/2)
+		p.Log.Warn("publish ran out of time; the next one takes a smaller batch of staged roles", "timeout", p.PublishTimeout, "batch", limit, "next_batch", p.stagedLimit)
+	case p.stagedLimit > 0 && (p.PublishTimeout <= 0 || took < p.PublishTimeout/4):
+		p.stagedLimit *= 2
+		if p.MaxStagedPerPublish > 0 && p.stagedLimit >= p.MaxStagedPerPublish || p.stagedLimit >= 1<<24 {
+			p.stagedLimit = 0
+		}
+	}
+}
+
+// DefaultMaxStagedPerPublish is MaxStagedPerPublish unless configured: at 1M projects a
+// publish of 50,000 new roles takes seconds (BENCHMARKS.md), well inside the default
+// one-minute PublishTimeout on a loaded machine.
+const DefaultMaxStagedPerPublish = 50_000
 
 // rcTree is the publisher's copy of the recently-claimed tree.
 type rcTree struct {
@@ -257,7 +318,7 @@ func NewPublisher(store PublishStore, signers Signers, now func() time.Time, log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Publisher{Store: store, Signers: signers, Now: now, Log: log, kick: make(chan struct{}, 1), indexVersion: -1, MaxResignPerPublish: 64}
+	return &Publisher{Store: store, Signers: signers, Now: now, Log: log, kick: make(chan struct{}, 1), indexVersion: -1, MaxResignPerPublish: 64, MaxStagedPerPublish: DefaultMaxStagedPerPublish}
 }
 
 // Kick asks for a publish soon. It never blocks: kicks that arrive while a publish runs
@@ -270,7 +331,8 @@ func (p *Publisher) Kick() {
 }
 
 // Run publishes on every kick and checks expiries every interval, until ctx ends. Failed
-// publishes are retried with backoff up to interval.
+// publishes are retried with backoff up to interval. A publish that left staged roles for
+// later (PublishResult.More) is followed by the next at once.
 func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
 	t := time.NewTimer(0)
 	defer t.Stop()
@@ -282,7 +344,8 @@ func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
 		case <-p.kick:
 		case <-t.C:
 		}
-		if _, err := p.PublishOnce(ctx); err != nil {
+		res, err := p.PublishOnce(ctx)
+		if err != nil {
 			if ctx.Err() != nil {
 				return
 			}
@@ -292,6 +355,10 @@ func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		if res.More {
+			t.Reset(0)
+			continue
+		}
 		t.Reset(interval)
 	}
 }
@@ -333,6 +400,7 @@ func (p *Publisher) publishWith(ctx context.Context, floor int64) (PublishResult
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	start := time.Now()
+	outer := ctx
 	if p.PublishTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, p.PublishTimeout)
@@ -341,9 +409,10 @@ func (p *Publisher) publishWith(ctx context.Context, floor int64) (PublishResult
 	subs := p.queue.drain()
 	var res PublishResult
 	var refused map[*Submission]error
+	limit := p.batchLimit()
 	err := p.Store.InPublishTx(ctx, func(ctx context.Context, tx PublishTx) error {
 		res, refused = PublishResult{}, map[*Submission]error{}
-		r, err := p.publish(ctx, tx, subs, refused, floor)
+		r, err := p.publish(ctx, tx, subs, refused, floor, limit)
 		res = r
 		return err
 	})
@@ -351,6 +420,9 @@ func (p *Publisher) publishWith(ctx context.Context, floor int64) (PublishResult
 		p.indexVersion = -1
 		err = fmt.Errorf("publishing: %w", err)
 	}
+	// Only this publish's own deadline says the batch was too big for the machine: not a
+	// caller that gave up, nor a failed statement.
+	p.adaptBatch(limit, err != nil && p.PublishTimeout > 0 && outer.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded), time.Since(start))
 	res.Duration = time.Since(start)
 	if p.Observe != nil {
 		p.Observe(res, err)
@@ -359,7 +431,7 @@ func (p *Publisher) publishWith(ctx context.Context, floor int64) (PublishResult
 	return res, err
 }
 
-func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submission, refused map[*Submission]error, floor int64) (PublishResult, error) {
+func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submission, refused map[*Submission]error, floor int64, limit int) (PublishResult, error) {
 	now := p.Now().UTC()
 	head, err := tx.Head(ctx)
 	if err != nil {
@@ -405,7 +477,11 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 	// From here on the index and the tree are changed in place; a failure resets
 	// indexVersion, which reloads both.
 	p.indexVersion = -1
-	staged, err := tx.StagedRoles(ctx)
+	subProjects := make([]string, len(subs))
+	for i, s := range subs {
+		subProjects[i] = s.Project
+	}
+	staged, more, err := tx.StagedRoles(ctx, limit, subProjects)
 	if err != nil {
 		return PublishResult{}, err
 	}
@@ -448,7 +524,7 @@ func (p *Publisher) publish(ctx context.Context, tx PublishTx, subs []*Submissio
 	if err != nil {
 		return PublishResult{}, err
 	}
-	res := PublishResult{Published: true, SnapshotVersion: head.SnapshotVersion, TimestampVersion: max(head.TimestampVersion+1, floor), Roles: len(staged) + len(uploaded), NewProjects: len(newProjects)}
+	res := PublishResult{Published: true, SnapshotVersion: head.SnapshotVersion, TimestampVersion: max(head.TimestampVersion+1, floor), Roles: len(staged) + len(uploaded), NewProjects: len(newProjects), More: more}
 	var audit []api.LogEntry
 	snapV := head.SnapshotVersion
 	if needSnap {

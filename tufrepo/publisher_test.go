@@ -171,11 +171,13 @@ func (tx *fakeTx) SnapshotRaw(ctx context.Context, version int64) ([]byte, error
 	return slices.Clone(tx.s.head.SnapshotRaw), nil
 }
 
-func (tx *fakeTx) StagedRoles(ctx context.Context) ([]StagedRole, error) {
+// StagedRoles returns every staged role: the fake does not cap batches (the store's cap
+// is tested against PostgreSQL).
+func (tx *fakeTx) StagedRoles(ctx context.Context, _ int, _ []string) ([]StagedRole, bool, error) {
 	if err := tx.s.fail("StagedRoles"); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return slices.Clone(tx.s.staged), nil
+	return slices.Clone(tx.s.staged), false, nil
 }
 
 func (tx *fakeTx) UndelegatedProjects(ctx context.Context, _ []string) ([]UndelegatedProject, error) {

@@ -191,9 +191,9 @@ func (x timedTx) SnapshotRaw(ctx context.Context, version int64) ([]byte, error)
 	defer x.time("SnapshotRaw")()
 	return x.tx.SnapshotRaw(ctx, version)
 }
-func (x timedTx) StagedRoles(ctx context.Context) ([]tufrepo.StagedRole, error) {
+func (x timedTx) StagedRoles(ctx context.Context, limit int, with []string) ([]tufrepo.StagedRole, bool, error) {
 	defer x.time("StagedRoles")()
-	return x.tx.StagedRoles(ctx)
+	return x.tx.StagedRoles(ctx, limit, with)
 }
 func (x timedTx) UndelegatedProjects(ctx context.Context, staged []string) ([]tufrepo.UndelegatedProject, error) {
 	defer x.time("UndelegatedProjects")()

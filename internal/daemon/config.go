@@ -38,6 +38,7 @@ type Config struct {
 	MetadataFileMin    int           `json:"metadata_file_min"`
 	MaxStaleness       time.Duration `json:"max_staleness"`
 	PublishTimeout     time.Duration `json:"publish_timeout"`
+	PublishBatch       int           `json:"publish_batch"`
 	DBIdleTimeout      time.Duration `json:"db_idle_timeout"`
 	DBKeepalive        time.Duration `json:"db_keepalive"`
 	RekorURL           string        `json:"rekor_url"`
@@ -82,6 +83,7 @@ func defaultConfig() Config {
 		MetadataFileMin:   store.DefaultMetaFileMin,
 		MaxStaleness:      10 * time.Second,
 		PublishTimeout:    time.Minute,
+		PublishBatch:      tufrepo.DefaultMaxStagedPerPublish,
 		DBIdleTimeout:     store.DefaultSessions().IdleInTransaction,
 		DBKeepalive:       store.DefaultSessions().Keepalive,
 		LogLevel:          "info",
@@ -111,6 +113,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.IntVar(&c.MetadataFileMin, "metadata-file-min", c.MetadataFileMin, "keep signed metadata of at least this many bytes (the snapshot) as files in the blob directory instead of PostgreSQL rows (0: 256 KiB; -1 keeps everything in rows)")
 	fs.DurationVar(&c.MaxStaleness, "max-staleness", c.MaxStaleness, "a replica that has not confirmed its published head against PostgreSQL for this long answers 503 for timestamp.json and fails /readyz, so clients moving between replicas never see the timestamp go back for longer (0: serve the last head for ever)")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "bound on one publish, waiting for the publisher lock included; uploads it carried are answered 503 (not stored)")
+	fs.IntVar(&c.PublishBatch, "publish-batch", c.PublishBatch, "the most staged project role versions one publish takes; a larger backlog (a bulk import) is published by the publishes that follow at once (0: no bound)")
 	fs.DurationVar(&c.DBIdleTimeout, "db-idle-timeout", c.DBIdleTimeout, "PostgreSQL ends a cairnd session idle inside a transaction this long (idle_in_transaction_session_timeout), so a frozen or cut-off replica frees the publisher lock; live publishers ping while they sign (0: the server's setting; else at least 2s)")
 	fs.DurationVar(&c.DBKeepalive, "db-keepalive", c.DBKeepalive, "TCP keepalive interval on database connections, both ends; three missed probes end a connection (0: system default)")
 	fs.IntVar(&c.ShardCapacity, "shard-capacity", c.ShardCapacity, "the most delegations one recently-claimed node holds before the publisher splits it (more: fewer, bigger nodes for clients to download)")

@@ -347,6 +347,10 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 		return fail(fmt.Errorf("--shard-capacity %d: want 2 to %d", c.ShardCapacity, tufrepo.MaxShardDelegations))
 	}
 	scfg.ShardCapacity = c.ShardCapacity
+	if c.PublishBatch < 0 {
+		return fail(fmt.Errorf("--publish-batch %d: want the most staged role versions one publish takes, or 0 for no bound", c.PublishBatch))
+	}
+	scfg.PublishBatch = c.PublishBatch
 	scfg.RunPublisher = !c.NoPublisher
 	scfg.OCINoAnonymousPull = !c.OCIAnonymousPull
 	scfg.ExternalURL = c.ExternalURL

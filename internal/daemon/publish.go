@@ -76,6 +76,10 @@ func publishCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		p := tufrepo.NewPublisher(db, signers, time.Now, log)
 		p.ShardCapacity = c.ShardCapacity
 		p.PublishTimeout = max(0, c.PublishTimeout)
+		if c.PublishBatch < 0 {
+			return fmt.Errorf("--publish-batch %d: want the most staged role versions one publish takes, or 0 for no bound; nothing was changed", c.PublishBatch)
+		}
+		p.MaxStagedPerPublish = c.PublishBatch
 		var res tufrepo.PublishResult
 		if bump {
 			res, err = p.PublishForward(ctx, bumpTo)
@@ -84,6 +88,14 @@ func publishCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 		}
 		if err != nil {
 			return fmt.Errorf("%w; nothing was changed", err)
+		}
+		// A backlog above --publish-batch is published in several publishes, each
+		// committed on its own.
+		for res.More {
+			fmt.Fprintf(stdout, "published snapshot version %d and timestamp version %d (%d role version(s)); more are staged\n", res.SnapshotVersion, res.TimestampVersion, res.Roles)
+			if res, err = p.PublishOnce(ctx); err != nil {
+				return fmt.Errorf("%w; the publishes reported above are committed", err)
+			}
 		}
 		if !res.Published {
 			fmt.Fprintf(stdout, "nothing to publish: snapshot version %d and timestamp version %d are current\n", res.SnapshotVersion, res.TimestampVersion)
