@@ -7,6 +7,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/sha256"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -213,9 +214,19 @@ func escapeControl(c []byte) []byte {
 	return out
 }
 
-// hasControl reports whether c holds a byte below 0x20 (a byte loop: decoding runes over a
-// multi-megabyte snapshot cost ~14 ms per publish).
+// hasControl reports whether c holds a byte below 0x20. It reads eight bytes at a time:
+// it scans every snapshot (50 MB at 1M projects, where a byte loop took 13 ms per publish).
+// For a word x, (x - 0x20 in each byte) & ^x & 0x80 in each byte is non-zero exactly when
+// some byte of x is below 0x20 (the borrow chain starts only at such a byte).
 func hasControl(c []byte) bool {
+	const ones, highs = 0x2020202020202020, 0x8080808080808080
+	for len(c) >= 8 {
+		x := binary.LittleEndian.Uint64(c)
+		if (x-ones)&^x&highs != 0 {
+			return true
+		}
+		c = c[8:]
+	}
 	for _, b := range c {
 		if b < 0x20 {
 			return true

@@ -358,3 +358,34 @@ func TestSignRefusesSignatureOverOtherMessage(t *testing.T) {
 		})
 	}
 }
+
+// hasControl (eight bytes at a time) agrees with a byte loop, wherever the control byte
+// sits and whatever the bytes around it (high bytes of UTF-8 included).
+func TestHasControlMatchesByteLoop(t *testing.T) {
+	slow := func(c []byte) bool {
+		for _, b := range c {
+			if b < 0x20 {
+				return true
+			}
+		}
+		return false
+	}
+	fills := []byte{' ', '!', 'a', 0x7f, 0x80, 0xc3, 0xff}
+	for n := 0; n <= 40; n++ {
+		for _, fill := range fills {
+			c := bytes.Repeat([]byte{fill}, n)
+			if hasControl(c) != slow(c) {
+				t.Fatalf("%d bytes of %#x: hasControl %v", n, fill, hasControl(c))
+			}
+			for i := range n {
+				for _, ctl := range []byte{0, '\n', 0x1f} {
+					d := bytes.Clone(c)
+					d[i] = ctl
+					if !hasControl(d) {
+						t.Fatalf("%d bytes of %#x with %#x at %d: not found", n, fill, ctl, i)
+					}
+				}
+			}
+		}
+	}
+}
