@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cairn-dev/cairn/attest"
 	"github.com/cairn-dev/cairn/internal/buildinfo"
 	"github.com/cairn-dev/cairn/server"
 	"github.com/cairn-dev/cairn/store"
@@ -343,6 +344,15 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	scfg.MaxStaleness = max(0, c.MaxStaleness)
 	scfg.PublishTimeout = max(0, c.PublishTimeout)
 	scfg.StaticDir = c.StaticDir
+	if c.SigstoreTrustedRoot != "" {
+		raw, err := readBounded(c.SigstoreTrustedRoot, attest.MaxTrustedRootBytes)
+		if err != nil {
+			return fail(fmt.Errorf("--sigstore-trusted-root: %w", err))
+		}
+		if scfg.SigstoreTrustedRoot, err = attest.ParseTrustedRoot(raw); err != nil {
+			return fail(fmt.Errorf("--sigstore-trusted-root %s: %w", c.SigstoreTrustedRoot, err))
+		}
+	}
 	if c.ShardCapacity != 0 && (c.ShardCapacity < 2 || c.ShardCapacity > tufrepo.MaxShardDelegations) {
 		return fail(fmt.Errorf("--shard-capacity %d: want 2 to %d", c.ShardCapacity, tufrepo.MaxShardDelegations))
 	}
@@ -630,4 +640,21 @@ func (k killAfterWrite) WriteMeta(ctx context.Context, sum, raw []byte, durable 
 	}
 	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {}
+}
+
+// readBounded reads a file of at most max bytes.
+func readBounded(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if int64(len(raw)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+	}
+	return raw, nil
 }

@@ -1,0 +1,122 @@
+package server
+
+import (
+	"mime"
+	"net/http"
+	"strconv"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/attest"
+	"github.com/cairn-dev/cairn/store"
+	"github.com/go-chi/chi/v5"
+)
+
+// Attestations (issue #12): Sigstore bundles about published release files, verified
+// against the repository's Sigstore trusted root (attest.Verify) before they are stored.
+// Anyone with a token may attach one; everyone may read them.
+
+func (s *Server) routeAttestations(r chi.Router) {
+	r.Post("/attestations/{sha256}", s.postAttestation)
+	r.Get("/attestations/{sha256}", s.listAttestations)
+	r.Get("/attestations/{sha256}/summary", s.attestationSummary)
+	r.Get("/attestations/{sha256}/{bundle}", s.getAttestation)
+}
+
+func (s *Server) trustedRoot() (*attest.TrustedRoot, error) {
+	if s.cfg.SigstoreTrustedRoot == nil {
+		return nil, api.Errorf(api.CodeAttestationsOff, "this repository has no Sigstore trusted root configured (cairnd --sigstore-trusted-root), so it takes no attestations")
+	}
+	return s.cfg.SigstoreTrustedRoot, nil
+}
+
+// postAttestation verifies a bundle and stores it. Nothing is stored unless every check
+// passed: size, one reading, media type, subject, log inclusion, certificate and signature
+// (attest.Verify), then published file, duplicate and count (store.AddAttestation).
+func (s *Server) postAttestation(w http.ResponseWriter, r *http.Request) {
+	if _, err := s.authenticate(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	tr, err := s.trustedRoot()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != api.MediaSigstoreBundle && mt != "application/json") {
+			s.writeError(w, r, api.Errorf(api.CodeUnsupported, "Content-Type %.100q is not accepted: send %s (or application/json)", ct, api.MediaSigstoreBundle))
+			return
+		}
+	}
+	body, err := readBody(w, r, attest.MaxBundleBytes)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v, err := attest.Verify(tr, body, chi.URLParam(r, "sha256"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	a, err := s.db.AddAttestation(r.Context(), store.NewAttestation{Attestation: v.Attestation, Bundle: v.Bundle, SignatureSHA256: v.SignatureSHA256, TrustedRootSHA256: tr.SHA256})
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/attestations/"+a.FileSHA256+"/"+a.BundleSHA256)
+	writeJSON(w, http.StatusCreated, a)
+}
+
+func (s *Server) listAttestations(w http.ResponseWriter, r *http.Request) {
+	limit, err := pageLimit(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var after int64
+	if q := r.URL.Query().Get("after"); q != "" {
+		if after, err = strconv.ParseInt(q, 10, 64); err != nil || after < 0 {
+			s.writeError(w, r, api.Errorf(api.CodeBadRequest, "after must be a non-negative integer (the next value of the previous page)"))
+			return
+		}
+	}
+	file := chi.URLParam(r, "sha256")
+	as, err := s.db.Attestations(r.Context(), file, after, limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	page := api.AttestationList{FileSHA256: file, Attestations: as}
+	if page.Attestations == nil {
+		page.Attestations = []api.Attestation{}
+	}
+	if len(as) == limit {
+		page.Next = as[len(as)-1].Seq
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+func (s *Server) attestationSummary(w http.ResponseWriter, r *http.Request) {
+	sum, err := s.db.AttestationSummary(r.Context(), chi.URLParam(r, "sha256"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sum)
+}
+
+// getAttestation serves the exact bundle bytes that were verified and stored.
+func (s *Server) getAttestation(w http.ResponseWriter, r *http.Request) {
+	_, raw, err := s.db.AttestationBundle(r.Context(), chi.URLParam(r, "sha256"), chi.URLParam(r, "bundle"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", api.MediaSigstoreBundle)
+	// Content-addressed: the URL names the bytes' sha256.
+	w.Header().Set("Cache-Control", "public, max-age=31536000, immutable")
+	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(raw)
+}
