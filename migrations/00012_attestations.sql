@@ -27,6 +27,17 @@ CREATE TABLE attestations (
 -- An attestation names a file by content: find the release files with that sha256.
 CREATE INDEX release_files_sha256 ON release_files (sha256);
 
+-- The Sigstore trusted roots the repository has published as the TUF target
+-- _cairn/sigstore/trusted_root.json (listed by the top recently-claimed node, signed with
+-- the online key). The row with the newest current_since is the one the publisher lists;
+-- older ones stay served under their hash (consistent-snapshot target URLs are immutable).
+CREATE TABLE sigstore_trusted_roots (
+    sha256        bytea       PRIMARY KEY CHECK (length(sha256) = 32),
+    raw           bytea       NOT NULL,
+    current_since timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
 -- +goose Down
+DROP TABLE sigstore_trusted_roots;
 DROP INDEX release_files_sha256;
 DROP TABLE attestations;

@@ -1,13 +1,17 @@
 package server
 
 import (
+	"bytes"
+	"context"
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/attest"
 	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/go-chi/chi/v5"
 )
 
@@ -119,4 +123,45 @@ func (s *Server) getAttestation(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(raw)
+}
+
+// publishTrustedRoot records the configured trusted root as the repository's current one
+// and, if that changed it, has the publisher list it (tufrepo.SigstoreTrustedRootTarget in
+// the top recently-claimed node). Every replica runs it at start with its own
+// configuration: replicas must be configured with the same file, or each start makes its
+// own current.
+func (s *Server) publishTrustedRoot(ctx context.Context) error {
+	if s.cfg.SigstoreTrustedRoot == nil {
+		return nil
+	}
+	changed, err := s.db.SetSigstoreTrustedRoot(ctx, s.cfg.SigstoreTrustedRoot.Raw)
+	if err != nil {
+		return err
+	}
+	if changed {
+		s.log.Info("publishing a new Sigstore trusted root", "target", tufrepo.SigstoreTrustedRootTarget, "sha256", s.cfg.SigstoreTrustedRoot.SHA256)
+		if s.cfg.RunPublisher {
+			s.publisher.Kick()
+		}
+	}
+	return nil
+}
+
+// getOwnTarget serves one of the repository's own targets (a trusted root it published)
+// at /targets/_cairn/sigstore/<sha256>.trusted_root.json.
+func (s *Server) getOwnTarget(w http.ResponseWriter, r *http.Request, path, sum string) {
+	if path != tufrepo.SigstoreTrustedRootTarget || !store.ValidSHA256(sum) {
+		s.writeError(w, r, errNotFound(r.URL.Path))
+		return
+	}
+	raw, err := s.db.SigstoreTrustedRootBytes(r.Context(), sum)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	hd := w.Header()
+	hd.Set("Content-Type", "application/octet-stream")
+	hd.Set("Cache-Control", cacheImmutable)
+	hd.Set("ETag", `"sha256:`+sum+`"`)
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(raw))
 }

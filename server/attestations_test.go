@@ -176,3 +176,74 @@ func TestAttestationsOffWithoutTrustedRoot(t *testing.T) {
 		{name: "off", method: http.MethodPost, path: path, token: r.AdminToken, contentType: api.MediaSigstoreBundle, body: []byte(`{}`), status: 404, code: api.CodeAttestationsOff, detail: "--sigstore-trusted-root"},
 	})
 }
+
+// TestTrustedRootIsATUFTarget: go-tuf's updater finds the configured trusted root as the
+// target _cairn/sigstore/trusted_root.json and downloads it verified; a new root replaces
+// it in the next publish, and the old one stays served under its hash.
+func TestTrustedRootIsATUFTarget(t *testing.T) {
+	sig := attesttest.New(t)
+	r, _ := attestRepo(t, sig)
+	want, err := os.ReadFile(r.Config.SigstoreTrustedRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetch := func() []byte {
+		t.Helper()
+		u := newUpdater(t, r)
+		if err := u.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+		ti, err := u.GetTargetInfo(tufrepo.SigstoreTrustedRootTarget)
+		if err != nil {
+			t.Fatalf("the trusted root is not a TUF target: %v", err)
+		}
+		_, got, err := u.DownloadTarget(ti, filepath.Join(t.TempDir(), "trusted_root.json"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	// The publish that the start kicked may still run: wait for the target to appear.
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		u := newUpdater(t, r)
+		if err := u.Refresh(); err == nil {
+			if _, err := u.GetTargetInfo(tufrepo.SigstoreTrustedRootTarget); err == nil {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the trusted root was never published")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if got := fetch(); !bytes.Equal(got, want) {
+		t.Fatalf("downloaded %d bytes, want the configured %d", len(got), len(want))
+	}
+
+	// Rotation: another root becomes current with the next publish.
+	next := attesttest.New(t).TrustedRoot(t)
+	ctx := t.Context()
+	if changed, err := r.DB.SetSigstoreTrustedRoot(ctx, next); err != nil || !changed {
+		t.Fatalf("SetSigstoreTrustedRoot: %v %v", changed, err)
+	}
+	if changed, err := r.DB.SetSigstoreTrustedRoot(ctx, next); err != nil || changed {
+		t.Fatalf("setting the same root again: changed %v, %v", changed, err)
+	}
+	if _, err := r.Server.Publisher().PublishOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := fetch(); !bytes.Equal(got, next) {
+		t.Fatalf("after rotation downloaded %d bytes, want the new %d", len(got), len(next))
+	}
+	// The old root's immutable URL still answers; a made-up hash does not.
+	old := "/targets/_cairn/sigstore/" + sha(want) + ".trusted_root.json"
+	if res := r.Do(t, http.MethodGet, old, "", "", nil); res.Status != http.StatusOK || !bytes.Equal(res.Body, want) {
+		t.Errorf("GET %s: %d", old, res.Status)
+	}
+	for _, p := range []string{"/targets/_cairn/sigstore/" + sha([]byte("x")) + ".trusted_root.json", "/targets/_cairn/other/" + sha(want) + ".trusted_root.json"} {
+		if res := r.Do(t, http.MethodGet, p, "", "", nil); res.Status != http.StatusNotFound {
+			t.Errorf("GET %s: %d, want 404", p, res.Status)
+		}
+	}
+}

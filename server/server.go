@@ -196,6 +196,9 @@ func (s *Server) Start(ctx context.Context) error {
 		}
 		go s.exportStatic(ctx)
 	}
+	if err := s.publishTrustedRoot(ctx); err != nil {
+		return err
+	}
 	if s.cfg.RunPublisher {
 		go s.publisher.Run(ctx, s.cfg.PublishInterval)
 		if s.cfg.SnapshotRetention > 0 {

@@ -291,6 +291,10 @@ var (
 func (s *Server) getTarget(w http.ResponseWriter, r *http.Request) {
 	project, version, file := chi.URLParam(r, "project"), chi.URLParam(r, "version"), chi.URLParam(r, "file")
 	sum, filename, ok := strings.Cut(file, ".")
+	if project == tufrepo.OwnTargetPrefix {
+		s.getOwnTarget(w, r, project+"/"+version+"/"+filename, sum)
+		return
+	}
 	if !ok || !store.ValidSHA256(sum) || tufrepo.ValidateProjectName(project) != nil ||
 		tufrepo.ValidateComponent("version", version, tufrepo.MaxVersionLength) != nil ||
 		tufrepo.ValidateComponent("file", filename, tufrepo.MaxFilenameLength) != nil {

@@ -1,14 +1,18 @@
 package store
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/jackc/pgx/v5"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // NewAttestation is a verified bundle to store (attest.Verify made it).
@@ -206,4 +210,75 @@ func (db *DB) AttestationSummary(ctx context.Context, fileSHA256 string) (*api.A
 		return nil, fmt.Errorf("summarising the attestations of sha256:%s: %w", fileSHA256, err)
 	}
 	return s, nil
+}
+
+// The repository's own TUF targets (tufrepo/owntargets.go): the Sigstore trusted root.
+var _ tufrepo.OwnTargetsTx = publishTx{}
+
+// OwnTargets lists the current Sigstore trusted root, if one was ever set.
+func (p publishTx) OwnTargets(ctx context.Context) (map[string]*metadata.TargetFiles, error) {
+	var raw []byte
+	err := p.tx.QueryRow(ctx, `SELECT raw FROM sigstore_trusted_roots ORDER BY current_since DESC LIMIT 1`).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading the Sigstore trusted root: %w", err)
+	}
+	tf, err := tufrepo.OwnTargetFile(tufrepo.SigstoreTrustedRootTarget, raw)
+	if err != nil {
+		return nil, fmt.Errorf("describing the Sigstore trusted root: %w", err)
+	}
+	return map[string]*metadata.TargetFiles{tufrepo.SigstoreTrustedRootTarget: tf}, nil
+}
+
+// SetSigstoreTrustedRoot makes raw the repository's Sigstore trusted root. If it is not
+// already the current one, it is recorded (or made current again) and the top
+// recently-claimed node is flagged and publishers notified, so the next publish lists it;
+// changed says so.
+func (db *DB) SetSigstoreTrustedRoot(ctx context.Context, raw []byte) (changed bool, err error) {
+	sum := sha256.Sum256(raw)
+	err = db.InTx(ctx, func(ctx context.Context, tx pgx.Tx) error {
+		changed = false
+		var cur []byte
+		err := tx.QueryRow(ctx, `SELECT sha256 FROM sigstore_trusted_roots ORDER BY current_since DESC LIMIT 1 FOR UPDATE`).Scan(&cur)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("reading the Sigstore trusted root: %w", err)
+		}
+		if bytes.Equal(cur, sum[:]) {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO sigstore_trusted_roots (sha256, raw) VALUES ($1, $2)
+			ON CONFLICT (sha256) DO UPDATE SET current_since = clock_timestamp()`, sum[:], raw); err != nil {
+			return fmt.Errorf("recording the Sigstore trusted root: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE shards SET dirty = true WHERE tree = 'recently-claimed' AND prefix = ''`); err != nil {
+			return fmt.Errorf("flagging the recently-claimed top node: %w", err)
+		}
+		// Publishing replicas take flagged nodes in their next publish.
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, 'sigstore-trusted-root')`, ChannelStaged); err != nil {
+			return fmt.Errorf("notifying publishers: %w", err)
+		}
+		changed = true
+		return nil
+	})
+	return changed, err
+}
+
+// SigstoreTrustedRootBytes returns a trusted root the repository has published, by its
+// sha256 (hex); not_found for any other.
+func (db *DB) SigstoreTrustedRootBytes(ctx context.Context, sha256Hex string) ([]byte, error) {
+	sum, err := unhex32("trusted root digest", sha256Hex)
+	if err != nil {
+		return nil, api.Errorf(api.CodeNotFound, "no Sigstore trusted root has sha256 %.80q", sha256Hex)
+	}
+	var raw []byte
+	err = db.Pool.QueryRow(ctx, `SELECT raw FROM sigstore_trusted_roots WHERE sha256 = $1`, sum).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, api.Errorf(api.CodeNotFound, "no Sigstore trusted root has sha256 %s", sha256Hex)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading Sigstore trusted root %s: %w", sha256Hex, err)
+	}
+	return raw, nil
 }

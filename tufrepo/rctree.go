@@ -174,6 +174,13 @@ func (p *Publisher) signRC(ctx context.Context, tx PublishTx, now time.Time, pla
 		ps := plan.projects[prefix]
 		slices.SortFunc(ps, func(a, b ProjectDelegation) int { return strings.Compare(a.Name, b.Name) })
 		n := ShardNode{Tree: RoleRecentlyClaimed, Prefix: prefix, Children: t.layout.Children(prefix), Projects: ps}
+		if prefix == "" {
+			own, err := ownTargets(ctx, tx)
+			if err != nil {
+				return fmt.Errorf("reading the repository's own targets: %w", err)
+			}
+			n.Targets = own
+		}
 		v := max(st.Version+1, plan.floor)
 		signed, err := BuildShardNode(v, exp, keys, n)
 		if err != nil {

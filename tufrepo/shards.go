@@ -268,6 +268,9 @@ type ShardNode struct {
 	Prefix   string
 	Children []string            // child prefixes
 	Projects []ProjectDelegation // projects delegated directly
+	// Targets are files the node lists itself: only the top recently-claimed node, with
+	// the repository's own targets (owntargets.go).
+	Targets map[string]*metadata.TargetFiles
 }
 
 // Role is the node's role name.
@@ -280,6 +283,9 @@ func BuildShardNode(version int64, expires time.Time, keys ShardKeys, n ShardNod
 	md := metadata.Targets(expires.UTC().Truncate(time.Second))
 	md.Signed.SpecVersion = SpecVersion
 	md.Signed.Version = version
+	for path, tf := range n.Targets {
+		md.Signed.Targets[path] = tf
+	}
 	d := &metadata.Delegations{Keys: map[string]*metadata.Key{}, Roles: make([]metadata.DelegatedRole, 0, len(n.Children)+len(n.Projects))}
 	if len(n.Children) > 0 {
 		for _, id := range keys.KeyIDs {
