@@ -37,7 +37,22 @@ CREATE TABLE sigstore_trusted_roots (
     current_since timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 
+-- The attestation index (tufrepo/attestindex.go): one online-signed role per first byte of
+-- the file digest. dirty: attestations arrived since the shard was last signed. The bytes
+-- of every index target ever signed are kept by their sha256, to be served under it.
+CREATE TABLE attestation_shards (
+    shard text    PRIMARY KEY CHECK (shard ~ '^[0-9a-f]{2}$'),
+    dirty boolean NOT NULL DEFAULT true
+);
+CREATE TABLE attestation_indexes (
+    sha256      bytea PRIMARY KEY CHECK (length(sha256) = 32),
+    file_sha256 bytea NOT NULL,
+    raw         bytea NOT NULL
+);
+
 -- +goose Down
+DROP TABLE attestation_indexes;
+DROP TABLE attestation_shards;
 DROP TABLE sigstore_trusted_roots;
 DROP INDEX release_files_sha256;
 DROP TABLE attestations;

@@ -6,6 +6,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
@@ -147,14 +148,24 @@ func (s *Server) publishTrustedRoot(ctx context.Context) error {
 	return nil
 }
 
-// getOwnTarget serves one of the repository's own targets (a trusted root it published)
-// at /targets/_cairn/sigstore/<sha256>.trusted_root.json.
+// getOwnTarget serves one of the repository's own targets: a trusted root it published at
+// /targets/_cairn/sigstore/<sha256>.trusted_root.json, an attestation index at
+// /targets/_cairn/attestations/<sha256>.<file sha256>.json.
 func (s *Server) getOwnTarget(w http.ResponseWriter, r *http.Request, path, sum string) {
-	if path != tufrepo.SigstoreTrustedRootTarget || !store.ValidSHA256(sum) {
+	if !store.ValidSHA256(sum) {
 		s.writeError(w, r, errNotFound(r.URL.Path))
 		return
 	}
-	raw, err := s.db.SigstoreTrustedRootBytes(r.Context(), sum)
+	var raw []byte
+	var err error
+	switch name, isIndex := strings.CutPrefix(path, tufrepo.AttestationIndexPrefix); {
+	case path == tufrepo.SigstoreTrustedRootTarget:
+		raw, err = s.db.SigstoreTrustedRootBytes(r.Context(), sum)
+	case isIndex && strings.HasSuffix(name, ".json") && store.ValidSHA256(strings.TrimSuffix(name, ".json")):
+		raw, err = s.db.AttestationIndexBytes(r.Context(), strings.TrimSuffix(name, ".json"), sum)
+	default:
+		err = errNotFound(r.URL.Path)
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -245,5 +246,72 @@ func TestTrustedRootIsATUFTarget(t *testing.T) {
 		if res := r.Do(t, http.MethodGet, p, "", "", nil); res.Status != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", p, res.Status)
 		}
+	}
+}
+
+// waitIndex refreshes a go-tuf updater until the index target of file lists n bundles, and
+// returns the index it downloaded (verified by go-tuf: signatures, snapshot, hashes).
+func waitIndex(t *testing.T, r *testrepo.Repo, file string, n int) tufrepo.AttestationIndex {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		u := newUpdater(t, r)
+		if err := u.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+		if ti, err := u.GetTargetInfo(tufrepo.AttestationIndexTarget(file)); err == nil {
+			_, raw, err := u.DownloadTarget(ti, filepath.Join(t.TempDir(), "index.json"), "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var idx tufrepo.AttestationIndex
+			if err := json.Unmarshal(raw, &idx); err != nil {
+				t.Fatal(err)
+			}
+			if len(idx.Bundles) == n {
+				return idx
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the index of %s never listed %d bundles", file, n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestAttestationIndexIsCommittedThroughTUF: every stored attestation is listed in the
+// file's index target, which a standard TUF client downloads and verifies.
+func TestAttestationIndexIsCommittedThroughTUF(t *testing.T) {
+	sig := attesttest.New(t)
+	r, file := attestRepo(t, sig)
+	var want []string
+	for i, who := range []string{attAlice, attBob} {
+		res := postBundle(t, r, file.SHA256, sig.Bundle(t, who, attIssuer, attesttest.Options{}, file))
+		if res.Status != http.StatusCreated {
+			t.Fatalf("POST: %d %s", res.Status, res.Body)
+		}
+		var a api.Attestation
+		if err := json.Unmarshal(res.Body, &a); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, a.BundleSHA256)
+		r.Server.Publisher().Kick()
+		idx := waitIndex(t, r, file.SHA256, i+1)
+		if idx.FileSHA256 != file.SHA256 {
+			t.Fatalf("index names %s", idx.FileSHA256)
+		}
+		for _, b := range want {
+			if !slices.Contains(idx.Bundles, b) {
+				t.Errorf("index %v lacks %s", idx.Bundles, b)
+			}
+		}
+	}
+	// A file without attestations has no index target: the committed set is empty.
+	u := newUpdater(t, r)
+	if err := u.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := u.GetTargetInfo(tufrepo.AttestationIndexTarget(sha([]byte("no such file")))); err == nil {
+		t.Error("an index for a file without attestations")
 	}
 }

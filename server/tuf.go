@@ -159,7 +159,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, file stri
 		f = h.snapshot
 	case role == tufrepo.RoleTimestamp && v == h.timestamp.version:
 		f = h.timestamp
-	case !tufrepo.IsReservedRole(role) && !tufrepo.IsShardRole(role) && tufrepo.ValidateProjectName(role) != nil:
+	case !tufrepo.IsReservedRole(role) && !tufrepo.IsShardRole(role) && !tufrepo.IsAttestationShardRole(role) && tufrepo.ValidateProjectName(role) != nil:
 		return s.writeError(w, r, errNotFound(r.URL.Path))
 	default:
 		f, err = s.metaVersion(r.Context(), role, v)

@@ -99,6 +99,18 @@ func (db *DB) AddAttestation(ctx context.Context, a NewAttestation) (api.Attesta
 		if err != nil {
 			return fmt.Errorf("storing an attestation of sha256:%s: %w", a.FileSHA256, err)
 		}
+		// The next publish commits the file's new index (tufrepo/attestindex.go): its shard
+		// is flagged, and the top recently-claimed node, whose signing signs the shards.
+		if _, err := tx.Exec(ctx, `INSERT INTO attestation_shards (shard, dirty) VALUES ($1, true)
+			ON CONFLICT (shard) DO UPDATE SET dirty = true`, tufrepo.AttestationShard(a.FileSHA256)); err != nil {
+			return fmt.Errorf("flagging the attestation index: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `UPDATE shards SET dirty = true WHERE tree = 'recently-claimed' AND prefix = ''`); err != nil {
+			return fmt.Errorf("flagging the recently-claimed top node: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, 'attestation')`, ChannelStaged); err != nil {
+			return fmt.Errorf("notifying publishers: %w", err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -279,6 +291,94 @@ func (db *DB) SigstoreTrustedRootBytes(ctx context.Context, sha256Hex string) ([
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading Sigstore trusted root %s: %w", sha256Hex, err)
+	}
+	return raw, nil
+}
+
+// The attestation index roles (tufrepo.AttestationIndexTx).
+var _ tufrepo.AttestationIndexTx = publishTx{}
+
+func (p publishTx) AttestationShards(ctx context.Context) ([]tufrepo.AttestationShardState, error) {
+	rows, err := p.tx.Query(ctx, `
+		SELECT s.shard, coalesce(m.version, 0), coalesce(m.expires, 'epoch'::timestamptz), s.dirty
+		FROM attestation_shards s
+		LEFT JOIN LATERAL (SELECT version, expires FROM metadata WHERE role = '_attestations.' || s.shard ORDER BY version DESC LIMIT 1) m ON true
+		ORDER BY s.shard`)
+	if err != nil {
+		return nil, fmt.Errorf("reading the attestation index roles: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (tufrepo.AttestationShardState, error) {
+		var st tufrepo.AttestationShardState
+		return st, r.Scan(&st.Shard, &st.Version, &st.Expires, &st.Dirty)
+	})
+}
+
+func (p publishTx) AttestationShardTargets(ctx context.Context, shard string) (map[string]*metadata.TargetFiles, error) {
+	rows, err := p.tx.Query(ctx, `SELECT file_sha256, array_agg(encode(bundle_sha256, 'hex') ORDER BY bundle_sha256)
+		FROM attestations WHERE substr(encode(file_sha256, 'hex'), 1, 2) = $1 GROUP BY file_sha256`, shard)
+	if err != nil {
+		return nil, fmt.Errorf("reading the attestations of shard %s: %w", shard, err)
+	}
+	type fileBundles struct {
+		file    []byte
+		bundles []string
+	}
+	files, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (fileBundles, error) {
+		var f fileBundles
+		return f, r.Scan(&f.file, &f.bundles)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the attestations of shard %s: %w", shard, err)
+	}
+	out := make(map[string]*metadata.TargetFiles, len(files))
+	for _, f := range files {
+		file := hex.EncodeToString(f.file)
+		raw, err := tufrepo.EncodeAttestationIndex(file, f.bundles)
+		if err != nil {
+			return nil, err
+		}
+		path := tufrepo.AttestationIndexTarget(file)
+		tf, err := tufrepo.OwnTargetFile(path, raw)
+		if err != nil {
+			return nil, fmt.Errorf("describing index %s: %w", path, err)
+		}
+		sum := sha256.Sum256(raw)
+		if _, err := p.tx.Exec(ctx, `INSERT INTO attestation_indexes (sha256, file_sha256, raw) VALUES ($1, $2, $3) ON CONFLICT (sha256) DO NOTHING`, sum[:], f.file, raw); err != nil {
+			return nil, fmt.Errorf("keeping index %s: %w", path, err)
+		}
+		out[path] = tf
+	}
+	return out, nil
+}
+
+func (p publishTx) CleanAttestationShards(ctx context.Context, shards []string) error {
+	if len(shards) == 0 {
+		return nil
+	}
+	if _, err := p.tx.Exec(ctx, `UPDATE attestation_shards SET dirty = false WHERE shard = ANY($1)`, shards); err != nil {
+		return fmt.Errorf("clearing the attestation index flags: %w", err)
+	}
+	return nil
+}
+
+// AttestationIndexBytes returns an index target the repository has signed, by its sha256
+// (hex), if it is the index of fileSHA256; not_found otherwise.
+func (db *DB) AttestationIndexBytes(ctx context.Context, fileSHA256, sha256Hex string) ([]byte, error) {
+	file, err := unhex32("file digest", fileSHA256)
+	if err != nil {
+		return nil, api.Errorf(api.CodeNotFound, "no attestation index for %.80q", fileSHA256)
+	}
+	sum, err := unhex32("index digest", sha256Hex)
+	if err != nil {
+		return nil, api.Errorf(api.CodeNotFound, "no attestation index has sha256 %.80q", sha256Hex)
+	}
+	var raw []byte
+	err = db.Pool.QueryRow(ctx, `SELECT raw FROM attestation_indexes WHERE sha256 = $1 AND file_sha256 = $2`, sum, file).Scan(&raw)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, api.Errorf(api.CodeNotFound, "no attestation index of sha256:%s has sha256 %s", fileSHA256, sha256Hex)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading attestation index %s: %w", sha256Hex, err)
 	}
 	return raw, nil
 }

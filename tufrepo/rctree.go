@@ -180,6 +180,9 @@ func (p *Publisher) signRC(ctx context.Context, tx PublishTx, now time.Time, pla
 				return fmt.Errorf("reading the repository's own targets: %w", err)
 			}
 			n.Targets = own
+			if n.Own, err = p.signAttestationShards(ctx, tx, now, plan.floor, sign); err != nil {
+				return fmt.Errorf("signing the attestation index: %w", err)
+			}
 		}
 		v := max(st.Version+1, plan.floor)
 		signed, err := BuildShardNode(v, exp, keys, n)

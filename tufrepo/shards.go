@@ -271,6 +271,9 @@ type ShardNode struct {
 	// Targets are files the node lists itself: only the top recently-claimed node, with
 	// the repository's own targets (owntargets.go).
 	Targets map[string]*metadata.TargetFiles
+	// Own are delegations to the repository's own online roles (the attestation index
+	// roles), to keys, by the top recently-claimed node only.
+	Own []metadata.DelegatedRole
 }
 
 // Role is the node's role name.
@@ -304,6 +307,12 @@ func BuildShardNode(version int64, expires time.Time, keys ShardKeys, n ShardNod
 			Name: p.Name, KeyIDs: slices.Sorted(slices.Values(p.KeyIDs)), Threshold: p.Threshold, Terminating: true,
 			Paths: []string{ProjectPathPattern(p.Name)},
 		})
+	}
+	if len(n.Own) > 0 {
+		for _, id := range keys.KeyIDs {
+			d.Keys[id] = keys.Keys[id]
+		}
+		d.Roles = append(d.Roles, n.Own...)
 	}
 	slices.SortFunc(d.Roles, func(a, b metadata.DelegatedRole) int { return strings.Compare(a.Name, b.Name) })
 	md.Signed.Delegations = d
