@@ -110,3 +110,110 @@ func TestAttestationsSocialProofAndWithheldAttestation(t *testing.T) {
 	// Until a new snapshot commits the smaller index (a signature by the online key, in the
 	// audit log and the transparency log), every client catches it.
 }
+
+// TestGetAppliesAttestationPolicy: 'cairn get' with a policy needing two distinct trusted
+// identities fails (exit 4, the rule named, nothing written) with one and passes with two;
+// an untrusted SAN, a wrong issuer and a missing predicate type are each refused; a server
+// that drops a committed attestation is caught by get too.
+func TestGetAppliesAttestationPolicy(t *testing.T) {
+	sig := attesttest.New(t)
+	trFile := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := os.WriteFile(trFile, sig.TrustedRoot(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, drop, err := testdb.Create("e2e_attest_policy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.SigstoreTrustedRoot = trFile })
+	t.Cleanup(drop)
+	ctx := context.Background()
+	maint := newCLI(t, r.AdminToken)
+	rootFile := filepath.Join(r.Dir, "root.json")
+	maint.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	maint.ok(t, "key", "generate", "--name", "alice")
+	maint.ok(t, "project", "create", "hello", "--key", "alice")
+	content := []byte("hello, world: policy")
+	f := filepath.Join(t.TempDir(), "hello-1.0.0.tar.gz")
+	if err := os.WriteFile(f, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	maint.ok(t, "upload", "hello", "1.0.0", f, "--key", "alice")
+	rest, err := cairnclient.NewAPI(r.URL, cairnclient.WithToken(r.AdminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := attesttest.File("hello-1.0.0.tar.gz", content)
+	const iss = "https://accounts.example.com"
+	attestBy := func(who string) {
+		t.Helper()
+		if _, err := rest.PostAttestation(ctx, subj.SHA256, sig.Bundle(t, who, iss, attesttest.Options{}, subj)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Server.Publisher().PublishOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	attestBy("alice@hello.dev")
+
+	dl := newCLI(t, "")
+	dl.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	policy := filepath.Join(dl.home, "policy.yaml")
+	if err := os.WriteFile(policy, []byte(`
+global:
+  trusted_identities:
+    - san_regexp: ".*@hello[.]dev"
+      issuer: https://accounts.example.com
+projects:
+  hello:
+    require_identities: 2
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dl.ok(t, "policy", "check")
+	if out := dl.ok(t, "policy", "show", "--project", "hello", "--output", "json"); !strings.Contains(out, `"require_identities": 2`) {
+		t.Errorf("policy show: %s", out)
+	}
+	refused := func(want string, args ...string) {
+		t.Helper()
+		dir := t.TempDir()
+		code, _, errs := dl.run(t, append([]string{"get", "hello@1.0.0", "--output-dir", dir}, args...)...)
+		if code != int(cairnclient.ExitPolicy) || !strings.Contains(errs, want) {
+			t.Fatalf("get %v: exit %d, stderr %s; want exit 4 naming %q", args, code, errs, want)
+		}
+		if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+			t.Fatalf("get %v wrote %d files after a policy refusal", args, len(ents))
+		}
+	}
+	refused("require_identities: 1 distinct trusted identities")
+	attestBy("mallory@evil.example") // verifies, but is not trusted
+	refused("require_identities: 1 distinct trusted identities")
+	attestBy("bob@hello.dev")
+	dir := t.TempDir()
+	dl.ok(t, "get", "hello@1.0.0", "--output-dir", dir)
+	if b, err := os.ReadFile(filepath.Join(dir, "hello-1.0.0.tar.gz")); err != nil || string(b) != string(content) {
+		t.Fatalf("get with the policy met: %q %v", b, err)
+	}
+	// Flags add rules: a wrong issuer and a predicate type nobody attested.
+	refused("require_identities", "--policy", writePolicy(t, "global:\n  trusted_identities:\n    - san: bob@hello.dev\n      issuer: https://wrong.example\n  require_identities: 1\n"))
+	refused("require_predicate_types", "--require-predicate-type", "https://spdx.dev/Document")
+	refused("provenance", "--require-source", "https://github.com/hello/hello")
+	// A bad policy file is malformed input (exit 10), not a pass.
+	if code, _, errs := dl.run(t, "policy", "check", writePolicy(t, "global:\n  require_identites: 2\n")); code != int(cairnclient.ExitMalformed) || !strings.Contains(errs, "require_identites") {
+		t.Fatalf("policy check of a bad file: exit %d %s", code, errs)
+	}
+	// The server drops bob's attestation: get refuses (exit 4) and writes nothing.
+	if _, err := r.DB.Pool.Exec(ctx, `DELETE FROM attestations WHERE san = 'bob@hello.dev'`); err != nil {
+		t.Fatal(err)
+	}
+	refused("leaves out")
+}
+
+func writePolicy(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
