@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-dev/cairn/attest"
 	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/cairn-dev/cairn/tufrepo"
+	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // ErrAttestationWithheld: the attestation index committed in TUF metadata lists a bundle
@@ -171,6 +172,9 @@ type VerifiedAttestation struct {
 	// Committed: the bundle is in the signed index of the verified snapshot. Bundles posted
 	// after that snapshot are verified but not yet committed.
 	Committed bool `json:"committed"`
+	// MaintainerBound: the maintainers bound it to the file at upload, in the target's
+	// signed custom data (cairn upload --attest).
+	MaintainerBound bool `json:"maintainer_bound,omitempty"`
 }
 
 // AttestationSet is a file's attestations, every one verified offline against the trusted
@@ -197,6 +201,14 @@ type RefusedAttestation struct {
 // the index only ever lists bundles the server verified). Listed bundles not yet
 // committed are verified as well; those that fail are reported in Refused.
 func VerifyAttestations(ctx context.Context, repo *Repo, a *API, fileSHA256 string) (*AttestationSet, error) {
+	return VerifyFileAttestations(ctx, repo, a, api.File{SHA256: fileSHA256})
+}
+
+// VerifyFileAttestations is VerifyAttestations for a release file from verified metadata:
+// the bundles its maintainers bound at upload (f.Attestations, from the signed target's
+// custom data) are required like committed ones, and marked MaintainerBound.
+func VerifyFileAttestations(ctx context.Context, repo *Repo, a *API, f api.File) (*AttestationSet, error) {
+	fileSHA256 := f.SHA256
 	if err := ValidateSHA256Hex(fileSHA256); err != nil {
 		return nil, err
 	}
@@ -223,23 +235,35 @@ func VerifyAttestations(ctx context.Context, repo *Repo, a *API, fileSHA256 stri
 				Detail: fmt.Sprintf("snapshot %d commits attestation %s of sha256:%s, which the server's list leaves out", set.SnapshotVersion, b, fileSHA256)}
 		}
 	}
+	for _, b := range f.Attestations {
+		if !inList[b] {
+			return nil, &VerifyError{Code: ExitPolicy, Target: f.Path, Err: ErrAttestationWithheld,
+				Detail: fmt.Sprintf("the maintainers bound attestation %s to it at upload (signed target custom data), and the server's list leaves it out", b)}
+		}
+	}
 	order := slices.Clone(idx.Bundles)
+	for _, b := range f.Attestations {
+		if !slices.Contains(order, b) {
+			order = append(order, b)
+		}
+	}
 	for _, l := range listed {
-		if !slices.Contains(idx.Bundles, l.BundleSHA256) {
+		if !slices.Contains(order, l.BundleSHA256) {
 			order = append(order, l.BundleSHA256)
 		}
 	}
 	for _, b := range order {
 		committed := slices.Contains(idx.Bundles, b)
+		bound := slices.Contains(f.Attestations, b)
 		raw, err := a.AttestationBundle(ctx, fileSHA256, b)
 		if err == nil {
 			var v *attest.Verified
 			if v, err = attest.Verify(tr, raw, fileSHA256); err == nil {
-				set.Attestations = append(set.Attestations, VerifiedAttestation{Attestation: v.Attestation, Committed: committed})
+				set.Attestations = append(set.Attestations, VerifiedAttestation{Attestation: v.Attestation, Committed: committed, MaintainerBound: bound})
 				continue
 			}
 		}
-		if committed {
+		if committed || bound {
 			return nil, &VerifyError{Code: ExitPolicy, Target: "attestation " + b, Err: ErrAttestationWithheld,
 				Detail: fmt.Sprintf("snapshot %d commits it, but it cannot be fetched and verified", set.SnapshotVersion)}
 		}
@@ -265,4 +289,44 @@ func (s *AttestationSet) Identities() []api.SignerIdentity {
 		return strings.Compare(a.Issuer, b.Issuer)
 	})
 	return out
+}
+
+// BindAttestations records, in the custom data of the targets of next (a project role
+// version being written), the sha256 of each bundle bound to them: path → bundle digests.
+// The maintainers' signature over the role then covers them. Only targets next adds may
+// be given (published targets are immutable).
+func BindAttestations(next *metadata.Metadata[metadata.TargetsType], bound map[string][]string) error {
+	for path, digests := range bound {
+		tf := next.Signed.Targets[path]
+		if tf == nil {
+			return api.Errorf(api.CodeBadRequest, "cannot bind attestations to %q: the new role version does not list it", path)
+		}
+		var c map[string]json.RawMessage
+		if tf.Custom != nil {
+			if err := json.Unmarshal(*tf.Custom, &c); err != nil {
+				return fmt.Errorf("reading the custom data of %s: %w", path, err)
+			}
+		}
+		if c == nil {
+			c = map[string]json.RawMessage{}
+		}
+		d := slices.Clone(digests)
+		slices.Sort(d)
+		d = slices.Compact(d)
+		list, err := json.Marshal(d)
+		if err != nil {
+			return err
+		}
+		c["attestations"] = list
+		raw, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		if len(raw) > tufrepo.MaxCustomBytes {
+			return api.Errorf(api.CodeTooLarge, "binding %d attestations to %s makes its custom data %d bytes; at most %d are allowed", len(d), path, len(raw), tufrepo.MaxCustomBytes)
+		}
+		msg := json.RawMessage(raw)
+		tf.Custom = &msg
+	}
+	return nil
 }

@@ -217,3 +217,68 @@ func writePolicy(t *testing.T, body string) string {
 	}
 	return p
 }
+
+// TestUploadBindsProvenance: 'cairn upload --attest' verifies the bundle, binds its
+// digest in the signed target's custom data and attaches it. Even a server that drops it
+// and publishes an index without it (the online key) is caught: the maintainers'
+// signature names it.
+func TestUploadBindsProvenance(t *testing.T) {
+	sig := attesttest.New(t)
+	trFile := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := os.WriteFile(trFile, sig.TrustedRoot(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, drop, err := testdb.Create("e2e_attest_upload")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.SigstoreTrustedRoot = trFile })
+	t.Cleanup(drop)
+	ctx := context.Background()
+	maint := newCLI(t, r.AdminToken)
+	rootFile := filepath.Join(r.Dir, "root.json")
+	maint.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	maint.ok(t, "key", "generate", "--name", "alice")
+	maint.ok(t, "project", "create", "hello", "--key", "alice")
+	dir := t.TempDir()
+	content := []byte("hello, world: built in CI")
+	f := filepath.Join(dir, "hello-1.0.0.tar.gz")
+	if err := os.WriteFile(f, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	subj := attesttest.File("hello-1.0.0.tar.gz", content)
+	prov := filepath.Join(dir, "hello-1.0.0.tar.gz.sigstore.json")
+	if err := os.WriteFile(prov, sig.Bundle(t, "ci@hello.dev", "https://accounts.example.com", attesttest.Options{}, subj), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// A bundle about another file stops the upload before anything is sent.
+	other := filepath.Join(dir, "other.sigstore.json")
+	if err := os.WriteFile(other, sig.Bundle(t, "ci@hello.dev", "https://accounts.example.com", attesttest.Options{}, attesttest.File("x", []byte("other"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errs := maint.run(t, "upload", "hello", "1.0.0", f, "--key", "alice", "--attest", other); code == 0 || !strings.Contains(errs, "attests none of the files") {
+		t.Fatalf("upload with a bundle about another file: exit %d %s", code, errs)
+	}
+	maint.ok(t, "upload", "hello", "1.0.0", f, "--key", "alice", "--attest", prov)
+
+	dl := newCLI(t, "")
+	dl.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	out := dl.ok(t, "attestations", "hello@1.0.0", "--output", "json")
+	if !strings.Contains(out, `"maintainer_bound": true`) || !strings.Contains(out, "ci@hello.dev") {
+		t.Fatalf("the bound provenance is not shown: %s", out)
+	}
+	// The attacker removes it and publishes an index without it.
+	if _, err := r.DB.Pool.Exec(ctx, `DELETE FROM attestations`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.DB.Pool.Exec(ctx, `UPDATE attestation_shards SET dirty = true; UPDATE shards SET dirty = true WHERE tree = 'recently-claimed' AND prefix = ''`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Server.Publisher().PublishOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errs := dl.run(t, "attestations", "hello@1.0.0")
+	if code != int(cairnclient.ExitPolicy) || !strings.Contains(errs, "bound attestation") {
+		t.Fatalf("dropped bound provenance: exit %d, stderr %s; want exit 4", code, errs)
+	}
+}

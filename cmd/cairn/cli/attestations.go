@@ -92,7 +92,7 @@ verify are shown as refused and never counted.`,
 			}
 			out := attestationsOutput{Project: project, Version: version, Server: repo.Server()}
 			for _, f := range files {
-				set, err := client.VerifyAttestations(a.ctx, repo, rest, f.SHA256)
+				set, err := client.VerifyFileAttestations(a.ctx, repo, rest, f)
 				if err != nil {
 					return fmt.Errorf("attestations of %s: %w", f.Path, err)
 				}

@@ -117,7 +117,7 @@ func (a *app) checkAttestationPolicy(repo *client.Repo, rules client.Rules, file
 		return err
 	}
 	for _, f := range files {
-		set, err := client.VerifyAttestations(a.ctx, repo, rest, f.SHA256)
+		set, err := client.VerifyFileAttestations(a.ctx, repo, rest, f)
 		if err != nil {
 			return fmt.Errorf("attestations of %s: %w", f.Path, err)
 		}
