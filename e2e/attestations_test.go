@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -280,5 +282,76 @@ func TestUploadBindsProvenance(t *testing.T) {
 	code, _, errs := dl.run(t, "attestations", "hello@1.0.0")
 	if code != int(cairnclient.ExitPolicy) || !strings.Contains(errs, "bound attestation") {
 		t.Fatalf("dropped bound provenance: exit %d, stderr %s; want exit 4", code, errs)
+	}
+}
+
+// TestFetchByDigest: 'cairn fetch URL --digest' writes the file only if the digest
+// matches (exit 1 and nothing at FILE otherwise), shows the attestations the configured
+// server has for it, and applies the policy before writing.
+func TestFetchByDigest(t *testing.T) {
+	sig := attesttest.New(t)
+	trFile := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := os.WriteFile(trFile, sig.TrustedRoot(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, drop, err := testdb.Create("e2e_attest_fetch")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.SigstoreTrustedRoot = trFile })
+	t.Cleanup(drop)
+	ctx := context.Background()
+	maint := newCLI(t, r.AdminToken)
+	rootFile := filepath.Join(r.Dir, "root.json")
+	maint.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	maint.ok(t, "key", "generate", "--name", "alice")
+	maint.ok(t, "project", "create", "hello", "--key", "alice")
+	content := []byte("hello, world: mirrored elsewhere")
+	f := filepath.Join(t.TempDir(), "hello-1.0.0.tar.gz")
+	if err := os.WriteFile(f, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	maint.ok(t, "upload", "hello", "1.0.0", f, "--key", "alice")
+	rest, err := cairnclient.NewAPI(r.URL, cairnclient.WithToken(r.AdminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subj := attesttest.File("hello-1.0.0.tar.gz", content)
+	if _, err := rest.PostAttestation(ctx, subj.SHA256, sig.Bundle(t, "alice@127.0.0.1", "https://accounts.example.com", attesttest.Options{}, subj)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Server.Publisher().PublishOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mirror := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) { w.Write(content) }))
+	defer mirror.Close()
+
+	dl := newCLI(t, "")
+	dl.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "hello.tgz")
+	code, _, errs := dl.run(t, "fetch", mirror.URL+"/hello.tgz", "--digest", "sha256:"+sha([]byte("other")), "-o", out)
+	if code != int(cairnclient.ExitHashMismatch) || !strings.Contains(errs, "nothing was written") {
+		t.Fatalf("wrong digest: exit %d %s", code, errs)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("a digest mismatch left %d files", len(ents))
+	}
+	code, _, errs = dl.run(t, "fetch", mirror.URL+"/hello.tgz", "--digest", "sha256:"+subj.SHA256, "-o", out, "--require-identities", "2")
+	if code != int(cairnclient.ExitPolicy) || !strings.Contains(errs, "require_identities") {
+		t.Fatalf("policy: exit %d %s", code, errs)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("a policy refusal left %d files", len(ents))
+	}
+	code, _, errs = dl.run(t, "fetch", mirror.URL+"/hello.tgz", "--digest", "sha256:"+subj.SHA256, "-o", out, "--require-identities", "1")
+	if code != 0 || !strings.Contains(errs, "alice@127.0.0.1") || !strings.Contains(errs, "(matches 127.0.0.1)") {
+		t.Fatalf("fetch: exit %d %s", code, errs)
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b) != string(content) {
+		t.Fatalf("fetched %q %v", b, err)
+	}
+	if code, _, errs := dl.run(t, "fetch", "http://example.com/x", "--digest", "sha256:"+subj.SHA256); code != int(cairnclient.ExitMalformed) || !strings.Contains(errs, "loopback") {
+		t.Fatalf("plain HTTP to a remote host: exit %d %s", code, errs)
 	}
 }
