@@ -3,12 +3,13 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"os"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-dev/cairn/attest/attesttest"
 	cairnclient "github.com/cairn-dev/cairn/client"
@@ -353,5 +354,76 @@ func TestFetchByDigest(t *testing.T) {
 	}
 	if code, _, errs := dl.run(t, "fetch", "http://example.com/x", "--digest", "sha256:"+subj.SHA256); code != int(cairnclient.ExitMalformed) || !strings.Contains(errs, "loopback") {
 		t.Fatalf("plain HTTP to a remote host: exit %d %s", code, errs)
+	}
+}
+
+// TestClientRefusesBundlesTheServerShouldNotHave: an attacker with the database inserts
+// bundles the server would have refused (another digest, no inclusion proof, a certificate
+// expired when logged, another Sigstore's). 'cairn attestations' verifies each itself:
+// none is counted, each is shown refused, and a policy needing one identity fails (exit 4).
+func TestClientRefusesBundlesTheServerShouldNotHave(t *testing.T) {
+	sig := attesttest.New(t)
+	trFile := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := os.WriteFile(trFile, sig.TrustedRoot(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, drop, err := testdb.Create("e2e_attest_forged")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.SigstoreTrustedRoot = trFile })
+	t.Cleanup(drop)
+	ctx := context.Background()
+	maint := newCLI(t, r.AdminToken)
+	rootFile := filepath.Join(r.Dir, "root.json")
+	maint.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	maint.ok(t, "key", "generate", "--name", "alice")
+	maint.ok(t, "project", "create", "hello", "--key", "alice")
+	content := []byte("hello, world: forged endorsements")
+	f := filepath.Join(t.TempDir(), "hello-1.0.0.tar.gz")
+	if err := os.WriteFile(f, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	maint.ok(t, "upload", "hello", "1.0.0", f, "--key", "alice")
+	subj := attesttest.File("hello-1.0.0.tar.gz", content)
+	const iss = "https://accounts.example.com"
+	bad := [][]byte{
+		sig.Bundle(t, "a@x.example", iss, attesttest.Options{}, attesttest.File("other", []byte("another file"))),
+		sig.Bundle(t, "b@x.example", iss, attesttest.Options{NoInclusionProof: true}, subj),
+		sig.Bundle(t, "c@x.example", iss, attesttest.Options{LogTime: time.Now().Add(time.Hour)}, subj),
+		attesttest.New(t).Bundle(t, "d@x.example", iss, attesttest.Options{}, subj),
+	}
+	for i, b := range bad {
+		sum := shaBytes(b)
+		if _, err := r.DB.Pool.Exec(ctx, `INSERT INTO attestations (file_sha256, bundle_sha256, signature_sha256, bundle, san, issuer, predicate_type, log_time, log_index, trusted_root_sha256)
+			VALUES ($1, $2, $2, $3, $4, $5, 'https://slsa.dev/provenance/v1', now(), 0, $2)`, shaBytes(content), sum, b, "forged"+itoa(int64(i))+"@x.example", iss); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dl := newCLI(t, "")
+	dl.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	out := dl.ok(t, "attestations", "hello@1.0.0", "--output", "json")
+	var proof struct {
+		Files []struct {
+			Identities []json.RawMessage `json:"identities"`
+			Refused    []struct {
+				Reason string `json:"reason"`
+			} `json:"refused"`
+		} `json:"files"`
+	}
+	if err := json.Unmarshal([]byte(out), &proof); err != nil {
+		t.Fatal(err)
+	}
+	if p := proof.Files[0]; len(p.Identities) != 0 || len(p.Refused) != 4 {
+		t.Fatalf("forged bundles counted: %s", out)
+	}
+	for i, want := range []string{"attestation_subject_mismatch", "attestation_not_included", "was not valid when the log recorded", "attestation_not_included"} {
+		if !strings.Contains(proof.Files[0].Refused[i].Reason, want) {
+			t.Errorf("refused[%d]: %q, want %q", i, proof.Files[0].Refused[i].Reason, want)
+		}
+	}
+	code, _, errs := dl.run(t, "get", "hello@1.0.0", "--output-dir", t.TempDir(), "--require-identities", "1")
+	if code != int(cairnclient.ExitPolicy) || !strings.Contains(errs, "require_identities: 0") {
+		t.Fatalf("get with forged bundles only: exit %d %s", code, errs)
 	}
 }
