@@ -49,7 +49,8 @@ type AttestationList struct {
 
 // IdentityCount is one distinct signer identity and how many attestations it made.
 type IdentityCount struct {
-	SignerIdentity
+	SAN            string   `json:"san"`
+	Issuer         string   `json:"issuer"`
 	Count          int      `json:"count"`
 	PredicateTypes []string `json:"predicate_types"`
 }

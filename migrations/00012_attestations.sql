@@ -24,8 +24,8 @@ CREATE TABLE attestations (
     UNIQUE (file_sha256, signature_sha256)
 );
 
--- An attestation names a file by content: find the release files with that sha256.
-CREATE INDEX release_files_sha256 ON release_files (sha256);
+-- An attestation names a file by content; release_files_sha256 (00011_search.sql) finds
+-- the release files with that sha256.
 
 -- The Sigstore trusted roots the repository has published as the TUF target
 -- _cairn/sigstore/trusted_root.json (listed by the top recently-claimed node, signed with
@@ -54,5 +54,4 @@ CREATE TABLE attestation_indexes (
 DROP TABLE attestation_indexes;
 DROP TABLE attestation_shards;
 DROP TABLE sigstore_trusted_roots;
-DROP INDEX release_files_sha256;
 DROP TABLE attestations;
