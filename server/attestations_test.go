@@ -138,6 +138,8 @@ func TestAttestationBadInputChangesNothing(t *testing.T) {
 	if res := postBundle(t, r, file.SHA256, good); res.Status != http.StatusCreated {
 		t.Fatalf("POST: %d %s", res.Status, res.Body)
 	}
+	// The post's publish (the index) must be done before the state is compared.
+	waitIndex(t, r, file.SHA256, 1)
 	// The same signature re-serialised (other key order, spaces) is the same attestation.
 	var m map[string]any
 	if err := json.Unmarshal(good, &m); err != nil {
