@@ -262,6 +262,17 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 		}
 		return nil, err
 	}
+	// A configuration mistake is reported before anything is set up or touched.
+	var trustedRoot *attest.TrustedRoot
+	if c.SigstoreTrustedRoot != "" {
+		raw, err := readBounded(c.SigstoreTrustedRoot, attest.MaxTrustedRootBytes)
+		if err != nil {
+			return fail(fmt.Errorf("--sigstore-trusted-root: %w", err))
+		}
+		if trustedRoot, err = attest.ParseTrustedRoot(raw); err != nil {
+			return fail(fmt.Errorf("--sigstore-trusted-root %s: %w", c.SigstoreTrustedRoot, err))
+		}
+	}
 	var offline map[string]*tufrepo.OnlineSigner
 	if c.Dev {
 		if offline, err = devSetup(ctx, &c); err != nil {
@@ -344,15 +355,7 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	scfg.MaxStaleness = max(0, c.MaxStaleness)
 	scfg.PublishTimeout = max(0, c.PublishTimeout)
 	scfg.StaticDir = c.StaticDir
-	if c.SigstoreTrustedRoot != "" {
-		raw, err := readBounded(c.SigstoreTrustedRoot, attest.MaxTrustedRootBytes)
-		if err != nil {
-			return fail(fmt.Errorf("--sigstore-trusted-root: %w", err))
-		}
-		if scfg.SigstoreTrustedRoot, err = attest.ParseTrustedRoot(raw); err != nil {
-			return fail(fmt.Errorf("--sigstore-trusted-root %s: %w", c.SigstoreTrustedRoot, err))
-		}
-	}
+	scfg.SigstoreTrustedRoot = trustedRoot
 	if c.ShardCapacity != 0 && (c.ShardCapacity < 2 || c.ShardCapacity > tufrepo.MaxShardDelegations) {
 		return fail(fmt.Errorf("--shard-capacity %d: want 2 to %d", c.ShardCapacity, tufrepo.MaxShardDelegations))
 	}
