@@ -38,11 +38,14 @@ CREATE TABLE sigstore_trusted_roots (
 );
 
 -- The attestation index (tufrepo/attestindex.go): one online-signed role per first byte of
--- the file digest. dirty: attestations arrived since the shard was last signed. The bytes
+-- the file digest. Every post increments wanted; a publish that signs the shard sets signed
+-- to the wanted it read, so a post that commits while a publish runs is never lost (the
+-- shard stays due: wanted > signed). The bytes
 -- of every index target ever signed are kept by their sha256, to be served under it.
 CREATE TABLE attestation_shards (
     shard text    PRIMARY KEY CHECK (shard ~ '^[0-9a-f]{2}$'),
-    dirty boolean NOT NULL DEFAULT true
+    wanted bigint NOT NULL DEFAULT 1,
+    signed bigint NOT NULL DEFAULT 0
 );
 CREATE TABLE attestation_indexes (
     sha256      bytea PRIMARY KEY CHECK (length(sha256) = 32),

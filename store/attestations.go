@@ -99,14 +99,12 @@ func (db *DB) AddAttestation(ctx context.Context, a NewAttestation) (api.Attesta
 		if err != nil {
 			return fmt.Errorf("storing an attestation of sha256:%s: %w", a.FileSHA256, err)
 		}
-		// The next publish commits the file's new index (tufrepo/attestindex.go): its shard
-		// is flagged, and the top recently-claimed node, whose signing signs the shards.
-		if _, err := tx.Exec(ctx, `INSERT INTO attestation_shards (shard, dirty) VALUES ($1, true)
-			ON CONFLICT (shard) DO UPDATE SET dirty = true`, tufrepo.AttestationShard(a.FileSHA256)); err != nil {
+		// The next publish commits the file's new index (tufrepo/attestindex.go): the shard
+		// becomes due (wanted > signed), which also makes the publisher sign the top
+		// recently-claimed node, whose signing signs the shards.
+		if _, err := tx.Exec(ctx, `INSERT INTO attestation_shards (shard) VALUES ($1)
+			ON CONFLICT (shard) DO UPDATE SET wanted = attestation_shards.wanted + 1`, tufrepo.AttestationShard(a.FileSHA256)); err != nil {
 			return fmt.Errorf("flagging the attestation index: %w", err)
-		}
-		if _, err := tx.Exec(ctx, `UPDATE shards SET dirty = true WHERE tree = 'recently-claimed' AND prefix = ''`); err != nil {
-			return fmt.Errorf("flagging the recently-claimed top node: %w", err)
 		}
 		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, 'attestation')`, ChannelStaged); err != nil {
 			return fmt.Errorf("notifying publishers: %w", err)
@@ -300,7 +298,7 @@ var _ tufrepo.AttestationIndexTx = publishTx{}
 
 func (p publishTx) AttestationShards(ctx context.Context) ([]tufrepo.AttestationShardState, error) {
 	rows, err := p.tx.Query(ctx, `
-		SELECT s.shard, coalesce(m.version, 0), coalesce(m.expires, 'epoch'::timestamptz), s.dirty
+		SELECT s.shard, coalesce(m.version, 0), coalesce(m.expires, 'epoch'::timestamptz), s.wanted > s.signed, s.wanted
 		FROM attestation_shards s
 		LEFT JOIN LATERAL (SELECT version, expires FROM metadata WHERE role = '_attestations.' || s.shard ORDER BY version DESC LIMIT 1) m ON true
 		ORDER BY s.shard`)
@@ -309,7 +307,7 @@ func (p publishTx) AttestationShards(ctx context.Context) ([]tufrepo.Attestation
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (tufrepo.AttestationShardState, error) {
 		var st tufrepo.AttestationShardState
-		return st, r.Scan(&st.Shard, &st.Version, &st.Expires, &st.Dirty)
+		return st, r.Scan(&st.Shard, &st.Version, &st.Expires, &st.Dirty, &st.Wanted)
 	})
 }
 
@@ -351,14 +349,22 @@ func (p publishTx) AttestationShardTargets(ctx context.Context, shard string) (m
 	return out, nil
 }
 
-func (p publishTx) CleanAttestationShards(ctx context.Context, shards []string) error {
-	if len(shards) == 0 {
-		return nil
-	}
-	if _, err := p.tx.Exec(ctx, `UPDATE attestation_shards SET dirty = false WHERE shard = ANY($1)`, shards); err != nil {
-		return fmt.Errorf("clearing the attestation index flags: %w", err)
+func (p publishTx) CleanAttestationShards(ctx context.Context, signed []tufrepo.AttestationShardState) error {
+	for _, s := range signed {
+		// Only up to what this publish read: a post since then keeps the shard due.
+		if _, err := p.tx.Exec(ctx, `UPDATE attestation_shards SET signed = greatest(signed, $2) WHERE shard = $1`, s.Shard, s.Wanted); err != nil {
+			return fmt.Errorf("recording the signed attestation index %s: %w", s.Shard, err)
+		}
 	}
 	return nil
+}
+
+func (p publishTx) AttestationShardsDue(ctx context.Context) (bool, error) {
+	var due bool
+	if err := p.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM attestation_shards WHERE wanted > signed)`).Scan(&due); err != nil {
+		return false, fmt.Errorf("reading the attestation index flags: %w", err)
+	}
+	return due, nil
 }
 
 // AttestationIndexBytes returns an index target the repository has signed, by its sha256

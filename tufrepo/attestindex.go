@@ -63,6 +63,7 @@ type AttestationShardState struct {
 	Version int64     // 0: never signed
 	Expires time.Time // of the newest version
 	Dirty   bool      // attestations arrived since it was signed
+	Wanted  int64     // the post counter read; signing records it (CleanAttestationShards)
 }
 
 // AttestationIndexTx is implemented by publish transactions of stores that keep
@@ -74,8 +75,20 @@ type AttestationIndexTx interface {
 	// AttestationShardTargets returns the index targets of one shard (and keeps each index's
 	// bytes so that they are served under their hash).
 	AttestationShardTargets(ctx context.Context, shard string) (map[string]*metadata.TargetFiles, error)
-	// CleanAttestationShards clears the dirty flag of shards just signed.
-	CleanAttestationShards(ctx context.Context, shards []string) error
+	// CleanAttestationShards records that the shards were signed as of the Wanted counter
+	// read; attestations posted since stay due.
+	CleanAttestationShards(ctx context.Context, signed []AttestationShardState) error
+	// AttestationShardsDue reports whether any shard has attestations not yet signed; the
+	// publisher then signs the top recently-claimed node (and so the shards).
+	AttestationShardsDue(ctx context.Context) (bool, error)
+}
+
+// attestationsDue reports whether tx's store has attestation shards to sign.
+func attestationsDue(ctx context.Context, tx PublishTx) (bool, error) {
+	if at, ok := tx.(AttestationIndexTx); ok {
+		return at.AttestationShardsDue(ctx)
+	}
+	return false, nil
 }
 
 // attestationDelegations returns the top node's delegations to the index roles.
@@ -118,7 +131,7 @@ func (p *Publisher) signAttestationShards(ctx context.Context, tx PublishTx, now
 		return nil, err
 	}
 	exp := now.Add(RecentlyClaimedExpiry).Truncate(time.Second)
-	var cleaned []string
+	var cleaned []AttestationShardState
 	for _, s := range shards {
 		if !(s.Dirty || s.Version == 0 || floor > 0 || due(now, s.Expires, RecentlyClaimedExpiry)) {
 			continue
@@ -141,7 +154,7 @@ func (p *Publisher) signAttestationShards(ctx context.Context, tx PublishTx, now
 			return nil, err
 		}
 		p.index.Set(role, v, int64(len(raw)))
-		cleaned = append(cleaned, s.Shard)
+		cleaned = append(cleaned, s)
 	}
 	if err := at.CleanAttestationShards(ctx, cleaned); err != nil {
 		return nil, err

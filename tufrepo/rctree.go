@@ -91,6 +91,12 @@ func (p *Publisher) planRC(ctx context.Context, tx PublishTx, now time.Time, new
 		plan.dirty[prefix] = true
 		plan.clean = append(plan.clean, ShardRole(RoleRecentlyClaimed, prefix))
 	}
+	// Attestations posted since the index was signed: the top node's signing signs them.
+	if attDue, err := attestationsDue(ctx, tx); err != nil {
+		return nil, err
+	} else if attDue {
+		plan.dirty[""] = true
+	}
 	var due []*ShardState
 	for prefix, st := range t.nodes {
 		switch {
