@@ -446,12 +446,19 @@ var wireTypes = map[string]reflect.Type{
 	"SearchResult":           reflect.TypeFor[api.SearchResult](),
 	"SearchProject":          reflect.TypeFor[api.SearchProject](),
 	"SearchFile":             reflect.TypeFor[api.SearchFile](),
+	"SignerIdentity":         reflect.TypeFor[api.SignerIdentity](),
+	"Attestation":            reflect.TypeFor[api.Attestation](),
+	"AttestationList":        reflect.TypeFor[api.AttestationList](),
+	"IdentityCount":          reflect.TypeFor[api.IdentityCount](),
+	"PredicateTypeCount":     reflect.TypeFor[api.PredicateTypeCount](),
+	"AttestationSummary":     reflect.TypeFor[api.AttestationSummary](),
 }
 
 // Schemas that describe no Go struct of package api.
 var otherSchemas = map[string]string{
-	"ProjectName": "a constrained string",
-	"TUFMetadata": "signed TUF metadata, passed through as exact bytes",
+	"ProjectName":    "a constrained string",
+	"TUFMetadata":    "signed TUF metadata, passed through as exact bytes",
+	"SigstoreBundle": "a Sigstore bundle (protobuf-specs JSON), passed through as exact bytes",
 }
 
 // TestOpenAPISchemasMatchGoTypes checks every schema against its Go struct: the property

@@ -83,6 +83,10 @@ type File struct {
 	Path   string `json:"path"`
 	Length int64  `json:"length"`
 	SHA256 string `json:"sha256"`
+	// Attestations are the sha256 digests of Sigstore bundles that the maintainers bound
+	// to the file at upload (cairn upload --attest), from the signed target's custom data.
+	// Only the client fills it in, from verified metadata.
+	Attestations []string `json:"attestations,omitempty"`
 }
 
 // Release is one version of a project with its files.

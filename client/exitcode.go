@@ -120,9 +120,9 @@ func Classify(err error) ExitCode {
 // CodeExit maps a wire error code (as the server returns it) to an exit code.
 func CodeExit(c api.Code) ExitCode {
 	switch c {
-	case api.CodeHashMismatch, api.CodeLengthMismatch, api.CodeDigestMismatch:
+	case api.CodeHashMismatch, api.CodeLengthMismatch, api.CodeDigestMismatch, api.CodeAttestationSubject:
 		return ExitHashMismatch
-	case api.CodeSignatureInvalid, api.CodeThresholdNotMet:
+	case api.CodeSignatureInvalid, api.CodeThresholdNotMet, api.CodeAttestationNotIncluded, api.CodeAttestationInvalid:
 		return ExitSignatureInvalid
 	case api.CodeKeyNotDelegated:
 		return ExitKeyNotTrusted
@@ -130,10 +130,11 @@ func CodeExit(c api.Code) ExitCode {
 		api.CodePathOutsideProject, api.CodeDelegationForbidden, api.CodeTooMany, api.CodeTooLarge,
 		api.CodeProjectExists, api.CodeBlobMissing, api.CodeForbidden,
 		api.CodeProposalExists, api.CodeProposalStale, api.CodeProposalExpired, api.CodeSignatureRepeated, api.CodeOCITagCollision,
-		api.CodeNotLogged, api.CodeRoleNotInTree, api.CodeReadOnlyMirror:
+		api.CodeNotLogged, api.CodeRoleNotInTree, api.CodeReadOnlyMirror, api.CodeAttestationExists:
 		return ExitPolicy
 	case api.CodeBadRequest, api.CodeMethodNotAllowed, api.CodeMalformedJSON, api.CodeMalformedMetadata, api.CodeAmbiguousJSON, api.CodeInvalidName,
-		api.CodeInvalidPath, api.CodeInvalidKey, api.CodeInvalidThreshold, api.CodeUnsupported:
+		api.CodeInvalidPath, api.CodeInvalidKey, api.CodeInvalidThreshold, api.CodeUnsupported,
+		api.CodeBundleMalformed, api.CodeBundleMediaType:
 		return ExitMalformed
 	default:
 		return ExitFailure

@@ -28,6 +28,8 @@ type targetCustom struct {
 	Version string `json:"version"`
 	Yanked  bool   `json:"yanked,omitempty"`
 	Reason  string `json:"yank_reason,omitempty"`
+	// Attestations are the sha256 of bundles bound at upload (cairn upload --attest).
+	Attestations []string `json:"attestations,omitempty"`
 }
 
 // ReleasesFromRole groups the targets of a project role into releases, newest first.
@@ -50,10 +52,17 @@ func ReleasesFromRole(project string, md *metadata.Metadata[metadata.TargetsType
 		if h, ok := tf.Hashes["sha256"]; ok {
 			f.SHA256 = hex.EncodeToString(h)
 		}
+		var c targetCustom
+		if tf.Custom != nil && json.Unmarshal(*tf.Custom, &c) == nil {
+			for _, b := range c.Attestations {
+				if ValidateSHA256Hex(b) == nil {
+					f.Attestations = append(f.Attestations, b)
+				}
+			}
+		}
 		rel.Files = append(rel.Files, f)
 		if tf.Custom != nil {
-			var c targetCustom
-			if json.Unmarshal(*tf.Custom, &c) == nil && c.Yanked {
+			if c.Yanked {
 				rel.Yanked = true
 				if rel.YankReason == "" || path < firstReason[version] {
 					if c.Reason != "" {

@@ -110,8 +110,7 @@ func (r *AuditReport) Code() ExitCode {
 // audited reports whether the server signs role with an online key: timestamp, snapshot
 // and the nodes of the recently-claimed tree.
 func audited(role string) bool {
-	tree, _, _ := tufrepo.ParseShardRole(role)
-	return role == tufrepo.RoleTimestamp || role == tufrepo.RoleSnapshot || tree == tufrepo.RoleRecentlyClaimed
+	return role == tufrepo.RoleTimestamp || role == tufrepo.RoleSnapshot || tufrepo.SignedWithRecentlyClaimedKey(role)
 }
 
 type signedVersion struct {
@@ -428,7 +427,7 @@ func delegatedKeys(sv *signedVersion, roots []rootAt, targets []targetsAt) (map[
 	out := map[string]*metadata.Key{}
 	// Every node of the recently-claimed tree is delegated to the key targets gives
 	// recently-claimed.
-	if tree, _, _ := tufrepo.ParseShardRole(sv.role); tree == tufrepo.RoleRecentlyClaimed {
+	if tufrepo.SignedWithRecentlyClaimedKey(sv.role) {
 		i := sort.Search(len(targets), func(i int) bool { return targets[i].snapshot > sv.snapshot })
 		if i == 0 {
 			return nil, errors.New("no targets version delegates recently-claimed at that version")

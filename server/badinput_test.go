@@ -29,7 +29,7 @@ func dumpState(t *testing.T, r *testrepo.Repo) string {
 	t.Helper()
 	ctx := context.Background()
 	var b strings.Builder
-	for _, tbl := range []string{"repo_state", "metadata", "projects", "release_files", "blobs", "tokens", "audit_log"} {
+	for _, tbl := range []string{"repo_state", "metadata", "projects", "release_files", "blobs", "tokens", "audit_log", "attestations", "attestation_shards", "attestation_indexes", "sigstore_trusted_roots", "shards"} {
 		rows, err := r.DB.Pool.Query(ctx, fmt.Sprintf(`SELECT row_to_json(x)::text FROM %s x ORDER BY row_to_json(x)::text`, tbl))
 		if err != nil {
 			t.Fatal(err)

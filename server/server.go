@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cairn-dev/cairn/attest"
 	"github.com/cairn-dev/cairn/internal/faults"
 	"github.com/cairn-dev/cairn/oci"
 	"github.com/cairn-dev/cairn/store"
@@ -64,6 +65,10 @@ type Config struct {
 	// StaticDir, if set, is kept as a copy of every published metadata version and target
 	// under cairnd's URL paths, for nginx or a CDN to serve (static.go); empty: off.
 	StaticDir string
+	// SigstoreTrustedRoot is the Sigstore trusted root attestations are verified against
+	// (attestations.go); nil: the
+	// repository takes no attestations.
+	SigstoreTrustedRoot *attest.TrustedRoot
 }
 
 // DefaultConfig returns working defaults.
@@ -143,6 +148,7 @@ func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers
 		s.routeTlog(r)
 		s.routeMerkle(r)
 		s.routeSearch(r)
+		s.routeAttestations(r)
 	})
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errNotFound(r.URL.Path))
@@ -189,6 +195,9 @@ func (s *Server) Start(ctx context.Context) error {
 			return err
 		}
 		go s.exportStatic(ctx)
+	}
+	if err := s.publishTrustedRoot(ctx); err != nil {
+		return err
 	}
 	if s.cfg.RunPublisher {
 		go s.publisher.Run(ctx, s.cfg.PublishInterval)

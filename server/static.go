@@ -258,7 +258,7 @@ func (e *staticExport) checkContinuity(ctx context.Context) error {
 func (e *staticExport) exportVersion(ctx context.Context, en api.LogEntry, dirs map[string]bool) (int, error) {
 	role, version := en.Role, en.Version
 	project := tufrepo.ValidateProjectName(role) == nil && !tufrepo.IsReservedRole(role) && !tufrepo.IsShardRole(role)
-	if role == tufrepo.RoleTimestamp || version < 1 || !(project || tufrepo.IsReservedRole(role) || tufrepo.IsShardRole(role)) {
+	if role == tufrepo.RoleTimestamp || version < 1 || !(project || tufrepo.IsReservedRole(role) || tufrepo.IsShardRole(role) || tufrepo.IsAttestationShardRole(role)) {
 		return 0, nil
 	}
 	meta := filepath.Join(e.dir, "metadata")

@@ -126,8 +126,8 @@ func (s *Server) getTlog(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) getTlogEntry(w http.ResponseWriter, r *http.Request) {
 	role := chi.URLParam(r, "role")
-	if tree, _, _ := tufrepo.ParseShardRole(role); role != tufrepo.RoleTimestamp && role != tufrepo.RoleSnapshot && tree != tufrepo.RoleRecentlyClaimed {
-		s.writeError(w, r, api.Errorf(api.CodeBadRequest, "role %q is not logged: only the online roles timestamp, snapshot and the recently-claimed tree's nodes are", role))
+	if role != tufrepo.RoleTimestamp && role != tufrepo.RoleSnapshot && !tufrepo.SignedWithRecentlyClaimedKey(role) {
+		s.writeError(w, r, api.Errorf(api.CodeBadRequest, "role %q is not logged: only the online roles timestamp, snapshot, the recently-claimed tree's nodes and the attestation index roles are", role))
 		return
 	}
 	version, err := strconv.ParseInt(chi.URLParam(r, "version"), 10, 64)

@@ -159,7 +159,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, file stri
 		f = h.snapshot
 	case role == tufrepo.RoleTimestamp && v == h.timestamp.version:
 		f = h.timestamp
-	case !tufrepo.IsReservedRole(role) && !tufrepo.IsShardRole(role) && tufrepo.ValidateProjectName(role) != nil:
+	case !tufrepo.IsReservedRole(role) && !tufrepo.IsShardRole(role) && !tufrepo.IsAttestationShardRole(role) && tufrepo.ValidateProjectName(role) != nil:
 		return s.writeError(w, r, errNotFound(r.URL.Path))
 	default:
 		f, err = s.metaVersion(r.Context(), role, v)
@@ -291,6 +291,10 @@ var (
 func (s *Server) getTarget(w http.ResponseWriter, r *http.Request) {
 	project, version, file := chi.URLParam(r, "project"), chi.URLParam(r, "version"), chi.URLParam(r, "file")
 	sum, filename, ok := strings.Cut(file, ".")
+	if project == tufrepo.OwnTargetPrefix {
+		s.getOwnTarget(w, r, project+"/"+version+"/"+filename, sum)
+		return
+	}
 	if !ok || !store.ValidSHA256(sum) || tufrepo.ValidateProjectName(project) != nil ||
 		tufrepo.ValidateComponent("version", version, tufrepo.MaxVersionLength) != nil ||
 		tufrepo.ValidateComponent("file", filename, tufrepo.MaxFilenameLength) != nil {

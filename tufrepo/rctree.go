@@ -91,6 +91,12 @@ func (p *Publisher) planRC(ctx context.Context, tx PublishTx, now time.Time, new
 		plan.dirty[prefix] = true
 		plan.clean = append(plan.clean, ShardRole(RoleRecentlyClaimed, prefix))
 	}
+	// Attestations posted since the index was signed: the top node's signing signs them.
+	if attDue, err := attestationsDue(ctx, tx); err != nil {
+		return nil, err
+	} else if attDue {
+		plan.dirty[""] = true
+	}
 	var due []*ShardState
 	for prefix, st := range t.nodes {
 		switch {
@@ -174,6 +180,16 @@ func (p *Publisher) signRC(ctx context.Context, tx PublishTx, now time.Time, pla
 		ps := plan.projects[prefix]
 		slices.SortFunc(ps, func(a, b ProjectDelegation) int { return strings.Compare(a.Name, b.Name) })
 		n := ShardNode{Tree: RoleRecentlyClaimed, Prefix: prefix, Children: t.layout.Children(prefix), Projects: ps}
+		if prefix == "" {
+			own, err := ownTargets(ctx, tx)
+			if err != nil {
+				return fmt.Errorf("reading the repository's own targets: %w", err)
+			}
+			n.Targets = own
+			if n.Own, err = p.signAttestationShards(ctx, tx, now, plan.floor, sign); err != nil {
+				return fmt.Errorf("signing the attestation index: %w", err)
+			}
+		}
 		v := max(st.Version+1, plan.floor)
 		signed, err := BuildShardNode(v, exp, keys, n)
 		if err != nil {

@@ -268,6 +268,12 @@ type ShardNode struct {
 	Prefix   string
 	Children []string            // child prefixes
 	Projects []ProjectDelegation // projects delegated directly
+	// Targets are files the node lists itself: only the top recently-claimed node, with
+	// the repository's own targets (owntargets.go).
+	Targets map[string]*metadata.TargetFiles
+	// Own are delegations to the repository's own online roles (the attestation index
+	// roles), to keys, by the top recently-claimed node only.
+	Own []metadata.DelegatedRole
 }
 
 // Role is the node's role name.
@@ -280,6 +286,9 @@ func BuildShardNode(version int64, expires time.Time, keys ShardKeys, n ShardNod
 	md := metadata.Targets(expires.UTC().Truncate(time.Second))
 	md.Signed.SpecVersion = SpecVersion
 	md.Signed.Version = version
+	for path, tf := range n.Targets {
+		md.Signed.Targets[path] = tf
+	}
 	d := &metadata.Delegations{Keys: map[string]*metadata.Key{}, Roles: make([]metadata.DelegatedRole, 0, len(n.Children)+len(n.Projects))}
 	if len(n.Children) > 0 {
 		for _, id := range keys.KeyIDs {
@@ -298,6 +307,12 @@ func BuildShardNode(version int64, expires time.Time, keys ShardKeys, n ShardNod
 			Name: p.Name, KeyIDs: slices.Sorted(slices.Values(p.KeyIDs)), Threshold: p.Threshold, Terminating: true,
 			Paths: []string{ProjectPathPattern(p.Name)},
 		})
+	}
+	if len(n.Own) > 0 {
+		for _, id := range keys.KeyIDs {
+			d.Keys[id] = keys.Keys[id]
+		}
+		d.Roles = append(d.Roles, n.Own...)
 	}
 	slices.SortFunc(d.Roles, func(a, b metadata.DelegatedRole) int { return strings.Compare(a.Name, b.Name) })
 	md.Signed.Delegations = d

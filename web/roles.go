@@ -31,7 +31,7 @@ const (
 // validRole accepts the names a published role can have: top-level and delegating roles,
 // shard nodes of claimed and recently-claimed, and projects.
 func validRole(role string) bool {
-	return tufrepo.IsReservedRole(role) || tufrepo.IsShardRole(role) || tufrepo.ValidateProjectName(role) == nil
+	return tufrepo.IsReservedRole(role) || tufrepo.IsShardRole(role) || tufrepo.IsAttestationShardRole(role) || tufrepo.ValidateProjectName(role) == nil
 }
 
 // roleLatest shows the newest published version of a role.

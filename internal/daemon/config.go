@@ -22,51 +22,52 @@ import (
 // Config is cairnd's configuration: defaults, then the config file, then CAIRN_*
 // environment variables, then flags, each overriding the one before.
 type Config struct {
-	Listen             string        `json:"listen"`
-	DatabaseURL        string        `json:"database_url"`
-	BlobDir            string        `json:"blob_dir"`
-	TimestampKey       string        `json:"timestamp_key"`
-	SnapshotKey        string        `json:"snapshot_key"`
-	RecentlyClaimedKey string        `json:"recently_claimed_key"`
-	StandbyKeys        []string      `json:"standby_key"`
-	NoMigrate          bool          `json:"no_migrate"`
-	NoPublisher        bool          `json:"no_publisher"`
-	MaxBlobSize        int64         `json:"max_blob_size"`
-	PublishInterval    time.Duration `json:"publish_interval"`
-	ShardCapacity      int           `json:"shard_capacity"`
-	SnapshotRetention  time.Duration `json:"snapshot_retention"`
-	MetadataFileMin    int           `json:"metadata_file_min"`
-	MaxStaleness       time.Duration `json:"max_staleness"`
-	PublishTimeout     time.Duration `json:"publish_timeout"`
-	PublishBatch       int           `json:"publish_batch"`
-	DBIdleTimeout      time.Duration `json:"db_idle_timeout"`
-	DBKeepalive        time.Duration `json:"db_keepalive"`
-	RekorURL           string        `json:"rekor_url"`
-	RekorKey           string        `json:"rekor_key"`
-	RekorOrigin        string        `json:"rekor_origin"`
-	RekorTimeout       time.Duration `json:"rekor_timeout"`
-	RekorRetryMax      time.Duration `json:"rekor_retry_max"`
-	LogLevel           string        `json:"log_level"`
-	Dev                bool          `json:"dev"`
-	DataDir            string        `json:"data_dir"`
-	OCIAnonymousPull   bool          `json:"oci_anonymous_pull"`
-	ExternalURL        string        `json:"external_url"`
-	BlobS3Bucket       string        `json:"blob_s3_bucket"`
-	BlobS3Endpoint     string        `json:"blob_s3_endpoint"`
-	BlobS3Region       string        `json:"blob_s3_region"`
-	BlobS3Prefix       string        `json:"blob_s3_prefix"`
-	BlobS3PathStyle    bool          `json:"blob_s3_path_style"`
-	BlobS3AccessKey    string        `json:"blob_s3_access_key"`
-	BlobS3SecretKey    string        `json:"blob_s3_secret_key"`
-	DevAllowPublic     bool          `json:"dev_allow_public"`
-	HeaderReadTimeout  time.Duration `json:"header_read_timeout"`
-	BodyReadTimeout    time.Duration `json:"body_read_timeout"`
-	MinUploadRate      int64         `json:"min_upload_rate"`
-	MaxConnections     int           `json:"max_connections"`
-	MaxInflight        int           `json:"max_inflight"`
-	StaticDir          string        `json:"static_dir"`
-	Mirror             bool          `json:"mirror"`
-	MirrorDir          string        `json:"mirror_dir"`
+	Listen              string        `json:"listen"`
+	DatabaseURL         string        `json:"database_url"`
+	BlobDir             string        `json:"blob_dir"`
+	TimestampKey        string        `json:"timestamp_key"`
+	SnapshotKey         string        `json:"snapshot_key"`
+	RecentlyClaimedKey  string        `json:"recently_claimed_key"`
+	StandbyKeys         []string      `json:"standby_key"`
+	NoMigrate           bool          `json:"no_migrate"`
+	NoPublisher         bool          `json:"no_publisher"`
+	MaxBlobSize         int64         `json:"max_blob_size"`
+	PublishInterval     time.Duration `json:"publish_interval"`
+	ShardCapacity       int           `json:"shard_capacity"`
+	SnapshotRetention   time.Duration `json:"snapshot_retention"`
+	MetadataFileMin     int           `json:"metadata_file_min"`
+	MaxStaleness        time.Duration `json:"max_staleness"`
+	PublishTimeout      time.Duration `json:"publish_timeout"`
+	PublishBatch        int           `json:"publish_batch"`
+	DBIdleTimeout       time.Duration `json:"db_idle_timeout"`
+	DBKeepalive         time.Duration `json:"db_keepalive"`
+	RekorURL            string        `json:"rekor_url"`
+	RekorKey            string        `json:"rekor_key"`
+	RekorOrigin         string        `json:"rekor_origin"`
+	RekorTimeout        time.Duration `json:"rekor_timeout"`
+	RekorRetryMax       time.Duration `json:"rekor_retry_max"`
+	LogLevel            string        `json:"log_level"`
+	Dev                 bool          `json:"dev"`
+	DataDir             string        `json:"data_dir"`
+	OCIAnonymousPull    bool          `json:"oci_anonymous_pull"`
+	ExternalURL         string        `json:"external_url"`
+	BlobS3Bucket        string        `json:"blob_s3_bucket"`
+	BlobS3Endpoint      string        `json:"blob_s3_endpoint"`
+	BlobS3Region        string        `json:"blob_s3_region"`
+	BlobS3Prefix        string        `json:"blob_s3_prefix"`
+	BlobS3PathStyle     bool          `json:"blob_s3_path_style"`
+	BlobS3AccessKey     string        `json:"blob_s3_access_key"`
+	BlobS3SecretKey     string        `json:"blob_s3_secret_key"`
+	DevAllowPublic      bool          `json:"dev_allow_public"`
+	HeaderReadTimeout   time.Duration `json:"header_read_timeout"`
+	BodyReadTimeout     time.Duration `json:"body_read_timeout"`
+	MinUploadRate       int64         `json:"min_upload_rate"`
+	MaxConnections      int           `json:"max_connections"`
+	MaxInflight         int           `json:"max_inflight"`
+	StaticDir           string        `json:"static_dir"`
+	Mirror              bool          `json:"mirror"`
+	MirrorDir           string        `json:"mirror_dir"`
+	SigstoreTrustedRoot string        `json:"sigstore_trusted_root"`
 }
 
 // DefaultDatabaseURL is the local PostgreSQL of a development machine.
@@ -142,6 +143,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.StringVar(&c.StaticDir, "static-dir", c.StaticDir, "keep a copy of every published metadata version and target in this directory, under the same URL paths (metadata/, targets/), for nginx or a CDN to serve (deploy/nginx/cairn-static.conf); off if empty")
 	fs.BoolVar(&c.Mirror, "mirror", c.Mirror, "serve: run as a read-only mirror of an air-gapped site, serving --mirror-dir (filled by 'cairnd mirror import'); no database, no keys, every write refused")
 	fs.StringVar(&c.MirrorDir, "mirror-dir", c.MirrorDir, "the mirror directory of --mirror and 'cairnd mirror import' (default: <data-dir>/mirror)")
+	fs.StringVar(&c.SigstoreTrustedRoot, "sigstore-trusted-root", c.SigstoreTrustedRoot, "Sigstore trusted_root.json (Fulcio CA, Rekor key, optional TSA) that attestations are verified against, published to clients as the TUF target _cairn/sigstore/trusted_root.json; attestations are off if empty")
 	fs.BoolVar(&c.OCIAnonymousPull, "oci-anonymous-pull", c.OCIAnonymousPull, "let the OCI registry (/v2/) serve pulls without a token (--oci-anonymous-pull=false requires one)")
 }
 

@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cairn-dev/cairn/attest"
 	"github.com/cairn-dev/cairn/internal/buildinfo"
 	"github.com/cairn-dev/cairn/server"
 	"github.com/cairn-dev/cairn/store"
@@ -261,6 +262,17 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 		}
 		return nil, err
 	}
+	// A configuration mistake is reported before anything is set up or touched.
+	var trustedRoot *attest.TrustedRoot
+	if c.SigstoreTrustedRoot != "" {
+		raw, err := readBounded(c.SigstoreTrustedRoot, attest.MaxTrustedRootBytes)
+		if err != nil {
+			return fail(fmt.Errorf("--sigstore-trusted-root: %w", err))
+		}
+		if trustedRoot, err = attest.ParseTrustedRoot(raw); err != nil {
+			return fail(fmt.Errorf("--sigstore-trusted-root %s: %w", c.SigstoreTrustedRoot, err))
+		}
+	}
 	var offline map[string]*tufrepo.OnlineSigner
 	if c.Dev {
 		if offline, err = devSetup(ctx, &c); err != nil {
@@ -343,6 +355,7 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 	scfg.MaxStaleness = max(0, c.MaxStaleness)
 	scfg.PublishTimeout = max(0, c.PublishTimeout)
 	scfg.StaticDir = c.StaticDir
+	scfg.SigstoreTrustedRoot = trustedRoot
 	if c.ShardCapacity != 0 && (c.ShardCapacity < 2 || c.ShardCapacity > tufrepo.MaxShardDelegations) {
 		return fail(fmt.Errorf("--shard-capacity %d: want 2 to %d", c.ShardCapacity, tufrepo.MaxShardDelegations))
 	}
@@ -630,4 +643,21 @@ func (k killAfterWrite) WriteMeta(ctx context.Context, sum, raw []byte, durable 
 	}
 	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {}
+}
+
+// readBounded reads a file of at most max bytes.
+func readBounded(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	if int64(len(raw)) > max {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, max)
+	}
+	return raw, nil
 }

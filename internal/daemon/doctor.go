@@ -363,7 +363,7 @@ func onlineLifetime(role string) (time.Duration, bool) {
 	case tufrepo.RoleSnapshot:
 		return tufrepo.SnapshotExpiry, true
 	}
-	if tree, _, _ := tufrepo.ParseShardRole(role); tree == tufrepo.RoleRecentlyClaimed {
+	if tufrepo.SignedWithRecentlyClaimedKey(role) {
 		return tufrepo.RecentlyClaimedExpiry, true
 	}
 	return 0, false

@@ -128,7 +128,7 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	root.PersistentFlags().BoolVar(&a.classicSnapshot, "classic-snapshot", false, "verify through snapshot.json as standard TUF clients do, even when the server offers a Merkle snapshot (more bytes per refresh)")
 	a.flags = root.PersistentFlags()
 	root.AddCommand(a.initCommand(), a.keyCommand(), a.projectCommand(), a.uploadCommand(),
-		a.releasesCommand(), a.getCommand(), a.logCommand(),
+		a.releasesCommand(), a.getCommand(), a.attestationsCommand(), a.policyCommand(), a.fetchCommand(), a.logCommand(),
 		a.signCommand(), a.yankCommand(), a.unyankCommand(), a.versionCommand())
 	root.AddCommand(a.adminCommand())
 	root.AddCommand(a.auditCommand())

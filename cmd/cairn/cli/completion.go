@@ -38,7 +38,7 @@ func (a *app) addCompletions(root *cobra.Command) {
 	// The commands whose first argument is an existing project (NAME or
 	// NAME[@VERSION]); 'project create NAME' names a new one, so is not here.
 	projectArgCommands := []string{
-		"upload", "releases", "get", "sign", "yank", "unyank", "explain",
+		"upload", "releases", "get", "attestations", "sign", "yank", "unyank", "explain",
 		"maintainer list", "maintainer add", "maintainer remove", "maintainer threshold", "maintainer resign",
 	}
 	// The flags that take the name of a key in the local key store.

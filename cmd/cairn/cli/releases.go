@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -88,6 +89,7 @@ func (a *app) getCommand() *cobra.Command {
 		via    string
 		asOf   bool
 		stale  time.Duration
+		pf     policyFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "get NAME[@VERSION] [--output-dir DIR] [--via oci] [--as-of-bundle]",
@@ -106,6 +108,13 @@ With --as-of-bundle (for a mirror of an air-gapped site, 'cairn mirror'), expiry
 evaluated as of the time the mirror's bundle was exported, which must be within
 --max-staleness of now (default: "mirror_max_staleness" in the configuration, else 30
 days); see SECURITY.md, "Air-gapped mirrors".
+
+With an attestation policy (policy.yaml in the config directory, --policy FILE, or the
+--trust-identity / --require-* flags; see 'cairn policy --help'), every attestation of
+each file is verified offline against the Sigstore trusted root the repository publishes
+through TUF, the list is checked against the signed attestation index, and the policy is
+applied before anything is downloaded: an unmet rule exits 4, naming it, and nothing is
+written.
 
 -o DIR still names the directory, as it did, but is deprecated: use --output-dir DIR. On
 every other command -o is --output, the output format, and it will be here too.`,
@@ -167,6 +176,19 @@ every other command -o is --output, the output format, and it will be here too.`
 					}
 				}
 			}
+			rules, err := a.policyRules(&pf, project)
+			if err != nil {
+				return err
+			}
+			if !rules.Empty() {
+				sel := rel.Files
+				if len(names) > 0 {
+					sel = slices.DeleteFunc(slices.Clone(sel), func(f api.File) bool { return !slices.Contains(names, f.Name) })
+				}
+				if err := a.checkAttestationPolicy(repo, rules, sel); err != nil {
+					return err
+				}
+			}
 			var files []client.DownloadedFile
 			manifest := ""
 			switch via {
@@ -204,6 +226,7 @@ every other command -o is --output, the output format, and it will be here too.`
 	cmd.Flags().BoolVar(&asOf, "as-of-bundle", false, "evaluate expiry as of the export time of the bundle a mirror serves (air-gapped mirrors)")
 	cmd.Flags().DurationVar(&stale, "max-staleness", client.DefaultMaxStaleness, "with --as-of-bundle: refuse a mirror whose bundle was exported longer ago (default: mirror_max_staleness from the configuration, else 720h)")
 	addOutputFlag(cmd, &output)
+	pf.add(cmd)
 	return cmd
 }
 

@@ -29,6 +29,7 @@ func (a *app) uploadCommand() *cobra.Command {
 		keyName string
 		wait    time.Duration
 		output  string
+		attests []string
 	)
 	cmd := &cobra.Command{
 		Use:   "upload NAME VERSION FILE... --key KEY",
@@ -45,17 +46,18 @@ File names become part of the release's paths, so they must be 1-200 of A-Z a-z 
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			return a.upload(args[0], args[1], args[2:], keyName, wait, output)
+			return a.upload(args[0], args[1], args[2:], keyName, wait, output, attests)
 		}),
 	}
 	cmd.Flags().StringVar(&keyName, "key", "", "your signing key (required)")
 	cmd.Flags().DurationVar(&wait, "wait", time.Minute, "how long to wait for the release to be published (0: do not wait)")
+	cmd.Flags().StringArrayVar(&attests, "attest", nil, "bind this Sigstore bundle (FILE.sigstore.json) to the files it attests: its sha256 goes into their signed custom data, and it is attached once published (repeatable)")
 	addOutputFlag(cmd, &output)
 	cmd.MarkFlagRequired("key")
 	return cmd
 }
 
-func (a *app) upload(project, version string, paths []string, keyName string, wait time.Duration, output string) error {
+func (a *app) upload(project, version string, paths []string, keyName string, wait time.Duration, output string, attests []string) error {
 	// Everything that can be checked locally is checked before the server is touched.
 	files := make([]api.File, 0, len(paths))
 	for _, p := range paths {
@@ -88,7 +90,7 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 		return err
 	}
 
-	_, pr, err := a.projectRole(project)
+	repo, pr, err := a.projectRole(project)
 	if err != nil {
 		return err
 	}
@@ -96,8 +98,15 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 		return err
 	}
 	a.noteThreshold(pr, project, "upload", keyName)
+	bundles, err := a.readUploadBundles(repo, project, version, attests, files)
+	if err != nil {
+		return err
+	}
 	next, err := client.NextProjectRole(pr.Metadata, project, version, files, time.Now())
 	if err != nil {
+		return err
+	}
+	if err := bindUploadBundles(next, bundles); err != nil {
 		return err
 	}
 	ac, err := a.apiClient()
@@ -113,6 +122,15 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 	res, err := a.signAndSubmitRole(ac, project, next, signer, wait)
 	if err != nil {
 		return err
+	}
+	if len(bundles) > 0 {
+		if res.Status == api.StatusPublished {
+			if err := a.postUploadBundles(ac, bundles); err != nil {
+				return err
+			}
+		} else {
+			a.notef("The bound attestations are attached once the release is published: run the same upload's bundles through the API then.\n")
+		}
 	}
 	if output == "json" {
 		return a.printJSON(uploadResult{SubmitResult: res, Version: version, Files: files})
