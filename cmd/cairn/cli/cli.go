@@ -25,7 +25,8 @@ import (
 
 // Main runs cairn with args (without the program name) and returns the process exit code.
 // env looks up environment variables (nil means os.Getenv); the ones read are CAIRN_HOME,
-// XDG_CONFIG_HOME, HOME, CAIRN_SERVER, CAIRN_TOKEN, CAIRN_KEY_PASSPHRASE,
+// XDG_CONFIG_HOME, HOME, CAIRN_SERVER, CAIRN_TOKEN, CAIRN_CREDENTIAL_STORE,
+// DBUS_SESSION_BUS_ADDRESS (credentials.go), CAIRN_KEY_PASSPHRASE,
 // CAIRN_KEY_PASSPHRASE_<NAME> (passphrase.go) and CAIRN_KDF.
 // stdin is only used to prompt for passphrases when it is a terminal.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) int {
@@ -51,11 +52,12 @@ func MainContext(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if errors.As(err, &re) {
 		fmt.Fprintf(stderr, "cairn: error: %v\n", re.err)
 		if api.CodeOf(re.err) == api.CodeUnauthorized {
-			src := "$CAIRN_TOKEN"
-			if a.token != "" {
-				src = "--token"
+			if tok, terr := a.resolveToken(); terr == nil && tok.source != "" {
+				fmt.Fprintf(stderr, "cairn: the token came from %s.\n", tok.source)
+				if a.token == "" && a.env("CAIRN_TOKEN") == "" {
+					fmt.Fprintf(stderr, "cairn: ask the server's operators for a valid token, then run 'cairn login' again (or 'cairn logout' to remove this one).\n")
+				}
 			}
-			fmt.Fprintf(stderr, "cairn: the token came from %s.\n", src)
 		}
 		return int(client.Classify(re.err))
 	}
@@ -81,6 +83,8 @@ type app struct {
 	server    string   // --server
 	token     string   // --token
 	passFiles []string // --passphrase-file NAME=FILE
+
+	tok *resolvedToken // the API token, once looked up (resolveToken)
 
 	flags    *pflag.FlagSet  // the global flags, to tell a given timeout from its default
 	timeouts client.Timeouts // --connect-timeout, --response-timeout, --read-timeout
@@ -119,7 +123,7 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 		SilenceUsage:  true,
 	}
 	root.PersistentFlags().StringVar(&a.server, "server", "", "Cairn server URL (default: $CAIRN_SERVER, else the one from 'cairn init')")
-	root.PersistentFlags().StringVar(&a.token, "token", "", "API bearer token for writes (default: $CAIRN_TOKEN)")
+	root.PersistentFlags().StringVar(&a.token, "token", "", "API bearer token for writes; visible to other users in ps output, so prefer 'cairn login' (default: $CAIRN_TOKEN, else the token 'cairn login' stored for the server)")
 	def := client.DefaultTimeouts()
 	root.PersistentFlags().DurationVar(&a.timeouts.Connect, "connect-timeout", def.Connect, "limit on connecting to the server, TLS included; 0: none (default: $CAIRN_CONNECT_TIMEOUT, else "+def.Connect.String()+")")
 	root.PersistentFlags().DurationVar(&a.timeouts.Response, "response-timeout", def.Response, "limit on the wait for the server's answer to a request, beyond what --wait asks; 0: none (default: $CAIRN_RESPONSE_TIMEOUT, else "+def.Response.String()+")")
@@ -134,6 +138,7 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	root.AddCommand(a.auditCommand())
 	root.AddCommand(a.maintainerAndExplainCommands(root)...)
 	root.AddCommand(a.diffCommand(), a.doctorCommand(), a.mirrorCommand(), a.searchCommand())
+	root.AddCommand(a.loginCommand(), a.logoutCommand())
 	// Before cobra's completion command is made: it keeps the output it is made with.
 	root.SetIn(a.stdin)
 	root.SetOut(a.stdout)

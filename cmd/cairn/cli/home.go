@@ -144,12 +144,12 @@ func (a *app) serverURL(cfg Config) (string, error) {
 	return u.String(), nil
 }
 
-// tokenValue is --token, else $CAIRN_TOKEN.
+// tokenValue is the API token of this invocation (credentials.go has the order of its
+// sources), or "" when there is none or the stored one cannot be read (requireToken and
+// apiClient say why).
 func (a *app) tokenValue() string {
-	if a.token != "" {
-		return a.token
-	}
-	return a.env("CAIRN_TOKEN")
+	r, _ := a.resolveToken()
+	return r.value
 }
 
 // apiClient returns a REST client for the selected server.
@@ -170,14 +170,20 @@ func (a *app) apiClient() (*client.API, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A stored token that cannot be read does not stop reads; writes call requireToken,
+	// which says why.
 	return client.NewAPI(server, client.WithToken(a.tokenValue()), client.WithUserAgent(userAgent), client.WithHTTPClient(hc))
 }
 
 // requireToken fails early, before any passphrase prompt or upload, when a write has no
 // token to authenticate with.
 func (a *app) requireToken() error {
-	if a.tokenValue() == "" {
-		return api.Errorf(api.CodeBadRequest, "this command writes to the server and needs an API token: pass --token or set CAIRN_TOKEN")
+	tok, err := a.resolveToken()
+	if err != nil {
+		return err
+	}
+	if tok.value == "" {
+		return api.Errorf(api.CodeBadRequest, "this command writes to the server and needs an API token: run 'cairn login' (it reads the token from a prompt, or from stdin with --token-stdin), or set CAIRN_TOKEN")
 	}
 	return nil
 }
