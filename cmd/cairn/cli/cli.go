@@ -25,8 +25,8 @@ import (
 
 // Main runs cairn with args (without the program name) and returns the process exit code.
 // env looks up environment variables (nil means os.Getenv); the ones read are CAIRN_HOME,
-// XDG_CONFIG_HOME, HOME, CAIRN_SERVER, CAIRN_TOKEN, CAIRN_CREDENTIAL_STORE,
-// DBUS_SESSION_BUS_ADDRESS (credentials.go), CAIRN_KEY_PASSPHRASE,
+// XDG_CONFIG_HOME, XDG_DATA_HOME, XDG_CACHE_HOME (dirs.go), HOME, CAIRN_SERVER, CAIRN_TOKEN,
+// CAIRN_CREDENTIAL_STORE, DBUS_SESSION_BUS_ADDRESS (credentials.go), CAIRN_KEY_PASSPHRASE,
 // CAIRN_KEY_PASSPHRASE_<NAME> (passphrase.go) and CAIRN_KDF.
 // stdin is only used to prompt for passphrases when it is a terminal.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) int {
@@ -118,7 +118,10 @@ func (a *app) rootCommand() *cobra.Command {
 signed with their own keys; anyone lists and downloads releases, verified end to end
 through TUF metadata from a pinned root of trust.
 
-Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/cairn).`,
+Configuration lives in $XDG_CONFIG_HOME/cairn (~/.config/cairn), signing keys in
+$XDG_DATA_HOME/cairn (~/.local/share/cairn), verified metadata in $XDG_CACHE_HOME/cairn
+(~/.cache/cairn); $CAIRN_HOME puts all three in one directory. 'cairn login' stores API
+tokens.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
