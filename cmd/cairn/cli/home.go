@@ -195,7 +195,7 @@ func (a *app) repo() (*client.Repo, error) {
 		return nil, err
 	}
 	return client.OpenRepo(client.RepoConfig{
-		Server: server, TrustedRoot: root, MetadataDir: MetadataDir(home, server), UserAgent: userAgent,
+		Server: server, TrustedRoot: root, MetadataDir: MetadataDir(d.Cache, server), UserAgent: userAgent,
 		OCIToken: a.tokenValue(), HTTPClient: hc, ClassicSnapshot: a.classicSnapshot,
 	})
 }
