@@ -84,7 +84,8 @@ type app struct {
 	token     string   // --token
 	passFiles []string // --passphrase-file NAME=FILE
 
-	tok *resolvedToken // the API token, once looked up (resolveToken)
+	tok        *resolvedToken // the API token, once looked up (resolveToken)
+	noProgress bool           // --no-progress
 
 	flags    *pflag.FlagSet  // the global flags, to tell a given timeout from its default
 	timeouts client.Timeouts // --connect-timeout, --response-timeout, --read-timeout
@@ -133,6 +134,7 @@ tokens.`,
 	root.PersistentFlags().DurationVar(&a.timeouts.Read, "read-timeout", def.Read, "longest the server may send no data during a download (slow-retrieval protection); 0: none (default: $CAIRN_READ_TIMEOUT, else "+def.Read.String()+")")
 	root.PersistentFlags().StringArrayVar(&a.passFiles, "passphrase-file", nil, "NAME=FILE: read key NAME's passphrase from FILE (repeatable). Else $CAIRN_KEY_PASSPHRASE_<NAME> (upper case, other characters as _), else $CAIRN_KEY_PASSPHRASE, else a prompt")
 	root.PersistentFlags().BoolVar(&a.classicSnapshot, "classic-snapshot", false, "verify through snapshot.json as standard TUF clients do, even when the server offers a Merkle snapshot (more bytes per refresh)")
+	root.PersistentFlags().BoolVar(&a.noProgress, "no-progress", false, "draw no progress bars (they are drawn only on a terminal, for files of 4 MiB or more)")
 	a.flags = root.PersistentFlags()
 	root.AddCommand(a.initCommand(), a.keyCommand(), a.projectCommand(), a.uploadCommand(),
 		a.releasesCommand(), a.getCommand(), a.logCommand(),

@@ -197,6 +197,7 @@ func (a *app) repo() (*client.Repo, error) {
 	return client.OpenRepo(client.RepoConfig{
 		Server: server, TrustedRoot: root, MetadataDir: MetadataDir(d.Cache, server), UserAgent: userAgent,
 		OCIToken: a.tokenValue(), HTTPClient: hc, ClassicSnapshot: a.classicSnapshot,
+		Progress: a.trackProgress,
 	})
 }
 
