@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -15,9 +16,13 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cairn-dev/cairn/client/clienttest"
+	"github.com/cairn-dev/cairn/internal/testdb"
 	"github.com/cairn-dev/cairn/internal/testenv"
+	"github.com/cairn-dev/cairn/internal/testrepo"
+	"github.com/cairn-dev/cairn/store"
 )
 
 // TestMain lets a test run this test binary as the cairn program: with
@@ -316,5 +321,52 @@ if "$0" project create gadget --key alice; then echo "a write worked after logou
 	}
 	if st, err := os.Stat(creds); err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("credentials file: %v, %v; want mode 0600", err, st)
+	}
+}
+
+// Against a real cairnd and PostgreSQL: a stored token works until the operators revoke
+// it, then writes are refused with the server's own error ("not valid or was revoked"),
+// exit 20, naming 'cairn login' as the source and saying what to do.
+func TestLoginTokenRevokedOnRealServer(t *testing.T) {
+	u, drop, err := testdb.Create("cli_login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testrepo.Boot(t, u, nil)
+	t.Cleanup(drop)
+	ctx := context.Background()
+	db, err := store.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(db.Close)
+	token, rec, err := db.CreateToken(ctx, store.NewTokenSpec{Name: "laptop", Admin: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	c := newCLI(t)
+	c.ok("init", "--server", r.URL, "--root", writeFile(t, t.TempDir(), "root.json", string(r.RootJSON)))
+	c.ok("key", "generate", "--name", "alice")
+	if res := c.runIn(token+"\n", "login", "--token-stdin"); res.code != 0 {
+		t.Fatalf("login: exit %d: %s", res.code, res.stderr)
+	}
+	c.ok("project", "create", "hello", "--key", "alice")
+
+	if err := db.RevokeToken(ctx, rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	// The server hears of the revocation by notification: a write or two may still pass.
+	var res result
+	for i := 0; i < 100; i++ {
+		if res = c.run("project", "create", fmt.Sprintf("after-%d", i), "--key", "alice"); res.code != 0 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	for _, want := range []string{"not valid or was revoked", "the token came from 'cairn login " + r.URL + "'", "run 'cairn login' again"} {
+		if res.code != 20 || !strings.Contains(res.stderr, want) {
+			t.Errorf("a write with the revoked stored token: exit %d, stderr %q; want exit 20 mentioning %q", res.code, res.stderr, want)
+		}
 	}
 }
