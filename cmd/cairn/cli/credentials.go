@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -142,8 +143,12 @@ func loadCredentials(home string) (credentialsFile, error) {
 	if err := strictjson.Check(b, strictjson.FieldsOf(c)); err != nil {
 		return c, api.Errorf(api.CodeBadRequest, "%s is refused (%v): remove it and run 'cairn login' again", p, err)
 	}
-	if err := json.Unmarshal(b, &c); err != nil {
-		return c, api.Errorf(api.CodeBadRequest, "%s is not valid JSON (%v): remove it and run 'cairn login' again", p, err)
+	// Unknown fields are refused too: a file this cairn does not fully understand (a newer
+	// cairn's) must not be rewritten by it without them.
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, api.Errorf(api.CodeBadRequest, "%s is not cairn's token file as this version knows it (%v): remove it and run 'cairn login' again", p, err)
 	}
 	if c.Tokens == nil {
 		c.Tokens = map[string]string{}

@@ -370,3 +370,23 @@ func TestLoginTokenRevokedOnRealServer(t *testing.T) {
 		}
 	}
 }
+
+// A damaged token file is refused by login, logout and writes alike, with what to do, and
+// is left as it is.
+func TestDamagedCredentialsFileRefused(t *testing.T) {
+	srv, c := loggedOutMaintainer(t)
+	creds := filepath.Join(c.home, "credentials.json")
+	for _, body := range []string{`{"tokens":`, `{"tokens":{"a":"x"},"Tokens":{}}`, `{"extra":1}`} {
+		if err := os.WriteFile(creds, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		for _, args := range [][]string{{"login", "--token-stdin"}, {"logout"}, {"project", "create", "widget", "--key", "alice"}} {
+			if r := c.runIn(srv.Token, args...); r.code != 10 || !strings.Contains(r.stderr, "run 'cairn login' again") {
+				t.Errorf("cairn %s with credentials %s: exit %d, stderr %q; want exit 10 saying to log in again", strings.Join(args, " "), body, r.code, r.stderr)
+			}
+			if b, _ := os.ReadFile(creds); string(b) != body {
+				t.Errorf("cairn %s changed the damaged file to %q", strings.Join(args, " "), b)
+			}
+		}
+	}
+}
