@@ -7,7 +7,7 @@ DEV_DIR ?= .data/dev
 # default here is $CAIRN_LISTEN when set (make run LISTEN=… still overrides both).
 LISTEN ?= $(or $(CAIRN_LISTEN),127.0.0.1:8080)
 
-.PHONY: all build run test npm hsm nginx chromium vet tidy-check fmt bench load clean oci-clients oci-conformance-dev web-assets screenshots bench-web
+.PHONY: all build run test npm hsm nginx chromium keyring vet tidy-check fmt bench load clean oci-clients oci-conformance-dev web-assets screenshots bench-web
 
 all: build
 
@@ -56,6 +56,15 @@ nginx:
 	  $(SUDO) apt-get install -y --no-install-recommends nginx >/dev/null || \
 	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends nginx >/dev/null; }; }
 
+# GNOME Keyring, a real Secret Service for the test of 'cairn login' storing its token in
+# the OS keyring (cmd/cairn/cli/login_test.go runs it on a private D-Bus session bus).
+keyring:
+	@command -v gnome-keyring-daemon >/dev/null && command -v dbus-run-session >/dev/null || { \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  echo "make: installing GNOME Keyring (Debian package) for the OS keyring test of cairn login"; \
+	  $(SUDO) apt-get install -y --no-install-recommends gnome-keyring dbus >/dev/null || \
+	  { $(SUDO) apt-get update >/dev/null && $(SUDO) apt-get install -y --no-install-recommends gnome-keyring dbus >/dev/null; }; }
+
 # Every test, against the local PostgreSQL (or $$DATABASE_URL, read by the test helper).
 # crane, oras, notation and cosign (e2e/ociclients_test.go, e2e/image_test.go) are installed
 # first (cosign takes 15-20 min to build cold, cached after).
@@ -64,7 +73,7 @@ nginx:
 # line when it is built (README.md, "What make test builds"). Tests that skip because a
 # tool is missing are listed at the end (internal/testenv); with CI=true they fail instead.
 SKIP_LOG := .cache/skipped-tests.txt
-test: tidy-check npm hsm nginx chromium vet rekor s3 helm
+test: tidy-check npm hsm nginx chromium keyring vet rekor s3 helm
 	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation cosign
 	@mkdir -p $(dir $(SKIP_LOG)) && rm -f $(SKIP_LOG)
 	@echo "make test: go test ./... (the first run also builds the OCI conformance suite)"

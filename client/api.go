@@ -143,7 +143,7 @@ func (a *API) do(ctx context.Context, r request) (int, error) {
 	req.Header.Set("User-Agent", a.ua)
 	if r.auth {
 		if a.token == "" {
-			return 0, api.Errorf(api.CodeBadRequest, "%s %s needs a bearer token: pass --token or set CAIRN_TOKEN", r.method, req.URL.Path)
+			return 0, api.Errorf(api.CodeBadRequest, "%s %s needs a bearer token: run 'cairn login' or set CAIRN_TOKEN", r.method, req.URL.Path)
 		}
 		req.Header.Set("Authorization", "Bearer "+a.token)
 	}

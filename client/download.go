@@ -198,8 +198,14 @@ func (r *Repo) downloadTargetFrom(ctx context.Context, u string, hdr http.Header
 	for _, h := range hashers {
 		ws = append(ws, h)
 	}
+	var body io.Reader = resp.Body
+	if r.cfg.Progress != nil {
+		var done func(ok bool)
+		body, done = r.cfg.Progress(path, tf.Length, body)
+		defer func() { done(err == nil) }()
+	}
 	// Read one byte more than signed: a longer file is caught without reading it all.
-	n, err := io.Copy(io.MultiWriter(ws...), io.LimitReader(resp.Body, tf.Length+1))
+	n, err := io.Copy(io.MultiWriter(ws...), io.LimitReader(body, tf.Length+1))
 	if err != nil {
 		return fmt.Errorf("downloading target %q: %w", path, err)
 	}

@@ -159,6 +159,9 @@ func (r *Repo) persist(role string, raw []byte) error {
 		return fmt.Errorf("caching %s metadata: %w", role, err)
 	}
 	_, werr := tmp.Write(raw)
+	if werr == nil {
+		werr = tmp.Sync() // durable before the rename makes it the trusted copy
+	}
 	if cerr := tmp.Close(); werr == nil {
 		werr = cerr
 	}

@@ -122,7 +122,7 @@ func (r *Repo) ociGet(ctx context.Context, u string, hdr http.Header, ref string
 	switch resp.StatusCode {
 	case http.StatusOK:
 	case http.StatusUnauthorized:
-		return nil, api.Errorf(api.CodeUnauthorized, "the registry refuses anonymous pulls of %s: give a token (--token or CAIRN_TOKEN)", ref)
+		return nil, api.Errorf(api.CodeUnauthorized, "the registry refuses anonymous pulls of %s: give a token ('cairn login' or CAIRN_TOKEN)", ref)
 	case http.StatusNotFound:
 		return nil, api.Errorf(api.CodeNotFound, "the registry has no %s, although TUF lists the release: the server's OCI view is behind or broken; download without --via oci", ref)
 	default:

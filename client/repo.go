@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -47,6 +48,10 @@ type RepoConfig struct {
 	// classic snapshot, which every mirror serves (a static directory has no Merkle
 	// proofs).
 	AsOf time.Time
+	// Progress, if set, is told about each release file download (not metadata): the
+	// download reads the response body through the reader it returns, and calls done
+	// once it ends (ok: every signed byte arrived). The CLI draws progress bars with it.
+	Progress func(path string, size int64, body io.Reader) (r io.Reader, done func(ok bool))
 }
 
 // Repo is a verifying TUF client for a Cairn repository, built on go-tuf's updater. Every

@@ -12,7 +12,7 @@ import (
 func (s *Server) authenticate(r *http.Request) (*store.Token, error) {
 	h := r.Header.Get("Authorization")
 	if h == "" {
-		return nil, api.Errorf(api.CodeUnauthorized, "this request needs a token: send \"Authorization: Bearer <token>\" (cairn: --token or CAIRN_TOKEN)")
+		return nil, api.Errorf(api.CodeUnauthorized, "this request needs a token: send \"Authorization: Bearer <token>\" (cairn: 'cairn login' or CAIRN_TOKEN)")
 	}
 	scheme, tok, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") || tok == "" {

@@ -412,7 +412,7 @@ func serveCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Comma
 Cairn dev repository at %s (data in %s)
 Point the cairn CLI at it:
   cairn init --server %s --root %s
-  export CAIRN_TOKEN=$(cat %s)
+  cairn login --token-stdin < %s
 `, r.URL, dir, r.URL, filepath.Join(dir, "root.json"), filepath.Join(dir, "admin.token"))
 		}
 		select {

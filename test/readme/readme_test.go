@@ -247,7 +247,7 @@ func sessionEnv(t *testing.T, home string) []string {
 		k, _, _ := strings.Cut(kv, "=")
 		switch {
 		case strings.HasPrefix(k, "CAIRN_"), strings.HasPrefix(k, "XDG_"), strings.HasPrefix(k, "NOTATION_"),
-			k == "HOME", k == "DOCKER_CONFIG", k == "GOCACHE", k == "GOMODCACHE", k == "GOPATH", k == "MAKEFLAGS", k == "MAKELEVEL":
+			k == "HOME", k == "DOCKER_CONFIG", k == "DBUS_SESSION_BUS_ADDRESS", k == "GOCACHE", k == "GOMODCACHE", k == "GOPATH", k == "MAKEFLAGS", k == "MAKELEVEL":
 			continue
 		}
 		env = append(env, kv)

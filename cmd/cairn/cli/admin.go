@@ -513,30 +513,14 @@ func checkCeremonyOutput(off *tufrepo.OfflineMetadata, roles []*offlineRole, onl
 	return nil
 }
 
-// writeNewFile writes data to a file that must not exist yet, and syncs it.
+// writeNewFile writes data to a file that must not exist yet, synced, and never seen
+// half-written (writeFileExclusive).
 func writeNewFile(path string, data []byte, mode os.FileMode) error {
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_EXCL|os.O_WRONLY, mode)
+	err := writeFileExclusive(path, data, mode)
 	if errors.Is(err, fs.ErrExist) {
 		return api.Errorf(api.CodeBadRequest, "%s already exists: init never overwrites a ceremony's output", path)
 	}
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(path)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(path)
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
+	return err
 }
 
 func humanDuration(d time.Duration) string {

@@ -25,7 +25,8 @@ import (
 
 // Main runs cairn with args (without the program name) and returns the process exit code.
 // env looks up environment variables (nil means os.Getenv); the ones read are CAIRN_HOME,
-// XDG_CONFIG_HOME, HOME, CAIRN_SERVER, CAIRN_TOKEN, CAIRN_KEY_PASSPHRASE,
+// XDG_CONFIG_HOME, XDG_DATA_HOME, XDG_CACHE_HOME (dirs.go), HOME, CAIRN_SERVER, CAIRN_TOKEN,
+// CAIRN_CREDENTIAL_STORE, DBUS_SESSION_BUS_ADDRESS (credentials.go), CAIRN_KEY_PASSPHRASE,
 // CAIRN_KEY_PASSPHRASE_<NAME> (passphrase.go) and CAIRN_KDF.
 // stdin is only used to prompt for passphrases when it is a terminal.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer, env func(string) string) int {
@@ -51,11 +52,12 @@ func MainContext(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if errors.As(err, &re) {
 		fmt.Fprintf(stderr, "cairn: error: %v\n", re.err)
 		if api.CodeOf(re.err) == api.CodeUnauthorized {
-			src := "$CAIRN_TOKEN"
-			if a.token != "" {
-				src = "--token"
+			if tok, terr := a.resolveToken(); terr == nil && tok.source != "" {
+				fmt.Fprintf(stderr, "cairn: the token came from %s.\n", tok.source)
+				if a.token == "" && a.env("CAIRN_TOKEN") == "" {
+					fmt.Fprintf(stderr, "cairn: ask the server's operators for a valid token, then run 'cairn login' again (or 'cairn logout' to remove this one).\n")
+				}
 			}
-			fmt.Fprintf(stderr, "cairn: the token came from %s.\n", src)
 		}
 		return int(client.Classify(re.err))
 	}
@@ -81,6 +83,9 @@ type app struct {
 	server    string   // --server
 	token     string   // --token
 	passFiles []string // --passphrase-file NAME=FILE
+
+	tok        *resolvedToken // the API token, once looked up (resolveToken)
+	noProgress bool           // --no-progress
 
 	flags    *pflag.FlagSet  // the global flags, to tell a given timeout from its default
 	timeouts client.Timeouts // --connect-timeout, --response-timeout, --read-timeout
@@ -114,18 +119,22 @@ func (a *app) rootCommand() *cobra.Command {
 signed with their own keys; anyone lists and downloads releases, verified end to end
 through TUF metadata from a pinned root of trust.
 
-Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/cairn).`,
+Configuration lives in $XDG_CONFIG_HOME/cairn (~/.config/cairn), signing keys in
+$XDG_DATA_HOME/cairn (~/.local/share/cairn), verified metadata in $XDG_CACHE_HOME/cairn
+(~/.cache/cairn); $CAIRN_HOME puts all three in one directory. 'cairn login' stores API
+tokens.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
 	root.PersistentFlags().StringVar(&a.server, "server", "", "Cairn server URL (default: $CAIRN_SERVER, else the one from 'cairn init')")
-	root.PersistentFlags().StringVar(&a.token, "token", "", "API bearer token for writes (default: $CAIRN_TOKEN)")
+	root.PersistentFlags().StringVar(&a.token, "token", "", "API bearer token for writes; visible to other users in ps output, so prefer 'cairn login' (default: $CAIRN_TOKEN, else the token 'cairn login' stored for the server)")
 	def := client.DefaultTimeouts()
 	root.PersistentFlags().DurationVar(&a.timeouts.Connect, "connect-timeout", def.Connect, "limit on connecting to the server, TLS included; 0: none (default: $CAIRN_CONNECT_TIMEOUT, else "+def.Connect.String()+")")
 	root.PersistentFlags().DurationVar(&a.timeouts.Response, "response-timeout", def.Response, "limit on the wait for the server's answer to a request, beyond what --wait asks; 0: none (default: $CAIRN_RESPONSE_TIMEOUT, else "+def.Response.String()+")")
 	root.PersistentFlags().DurationVar(&a.timeouts.Read, "read-timeout", def.Read, "longest the server may send no data during a download (slow-retrieval protection); 0: none (default: $CAIRN_READ_TIMEOUT, else "+def.Read.String()+")")
 	root.PersistentFlags().StringArrayVar(&a.passFiles, "passphrase-file", nil, "NAME=FILE: read key NAME's passphrase from FILE (repeatable). Else $CAIRN_KEY_PASSPHRASE_<NAME> (upper case, other characters as _), else $CAIRN_KEY_PASSPHRASE, else a prompt")
 	root.PersistentFlags().BoolVar(&a.classicSnapshot, "classic-snapshot", false, "verify through snapshot.json as standard TUF clients do, even when the server offers a Merkle snapshot (more bytes per refresh)")
+	root.PersistentFlags().BoolVar(&a.noProgress, "no-progress", false, "draw no progress bars (they are drawn only on a terminal, for files of 4 MiB or more)")
 	a.flags = root.PersistentFlags()
 	root.AddCommand(a.initCommand(), a.keyCommand(), a.projectCommand(), a.uploadCommand(),
 		a.releasesCommand(), a.getCommand(), a.attestationsCommand(), a.policyCommand(), a.fetchCommand(), a.logCommand(),
@@ -134,6 +143,7 @@ Configuration lives in $CAIRN_HOME (default $XDG_CONFIG_HOME/cairn or ~/.config/
 	root.AddCommand(a.auditCommand())
 	root.AddCommand(a.maintainerAndExplainCommands(root)...)
 	root.AddCommand(a.diffCommand(), a.doctorCommand(), a.mirrorCommand(), a.searchCommand())
+	root.AddCommand(a.loginCommand(), a.logoutCommand())
 	// Before cobra's completion command is made: it keeps the output it is made with.
 	root.SetIn(a.stdin)
 	root.SetOut(a.stdout)

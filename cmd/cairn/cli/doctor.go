@@ -196,6 +196,8 @@ func (a *app) doctor(o doctorOptions) *DoctorReport {
 		add(c)
 	}
 
+	add(a.doctorToken(server))
+
 	// Reachability and TLS, and the server's clock.
 	a.doctorServer(server, o, now, add)
 
@@ -532,4 +534,17 @@ func kindFlag(kind string) string {
 		return "maintainers"
 	}
 	return "role"
+}
+
+// doctorToken says where writes would take their API token from (never the token
+// itself); the server is not asked whether it accepts it.
+func (a *app) doctorToken(server string) DoctorCheck {
+	tok, err := a.resolveToken()
+	switch {
+	case err != nil:
+		return DoctorCheck{Check: "api token", Status: StatusProblem, Detail: err.Error(), Fix: "fix the stored token as the detail says, or store it again with 'cairn login " + server + "'"}
+	case tok.value == "":
+		return DoctorCheck{Check: "api token", Status: StatusInfo, Detail: "none for " + server + " (downloads need none; writes need one: 'cairn login " + server + "')"}
+	}
+	return DoctorCheck{Check: "api token", Status: StatusOK, Detail: "from " + tok.source}
 }

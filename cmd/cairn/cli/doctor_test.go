@@ -42,7 +42,7 @@ func TestDoctorLive(t *testing.T) {
 	}
 	for _, want := range []struct{ check, status string }{
 		{"pinned root", StatusOK}, {"server", StatusOK}, {"clock", StatusOK}, {"timestamp", StatusOK}, {"key store", StatusOK},
-		{"policy file", StatusInfo}, {"project widget", StatusOK}, {"tls", StatusInfo},
+		{"policy file", StatusInfo}, {"project widget", StatusOK}, {"tls", StatusInfo}, {"api token", StatusOK},
 	} {
 		if find(rep, want.check, want.status) == nil {
 			t.Errorf("no %s check with status %s in %+v", want.check, want.status, rep.Checks)
@@ -92,6 +92,12 @@ func TestDoctorLive(t *testing.T) {
 			must(t, os.WriteFile(dir, []byte("not a directory"), 0o600))
 			return func() { must(t, os.Remove(dir)); must(t, os.Rename(moved, dir)) }
 		}, nil, "key store", "unreadable", "chmod 700"},
+		{"token file others may read", func() func() {
+			old := c.vars["CAIRN_TOKEN"]
+			delete(c.vars, "CAIRN_TOKEN")
+			must(t, os.WriteFile(filepath.Join(c.home, "credentials.json"), []byte(`{"tokens":{}}`), 0o644))
+			return func() { c.vars["CAIRN_TOKEN"] = old; must(t, os.Remove(filepath.Join(c.home, "credentials.json"))) }
+		}, nil, "api token", "other users may read it", "cairn login"},
 		{"no configuration", func() func() {
 			old := c.vars["CAIRN_HOME"]
 			c.vars["CAIRN_HOME"] = filepath.Join(t.TempDir(), "empty")

@@ -77,34 +77,6 @@ func SaveConfig(home string, c Config) error {
 	return writeFileAtomic(configPath(home), append(b, '\n'), 0o600)
 }
 
-// writeFileAtomic writes data to path through a temporary file in the same directory, so
-// a crash never leaves a half-written configuration or key.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return nil
-}
-
 // serverDir names a server's directory under the home: host, port and path, with
 // characters that are special in file names replaced.
 func serverDir(server string) string {
@@ -116,9 +88,10 @@ func serverDir(server string) string {
 	return strings.NewReplacer(":", "_", "/", "_", "\\", "_").Replace(name)
 }
 
-// MetadataDir is where verified TUF metadata of server is cached.
-func MetadataDir(home, server string) string {
-	return filepath.Join(home, "metadata", serverDir(server))
+// MetadataDir is where verified TUF metadata of server is cached, under cache, cairn's
+// cache directory (Dirs.Cache).
+func MetadataDir(cache, server string) string {
+	return filepath.Join(cache, "metadata", serverDir(server))
 }
 
 func rootPath(home, server string) string {
@@ -144,12 +117,12 @@ func (a *app) serverURL(cfg Config) (string, error) {
 	return u.String(), nil
 }
 
-// tokenValue is --token, else $CAIRN_TOKEN.
+// tokenValue is the API token of this invocation (credentials.go has the order of its
+// sources), or "" when there is none or the stored one cannot be read (requireToken and
+// apiClient say why).
 func (a *app) tokenValue() string {
-	if a.token != "" {
-		return a.token
-	}
-	return a.env("CAIRN_TOKEN")
+	r, _ := a.resolveToken()
+	return r.value
 }
 
 // apiClient returns a REST client for the selected server.
@@ -170,14 +143,20 @@ func (a *app) apiClient() (*client.API, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A stored token that cannot be read does not stop reads; writes call requireToken,
+	// which says why.
 	return client.NewAPI(server, client.WithToken(a.tokenValue()), client.WithUserAgent(userAgent), client.WithHTTPClient(hc))
 }
 
 // requireToken fails early, before any passphrase prompt or upload, when a write has no
 // token to authenticate with.
 func (a *app) requireToken() error {
-	if a.tokenValue() == "" {
-		return api.Errorf(api.CodeBadRequest, "this command writes to the server and needs an API token: pass --token or set CAIRN_TOKEN")
+	tok, err := a.resolveToken()
+	if err != nil {
+		return err
+	}
+	if tok.value == "" {
+		return api.Errorf(api.CodeBadRequest, "this command writes to the server and needs an API token: run 'cairn login' (it reads the token from a prompt, or from stdin with --token-stdin), or set CAIRN_TOKEN")
 	}
 	return nil
 }
@@ -203,6 +182,11 @@ func (a *app) repo() (*client.Repo, error) {
 	if err != nil {
 		return nil, err
 	}
+	d, err := a.dirs()
+	if err != nil {
+		return nil, err
+	}
+	a.migrateMetadata(d, server)
 	if root == nil {
 		return nil, api.Errorf(api.CodeBadRequest, "no trusted root is pinned for %s: run 'cairn init --server %s --root FILE' with the root metadata your repository administrators published", server, server)
 	}
@@ -211,8 +195,9 @@ func (a *app) repo() (*client.Repo, error) {
 		return nil, err
 	}
 	return client.OpenRepo(client.RepoConfig{
-		Server: server, TrustedRoot: root, MetadataDir: MetadataDir(home, server), UserAgent: userAgent,
+		Server: server, TrustedRoot: root, MetadataDir: MetadataDir(d.Cache, server), UserAgent: userAgent,
 		OCIToken: a.tokenValue(), HTTPClient: hc, ClassicSnapshot: a.classicSnapshot,
+		Progress: a.trackProgress,
 	})
 }
 

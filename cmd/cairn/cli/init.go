@@ -81,11 +81,17 @@ version 1 of the root from the server and trusts whatever it gets.`,
 			if err != nil {
 				return err
 			}
+			d, err := a.dirs()
+			if err != nil {
+				return err
+			}
 			// Start from a clean cache: metadata cached under an earlier root must not
-			// outlive the decision to trust this one.
-			mdDir := MetadataDir(home, server)
-			if err := os.RemoveAll(mdDir); err != nil {
-				return fmt.Errorf("clearing cached metadata: %w", err)
+			// outlive the decision to trust this one (nor come back from the old place).
+			mdDir := MetadataDir(d.Cache, server)
+			for _, dir := range []string{mdDir, MetadataDir(d.Config, server)} {
+				if err := os.RemoveAll(dir); err != nil {
+					return fmt.Errorf("clearing cached metadata: %w", err)
+				}
 			}
 			hc, err := a.httpClient()
 			if err != nil {

@@ -23,13 +23,15 @@ import (
 // tufrepo.KeyFile per "<name>.json", mode 0600.
 type KeyStore struct{ Dir string }
 
-// keyStore returns the key store in the home.
+// keyStore returns the key store in the data directory, after moving in the keys of the
+// old place (dirs.go).
 func (a *app) keyStore() (KeyStore, error) {
-	home, err := a.home()
+	d, err := a.dirs()
 	if err != nil {
 		return KeyStore{}, err
 	}
-	return KeyStore{Dir: filepath.Join(home, "keys")}, nil
+	a.migrateKeys(d)
+	return KeyStore{Dir: filepath.Join(d.Data, "keys")}, nil
 }
 
 // maxKeyName bounds key names, which become file names.
@@ -89,23 +91,13 @@ func (s KeyStore) Save(kf *tufrepo.KeyFile) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if err := os.MkdirAll(s.Dir, 0o700); err != nil {
-		return "", fmt.Errorf("creating key directory: %w", err)
-	}
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
+	// Synced and linked into place: a crash or a full disk never leaves a half-written
+	// private key, and an existing key is never overwritten.
+	err = writeFileExclusive(p, append(b, '\n'), 0o600)
 	if errors.Is(err, fs.ErrExist) {
 		return "", api.Errorf(api.CodeBadRequest, "a key named %q already exists (%s); choose another name", kf.Name, p)
 	}
 	if err != nil {
-		return "", fmt.Errorf("writing key %q: %w", kf.Name, err)
-	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		os.Remove(p)
-		return "", fmt.Errorf("writing key %q: %w", kf.Name, err)
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(p)
 		return "", fmt.Errorf("writing key %q: %w", kf.Name, err)
 	}
 	return p, nil

@@ -187,7 +187,11 @@ func (a *app) uploadBlob(ac *client.API, path string, f api.File) error {
 		return fmt.Errorf("reading %s: %w", path, err)
 	}
 	defer r.Close()
-	res, err := ac.PutBlob(a.ctx, f.SHA256, r, f.Length)
+	// Without a bar the *os.File itself goes to the HTTP client, as before: no counting
+	// layer on the default (non-terminal) path.
+	body, done := a.trackProgress(f.Name, f.Length, r)
+	res, err := ac.PutBlob(a.ctx, f.SHA256, body, f.Length)
+	done(err == nil)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
