@@ -81,7 +81,7 @@ func (a *app) doctorCommand() *cobra.Command {
   - the key store: directory 0700, key files 0600 and readable, and that each key
     opens with the passphrase given without a terminal (--passphrase-file NAME=FILE,
     $CAIRN_KEY_PASSPHRASE_<NAME>, $CAIRN_KEY_PASSPHRASE; doctor never prompts);
-  - the policy file (Cairn has none yet: "not configured");
+  - the attestation policy file ('cairn policy'), if there is one;
   - the expiry of the roles of your own projects (those whose verified maintainer keys
     are in your key store);
   - pending proposals of your projects that wait for your signature (to-dos).
@@ -168,7 +168,7 @@ func (a *app) doctor(o doctorOptions) *DoctorReport {
 	}
 	if err != nil {
 		add(DoctorCheck{Check: "configuration", Status: StatusProblem, Detail: err.Error(), Fix: "run 'cairn init --server URL --root FILE' with the root your repository administrators published"})
-		add(policyCheck())
+		add(a.policyCheck())
 		return rep
 	}
 	rep.Server = server
@@ -223,7 +223,7 @@ func (a *app) doctor(o doctorOptions) *DoctorReport {
 		}
 	}
 
-	add(policyCheck())
+	add(a.policyCheck())
 
 	if repo != nil {
 		a.doctorProjects(repo, keys, o, now, add)
@@ -231,8 +231,24 @@ func (a *app) doctor(o doctorOptions) *DoctorReport {
 	return rep
 }
 
-func policyCheck() DoctorCheck {
-	return DoctorCheck{Check: "policy file", Status: StatusInfo, Detail: "not configured: Cairn has no client policy file yet"}
+// policyCheck reads the attestation policy 'cairn get' applies, as 'cairn policy check'
+// does: a policy that does not parse makes every 'cairn get' fail.
+func (a *app) policyCheck() DoctorCheck {
+	c := DoctorCheck{Check: "policy file"}
+	p, path, err := a.loadPolicy(&policyFlags{})
+	switch {
+	case err != nil:
+		c.Status, c.Detail, c.Fix = StatusProblem, err.Error(), "fix the file ('cairn policy check' says what is wrong; 'cairn policy --help' shows the format), or move it away"
+	case path == "":
+		c.Status, c.Detail = StatusInfo, "not configured: 'cairn get' checks no attestations unless its flags ask (policy.yaml in the cairn config directory)"
+	default:
+		ids := len(p.Global.TrustedIdentities)
+		for _, r := range p.Projects {
+			ids += len(r.TrustedIdentities)
+		}
+		c.Status, c.Detail = StatusOK, fmt.Sprintf("%s: %d trusted identities, rules for %d projects besides the global ones", path, ids, len(p.Projects))
+	}
+	return c
 }
 
 // expiryCheck is a problem when expires is past, or within warn of now.

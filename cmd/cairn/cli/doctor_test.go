@@ -98,6 +98,11 @@ func TestDoctorLive(t *testing.T) {
 			must(t, os.WriteFile(filepath.Join(c.home, "credentials.json"), []byte(`{"tokens":{}}`), 0o644))
 			return func() { c.vars["CAIRN_TOKEN"] = old; must(t, os.Remove(filepath.Join(c.home, "credentials.json"))) }
 		}, nil, "api token", "other users may read it", "cairn login"},
+		{"policy file that does not parse", func() func() {
+			f := filepath.Join(c.home, "policy.yaml")
+			must(t, os.WriteFile(f, []byte("global:\n  require_identities: -1\n"), 0o600))
+			return func() { must(t, os.Remove(f)) }
+		}, nil, "policy file", "policy.yaml", "cairn policy check"},
 		{"no configuration", func() func() {
 			old := c.vars["CAIRN_HOME"]
 			c.vars["CAIRN_HOME"] = filepath.Join(t.TempDir(), "empty")
@@ -115,6 +120,13 @@ func TestDoctorLive(t *testing.T) {
 			}
 		})
 	}
+	// A policy that parses is reported with what it trusts.
+	policy := filepath.Join(c.home, "policy.yaml")
+	must(t, os.WriteFile(policy, []byte("global:\n  trusted_identities:\n    - san: alice@example.com\n      issuer: https://issuer.example\n  require_identities: 1\n"), 0o600))
+	if _, rep, _ := report(); find(rep, "policy file", StatusOK) == nil || !strings.Contains(find(rep, "policy file", StatusOK).Detail, "1 trusted identities") {
+		t.Errorf("doctor with a valid policy: %+v", rep.Checks)
+	}
+	must(t, os.Remove(policy))
 	c.fails(10, "--output must be text or json", "doctor", "--output", "yaml")
 	c.fails(10, "--max-skew", "doctor", "--max-skew", "0s")
 	c.fails(10, "unknown command", "doctor", "extra")
