@@ -12,9 +12,10 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
-// AttestationsNone is what a diff says of attestations: Cairn records none yet, so there
-// is nothing signed to compare (DESIGN.md "HTTP surface" plans them).
-const AttestationsNone = "none: Cairn does not record attestations yet"
+// AttestationsNone is what a diff says of attestations: it does not compare them (they are
+// committed per file as of the current snapshot, not per role version); 'cairn
+// attestations NAME@VERSION' verifies and shows each release's.
+const AttestationsNone = "not compared by diff: run 'cairn attestations NAME@VERSION' for each side"
 
 // FileDiff is how the files of two sides differ, by file name (releases) or path (role
 // versions).

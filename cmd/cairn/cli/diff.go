@@ -26,7 +26,7 @@ func (a *app) diffCommand() *cobra.Command {
 
 It shows the files added, removed and changed (sizes and sha256), who signed each side,
 the maintainer keys and threshold in force at each side and what changed between them,
-yank changes, and attestations (none: Cairn does not record attestations yet).
+yank changes. Attestations are not compared: 'cairn attestations NAME@VERSION' shows each side's.
 
 The current role version is verified by the TUF updater from the pinned root, as 'cairn
 releases' does. A past version is verified against the delegation in force when it was
@@ -197,7 +197,7 @@ func (a *app) printDiff(d *client.Diff) {
 		a.printf("  no yank changes\n")
 	}
 	if d.Attestations.From == client.AttestationsNone && d.Attestations.To == client.AttestationsNone {
-		a.printf("\nAttestations: none on either side (Cairn does not record attestations yet)\n")
+		a.printf("\nAttestations: not compared; 'cairn attestations %s@VERSION' verifies and shows each release's\n", d.Project)
 	} else {
 		a.printf("\nAttestations: from %s; to %s\n", d.Attestations.From, d.Attestations.To)
 	}
