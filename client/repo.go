@@ -128,15 +128,23 @@ func (r *Repo) Refresh(ctx context.Context) error {
 	r.fetch.ctx = ctx
 	r.fetch.fetches = nil
 	r.up, r.merkle = nil, false
-	m, err := r.refreshMerkle(ctx)
+	var m *merkleView
+	err := noPanic(func() error {
+		var e error
+		m, e = r.refreshMerkle(ctx)
+		return e
+	})
 	if err != nil {
+		if pp := (*parserPanic)(nil); errors.As(err, &pp) {
+			err = r.tufError(err, "refreshing TUF metadata from "+r.cfg.Server)
+		}
 		r.up = nil
 		return err
 	}
 	if m == nil {
 		return r.refreshClassic(ctx)
 	}
-	r.up, r.merkle = m, true
+	r.up, r.merkle = recovering{m}, true
 	return nil
 }
 
@@ -165,14 +173,14 @@ func (r *Repo) refreshClassic(ctx context.Context) error {
 		// go-tuf's reference time: every expiry check of this refresh uses it.
 		up.UnsafeSetRefTime(r.cfg.AsOf)
 	}
-	if err := up.Refresh(); err != nil {
+	if err := noPanic(up.Refresh); err != nil {
 		// Keep the partial updater: the error inspection reads what it already trusts.
-		r.up = up
+		r.up = recovering{up}
 		verr := r.tufError(err, "refreshing TUF metadata from "+r.cfg.Server)
 		r.up = nil
 		return verr
 	}
-	r.up = up
+	r.up = recovering{up}
 	return nil
 }
 

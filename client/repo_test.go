@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +167,21 @@ func TestRepoVerificationFailures(t *testing.T) {
 				f.srv.PublishRole("widget", resign(t, md, f.key))
 			},
 			want: ExitPolicy, mention: "widget",
+		},
+		{
+			// go-tuf v2.4.2's FromBytes panics on this; the client reports it instead.
+			name: "role with a null target",
+			attack: func(t *testing.T, f *fixture) {
+				// Served in place of the role, padded to the length snapshot lists.
+				null := []byte(`{"signatures":[],"signed":{"_type":"targets","expires":"2030-01-01T00:00:00Z","spec_version":"1.0.31","targets":{"x":null},"version":1}}`)
+				f.srv.SetTamper(func(name string, b []byte) []byte {
+					if strings.HasSuffix(name, "widget.json") && len(b) >= len(null) {
+						return append(slices.Clone(null), bytes.Repeat([]byte(" "), len(b)-len(null))...)
+					}
+					return b
+				})
+			},
+			want: ExitMalformed, mention: "parser failed",
 		},
 		{
 			name:    "malformed role",
