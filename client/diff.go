@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -12,10 +13,11 @@ import (
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
-// AttestationsNone is what a diff says of attestations: it does not compare them (they are
-// committed per file as of the current snapshot, not per role version); 'cairn
-// attestations NAME@VERSION' verifies and shows each release's.
-const AttestationsNone = "not compared by diff: run 'cairn attestations NAME@VERSION' for each side"
+// AttestationsNone is what a diff of role versions says of attestations: they are
+// committed per file as of the current snapshot, not per role version, so two role
+// versions are not compared (a diff of releases summarises each side's with
+// ReleaseAttestations); 'cairn attestations NAME@VERSION' verifies and shows a release's.
+const AttestationsNone = "not compared for role versions: run 'cairn attestations NAME@VERSION'"
 
 // FileDiff is how the files of two sides differ, by file name (releases) or path (role
 // versions).
@@ -331,4 +333,33 @@ func (h *HistoricalRole) SignerList() string {
 		return "none"
 	}
 	return strings.Join(ids, ", ")
+}
+
+// ReleaseAttestations summarises a release's attestations for a diff: every file's bundles
+// verified offline and checked complete against the signed index, as of the current
+// verified snapshot (attestations are per file, not per role version). A repository that
+// takes no attestations gives "none (…)"; a withheld or unverifiable committed bundle is
+// an error, as in 'cairn attestations'.
+func ReleaseAttestations(ctx context.Context, repo *Repo, a *API, rel Release) (string, error) {
+	ids := map[api.SignerIdentity]bool{}
+	types := map[string]bool{}
+	n := 0
+	for _, f := range rel.Files {
+		set, err := VerifyFileAttestations(ctx, repo, a, f)
+		if api.CodeOf(err) == api.CodeAttestationsOff {
+			return "none (the repository takes no attestations)", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("attestations of %s: %w", f.Path, err)
+		}
+		for _, v := range set.Attestations {
+			n++
+			ids[v.Identity] = true
+			types[v.PredicateType] = true
+		}
+	}
+	if n == 0 {
+		return fmt.Sprintf("none on its %d files", len(rel.Files)), nil
+	}
+	return fmt.Sprintf("%d verified attestations by %d identities on its %d files (%s)", n, len(ids), len(rel.Files), strings.Join(slices.Sorted(maps.Keys(types)), ", ")), nil
 }

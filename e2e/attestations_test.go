@@ -102,13 +102,28 @@ func TestAttestationsSocialProofAndWithheldAttestation(t *testing.T) {
 		}
 	}
 
+	// A diff of two releases summarises each side's attestations, verified the same way.
+	f2 := filepath.Join(t.TempDir(), "hello-2.0.0.tar.gz")
+	if err := os.WriteFile(f2, []byte("hello, world: not attested"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	maint.ok(t, "upload", "hello", "2.0.0", f2, "--key", "alice")
+	diff := dl.ok(t, "diff", "hello", "1.0.0", "2.0.0")
+	for _, want := range []string{"from 3 verified attestations by 3 identities on its 1 files", "to none on its 1 files"} {
+		if !strings.Contains(strings.Join(strings.Fields(diff), " "), want) {
+			t.Errorf("diff lacks %q:\n%s", want, diff)
+		}
+	}
+
 	// The attacker drops the reviewer's endorsement from what the server lists and serves.
 	if _, err := r.DB.Pool.Exec(ctx, `DELETE FROM attestations WHERE san = 'reviewer@audits.example'`); err != nil {
 		t.Fatal(err)
 	}
-	code, _, errs := dl.run(t, "attestations", "hello@1.0.0")
-	if code != int(cairnclient.ExitPolicy) || !strings.Contains(errs, "leaves out") {
-		t.Fatalf("withheld attestation: exit %d, stderr %s; want exit 4 naming it", code, errs)
+	for _, args := range [][]string{{"attestations", "hello@1.0.0"}, {"diff", "hello", "1.0.0", "2.0.0"}} {
+		code, _, errs := dl.run(t, args...)
+		if code != int(cairnclient.ExitPolicy) || !strings.Contains(errs, "leaves out") {
+			t.Fatalf("cairn %v with a withheld attestation: exit %d, stderr %s; want exit 4 naming it", args, code, errs)
+		}
 	}
 	// Until a new snapshot commits the smaller index (a signature by the online key, in the
 	// audit log and the transparency log), every client catches it.

@@ -26,7 +26,8 @@ func (a *app) diffCommand() *cobra.Command {
 
 It shows the files added, removed and changed (sizes and sha256), who signed each side,
 the maintainer keys and threshold in force at each side and what changed between them,
-yank changes. Attestations are not compared: 'cairn attestations NAME@VERSION' shows each side's.
+yank changes, and for two releases each side's attestations (verified offline, as of the
+current snapshot; 'cairn attestations NAME@VERSION' shows who made them).
 
 The current role version is verified by the TUF updater from the pinned root, as 'cairn
 releases' does. A past version is verified against the delegation in force when it was
@@ -117,6 +118,18 @@ releases, each side is the role version that first published the release.`,
 			if err != nil {
 				return err
 			}
+			if !roleVersions {
+				// Each release's attestations as of the current verified snapshot.
+				for _, side := range []struct {
+					rel string
+					out *string
+				}{{args[1], &d.Attestations.From}, {args[2], &d.Attestations.To}} {
+					rel, _ := client.FindRelease(pr.Releases(), side.rel)
+					if *side.out, err = client.ReleaseAttestations(a.ctx, repo, ac, rel); err != nil {
+						return err
+					}
+				}
+			}
 			if output == "json" {
 				return a.printJSON(d)
 			}
@@ -197,7 +210,7 @@ func (a *app) printDiff(d *client.Diff) {
 		a.printf("  no yank changes\n")
 	}
 	if d.Attestations.From == client.AttestationsNone && d.Attestations.To == client.AttestationsNone {
-		a.printf("\nAttestations: not compared; 'cairn attestations %s@VERSION' verifies and shows each release's\n", d.Project)
+		a.printf("\nAttestations: not compared for role versions; 'cairn attestations %s@VERSION' verifies and shows a release's\n", d.Project)
 	} else {
 		a.printf("\nAttestations: from %s; to %s\n", d.Attestations.From, d.Attestations.To)
 	}

@@ -71,11 +71,11 @@ func TestDiffLive(t *testing.T) {
 	if !signedOnly(d.From, alice) || !signedOnly(d.To, bob) {
 		t.Fatalf("signers: from %+v, to %+v", d.From.Keys, d.To.Keys)
 	}
-	if d.Attestations.From != client.AttestationsNone {
+	if off := "none (the repository takes no attestations)"; d.Attestations.From != off || d.Attestations.To != off {
 		t.Errorf("attestations = %+v", d.Attestations)
 	}
 	text := squash(c.ok("diff", "widget", "1.0", "2.0"))
-	for _, want := range []string{"changed widget.tar.gz 3 → 11 bytes", "added notes.txt 5 bytes", "removed widget.whl 9 bytes", "1.0 now (role version 5): YANKED (reason: broken)", "Attestations: not compared"} {
+	for _, want := range []string{"changed widget.tar.gz 3 → 11 bytes", "added notes.txt 5 bytes", "removed widget.whl 9 bytes", "1.0 now (role version 5): YANKED (reason: broken)", "Attestations: from none (the repository takes no attestations)"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("diff text lacks %q:\n%s", want, text)
 		}
@@ -92,7 +92,7 @@ func TestDiffLive(t *testing.T) {
 	if len(d.Yanked) != 1 || d.Yanked[0].Version != "1.0" || d.Yanked[0].Reason != "broken" || !d.Files.Empty() {
 		t.Fatalf("yanks %+v files %+v", d.Yanked, d.Files)
 	}
-	if text := c.ok("diff", "widget", "--role-versions", "3", "5"); !strings.Contains(text, "CHANGES the threshold from 1 to 2") || !strings.Contains(text, "yanked 1.0 (reason: broken)") {
+	if text := c.ok("diff", "widget", "--role-versions", "3", "5"); !strings.Contains(text, "CHANGES the threshold from 1 to 2") || !strings.Contains(text, "yanked 1.0 (reason: broken)") || !strings.Contains(text, "not compared for role versions") {
 		t.Errorf("role-versions text:\n%s", text)
 	}
 	if text := squash(c.ok("diff", "widget", "--role-versions", "1", "2")); !strings.Contains(text, "added widget/1.0/widget.tar.gz 3 bytes") {
