@@ -20,7 +20,7 @@ func TestOCIPath(t *testing.T) {
 		{"v2/hello/manifests/" + d, "hello", "manifests", true},
 		{"v2/hello/signed/blobs/" + d, "hello/signed", "blobs", true},
 		{"v2/hello/" + OCIRepositoryFile, "hello", "repository", true},
-		{"v2/hello/manifests/latest", "", "", false},           // tags are derived, never carried
+		{"v2/hello/manifests/latest", "", "", false},             // tags are derived, never carried
 		{"v2/hello/manifests/sha512:" + sum("x"), "", "", false}, // sha256 only
 		{"v2/../etc/blobs/" + d, "", "", false},
 		{"v2/Hello/blobs/" + d, "", "", false},
