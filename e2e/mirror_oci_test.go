@@ -138,6 +138,15 @@ func TestMirrorOCI(t *testing.T) {
 		t.Fatalf("oras push to the mirror: %s", out)
 	}
 
+	// cairn get --via oci: the release's manifest from the mirror's /v2/, checked against TUF.
+	dl := newCLI(t, "")
+	dl.ok(t, "init", "--server", mr.URL, "--root", rootFile)
+	got := t.TempDir()
+	dl.ok(t, "get", "demo@2.0.0", "--via", "oci", "--as-of-bundle", "--output-dir", got)
+	if b := readFile(t, filepath.Join(got, filepath.Base(reg.w.f2.Path))); !bytes.Equal(b, reg.w.f2.Content) {
+		t.Fatalf("cairn get --via oci from the mirror: %q", b)
+	}
+
 	// notation verifies both signatures at the site, holding only the certificate and a
 	// policy that trusts it for the mirror's repositories.
 	crt := filepath.Join(u.home, ".config", "notation", "localkeys", "cairn-e2e.crt")
