@@ -202,7 +202,9 @@ func (a *app) mirrorVerifyCommand() *cobra.Command {
 server: every root from the pinned one on, the timestamp, the snapshot it names, targets
 and each delegated role by its delegator (signatures, thresholds, versions, expiry as of
 the export time, lengths and hashes), every release file against the signed role that
-lists it, and each audit-log entry's hash against the metadata bytes. It names the first
+lists it, each audit-log entry's hash against the metadata bytes, and the OCI artifacts
+(every manifest and blob at its digest and complete by reference; release tags as the
+signed roles imply them). It names the first
 thing that fails and exits with the usual codes: 1 hash mismatch, 2 signature invalid,
 3 key not trusted (another repository's root), 4 policy (expired, too stale, rollback,
 a file dropped or added), 10 malformed bundle.`,
