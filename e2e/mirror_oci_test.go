@@ -281,3 +281,78 @@ func rewriteBundle(t *testing.T, b *mirror.Bundle, edit func(mirror.File) (mirro
 	}
 	return out.Bytes()
 }
+
+// mirrorOf exports project demo with the nested repository repo from reg's cairnd, stops
+// the source, and imports the bundle into a running 'cairnd serve --mirror'; it returns
+// the mirror's host:port.
+func mirrorOf(t *testing.T, reg *ociRegistry, repo string) string {
+	t.Helper()
+	work := t.TempDir()
+	rootFile := writeFile(t, work, "root.json", reg.w.r.RootJSON)
+	c := newCLI(t, reg.w.r.AdminToken)
+	c.ok(t, "init", "--server", reg.w.r.URL, "--root", rootFile)
+	bundle := filepath.Join(work, "bundle.tar")
+	c.ok(t, "mirror", "export", "--project", "demo", "--oci-repo", repo, "-o", bundle)
+	if err := reg.w.r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mdir := filepath.Join(work, "mirror")
+	if code, out, errs := cairnd(t, "mirror", "import", bundle, "--mirror-dir", mdir, "--root", rootFile); code != 0 {
+		t.Fatalf("cairnd mirror import: %d\n%s\n%s", code, out, errs)
+	}
+	mr, err := daemon.StartMirror(context.Background(), daemon.Config{Listen: "127.0.0.1:0", MirrorDir: mdir}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { mr.Close() })
+	mu, _ := url.Parse(mr.URL)
+	return mu.Host
+}
+
+// TestMirrorOCICosign: cosign signatures in both of cosign's schemes (the sha256-<hex>.sig
+// tag, and an OCI 1.1 referrer) and an SBOM attestation, carried to a mirror, verify there
+// with the key and no transparency log; the wrong key is refused there too.
+func TestMirrorOCICosign(t *testing.T) {
+	cosign := cosignClient(t)
+	crane := ociClient(t, "crane")
+	reg := newOCIRegistry(t, true)
+	publishAll(t, reg.w.r)
+	u := newOCIUser(t)
+	u.ok(t, cmd{stdin: reg.w.r.AdminToken}, cosign, "login", reg.host, "-u", "cairn", "--password-stdin")
+	dig := map[string]string{}
+	for _, n := range []string{"tag", "oci11"} {
+		dig[n] = pushImage(t, u, crane, reg.ref("demo/cosigned:"+n), true, map[string][]byte{"name": []byte(n)})
+	}
+	pw := []string{"COSIGN_PASSWORD=correct horse battery"}
+	alice, mallory := t.TempDir(), t.TempDir()
+	u.ok(t, cmd{dir: alice, env: pw}, cosign, "generate-key-pair")
+	u.ok(t, cmd{dir: mallory, env: pw}, cosign, "generate-key-pair")
+	key, pub, wrong := filepath.Join(alice, "cosign.key"), filepath.Join(alice, "cosign.pub"), filepath.Join(mallory, "cosign.pub")
+	offline := []string{"--allow-insecure-registry", "--allow-http-registry"}
+	u.ok(t, cmd{env: pw}, cosign, append(append([]string{"sign", "--key", key, "--tlog-upload=false", "--yes"}, offline...), reg.ref("demo/cosigned@"+dig["tag"]))...)
+	u.ok(t, cmd{env: append(slices.Clone(pw), "COSIGN_EXPERIMENTAL=1")}, cosign, append(append([]string{"sign", "--key", key, "--tlog-upload=false", "--yes", "--registry-referrers-mode=oci-1-1"}, offline...), reg.ref("demo/cosigned@"+dig["oci11"]))...)
+	sbom := writeFile(t, t.TempDir(), "sbom.spdx.json", []byte(`{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"cosigned","dataLicense":"CC0-1.0"}`))
+	u.ok(t, cmd{env: pw}, cosign, append(append([]string{"attest", "--key", key, "--tlog-upload=false", "--yes", "--type", "spdxjson", "--predicate", sbom}, offline...), reg.ref("demo/cosigned@"+dig["tag"]))...)
+
+	host := mirrorOf(t, reg, "demo/cosigned")
+	site := newOCIUser(t)
+	verify := func(pubKey, n string, extra ...string) (string, string, int) {
+		args := append(append([]string{"verify", "--key", pubKey, "--insecure-ignore-tlog=true"}, offline...), extra...)
+		return site.run(t, cmd{}, cosign, append(args, host+"/demo/cosigned@"+dig[n])...)
+	}
+	for _, tt := range []struct {
+		n     string
+		extra []string
+	}{{"tag", nil}, {"oci11", []string{"--experimental-oci11"}}} {
+		if out, errs, code := verify(pub, tt.n, tt.extra...); code != 0 || !strings.Contains(out, dig[tt.n]) {
+			t.Fatalf("cosign verify %s against the mirror: exit %d\n%s\n%s", tt.n, code, out, errs)
+		}
+		if _, _, code := verify(wrong, tt.n, tt.extra...); code == 0 {
+			t.Fatalf("cosign verify %s against the mirror with the wrong key succeeded", tt.n)
+		}
+	}
+	out, errs, code := site.run(t, cmd{}, cosign, append(append([]string{"verify-attestation", "--key", pub, "--insecure-ignore-tlog=true", "--type", "spdxjson"}, offline...), host+"/demo/cosigned@"+dig["tag"])...)
+	if code != 0 || !strings.Contains(out, `"payloadType":"application/vnd.in-toto+json"`) {
+		t.Fatalf("cosign verify-attestation against the mirror: exit %d\n%s\n%s", code, out, errs)
+	}
+}
