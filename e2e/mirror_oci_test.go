@@ -71,6 +71,13 @@ func TestMirrorOCI(t *testing.T) {
 	if _, err := os.Stat(bundle); !os.IsNotExist(err) {
 		t.Fatalf("a refused export wrote %s: %v", bundle, err)
 	}
+	// Bounded: more OCI manifests and blobs than --max-files allows is refused, nothing written.
+	if code, _, errs := c.run(t, "mirror", "export", "--project", "demo", "--oci-repo", "demo/files", "--max-files", "4", "-o", bundle); code == 0 || !strings.Contains(errs, "OCI artifacts would be more than 4") {
+		t.Fatalf("export over --max-files: exit %d, %s", code, errs)
+	}
+	if _, err := os.Stat(bundle); !os.IsNotExist(err) {
+		t.Fatalf("a refused export wrote %s: %v", bundle, err)
+	}
 	c.ok(t, "mirror", "export", "--project", "demo", "--oci-repo", "demo/files", "-o", bundle)
 
 	// Offline from here: the source is stopped.
@@ -195,6 +202,30 @@ func TestMirrorOCI(t *testing.T) {
 		{"a blob dropped", func() []byte {
 			return rewriteBundle(t, b, func(f mirror.File) (mirror.File, bool) { return f, f.Path != "v2/demo/files/blobs/"+readmeBlob })
 		}, 4, "does not carry"},
+		{"an artifact added for a project the bundle does not hold", func() []byte {
+			rec, _ := (&mirror.OCIRepository{Name: "evil"}).Encode()
+			added := &mirror.Bundle{Info: b.Info, Files: append(slices.Clone(b.Files), mirror.BytesFile("v2/evil/"+mirror.OCIRepositoryFile, mirror.MediaTypeOCIRepository, rec))}
+			return rewriteBundle(t, added, func(f mirror.File) (mirror.File, bool) { return f, true })
+		}, 4, "not among the bundle's verified metadata"},
+		{"a manifest's media type changed in the record", func() []byte {
+			return rewriteBundle(t, b, func(f mirror.File) (mirror.File, bool) {
+				if f.Path != "v2/demo/files/"+mirror.OCIRepositoryFile {
+					return f, true
+				}
+				body, _ := f.ReadAll(1 << 20)
+				rec, err := mirror.ParseOCIRepository(body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := range rec.Manifests {
+					if rec.Manifests[i].Digest == pushed.Digest {
+						rec.Manifests[i].MediaType = mirror.OCIImageIndex
+					}
+				}
+				nb, _ := rec.Encode()
+				return mirror.BytesFile(f.Path, f.MediaType, nb), true
+			})
+		}, 1, "the repository record"},
 		{"a release tag moved", func() []byte {
 			return rewriteBundle(t, b, func(f mirror.File) (mirror.File, bool) {
 				if f.Path != "v2/demo/"+mirror.OCIRepositoryFile {
