@@ -169,7 +169,7 @@ func TestMirrorOCI(t *testing.T) {
 
 	// The static layout serves the same files (a static server cannot run the referrers
 	// filter or answer /v2/ itself: docs/mirror.md).
-	static := filepath.Join(work, "static")
+	static := staticDir(t)
 	off.ok(t, "mirror", "import", bundle, "--static", static, "--root", rootFile)
 	for _, p := range []string{"v2/demo/files/manifests/v1", "v2/demo/files/manifests/" + pushed.Digest, "v2/demo/files/referrers/" + pushed.Digest, "v2/demo/files/tags/list", "v2/demo/manifests/2.0.0"} {
 		a, err1 := os.ReadFile(filepath.Join(static, p))
@@ -177,6 +177,32 @@ func TestMirrorOCI(t *testing.T) {
 		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
 			t.Errorf("static %s differs from the mirror's: %v %v", p, err1, err2)
 		}
+	}
+
+	// nginx with deploy/nginx/cairn-mirror.conf on the static directory: oras pulls and
+	// discovers, notation verifies the artifact signed through the referrers API.
+	ng := startNginxConf(t, nginxOrSkip(t), static, "../deploy/nginx/cairn-mirror.conf")
+	nu, _ := url.Parse(ng)
+	sdst := t.TempDir()
+	site.ok(t, cmd{dir: sdst}, oras, "pull", "--plain-http", "-o", sdst, nu.Host+"/demo/files:v1")
+	if got := readFile(t, filepath.Join(sdst, "readme.txt")); !bytes.Equal(got, readme) {
+		t.Fatalf("oras pull from nginx: %q", got)
+	}
+	// By digest: a static server sends no Docker-Content-Digest for a tag, which oras
+	// discover's HEAD needs (docs/mirror.md).
+	if out := site.fails(t, cmd{}, oras, "discover", "--plain-http", "--format", "json", nu.Host+"/demo/files:v1"); !strings.Contains(out, "Docker-Content-Digest") {
+		t.Fatalf("oras discover by tag from nginx: %s", out)
+	}
+	if err := json.Unmarshal([]byte(site.ok(t, cmd{}, oras, "discover", "--plain-http", "--format", "json", nu.Host+"/demo/files@"+pushed.Digest)), &disc); err != nil || len(disc.Referrers) != 2 {
+		t.Fatalf("oras discover from nginx: %v %+v", err, disc)
+	}
+	staticPolicy := strings.ReplaceAll(policy, host, nu.Host)
+	site.ok(t, cmd{}, notation, "policy", "import", "--force", writeFile(t, t.TempDir(), "trustpolicy.json", []byte(staticPolicy)))
+	if ref := nu.Host + "/demo/files@" + pushed.Digest; !strings.Contains(site.ok(t, cmd{}, notation, "verify", "--insecure-registry", ref), "Successfully verified signature for "+ref) {
+		t.Fatalf("notation verify %s against nginx", ref)
+	}
+	if resp, _ := httpGet(t, ng+"/v2/demo/files/"+mirror.OCIRepositoryFile); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("nginx serves the repository record: %d", resp.StatusCode)
 	}
 
 	// Tampered bundles, each refused by verify and by import, the mirror unchanged.
