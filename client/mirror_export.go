@@ -43,6 +43,10 @@ type ExportOptions struct {
 	// 1 TiB).
 	MaxFiles int
 	MaxBytes int64
+	// OCIRepos names nested OCI repositories of the exported projects to carry
+	// (<project>/<name>): the registry has no catalog, so only each project's own
+	// repository <project> is found without being named.
+	OCIRepos []string
 	// Now is the export time recorded in the bundle (nil: time.Now).
 	Now func() time.Time
 }
@@ -297,6 +301,28 @@ func (r *Repo) ExportBundle(ctx context.Context, ac *API, opt ExportOptions) (*m
 			b.Files = append(b.Files, f)
 		}
 	}
+
+	// OCI artifacts of the exported projects: their repositories' tags, manifests,
+	// referrers and blobs, as /v2/ serves them.
+	ox := &ociExport{r: r, ctx: ctx, staging: opt.StagingDir, maxItems: opt.MaxFiles, maxBytes: opt.MaxBytes - nbytes, blobs: map[string]string{}, done: map[string]bool{}}
+	ociRepos := slices.Clone(roles)
+	for _, name := range opt.OCIRepos {
+		project, _, nested := strings.Cut(name, "/")
+		if !nested {
+			return nil, nil, api.Errorf(api.CodeBadRequest, "--oci-repo %.120q: name a nested repository <project>/<name>; each exported project's own repository is carried anyway", name)
+		}
+		if !slices.Contains(roles, project) {
+			return nil, nil, api.Errorf(api.CodeBadRequest, "--oci-repo %.120q: project %s is not exported by this bundle (select it with --project)", name, project)
+		}
+		ociRepos = append(ociRepos, name)
+	}
+	slices.Sort(ociRepos)
+	for _, name := range slices.Compact(ociRepos) {
+		if err := ox.repo(name); err != nil {
+			return nil, nil, err
+		}
+	}
+	b.Files = append(b.Files, ox.files...)
 
 	// The transparency-log entries of the online-signed versions in the bundle, as far as
 	// the server has logged them (a log submission may lag a publish; a server without a

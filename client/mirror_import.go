@@ -139,7 +139,9 @@ func ImportBundle(b *mirror.Bundle, d *mirror.Dir, opt ImportOptions) (*ImportRe
 		}
 		// Published names are immutable: the mirror must not hold other bytes under any.
 		for _, f := range b.Files {
-			if f.Path == "metadata/timestamp.json" || f.Path == mirror.AuditLogPath {
+			if f.Path == "metadata/timestamp.json" || f.Path == mirror.AuditLogPath || f.MediaType == mirror.MediaTypeOCIRepository {
+				// The timestamp moves on; an OCI repository record is the repository's
+				// state at export (tags move) and replaces the mirror's.
 				continue
 			}
 			_, sum, ok, err := d.FileSHA256(f.Path)

@@ -79,6 +79,10 @@ type BundleVerification struct {
 	// whether their checkpoints were checked with the log's key (--log-key).
 	TlogEntries     int  `json:"tlog_entries"`
 	TlogCheckpoints bool `json:"tlog_checkpoints_verified"`
+	// OCIRepositories and OCIManifests count the OCI repositories and manifests checked
+	// (every blob and child they reference present, release tags as TUF implies them).
+	OCIRepositories int `json:"oci_repositories"`
+	OCIManifests    int `json:"oci_manifests"`
 
 	newestRoot []byte
 }
@@ -427,6 +431,13 @@ func VerifyBundle(b *mirror.Bundle, anchor []byte, opt BundleVerifyOptions) (*Bu
 		return nil, err
 	} else {
 		res.TlogEntries, res.TlogCheckpoints = n, opt.LogKey != nil
+	}
+
+	// OCI artifacts: complete, by digest, and release tags bound to the verified roles.
+	if nr, nm, err := verifyBundleOCI(b, trusted); err != nil {
+		return nil, err
+	} else {
+		res.OCIRepositories, res.OCIManifests = nr, nm
 	}
 
 	// The audit log: every entry's hash recomputes, and every entry is one of the

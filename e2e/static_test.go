@@ -53,7 +53,13 @@ func staticDir(t *testing.T) string {
 // replaced, in the foreground on a loopback port, and returns its base URL.
 func startNginx(t *testing.T, bin, root string) string {
 	t.Helper()
-	shipped, err := os.ReadFile("../deploy/nginx/cairn-static.conf")
+	return startNginxConf(t, bin, root, "../deploy/nginx/cairn-static.conf")
+}
+
+// startNginxConf is startNginx with another shipped server configuration.
+func startNginxConf(t *testing.T, bin, root, confPath string) string {
+	t.Helper()
+	shipped, err := os.ReadFile(confPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +76,7 @@ func startNginx(t *testing.T, bin, root string) string {
 	} {
 		re := regexp.MustCompile(r.re)
 		if len(re.FindAll(server, -1)) != 1 {
-			t.Fatalf("deploy/nginx/cairn-static.conf: want exactly one line matching %s", r.re)
+			t.Fatalf("%s: want exactly one line matching %s", confPath, r.re)
 		}
 		server = re.ReplaceAll(server, []byte(r.repl))
 	}
@@ -123,6 +129,7 @@ http {
 		}
 		select {
 		case err := <-exited:
+			exited <- err // for the cleanup, which waits for it
 			t.Fatalf("nginx exited: %v: %s", err, out.String())
 		default:
 		}

@@ -182,6 +182,9 @@ func Write(w io.Writer, b *Bundle) error {
 		if err := CheckPath(f.Path, f.MediaType); err != nil {
 			return fmt.Errorf("writing bundle: %w", err)
 		}
+		if err := checkOCIDigest(f.Path, f.MediaType, f.SHA256); err != nil {
+			return fmt.Errorf("writing bundle: %w", err)
+		}
 		m.Layers = append(m.Layers, descriptor{MediaType: f.MediaType, Digest: "sha256:" + f.SHA256, Size: f.Size,
 			Annotations: map[string]string{annotationTitle: f.Path}})
 		blobs[f.SHA256] = f

@@ -117,9 +117,50 @@ func (d *Dir) Apply(b *Bundle, newestRoot []byte) (written int, err error) {
 		if f.MediaType == MediaTypeAuditLog || f.MediaType == MediaTypeTlogEntry {
 			continue // checked on import, not served
 		}
+		if f.MediaType == MediaTypeOCIRepository {
+			continue // replaced below, with the files derived from it
+		}
 		if _, ok := d.FileSize(f.Path); ok {
 			continue
 		}
+		if err := d.writeFrom(f, dirs); err != nil {
+			return written, err
+		}
+		written++
+	}
+	if err := syncDirs(dirs); err != nil {
+		return written, err
+	}
+	// OCI repositories: each record replaces the mirror's, with its derived files (tags
+	// may move; a tag the record no longer has goes).
+	served, err := OCIServed(b, d)
+	if err != nil {
+		return written, fmt.Errorf("deriving the mirror's OCI files: %w", err)
+	}
+	for _, f := range b.Files {
+		if f.MediaType != MediaTypeOCIRepository {
+			continue
+		}
+		repo, _, _, _ := OCIPath(f.Path)
+		if old, err := d.ReadFile(f.Path, 1<<30); err == nil {
+			if rec, err := ParseOCIRepository(old); err == nil {
+				nb, _ := f.ReadAll(1 << 30)
+				nrec, err := ParseOCIRepository(nb)
+				if err != nil {
+					return written, err
+				}
+				for t := range rec.Tags {
+					if _, keep := nrec.Tags[t]; !keep && CheckOCITag(t) == nil {
+						if err := os.Remove(d.path("v2/" + repo + "/manifests/" + t)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+							return written, fmt.Errorf("removing the old tag %s:%s: %w", repo, t, err)
+						}
+					}
+				}
+			}
+		}
+		served = append(served, f)
+	}
+	for _, f := range served {
 		if err := d.writeFrom(f, dirs); err != nil {
 			return written, err
 		}

@@ -162,6 +162,15 @@ func CheckPath(path, mediaType string) error {
 			return api.Errorf(api.CodeInvalidPath, "the audit log is at %s, not %.120q", AuditLogPath, path)
 		}
 		return nil
+	case MediaTypeOCIManifest, MediaTypeOCIBlob, MediaTypeOCIRepository:
+		_, kind, _, err := OCIPath(path)
+		if err != nil {
+			return err
+		}
+		if want := map[string]string{MediaTypeOCIManifest: "manifests", MediaTypeOCIBlob: "blobs", MediaTypeOCIRepository: "repository"}[mediaType]; kind != want {
+			return api.Errorf(api.CodeInvalidPath, "OCI file %.120q of media type %s is not where that type belongs", path, mediaType)
+		}
+		return nil
 	}
 	return api.Errorf(api.CodeUnsupported, "file %.120q has media type %.80q, which this version of Cairn does not know: upgrade cairn, or export without it", path, mediaType)
 }
@@ -324,7 +333,13 @@ func Read(r io.Reader, staging string, lim Limits) (*Bundle, error) {
 		if size != l.Size {
 			return nil, malformed("file %s is %d bytes, but the manifest says %d", path, size, l.Size)
 		}
-		if l.MediaType != MediaTypeTarget && size > lim.MaxJSONBytes {
+		if err := checkOCIDigest(path, l.MediaType, hexd); err != nil {
+			return nil, err
+		}
+		if l.MediaType == MediaTypeOCIManifest && size > MaxOCIManifest {
+			return nil, api.Errorf(api.CodeTooLarge, "OCI manifest %s is %d bytes, more than the %d a manifest may have", path, size, MaxOCIManifest)
+		}
+		if l.MediaType != MediaTypeTarget && l.MediaType != MediaTypeOCIBlob && size > lim.MaxJSONBytes {
 			return nil, api.Errorf(api.CodeTooLarge, "file %s is %d bytes, more than the %d allowed for metadata", path, size, lim.MaxJSONBytes)
 		}
 		blob := filepath.Join(staging, hexd)
@@ -338,6 +353,18 @@ func Read(r io.Reader, staging string, lim Limits) (*Bundle, error) {
 		}
 	}
 	return b, nil
+}
+
+// checkOCIDigest checks that an OCI manifest or blob sits at the path of its own digest,
+// so that what a mirror serves under a digest is what has that digest.
+func checkOCIDigest(path, mediaType, sha256Hex string) error {
+	if mediaType != MediaTypeOCIManifest && mediaType != MediaTypeOCIBlob {
+		return nil
+	}
+	if _, _, d, _ := OCIPath(path); d != "sha256:"+sha256Hex {
+		return api.Errorf(api.CodeDigestMismatch, "OCI file %.160q holds bytes of sha256 %s: the bundle was altered after export", path, sha256Hex)
+	}
+	return nil
 }
 
 // stageBlob copies one blob into staging, checking its digest.

@@ -18,9 +18,10 @@ import (
 // an air-gapped site: TUF metadata, release files and the bundle's export time, under the
 // same paths and with the same headers as a full server, byte for byte as the bundle
 // carried them, and the Merkle snapshot proofs it carried (/api/v1/merkle/). Every other
-// method is refused with read_only_mirror; the rest of the REST API and /v2/ are not
-// served (the bundle carries no OCI artifacts yet). Nothing it serves needs
-// trust in it: clients verify from their pinned root, as against cairnd.
+// method is refused with read_only_mirror (OCI clients: DENIED); the rest of the REST API
+// is not served. Under /v2/ it serves the OCI artifacts bundles carried (mirror_oci.go).
+// Nothing it serves needs trust in it: clients verify from their pinned root, as against
+// cairnd, and OCI clients check digests and their artifacts' own signatures.
 type Mirror struct {
 	dir string
 	log *slog.Logger
@@ -80,7 +81,7 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		m.serveFile(w, r, strings.TrimPrefix(p, "/"), "application/octet-stream", cacheImmutable)
 	case strings.HasPrefix(p, "/v2/") || p == "/v2":
-		writeOCIError(w, http.StatusNotFound, "NAME_UNKNOWN", "this read-only mirror serves TUF metadata and release files only: OCI artifacts are not carried by mirror bundles yet")
+		m.serveOCI(w, r)
 	case strings.HasPrefix(p, "/api/v1/merkle/"):
 		// The proofs the bundle carried, for its timestamp (cairn get's Merkle refresh).
 		rel := "merkle/" + strings.TrimPrefix(p, "/api/v1/merkle/") + ".json"

@@ -90,7 +90,9 @@ func (a *app) mirrorCommand() *cobra.Command {
 (the whole root chain, one timestamp, its snapshot, targets, the delegating roles and the
 selected projects' roles), the selected releases' files, the audit-log and
 transparency-log entries of that metadata and its Merkle snapshot proofs. It verifies on
-its own, with no network, from a pinned root. OCI artifacts are not carried yet.
+its own, with no network, from a pinned root. It also carries the exported projects' OCI
+artifacts (/v2/: tags, manifests with their referrers such as signatures and SBOMs, and
+blobs), which 'cairnd serve --mirror' serves read-only.
 
   cairn mirror export --project hello -o bundle.tar    on the connected side
   cairn mirror verify bundle.tar --root root.json      anywhere, offline
@@ -113,12 +115,15 @@ func (a *app) mirrorExportCommand() *cobra.Command {
 		output   string
 		maxFiles int
 		maxBytes int64
+		ociRepos []string
 	)
 	cmd := &cobra.Command{
 		Use:   "export [--project P]... [--all] [--since SNAPSHOT] -o bundle.tar",
 		Short: "Write a self-verifying bundle of projects' releases and their signed metadata",
 		Long: `export downloads, through the TUF updater from the pinned root, the current signed
-metadata and every release file of the selected projects, checks the assembled bundle as
+metadata and every release file of the selected projects, and their OCI repositories
+(each project's own, and those named with --oci-repo: every tag, the manifests the tags
+and the referrers API reach, their blobs), checks the assembled bundle as
 'cairn mirror verify' will, and only then writes it. With --since SNAPSHOT it writes an
 incremental bundle for a mirror that imported the bundle of that snapshot (or a later
 one): the projects that changed since, with only their new files. The same server state
@@ -145,7 +150,7 @@ and export second give the same bytes.`,
 			}
 			defer os.RemoveAll(staging)
 			b, res, err := repo.ExportBundle(a.ctx, ac, client.ExportOptions{Projects: projects, All: all, Since: since,
-				StagingDir: staging, MaxFiles: maxFiles, MaxBytes: maxBytes})
+				StagingDir: staging, MaxFiles: maxFiles, MaxBytes: maxBytes, OCIRepos: ociRepos})
 			if err != nil {
 				return err
 			}
@@ -182,7 +187,8 @@ and export second give the same bytes.`,
 	cmd.Flags().Int64Var(&since, "since", 0, "write an incremental bundle on top of the bundle of this snapshot version")
 	cmd.Flags().StringVarP(&out, "out", "o", "", "write the bundle to `FILE`")
 	cmd.Flags().IntVar(&maxFiles, "max-files", 1_000_000, "refuse to export more release files than this")
-	cmd.Flags().Int64Var(&maxBytes, "max-bundle-size", 1<<40, "refuse to export more bytes of release files than this")
+	cmd.Flags().Int64Var(&maxBytes, "max-bundle-size", 1<<40, "refuse to export more bytes of release files and OCI blobs than this")
+	cmd.Flags().StringArrayVar(&ociRepos, "oci-repo", nil, "also carry the nested OCI repository `PROJECT/NAME` of an exported project (repeatable; each project's own repository is always carried)")
 	addOutputFlag(cmd, &output)
 	return cmd
 }
@@ -196,7 +202,9 @@ func (a *app) mirrorVerifyCommand() *cobra.Command {
 server: every root from the pinned one on, the timestamp, the snapshot it names, targets
 and each delegated role by its delegator (signatures, thresholds, versions, expiry as of
 the export time, lengths and hashes), every release file against the signed role that
-lists it, and each audit-log entry's hash against the metadata bytes. It names the first
+lists it, each audit-log entry's hash against the metadata bytes, and the OCI artifacts
+(every manifest and blob at its digest and complete by reference; release tags as the
+signed roles imply them). It names the first
 thing that fails and exits with the usual codes: 1 hash mismatch, 2 signature invalid,
 3 key not trusted (another repository's root), 4 policy (expired, too stale, rollback,
 a file dropped or added), 10 malformed bundle.`,
@@ -347,7 +355,11 @@ func (a *app) printBundle(verb string, r *client.BundleVerification) {
 		a.printf("; %d transparency-log entries (%s)", r.TlogEntries, how)
 	}
 	a.printf("\n")
-	a.printf("  projects: %d\n", len(r.Projects))
+	a.printf("  projects: %d", len(r.Projects))
+	if r.OCIRepositories > 0 {
+		a.printf("; OCI repositories: %d, manifests: %d (release tags as TUF signed them)", r.OCIRepositories, r.OCIManifests)
+	}
+	a.printf("\n")
 }
 
 // mirrorMaxStaleness is "mirror_max_staleness" from the configuration, else the default.
