@@ -130,7 +130,9 @@ $(S3_BIN):
 # helm v3.22.0 for the Helm chart's test (deploy/helm), built once into .cache/helm/bin
 # (~2-2.5 min cold on 2 cores, with downloads; the main go.mod is not touched). `make test`
 # runs the chart test too; test-helm runs only it (helm lint/template on deploy/helm/cairn,
-# the rendered objects checked). Without CAIRN_HELM_BIN the chart tests skip.
+# the rendered objects checked, and the boot test: the migrate Job, bootstrap Job,
+# Deployment, probes and gc CronJob run as cairnd processes against PostgreSQL, one value
+# set on versitygw's S3). Without CAIRN_HELM_BIN the chart tests skip.
 .PHONY: helm test-helm
 HELM_BIN := .cache/helm/bin/helm
 helm: $(HELM_BIN)
@@ -139,8 +141,8 @@ $(HELM_BIN):
 	mkdir -p $(@D)
 	GOBIN=$(CURDIR)/$(@D) $(GO) install helm.sh/helm/v3/cmd/helm@v3.22.0
 
-test-helm: helm
-	CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) $(GO) test -count=1 -timeout 5m -v ./deploy/helm/
+test-helm: helm s3
+	CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) $(GO) test -count=1 -timeout 10m -v ./deploy/helm/
 
 # Debian's Chromium for the web UI's browser tests (web/*_test.go drive it with go-rod);
 # nothing downloads a browser build.
