@@ -18,6 +18,7 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -128,11 +129,40 @@ func TestChartBoots(t *testing.T) {
 				t.Errorf("GET /metadata/timestamp.json: %d %s", code, body)
 			}
 
-			// The gc CronJob runs beside the serving pod, on the same blob volume.
-			out := c.runToCompletion(t, r.workload("CronJob", "-gc"))
-			var rep map[string]any
+			// The gc CronJob runs beside the serving pod, on the same blob volume: it takes
+			// the file an upload killed two hours ago left in <blob-dir>/tmp (kept with
+			// --dry-run), which only a gc that sees the Deployment's volume can find.
+			var cfg struct {
+				BlobDir string `json:"blob_dir"`
+			}
+			if err := json.Unmarshal(c.configMaps[str(r.one("ConfigMap"), "metadata", "name")]["cairnd.json"], &cfg); err != nil {
+				t.Fatal(err)
+			}
+			left := filepath.Join(c.path(t, cfg.BlobDir), "tmp", "upload-killed")
+			if err := os.WriteFile(left, []byte("half an upload"), 0o644); err != nil {
+				t.Fatalf("the serving pod made no %s/tmp: %v", cfg.BlobDir, err)
+			}
+			// The serving process ran as the pod's user: what it made is that user's.
+			if fi, err := os.Stat(filepath.Dir(left)); err != nil || fi.Sys().(*syscall.Stat_t).Uid != uint32(get(srv.spec, "securityContext", "runAsUser").(int)) {
+				t.Errorf("%s/tmp was not made by the pod's user %v: %v", cfg.BlobDir, get(srv.spec, "securityContext", "runAsUser"), err)
+			}
+			old := time.Now().Add(-2 * time.Hour)
+			if err := os.Chtimes(left, old, old); err != nil {
+				t.Fatal(err)
+			}
+			gc := r.workload("CronJob", "-gc")
+			dryRun := slices.Contains(strs(podOf(t, gc).container, "args"), "--dry-run")
+			out := c.runToCompletion(t, gc)
+			var rep struct {
+				TempFiles int  `json:"temp_files"`
+				DryRun    bool `json:"dry_run"`
+			}
 			if err := json.Unmarshal([]byte(out), &rep); err != nil {
 				t.Errorf("gc printed no JSON report: %v\n%s", err, out)
+			}
+			_, err = os.Stat(left)
+			if rep.TempFiles != 1 || rep.DryRun != dryRun || (err == nil) != dryRun {
+				t.Errorf("gc (dry run %v) reported %s and the abandoned upload file is there: %v", dryRun, out, err == nil)
 			}
 
 			srv.stop(t)
