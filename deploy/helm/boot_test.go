@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/internal/imagebuild"
+	"github.com/cairn-dev/cairn/internal/rekortest"
 	"github.com/cairn-dev/cairn/internal/s3test"
 	"github.com/cairn-dev/cairn/internal/testdb"
 	"github.com/cairn-dev/cairn/internal/testenv"
@@ -51,9 +52,10 @@ func TestChartBoots(t *testing.T) {
 	world := newOutside(t)
 
 	for _, tc := range []struct {
-		name string
-		args []string
-		s3   bool
+		name  string
+		args  []string
+		s3    bool
+		rekor bool
 	}{
 		// The chart's defaults around the required values: the migrate hook Job migrates,
 		// serve runs with no_migrate; the key passphrase is CAIRN_KEY_PASSPHRASE from the Secret.
@@ -63,6 +65,9 @@ func TestChartBoots(t *testing.T) {
 			"--set", "config.s3.bucket=blobs", "--set", "config.s3.region=us-east-1", "--set", "config.s3.pathStyle=true", "--set", "config.s3.prefix=cairn/",
 			"--set", "secretKeys.s3AccessKey=s3-access-key", "--set", "secretKeys.s3SecretKey=s3-secret-key",
 		}},
+		// A transparency log (an in-process Rekor v2 stand-in): its key from the
+		// ConfigMap, mounted at /etc/cairn/rekor where rekor_key points.
+		{name: "transparency log", rekor: true, args: []string{"--set", "config.rekor.timeout=10s"}},
 		// No migrate hook (bootstrap and serve migrate), the key passphrase from a file in
 		// the mounted Secret, two replicas (ReadWriteMany, rolling), an Ingress host as the
 		// external URL, gc in dry-run, the alerts and the ServiceMonitor.
@@ -91,6 +96,15 @@ func TestChartBoots(t *testing.T) {
 				secrets["cairn-secrets"]["s3-access-key"] = []byte(s3.AccessKey)
 				secrets["cairn-secrets"]["s3-secret-key"] = []byte(s3.SecretKey)
 				tc.args = append(tc.args, "--set", "config.s3.endpoint="+s3.Endpoint, "--set", "config.s3.bucket="+s3.Bucket)
+			}
+			var log *rekortest.Fake
+			if tc.rekor {
+				log = rekortest.NewFake(t)
+				pem := filepath.Join(t.TempDir(), "rekor.pub")
+				if err := os.WriteFile(pem, log.PublicPEM, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				tc.args = append(tc.args, "--set", "config.rekor.url="+log.URL, "--set", "config.rekor.origin="+log.Origin, "--set-file", "config.rekor.keyPEM="+pem)
 			}
 			port := freePort(t)
 			args := append([]string{"-f", "testdata/boot.yaml", "--set", "config.port=" + strconv.Itoa(port)}, tc.args...)
@@ -127,6 +141,16 @@ func TestChartBoots(t *testing.T) {
 			}
 			if code, body := srv.get(t, svcPort, "/metadata/timestamp.json"); code != http.StatusOK {
 				t.Errorf("GET /metadata/timestamp.json: %d %s", code, body)
+			}
+
+			if log != nil {
+				// The publisher logs the versions it signs: the log was reached with the
+				// key the chart mounted.
+				for deadline := time.Now().Add(time.Minute); log.Size() == 0; time.Sleep(200 * time.Millisecond) {
+					if time.Now().After(deadline) {
+						t.Fatalf("nothing reached the transparency log in a minute:\n%s", srv.out)
+					}
+				}
 			}
 
 			// The gc CronJob runs beside the serving pod, on the same blob volume: it takes
