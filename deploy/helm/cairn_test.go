@@ -1,8 +1,11 @@
 // Package helm_test checks the Helm chart in deploy/helm/cairn with a real helm binary:
 // helm lint and helm template with realistic and minimal values, every rendered document
-// parsed as YAML, and the properties operators rely on asserted. No cluster is needed.
-// Run with `make test-helm` (it builds helm v3.22.0 into .cache/helm/bin and sets
-// CAIRN_HELM_BIN); without CAIRN_HELM_BIN the tests skip.
+// parsed as YAML, and the properties operators rely on asserted (this file); the rendered
+// workloads run as cairnd processes against PostgreSQL (boot_test.go); every manifest
+// validated by kubeconform against the vendored schemas (kubeconform_test.go). No cluster
+// is needed. Run with `make test-helm` (it builds helm v3.22.0, kubeconform v0.8.0 and
+// versitygw into .cache and sets CAIRN_HELM_BIN, CAIRN_KUBECONFORM_BIN, CAIRN_S3_BIN);
+// without them the tests skip, and under CI=true they fail.
 package helm_test
 
 import (
