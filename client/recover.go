@@ -9,7 +9,7 @@ import (
 
 // errParserPanic is what a panic inside go-tuf becomes: go-tuf v2.4.2's FromBytes
 // dereferences a nil pointer on a null target ("targets":{"x":null}), which any server can
-// send. It is malformed metadata (exit 11), not a crash of the downloader.
+// send. It is malformed metadata (exit 10), not a crash of the downloader.
 func errParserPanic(v any) error {
 	return &parserPanic{&metadata.ErrRepository{Msg: fmt.Sprintf("the metadata could not be read: go-tuf's parser failed on it (%v); the server sent malformed metadata", v)}}
 }
