@@ -58,9 +58,6 @@ server that leaves a committed attestation out is caught (exit 4). Bundles that 
 verify are shown as refused and never counted.`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			if sample < 0 {
 				return api.Errorf(api.CodeBadRequest, "--sample must be 0 or more")
 			}

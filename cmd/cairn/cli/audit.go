@@ -42,9 +42,6 @@ failure: 1 hash mismatch, 2 signature invalid, 3 key not trusted, 4 a version wi
 no entry (signed but never logged, or not logged yet: see the backlog).`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			ac, err := a.apiClient()
 			if err != nil {
 				return err

@@ -105,9 +105,6 @@ It asks for confirmation on a terminal; --yes signs without asking.`,
 }
 
 func (a *app) adminClaim(o claimOptions) error {
-	if err := checkOutput(o.output); err != nil {
-		return err
-	}
 	for _, p := range o.projects {
 		if err := tufrepo.ValidateProjectName(p); err != nil {
 			return err

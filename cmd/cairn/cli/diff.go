@@ -48,9 +48,6 @@ releases, each side is the role version that first published the release.`,
 			return cobra.ExactArgs(3)(cmd, args)
 		},
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			var nums [2]int64
 			if root || roleVersions {
 				what := "role version"

@@ -90,9 +90,6 @@ It writes nothing. Exit code 0 when no problem was found, 4 when any was (to-dos
 notes do not count), 10 for a bad command line.`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(o.output); err != nil {
-				return err
-			}
 			if o.expiryWarning < 0 || o.maxSkew <= 0 {
 				return api.Errorf(api.CodeBadRequest, "--expiry-warning must be 0 or more and --max-skew more than 0")
 			}

@@ -28,9 +28,6 @@ carries its signatures. The exit codes
 are those of 'cairn get'.`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			project, version, _, err := releaseArg(args[0])
 			if err != nil {
 				return err

@@ -349,9 +349,6 @@ func (a *app) keyListCommand() *cobra.Command {
 		Short: "List your signing keys",
 		Args:  cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			ks, err := a.keyStore()
 			if err != nil {
 				return err

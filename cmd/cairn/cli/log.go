@@ -24,9 +24,6 @@ prints the head hash: compare it with what others see to detect a log shown diff
 to different people.`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, _ []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			ac, err := a.apiClient()
 			if err != nil {
 				return err

@@ -235,9 +235,6 @@ type changeReport struct {
 // computes the new set with mutate, checks every guard rail, shows the change, signs it
 // with the keys given and posts it.
 func (a *app) maintainerChange(project string, f changeFlags, mutate func(client.MaintainerSet) (client.MaintainerSet, error)) error {
-	if err := checkOutput(f.output); err != nil {
-		return err
-	}
 	if err := tufrepo.ValidateProjectName(project); err != nil {
 		return err
 	}
@@ -438,9 +435,6 @@ co-maintainers sign with 'cairn sign'.`,
 }
 
 func (a *app) projectResign(project string, keyNames []string, wait time.Duration, output string) error {
-	if err := checkOutput(output); err != nil {
-		return err
-	}
 	if err := tufrepo.ValidateProjectName(project); err != nil {
 		return err
 	}
@@ -507,9 +501,6 @@ func (a *app) maintainerListCommand() *cobra.Command {
 		Short: "List a project's maintainer keys, verified through TUF",
 		Args:  cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			_, pr, err := a.projectRole(args[0])
 			if err != nil {
 				return err

@@ -130,9 +130,6 @@ one): the projects that changed since, with only their new files. The same serve
 and export second give the same bytes.`,
 		Args: cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			if out == "" {
 				return api.Errorf(api.CodeBadRequest, "name the bundle file with -o FILE")
 			}
@@ -210,9 +207,6 @@ thing that fails and exits with the usual codes: 1 hash mismatch, 2 signature in
 a file dropped or added), 10 malformed bundle.`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(f.output); err != nil {
-				return err
-			}
 			root, err := a.rootForBundle(f.rootFile)
 			if err != nil {
 				return err
@@ -257,9 +251,6 @@ extend it is refused, as is an older snapshot than DIR holds (rollback). Nothing
 changes when an import is refused; timestamp.json is written last.`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(f.output); err != nil {
-				return err
-			}
 			if f.staticDir == "" {
 				return api.Errorf(api.CodeBadRequest, "name the directory to lay out with --static DIR (a 'cairnd serve --mirror' imports with 'cairnd mirror import')")
 			}

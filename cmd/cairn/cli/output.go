@@ -16,8 +16,30 @@ func addOutputFlag(cmd *cobra.Command, output *string) {
 	if cmd.Flags().ShorthandLookup(short) != nil {
 		short = ""
 	}
-	cmd.Flags().StringVarP(output, "output", short, "text", "output format: text or json")
+	*output = "text"
+	cmd.Flags().VarP(outputFormat{output}, "output", short, "output format: text or json")
 }
+
+// outputFormat is the value of every --output flag: it is checked once, when the flag is
+// parsed, so no command checks it again and a bad value is refused before anything runs.
+type outputFormat struct{ p *string }
+
+func (o outputFormat) String() string {
+	if o.p == nil {
+		return ""
+	}
+	return *o.p
+}
+
+func (o outputFormat) Set(s string) error {
+	if err := checkOutput(s); err != nil {
+		return err
+	}
+	*o.p = s
+	return nil
+}
+
+func (o outputFormat) Type() string { return "text|json" }
 
 func checkOutput(output string) error {
 	if output != "text" && output != "json" {

@@ -164,9 +164,6 @@ rule, writing nothing.
 		Short: "Print the policy, or the rules that apply to one project",
 		Args:  cobra.NoArgs,
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			p, path, err := a.loadPolicy(&pf)
 			if err != nil {
 				return err

@@ -35,9 +35,6 @@ project's role metadata, with no releases, is signed with KEY and sent with the 
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
 			name := args[0]
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			if err := tufrepo.ValidateProjectName(name); err != nil {
 				return err
 			}

@@ -30,9 +30,6 @@ signed role metadata lists them after verifying the whole chain from the pinned 
 The server's REST API is not consulted.`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			repo, pr, err := a.projectRole(args[0])
 			if err != nil {
 				return err
@@ -120,9 +117,6 @@ written.
 every other command -o is --output, the output format, and it will be here too.`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			if cmd.Flags().Changed(deprecatedOutputDir) {
 				if cmd.Flags().Changed("output-dir") {
 					return api.Errorf(api.CodeBadRequest, "-o and --output-dir both name the directory: give only --output-dir DIR")

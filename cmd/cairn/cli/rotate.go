@@ -164,9 +164,6 @@ type generatedKey struct {
 }
 
 func (a *app) rootRotate(cmd *cobra.Command, o rootRotateOptions) error {
-	if err := checkOutput(o.output); err != nil {
-		return err
-	}
 	now := time.Now()
 	rootExpires, err := parseExpiry("--expires", o.expires, now)
 	if err != nil {
@@ -854,9 +851,6 @@ the targets keys, use 'cairn admin root rotate --new-targets-key'.`,
 }
 
 func (a *app) targetsResign(o targetsResignOptions) error {
-	if err := checkOutput(o.output); err != nil {
-		return err
-	}
 	now := time.Now()
 	expires, err := parseExpiry("--expires", o.expires, now)
 	if err != nil {
@@ -1033,9 +1027,6 @@ func statusHint(e api.RoleExpiry) string {
 }
 
 func (a *app) adminStatus(o statusOptions) error {
-	if err := checkOutput(o.output); err != nil {
-		return err
-	}
 	ac, err := a.apiClient()
 	if err != nil {
 		return err

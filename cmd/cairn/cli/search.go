@@ -40,9 +40,6 @@ and marks it VERIFIED or NOT VERIFIED; only verified hashes are to be trusted. P
 --limit results (default 20); --cursor continues from the 'next' cursor printed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			if len(args) == 1 {
 				p.Prefix = args[0]
 			}

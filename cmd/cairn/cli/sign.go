@@ -58,9 +58,6 @@ When more than one proposal is open, choose one with --version, and with --kind 
 a role version and a maintainer change have the same number.`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			if cmd.Flags().Changed("version") && version < 1 {
 				return api.Errorf(api.CodeBadRequest, "--version must be a role version or maintainer change version, 1 or more")
 			}

@@ -43,9 +43,6 @@ File names become part of the release's paths, so they must be 1-200 of A-Z a-z 
 . _ + - starting with a letter or digit; a VERSION that was already released is refused.`,
 		Args: cobra.MinimumNArgs(3),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			return a.upload(args[0], args[1], args[2:], keyName, wait, output, attests)
 		}),
 	}

@@ -16,9 +16,6 @@ time, whether the work tree had local changes, the Go version and the platform. 
 not contact a server.`,
 		Args: cobra.NoArgs,
 		RunE: run(func(*cobra.Command, []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			info := buildinfo.Read("cairn")
 			if output == "json" {
 				return a.printJSON(info)

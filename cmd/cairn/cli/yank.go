@@ -38,9 +38,6 @@ If the project needs more than one maintainer signature, the change waits as a p
 until co-maintainers sign it with 'cairn sign NAME'. Undo with 'cairn unyank'.`,
 		Args: cobra.ExactArgs(2),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			return a.yank(args[0], args[1], keyName, true, reason, wait, output)
 		}),
 	}
@@ -67,9 +64,6 @@ submits it (as a proposal for co-maintainers to sign if the project needs more t
 signature).`,
 		Args: cobra.ExactArgs(2),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			return a.yank(args[0], args[1], keyName, false, "", wait, output)
 		}),
 	}
