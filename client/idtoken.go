@@ -93,6 +93,8 @@ func (s IdentityTokenSource) IdentityToken(ctx context.Context) (token, from str
 			return "", "", api.Errorf(api.CodeTooLarge, "--identity-token %s: the file has more than %d bytes; an identity token is a few KB", s.Flag, MaxIdentityTokenBytes)
 		}
 		return strings.TrimSpace(string(b)), "--identity-token " + s.Flag, nil
+	case len(s.Flag) > MaxIdentityTokenBytes:
+		return "", "", api.Errorf(api.CodeTooLarge, "--identity-token has more than %d bytes; an identity token is a few KB", MaxIdentityTokenBytes)
 	case s.Flag != "":
 		return s.Flag, "--identity-token", nil
 	}

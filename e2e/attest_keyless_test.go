@@ -52,20 +52,35 @@ func TestAttestKeylessWithRealSigstore(t *testing.T) {
 	}
 	maint.ok(t, "upload", "hello", "1.0.0", f, "--key", "alice")
 
-	attestAs := func(email string) string {
+	attester := newCLI(t, r.AdminToken)
+	attester.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	attest := func(from *sigstoretest.Issuer, email string) (int, string, string) {
 		t.Helper()
-		c := newCLI(t, r.AdminToken)
-		c.ok(t, "init", "--server", r.URL, "--root", rootFile)
 		tok := filepath.Join(t.TempDir(), "token")
-		if err := os.WriteFile(tok, []byte(is.Token(t, email, 5*time.Minute)), 0o600); err != nil {
+		if err := os.WriteFile(tok, []byte(from.Token(t, email, 5*time.Minute)), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out := c.ok(t, "attest", "hello@1.0.0", "--identity-token", "@"+tok,
+		return attester.run(t, "attest", "hello@1.0.0", "--identity-token", "@"+tok,
 			"--fulcio-url", fulcio.URL, "--rekor-url", rekor.URL, "--rekor-version", "2", "--tsa-url", tsa.URL)
+	}
+	attestAs := func(email string) string {
+		t.Helper()
+		code, out, errs := attest(is, email)
+		if code != 0 {
+			t.Fatalf("cairn attest as %s: exit %d\n%s\n%s", email, code, out, errs)
+		}
 		if _, err := r.Server.Publisher().PublishOnce(ctx); err != nil {
 			t.Fatal(err)
 		}
 		return out
+	}
+	// Fulcio refuses a token from an issuer it does not trust: nothing reaches the server.
+	if code, _, errs := attest(sigstoretest.NewIssuer(t), "mallory@hello.dev"); code == 0 || !strings.Contains(errs, "nothing was uploaded") || strings.Contains(errs, "eyJ") {
+		t.Fatalf("attest with a token Fulcio does not trust: exit %d, %s (want a refusal that does not show the token)", code, errs)
+	}
+	var stored int
+	if err := r.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM attestations`).Scan(&stored); err != nil || stored != 0 {
+		t.Fatalf("%d attestations stored after Fulcio refused the token (%v)", stored, err)
 	}
 	if out := attestAs("alice@hello.dev"); !strings.Contains(out, "hello-1.0.0.tar.gz: attached attestation") || !strings.Contains(out, "alice@hello.dev") {
 		t.Fatalf("attest output: %s", out)
