@@ -55,9 +55,6 @@ repository's Sigstore trusted root (through TUF) before anything is sent. Writin
 API token ('cairn login').`,
 		Args: cobra.ExactArgs(1),
 		RunE: run(func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
 			project, version, pinned, err := releaseArg(args[0])
 			if err != nil {
 				return err
