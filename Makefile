@@ -73,11 +73,11 @@ keyring:
 # line when it is built (README.md, "What make test builds"). Tests that skip because a
 # tool is missing are listed at the end (internal/testenv); with CI=true they fail instead.
 SKIP_LOG := .cache/skipped-tests.txt
-test: tidy-check npm hsm nginx chromium keyring vet rekor s3 helm kubeconform
+test: tidy-check npm hsm nginx chromium keyring vet rekor fulcio tsa s3 helm kubeconform
 	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation cosign
 	@mkdir -p $(dir $(SKIP_LOG)) && rm -f $(SKIP_LOG)
 	@echo "make test: go test ./... (the first run also builds the OCI conformance suite)"
-	@CAIRN_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_COSIGN=$(OCI_CLIENTS)/cosign CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) CAIRN_KUBECONFORM_BIN=$(CURDIR)/$(KUBECONFORM_BIN) \
+	@CAIRN_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_COSIGN=$(OCI_CLIENTS)/cosign CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_FULCIO_BIN=$(CURDIR)/$(FULCIO_BIN) CAIRN_TSA_BIN=$(CURDIR)/$(TSA_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) CAIRN_KUBECONFORM_BIN=$(CURDIR)/$(KUBECONFORM_BIN) \
 		$(GO) test -count=1 -timeout 45m ./...; status=$$?; \
 	if [ -s $(SKIP_LOG) ]; then echo "make test: tests skipped for a missing tool (CI=true makes these fail):"; \
 	  awk '{ i = index($$0, ": "); k = substr($$0, i + 2); n[k]++; if (!(k in ex)) ex[k] = substr($$0, 1, i - 1) } \
@@ -116,6 +116,27 @@ $(REKOR_BIN):
 
 test-rekor: rekor
 	CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) $(GO) test -count=1 -timeout 15m -run 'Rekor|TransparencyLog|Tlog' ./tlog ./store ./server ./e2e
+
+# Fulcio v1.8.8 and the timestamp authority v2.1.3 for the keyless signing test of
+# 'cairn attest' (e2e/attest_keyless_test.go: Fulcio, our own OIDC issuer, Rekor v2 and the
+# TSA on loopback), built once into .cache/sigstore/bin. Fulcio: ~2 min cold with its
+# downloads; the TSA: ~1.5 min. test-keyless runs only that test.
+.PHONY: fulcio tsa test-keyless
+FULCIO_BIN := .cache/sigstore/bin/fulcio
+TSA_BIN := .cache/sigstore/bin/timestamp-server
+fulcio: $(FULCIO_BIN)
+$(FULCIO_BIN):
+	@echo "make: building fulcio v1.8.8 into $(@D) for the keyless signing test (~2 min once, cached after)"
+	mkdir -p $(@D)
+	GOBIN=$(CURDIR)/$(@D) GOFLAGS=-buildvcs=false $(GO) install github.com/sigstore/fulcio@v1.8.8
+tsa: $(TSA_BIN)
+$(TSA_BIN):
+	@echo "make: building timestamp-server (timestamp-authority v2.1.3) into $(@D) for the keyless signing test (~1.5 min once, cached after)"
+	mkdir -p $(@D)
+	GOBIN=$(CURDIR)/$(@D) GOFLAGS=-buildvcs=false $(GO) install github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server@v2.1.3
+
+test-keyless: rekor fulcio tsa
+	CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_FULCIO_BIN=$(CURDIR)/$(FULCIO_BIN) CAIRN_TSA_BIN=$(CURDIR)/$(TSA_BIN) $(GO) test -count=1 -timeout 15m -v -run 'TestAttestKeylessWithRealSigstore' ./e2e
 
 # versitygw (Apache-2.0), a real S3-compatible server for the S3 blob store tests, built
 # once into .cache/s3/bin (~2 min cold).

@@ -241,6 +241,14 @@ func Verify(tr *TrustedRoot, raw []byte, fileSHA256 string) (*Verified, error) {
 	return out, nil
 }
 
+// CheckStatement reads an in-toto statement exactly as Verify reads a bundle's payload,
+// so a signer can refuse, before it signs and logs anything, a statement the server would
+// refuse (ambiguous JSON, a number with a fraction, too many subjects, no predicate type).
+func CheckStatement(payload []byte) error {
+	_, err := readStatement(payload)
+	return err
+}
+
 // readStatement reads the DSSE payload as an in-toto statement, strictly.
 func readStatement(payload []byte) (*statement, error) {
 	if err := strictjson.Check(payload, strictjson.FieldsOf(statement{})); err != nil {

@@ -38,7 +38,12 @@ func MainContext(ctx context.Context, args []string, stdin io.Reader, stdout, st
 	if env == nil {
 		env = os.Getenv
 	}
-	a := &app{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, env: env}
+	return mainApp(&app{ctx: ctx, stdin: stdin, stdout: stdout, stderr: stderr, env: env}, args)
+}
+
+// mainApp runs one invocation a with args.
+func mainApp(a *app, args []string) int {
+	ctx, stdin, stdout, stderr := a.ctx, a.stdin, a.stdout, a.stderr
 	root := a.rootCommand()
 	root.SetArgs(args)
 	root.SetIn(stdin)
@@ -92,6 +97,10 @@ type app struct {
 	// classicSnapshot is --classic-snapshot: never the Merkle snapshot.
 	classicSnapshot bool
 	hc              *http.Client // built once from the timeouts, shared by every request
+
+	// newKeylessSigner makes the signer of 'cairn attest' (nil: client.NewKeylessSigner);
+	// tests put sigstore-go's in-process VirtualSigstore behind it.
+	newKeylessSigner func(client.SigningServices) (*client.KeylessSigner, error)
 }
 
 // runError marks an error returned by a command's own code, as opposed to a command
@@ -137,7 +146,7 @@ tokens.`,
 	root.PersistentFlags().BoolVar(&a.noProgress, "no-progress", false, "draw no progress bars (they are drawn only on a terminal, for files of 4 MiB or more)")
 	a.flags = root.PersistentFlags()
 	root.AddCommand(a.initCommand(), a.keyCommand(), a.projectCommand(), a.uploadCommand(),
-		a.releasesCommand(), a.getCommand(), a.attestationsCommand(), a.policyCommand(), a.fetchCommand(), a.logCommand(),
+		a.releasesCommand(), a.getCommand(), a.attestCommand(), a.attestationsCommand(), a.policyCommand(), a.fetchCommand(), a.logCommand(),
 		a.signCommand(), a.yankCommand(), a.unyankCommand(), a.versionCommand())
 	root.AddCommand(a.adminCommand())
 	root.AddCommand(a.auditCommand())

@@ -1,0 +1,206 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/attest"
+	"github.com/cairn-dev/cairn/client"
+	"github.com/spf13/cobra"
+)
+
+// Public-good Sigstore, the default services of 'cairn attest'. A repository whose
+// trusted root is another Sigstore (a private one) needs its URLs on the command line.
+const (
+	defaultFulcioURL = "https://fulcio.sigstore.dev"
+	defaultRekorURL  = "https://rekor.sigstore.dev"
+)
+
+type attestOutput struct {
+	Project      string                `json:"project"`
+	Version      string                `json:"version"`
+	Identity     api.SignerIdentity    `json:"identity"`
+	BundleSHA256 string                `json:"bundle_sha256"`
+	Files        []client.AttestResult `json:"files"`
+}
+
+func (a *app) attestCommand() *cobra.Command {
+	var (
+		output, predicateFile, predicateType, idToken string
+		names                                         []string
+		svc                                           client.SigningServices
+		rekorVersion                                  uint
+	)
+	cmd := &cobra.Command{
+		Use:   "attest NAME@VERSION [--predicate FILE --type URI]",
+		Short: "Sign an attestation about a release's files with Sigstore (keyless) and attach it",
+		Long: `attest signs one in-toto statement about the files of release VERSION of project NAME
+and attaches it to each of them on the server, where 'cairn attestations' and policies in
+'cairn get' find it.
+
+The subjects are the files' names and sha256 digests from the verified TUF metadata. The
+predicate is --predicate FILE (a JSON object, at most 512 KiB) of type --type URI; without
+them, an endorsement (` + client.PredicateEndorsement + `) naming the release.
+
+Signing is keyless, through sigstore-go: a fresh key in memory, a short-lived certificate
+from Fulcio for the identity of an OIDC token, an entry in the Rekor transparency log (and
+a timestamp, with --tsa-url). The token comes from --identity-token (TOKEN, or @FILE, which
+keeps it out of the process list), else $SIGSTORE_ID_TOKEN, else GitHub Actions' ambient
+token; there is no interactive browser login. The bundle is verified here against the
+repository's Sigstore trusted root (through TUF) before anything is sent. Writing needs an
+API token ('cairn login').`,
+		Args: cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			project, version, pinned, err := releaseArg(args[0])
+			if err != nil {
+				return err
+			}
+			if !pinned {
+				return api.Errorf(api.CodeBadRequest, "name the release: %s@VERSION", project)
+			}
+			if rekorVersion > 2 {
+				return api.Errorf(api.CodeBadRequest, "--rekor-version %d is not known: use 1 or 2", rekorVersion)
+			}
+			svc.RekorVersion = uint32(rekorVersion)
+			// Everything that needs no network is checked first: bad input stops here.
+			pred, err := readPredicate(predicateFile, predicateType, project, version)
+			if err != nil {
+				return err
+			}
+			if predicateType == "" {
+				predicateType = client.PredicateEndorsement
+			}
+			if err := a.requireToken(); err != nil {
+				return err
+			}
+			hc, err := a.httpClient()
+			if err != nil {
+				return err
+			}
+			tok, from, err := client.IdentityTokenSource{Flag: idToken, Env: a.env, HTTPClient: hc}.IdentityToken(a.ctx)
+			if err != nil {
+				return err
+			}
+			claims, err := client.ReadIdentityClaims(tok, time.Now())
+			if err != nil {
+				return fmt.Errorf("the identity token (from %s): %w", from, err)
+			}
+			svc.Transport = hc.Transport
+			newSigner := a.newKeylessSigner
+			if newSigner == nil {
+				newSigner = client.NewKeylessSigner
+			}
+			signer, err := newSigner(svc)
+			if err != nil {
+				return err
+			}
+
+			repo, pr, err := a.projectRole(project)
+			if err != nil {
+				return err
+			}
+			rel, ok := client.FindRelease(pr.Releases(), version)
+			if !ok {
+				return api.Errorf(api.CodeNotFound, "project %s has no release %q in its verified metadata; see 'cairn releases %s'; nothing was signed", project, version, project)
+			}
+			files := rel.Files
+			if len(names) > 0 {
+				files = slices.DeleteFunc(slices.Clone(files), func(f api.File) bool { return !slices.Contains(names, f.Name) })
+				if len(files) != len(slices.Compact(slices.Sorted(slices.Values(names)))) {
+					return api.Errorf(api.CodeNotFound, "release %s %s has no file among %v; nothing was signed", project, version, names)
+				}
+			}
+			stmt, err := client.Statement(predicateType, pred, files)
+			if err != nil {
+				return err
+			}
+			if err := attest.CheckStatement(stmt); err != nil {
+				return fmt.Errorf("the statement would be refused by the server; nothing was signed: %w", err)
+			}
+			tr, err := repo.SigstoreTrustedRoot(a.ctx)
+			if err != nil {
+				return err
+			}
+			rest, err := a.apiClient()
+			if err != nil {
+				return err
+			}
+			a.notef("Signing %s about %d file(s) of %s %s as %s (issuer %s, token from %s)...\n", predicateType, len(files), project, version, claims.Who(), claims.Issuer, from)
+			bundle, err := signer.SignStatement(a.ctx, tok, stmt, tr.Material())
+			if err != nil {
+				return err
+			}
+			res, err := client.AttachAttestation(a.ctx, rest, tr, bundle, files)
+			if err != nil {
+				return err
+			}
+			out := attestOutput{Project: project, Version: version, Files: res}
+			for _, r := range res {
+				if r.Attestation != nil {
+					out.Identity, out.BundleSHA256 = r.Attestation.Identity, r.Attestation.BundleSHA256
+				}
+			}
+			if output == "json" {
+				return a.printJSON(out)
+			}
+			for _, r := range res {
+				if r.Existing {
+					a.printf("%s: the server already has this attestation\n", r.File.Name)
+					continue
+				}
+				a.printf("%s: attached attestation %s by %s (log index %d)\n", r.File.Name, r.Attestation.BundleSHA256, r.Attestation.Identity, r.Attestation.LogIndex)
+			}
+			a.notef("Committed to the signed attestation index at the next publish; see 'cairn attestations %s@%s'.\n", project, version)
+			return nil
+		}),
+	}
+	addOutputFlag(cmd, &output)
+	cmd.Flags().StringVar(&predicateFile, "predicate", "", "the predicate: a JSON object in FILE (at most 512 KiB); needs --type")
+	cmd.Flags().StringVar(&predicateType, "type", "", "the predicate type URI (e.g. https://slsa.dev/provenance/v1; default "+client.PredicateEndorsement+" without --predicate)")
+	cmd.Flags().StringSliceVar(&names, "file", nil, "only this file of the release (repeatable)")
+	cmd.Flags().StringVar(&idToken, "identity-token", "", "OIDC identity token for Fulcio: TOKEN, or @FILE to read it from FILE (default: $SIGSTORE_ID_TOKEN, else GitHub Actions' ambient token)")
+	cmd.Flags().StringVar(&svc.FulcioURL, "fulcio-url", defaultFulcioURL, "Fulcio certificate authority")
+	cmd.Flags().StringVar(&svc.RekorURL, "rekor-url", defaultRekorURL, "Rekor transparency log")
+	cmd.Flags().UintVar(&rekorVersion, "rekor-version", 1, "Rekor API version: 1, or 2 (rekor-tiles; needs --tsa-url)")
+	cmd.Flags().StringVar(&svc.TSAURL, "tsa-url", "", "RFC 3161 timestamp authority URL (…/api/v1/timestamp); required with --rekor-version 2")
+	return cmd
+}
+
+// readPredicate reads --predicate FILE (a JSON object, bounded), or makes the endorsement
+// predicate when there is none. --predicate needs --type: a predicate's meaning is its type.
+func readPredicate(file, typ, project, version string) ([]byte, error) {
+	if file == "" {
+		if typ != "" {
+			return []byte("{}"), nil
+		}
+		return json.Marshal(map[string]string{"project": project, "version": version})
+	}
+	if typ == "" {
+		return nil, api.Errorf(api.CodeBadRequest, "--predicate %s needs --type URI: say what the predicate is (e.g. https://slsa.dev/provenance/v1)", file)
+	}
+	raw, err := readBounded(file, client.MaxPredicateBytes)
+	if err != nil {
+		return nil, fmt.Errorf("--predicate %s: %w; nothing was signed", file, err)
+	}
+	if !json.Valid(raw) {
+		return nil, api.Errorf(api.CodeBadRequest, "--predicate %s is not valid JSON; nothing was signed", file)
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return nil, api.Errorf(api.CodeBadRequest, "--predicate %s must hold a JSON object ({...}), not %s; nothing was signed", file, strconv.Quote(firstToken(raw)))
+	}
+	return raw, nil
+}
+
+// firstToken is the start of raw, for an error message.
+func firstToken(raw []byte) string {
+	s := string(raw)
+	if len(s) > 20 {
+		s = s[:20] + "…"
+	}
+	return s
+}

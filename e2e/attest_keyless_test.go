@@ -1,0 +1,114 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	cairnclient "github.com/cairn-dev/cairn/client"
+	"github.com/cairn-dev/cairn/internal/daemon"
+	"github.com/cairn-dev/cairn/internal/rekortest"
+	"github.com/cairn-dev/cairn/internal/sigstoretest"
+	"github.com/cairn-dev/cairn/internal/testdb"
+	"github.com/cairn-dev/cairn/internal/testrepo"
+)
+
+// TestAttestKeylessWithRealSigstore: 'cairn attest' against real Sigstore services on
+// loopback — an OIDC issuer of our own, Fulcio v1.8.8 with an ephemeral CA, the Rekor v2
+// log and a timestamp authority (Rekor v2 records no time) — makes a keyless attestation
+// that the server accepts, 'cairn attestations' lists and counts, and that meets a policy
+// in 'cairn get'. A policy needing two identities fails with one and passes with two.
+func TestAttestKeylessWithRealSigstore(t *testing.T) {
+	rekortest.Require(t)
+	is := sigstoretest.NewIssuer(t)
+	fulcio := sigstoretest.StartFulcio(t, is)
+	tsa := sigstoretest.StartTSA(t)
+	rekor := rekortest.Start(t)
+	trFile := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := os.WriteFile(trFile, sigstoretest.TrustedRoot(t, fulcio, rekor, tsa), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, drop, err := testdb.Create("e2e_attest_keyless")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.SigstoreTrustedRoot = trFile })
+	t.Cleanup(drop)
+	ctx := context.Background()
+
+	maint := newCLI(t, r.AdminToken)
+	rootFile := filepath.Join(r.Dir, "root.json")
+	maint.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	maint.ok(t, "key", "generate", "--name", "alice")
+	maint.ok(t, "project", "create", "hello", "--key", "alice")
+	content := []byte("hello, world: signed by Fulcio")
+	f := filepath.Join(t.TempDir(), "hello-1.0.0.tar.gz")
+	if err := os.WriteFile(f, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	maint.ok(t, "upload", "hello", "1.0.0", f, "--key", "alice")
+
+	attester := newCLI(t, r.AdminToken)
+	attester.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	attest := func(from *sigstoretest.Issuer, email string) (int, string, string) {
+		t.Helper()
+		tok := filepath.Join(t.TempDir(), "token")
+		if err := os.WriteFile(tok, []byte(from.Token(t, email, 5*time.Minute)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return attester.run(t, "attest", "hello@1.0.0", "--identity-token", "@"+tok,
+			"--fulcio-url", fulcio.URL, "--rekor-url", rekor.URL, "--rekor-version", "2", "--tsa-url", tsa.URL)
+	}
+	attestAs := func(email string) string {
+		t.Helper()
+		code, out, errs := attest(is, email)
+		if code != 0 {
+			t.Fatalf("cairn attest as %s: exit %d\n%s\n%s", email, code, out, errs)
+		}
+		if _, err := r.Server.Publisher().PublishOnce(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	// Fulcio refuses a token from an issuer it does not trust: nothing reaches the server.
+	if code, _, errs := attest(sigstoretest.NewIssuer(t), "mallory@hello.dev"); code == 0 || !strings.Contains(errs, "nothing was uploaded") || strings.Contains(errs, "eyJ") {
+		t.Fatalf("attest with a token Fulcio does not trust: exit %d, %s (want a refusal that does not show the token)", code, errs)
+	}
+	var stored int
+	if err := r.DB.Pool.QueryRow(ctx, `SELECT count(*) FROM attestations`).Scan(&stored); err != nil || stored != 0 {
+		t.Fatalf("%d attestations stored after Fulcio refused the token (%v)", stored, err)
+	}
+	if out := attestAs("alice@hello.dev"); !strings.Contains(out, "hello-1.0.0.tar.gz: attached attestation") || !strings.Contains(out, "alice@hello.dev") {
+		t.Fatalf("attest output: %s", out)
+	}
+
+	dl := newCLI(t, "")
+	dl.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	var proof proofJSON
+	out := dl.ok(t, "attestations", "hello@1.0.0", "--output", "json")
+	if err := json.Unmarshal([]byte(out), &proof); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if p := proof.Files[0]; p.Committed != 1 || len(p.Identities) != 1 || p.Identities[0].SAN != "alice@hello.dev" || p.Identities[0].Issuer != is.URL || len(p.Predicates[cairnclient.PredicateEndorsement]) != 1 {
+		t.Fatalf("attestations after one keyless attest: %s", out)
+	}
+
+	policy := writePolicy(t, "global:\n  trusted_identities:\n    - san_regexp: \".*@hello[.]dev\"\n      issuer: "+is.URL+"\n  require_identities: 2\n")
+	dir := t.TempDir()
+	code, _, errs := dl.run(t, "get", "hello@1.0.0", "--output-dir", dir, "--policy", policy)
+	if code != int(cairnclient.ExitPolicy) || !strings.Contains(errs, "require_identities") {
+		t.Fatalf("get with one identity of two: exit %d, %s", code, errs)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("get wrote %d files after a policy refusal", len(ents))
+	}
+	attestAs("bob@hello.dev")
+	dl.ok(t, "get", "hello@1.0.0", "--output-dir", dir, "--policy", policy)
+	if b, err := os.ReadFile(filepath.Join(dir, "hello-1.0.0.tar.gz")); err != nil || string(b) != string(content) {
+		t.Fatalf("get with the policy met: %q %v", b, err)
+	}
+}
