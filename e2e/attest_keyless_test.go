@@ -10,11 +10,8 @@ import (
 	"time"
 
 	cairnclient "github.com/cairn-dev/cairn/client"
-	"github.com/cairn-dev/cairn/internal/daemon"
 	"github.com/cairn-dev/cairn/internal/rekortest"
 	"github.com/cairn-dev/cairn/internal/sigstoretest"
-	"github.com/cairn-dev/cairn/internal/testdb"
-	"github.com/cairn-dev/cairn/internal/testrepo"
 )
 
 // TestAttestKeylessWithRealSigstore: 'cairn attest' against real Sigstore services on
@@ -28,29 +25,10 @@ func TestAttestKeylessWithRealSigstore(t *testing.T) {
 	fulcio := sigstoretest.StartFulcio(t, is)
 	tsa := sigstoretest.StartTSA(t)
 	rekor := rekortest.Start(t)
-	trFile := filepath.Join(t.TempDir(), "trusted_root.json")
-	if err := os.WriteFile(trFile, sigstoretest.TrustedRoot(t, fulcio, rekor, tsa), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	u, drop, err := testdb.Create("e2e_attest_keyless")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.SigstoreTrustedRoot = trFile })
-	t.Cleanup(drop)
+	r, maint, rootFile := newAttestedHello(t, "e2e_attest_keyless", sigstoretest.TrustedRoot(t, fulcio, rekor, tsa))
 	ctx := context.Background()
-
-	maint := newCLI(t, r.AdminToken)
-	rootFile := filepath.Join(r.Dir, "root.json")
-	maint.ok(t, "init", "--server", r.URL, "--root", rootFile)
-	maint.ok(t, "key", "generate", "--name", "alice")
-	maint.ok(t, "project", "create", "hello", "--key", "alice")
 	content := []byte("hello, world: signed by Fulcio")
-	f := filepath.Join(t.TempDir(), "hello-1.0.0.tar.gz")
-	if err := os.WriteFile(f, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	maint.ok(t, "upload", "hello", "1.0.0", f, "--key", "alice")
+	releaseHello(t, maint, "1.0.0", content)
 
 	attester := newCLI(t, r.AdminToken)
 	attester.ok(t, "init", "--server", r.URL, "--root", rootFile)

@@ -42,29 +42,10 @@ type proofJSON struct {
 // attacker with the database): the signed index still commits it, and the CLI exits 4.
 func TestAttestationsSocialProofAndWithheldAttestation(t *testing.T) {
 	sig := attesttest.New(t)
-	trFile := filepath.Join(t.TempDir(), "trusted_root.json")
-	if err := os.WriteFile(trFile, sig.TrustedRoot(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	u, drop, err := testdb.Create("e2e_attest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.SigstoreTrustedRoot = trFile })
-	t.Cleanup(drop)
+	r, maint, rootFile := newAttestedHello(t, "e2e_attest", sig.TrustedRoot(t))
 	ctx := context.Background()
-
-	maint := newCLI(t, r.AdminToken)
-	rootFile := filepath.Join(r.Dir, "root.json")
-	maint.ok(t, "init", "--server", r.URL, "--root", rootFile)
-	maint.ok(t, "key", "generate", "--name", "alice")
-	maint.ok(t, "project", "create", "hello", "--key", "alice")
 	content := []byte("hello, world: attested")
-	f := filepath.Join(t.TempDir(), "hello-1.0.0.tar.gz")
-	if err := os.WriteFile(f, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	maint.ok(t, "upload", "hello", "1.0.0", f, "--key", "alice")
+	releaseHello(t, maint, "1.0.0", content)
 
 	api, err := cairnclient.NewAPI(r.URL, cairnclient.WithToken(r.AdminToken))
 	if err != nil {
@@ -135,28 +116,10 @@ func TestAttestationsSocialProofAndWithheldAttestation(t *testing.T) {
 // that drops a committed attestation is caught by get too.
 func TestGetAppliesAttestationPolicy(t *testing.T) {
 	sig := attesttest.New(t)
-	trFile := filepath.Join(t.TempDir(), "trusted_root.json")
-	if err := os.WriteFile(trFile, sig.TrustedRoot(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	u, drop, err := testdb.Create("e2e_attest_policy")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.SigstoreTrustedRoot = trFile })
-	t.Cleanup(drop)
+	r, maint, rootFile := newAttestedHello(t, "e2e_attest_policy", sig.TrustedRoot(t))
 	ctx := context.Background()
-	maint := newCLI(t, r.AdminToken)
-	rootFile := filepath.Join(r.Dir, "root.json")
-	maint.ok(t, "init", "--server", r.URL, "--root", rootFile)
-	maint.ok(t, "key", "generate", "--name", "alice")
-	maint.ok(t, "project", "create", "hello", "--key", "alice")
 	content := []byte("hello, world: policy")
-	f := filepath.Join(t.TempDir(), "hello-1.0.0.tar.gz")
-	if err := os.WriteFile(f, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	maint.ok(t, "upload", "hello", "1.0.0", f, "--key", "alice")
+	releaseHello(t, maint, "1.0.0", content)
 	rest, err := cairnclient.NewAPI(r.URL, cairnclient.WithToken(r.AdminToken))
 	if err != nil {
 		t.Fatal(err)
@@ -242,22 +205,8 @@ func writePolicy(t *testing.T, body string) string {
 // signature names it.
 func TestUploadBindsProvenance(t *testing.T) {
 	sig := attesttest.New(t)
-	trFile := filepath.Join(t.TempDir(), "trusted_root.json")
-	if err := os.WriteFile(trFile, sig.TrustedRoot(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	u, drop, err := testdb.Create("e2e_attest_upload")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.SigstoreTrustedRoot = trFile })
-	t.Cleanup(drop)
+	r, maint, rootFile := newAttestedHello(t, "e2e_attest_upload", sig.TrustedRoot(t))
 	ctx := context.Background()
-	maint := newCLI(t, r.AdminToken)
-	rootFile := filepath.Join(r.Dir, "root.json")
-	maint.ok(t, "init", "--server", r.URL, "--root", rootFile)
-	maint.ok(t, "key", "generate", "--name", "alice")
-	maint.ok(t, "project", "create", "hello", "--key", "alice")
 	dir := t.TempDir()
 	content := []byte("hello, world: built in CI")
 	f := filepath.Join(dir, "hello-1.0.0.tar.gz")
@@ -306,28 +255,10 @@ func TestUploadBindsProvenance(t *testing.T) {
 // server has for it, and applies the policy before writing.
 func TestFetchByDigest(t *testing.T) {
 	sig := attesttest.New(t)
-	trFile := filepath.Join(t.TempDir(), "trusted_root.json")
-	if err := os.WriteFile(trFile, sig.TrustedRoot(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	u, drop, err := testdb.Create("e2e_attest_fetch")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.SigstoreTrustedRoot = trFile })
-	t.Cleanup(drop)
+	r, maint, rootFile := newAttestedHello(t, "e2e_attest_fetch", sig.TrustedRoot(t))
 	ctx := context.Background()
-	maint := newCLI(t, r.AdminToken)
-	rootFile := filepath.Join(r.Dir, "root.json")
-	maint.ok(t, "init", "--server", r.URL, "--root", rootFile)
-	maint.ok(t, "key", "generate", "--name", "alice")
-	maint.ok(t, "project", "create", "hello", "--key", "alice")
 	content := []byte("hello, world: mirrored elsewhere")
-	f := filepath.Join(t.TempDir(), "hello-1.0.0.tar.gz")
-	if err := os.WriteFile(f, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	maint.ok(t, "upload", "hello", "1.0.0", f, "--key", "alice")
+	releaseHello(t, maint, "1.0.0", content)
 	rest, err := cairnclient.NewAPI(r.URL, cairnclient.WithToken(r.AdminToken))
 	if err != nil {
 		t.Fatal(err)
@@ -378,28 +309,10 @@ func TestFetchByDigest(t *testing.T) {
 // none is counted, each is shown refused, and a policy needing one identity fails (exit 4).
 func TestClientRefusesBundlesTheServerShouldNotHave(t *testing.T) {
 	sig := attesttest.New(t)
-	trFile := filepath.Join(t.TempDir(), "trusted_root.json")
-	if err := os.WriteFile(trFile, sig.TrustedRoot(t), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	u, drop, err := testdb.Create("e2e_attest_forged")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.SigstoreTrustedRoot = trFile })
-	t.Cleanup(drop)
+	r, maint, rootFile := newAttestedHello(t, "e2e_attest_forged", sig.TrustedRoot(t))
 	ctx := context.Background()
-	maint := newCLI(t, r.AdminToken)
-	rootFile := filepath.Join(r.Dir, "root.json")
-	maint.ok(t, "init", "--server", r.URL, "--root", rootFile)
-	maint.ok(t, "key", "generate", "--name", "alice")
-	maint.ok(t, "project", "create", "hello", "--key", "alice")
 	content := []byte("hello, world: forged endorsements")
-	f := filepath.Join(t.TempDir(), "hello-1.0.0.tar.gz")
-	if err := os.WriteFile(f, content, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	maint.ok(t, "upload", "hello", "1.0.0", f, "--key", "alice")
+	releaseHello(t, maint, "1.0.0", content)
 	subj := attesttest.File("hello-1.0.0.tar.gz", content)
 	const iss = "https://accounts.example.com"
 	bad := [][]byte{
@@ -441,4 +354,37 @@ func TestClientRefusesBundlesTheServerShouldNotHave(t *testing.T) {
 	if code != int(cairnclient.ExitPolicy) || !strings.Contains(errs, "require_identities: 0") {
 		t.Fatalf("get with forged bundles only: exit %d %s", code, errs)
 	}
+}
+
+// newAttestedHello boots a server that takes attestations verified against trustedRoot,
+// with a project hello whose maintainer key alice is in maint's key store; rootFile is the
+// root to pin.
+func newAttestedHello(t *testing.T, db string, trustedRoot []byte) (r *testrepo.Repo, maint *cairnCLI, rootFile string) {
+	t.Helper()
+	trFile := filepath.Join(t.TempDir(), "trusted_root.json")
+	if err := os.WriteFile(trFile, trustedRoot, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	u, drop, err := testdb.Create(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r = testrepo.Boot(t, u, func(c *daemon.Config) { c.SigstoreTrustedRoot = trFile })
+	t.Cleanup(drop)
+	maint = newCLI(t, r.AdminToken)
+	rootFile = filepath.Join(r.Dir, "root.json")
+	maint.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	maint.ok(t, "key", "generate", "--name", "alice")
+	maint.ok(t, "project", "create", "hello", "--key", "alice")
+	return r, maint, rootFile
+}
+
+// releaseHello uploads hello-VERSION.tar.gz with content as release VERSION, signed by alice.
+func releaseHello(t *testing.T, maint *cairnCLI, version string, content []byte) {
+	t.Helper()
+	f := filepath.Join(t.TempDir(), "hello-"+version+".tar.gz")
+	if err := os.WriteFile(f, content, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	maint.ok(t, "upload", "hello", version, f, "--key", "alice")
 }
