@@ -26,8 +26,9 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"unicode/utf16"
 	"unicode/utf8"
+
+	"github.com/cairn-dev/cairn/internal/strictjson"
 )
 
 // MaxDepth bounds the nesting of arrays and objects, as strictjson.MaxDepth does.
@@ -406,73 +407,14 @@ func (p *parser) str() ([]byte, error) {
 	}
 }
 
-// escape reads one escape sequence after a backslash, pairing surrogates.
+// escape reads one escape sequence after a backslash, pairing surrogates, with strictjson's
+// decoder: the two readers cannot decode a string differently.
 func (p *parser) escape() (rune, error) {
-	if p.pos+1 >= len(p.data) {
-		return 0, p.errorf("unterminated escape sequence")
+	r, next, e := strictjson.Unescape(p.data, p.pos)
+	p.pos = next
+	if e != nil {
+		return 0, p.errorf("%s", e.Msg)
 	}
-	c := p.data[p.pos+1]
-	p.pos += 2
-	switch c {
-	case '"', '\\', '/':
-		return rune(c), nil
-	case 'b':
-		return '\b', nil
-	case 'f':
-		return '\f', nil
-	case 'n':
-		return '\n', nil
-	case 'r':
-		return '\r', nil
-	case 't':
-		return '\t', nil
-	case 'u':
-		r, err := p.hex4()
-		if err != nil {
-			return 0, err
-		}
-		if !utf16.IsSurrogate(r) {
-			return r, nil
-		}
-		if r >= 0xDC00 {
-			return 0, p.errorf("escaped lone low surrogate \\u%04X", r)
-		}
-		if p.pos+1 >= len(p.data) || p.data[p.pos] != '\\' || p.data[p.pos+1] != 'u' {
-			return 0, p.errorf("escaped lone high surrogate \\u%04X", r)
-		}
-		p.pos += 2
-		lo, err := p.hex4()
-		if err != nil {
-			return 0, err
-		}
-		if lo < 0xDC00 || lo > 0xDFFF {
-			return 0, p.errorf("escaped high surrogate \\u%04X is not followed by a low surrogate", r)
-		}
-		return utf16.DecodeRune(r, lo), nil
-	}
-	return 0, p.errorf("invalid escape sequence \\%c", c)
-}
-
-func (p *parser) hex4() (rune, error) {
-	if p.pos+4 > len(p.data) {
-		return 0, p.errorf("truncated \\u escape")
-	}
-	var r rune
-	for _, c := range p.data[p.pos : p.pos+4] {
-		var d byte
-		switch {
-		case '0' <= c && c <= '9':
-			d = c - '0'
-		case 'a' <= c && c <= 'f':
-			d = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			d = c - 'A' + 10
-		default:
-			return 0, p.errorf("invalid \\u escape %q", p.data[p.pos:p.pos+4])
-		}
-		r = r<<4 | rune(d)
-	}
-	p.pos += 4
 	return r, nil
 }
 

@@ -465,61 +465,95 @@ func (p *parser) str(keep bool) (string, error) {
 
 // escape reads one escape sequence after a backslash, pairing surrogates.
 func (p *parser) escape() (rune, error) {
-	if p.pos+1 >= len(p.data) {
-		return 0, p.syntaxf("unterminated escape sequence")
+	r, next, e := Unescape(p.data, p.pos)
+	p.pos = next
+	switch {
+	case e == nil:
+		return r, nil
+	case e.Ambiguous:
+		return 0, p.errorf("%s", e.Msg)
+	default:
+		return 0, p.syntaxf("%s", e.Msg)
 	}
-	c := p.data[p.pos+1]
-	p.pos += 2
+}
+
+// EscapeError is why an escape sequence was refused. Ambiguous: it is valid JSON that
+// parsers decode differently (a lone surrogate); otherwise it is not JSON.
+type EscapeError struct {
+	Msg       string
+	Ambiguous bool
+}
+
+// Unescape decodes the escape sequence whose backslash is at data[pos], pairing UTF-16
+// surrogates, and returns the rune and the position after the sequence; on an error, the
+// position where reading stopped. It is the one decoder of JSON escapes: strictjson and
+// canonjson both use it, so they cannot read a string differently.
+func Unescape(data []byte, pos int) (rune, int, *EscapeError) {
+	if pos+1 >= len(data) {
+		return 0, pos, &EscapeError{Msg: "unterminated escape sequence"}
+	}
+	c := data[pos+1]
+	pos += 2
 	switch c {
 	case '"', '\\', '/':
-		return rune(c), nil
+		return rune(c), pos, nil
 	case 'b':
-		return '\b', nil
+		return '\b', pos, nil
 	case 'f':
-		return '\f', nil
+		return '\f', pos, nil
 	case 'n':
-		return '\n', nil
+		return '\n', pos, nil
 	case 'r':
-		return '\r', nil
+		return '\r', pos, nil
 	case 't':
-		return '\t', nil
+		return '\t', pos, nil
 	case 'u':
-		r, err := p.hex4()
-		if err != nil {
-			return 0, err
+		r, pos, e := hex4(data, pos)
+		if e != nil {
+			return 0, pos, e
 		}
 		switch {
 		case utf16.IsSurrogate(r) && r >= 0xDC00:
-			return 0, p.errorf("escaped lone low surrogate \\u%04X: parsers replace it differently", r)
+			return 0, pos, &EscapeError{Msg: fmt.Sprintf("escaped lone low surrogate \\u%04X: parsers replace it differently", r), Ambiguous: true}
 		case utf16.IsSurrogate(r):
-			if p.pos+1 >= len(p.data) || p.data[p.pos] != '\\' || p.data[p.pos+1] != 'u' {
-				return 0, p.errorf("escaped lone high surrogate \\u%04X: parsers replace it differently", r)
+			if pos+1 >= len(data) || data[pos] != '\\' || data[pos+1] != 'u' {
+				return 0, pos, &EscapeError{Msg: fmt.Sprintf("escaped lone high surrogate \\u%04X: parsers replace it differently", r), Ambiguous: true}
 			}
-			p.pos += 2
-			lo, err := p.hex4()
-			if err != nil {
-				return 0, err
+			lo, next, e := hex4(data, pos+2)
+			if e != nil {
+				return 0, next, e
 			}
 			if lo < 0xDC00 || lo > 0xDFFF {
-				return 0, p.errorf("escaped high surrogate \\u%04X is not followed by a low surrogate: parsers replace it differently", r)
+				return 0, next, &EscapeError{Msg: fmt.Sprintf("escaped high surrogate \\u%04X is not followed by a low surrogate: parsers replace it differently", r), Ambiguous: true}
 			}
-			return utf16.DecodeRune(r, lo), nil
+			return utf16.DecodeRune(r, lo), next, nil
 		}
-		return r, nil
+		return r, pos, nil
 	}
-	return 0, p.syntaxf("invalid escape sequence \\%c", c)
+	return 0, pos, &EscapeError{Msg: fmt.Sprintf("invalid escape sequence \\%c", c)}
 }
 
-func (p *parser) hex4() (rune, error) {
-	if p.pos+4 > len(p.data) {
-		return 0, p.syntaxf("truncated \\u escape")
+// hex4 reads the four hex digits of a \u escape at data[pos].
+func hex4(data []byte, pos int) (rune, int, *EscapeError) {
+	if pos+4 > len(data) {
+		return 0, pos, &EscapeError{Msg: "truncated \\u escape"}
 	}
-	v, err := strconv.ParseUint(string(p.data[p.pos:p.pos+4]), 16, 16)
-	if err != nil {
-		return 0, p.syntaxf("invalid \\u escape %q", p.data[p.pos:p.pos+4])
+	var r rune
+	for _, c := range data[pos : pos+4] {
+		var d byte
+		switch {
+		case '0' <= c && c <= '9':
+			d = c - '0'
+		case 'a' <= c && c <= 'f':
+			d = c - 'a' + 10
+		case 'A' <= c && c <= 'F':
+			d = c - 'A' + 10
+		default:
+			return 0, pos, &EscapeError{Msg: fmt.Sprintf("invalid \\u escape %q", data[pos:pos+4])}
+		}
+		r = r<<4 | rune(d)
 	}
-	p.pos += 4
-	return rune(v), nil
+	return r, pos + 4, nil
 }
 
 // number reads a number token and refuses anything but a safe integer.
