@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -26,19 +27,14 @@ import (
 // verification reads (each at most attest.MaxBundleBytes); a file has at most 10,000.
 const maxBundleAttestations = 1_000_000
 
-// exportAttestations adds to a bundle, for every release file in files, the committed
+// exportAttestations adds to a bundle, for every release file sha256 in shas, the committed
 // attestation index target, the index role that lists it, every bundle the index lists
 // (exact bytes, each verified with package attest against the trusted root first) with
 // the origin's record of it, and the Sigstore trusted root target. Both targets come
 // through up, the updater the export verified its metadata with, so they are the
 // versions that metadata lists. It returns the files and the index roles loaded.
-func (r *Repo) exportAttestations(ctx context.Context, ac *API, up *updater.Updater, files []mirror.File, staging string, maxItems int) ([]mirror.File, []string, error) {
-	var shas []string
-	for _, f := range files {
-		if f.MediaType == mirror.MediaTypeTarget {
-			shas = append(shas, f.SHA256)
-		}
-	}
+func (r *Repo) exportAttestations(ctx context.Context, ac *API, up *updater.Updater, shas []string, staging string, maxItems int) ([]mirror.File, []string, error) {
+	shas = slices.Clone(shas)
 	slices.Sort(shas)
 	shas = slices.Compact(shas)
 	if len(shas) == 0 {
@@ -86,6 +82,9 @@ func (r *Repo) exportAttestations(ctx context.Context, ac *API, up *updater.Upda
 	var roles []string
 	n := 0
 	for _, sha := range shas {
+		if len(sha) != 64 {
+			continue // a target without sha256: the release-file export refuses it
+		}
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
@@ -274,11 +273,17 @@ func verifyBundleAttestations(b *mirror.Bundle, trusted *trustedmetadata.Trusted
 	}
 	var tr *attest.TrustedRoot
 	n := 0
-	shas := make([]string, 0, len(releases))
-	for s := range releases {
-		shas = append(shas, s)
+	// The release files of the bundle, whose indexes must be there, and the files of the
+	// indexes it carries (an incremental bundle carries those of files the mirror holds).
+	want := maps.Clone(releases)
+	for _, f := range b.Files {
+		if f.MediaType == mirror.MediaTypeOwnTarget {
+			if tp, _, _ := mirror.OwnTargetFile(f.Path); tp != tufrepo.SigstoreTrustedRootTarget {
+				want[tp[len(tp)-len(".json")-64:len(tp)-len(".json")]] = true
+			}
+		}
 	}
-	slices.Sort(shas)
+	shas := slices.Sorted(maps.Keys(want))
 	for _, sha := range shas {
 		path := tufrepo.AttestationIndexTarget(sha)
 		tf, raw, err := own(path, maxIndexBytes)
@@ -287,6 +292,9 @@ func verifyBundleAttestations(b *mirror.Bundle, trusted *trustedmetadata.Trusted
 		}
 		if tf == nil {
 			continue
+		}
+		if raw == nil && !releases[sha] {
+			continue // a file of the mirror's whose index this bundle does not update
 		}
 		if raw == nil {
 			return n, &VerifyError{Code: ExitPolicy, Target: path, Detail: fmt.Sprintf("the verified metadata lists the attestation index of sha256:%s, a release file of the bundle, but neither the bundle nor the mirror holds it: it was dropped after export", sha)}

@@ -304,7 +304,17 @@ func (r *Repo) ExportBundle(ctx context.Context, ac *API, opt ExportOptions) (*m
 
 	// Attestations of the exported release files, with the index roles that list their
 	// indexes (and those roles' Merkle proofs, so a mirror's Merkle refresh finds them).
-	afiles, aroles, err := r.exportAttestations(ctx, ac, up, b.Files, opt.StagingDir, opt.MaxFiles)
+	// Every file of every selected project, not only those an incremental bundle carries:
+	// attestations arrive without a role change.
+	var shas []string
+	for _, p := range selected {
+		if md := trusted.Targets[p]; md != nil {
+			for _, tf := range md.Signed.Targets {
+				shas = append(shas, hex.EncodeToString(tf.Hashes["sha256"]))
+			}
+		}
+	}
+	afiles, aroles, err := r.exportAttestations(ctx, ac, up, shas, opt.StagingDir, opt.MaxFiles)
 	if err != nil {
 		return nil, nil, err
 	}

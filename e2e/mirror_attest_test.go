@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -52,17 +53,37 @@ func TestMirrorCarriesAttestations(t *testing.T) {
 	work := t.TempDir()
 	bundle := filepath.Join(work, "bundle.tar")
 	maint.ok(t, "mirror", "export", "--project", "hello", "-o", bundle)
-	if err := r.Close(); err != nil {
-		t.Fatal(err)
-	}
-
 	off := newCLI(t, "")
 	var ver cairnclient.BundleVerification
 	if err := json.Unmarshal([]byte(off.ok(t, "mirror", "verify", bundle, "--root", rootFile, "-o", "json")), &ver); err != nil {
 		t.Fatal(err)
 	}
+	// A fourth attestation arrives without a role change; an incremental bundle carries it.
+	if _, err := rest.PostAttestation(ctx, subj.SHA256, sig.Bundle(t, "carol@hello.dev", "https://accounts.example.com", attesttest.Options{}, subj)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Server.Publisher().PublishOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	incr := filepath.Join(work, "incr.tar")
+	maint.ok(t, "mirror", "export", "--project", "hello", "--since", strconv.FormatInt(ver.SnapshotVersion, 10), "-o", incr)
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// From here on the source server is gone.
+	if err := json.Unmarshal([]byte(off.ok(t, "mirror", "verify", bundle, "--root", rootFile, "-o", "json")), &ver); err != nil {
+		t.Fatal(err)
+	}
 	if ver.Attestations != 3 || ver.Files != 1 {
 		t.Fatalf("verify = %+v; want 3 attestations of 1 file", ver)
+	}
+	var iver cairnclient.BundleVerification
+	if err := json.Unmarshal([]byte(off.ok(t, "mirror", "verify", incr, "--root", rootFile, "-o", "json")), &iver); err != nil {
+		t.Fatal(err)
+	}
+	if iver.Attestations != 4 || iver.Files != 0 {
+		t.Fatalf("verify of the incremental bundle = %+v; want 4 attestations of a file it leaves to the mirror", iver)
 	}
 
 	mdir := filepath.Join(work, "mirror")
@@ -186,4 +207,16 @@ func TestMirrorCarriesAttestations(t *testing.T) {
 		}
 	}
 	dl.ok(t, "attestations", "hello@1.0.0")
+
+	// The incremental bundle brings the fourth.
+	if code, out, errs := cairnd(t, "mirror", "import", incr, "--mirror-dir", mdir); code != 0 {
+		t.Fatalf("cairnd mirror import of the incremental bundle: %d\n%s\n%s", code, out, errs)
+	}
+	var after proofJSON
+	if err := json.Unmarshal([]byte(dl.ok(t, "attestations", "hello@1.0.0", "--output", "json")), &after); err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Files) != 1 || len(after.Files[0].Identities) != 4 || after.Files[0].Committed != 4 {
+		t.Fatalf("after the incremental import: %+v", after)
+	}
 }
