@@ -78,6 +78,9 @@ func TestMirrorCarriesAttestations(t *testing.T) {
 	if ver.Attestations != 3 || ver.Files != 1 {
 		t.Fatalf("verify = %+v; want 3 attestations of 1 file", ver)
 	}
+	if out := off.ok(t, "mirror", "verify", bundle, "--root", rootFile); !strings.Contains(out, "3 attestations") {
+		t.Errorf("verify's text output does not count the attestations:\n%s", out)
+	}
 	var iver cairnclient.BundleVerification
 	if err := json.Unmarshal([]byte(off.ok(t, "mirror", "verify", incr, "--root", rootFile, "-o", "json")), &iver); err != nil {
 		t.Fatal(err)
