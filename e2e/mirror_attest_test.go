@@ -153,10 +153,10 @@ func TestMirrorCarriesAttestations(t *testing.T) {
 	}
 	other := sig.Bundle(t, "mallory@evil.example", "https://accounts.example.com", attesttest.Options{}, subj)
 	for _, c := range []struct {
-		name string
-		edit func(f mirror.File) (mirror.File, bool)
+		name, want string
+		edit       func(f mirror.File) (mirror.File, bool)
 	}{
-		{"replaced", func(f mirror.File) (mirror.File, bool) {
+		{"replaced", "dropped after export", func(f mirror.File) (mirror.File, bool) {
 			if f.Path != victim {
 				return f, true
 			}
@@ -164,13 +164,28 @@ func TestMirrorCarriesAttestations(t *testing.T) {
 			nf := mirror.BytesFile("", "", other)
 			return mirror.BytesFile(mirror.AttestationPath(fs, nf.SHA256, false), f.MediaType, other), true
 		}},
-		{"dropped", func(f mirror.File) (mirror.File, bool) { return f, f.Path != victim }},
+		{"dropped", "dropped after export", func(f mirror.File) (mirror.File, bool) { return f, f.Path != victim }},
+		{"record altered", "does not say what the bundle says", func(f mirror.File) (mirror.File, bool) {
+			if f.MediaType != mirror.MediaTypeAttestationRecord {
+				return f, true
+			}
+			raw, err := f.ReadAll(1 << 20)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return mirror.BytesFile(f.Path, f.MediaType, bytes.Replace(raw, []byte("reviewer@audits.example"), []byte("root@hello.dev"), 1)), true
+		}},
+		{"added", "no verified attestation index", func(f mirror.File) (mirror.File, bool) { return f, true }},
 	} {
 		var files []mirror.File
 		for _, f := range b.Files {
 			if nf, keep := c.edit(f); keep {
 				files = append(files, nf)
 			}
+		}
+		if c.name == "added" {
+			nf := mirror.BytesFile("", "", other)
+			files = append(files, mirror.BytesFile(mirror.AttestationPath(subj.SHA256, nf.SHA256, false), mirror.MediaTypeAttestation, other))
 		}
 		var tb bytes.Buffer
 		if err := mirror.Write(&tb, &mirror.Bundle{Info: b.Info, Files: files}); err != nil {
@@ -180,7 +195,8 @@ func TestMirrorCarriesAttestations(t *testing.T) {
 		if err := os.WriteFile(tampered, tb.Bytes(), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if code, _, errs := off.run(t, "mirror", "verify", tampered, "--root", rootFile); code == 0 || !strings.Contains(errs, "attestation") {
+		code, _, errs := off.run(t, "mirror", "verify", tampered, "--root", rootFile)
+		if code != int(cairnclient.ExitPolicy) || !strings.Contains(errs, c.want) {
 			t.Errorf("verify of a bundle with an attestation %s: exit %d, %s", c.name, code, errs)
 		}
 		// Into a new mirror (the one above already holds the dropped attestation, verified
@@ -194,15 +210,16 @@ func TestMirrorCarriesAttestations(t *testing.T) {
 			t.Fatal(err)
 		}
 		before := dirSums(t, fresh)
-		if code, _, errs := cairnd(t, "mirror", "import", tampered, "--mirror-dir", fresh, "--root", rootFile); code == 0 || !strings.Contains(errs, "attestation") {
+		if code, _, errs := cairnd(t, "mirror", "import", tampered, "--mirror-dir", fresh, "--root", rootFile); code == 0 || !strings.Contains(errs, c.want) {
 			t.Errorf("import of a bundle with an attestation %s: exit %d, %s", c.name, code, errs)
 		}
 		if after := dirSums(t, fresh); after != before {
 			t.Errorf("a refused import (attestation %s) changed the mirror directory", c.name)
 		}
 		before = dirSums(t, mdir)
-		code, _, errs := cairnd(t, "mirror", "import", tampered, "--mirror-dir", mdir)
-		if c.name == "replaced" && (code == 0 || !strings.Contains(errs, "attestation")) {
+		// (A replaced one is then an unlisted addition: the listed one comes from the mirror.)
+		code, _, errs = cairnd(t, "mirror", "import", tampered, "--mirror-dir", mdir)
+		if c.name != "dropped" && (code == 0 || !strings.Contains(errs, "attestation")) {
 			t.Errorf("import of a bundle with an attestation %s into the mirror: exit %d, %s", c.name, code, errs)
 		}
 		if after := dirSums(t, mdir); after != before {
