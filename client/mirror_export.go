@@ -302,6 +302,44 @@ func (r *Repo) ExportBundle(ctx context.Context, ac *API, opt ExportOptions) (*m
 		}
 	}
 
+	// Attestations of the exported release files, with the index roles that list their
+	// indexes (and those roles' Merkle proofs, so a mirror's Merkle refresh finds them).
+	// Every file of every selected project, not only those an incremental bundle carries:
+	// attestations arrive without a role change.
+	var shas []string
+	for _, p := range selected {
+		if md := trusted.Targets[p]; md != nil {
+			for _, tf := range md.Signed.Targets {
+				shas = append(shas, hex.EncodeToString(tf.Hashes["sha256"]))
+			}
+		}
+	}
+	afiles, aroles, err := r.exportAttestations(ctx, ac, up, shas, opt.StagingDir, opt.MaxFiles)
+	if err != nil {
+		return nil, nil, err
+	}
+	b.Files = append(b.Files, afiles...)
+	for _, role := range aroles {
+		m := snap.Meta[tufrepo.MetaName(role)]
+		if m == nil {
+			return nil, nil, fmt.Errorf("exporting %s: the verified snapshot does not list it", role)
+		}
+		name := tufrepo.VersionedName(role, m.Version)
+		raw, ok := cf.got[name]
+		if !ok {
+			return nil, nil, fmt.Errorf("exporting %s: the updater verified it but its bytes were not captured", name)
+		}
+		b.Files = append(b.Files, mirror.BytesFile("metadata/"+name, mirror.MediaTypeMetadata, raw))
+		if _, ok := trusted.Timestamp.Signed.UnrecognizedFields[merkle.FieldName]; ok {
+			ts := trusted.Timestamp.Signed.Version
+			praw, err := cf.recordingFetcher.get(ctx, fmt.Sprintf("%s/api/v1/merkle/%d/%s", r.cfg.Server, ts, role), maxProofBytes)
+			if err != nil {
+				return nil, nil, fmt.Errorf("exporting the Merkle proof of %s: %w", role, err)
+			}
+			b.Files = append(b.Files, mirror.BytesFile(fmt.Sprintf("merkle/%d/%s.json", ts, role), mirror.MediaTypeMerkleProof, praw))
+		}
+	}
+
 	// OCI artifacts of the exported projects: their repositories' tags, manifests,
 	// referrers and blobs, as /v2/ serves them.
 	ox := &ociExport{r: r, ctx: ctx, staging: opt.StagingDir, maxItems: opt.MaxFiles, maxBytes: opt.MaxBytes - nbytes, blobs: map[string]string{}, done: map[string]bool{}}

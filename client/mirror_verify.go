@@ -83,6 +83,9 @@ type BundleVerification struct {
 	// (every blob and child they reference present, release tags as TUF implies them).
 	OCIRepositories int `json:"oci_repositories"`
 	OCIManifests    int `json:"oci_manifests"`
+	// Attestations counts the attestation bundles verified (sha256 as the signed index
+	// lists it, and package attest against the TUF-delivered Sigstore trusted root).
+	Attestations int `json:"attestations"`
 
 	newestRoot []byte
 }
@@ -349,12 +352,13 @@ func VerifyBundle(b *mirror.Bundle, anchor []byte, opt BundleVerifyOptions) (*Bu
 
 	// Release files, against the verified project roles.
 	matched := map[string]bool{}
+	releases := map[string]bool{} // sha256 of the release files the bundle carries
 	var projects []string
 	for name, md := range trusted.Targets {
 		if tufrepo.IsReservedRole(name) {
 			continue
 		}
-		if _, _, shard := tufrepo.ParseShardRole(name); shard {
+		if _, _, shard := tufrepo.ParseShardRole(name); shard || tufrepo.IsAttestationShardRole(name) {
 			continue
 		}
 		projects = append(projects, name)
@@ -382,6 +386,7 @@ func VerifyBundle(b *mirror.Bundle, anchor []byte, opt BundleVerifyOptions) (*Bu
 					}
 				}
 				matched[p] = true
+				releases[sum] = true
 				res.Files++
 				continue
 			}
@@ -438,6 +443,13 @@ func VerifyBundle(b *mirror.Bundle, anchor []byte, opt BundleVerifyOptions) (*Bu
 		return nil, err
 	} else {
 		res.OCIRepositories, res.OCIManifests = nr, nm
+	}
+
+	// Attestations of the bundle's release files.
+	if n, err := verifyBundleAttestations(b, trusted, opt.Base, releases); err != nil {
+		return nil, err
+	} else {
+		res.Attestations = n
 	}
 
 	// The audit log: every entry's hash recomputes, and every entry is one of the

@@ -162,6 +162,8 @@ func CheckPath(path, mediaType string) error {
 			return api.Errorf(api.CodeInvalidPath, "the audit log is at %s, not %.120q", AuditLogPath, path)
 		}
 		return nil
+	case MediaTypeOwnTarget, MediaTypeAttestation, MediaTypeAttestationRecord:
+		return checkAttestPath(path, mediaType, "")
 	case MediaTypeOCIManifest, MediaTypeOCIBlob, MediaTypeOCIRepository:
 		_, kind, _, err := OCIPath(path)
 		if err != nil {
@@ -358,6 +360,9 @@ func Read(r io.Reader, staging string, lim Limits) (*Bundle, error) {
 // checkOCIDigest checks that an OCI manifest or blob sits at the path of its own digest,
 // so that what a mirror serves under a digest is what has that digest.
 func checkOCIDigest(path, mediaType, sha256Hex string) error {
+	if err := checkAttestPath(path, mediaType, sha256Hex); err != nil {
+		return err
+	}
 	if mediaType != MediaTypeOCIManifest && mediaType != MediaTypeOCIBlob {
 		return nil
 	}

@@ -17,7 +17,8 @@ import (
 // Mirror serves a mirror directory (mirror.Dir) read-only, for 'cairnd serve --mirror' at
 // an air-gapped site: TUF metadata, release files and the bundle's export time, under the
 // same paths and with the same headers as a full server, byte for byte as the bundle
-// carried them, and the Merkle snapshot proofs it carried (/api/v1/merkle/). Every other
+// carried them, the Merkle snapshot proofs it carried (/api/v1/merkle/) and the
+// attestations it carried (/api/v1/attestations/, mirror_attest.go). Every other
 // method is refused with read_only_mirror (OCI clients: DENIED); the rest of the REST API
 // is not served. Under /v2/ it serves the OCI artifacts bundles carried (mirror_oci.go).
 // Nothing it serves needs trust in it: clients verify from their pinned root, as against
@@ -74,7 +75,14 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Access-Control-Allow-Origin", "*")
 		m.serveFile(w, r, "metadata/"+name, "application/json", cache)
 	case strings.HasPrefix(p, "/targets/"):
-		if _, _, err := mirror.TargetFile(strings.TrimPrefix(p, "/")); err != nil {
+		rel := strings.TrimPrefix(p, "/")
+		if _, _, err := mirror.OwnTargetFile(rel); err == nil {
+			// The trusted root and attestation indexes the bundles carried.
+			w.Header().Set("Access-Control-Allow-Origin", "*")
+			m.serveFile(w, r, rel, "application/json", cacheImmutable)
+			return
+		}
+		if _, _, err := mirror.TargetFile(rel); err != nil {
 			m.writeError(w, errNotFound(p))
 			return
 		}
@@ -92,8 +100,10 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		m.writeError(w, api.Errorf(api.CodeNotFound, "this read-only mirror holds no Merkle snapshot proof at %.200q (its bundle carried none for that timestamp and role): run cairn with --classic-snapshot, or 'cairn get --as-of-bundle' (which uses snapshot.json)", p))
+	case strings.HasPrefix(p, "/api/v1/attestations/"):
+		m.serveAttestations(w, r, strings.TrimPrefix(p, "/api/v1/attestations/"))
 	case strings.HasPrefix(p, "/api/"):
-		m.writeError(w, api.Errorf(api.CodeNotFound, "this read-only mirror serves TUF metadata (/metadata/), release files (/targets/) and /mirror/bundle.json; the REST API %.200q is not mirrored", p))
+		m.writeError(w, api.Errorf(api.CodeNotFound, "this read-only mirror serves TUF metadata (/metadata/), release files (/targets/), /mirror/bundle.json, Merkle proofs and the attestations its bundles carried (/api/v1/attestations/); the REST API %.200q is not mirrored", p))
 	default:
 		m.writeError(w, errNotFound(p))
 	}

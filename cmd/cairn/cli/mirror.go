@@ -350,6 +350,9 @@ func (a *app) printBundle(verb string, r *client.BundleVerification) {
 	if r.OCIRepositories > 0 {
 		a.printf("; OCI repositories: %d, manifests: %d (release tags as TUF signed them)", r.OCIRepositories, r.OCIManifests)
 	}
+	if r.Attestations > 0 {
+		a.printf("; %d attestations (each as its signed index lists it, verified against the TUF-delivered Sigstore trusted root)", r.Attestations)
+	}
 	a.printf("\n")
 }
 
