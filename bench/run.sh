@@ -38,6 +38,8 @@
 #                    from BENCH_ZOT_GIT (default https://github.com/project-zot/zot.git), and
 #                    if that fails too the large-blob comparison runs without zot.
 #                    The build takes about 11 minutes on a busy 2-core machine, once.
+#   BENCH_ZOT_COMMIT 1: zot fsyncs what it stores ("commit": true, as cairnd always does);
+#                    default 0, zot's own default (no fsync, like the distribution registry)
 #   BENCH_REG_ADDR, BENCH_ZOT_ADDR  the distribution registry's and zot's addresses
 #                    (defaults 127.0.0.1:18084 and 127.0.0.1:18085)
 #   BENCH_SCALES     project counts for the publish phase (default: "1000 10000 100000")
@@ -468,15 +470,17 @@ EOF
 	if [ -x "$REGBIN/zot" ]; then
 		mkdir -p "$WORK/zot/data"
 		# Local storage, no auth, no GC, dedupe off (dedupe hashes blobs again after the push).
+		# "commit" is zot's fsync switch; off by default in zot.
+		zcommit=false; [ "${BENCH_ZOT_COMMIT:-0}" = 1 ] && zcommit=true
 		cat >"$WORK/zot/config.json" <<EOF
-{"distSpecVersion":"1.1.0","storage":{"rootDirectory":"$WORK/zot/data","gc":false,"dedupe":false},
+{"distSpecVersion":"1.1.0","storage":{"rootDirectory":"$WORK/zot/data","gc":false,"dedupe":false,"commit":$zcommit},
  "http":{"address":"${ZOT_ADDR%:*}","port":"${ZOT_ADDR##*:}"},"log":{"level":"error"}}
 EOF
 		"$REGBIN/zot" serve "$WORK/zot/config.json" >"$OUT/zot.log" 2>&1 &
 		ZOT_PID=$!
 		for _ in $(seq 100); do curl -fs "http://$ZOT_ADDR/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
 		if curl -fs "http://$ZOT_ADDR/v2/" >/dev/null 2>&1; then
-			echo "- zot: v2.1.20, built from source ($REGBIN/zot)" >>"$OUT/machine.md"
+			echo "- zot: v2.1.20, built from source ($REGBIN/zot), storage commit (fsync): $zcommit" >>"$OUT/machine.md"
 			ZOT_ARGS=(-ref2-server "http://$ZOT_ADDR" -ref2-name zot -ref2-pids "$ZOT_PID")
 		else
 			log "zot did not start (see $OUT/zot.log): the large-blob comparison runs without it"
