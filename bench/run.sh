@@ -11,7 +11,8 @@
 #   3. publish time at 1k, 10k and 100k projects (over HTTP, and in-process with a CPU
 #      profile via the Go benchmark in bench/publish),
 #   4. OCI push and pull (many small artifacts, one large blob) against cairnd and the CNCF
-#      distribution registry v3.1.2 (go install'ed into ~/.cache/cairn-bench-bin),
+#      distribution registry v3.1.2 (go install'ed into ~/.cache/cairn-bench-bin); the large
+#      blob also against zot v2.1.20 (built from source into the same cache; see BENCH_ZOT_SRC),
 # and prints markdown tables. Everything it started is stopped on exit.
 #
 # Environment (all optional):
@@ -30,6 +31,17 @@
 #                    million projects is published in batches of --publish-batch, halved
 #                    after a publish that runs out of --publish-timeout)
 #   BENCH_OCI_N      small artifacts per OCI run (default 2000); BENCH_OCI_LARGE_MIB (100)
+#   BENCH_REGISTRY_BIN where the reference registries' binaries are cached
+#                    (default ~/.cache/cairn-bench-bin: registry, zot)
+#   BENCH_ZOT_SRC    a zot v2.1.20 source tree to build zot from when the cache has none. zot
+#                    is not on the Go module proxy; without this the script clones the tag
+#                    from BENCH_ZOT_GIT (default https://github.com/project-zot/zot.git), and
+#                    if that fails too the large-blob comparison runs without zot.
+#                    The build takes about 11 minutes on a busy 2-core machine, once.
+#   BENCH_ZOT_COMMIT 1: zot fsyncs what it stores ("commit": true, as cairnd always does);
+#                    default 0, zot's own default (no fsync, like the distribution registry)
+#   BENCH_REG_ADDR, BENCH_ZOT_ADDR  the distribution registry's and zot's addresses
+#                    (defaults 127.0.0.1:18084 and 127.0.0.1:18085)
 #   BENCH_SCALES     project counts for the publish phase (default: "1000 10000 100000")
 #   BENCH_DURATION   measured duration of each GET and upload run (default 20s)
 #   BENCH_LEVELS     uploader counts (default "1 8 32")
@@ -72,7 +84,8 @@ NGINX_ADDR=127.0.0.1:18081
 REF_ADDR=127.0.0.1:18082
 FAST_ADDR=127.0.0.1:18083
 STATIC_ADDR=127.0.0.1:18084
-REG_ADDR=127.0.0.1:18084
+REG_ADDR=${BENCH_REG_ADDR:-127.0.0.1:18084}
+ZOT_ADDR=${BENCH_ZOT_ADDR:-127.0.0.1:18085}
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 RESULTS=$OUT/results.jsonl
@@ -85,7 +98,7 @@ PGDATA=$WORK/pg
 DATA=$WORK/dev
 DBURL="postgres://postgres@127.0.0.1:$PGPORT/cairn_bench?sslmode=disable"
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-CAIRN_PID= NGINX_PID= REF_PID= FAST_PID= REG_PID= STATIC_PID=
+CAIRN_PID= NGINX_PID= REF_PID= FAST_PID= REG_PID= STATIC_PID= ZOT_PID=
 CAIRN_EXTRA=()
 
 log() { printf '\n== %s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
@@ -105,6 +118,7 @@ cleanup() {
 	stop_pid "$REF_PID"
 	stop_pid "$FAST_PID"
 	stop_pid "$REG_PID"
+	stop_pid "$ZOT_PID"
 	[ -f "$PGDATA/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast stop >/dev/null 2>&1
 	rm -rf "$WORK"
 }
@@ -435,10 +449,49 @@ EOF
 		$LOAD -mode oci -name registry -server "http://$REG_ADDR" -n "${BENCH_OCI_N:-2000}" -concurrency 8 -blob-size 1024 \
 			-pids "$REG_PID" -prefix "oci$round" -label "round $round"
 	done
-	log "OCI ${BENCH_OCI_LARGE_MIB:-100} MiB blobs: both servers, interleaved"
+	# zot v2.1.20, the registry issue 11 measures large pushes against. It is not on the Go
+	# module proxy, so it is built from a source tree (default tags: no extensions), once.
+	if [ ! -x "$REGBIN/zot" ]; then
+		zsrc=${BENCH_ZOT_SRC:-}
+		if [ -z "$zsrc" ]; then
+			zsrc=$WORK/zot-src
+			timeout 300 git clone -q --depth 1 --branch v2.1.20 "${BENCH_ZOT_GIT:-https://github.com/project-zot/zot.git}" "$zsrc" 2>>"$OUT/zot-build.log" || zsrc=
+		fi
+		if [ -n "$zsrc" ]; then
+			log "building zot v2.1.20 from $zsrc into $REGBIN (about 11 minutes, once)"
+			mkdir -p "$REGBIN"
+			(cd "$zsrc" && CGO_ENABLED=0 GOEXPERIMENT=jsonv2 go build -trimpath -o "$REGBIN/zot" ./cmd/zot) >>"$OUT/zot-build.log" 2>&1 ||
+				log "zot did not build (see $OUT/zot-build.log): the large-blob comparison runs without it"
+		else
+			log "no zot source (set BENCH_ZOT_SRC): the large-blob comparison runs without zot"
+		fi
+	fi
+	ZOT_ARGS=()
+	if [ -x "$REGBIN/zot" ]; then
+		mkdir -p "$WORK/zot/data"
+		# Local storage, no auth, no GC, dedupe off (dedupe hashes blobs again after the push).
+		# "commit" is zot's fsync switch; off by default in zot.
+		zcommit=false; [ "${BENCH_ZOT_COMMIT:-0}" = 1 ] && zcommit=true
+		cat >"$WORK/zot/config.json" <<EOF
+{"distSpecVersion":"1.1.0","storage":{"rootDirectory":"$WORK/zot/data","gc":false,"dedupe":false,"commit":$zcommit},
+ "http":{"address":"${ZOT_ADDR%:*}","port":"${ZOT_ADDR##*:}"},"log":{"level":"error"}}
+EOF
+		"$REGBIN/zot" serve "$WORK/zot/config.json" >"$OUT/zot.log" 2>&1 &
+		ZOT_PID=$!
+		for _ in $(seq 100); do curl -fs "http://$ZOT_ADDR/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+		if curl -fs "http://$ZOT_ADDR/v2/" >/dev/null 2>&1; then
+			echo "- zot: v2.1.20, built from source ($REGBIN/zot), storage commit (fsync): $zcommit" >>"$OUT/machine.md"
+			ZOT_ARGS=(-ref2-server "http://$ZOT_ADDR" -ref2-name zot -ref2-pids "$ZOT_PID")
+		else
+			log "zot did not start (see $OUT/zot.log): the large-blob comparison runs without it"
+		fi
+	fi
+	log "OCI ${BENCH_OCI_LARGE_MIB:-100} MiB blobs: cairnd, the distribution registry${ZOT_ARGS:+ and zot}, interleaved"
 	$LOAD -mode oci -name cairnd -server "http://$CAIRN_ADDR" -token "$TOKEN" -large-mib "${BENCH_OCI_LARGE_MIB:-100}" \
-		-ref-server "http://$REG_ADDR" -pids "$CAIRN_PID" -ref-pids "$REG_PID" -pg-pid "$PG_PID" -prefix ocilarge -label interleaved
+		-ref-server "http://$REG_ADDR" -pids "$CAIRN_PID" -ref-pids "$REG_PID" -pg-pid "$PG_PID" -prefix ocilarge -label interleaved \
+		"${ZOT_ARGS[@]}"
 	stop_pid "$REG_PID"; REG_PID=
+	stop_pid "$ZOT_PID"; ZOT_PID=
 fi
 
 stop_cairnd

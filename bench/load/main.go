@@ -13,7 +13,8 @@
 //	go run ./bench/load -mode oci -name cairnd -server URL -token T -n 2000 -concurrency 8 \
 //	    -blob-size 1024 -pids PID -pg-pid POSTMASTER_PID
 //	go run ./bench/load -mode oci -name cairnd -server URL -token T -large-mib 100 \
-//	    -ref-server REGISTRY_URL -pids PID -ref-pids PID -pg-pid POSTMASTER_PID
+//	    -ref-server REGISTRY_URL -pids PID -ref-pids PID -pg-pid POSTMASTER_PID \
+//	    [-ref2-server ZOT_URL -ref2-name zot -ref2-pids PID]
 //	go run ./bench/load -mode report < results.jsonl
 //
 // Maintainer keys are ed25519 and every project role is signed here, client side, with
@@ -75,6 +76,10 @@ type options struct {
 	refServer string
 	refName   string
 	refPIDs   string
+	// A second reference registry (zot) in the same interleaved -large-mib comparison.
+	ref2Server string
+	ref2Name   string
+	ref2PIDs   string
 	// bulk
 	databaseURL string
 	// publish
@@ -114,6 +119,9 @@ func main() {
 	flag.StringVar(&o.refServer, "ref-server", "", "oci: the reference registry's base URL, for -large-mib")
 	flag.StringVar(&o.refName, "ref-name", "registry", "oci: the reference registry's name in the results")
 	flag.StringVar(&o.refPIDs, "ref-pids", "", "oci: the reference registry's PIDs, for CPU accounting")
+	flag.StringVar(&o.ref2Server, "ref2-server", "", "oci: a second reference registry's base URL (e.g. zot), compared too with -large-mib")
+	flag.StringVar(&o.ref2Name, "ref2-name", "zot", "oci: the second reference registry's name in the results")
+	flag.StringVar(&o.ref2PIDs, "ref2-pids", "", "oci: the second reference registry's PIDs, for CPU accounting")
 	flag.StringVar(&o.databaseURL, "database-url", "", "bulk: the database of the running cairnd, written directly")
 	flag.StringVar(&o.cairnBin, "cairn", "", "wire: the cairn CLI binary, to measure a fresh `cairn get` and its refresh")
 	flag.DurationVar(&o.clientTimeout, "client-timeout", 5*time.Minute, "wire: give up on one client run after this long (recorded as timed_out)")

@@ -136,9 +136,9 @@ func runOCI(ctx context.Context, o *options) error {
 }
 
 // runOCILarge compares 100 MiB (-large-mib) pushes and pulls between -server (cairnd) and
-// -ref-server (the reference registry) in one process, interleaved: three blobs pushed to
-// each, the servers alternating which goes first, then nine rounds of pulls, alternating
-// again. Interleaving matters here: a server that does not fsync (the registry) leaves its
+// -ref-server (the reference registry), and -ref2-server (a second one, zot) if given, in
+// one process, interleaved: three blobs pushed to each, the servers taking turns at going
+// first, then nine rounds of pulls, taking turns again. Interleaving matters here: a server that does not fsync (the registry) leaves its
 // write-back to land on whatever runs next, and measuring one server's whole sequence
 // after the other's favoured whichever went first.
 func runOCILarge(ctx context.Context, o *options) error {
@@ -154,6 +154,9 @@ func runOCILarge(ctx context.Context, o *options) error {
 		return &side{name: name, push: &ociClient{base: base, token: token, hc: hc}, get: &ociClient{base: base, hc: hc}, pids: parsePIDs(pids)}
 	}
 	sides := []*side{mk(o.name, o.server, o.token, o.pids), mk(o.refName, o.refServer, "", o.refPIDs)}
+	if o.ref2Server != "" {
+		sides = append(sides, mk(o.ref2Name, o.ref2Server, "", o.ref2PIDs))
+	}
 	repo := o.prefix + "/oci-large"
 	datas := make([][]byte, 3)
 	for i := range datas {
@@ -187,11 +190,11 @@ func runOCILarge(ctx context.Context, o *options) error {
 		fmt.Printf("%s %s #%d: %d MiB in %s = %.0f MiB/s\n", sd.name, step, round, o.largeMiB, took.Round(time.Millisecond), float64(o.largeMiB)/took.Seconds())
 		return nil
 	}
+	// order rotates the servers so that each goes first equally often (with two servers:
+	// alternating, as before zot was added).
 	order := func(i int) []*side {
-		if i%2 == 0 {
-			return sides
-		}
-		return []*side{sides[1], sides[0]}
+		k := i % len(sides)
+		return append(append([]*side(nil), sides[k:]...), sides[:k]...)
 	}
 	for i, data := range datas {
 		d := digestOf(data)

@@ -112,7 +112,7 @@ func runReport(in io.Reader, out io.Writer) error {
 		fmt.Fprintln(out)
 	}
 	if ocis := of("oci"); len(ocis) > 0 {
-		fmt.Fprintln(out, "### OCI push and pull: cairnd vs the CNCF distribution registry (same run, alternating)")
+		fmt.Fprintln(out, "### OCI push and pull: cairnd vs the CNCF distribution registry and zot (same run, alternating)")
 		fmt.Fprintln(out)
 		fmt.Fprintln(out, "| step | server | label | n × bytes | seconds | per s | MiB/s | p50 ms | p99 ms | server CPU-s | postgres CPU-s | load avg |")
 		fmt.Fprintln(out, "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -133,12 +133,14 @@ func runReport(in io.Reader, out io.Writer) error {
 			fmt.Fprintf(out, "| %s | %s | %s | %.0f × %.0f | %.2f | %.0f | %.0f | %.1f | %.1f | %.2f | %.2f | %s |\n", s(r, "step"), s(r, "name"), s(r, "label"), n, f(r, "bytes"), f(r, "seconds"), f(r, "per_s"), f(r, "mib_per_s"), f(r, "p50_ms"), f(r, "p99_ms"), f(r, "cpu_server_s"), f(r, "cpu_pg_s"), s(r, "loadavg"))
 		}
 		fmt.Fprintln(out)
-		fmt.Fprintln(out, "| step | cairnd median | registry median | cairnd ÷ registry |")
-		fmt.Fprintln(out, "| --- | ---: | ---: | ---: |")
+		fmt.Fprintln(out, "| step | reference | cairnd median | reference median | cairnd ÷ reference |")
+		fmt.Fprintln(out, "| --- | --- | ---: | ---: | ---: |")
 		for _, st := range []string{"push-small", "pull-small", "push-large", "pull-large"} {
-			if v := rates[st]; v != nil && len(v["registry"]) > 0 && len(v["cairnd"]) > 0 {
-				c, g := median(v["cairnd"]), median(v["registry"])
-				fmt.Fprintf(out, "| %s | %.0f | %.0f | %.2f× |\n", st, c, g, c/g)
+			for _, ref := range []string{"registry", "zot"} {
+				if v := rates[st]; v != nil && len(v[ref]) > 0 && len(v["cairnd"]) > 0 {
+					c, g := median(v["cairnd"]), median(v[ref])
+					fmt.Fprintf(out, "| %s | %s | %.0f | %.0f | %.2f× |\n", st, ref, c, g, c/g)
+				}
 			}
 		}
 		fmt.Fprintln(out)
