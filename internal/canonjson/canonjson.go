@@ -438,20 +438,10 @@ func (p *parser) number() error {
 	case n > 1 && p.data[first] == '0':
 		return p.errorf("invalid number: leading zero")
 	}
-	if p.pos < len(p.data) && p.data[p.pos] == '.' {
-		p.pos++
-		if digits() == 0 {
-			return p.errorf("invalid number: no digits after the decimal point")
-		}
-	}
-	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
-		p.pos++
-		if p.pos < len(p.data) && (p.data[p.pos] == '+' || p.data[p.pos] == '-') {
-			p.pos++
-		}
-		if digits() == 0 {
-			return p.errorf("invalid number: no digits in the exponent")
-		}
+	end, msg := strictjson.NumberTail(p.data, p.pos)
+	p.pos = end
+	if msg != "" {
+		return p.errorf("%s", msg)
 	}
 	return nil
 }

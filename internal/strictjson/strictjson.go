@@ -599,30 +599,42 @@ func (p *parser) number() error {
 
 // numberTail reads the optional fraction and exponent of a number (RFC 8259).
 func (p *parser) numberTail() error {
+	end, msg := NumberTail(p.data, p.pos)
+	p.pos = end
+	if msg != "" {
+		return p.syntaxf("%s", msg)
+	}
+	return nil
+}
+
+// NumberTail reads the optional fraction and exponent (RFC 8259) of a number whose integer
+// part ends at data[pos]; it returns where the number ends, or where reading stopped and
+// why the number is invalid. strictjson and canonjson share it, as they share Unescape.
+func NumberTail(data []byte, pos int) (int, string) {
 	digits := func() int {
 		n := 0
-		for p.pos < len(p.data) && '0' <= p.data[p.pos] && p.data[p.pos] <= '9' {
-			p.pos++
+		for pos < len(data) && '0' <= data[pos] && data[pos] <= '9' {
+			pos++
 			n++
 		}
 		return n
 	}
-	if p.pos < len(p.data) && p.data[p.pos] == '.' {
-		p.pos++
+	if pos < len(data) && data[pos] == '.' {
+		pos++
 		if digits() == 0 {
-			return p.syntaxf("invalid number: no digits after the decimal point")
+			return pos, "invalid number: no digits after the decimal point"
 		}
 	}
-	if p.pos < len(p.data) && (p.data[p.pos] == 'e' || p.data[p.pos] == 'E') {
-		p.pos++
-		if p.pos < len(p.data) && (p.data[p.pos] == '+' || p.data[p.pos] == '-') {
-			p.pos++
+	if pos < len(data) && (data[pos] == 'e' || data[pos] == 'E') {
+		pos++
+		if pos < len(data) && (data[pos] == '+' || data[pos] == '-') {
+			pos++
 		}
 		if digits() == 0 {
-			return p.syntaxf("invalid number: no digits in the exponent")
+			return pos, "invalid number: no digits in the exponent"
 		}
 	}
-	return nil
+	return pos, ""
 }
 
 // fold maps s to a representative of its class under Unicode simple case folding (the
