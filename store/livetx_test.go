@@ -41,8 +41,16 @@ func (x slowTx) MarkPublished(ctx context.Context, roles []tufrepo.StagedRole, p
 	return x.PublishTx.MarkPublished(ctx, roles, projects, snapshot)
 }
 
-// bootstrap stores a new repository in db and returns its online signers.
-func bootstrap(t *testing.T, db *store.DB) tufrepo.Signers {
+// newRepository is what bootstrapping a repository takes: the offline metadata from a
+// ceremony, the first online versions, and the online signers.
+type newRepository struct {
+	signers  tufrepo.Signers
+	off      *tufrepo.OfflineMetadata
+	r, s, tm tufrepo.MetadataVersion
+	keys     map[string]string
+}
+
+func ceremony(t *testing.T) newRepository {
 	t.Helper()
 	ctx := context.Background()
 	ts, sn, rc, off := signer(t), signer(t), signer(t), signer(t)
@@ -53,15 +61,21 @@ func bootstrap(t *testing.T, db *store.DB) tufrepo.Signers {
 	if err != nil {
 		t.Fatal(err)
 	}
-	signers := tufrepo.Signers{Timestamp: ts, Snapshot: sn, RecentlyClaimed: rc}
-	r, s, tm, err := tufrepo.InitialOnline(ctx, om, signers, time.Now())
-	if err != nil {
+	n := newRepository{signers: tufrepo.Signers{Timestamp: ts, Snapshot: sn, RecentlyClaimed: rc}, off: om, keys: map[string]string{"timestamp": ts.KeyID}}
+	if n.r, n.s, n.tm, err = tufrepo.InitialOnline(ctx, om, n.signers, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Bootstrap(ctx, om, r, s, tm, map[string]string{"timestamp": ts.KeyID}, time.Now()); err != nil {
+	return n
+}
+
+// bootstrap stores a new repository in db and returns its online signers.
+func bootstrap(t *testing.T, db *store.DB) tufrepo.Signers {
+	t.Helper()
+	n := ceremony(t)
+	if err := db.Bootstrap(context.Background(), n.off, n.r, n.s, n.tm, n.keys, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	return signers
+	return n.signers
 }
 
 // TestPublishOutlastsIdleInTransactionLimit checks that a publish whose Go work between two

@@ -63,24 +63,12 @@ func TestMigrateIsIdempotent(t *testing.T) {
 func TestBootstrapOnceOnly(t *testing.T) {
 	db := open(t)
 	ctx := context.Background()
-	ts, sn, rc, off := signer(t), signer(t), signer(t), signer(t)
-	om, err := tufrepo.Ceremony(ctx, tufrepo.CeremonyConfig{
-		RootSigners: []*tufrepo.OnlineSigner{off}, RootThreshold: 1, TargetsSigners: []*tufrepo.OnlineSigner{off}, TargetsThreshold: 1,
-		ClaimedSigners: []*tufrepo.OnlineSigner{off}, ClaimedThreshold: 1, Timestamp: ts.Key, Snapshot: sn.Key, RecentlyClaimed: rc.Key, Now: time.Now(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	signers := tufrepo.Signers{Timestamp: ts, Snapshot: sn, RecentlyClaimed: rc}
-	r, s, tm, err := tufrepo.InitialOnline(ctx, om, signers, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	keys := map[string]string{"timestamp": ts.KeyID}
+	n := ceremony(t)
+	om, r, s, tm, keys, signers := n.off, n.r, n.s, n.tm, n.keys, n.signers
 	if err := db.Bootstrap(ctx, om, r, s, tm, keys, time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	err = db.Bootstrap(ctx, om, r, s, tm, keys, time.Now())
+	err := db.Bootstrap(ctx, om, r, s, tm, keys, time.Now())
 	if api.CodeOf(err) != api.CodeAlreadyBootstrapped {
 		t.Fatalf("second bootstrap: %v", err)
 	}
