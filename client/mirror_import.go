@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/cairn-dev/cairn/mirror"
 	"github.com/cairn-dev/cairn/tlog"
 	"github.com/cairn-dev/cairn/tufrepo"
@@ -176,7 +177,12 @@ func (r *Repo) BundleAsOf(ctx context.Context, now time.Time, maxStaleness time.
 		return time.Time{}, fmt.Errorf("reading the mirror's bundle time from %s (is %s a mirror? --as-of-bundle is only for mirrors): %w", u, r.cfg.Server, err)
 	}
 	var in mirror.Info
-	if err := json.Unmarshal(raw, &in); err != nil || in.ExportedAt.IsZero() {
+	// The export time sets the clock every expiry is checked against: one reading only.
+	err = strictjson.Check(raw, strictjson.FieldsOf(in))
+	if err == nil {
+		err = json.Unmarshal(raw, &in)
+	}
+	if err != nil || in.ExportedAt.IsZero() {
 		return time.Time{}, &VerifyError{Code: ExitMalformed, Detail: fmt.Sprintf("%s does not name the bundle's export time", u), Err: err}
 	}
 	if in.ExportedAt.After(now.Add(maxBundleClockSkew)) {

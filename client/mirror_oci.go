@@ -16,6 +16,7 @@ import (
 	"strings"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/cairn-dev/cairn/mirror"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/theupdateframework/go-tuf/v2/metadata/trustedmetadata"
@@ -127,6 +128,9 @@ func (x *ociExport) repo(name string) error {
 		var tl struct {
 			Tags []string `json:"tags"`
 		}
+		if err := strictjson.Check(b, strictjson.FieldsOf(tl)); err != nil {
+			return fmt.Errorf("exporting OCI repository %s: the tag list has more than one reading: %w", name, err)
+		}
 		if err := json.Unmarshal(b, &tl); err != nil {
 			return fmt.Errorf("exporting OCI repository %s: the tag list does not parse: %w", name, err)
 		}
@@ -211,6 +215,9 @@ func (x *ociExport) repo(name string) error {
 		}
 		var idx struct {
 			Manifests []mirror.OCIDescriptor `json:"manifests"`
+		}
+		if err := strictjson.Check(b, strictjson.FieldsOf(idx)); err != nil {
+			return fmt.Errorf("exporting OCI repository %s: the referrers of %s have more than one reading: %w", name, d, err)
 		}
 		if err := json.Unmarshal(b, &idx); err != nil {
 			return fmt.Errorf("exporting OCI repository %s: the referrers of %s do not parse: %w", name, d, err)
