@@ -232,9 +232,14 @@ func TestMirrorExportVerifyImportLive(t *testing.T) {
 	}
 	// A truncated tar.
 	raw, _ := os.ReadFile(full)
-	// Cut inside a tar block: a cut on a 512-byte boundary reads as a shorter, complete
-	// archive (archive/tar ends cleanly there), which verify refuses for the missing files.
-	trunc := writeFile(t, work, "trunc.tar", string(raw[:len(raw)/2/512*512+100]))
+	// Cut inside a member's bytes (the root, which the bundle carries as it is): a cut
+	// between members, or in a header's padding, reads as a shorter, complete archive,
+	// which verify refuses for the missing files instead.
+	at := bytes.Index(raw, r.RootJSON)
+	if at < 0 {
+		t.Fatal("test premise: the bundle carries root.json's bytes as they are")
+	}
+	trunc := writeFile(t, work, "trunc.tar", string(raw[:at+len(r.RootJSON)/2]))
 	off.fails(10, "truncated", "mirror", "verify", trunc, "--root", rootFile)
 	// A huge member (under a small limit).
 	off.fails(4, "more than the 4 allowed per member", "mirror", "verify", full, "--root", rootFile, "--max-file-size", "4")
