@@ -24,10 +24,20 @@ import (
 func (b *FSBlobs) tmpDir() string { return filepath.Join(b.Dir, "tmp") }
 
 // createLockedTemp creates a new file in tmp/ (os.CreateTemp's pattern) and takes its
-// lock, which is held until the file is closed. Between the creation and the lock a
-// collection may take the new, unlocked file: the lock is then on a file that is no longer
-// at its name, which is checked, and a new file is made.
+// lock, which is held until the file is closed. On Linux the file is locked before it has
+// a name. Elsewhere, between the creation and the lock a collection may take the new,
+// unlocked file: the lock is then on a file that is no longer at its name, which is
+// checked, and a new file is made (a collection running with no grace in a tight loop can
+// win that race ten times over on a loaded machine; one with a grace cannot).
 func (b *FSBlobs) createLockedTemp(pattern string) (*os.File, error) {
+	if f, ok, err := createLockedAnonymous(b.tmpDir(), pattern); ok {
+		return f, err
+	}
+	return b.createThenLock(pattern)
+}
+
+// createThenLock is createLockedTemp where files cannot be made without a name.
+func (b *FSBlobs) createThenLock(pattern string) (*os.File, error) {
 	for attempt := 0; ; attempt++ {
 		f, err := os.CreateTemp(b.tmpDir(), pattern)
 		if err != nil {
