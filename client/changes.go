@@ -18,9 +18,9 @@ import (
 
 // Keys of a target's custom data that Cairn gives a meaning to.
 const (
-	CustomVersion    = "version"
-	CustomYanked     = "yanked"
-	CustomYankReason = "yank_reason"
+	CustomVersion    = tufrepo.CustomVersion
+	CustomYanked     = tufrepo.CustomYanked
+	CustomYankReason = tufrepo.CustomYankReason
 )
 
 // MaxYankReason bounds a yank reason, in characters; it travels in every file's custom
@@ -116,15 +116,10 @@ func customObject(tf *metadata.TargetFiles) (map[string]json.RawMessage, error) 
 
 // yankState reads the yanked flag and reason from a target's custom data.
 func yankState(tf *metadata.TargetFiles) (bool, string) {
-	c, err := customObject(tf)
-	if err != nil {
+	if tf == nil || tf.Custom == nil {
 		return false, ""
 	}
-	var yanked bool
-	var reason string
-	_ = json.Unmarshal(c[CustomYanked], &yanked)
-	_ = json.Unmarshal(c[CustomYankReason], &reason)
-	return yanked, reason
+	return tufrepo.ReadYank(*tf.Custom)
 }
 
 // sameJSON compares two JSON values by meaning.

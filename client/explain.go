@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"slices"
 	"time"
@@ -189,20 +188,8 @@ func yankReasonOf(md *metadata.Metadata[metadata.TargetsType], rel Release) stri
 	for _, f := range rel.Files {
 		paths = append(paths, f.Path)
 	}
-	slices.Sort(paths)
-	for _, p := range paths {
-		tf := md.Signed.Targets[p]
-		if tf == nil || tf.Custom == nil {
-			continue
-		}
-		var c struct {
-			Reason string `json:"yank_reason"`
-		}
-		if json.Unmarshal(*tf.Custom, &c) == nil && c.Reason != "" {
-			return c.Reason
-		}
-	}
-	return ""
+	_, reason := tufrepo.ReleaseYank(md.Signed.Targets, paths)
+	return reason
 }
 
 func keyHolder(role string) string {

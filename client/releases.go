@@ -26,8 +26,6 @@ type Release struct {
 // targetCustom is the part of a target's custom data Cairn reads.
 type targetCustom struct {
 	Version string `json:"version"`
-	Yanked  bool   `json:"yanked,omitempty"`
-	Reason  string `json:"yank_reason,omitempty"`
 	// Attestations are the sha256 of bundles bound at upload (cairn upload --attest).
 	Attestations []string `json:"attestations,omitempty"`
 }
@@ -37,7 +35,6 @@ type targetCustom struct {
 // no client to them, so they are not part of any release.
 func ReleasesFromRole(project string, md *metadata.Metadata[metadata.TargetsType]) []Release {
 	byVersion := map[string]*Release{}
-	firstReason := map[string]string{} // the path whose reason was taken, for a stable pick
 	for path, tf := range md.Signed.Targets {
 		version, name, err := tufrepo.SplitTargetPath(project, path)
 		if err != nil {
@@ -61,19 +58,14 @@ func ReleasesFromRole(project string, md *metadata.Metadata[metadata.TargetsType
 			}
 		}
 		rel.Files = append(rel.Files, f)
-		if tf.Custom != nil {
-			if c.Yanked {
-				rel.Yanked = true
-				if rel.YankReason == "" || path < firstReason[version] {
-					if c.Reason != "" {
-						rel.YankReason, firstReason[version] = c.Reason, path
-					}
-				}
-			}
-		}
 	}
 	out := make([]Release, 0, len(byVersion))
 	for _, rel := range byVersion {
+		paths := make([]string, len(rel.Files))
+		for i, f := range rel.Files {
+			paths[i] = f.Path
+		}
+		rel.Yanked, rel.YankReason = tufrepo.ReleaseYank(md.Signed.Targets, paths)
 		slices.SortFunc(rel.Files, func(a, b api.File) int { return strings.Compare(a.Name, b.Name) })
 		out = append(out, *rel)
 	}

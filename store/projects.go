@@ -510,15 +510,7 @@ func (db *DB) publishedYanks(ctx context.Context, project string) (map[string]st
 	}
 	out := map[string]string{}
 	for p, t := range role.Signed.Targets {
-		// Custom data is the maintainers' to shape: anything but {"yanked": true} is not a
-		// yank, and a reason that is not a string is no reason.
-		var c struct {
-			Yanked bool            `json:"yanked"`
-			Reason json.RawMessage `json:"yank_reason"`
-		}
-		if json.Unmarshal(t.Custom, &c) == nil && c.Yanked {
-			var reason string
-			_ = json.Unmarshal(c.Reason, &reason)
+		if yanked, reason := tufrepo.ReadYank(t.Custom); yanked {
 			out[p] = reason
 		}
 	}

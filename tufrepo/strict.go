@@ -21,6 +21,52 @@ type YankCustom struct {
 	YankReason string `json:"yank_reason,omitempty"`
 }
 
+// Keys of a target's custom data that Cairn gives a meaning to.
+const (
+	CustomVersion    = "version"
+	CustomYanked     = "yanked"
+	CustomYankReason = "yank_reason"
+)
+
+// ReadYank is the one reading of a target's custom data for its yank: yanked only if the
+// data is a JSON object whose "yanked" member (exactly that key) is true; the reason is
+// its "yank_reason" member if that is a string. Custom data is the maintainers' to shape,
+// so anything else (absent, null, not an object, "yanked": "true") is not a yank, and a
+// reason that is not a string is no reason. Every reader (store, client, web) uses it, so
+// no two of them can disagree about whether a release is yanked.
+func ReadYank(custom []byte) (yanked bool, reason string) {
+	var c map[string]json.RawMessage
+	if json.Unmarshal(custom, &c) != nil {
+		return false, ""
+	}
+	if v, ok := c[CustomYanked]; !ok || string(bytes.TrimSpace(v)) != "true" {
+		return false, ""
+	}
+	if json.Unmarshal(c[CustomYankReason], &reason) != nil {
+		reason = ""
+	}
+	return true, reason
+}
+
+// ReleaseYank is a release's yank as its files' custom data give it (ReadYank for each of
+// paths): yanked if any file is, with the reason of the first file by path that gives one.
+func ReleaseYank(targets map[string]*metadata.TargetFiles, paths []string) (yanked bool, reason string) {
+	paths = slices.Sorted(slices.Values(paths))
+	for _, p := range paths {
+		tf := targets[p]
+		if tf == nil || tf.Custom == nil {
+			continue
+		}
+		if y, r := ReadYank(*tf.Custom); y {
+			yanked = true
+			if reason == "" {
+				reason = r
+			}
+		}
+	}
+	return yanked, reason
+}
+
 // metadataFields are the field names of every metadata document Cairn reads with Go's
 // case-insensitive decoder: TUF's four roles, Cairn's maintainer change documents and the
 // custom data Cairn interprets.

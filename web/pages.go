@@ -2,7 +2,6 @@ package web
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"html"
 	"html/template"
@@ -392,29 +391,14 @@ func (u *UI) browse(w http.ResponseWriter, r *http.Request) {
 	u.render(w, r, http.StatusOK, "browse", page{Title: "Browse a TUF repository", Kind: "browse", Data: r.URL.Query().Get("url"), NoIndex: true})
 }
 
-// yankOf reads the yank flag of a release from its files' signed custom data: yanked if
-// any file says "yanked": true; the reason from the first file (by name) that gives one.
+// yankOf reads the yank flag of a release from its files' signed custom data, as every
+// reader does (tufrepo.ReleaseYank).
 func yankOf(md *metadata.Metadata[metadata.TargetsType], files []api.File) (bool, string) {
-	yanked, reason := false, ""
-	for _, f := range files {
-		tf := md.Signed.Targets[f.Path]
-		if tf == nil || tf.Custom == nil {
-			continue
-		}
-		var c struct {
-			Yanked bool            `json:"yanked"`
-			Reason json.RawMessage `json:"yank_reason"`
-		}
-		if json.Unmarshal(*tf.Custom, &c) != nil || !c.Yanked {
-			continue
-		}
-		yanked = true
-		var r string
-		if reason == "" && json.Unmarshal(c.Reason, &r) == nil {
-			reason = r
-		}
+	paths := make([]string, len(files))
+	for i, f := range files {
+		paths[i] = f.Path
 	}
-	return yanked, reason
+	return tufrepo.ReleaseYank(md.Signed.Targets, paths)
 }
 
 // releaseRows writes the rows of the releases table; every value goes through
