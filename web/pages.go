@@ -300,12 +300,23 @@ type releaseData struct {
 	Chain    []chainLink
 	ChainErr string
 	Files    []fileView
+	// Attested counts the files with attestations.
+	Attested int
 }
 
 type fileView struct {
 	api.File
 	URL string
+	// Attestations are the first page of the file's attestations, as the server stores
+	// them, with their summary; MoreAttestations says the page is not all of them.
+	Attestations     []api.Attestation
+	Summary          *api.AttestationSummary
+	MoreAttestations bool
 }
+
+// attestationsShown bounds the attestations a release page lists per file; the summary
+// counts them all, and `cairn attestations` fetches every one.
+const attestationsShown = 20
 
 // release: files with size, sha256 and download links, the `cairn get` command, the OCI
 // reference, and the chain of signed metadata that vouches for the release, found by
@@ -359,7 +370,16 @@ func (u *UI) release(w http.ResponseWriter, r *http.Request) {
 			d.OCIRef = bu.Host + "/" + name + ":" + api.ReleaseTag(version)
 		}
 		for _, f := range d.Release.Files {
-			d.Files = append(d.Files, fileView{File: f, URL: "/targets/" + name + "/" + version + "/" + f.SHA256 + "." + f.Name})
+			fv := fileView{File: f, URL: "/targets/" + name + "/" + version + "/" + f.SHA256 + "." + f.Name}
+			if d.Release.Published {
+				if err := u.attestationsOf(ctx, &fv); err != nil {
+					return "", page{}, err
+				}
+				if fv.Summary != nil {
+					d.Attested++
+				}
+			}
+			d.Files = append(d.Files, fv)
 		}
 		if len(d.Release.Files) > 0 && d.Release.Published {
 			chain, err := u.chain(ctx, h, d.Release.Files[0].Path)
@@ -371,6 +391,28 @@ func (u *UI) release(w http.ResponseWriter, r *http.Request) {
 		}
 		return "release", page{Title: name + " " + version, Kind: "release", Data: d}, nil
 	})
+}
+
+// attestationsOf fills in a published file's attestations (none: left empty). A post
+// makes the publisher sign the attestation index, which moves the snapshot, so the page
+// cache's fingerprint changes with them.
+func (u *UI) attestationsOf(ctx context.Context, fv *fileView) error {
+	atts, err := u.db.Attestations(ctx, fv.SHA256, 0, attestationsShown+1)
+	if err != nil {
+		return fmt.Errorf("listing the attestations of %s: %w", fv.Path, err)
+	}
+	if len(atts) == 0 {
+		return nil
+	}
+	if len(atts) > attestationsShown {
+		atts, fv.MoreAttestations = atts[:attestationsShown], true
+	}
+	sum, err := u.db.AttestationSummary(ctx, fv.SHA256)
+	if err != nil {
+		return fmt.Errorf("summarising the attestations of %s: %w", fv.Path, err)
+	}
+	fv.Attestations, fv.Summary = atts, sum
+	return nil
 }
 
 // trust: how the browser's pinned root works, with the pinning form (the script fills it).
