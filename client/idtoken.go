@@ -71,11 +71,13 @@ type IdentityTokenSource struct {
 	Env func(string) string
 	// HTTPClient asks the CI provider for its token.
 	HTTPClient *http.Client
+	// Browser, if set, logs in with a browser when no other source has a token.
+	Browser *BrowserLogin
 }
 
 // IdentityToken returns the OIDC identity token and where it came from, in this order:
-// the flag, $SIGSTORE_ID_TOKEN, GitHub Actions' ambient token (audience "sigstore"). No
-// source is an error that names them all; an interactive browser flow is not offered.
+// the flag, $SIGSTORE_ID_TOKEN, GitHub Actions' ambient token (audience "sigstore"), a
+// browser login (if Browser is set). No source is an error that names them all.
 func (s IdentityTokenSource) IdentityToken(ctx context.Context) (token, from string, err error) {
 	switch {
 	case strings.HasPrefix(s.Flag, "@"):
@@ -111,7 +113,18 @@ func (s IdentityTokenSource) IdentityToken(ctx context.Context) (token, from str
 		}
 		return t, "GitHub Actions (ACTIONS_ID_TOKEN_REQUEST_URL)", nil
 	}
-	return "", "", api.Errorf(api.CodeBadRequest, "keyless signing needs an OIDC identity token and none was found: pass --identity-token @FILE (or TOKEN), set $SIGSTORE_ID_TOKEN, or run in GitHub Actions with 'permissions: id-token: write' (an interactive browser login is not built in)")
+	if s.Browser != nil {
+		t, err := s.Browser.Token(ctx)
+		if err != nil {
+			return "", "", err
+		}
+		issuer := s.Browser.Issuer
+		if issuer == "" {
+			issuer = DefaultOIDCIssuer
+		}
+		return t, "a browser login at " + issuer, nil
+	}
+	return "", "", api.Errorf(api.CodeBadRequest, "keyless signing needs an OIDC identity token and none was found: pass --identity-token @FILE (or TOKEN), set $SIGSTORE_ID_TOKEN, run in GitHub Actions with 'permissions: id-token: write', or log in with a browser (run from a terminal, or pass --oidc-issuer)")
 }
 
 // githubActionsToken asks GitHub Actions for an ID token with audience "sigstore", as

@@ -90,3 +90,50 @@ func TestAttestKeylessWithRealSigstore(t *testing.T) {
 		t.Fatalf("get with the policy met: %q %v", b, err)
 	}
 }
+
+// fakeBrowserOnPath puts an xdg-open first on PATH that opens its URL with this test
+// binary (fakeBrowser) in the background and returns at once, as a desktop's does: the
+// CLI's login flow opens the browser through the system's opener, untouched.
+func fakeBrowserOnPath(t *testing.T) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	script := "#!/bin/sh\n( " + browserURLEnv + "=\"$1\" '" + self + "' >/dev/null 2>&1 & )\n"
+	if err := os.WriteFile(filepath.Join(dir, "xdg-open"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// TestAttestWithBrowserLogin: with no token anywhere, 'cairn attest --oidc-issuer' logs in
+// through the browser (authorization code + PKCE, the code back on loopback) and the
+// attestation carries the identity the issuer logged in.
+func TestAttestWithBrowserLogin(t *testing.T) {
+	rekortest.Require(t)
+	is := sigstoretest.NewIssuer(t)
+	fulcio := sigstoretest.StartFulcio(t, is)
+	tsa := sigstoretest.StartTSA(t)
+	rekor := rekortest.Start(t)
+	r, maint, rootFile := newAttestedHello(t, "e2e_attest_browser", sigstoretest.TrustedRoot(t, fulcio, rekor, tsa))
+	releaseHello(t, maint, "1.0.0", []byte("hello, world: signed after a browser login"))
+	fakeBrowserOnPath(t)
+	is.SetLogin("carol@hello.dev")
+
+	attester := newCLI(t, r.AdminToken)
+	attester.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	code, out, errs := attester.run(t, "attest", "hello@1.0.0", "--oidc-issuer", is.URL,
+		"--fulcio-url", fulcio.URL, "--rekor-url", rekor.URL, "--rekor-version", "2", "--tsa-url", tsa.URL)
+	if code != 0 {
+		t.Fatalf("cairn attest with a browser login: exit %d\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(out, "carol@hello.dev") || !strings.Contains(errs, "a browser login at "+is.URL) {
+		t.Fatalf("attest output does not name the identity and the login:\n%s\n%s", out, errs)
+	}
+	var san, issuer string
+	if err := r.DB.Pool.QueryRow(context.Background(), `SELECT san, issuer FROM attestations`).Scan(&san, &issuer); err != nil || san != "carol@hello.dev" || issuer != is.URL {
+		t.Fatalf("stored attestation by %q (%q): %v", san, issuer, err)
+	}
+}

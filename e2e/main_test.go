@@ -4,6 +4,7 @@
 package e2e
 
 import (
+	"net/http"
 	"os"
 	"testing"
 
@@ -12,4 +13,23 @@ import (
 
 var dbURL string
 
-func TestMain(m *testing.M) { os.Exit(testdb.Main(m, "e2e", &dbURL)) }
+func TestMain(m *testing.M) {
+	if u := os.Getenv(browserURLEnv); u != "" {
+		os.Exit(fakeBrowser(u))
+	}
+	os.Exit(testdb.Main(m, "e2e", &dbURL))
+}
+
+// browserURLEnv makes the test binary act as a browser (fakeBrowserOnPath).
+const browserURLEnv = "CAIRN_E2E_BROWSER_URL"
+
+// fakeBrowser opens u as a browser would for a login: it follows the redirects, which
+// end at the CLI's loopback listener.
+func fakeBrowser(u string) int {
+	resp, err := http.Get(u)
+	if err != nil {
+		return 1
+	}
+	resp.Body.Close()
+	return 0
+}

@@ -132,6 +132,10 @@ type Issuer struct {
 	URL string
 	key *ecdsa.PrivateKey
 	srv *httptest.Server
+
+	mu    sync.Mutex
+	login string               // who the authorization endpoint logs in (SetLogin)
+	codes map[string]authGrant // authorization codes not yet redeemed
 }
 
 // NewIssuer starts an issuer for the test.
@@ -141,14 +145,17 @@ func NewIssuer(t testing.TB) *Issuer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	is := &Issuer{key: key}
+	is := &Issuer{key: key, codes: map[string]authGrant{}}
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /auth", is.authorize)
+	mux.HandleFunc("POST /token", is.token)
 	mux.HandleFunc("GET /.well-known/openid-configuration", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(map[string]any{
 			"issuer": is.URL, "jwks_uri": is.URL + "/jwks",
 			"authorization_endpoint": is.URL + "/auth", "token_endpoint": is.URL + "/token",
-			"response_types_supported": []string{"id_token"}, "subject_types_supported": []string{"public"},
+			"response_types_supported": []string{"code", "id_token"}, "subject_types_supported": []string{"public"},
+			"code_challenge_methods_supported": []string{"S256"},
 			"id_token_signing_alg_values_supported": []string{"ES256"},
 		})
 	})
@@ -165,27 +172,36 @@ func NewIssuer(t testing.TB) *Issuer {
 // Token mints an ID token for email (verified), audience "sigstore", valid for ttl.
 func (is *Issuer) Token(t testing.TB, email string, ttl time.Duration) string {
 	t.Helper()
-	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: is.key, KeyID: "test"}}, (&jose.SignerOptions{}).WithType("JWT"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	claims, err := json.Marshal(map[string]any{
-		"iss": is.URL, "sub": email, "aud": "sigstore", "email": email, "email_verified": true,
-		"iat": now.Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(ttl).Unix(),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	jws, err := sig.Sign(claims)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := jws.CompactSerialize()
+	tok, err := is.mint(email, "sigstore", "", ttl)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// mint signs an ID token; nonce is left out when empty.
+func (is *Issuer) mint(email, audience, nonce string, ttl time.Duration) (string, error) {
+	sig, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: jose.JSONWebKey{Key: is.key, KeyID: "test"}}, (&jose.SignerOptions{}).WithType("JWT"))
+	if err != nil {
+		return "", err
+	}
+	now := time.Now()
+	c := map[string]any{
+		"iss": is.URL, "sub": email, "aud": audience, "email": email, "email_verified": true,
+		"iat": now.Unix(), "nbf": now.Add(-time.Minute).Unix(), "exp": now.Add(ttl).Unix(),
+	}
+	if nonce != "" {
+		c["nonce"] = nonce
+	}
+	claims, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	jws, err := sig.Sign(claims)
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
 }
 
 // Fulcio is a running Fulcio with an ephemeral CA that trusts one issuer.
@@ -255,10 +271,13 @@ func StartTSA(t testing.TB) *TSA {
 	dir := t.TempDir()
 	port := freePort(t)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	// Its metrics listener is fixed at :2112 (timestamp-authority v2.1.3 has no flag for
+	// it): one TSA per machine at a time, so tests in other processes (go test runs
+	// packages in parallel) take turns. The lock is released after the process is gone
+	// (cleanups run last-registered first).
+	lockMachineWide(t, "tsa-metrics-2112", 10*time.Minute)
 	process(t, dir, "timestamp-server", bin, base+"/api/v1/timestamp/certchain", "serve",
 		"--host", "127.0.0.1", "--port", strconv.Itoa(port),
-		// Its metrics listener is fixed at :2112 (timestamp-authority v2.1.3 has no flag for
-		// it): one TSA per machine at a time; the suite starts only this one.
 		"--timestamp-signer", "memory", "--disable-ntp-monitoring")
 	res, err := http.Get(base + "/api/v1/timestamp/certchain")
 	if err != nil {

@@ -31,6 +31,7 @@ type attestOutput struct {
 func (a *app) attestCommand() *cobra.Command {
 	var (
 		output, predicateFile, predicateType, idToken string
+		login                                         client.BrowserLogin
 		names                                         []string
 		svc                                           client.SigningServices
 		rekorVersion                                  uint
@@ -50,7 +51,9 @@ Signing is keyless, through sigstore-go: a fresh key in memory, a short-lived ce
 from Fulcio for the identity of an OIDC token, an entry in the Rekor transparency log (and
 a timestamp, with --tsa-url). The token comes from --identity-token (TOKEN, or @FILE, which
 keeps it out of the process list), else $SIGSTORE_ID_TOKEN, else GitHub Actions' ambient
-token; there is no interactive browser login. The bundle is verified here against the
+token, else a login in your browser at --oidc-issuer (Sigstore's public issuer by default;
+on a terminal, or whenever --oidc-issuer is given): the code comes back to a listener on
+127.0.0.1, and if no browser opens the URL is printed and the code read from stdin. The bundle is verified here against the
 repository's Sigstore trusted root (through TUF) before anything is sent. Writing needs an
 API token ('cairn login').`,
 		Args: cobra.ExactArgs(1),
@@ -81,7 +84,12 @@ API token ('cairn login').`,
 			if err != nil {
 				return err
 			}
-			tok, from, err := client.IdentityTokenSource{Flag: idToken, Env: a.env, HTTPClient: hc}.IdentityToken(a.ctx)
+			src := client.IdentityTokenSource{Flag: idToken, Env: a.env, HTTPClient: hc}
+			if a.stdinIsTerminal() || cmd.Flags().Changed("oidc-issuer") {
+				login.Open, login.In, login.Out = a.openBrowser, a.stdin, a.stderr
+				src.Browser = &login
+			}
+			tok, from, err := src.IdentityToken(a.ctx)
 			if err != nil {
 				return err
 			}
@@ -163,6 +171,8 @@ API token ('cairn login').`,
 	cmd.Flags().StringVar(&predicateType, "type", "", "the predicate type URI (e.g. https://slsa.dev/provenance/v1; default "+client.PredicateEndorsement+" without --predicate)")
 	cmd.Flags().StringSliceVar(&names, "file", nil, "only this file of the release (repeatable)")
 	cmd.Flags().StringVar(&idToken, "identity-token", "", "OIDC identity token for Fulcio: TOKEN, or @FILE to read it from FILE (default: $SIGSTORE_ID_TOKEN, else GitHub Actions' ambient token)")
+	cmd.Flags().StringVar(&login.Issuer, "oidc-issuer", client.DefaultOIDCIssuer, "OIDC issuer to log in at with a browser when no token is given")
+	cmd.Flags().StringVar(&login.ClientID, "oidc-client-id", client.DefaultOIDCClientID, "OIDC client ID for the browser login (Fulcio expects the token's audience to be \"sigstore\")")
 	cmd.Flags().StringVar(&svc.FulcioURL, "fulcio-url", defaultFulcioURL, "Fulcio certificate authority")
 	cmd.Flags().StringVar(&svc.RekorURL, "rekor-url", defaultRekorURL, "Rekor transparency log")
 	cmd.Flags().UintVar(&rekorVersion, "rekor-version", 1, "Rekor API version: 1, or 2 (rekor-tiles; needs --tsa-url)")

@@ -21,6 +21,7 @@ import (
 	"github.com/cairn-dev/cairn/internal/clihelp"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 )
 
 // Main runs cairn with args (without the program name) and returns the process exit code.
@@ -101,6 +102,14 @@ type app struct {
 	// newKeylessSigner makes the signer of 'cairn attest' (nil: client.NewKeylessSigner);
 	// tests put sigstore-go's in-process VirtualSigstore behind it.
 	newKeylessSigner func(client.SigningServices) (*client.KeylessSigner, error)
+	// openBrowser opens a login URL (nil: the system's browser); tests follow it with HTTP.
+	openBrowser func(url string) error
+}
+
+// stdinIsTerminal says whether a person can answer on stdin.
+func (a *app) stdinIsTerminal() bool {
+	f, ok := a.stdin.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 // runError marks an error returned by a command's own code, as opposed to a command
