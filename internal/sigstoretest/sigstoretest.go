@@ -155,7 +155,7 @@ func NewIssuer(t testing.TB) *Issuer {
 			"issuer": is.URL, "jwks_uri": is.URL + "/jwks",
 			"authorization_endpoint": is.URL + "/auth", "token_endpoint": is.URL + "/token",
 			"response_types_supported": []string{"code", "id_token"}, "subject_types_supported": []string{"public"},
-			"code_challenge_methods_supported": []string{"S256"},
+			"code_challenge_methods_supported":      []string{"S256"},
 			"id_token_signing_alg_values_supported": []string{"ES256"},
 		})
 	})
