@@ -63,13 +63,13 @@ func TestKeyImport(t *testing.T) {
 	}
 
 	// The imported key signs, with its own passphrase.
-	a := &app{stdin: strings.NewReader(""), passFiles: []string{"dev-root=" + passFile}, env: func(k string) string {
+	a := &app{ctx: t.Context(), stdin: strings.NewReader(""), passFiles: []string{"dev-root=" + passFile}, env: func(k string) string {
 		if k == "CAIRN_HOME" {
 			return c.home
 		}
 		return ""
 	}}
-	if _, got, err := a.signer("dev-root"); err != nil || got.KeyID != kf.KeyID {
+	if got, err := openKey(a, "dev-root"); err != nil || got.KeyID != kf.KeyID {
 		t.Fatalf("signing with the imported key: %v", err)
 	}
 
@@ -166,13 +166,13 @@ func TestPassphrasePrecedence(t *testing.T) {
 		{"empty file", nil, []string{"alice=" + empty}, "the file is empty"},
 		{"missing file", nil, []string{"alice=" + filepath.Join(dir, "nope")}, "the file does not exist"},
 	} {
-		a := &app{stdin: strings.NewReader(""), passFiles: tc.files, env: func(k string) string {
+		a := &app{ctx: t.Context(), stdin: strings.NewReader(""), passFiles: tc.files, env: func(k string) string {
 			if k == "CAIRN_HOME" {
 				return c.home
 			}
 			return tc.env[k]
 		}}
-		_, _, err := a.signer("alice")
+		_, err := openKey(a, "alice")
 		if (tc.want == "" && err != nil) || (tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want))) {
 			t.Errorf("%s: %v; want %q", tc.name, err, tc.want)
 		}
@@ -265,4 +265,13 @@ func TestSecondInitSaysTheDefaultServerMoved(t *testing.T) {
 	if !strings.Contains(out, "The default server is now "+b.URL+" (it was "+a.URL) {
 		t.Errorf("second init: %s", out)
 	}
+}
+
+// openKey opens key name from the key store as a command that signs with it does.
+func openKey(a *app, name string) (*tufrepo.OnlineSigner, error) {
+	kf, err := a.loadKey(name)
+	if err != nil {
+		return nil, err
+	}
+	return a.openSigner(kf)
 }

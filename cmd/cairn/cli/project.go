@@ -71,11 +71,11 @@ project's role metadata, with no releases, is signed with KEY and sent with the 
 			if err != nil {
 				return err
 			}
-			signer, _, err := a.signer(keyName)
+			signer, err := a.openSigner(own)
 			if err != nil {
 				return err
 			}
-			raw, err := client.SignRole(client.NewProjectRole(time.Now()), signer)
+			raw, err := client.SignRole(client.NewProjectRole(time.Now()), signer.Signer)
 			if err != nil {
 				return err
 			}

@@ -208,15 +208,15 @@ func (a *app) rootRotate(cmd *cobra.Command, o rootRotateOptions) error {
 	if err != nil {
 		return err
 	}
-	oldKFs, err := a.loadOfflineKeys("--key", o.keys)
+	oldKFs, err := a.loadKeys("--key", o.keys)
 	if err != nil {
 		return err
 	}
-	newRootKFs, err := a.loadOfflineKeys("--new-root-key", o.newRootKeys)
+	newRootKFs, err := a.loadKeys("--new-root-key", o.newRootKeys)
 	if err != nil {
 		return err
 	}
-	newTargetsKFs, err := a.loadOfflineKeys("--new-targets-key", o.newTargetsKeys)
+	newTargetsKFs, err := a.loadKeys("--new-targets-key", o.newTargetsKeys)
 	if err != nil {
 		return err
 	}
@@ -393,7 +393,7 @@ func (a *app) rootRotate(cmd *cobra.Command, o rootRotateOptions) error {
 			if _, ok := signers[kf.KeyID]; ok {
 				continue
 			}
-			s, err := a.openOfflineSigner(kf)
+			s, err := a.openSigner(kf)
 			if err != nil {
 				return err
 			}
@@ -712,74 +712,6 @@ func keyName(names map[string]string, id string) string {
 	return "(not in your key store)"
 }
 
-// localKeyNames maps the key IDs of the local key store to their names. Keys that do not
-// load are skipped: names are only for display.
-func (a *app) localKeyNames() map[string]string {
-	out := map[string]string{}
-	ks, err := a.keyStore()
-	if err != nil {
-		return out
-	}
-	entries, err := os.ReadDir(ks.Dir)
-	if err != nil {
-		return out
-	}
-	for _, e := range entries {
-		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || e.IsDir() || strings.HasPrefix(name, ".") {
-			continue
-		}
-		if kf, err := ks.Load(name); err == nil {
-			if _, dup := out[kf.KeyID]; !dup {
-				out[kf.KeyID] = name
-			}
-		}
-	}
-	return out
-}
-
-// loadOfflineKeys reads the named key files (no passphrase yet), each key once.
-func (a *app) loadOfflineKeys(flag string, names []string) ([]*tufrepo.KeyFile, error) {
-	if len(names) == 0 {
-		return nil, nil
-	}
-	ks, err := a.keyStore()
-	if err != nil {
-		return nil, err
-	}
-	var out []*tufrepo.KeyFile
-	seen := map[string]bool{}
-	for _, n := range names {
-		kf, err := ks.Load(n)
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %w", flag, n, err)
-		}
-		kf.Name = n
-		if seen[kf.KeyID] {
-			continue
-		}
-		seen[kf.KeyID] = true
-		out = append(out, kf)
-	}
-	return out, nil
-}
-
-// openOfflineSigner decrypts a key and checks its private half matches the file's key ID.
-func (a *app) openOfflineSigner(kf *tufrepo.KeyFile) (*tufrepo.OnlineSigner, error) {
-	s, _, err := a.signer(kf.Name)
-	if err != nil {
-		return nil, err
-	}
-	o, err := tufrepo.NewOnlineSigner(a.ctx, s)
-	if err != nil {
-		return nil, fmt.Errorf("opening key %q: %w", kf.Name, err)
-	}
-	if o.KeyID != kf.KeyID {
-		return nil, api.Errorf(api.CodeInvalidKey, "key file %q says key ID %s, but its private key is %s: the key file is damaged", kf.Name, kf.KeyID, o.KeyID)
-	}
-	return o, nil
-}
-
 func fingerprintText(k *metadata.Key) string {
 	fp, err := tufrepo.Fingerprint(k)
 	if err != nil {
@@ -861,7 +793,7 @@ func (a *app) targetsResign(o targetsResignOptions) error {
 			return err
 		}
 	}
-	kfs, err := a.loadOfflineKeys("--key", o.keys)
+	kfs, err := a.loadKeys("--key", o.keys)
 	if err != nil {
 		return err
 	}
@@ -916,7 +848,7 @@ func (a *app) targetsResign(o targetsResignOptions) error {
 	}
 	var signers []*tufrepo.OnlineSigner
 	for _, kf := range kfs {
-		s, err := a.openOfflineSigner(kf)
+		s, err := a.openSigner(kf)
 		if err != nil {
 			return err
 		}

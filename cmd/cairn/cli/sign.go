@@ -250,11 +250,11 @@ func (a *app) sign(project, keyName string, version int64, kind string, yes bool
 		return finish(err)
 	}
 
-	signer, _, err := a.signer(keyName)
+	signer, err := a.openSigner(kf)
 	if err != nil {
 		return finish(err)
 	}
-	keyID, sig, err := client.SignProposal(v.md, signer)
+	keyID, sig, err := client.SignProposal(v.md, signer.Signer)
 	if err != nil {
 		return finish(err)
 	}
@@ -706,11 +706,11 @@ func (a *app) signMaintainerChange(ac *client.API, project string, kf *tufrepo.K
 	if ok, err := a.agreeToSign(yes, fmt.Sprintf("Sign maintainer change %d of %s with key %q? [y/N] ", v.Version, project, kf.Name)); !ok {
 		return finish(err)
 	}
-	signer, _, err := a.signer(kf.Name)
+	signer, err := a.openSigner(kf)
 	if err != nil {
 		return finish(err)
 	}
-	keyID, sig, err := client.SignMaintainerProposal(a.ctx, v.c, signer)
+	keyID, sig, err := client.SignMaintainerProposal(a.ctx, v.c, signer.Signer)
 	if err != nil {
 		return finish(err)
 	}

@@ -82,7 +82,11 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 		}
 		files[i] = f
 	}
-	signer, kf, err := a.signer(keyName)
+	kf, err := a.loadKey(keyName)
+	if err != nil {
+		return err
+	}
+	signer, err := a.openSigner(kf)
 	if err != nil {
 		return err
 	}
@@ -116,7 +120,7 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 			return err
 		}
 	}
-	res, err := a.signAndSubmitRole(ac, project, next, signer, wait)
+	res, err := a.signAndSubmitRole(ac, project, next, signer.Signer, wait)
 	if err != nil {
 		return err
 	}
