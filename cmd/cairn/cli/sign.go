@@ -1,10 +1,7 @@
 package cli
 
 import (
-	"errors"
 	"fmt"
-	"io"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -14,7 +11,6 @@ import (
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/spf13/cobra"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
-	"golang.org/x/term"
 )
 
 func (a *app) signCommand() *cobra.Command {
@@ -465,143 +461,6 @@ func versionsText[T any](items []T, version func(T) int64) string {
 		out[i] = fmt.Sprint(version(it))
 	}
 	return strings.Join(out, ", ")
-}
-
-// agreeToSign asks before signing, unless yes is set; on a no it says "Not signed.".
-func (a *app) agreeToSign(yes bool, prompt string) (bool, error) {
-	if yes {
-		return true, nil
-	}
-	ok, err := a.confirm(prompt)
-	if err == nil && !ok {
-		a.notef("Not signed.\n")
-	}
-	return ok, err
-}
-
-// confirm asks a yes/no question on the terminal. Without a terminal it refuses: a
-// signature is never given by default.
-func (a *app) confirm(prompt string) (bool, error) {
-	f, ok := a.stdin.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return false, api.Errorf(api.CodeBadRequest, "not signed: confirm on a terminal, or pass --yes to sign without asking")
-	}
-	a.notef("%s", prompt)
-	// Read byte by byte up to the newline, so nothing meant for a later prompt (the key
-	// passphrase) is consumed.
-	var line []byte
-	b := make([]byte, 1)
-	for {
-		n, err := f.Read(b)
-		if n == 1 {
-			if b[0] == '\n' {
-				break
-			}
-			line = append(line, b[0])
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return false, fmt.Errorf("reading the answer: %w", err)
-		}
-	}
-	ans := strings.ToLower(strings.TrimSpace(string(line)))
-	return ans == "y" || ans == "yes", nil
-}
-
-// submitAndAwait sends a role version (or a signature on one) with submit, which may let
-// the server hold its answer for up to 30 seconds of wait, then waits out the rest of wait
-// for publication.
-func (a *app) submitAndAwait(ac *client.API, project string, wait time.Duration, submit func(serverWait time.Duration) (api.SubmitResult, error)) (api.SubmitResult, error) {
-	serverWait := min(wait, 30*time.Second)
-	res, err := submit(serverWait)
-	if err != nil {
-		return res, err
-	}
-	return a.awaitPublication(ac, project, res, wait, serverWait)
-}
-
-// awaitPublication follows a submission the server accepted: a pending proposal is
-// final for now; a staged version is waited for until wait (of which the server already
-// held the answer for serverWait) has passed.
-func (a *app) awaitPublication(ac *client.API, project string, res api.SubmitResult, wait, serverWait time.Duration) (api.SubmitResult, error) {
-	if res.Status != api.StatusStaged || wait <= serverWait {
-		return res, nil
-	}
-	a.notef("Role version %d is staged; waiting for publication…\n", res.RoleVersion)
-	r, err := a.waitPublished(ac, project, res.RoleVersion, wait-serverWait)
-	switch {
-	case err == nil:
-		return r, nil
-	case errors.Is(err, errWaitEnded):
-		return res, nil
-	}
-	return res, err
-}
-
-// describePending says that a role version waits for co-signers, and what to do.
-func describePending(res api.SubmitResult) string {
-	s := fmt.Sprintf("Role version %d of %s is pending: %d of %d maintainer signatures; ask a co-maintainer to run `cairn sign %s`.",
-		res.RoleVersion, res.Project, res.Signatures, res.Threshold, res.Project)
-	if res.RoleVersion == 1 {
-		s += " Clients see the project once enough maintainers have signed."
-	}
-	return s
-}
-
-// short shortens a key ID for messages; 16 hex digits tell keys apart.
-func short(keyID string) string {
-	if len(keyID) > 16 {
-		return keyID[:16]
-	}
-	return keyID
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
-}
-
-// size gives a byte count, with a readable unit for larger files.
-func size(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return plural(int(n), "byte")
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%d bytes (%.1f %ciB)", n, float64(n)/float64(div), "KMGTP"[exp])
-}
-
-// when formats a time with how far it is from now.
-func when(t time.Time) string {
-	s := t.UTC().Format("2006-01-02 15:04 UTC")
-	d := time.Until(t)
-	switch {
-	case d > 0:
-		return s + " (in " + roughDuration(d) + ")"
-	case d < 0:
-		return s + " (" + roughDuration(-d) + " ago)"
-	}
-	return s
-}
-
-func roughDuration(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour:
-		return fmt.Sprintf("%d days", int(d.Hours()/24))
-	case d >= 2*time.Hour:
-		return fmt.Sprintf("%d hours", int(d.Hours()))
-	case d >= 2*time.Minute:
-		return fmt.Sprintf("%d minutes", int(d.Minutes()))
-	}
-	return "a moment"
 }
 
 // changeProposalView is one open maintainer change as 'cairn sign' presents it.
