@@ -154,7 +154,7 @@ func (a *app) adminClaim(o claimOptions) error {
 	if err != nil {
 		return err
 	}
-	plan, nodes, err := client.PlanClaim(a.ctx, repo, d, q, client.ClaimOptions{Move: o.projects, All: o.all, Reshard: o.reshard, Renew: o.renew, Capacity: o.capacity}, time.Now())
+	plan, nodes, err := client.PlanClaim(a.ctx, repo, d, q, client.ClaimOptions{Move: o.projects, All: o.all, Reshard: o.reshard, Renew: o.renew, Capacity: o.capacity}, a.now())
 	if err != nil {
 		return err
 	}

@@ -150,7 +150,7 @@ func (a *app) doctor(o doctorOptions) *DoctorReport {
 		}
 		rep.Checks = append(rep.Checks, c)
 	}
-	now := time.Now()
+	now := a.now()
 
 	keys := a.doctorKeyStore(add)
 
@@ -185,7 +185,7 @@ func (a *app) doctor(o doctorOptions) *DoctorReport {
 			break
 		}
 		pinnedOK = true
-		c := DoctorCheck{Check: "pinned root", Status: StatusOK, Detail: fmt.Sprintf("version %d, expires %s", root.Signed.Version, expiryText(root.Signed.Expires))}
+		c := DoctorCheck{Check: "pinned root", Status: StatusOK, Detail: fmt.Sprintf("version %d, expires %s", root.Signed.Version, expiryText(root.Signed.Expires, now))}
 		if !root.Signed.Expires.After(now) {
 			// Not a problem on its own: TUF only needs the newest root of the chain valid.
 			c.Detail += "; clients follow its chain to the current root, which must be valid (below)"
@@ -250,12 +250,12 @@ func (a *app) policyCheck() DoctorCheck {
 
 // expiryCheck is a problem when expires is past, or within warn of now.
 func expiryCheck(check, what string, expires, now time.Time, warn time.Duration, fix string) DoctorCheck {
-	c := DoctorCheck{Check: check, Status: StatusOK, Detail: what + ", expires " + expiryText(expires)}
+	c := DoctorCheck{Check: check, Status: StatusOK, Detail: what + ", expires " + expiryText(expires, now)}
 	switch {
 	case !expires.After(now):
 		c.Status, c.Detail, c.Fix = StatusProblem, what+", EXPIRED at "+fmtTime(expires), fix
 	case warn > 0 && expires.Before(now.Add(warn)):
-		c.Status, c.Detail, c.Fix = StatusProblem, what+", expires soon: "+expiryText(expires), fix
+		c.Status, c.Detail, c.Fix = StatusProblem, what+", expires soon: "+expiryText(expires, now), fix
 	}
 	return c
 }
@@ -276,6 +276,7 @@ func (a *app) doctorServer(server string, o doctorOptions, now time.Time, add fu
 		return
 	}
 	req.Header.Set("User-Agent", userAgent)
+	// A latency, measured on the real (monotonic) clock rather than a.now.
 	start := time.Now()
 	resp, err := hc.Do(req)
 	if err != nil {

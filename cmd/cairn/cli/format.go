@@ -35,9 +35,9 @@ func size(n int64) string {
 }
 
 // when formats a time with how far it is from now.
-func when(t time.Time) string {
+func when(t, now time.Time) string {
 	s := t.UTC().Format("2006-01-02 15:04 UTC")
-	d := time.Until(t)
+	d := t.Sub(now)
 	switch {
 	case d > 0:
 		return s + " (in " + roughDuration(d) + ")"
@@ -61,9 +61,9 @@ func roughDuration(d time.Duration) string {
 
 // untilText formats a time with how far it is from now, in whole days rounded to the
 // nearest (an expiry asked for as 365d shows as 365 days, not 364).
-func untilText(t time.Time) string {
+func untilText(t, now time.Time) string {
 	s := fmtUTC(t)
-	d := time.Until(t)
+	d := t.Sub(now)
 	switch {
 	case d >= 48*time.Hour:
 		return fmt.Sprintf("%s (in %d days)", s, int((d+12*time.Hour)/(24*time.Hour)))

@@ -278,7 +278,7 @@ func (a *app) maintainerChange(project string, f changeFlags, mutate func(client
 	if err := publishedRoleSurvives(project, pr, next, kfs); err != nil {
 		return err
 	}
-	doc := client.NewMaintainerChange(project, diff.Version, next, time.Now().Add(client.MaintainerChangeExpiry))
+	doc := client.NewMaintainerChange(project, diff.Version, next, a.now().Add(client.MaintainerChangeExpiry))
 	diff.Expires = doc.Expires
 	rep := changeReport{Project: project, Delegator: pr.Delegator, Snapshot: pr.SnapshotVersion, Change: diff, DryRun: f.dryRun, SignedBy: []string{}}
 	for _, kf := range kfs {
@@ -454,7 +454,7 @@ func (a *app) projectResign(project string, keyNames []string, wait time.Duratio
 		}
 	}
 	cur := pr.Metadata
-	next := metadata.Targets(time.Now().UTC().Add(tufrepo.ProjectRoleExpiry).Truncate(time.Second))
+	next := metadata.Targets(a.now().UTC().Add(tufrepo.ProjectRoleExpiry).Truncate(time.Second))
 	next.Signed.SpecVersion = cur.Signed.SpecVersion
 	next.Signed.Version = cur.Signed.Version + 1
 	next.Signed.UnrecognizedFields = cur.Signed.UnrecognizedFields

@@ -74,7 +74,7 @@ project's role metadata, with no releases, is signed with KEY and sent with the 
 			if err != nil {
 				return err
 			}
-			raw, err := client.SignRole(client.NewProjectRole(time.Now()), signer.Signer)
+			raw, err := client.SignRole(client.NewProjectRole(a.now()), signer.Signer)
 			if err != nil {
 				return err
 			}

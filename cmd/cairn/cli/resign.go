@@ -49,7 +49,7 @@ the targets keys, use 'cairn admin root rotate --new-targets-key'.`,
 }
 
 func (a *app) targetsResign(o targetsResignOptions) error {
-	now := time.Now()
+	now := a.now()
 	expires, err := parseExpiry("--expires", o.expires, now)
 	if err != nil {
 		return err
@@ -80,8 +80,8 @@ func (a *app) targetsResign(o targetsResignOptions) error {
 		rep.TargetsSignedBy = append(rep.TargetsSignedBy, kf.KeyID)
 	}
 	if o.output != "json" {
-		a.printf("Targets version %d is verified (through snapshot %d, root version %d); it expires %s.\n", plan.CurrentVersion, rep.Snapshot, cur.Root.Signed.Version, untilText(plan.ExpiresBefore))
-		a.printf("Targets version %d changes only its expiry, to %s, and keeps its delegations:\n", plan.NextVersion, untilText(plan.Expires))
+		a.printf("Targets version %d is verified (through snapshot %d, root version %d); it expires %s.\n", plan.CurrentVersion, rep.Snapshot, cur.Root.Signed.Version, untilText(plan.ExpiresBefore, a.now()))
+		a.printf("Targets version %d changes only its expiry, to %s, and keeps its delegations:\n", plan.NextVersion, untilText(plan.Expires, a.now()))
 		a.printDelegations(plan)
 		var names []string
 		for _, id := range rep.TargetsSignedBy {
@@ -91,7 +91,7 @@ func (a *app) targetsResign(o targetsResignOptions) error {
 		if plan.Expires.Before(plan.ExpiresBefore) {
 			a.notef("warning: targets version %d expires earlier than version %d\n", plan.NextVersion, plan.CurrentVersion)
 		}
-		if d := time.Until(plan.Expires); d < 30*24*time.Hour {
+		if d := plan.Expires.Sub(a.now()); d < 30*24*time.Hour {
 			a.notef("warning: targets version %d expires in %s; the server warns 30 days ahead, so 'cairn admin status' will warn at once\n", plan.NextVersion, roughDuration(d))
 		}
 	}
@@ -124,7 +124,7 @@ func (a *app) targetsResign(o targetsResignOptions) error {
 	if up.Targets, err = client.SignTopLevel(a.ctx, next, signers...); err != nil {
 		return fmt.Errorf("signing targets version %d: %w", plan.NextVersion, err)
 	}
-	if err := client.CheckTopLevelUpdate(cur, up, time.Now()); err != nil {
+	if err := client.CheckTopLevelUpdate(cur, up, a.now()); err != nil {
 		return fmt.Errorf("the targets version %d just signed would be refused, nothing was sent: %w", plan.NextVersion, err)
 	}
 	res, err := a.submitTopLevel(up, o.wait)

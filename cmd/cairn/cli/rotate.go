@@ -121,7 +121,7 @@ type generatedKey struct {
 // verified current root, the admin's confirmation, the signatures, the generated keys
 // saved, and the upload verified through TUF.
 func (a *app) rootRotate(cmd *cobra.Command, o rootRotateOptions) error {
-	now := time.Now()
+	now := a.now()
 	in, err := a.rotateInput(cmd, o, now)
 	if err != nil {
 		return err
@@ -450,7 +450,7 @@ func (a *app) signRotation(r *rotation) (api.TopLevelUpdate, error) {
 			return up, fmt.Errorf("signing targets version %d: %w", r.tplan.NextVersion, err)
 		}
 	}
-	if err := client.CheckTopLevelUpdate(r.cur, up, time.Now()); err != nil {
+	if err := client.CheckTopLevelUpdate(r.cur, up, a.now()); err != nil {
 		return up, fmt.Errorf("the %s just signed would be refused, nothing was sent: %w", r.what(), err)
 	}
 	return up, nil

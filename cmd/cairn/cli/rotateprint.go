@@ -42,11 +42,11 @@ func savedNames(g []generatedKeyInfo) string {
 // printRootPlan says in words what the next root changes.
 func (a *app) printRootPlan(cur *client.TopLevel, rep *rotateReport, gens []*generatedKey) {
 	p := rep.Root
-	a.printf("Root version %d is verified (through snapshot %d); it expires %s.\n", p.CurrentVersion, rep.Snapshot, untilText(p.ExpiresBefore))
+	a.printf("Root version %d is verified (through snapshot %d); it expires %s.\n", p.CurrentVersion, rep.Snapshot, untilText(p.ExpiresBefore, a.now()))
 	if p.Renewal() {
-		a.printf("Root version %d renews it: same keys and thresholds, expiring %s.\n", p.NextVersion, untilText(p.Expires))
+		a.printf("Root version %d renews it: same keys and thresholds, expiring %s.\n", p.NextVersion, untilText(p.Expires, a.now()))
 	} else {
-		a.printf("Root version %d expires %s and changes:\n", p.NextVersion, untilText(p.Expires))
+		a.printf("Root version %d expires %s and changes:\n", p.NextVersion, untilText(p.Expires, a.now()))
 	}
 	generated := map[string]bool{}
 	for _, g := range gens {
@@ -57,7 +57,7 @@ func (a *app) printRootPlan(cur *client.TopLevel, rep *rotateReport, gens []*gen
 	a.printf("\n")
 	a.printRoleChange("Targets", p.Targets, rep.KeyNames, generated)
 	if t := rep.Targets; t != nil {
-		a.printf("  Targets version %d → %d is signed by the new targets keys and sent with root; it expires %s and keeps its delegations:\n", t.CurrentVersion, t.NextVersion, untilText(t.Expires))
+		a.printf("  Targets version %d → %d is signed by the new targets keys and sent with root; it expires %s and keeps its delegations:\n", t.CurrentVersion, t.NextVersion, untilText(t.Expires, a.now()))
 		a.printDelegations(t)
 	}
 	a.printf("\n")
@@ -88,11 +88,12 @@ func (a *app) printRootPlan(cur *client.TopLevel, rep *rotateReport, gens []*gen
 	for _, w := range p.Warnings {
 		a.notef("warning: %s\n", w)
 	}
-	if d := time.Until(p.Expires); d < 30*24*time.Hour {
+	now := a.now()
+	if d := p.Expires.Sub(now); d < 30*24*time.Hour {
 		a.notef("warning: root version %d expires in %s; the server warns 30 days ahead, so 'cairn admin status' will warn at once\n", p.NextVersion, roughDuration(d))
 	}
-	if t := rep.Targets; t != nil && time.Until(t.Expires) < 30*24*time.Hour {
-		a.notef("warning: targets version %d expires in %s; 'cairn admin status' will warn at once\n", t.NextVersion, roughDuration(time.Until(t.Expires)))
+	if t := rep.Targets; t != nil && t.Expires.Sub(now) < 30*24*time.Hour {
+		a.notef("warning: targets version %d expires in %s; 'cairn admin status' will warn at once\n", t.NextVersion, roughDuration(t.Expires.Sub(now)))
 	}
 	a.printf("\n")
 }

@@ -203,7 +203,7 @@ func (a *app) sign(project, keyName string, version int64, kind string, yes bool
 		if version != 0 && p.Version != version {
 			continue
 		}
-		views = append(views, reviewProposal(project, p, basis, kf.KeyID, time.Now()))
+		views = append(views, reviewProposal(project, p, basis, kf.KeyID, a.now()))
 	}
 	out := signOutput{Project: project, Kind: api.KindRole, Server: ac.Server(), Verified: basis.verified, SnapshotVersion: basis.snapshot, Threshold: basis.threshold, Key: kf.KeyID, Proposals: views}
 	if basis.current != nil {
@@ -383,7 +383,7 @@ func (a *app) describeProposal(project string, v *proposalView, keyName string) 
 	a.printf("  Signatures:  %d of %d required\n", v.Signatures, v.Threshold)
 	a.printSigners(v.Signers, v.Invalid, v.Untrusted, keyName, "proposal")
 	if !v.ExpiresAt.IsZero() {
-		a.printf("  Expires:     %s\n", when(v.ExpiresAt))
+		a.printf("  Expires:     %s\n", when(v.ExpiresAt, a.now()))
 	}
 	a.printf("  Changes:\n")
 	for _, line := range c.Lines() {
@@ -403,7 +403,7 @@ func (a *app) printProposer(proposedBy string, signers []signerView, created tim
 			proposer += "  " + s.Fingerprint
 		}
 	}
-	a.printf("  Proposed by: key %s, %s\n", proposer, when(created))
+	a.printf("  Proposed by: key %s, %s\n", proposer, when(created, a.now()))
 }
 
 // printSigners lists the maintainer keys and whether each signed, then warns of every
@@ -519,7 +519,7 @@ func (a *app) signMaintainerChange(ac *client.API, project string, kf *tufrepo.K
 		return api.Errorf(api.CodeKeyNotDelegated, "key %q (%s) is not a maintainer key of project %s, so it cannot sign a maintainer change; the maintainer keys are %s (%d must sign)",
 			kf.Name, kf.KeyID, project, keyListText(cur), cur.Threshold)
 	}
-	now := time.Now()
+	now := a.now()
 	views := []changeProposalView{}
 	for _, pp := range proposals {
 		if version != 0 && pp.Version != version {
@@ -660,7 +660,7 @@ func (a *app) describeMaintainerProposal(project string, v *changeProposalView, 
 		exp = v.Change.Expires
 	}
 	if !exp.IsZero() {
-		a.printf("  Expires:     %s\n", when(exp))
+		a.printf("  Expires:     %s\n", when(exp, a.now()))
 	}
 	if v.c != nil {
 		a.printf("  Changes:\n")

@@ -54,30 +54,34 @@ from cron; other failures have the usual exit codes. No token is needed.`,
 		RunE: run(func(cmd *cobra.Command, _ []string) error { return a.adminStatus(o) }),
 	}
 	cmd.Flags().BoolVar(&o.noVerify, "no-verify", false, "do not cross-check with a TUF refresh from the pinned root")
-	cmd.Flags().Var((*daysValue)(&o.within), "within", "also warn when an offline role expires within this time (e.g. 60d), beyond the server's own warnings")
+	cmd.Flags().Var(daysValue{d: &o.within, now: func() time.Time { return a.now() }}, "within", "also warn when an offline role expires within this time (e.g. 60d), beyond the server's own warnings")
 	addOutputFlag(cmd, &o.output)
 	return cmd
 }
 
-// daysValue is a duration flag that also takes days and weeks (60d, 8w).
-type daysValue time.Duration
-
-func (d *daysValue) String() string {
-	if *d == 0 {
-		return "0"
-	}
-	return time.Duration(*d).String()
+// daysValue is a duration flag that also takes days and weeks (60d, 8w), or a date
+// (2027-06-30), which is the time from now until then.
+type daysValue struct {
+	d   *time.Duration
+	now func() time.Time
 }
 
-func (d *daysValue) Type() string { return "duration" }
+func (d daysValue) String() string {
+	if d.d == nil || *d.d == 0 {
+		return "0"
+	}
+	return d.d.String()
+}
 
-func (d *daysValue) Set(s string) error {
-	now := time.Now().UTC().Truncate(time.Second)
+func (d daysValue) Type() string { return "duration" }
+
+func (d daysValue) Set(s string) error {
+	now := d.now().UTC().Truncate(time.Second)
 	t, err := parseExpiry("--within", s, now)
 	if err != nil || !t.After(now) {
 		return fmt.Errorf("%q is not a duration such as 60d, 8w or 720h", s)
 	}
-	*d = daysValue(t.Sub(now))
+	*d.d = t.Sub(now)
 	return nil
 }
 
@@ -110,7 +114,7 @@ func (a *app) adminStatus(o statusOptions) error {
 	if rep.Roles == nil {
 		rep.Roles = []api.RoleExpiry{}
 	}
-	now := time.Now()
+	now := a.now()
 	for i, e := range rep.Roles {
 		if e.Warning == "" && o.within > 0 && e.SignedBy == "offline" && e.Expires.Sub(now) < o.within {
 			rep.Roles[i].Warning = fmt.Sprintf("expires in %s, within --within %s", roughDuration(e.Expires.Sub(now)), roughDuration(o.within))
@@ -178,7 +182,7 @@ func (a *app) adminStatus(o statusOptions) error {
 			if e.Warning != "" {
 				state = "WARNING: " + e.Warning
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", e.Role, e.Version, untilText(e.Expires), e.SignedBy, state)
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", e.Role, e.Version, untilText(e.Expires, a.now()), e.SignedBy, state)
 		}
 		tw.Flush()
 		if v := rep.Verified; v != nil {

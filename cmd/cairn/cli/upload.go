@@ -100,7 +100,7 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 	if err != nil {
 		return err
 	}
-	next, err := client.NextProjectRole(pr.Metadata, project, version, files, time.Now())
+	next, err := client.NextProjectRole(pr.Metadata, project, version, files, a.now())
 	if err != nil {
 		return err
 	}

@@ -100,7 +100,7 @@ func (a *app) yank(project, version, keyName string, yank bool, reason string, w
 	if err := requireMaintainerKey(pr, project, keyName, kf); err != nil {
 		return err
 	}
-	next, err := client.NextYankRole(pr.Metadata, project, version, yank, reason, time.Now())
+	next, err := client.NextYankRole(pr.Metadata, project, version, yank, reason, a.now())
 	if err != nil {
 		return err
 	}
