@@ -122,7 +122,7 @@ type generatedKey struct {
 // saved, and the upload verified through TUF.
 func (a *app) rootRotate(cmd *cobra.Command, o rootRotateOptions) error {
 	now := a.now()
-	in, err := a.rotateInput(cmd, o, now)
+	in, err := a.checkRotateFlags(cmd, o, now)
 	if err != nil {
 		return err
 	}
@@ -197,8 +197,8 @@ func (r *rotation) what() string {
 	return what
 }
 
-// rotateInput checks the flags of 'root rotate' and reads the keys they name.
-func (a *app) rotateInput(cmd *cobra.Command, o rootRotateOptions, now time.Time) (*rotateFlags, error) {
+// checkRotateFlags checks the flags of 'root rotate' and reads the keys they name.
+func (a *app) checkRotateFlags(cmd *cobra.Command, o rootRotateOptions, now time.Time) (*rotateFlags, error) {
 	in := &rotateFlags{keyType: tufrepo.KeyType(o.keyType)}
 	var err error
 	if in.rootExpires, err = parseExpiry("--expires", o.expires, now); err != nil {
