@@ -275,3 +275,32 @@ func openKey(a *app, name string) (*tufrepo.OnlineSigner, error) {
 	}
 	return a.openSigner(kf)
 }
+
+// A key file whose key ID is not its private key's (damaged, or edited by hand) is refused
+// when it is opened to sign, with the key's name and what to do.
+func TestOpenSignerRefusesADamagedKeyFile(t *testing.T) {
+	c := newCLI(t)
+	c.ok("key", "generate", "--name", "alice")
+	a := &app{ctx: t.Context(), stdin: strings.NewReader(""), env: func(k string) string { return c.vars[k] }}
+	if _, err := openKey(a, "alice"); err != nil {
+		t.Fatalf("opening the intact key: %v", err)
+	}
+	p := filepath.Join(c.home, "keys", "alice.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["keyid"] = strings.Repeat("0", 64)
+	b, _ = json.Marshal(doc)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = openKey(a, "alice")
+	if api.CodeOf(err) != api.CodeInvalidKey || !strings.Contains(err.Error(), `key "alice" is damaged`) || !strings.Contains(err.Error(), "does not match key ID 0000") || !strings.Contains(err.Error(), "cairn key import FILE --name alice") {
+		t.Fatalf("opening a key file with another key's ID: %v; want invalid_key naming the key and saying it is damaged", err)
+	}
+}

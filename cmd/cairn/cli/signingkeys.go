@@ -66,8 +66,8 @@ func (a *app) loadRequiredKeys(flag string, names []string) ([]*tufrepo.KeyFile,
 	return a.loadKeys(flag, names)
 }
 
-// openSigner decrypts kf with its passphrase (passphrase.go says where that comes from)
-// and checks that its private key is the key its file names, so that a damaged or
+// openSigner decrypts kf with its passphrase (passphrase.go says where that comes from).
+// Decrypt checks that the private key is the key the file names, so that a damaged or
 // mixed-up file is refused before it signs anything.
 func (a *app) openSigner(kf *tufrepo.KeyFile) (*tufrepo.OnlineSigner, error) {
 	name := kf.Name
@@ -80,7 +80,7 @@ func (a *app) openSigner(kf *tufrepo.KeyFile) (*tufrepo.OnlineSigner, error) {
 		return nil, api.Errorf(api.CodeBadRequest, "wrong passphrase for key %q (or the key file is damaged); its passphrase comes from --passphrase-file %s=FILE, else $%s, else $CAIRN_KEY_PASSPHRASE, else a prompt", name, name, passphraseEnv(name))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("opening key %q: %w", name, err)
+		return nil, api.Wrap(api.CodeInvalidKey, err, "key %q is damaged (%v): restore its file from your backup, or import the key again with 'cairn key import FILE --name %s'", name, err, name)
 	}
 	sv, err := tufrepo.NewSigner(priv)
 	if err != nil {
@@ -89,9 +89,6 @@ func (a *app) openSigner(kf *tufrepo.KeyFile) (*tufrepo.OnlineSigner, error) {
 	s, err := tufrepo.NewOnlineSigner(a.ctx, sv)
 	if err != nil {
 		return nil, fmt.Errorf("opening key %q: %w", name, err)
-	}
-	if s.KeyID != kf.KeyID {
-		return nil, keyFileDamaged(name, kf.KeyID, s.KeyID)
 	}
 	return s, nil
 }
