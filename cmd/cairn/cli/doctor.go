@@ -401,23 +401,15 @@ func (a *app) doctorKeyStore(add func(DoctorCheck)) []localKey {
 			continue
 		}
 		keys = append(keys, localKey{name: name, keyID: kf.KeyID})
-		// The passphrase sources that need no terminal, in the order signing uses them
-		// (passphrase.go); doctor never prompts.
-		var pass []byte
-		src := ""
-		switch {
-		case files[name] != "":
-			src = "--passphrase-file " + name + "=" + files[name]
-			if pass, err = readPassphraseFile(name, files[name]); err != nil {
-				add(DoctorCheck{Check: check, Status: StatusProblem, Detail: err.Error(), Fix: "give a readable file holding the passphrase"})
-				problems++
-				continue
-			}
-		case a.env(passphraseEnv(name)) != "":
-			src, pass = "$"+passphraseEnv(name), []byte(a.env(passphraseEnv(name)))
-		case a.env("CAIRN_KEY_PASSPHRASE") != "":
-			src, pass = "$CAIRN_KEY_PASSPHRASE", []byte(a.env("CAIRN_KEY_PASSPHRASE"))
-		default:
+		// The passphrase sources that need no terminal, as signing uses them; doctor
+		// never prompts.
+		pass, src, err := a.givenPassphrase(name, files)
+		if err != nil {
+			add(DoctorCheck{Check: check, Status: StatusProblem, Detail: err.Error(), Fix: "give a readable file holding the passphrase"})
+			problems++
+			continue
+		}
+		if pass == nil {
 			continue
 		}
 		checked++
