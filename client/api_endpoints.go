@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/retry"
 )
 
 // waitQuery asks the server to hold the answer until the submission is published or wait
@@ -90,31 +91,19 @@ func (a *API) CreateProject(ctx context.Context, req api.CreateProjectRequest, w
 // that were signed). The result's Status is api.StatusPublished (201) or api.StatusStaged
 // (202, the wait ended before publication). An answer of 503 unavailable means that nothing
 // was stored (the publish that was to store it failed, or none started in time): the same
-// bytes are sent again, up to submitAttempts times in all, after the Retry-After the
-// server asked for (at most maxSubmitRetryWait).
+// bytes are sent again as submitRetry says, after the Retry-After the server asked for.
 func (a *API) SubmitRole(ctx context.Context, project string, raw []byte, wait time.Duration) (api.SubmitResult, error) {
-	var res api.SubmitResult
-	var err error
-	attempt := 1
-	for ; ; attempt++ {
+	res, attempts, err := retry.Do(ctx, submitRetry(), notStored, func(ctx context.Context) (api.SubmitResult, time.Duration, error) {
+		var res api.SubmitResult
 		var retryAfter time.Duration
-		_, err = a.do(ctx, request{
+		_, err := a.do(ctx, request{
 			method: http.MethodPost, url: a.endpoint(waitQuery(wait), "api", "v1", "projects", project, "roles"),
 			body: bytes.NewReader(raw), size: int64(len(raw)), contentType: api.MediaJSON, auth: true, out: &res,
 			retryAfter: &retryAfter,
 		})
-		if err == nil || api.CodeOf(err) != api.CodeUnavailable || attempt >= submitAttempts {
-			break
-		}
-		t := time.NewTimer(min(max(retryAfter, time.Second), maxSubmitRetryWait))
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return res, fmt.Errorf("submitting role metadata of project %q: %w", project, err)
-		case <-t.C:
-		}
-	}
-	if err != nil && attempt > 1 && api.CodeOf(err) == api.CodeVersionConflict {
+		return res, retryAfter, err
+	})
+	if err != nil && attempts > 1 && api.CodeOf(err) == api.CodeVersionConflict {
 		// A 503 can come from a commit whose outcome the server could not know (the
 		// connection to PostgreSQL dropped during COMMIT): the version may be ours. It is
 		// ours only if the server holds exactly the bytes we sent.
@@ -147,12 +136,16 @@ func (a *API) storedAsSent(ctx context.Context, project string, raw []byte) (api
 	return res, err == nil
 }
 
-// submitAttempts bounds how often SubmitRole sends a role version that the server
-// answered was not stored; maxSubmitRetryWait bounds the wait before each retry.
-const (
-	submitAttempts     = 3
-	maxSubmitRetryWait = 5 * time.Second
-)
+// submitRetry is how SubmitRole sends again a role version the server answered was not
+// stored: 3 tries in all, waiting the server's Retry-After, else 1 s then 2 s, each wait
+// between 1 and 5 s.
+func submitRetry() retry.Policy {
+	return retry.Policy{Attempts: 3, Initial: time.Second, Min: time.Second, Max: 5 * time.Second}
+}
+
+// notStored reports whether a submission failed without the server storing anything, so
+// that sending the same bytes again is safe: 503 unavailable. Any other answer is final.
+func notStored(err error) bool { return api.CodeOf(err) == api.CodeUnavailable }
 
 // RoleStatus returns the publication status of one version of a project role.
 func (a *API) RoleStatus(ctx context.Context, project string, version int64) (api.SubmitResult, error) {

@@ -243,7 +243,7 @@ func (a *app) adminInit(o adminInitOptions) error {
 		TargetsSigners: roles[1].signers, TargetsThreshold: roles[1].t,
 		ClaimedSigners: roles[2].signers, ClaimedThreshold: roles[2].t,
 		Timestamp: online[0].key, Snapshot: online[1].key, RecentlyClaimed: online[2].key,
-		Now: time.Now(),
+		Now: a.now(),
 	})
 	if err != nil {
 		return fmt.Errorf("root ceremony: %w", err)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/attest"
@@ -93,7 +92,7 @@ API token ('cairn login').`,
 			if err != nil {
 				return err
 			}
-			claims, err := client.ReadIdentityClaims(tok, time.Now())
+			claims, err := client.ReadIdentityClaims(tok, a.now())
 			if err != nil {
 				return fmt.Errorf("the identity token (from %s): %w", from, err)
 			}

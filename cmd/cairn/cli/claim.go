@@ -116,7 +116,7 @@ func (a *app) adminClaim(o claimOptions) error {
 	if err := a.requireToken(); err != nil {
 		return err
 	}
-	kfs, err := a.loadKeys(o.keys)
+	kfs, err := a.loadRequiredKeys("--key", o.keys)
 	if err != nil {
 		return err
 	}
@@ -154,7 +154,7 @@ func (a *app) adminClaim(o claimOptions) error {
 	if err != nil {
 		return err
 	}
-	plan, nodes, err := client.PlanClaim(a.ctx, repo, d, q, client.ClaimOptions{Move: o.projects, All: o.all, Reshard: o.reshard, Renew: o.renew, Capacity: o.capacity}, time.Now())
+	plan, nodes, err := client.PlanClaim(a.ctx, repo, d, q, client.ClaimOptions{Move: o.projects, All: o.all, Reshard: o.reshard, Renew: o.renew, Capacity: o.capacity}, a.now())
 	if err != nil {
 		return err
 	}
@@ -186,17 +186,9 @@ func (a *app) adminClaim(o claimOptions) error {
 	if ok, err := a.agreeToSign(o.yes, fmt.Sprintf("Sign %s of the claimed tree with %d admin key(s) and upload them? [y/N] ", plural(len(nodes), "node"), len(kfs))); !ok {
 		return err
 	}
-	signers, err := a.openSigners(kfs)
+	online, err := a.openSigners(kfs)
 	if err != nil {
 		return err
-	}
-	online := make([]*tufrepo.OnlineSigner, 0, len(signers))
-	for _, s := range signers {
-		o, err := tufrepo.NewOnlineSigner(a.ctx, s)
-		if err != nil {
-			return err
-		}
-		online = append(online, o)
 	}
 	// A delegator giving every node to the claimed keys, to check each node as clients will
 	// before anything is sent.

@@ -44,6 +44,9 @@ func MainContext(ctx context.Context, args []string, stdin io.Reader, stdout, st
 
 // mainApp runs one invocation a with args.
 func mainApp(a *app, args []string) int {
+	if a.now == nil {
+		a.now = time.Now
+	}
 	ctx, stdin, stdout, stderr := a.ctx, a.stdin, a.stdout, a.stderr
 	root := a.rootCommand()
 	root.SetArgs(args)
@@ -98,6 +101,11 @@ type app struct {
 	// classicSnapshot is --classic-snapshot: never the Merkle snapshot.
 	classicSnapshot bool
 	hc              *http.Client // built once from the timeouts, shared by every request
+
+	// now is the clock of every decision and message that depends on the time (expiry
+	// warnings, new metadata's expiry, "in 20 days"), so tests can run a command at a
+	// chosen instant. mainApp sets it to time.Now when it is nil.
+	now func() time.Time
 
 	// newKeylessSigner makes the signer of 'cairn attest' (nil: client.NewKeylessSigner);
 	// tests put sigstore-go's in-process VirtualSigstore behind it.

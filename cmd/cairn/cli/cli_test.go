@@ -2,11 +2,13 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
@@ -19,6 +21,8 @@ type cli struct {
 	t    *testing.T
 	home string
 	vars map[string]string
+	// now, when set, is the instant the commands run at (app.now); zero is the real clock.
+	now time.Time
 }
 
 func newCLI(t *testing.T) *cli {
@@ -40,7 +44,11 @@ type result struct {
 func (c *cli) run(args ...string) result {
 	c.t.Helper()
 	var out, errb bytes.Buffer
-	code := Main(args, strings.NewReader(""), &out, &errb, func(k string) string { return c.vars[k] })
+	a := &app{ctx: context.Background(), stdin: strings.NewReader(""), stdout: &out, stderr: &errb, env: func(k string) string { return c.vars[k] }}
+	if now := c.now; !now.IsZero() {
+		a.now = func() time.Time { return now }
+	}
+	code := mainApp(a, args)
 	return result{code, out.String(), errb.String()}
 }
 

@@ -234,7 +234,7 @@ func fileLabel(d *client.Diff, f api.File) string {
 func (a *app) printRootDiff(d *client.RootDiff) {
 	a.printf("root version %d → %d (%s; pinned version %d, current %d)\n", d.From.Version, d.To.Version, d.Server, d.Pinned, d.Current)
 	for _, s := range []client.RootSide{d.From, d.To} {
-		a.printf("  version %d: expires %s, consistent snapshots %t, signed by %d root key(s): %s\n", s.Version, expiryText(s.Expires), s.ConsistentSnapshot, len(s.SignedBy), shortIDs(s.SignedBy))
+		a.printf("  version %d: expires %s, consistent snapshots %t, signed by %d root key(s): %s\n", s.Version, expiryText(s.Expires, a.now()), s.ConsistentSnapshot, len(s.SignedBy), shortIDs(s.SignedBy))
 	}
 	a.printf("\n")
 	tw := a.table()

@@ -150,7 +150,7 @@ func (a *app) doctor(o doctorOptions) *DoctorReport {
 		}
 		rep.Checks = append(rep.Checks, c)
 	}
-	now := time.Now()
+	now := a.now()
 
 	keys := a.doctorKeyStore(add)
 
@@ -185,7 +185,7 @@ func (a *app) doctor(o doctorOptions) *DoctorReport {
 			break
 		}
 		pinnedOK = true
-		c := DoctorCheck{Check: "pinned root", Status: StatusOK, Detail: fmt.Sprintf("version %d, expires %s", root.Signed.Version, expiryText(root.Signed.Expires))}
+		c := DoctorCheck{Check: "pinned root", Status: StatusOK, Detail: fmt.Sprintf("version %d, expires %s", root.Signed.Version, expiryText(root.Signed.Expires, now))}
 		if !root.Signed.Expires.After(now) {
 			// Not a problem on its own: TUF only needs the newest root of the chain valid.
 			c.Detail += "; clients follow its chain to the current root, which must be valid (below)"
@@ -250,12 +250,12 @@ func (a *app) policyCheck() DoctorCheck {
 
 // expiryCheck is a problem when expires is past, or within warn of now.
 func expiryCheck(check, what string, expires, now time.Time, warn time.Duration, fix string) DoctorCheck {
-	c := DoctorCheck{Check: check, Status: StatusOK, Detail: what + ", expires " + expiryText(expires)}
+	c := DoctorCheck{Check: check, Status: StatusOK, Detail: what + ", expires " + expiryText(expires, now)}
 	switch {
 	case !expires.After(now):
 		c.Status, c.Detail, c.Fix = StatusProblem, what+", EXPIRED at "+fmtTime(expires), fix
 	case warn > 0 && expires.Before(now.Add(warn)):
-		c.Status, c.Detail, c.Fix = StatusProblem, what+", expires soon: "+expiryText(expires), fix
+		c.Status, c.Detail, c.Fix = StatusProblem, what+", expires soon: "+expiryText(expires, now), fix
 	}
 	return c
 }
@@ -276,6 +276,7 @@ func (a *app) doctorServer(server string, o doctorOptions, now time.Time, add fu
 		return
 	}
 	req.Header.Set("User-Agent", userAgent)
+	// A latency, measured on the real (monotonic) clock rather than a.now.
 	start := time.Now()
 	resp, err := hc.Do(req)
 	if err != nil {
@@ -400,23 +401,15 @@ func (a *app) doctorKeyStore(add func(DoctorCheck)) []localKey {
 			continue
 		}
 		keys = append(keys, localKey{name: name, keyID: kf.KeyID})
-		// The passphrase sources that need no terminal, in the order signing uses them
-		// (passphrase.go); doctor never prompts.
-		var pass []byte
-		src := ""
-		switch {
-		case files[name] != "":
-			src = "--passphrase-file " + name + "=" + files[name]
-			if pass, err = readPassphraseFile(name, files[name]); err != nil {
-				add(DoctorCheck{Check: check, Status: StatusProblem, Detail: err.Error(), Fix: "give a readable file holding the passphrase"})
-				problems++
-				continue
-			}
-		case a.env(passphraseEnv(name)) != "":
-			src, pass = "$"+passphraseEnv(name), []byte(a.env(passphraseEnv(name)))
-		case a.env("CAIRN_KEY_PASSPHRASE") != "":
-			src, pass = "$CAIRN_KEY_PASSPHRASE", []byte(a.env("CAIRN_KEY_PASSPHRASE"))
-		default:
+		// The passphrase sources that need no terminal, as signing uses them; doctor
+		// never prompts.
+		pass, src, err := a.givenPassphrase(name, files)
+		if err != nil {
+			add(DoctorCheck{Check: check, Status: StatusProblem, Detail: err.Error(), Fix: "give a readable file holding the passphrase"})
+			problems++
+			continue
+		}
+		if pass == nil {
 			continue
 		}
 		checked++

@@ -62,7 +62,7 @@ func (a *app) printExplanation(e *client.Explanation) {
 	}
 	a.printf("\nChain of trust, from the pinned root down (each role is signed by the keys the role above it names):\n")
 	for _, l := range e.Chain {
-		a.printf("\n  %s  version %d, expires %s\n", l.Role, l.Version, expiryText(l.Expires))
+		a.printf("\n  %s  version %d, expires %s\n", l.Role, l.Version, expiryText(l.Expires, a.now()))
 		by := "root names its own keys; this root chains from the one you pinned"
 		if l.Role != "root" {
 			by = "keys named by " + l.DelegatedBy
@@ -100,8 +100,8 @@ func (a *app) printExplanation(e *client.Explanation) {
 }
 
 // expiryText gives an expiry with how far ahead it is.
-func expiryText(t time.Time) string {
-	d := time.Until(t)
+func expiryText(t, now time.Time) string {
+	d := t.Sub(now)
 	switch {
 	case d <= 0:
 		return fmtTime(t) + " (expired)"

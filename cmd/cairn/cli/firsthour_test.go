@@ -63,13 +63,13 @@ func TestKeyImport(t *testing.T) {
 	}
 
 	// The imported key signs, with its own passphrase.
-	a := &app{stdin: strings.NewReader(""), passFiles: []string{"dev-root=" + passFile}, env: func(k string) string {
+	a := &app{ctx: t.Context(), stdin: strings.NewReader(""), passFiles: []string{"dev-root=" + passFile}, env: func(k string) string {
 		if k == "CAIRN_HOME" {
 			return c.home
 		}
 		return ""
 	}}
-	if _, got, err := a.signer("dev-root"); err != nil || got.KeyID != kf.KeyID {
+	if got, err := openKey(a, "dev-root"); err != nil || got.KeyID != kf.KeyID {
 		t.Fatalf("signing with the imported key: %v", err)
 	}
 
@@ -166,13 +166,13 @@ func TestPassphrasePrecedence(t *testing.T) {
 		{"empty file", nil, []string{"alice=" + empty}, "the file is empty"},
 		{"missing file", nil, []string{"alice=" + filepath.Join(dir, "nope")}, "the file does not exist"},
 	} {
-		a := &app{stdin: strings.NewReader(""), passFiles: tc.files, env: func(k string) string {
+		a := &app{ctx: t.Context(), stdin: strings.NewReader(""), passFiles: tc.files, env: func(k string) string {
 			if k == "CAIRN_HOME" {
 				return c.home
 			}
 			return tc.env[k]
 		}}
-		_, _, err := a.signer("alice")
+		_, err := openKey(a, "alice")
 		if (tc.want == "" && err != nil) || (tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want))) {
 			t.Errorf("%s: %v; want %q", tc.name, err, tc.want)
 		}
@@ -264,5 +264,43 @@ func TestSecondInitSaysTheDefaultServerMoved(t *testing.T) {
 	out = c.ok("init", "--server", b.URL, "--root", writeFile(t, t.TempDir(), "b.json", string(b.Root())))
 	if !strings.Contains(out, "The default server is now "+b.URL+" (it was "+a.URL) {
 		t.Errorf("second init: %s", out)
+	}
+}
+
+// openKey opens key name from the key store as a command that signs with it does.
+func openKey(a *app, name string) (*tufrepo.OnlineSigner, error) {
+	kf, err := a.loadKey(name)
+	if err != nil {
+		return nil, err
+	}
+	return a.openSigner(kf)
+}
+
+// A key file whose key ID is not its private key's (damaged, or edited by hand) is refused
+// when it is opened to sign, with the key's name and what to do.
+func TestOpenSignerRefusesADamagedKeyFile(t *testing.T) {
+	c := newCLI(t)
+	c.ok("key", "generate", "--name", "alice")
+	a := &app{ctx: t.Context(), stdin: strings.NewReader(""), env: func(k string) string { return c.vars[k] }}
+	if _, err := openKey(a, "alice"); err != nil {
+		t.Fatalf("opening the intact key: %v", err)
+	}
+	p := filepath.Join(c.home, "keys", "alice.json")
+	b, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatal(err)
+	}
+	doc["keyid"] = strings.Repeat("0", 64)
+	b, _ = json.Marshal(doc)
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = openKey(a, "alice")
+	if api.CodeOf(err) != api.CodeInvalidKey || !strings.Contains(err.Error(), `key "alice" is damaged`) || !strings.Contains(err.Error(), "does not match key ID 0000") || !strings.Contains(err.Error(), "cairn key import FILE --name alice") {
+		t.Fatalf("opening a key file with another key's ID: %v; want invalid_key naming the key and saying it is damaged", err)
 	}
 }

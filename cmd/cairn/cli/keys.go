@@ -14,7 +14,6 @@ import (
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/cairn-dev/cairn/tufrepo"
-	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/spf13/cobra"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -126,39 +125,6 @@ func (s KeyStore) List() ([]*tufrepo.KeyFile, error) {
 	}
 	slices.SortFunc(out, func(x, y *tufrepo.KeyFile) int { return strings.Compare(x.Name, y.Name) })
 	return out, nil
-}
-
-// loadKey reads key name from the key store, without its passphrase.
-func (a *app) loadKey(name string) (*tufrepo.KeyFile, error) {
-	ks, err := a.keyStore()
-	if err != nil {
-		return nil, err
-	}
-	return ks.Load(name)
-}
-
-// signer loads key name and decrypts it with the user's passphrase.
-func (a *app) signer(name string) (signature.Signer, *tufrepo.KeyFile, error) {
-	kf, err := a.loadKey(name)
-	if err != nil {
-		return nil, nil, err
-	}
-	pass, err := a.keyPassphrase(name, fmt.Sprintf("Passphrase for key %q: ", name), false)
-	if err != nil {
-		return nil, nil, err
-	}
-	priv, err := kf.Decrypt(pass)
-	if errors.Is(err, tufrepo.ErrWrongPassphrase) {
-		return nil, nil, api.Errorf(api.CodeBadRequest, "wrong passphrase for key %q (or the key file is damaged); its passphrase comes from --passphrase-file %s=FILE, else $%s, else $CAIRN_KEY_PASSPHRASE, else a prompt", name, name, passphraseEnv(name))
-	}
-	if err != nil {
-		return nil, nil, fmt.Errorf("opening key %q: %w", name, err)
-	}
-	s, err := tufrepo.NewSigner(priv)
-	if err != nil {
-		return nil, nil, fmt.Errorf("opening key %q: %w", name, err)
-	}
-	return s, kf, nil
 }
 
 // kdf is the key-encryption cost: standard scrypt, or the cheap legacy parameters when

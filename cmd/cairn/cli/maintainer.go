@@ -11,7 +11,6 @@ import (
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
 	"github.com/cairn-dev/cairn/tufrepo"
-	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/spf13/cobra"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -243,7 +242,7 @@ func (a *app) maintainerChange(project string, f changeFlags, mutate func(client
 			return err
 		}
 	}
-	kfs, err := a.loadKeys(f.keys)
+	kfs, err := a.loadRequiredKeys("--key", f.keys)
 	if err != nil {
 		return err
 	}
@@ -279,7 +278,7 @@ func (a *app) maintainerChange(project string, f changeFlags, mutate func(client
 	if err := publishedRoleSurvives(project, pr, next, kfs); err != nil {
 		return err
 	}
-	doc := client.NewMaintainerChange(project, diff.Version, next, time.Now().Add(client.MaintainerChangeExpiry))
+	doc := client.NewMaintainerChange(project, diff.Version, next, a.now().Add(client.MaintainerChangeExpiry))
 	diff.Expires = doc.Expires
 	rep := changeReport{Project: project, Delegator: pr.Delegator, Snapshot: pr.SnapshotVersion, Change: diff, DryRun: f.dryRun, SignedBy: []string{}}
 	for _, kf := range kfs {
@@ -309,7 +308,7 @@ func (a *app) maintainerChange(project string, f changeFlags, mutate func(client
 	if err != nil {
 		return err
 	}
-	raw, err := client.SignMaintainerChange(a.ctx, doc, signers...)
+	raw, err := client.SignMaintainerChange(a.ctx, doc, plainSigners(signers)...)
 	if err != nil {
 		return err
 	}
@@ -441,7 +440,7 @@ func (a *app) projectResign(project string, keyNames []string, wait time.Duratio
 	if err := a.requireToken(); err != nil {
 		return err
 	}
-	kfs, err := a.loadKeys(keyNames)
+	kfs, err := a.loadRequiredKeys("--key", keyNames)
 	if err != nil {
 		return err
 	}
@@ -455,7 +454,7 @@ func (a *app) projectResign(project string, keyNames []string, wait time.Duratio
 		}
 	}
 	cur := pr.Metadata
-	next := metadata.Targets(time.Now().UTC().Add(tufrepo.ProjectRoleExpiry).Truncate(time.Second))
+	next := metadata.Targets(a.now().UTC().Add(tufrepo.ProjectRoleExpiry).Truncate(time.Second))
 	next.Signed.SpecVersion = cur.Signed.SpecVersion
 	next.Signed.Version = cur.Signed.Version + 1
 	next.Signed.UnrecognizedFields = cur.Signed.UnrecognizedFields
@@ -467,7 +466,7 @@ func (a *app) projectResign(project string, keyNames []string, wait time.Duratio
 	if err != nil {
 		return err
 	}
-	raw, err := client.SignRole(next, signers...)
+	raw, err := client.SignRole(next, plainSigners(signers)...)
 	if err != nil {
 		return err
 	}
@@ -532,60 +531,6 @@ func (a *app) maintainerListCommand() *cobra.Command {
 	}
 	addOutputFlag(cmd, &output)
 	return cmd
-}
-
-// loadKeys reads the named key files (no passphrase yet), each once.
-func (a *app) loadKeys(names []string) ([]*tufrepo.KeyFile, error) {
-	if len(names) == 0 {
-		return nil, api.Errorf(api.CodeBadRequest, "--key is required")
-	}
-	ks, err := a.keyStore()
-	if err != nil {
-		return nil, err
-	}
-	var out []*tufrepo.KeyFile
-	seen := map[string]bool{}
-	for _, n := range names {
-		kf, err := ks.Load(n)
-		if err != nil {
-			return nil, err
-		}
-		if seen[kf.KeyID] {
-			continue
-		}
-		seen[kf.KeyID] = true
-		out = append(out, kf)
-	}
-	return out, nil
-}
-
-// openSigners decrypts the keys and checks each private key matches its file's key ID.
-func (a *app) openSigners(kfs []*tufrepo.KeyFile) ([]signature.Signer, error) {
-	out := make([]signature.Signer, 0, len(kfs))
-	for _, kf := range kfs {
-		s, _, err := a.signer(kf.Name)
-		if err != nil {
-			return nil, err
-		}
-		pub, err := s.PublicKey()
-		if err != nil {
-			return nil, fmt.Errorf("opening key %q: %w", kf.Name, err)
-		}
-		k, err := tufrepo.PublicKey(pub)
-		if err != nil {
-			return nil, fmt.Errorf("opening key %q: %w", kf.Name, err)
-		}
-		if id := tufrepo.KeyID(k); id != kf.KeyID {
-			return nil, keyFileDamaged(kf.Name, kf.KeyID, id)
-		}
-		out = append(out, s)
-	}
-	return out, nil
-}
-
-// keyFileDamaged says that a key file's private key is not the key its key ID names.
-func keyFileDamaged(name, fileKeyID, privateKeyID string) error {
-	return api.Errorf(api.CodeInvalidKey, "key file %q says key ID %s, but its private key is %s: the key file is damaged", name, fileKeyID, privateKeyID)
 }
 
 // requireMaintainerKey refuses key keyName (kf) unless the verified role of project

@@ -61,13 +61,27 @@ func (a *app) keyPassphrase(name, prompt string, confirm bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if file, ok := files[name]; ok {
-		return readPassphraseFile(name, file)
-	}
-	if p := a.env(passphraseEnv(name)); p != "" {
-		return []byte(p), nil
+	if pass, _, err := a.givenPassphrase(name, files); err != nil || pass != nil {
+		return pass, err
 	}
 	return a.askPassphrase(prompt, confirm, fmt.Sprintf("the passphrase of key %q is needed: give --passphrase-file %s=FILE, set %s (this key) or CAIRN_KEY_PASSPHRASE (every key), or run cairn in a terminal", name, name, passphraseEnv(name)))
+}
+
+// givenPassphrase returns key name's passphrase from the sources that need no terminal (1
+// to 3 above; files is passphraseFiles), with the source for messages, or nil when none
+// gives one. 'cairn doctor' checks keys with it, so it tells what signing would use.
+func (a *app) givenPassphrase(name string, files map[string]string) (pass []byte, source string, err error) {
+	if file, ok := files[name]; ok {
+		p, err := readPassphraseFile(name, file)
+		return p, "--passphrase-file " + name + "=" + file, err
+	}
+	if p := a.env(passphraseEnv(name)); p != "" {
+		return []byte(p), "$" + passphraseEnv(name), nil
+	}
+	if p := a.env("CAIRN_KEY_PASSPHRASE"); p != "" {
+		return []byte(p), "$CAIRN_KEY_PASSPHRASE", nil
+	}
+	return nil, "", nil
 }
 
 func readPassphraseFile(name, file string) ([]byte, error) {

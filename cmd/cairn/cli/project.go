@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
@@ -71,11 +70,11 @@ project's role metadata, with no releases, is signed with KEY and sent with the 
 			if err != nil {
 				return err
 			}
-			signer, _, err := a.signer(keyName)
+			signer, err := a.openSigner(own)
 			if err != nil {
 				return err
 			}
-			raw, err := client.SignRole(client.NewProjectRole(time.Now()), signer)
+			raw, err := client.SignRole(client.NewProjectRole(a.now()), signer.Signer)
 			if err != nil {
 				return err
 			}
@@ -102,15 +101,4 @@ project's role metadata, with no releases, is signed with KEY and sent with the 
 	addOutputFlag(cmd, &output)
 	cmd.MarkFlagRequired("key")
 	return cmd
-}
-
-// describeSubmit says in words where a submission stands.
-func describeSubmit(res api.SubmitResult) string {
-	if res.Status == api.StatusPending {
-		return describePending(res)
-	}
-	if res.Status == api.StatusPublished {
-		return fmt.Sprintf("Role version %d of %s is published in snapshot %d.", res.RoleVersion, res.Project, res.SnapshotVersion)
-	}
-	return fmt.Sprintf("Role version %d of %s is %s: the server accepted it and will publish it in its next snapshot.", res.RoleVersion, res.Project, res.Status)
 }

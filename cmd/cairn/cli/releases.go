@@ -138,7 +138,7 @@ every other command -o is --output, the output format, and it will be here too.`
 						return err
 					}
 				}
-				t, err := repo.BundleAsOf(a.ctx, time.Now(), stale)
+				t, err := repo.BundleAsOf(a.ctx, a.now(), stale)
 				if err != nil {
 					return err
 				}

@@ -220,6 +220,49 @@ func TestAdminStatus(t *testing.T) {
 	c.fails(20, "status", "admin", "status", "--server", "http://127.0.0.1:1")
 }
 
+// TestExpiryWarningsAtTheInstantTheCommandRuns: the CLI's own expiry warnings (status
+// --within, the plan of a root whose new expiry is near) are measured from app.now, so the
+// same repository and flags warn or not depending on when the command runs.
+func TestExpiryWarningsAtTheInstantTheCommandRuns(t *testing.T) {
+	_, c := devAdmin(t)
+	var rep statusReport
+	if err := json.Unmarshal([]byte(c.ok("admin", "status", "--output", "json")), &rep); err != nil {
+		t.Fatal(err)
+	}
+	var rootExpires time.Time
+	for _, e := range rep.Roles {
+		if e.Role == tufrepo.RoleRoot {
+			rootExpires = e.Expires
+		}
+	}
+	if rootExpires.Before(time.Now().Add(60 * 24 * time.Hour)) {
+		t.Fatalf("the dev root expires %s: the test needs it more than 60 days ahead", rootExpires)
+	}
+	// A new root expiring five days after the current one: a year away today.
+	newExpiry := rootExpires.Add(5 * 24 * time.Hour).UTC().Format("2006-01-02")
+	const rotateWarning = "warning: root version 2 expires in"
+
+	// Today: nothing is near.
+	c.ok("admin", "status", "--within", "30d")
+	if res := c.run("admin", "root", "rotate", "--key", "root", "--expires", newExpiry, "--dry-run"); res.code != 0 || strings.Contains(res.stderr, rotateWarning) {
+		t.Fatalf("rotate --dry-run today: %+v", res)
+	}
+
+	// Twenty days before root expires: the same commands warn, from the same clock.
+	c.now = rootExpires.Add(-20 * 24 * time.Hour)
+	res := c.fails(4, "warning: root: expires in 20 days, within --within 30 days", "admin", "status", "--within", "30d")
+	if !strings.Contains(res.stdout, "(in 20 days)") {
+		t.Fatalf("status 20 days before expiry does not say so in its table:\n%s", res.stdout)
+	}
+	if res := c.run("admin", "root", "rotate", "--key", "root", "--expires", newExpiry, "--dry-run"); res.code != 0 || !strings.Contains(res.stderr, rotateWarning) {
+		t.Fatalf("rotate --dry-run 20 days before expiry does not warn: %+v", res)
+	}
+
+	// Forty days before: outside the window again.
+	c.now = rootExpires.Add(-40 * 24 * time.Hour)
+	c.ok("admin", "status", "--within", "30d")
+}
+
 func TestRotateParseExpiry(t *testing.T) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	for in, want := range map[string]time.Time{

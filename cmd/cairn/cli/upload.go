@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,9 +11,7 @@ import (
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/client"
 	"github.com/cairn-dev/cairn/tufrepo"
-	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/spf13/cobra"
-	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
 
 // uploadResult is what 'cairn upload --output json' prints.
@@ -82,7 +79,11 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 		}
 		files[i] = f
 	}
-	signer, kf, err := a.signer(keyName)
+	kf, err := a.loadKey(keyName)
+	if err != nil {
+		return err
+	}
+	signer, err := a.openSigner(kf)
 	if err != nil {
 		return err
 	}
@@ -99,7 +100,7 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 	if err != nil {
 		return err
 	}
-	next, err := client.NextProjectRole(pr.Metadata, project, version, files, time.Now())
+	next, err := client.NextProjectRole(pr.Metadata, project, version, files, a.now())
 	if err != nil {
 		return err
 	}
@@ -116,7 +117,7 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 			return err
 		}
 	}
-	res, err := a.signAndSubmitRole(ac, project, next, signer, wait)
+	res, err := a.signAndSubmitRole(ac, project, next, signer.Signer, wait)
 	if err != nil {
 		return err
 	}
@@ -141,32 +142,6 @@ func (a *app) upload(project, version string, paths []string, keyName string, wa
 		a.printf("%s\n", describeSubmit(res))
 	}
 	return nil
-}
-
-// signAndSubmitRole signs the project's next role version with signer, submits it and
-// waits for its publication (submitAndAwait).
-func (a *app) signAndSubmitRole(ac *client.API, project string, next *metadata.Metadata[metadata.TargetsType], signer signature.Signer, wait time.Duration) (api.SubmitResult, error) {
-	raw, err := client.SignRole(next, signer)
-	if err != nil {
-		return api.SubmitResult{}, err
-	}
-	return a.submitAndAwait(ac, project, wait, func(serverWait time.Duration) (api.SubmitResult, error) {
-		return ac.SubmitRole(a.ctx, project, raw, serverWait)
-	})
-}
-
-// errWaitEnded marks a wait for publication that ran out of time, which is not a failure:
-// the server has accepted the release.
-var errWaitEnded = errors.New("wait ended")
-
-func (a *app) waitPublished(ac *client.API, project string, version int64, d time.Duration) (api.SubmitResult, error) {
-	ctx, cancel := context.WithTimeout(a.ctx, d)
-	defer cancel()
-	res, err := ac.WaitPublished(ctx, project, version, time.Second)
-	if err != nil && ctx.Err() != nil && a.ctx.Err() == nil {
-		return res, errWaitEnded
-	}
-	return res, err
 }
 
 // uploadBlob sends one file unless the server already has its blob.

@@ -100,7 +100,7 @@ func (a *app) yank(project, version, keyName string, yank bool, reason string, w
 	if err := requireMaintainerKey(pr, project, keyName, kf); err != nil {
 		return err
 	}
-	next, err := client.NextYankRole(pr.Metadata, project, version, yank, reason, time.Now())
+	next, err := client.NextYankRole(pr.Metadata, project, version, yank, reason, a.now())
 	if err != nil {
 		return err
 	}
@@ -109,7 +109,7 @@ func (a *app) yank(project, version, keyName string, yank bool, reason string, w
 	for i, f := range rel.Files {
 		files[i] = f.Name
 	}
-	signer, _, err := a.signer(keyName)
+	signer, err := a.openSigner(kf)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (a *app) yank(project, version, keyName string, yank bool, reason string, w
 	}
 	a.notef("%s %s %s (%s; role version %d → %d)\n", verb, project, version, plural(len(files), "file"), pr.Version(), next.Signed.Version)
 	a.noteThreshold(pr, project, "change", keyName)
-	res, err := a.signAndSubmitRole(ac, project, next, signer, wait)
+	res, err := a.signAndSubmitRole(ac, project, next, signer.Signer, wait)
 	if err != nil {
 		return err
 	}
