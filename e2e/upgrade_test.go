@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,9 +116,13 @@ func TestRollingUpgrade(t *testing.T) {
 	// 4. This tree's replica joins, as the chart starts it after its migrate Job.
 	new1 := startProc(t, "new-1", newBin, append([]string{"serve", "--no-migrate", "--database-url", u, "--blob-dir", filepath.Join(dir, "blobs"), "--snapshot-retention", "0"}, keys...)...)
 	pool.set(old1, old2, new1)
+	shared := map[string]int{}
+	for _, r := range []*cairndProc{old1, old2, new1} {
+		shared[r.url] = load.ackedBy(r.url)
+	}
 	load.waitMore(t, 40, 60*time.Second)
 	for _, r := range []*cairndProc{old1, old2, new1} {
-		if n := load.ackedBy(r.url); n == 0 {
+		if n := load.ackedBy(r.url) - shared[r.url]; n == 0 {
 			t.Errorf("%s acknowledged no upload while old and new replicas shared the load", r.name)
 		}
 	}
@@ -325,7 +330,9 @@ type uploadLoad struct {
 	acked []ackedUpload
 	by    map[string]int
 	errs  []error
-	more  chan struct{}
+	// faults are failed answers from replicas in the rotation (5xx, cut connections).
+	faults []string
+	more   chan struct{}
 }
 
 func newUploadLoad(t *testing.T, pool *replicaPool, token string, workers int) *uploadLoad {
@@ -369,9 +376,12 @@ func (l *uploadLoad) uploader(w int) error {
 		via := l.pool.next()
 		sum := sha256.Sum256(f.Content)
 		if st, b, err := l.send(via, http.MethodPut, "/api/v1/blobs/sha256:"+hex.EncodeToString(sum[:]), f.Content); err != nil || (st != http.StatusCreated && st != http.StatusOK) {
+			if slices.Contains(l.pool.all(), via) {
+				l.mu.Lock()
+				l.faults = append(l.faults, fmt.Sprintf("PUT blob via %s: %d %.300s %v", via, st, b, err))
+				l.mu.Unlock()
+			}
 			continue // the blob is not there: nothing was uploaded (the next try is a new file)
-		} else {
-			_ = b
 		}
 		raw := testrepo.Sign(l.t, testrepo.Role(version+1, time.Now().Add(30*24*time.Hour), append(files, f)...), key)
 		st, b, err := l.send(via, http.MethodPost, "/api/v1/projects/"+name+"/roles?wait=30s", raw)
@@ -393,6 +403,13 @@ func (l *uploadLoad) uploader(w int) error {
 		case err == nil && st >= 400 && st < 500:
 			return fmt.Errorf("%s version %d refused by %s: %d %s", name, version+1, via, st, b)
 		default:
+			// A replica in the rotation must answer: a 5xx or a cut connection from one is
+			// what a failed roll looks like. One that has left the rotation may cut it.
+			if slices.Contains(l.pool.all(), via) {
+				l.mu.Lock()
+				l.faults = append(l.faults, fmt.Sprintf("%s version %d via %s: %d %.300s %v", name, version+1, via, st, b, err))
+				l.mu.Unlock()
+			}
 			// Stored or not? Ask until a replica answers; a stored version carries the file.
 			v, err := l.roleVersion(name)
 			if err != nil {
@@ -470,7 +487,10 @@ func (l *uploadLoad) waitAcked(t *testing.T, n int, limit time.Duration) {
 		select {
 		case <-l.more:
 		case <-deadline:
-			t.Fatalf("%d uploads acknowledged after %s, want %d", got, limit, n)
+			l.mu.Lock()
+			faults := strings.Join(l.faults, "\n")
+			l.mu.Unlock()
+			t.Fatalf("%d uploads acknowledged after %s, want %d; failed answers from replicas in the rotation:\n%s", got, limit, n, faults)
 		}
 	}
 }
@@ -489,6 +509,9 @@ func (l *uploadLoad) stop(t *testing.T) []ackedUpload {
 	defer l.mu.Unlock()
 	if err := errors.Join(l.errs...); err != nil {
 		t.Fatalf("uploads: %v", err)
+	}
+	for _, f := range l.faults {
+		t.Errorf("an upload failed at a replica in the rotation: %s", f)
 	}
 	return l.acked
 }
