@@ -101,7 +101,7 @@ func TestRollingUpgrade(t *testing.T) {
 	migrate := exec.Command(newBin, "migrate", "--database-url", u, "--log-level", "info")
 	if out, err := migrate.CombinedOutput(); err != nil {
 		t.Fatalf("cairnd migrate (this tree) under load: %v\n%s", err, out)
-	} else if !strings.Contains(string(out), "00012_attestations.sql") {
+	} else if !strings.Contains(string(out), "applied migration") {
 		t.Fatalf("cairnd migrate applied no new migration: the previous release's schema is this tree's, so the test proves nothing\n%s", out)
 	}
 	load.waitMore(t, 10, 30*time.Second)
