@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,10 +27,10 @@ import (
 // roles from the top recently-claimed node, which the previous release's publisher builds
 // without them. A new replica with --sigstore-trusted-root publishes both; then only the
 // old replica publishes (a new project, signed into the top node) and both vanish from
-// what clients can resolve; after the roll they stay missing, through uploads to existing
-// projects and a restart of the new replica (the trusted root row is unchanged, so nothing
-// marks the node due); `cairnd publish --bump-to` brings them back, and a go-tuf client
-// that cached every step goes on with no error.
+// what clients can resolve. After the roll, the new release's next publish (an upload to
+// an existing project, which does not touch the top node) finds the top node without them
+// and signs it again (tufrepo ownContentMissing); a go-tuf client that cached every step
+// goes on with no error. Without that check they stayed missing until the node expired.
 func TestRollingUpgradeOwnTargetsDuringRoll(t *testing.T) {
 	oldBin := os.Getenv("CAIRN_PREVIOUS_CAIRND")
 	if oldBin == "" {
@@ -65,6 +64,10 @@ func TestRollingUpgradeOwnTargetsDuringRoll(t *testing.T) {
 	if resp := at(old1).Submit(t, token, "hello", testrepo.Sign(t, testrepo.Role(2, time.Now().Add(24*time.Hour), f1), key)); resp.Status != http.StatusCreated {
 		t.Fatalf("hello 1.0 via the previous release: %d %s", resp.Status, resp.Body)
 	}
+	// Each step below has one publishing replica, so that which release signs the top node
+	// is not left to the race for the publisher lock: they are the interleavings a roll
+	// with overlapping replicas can produce.
+	old1.stop(t)
 	if out, err := exec.Command(newBin, "migrate", "--database-url", u).CombinedOutput(); err != nil {
 		t.Fatalf("cairnd migrate: %v\n%s", err, out)
 	}
@@ -115,48 +118,24 @@ func TestRollingUpgradeOwnTargetsDuringRoll(t *testing.T) {
 	}
 	resolve("the new replica published the trusted root and the index", new1.url, true)
 
-	// Only the old replica publishes: the new one is gone for a moment (a crash, a node
-	// drain), and a project is created.
+	// Only an old replica publishes: the new one is gone for a moment (a crash, a node
+	// drain) while a pod of the old ReplicaSet runs, and a project is created.
 	new1.stop(t)
-	at(old1).CreateProject(t, token, "kick-old", 1, []*testrepo.Key{key}, key)
-	resolve("the previous release signed the top recently-claimed node", old1.url, false)
+	old2 := startProc(t, "old-2", oldBin, append([]string{"serve", "--no-migrate", "--database-url", u, "--blob-dir", blobDir}, onlineKeyFlags(dir)...)...)
+	at(old2).CreateProject(t, token, "kick-old", 1, []*testrepo.Key{key}, key)
+	resolve("the previous release signed the top recently-claimed node", old2.url, false)
 
-	// The roll ends: a new replica, the old one stopped. Nothing re-signs the top node.
+	// The roll ends: a new replica, the old one stopped. Its next publish, for an upload to
+	// an existing project, finds the top node without the own content and signs it again.
+	old2.stop(t)
 	new2 := startProc(t, "new-2", newBin, newArgs...)
-	old1.stop(t)
 	f2 := testrepo.File{Path: "hello/2.0/hello-2.0.tgz", Content: []byte("hello 2.0")}
 	at(new2).PutBlob(t, token, f2.Content)
 	if resp := at(new2).Submit(t, token, "hello", testrepo.Sign(t, testrepo.Role(3, time.Now().Add(24*time.Hour), f1, f2), key)); resp.Status != http.StatusCreated {
 		t.Fatalf("hello 2.0 via the new release: %d %s", resp.Status, resp.Body)
 	}
-	resolve("after the roll, an upload to an existing project", new2.url, false)
-
-	// The recovery docs/operations.md gives: one publish that re-signs every
-	// recently-claimed node, at the next versions.
-	ts := timestampVersion(t, new2.url)
-	pub := exec.Command(newBin, append([]string{"publish", "--bump-to", itoa(ts + 1), "--database-url", u, "--blob-dir", blobDir}, onlineKeyFlags(dir)...)...)
-	if out, err := pub.CombinedOutput(); err != nil {
-		t.Fatalf("cairnd publish --bump-to %d: %v\n%s", ts+1, err, out)
+	resolve("after the roll, the new release published an upload to an existing project", new2.url, true)
+	if !strings.Contains(new2.stderr.String(), "lacks the repository's own targets") {
+		t.Errorf("new-2 did not say why it signed the top node again:\n%s", new2.stderr.String())
 	}
-	waitTimestamp(t, at(new2), ts+1, 30*time.Second)
-	resolve("after cairnd publish --bump-to", new2.url, true)
-}
-
-// timestampVersion is the version of the timestamp base serves.
-func timestampVersion(t *testing.T, base string) int64 {
-	t.Helper()
-	resp, err := http.Get(base + "/metadata/timestamp.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var md struct {
-		Signed struct {
-			Version int64 `json:"version"`
-		} `json:"signed"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&md); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s/metadata/timestamp.json: %d %v", base, resp.StatusCode, err)
-	}
-	return md.Signed.Version
 }
