@@ -73,11 +73,11 @@ keyring:
 # line when it is built (README.md, "What make test builds"). Tests that skip because a
 # tool is missing are listed at the end (internal/testenv); with CI=true they fail instead.
 SKIP_LOG := .cache/skipped-tests.txt
-test: tidy-check npm hsm nginx chromium keyring vet rekor fulcio tsa s3 helm kubeconform
+test: tidy-check npm hsm nginx chromium keyring vet rekor fulcio tsa s3 helm kubeconform previous-cairnd
 	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation cosign
 	@mkdir -p $(dir $(SKIP_LOG)) && rm -f $(SKIP_LOG)
 	@echo "make test: go test ./... (the first run also builds the OCI conformance suite)"
-	@CAIRN_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_COSIGN=$(OCI_CLIENTS)/cosign CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_FULCIO_BIN=$(CURDIR)/$(FULCIO_BIN) CAIRN_TSA_BIN=$(CURDIR)/$(TSA_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) CAIRN_KUBECONFORM_BIN=$(CURDIR)/$(KUBECONFORM_BIN) \
+	@CAIRN_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) CAIRN_PREVIOUS_CAIRND=$(CURDIR)/$(PREVIOUS_CAIRND) CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_COSIGN=$(OCI_CLIENTS)/cosign CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_FULCIO_BIN=$(CURDIR)/$(FULCIO_BIN) CAIRN_TSA_BIN=$(CURDIR)/$(TSA_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) CAIRN_KUBECONFORM_BIN=$(CURDIR)/$(KUBECONFORM_BIN) \
 		$(GO) test -count=1 -timeout 45m ./...; status=$$?; \
 	if [ -s $(SKIP_LOG) ]; then echo "make test: tests skipped for a missing tool (CI=true makes these fail):"; \
 	  awk '{ i = index($$0, ": "); k = substr($$0, i + 2); n[k]++; if (!(k in ex)) ex[k] = substr($$0, 1, i - 1) } \
@@ -102,6 +102,27 @@ test-oci-clients:
 test-cosign:
 	test/ociclients/install.sh -d $(OCI_CLIENTS) crane cosign
 	CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_COSIGN=$(OCI_CLIENTS)/cosign $(GO) test -count=1 -timeout 20m -v -run '^TestOCIClientsCosign$$' ./e2e/
+
+# cairnd of the previous release, for the rolling-upgrade test (e2e/upgrade_test.go,
+# docs/operations.md "Upgrades"). There is no release tag yet, so the previous release is
+# a documented commit: 9cf7829, the last commit before migration 00012_attestations.sql was
+# added (migrations 00001-00011; `git log --oneline -- migrations/`). When a release is
+# tagged, set PREVIOUS_RELEASE to that tag's commit. Built from `git archive` of that commit
+# with the same Go toolchain into .cache/previous/<commit> (~1 min once, cached after).
+.PHONY: previous-cairnd test-upgrade
+PREVIOUS_RELEASE := 9cf7829f18dae6c1a610c77fd3e6f3c251b30a30
+PREVIOUS_CAIRND := .cache/previous/$(PREVIOUS_RELEASE)/cairnd
+previous-cairnd: $(PREVIOUS_CAIRND)
+$(PREVIOUS_CAIRND):
+	@echo "make: building cairnd of the previous release ($(PREVIOUS_RELEASE)) into $(@D) for the upgrade test (~1 min once, cached after)"
+	@git cat-file -e $(PREVIOUS_RELEASE)^{commit} 2>/dev/null || { echo "make: commit $(PREVIOUS_RELEASE) (the previous release) is not in this clone: fetch it (git fetch --unshallow)" >&2; exit 1; }
+	rm -rf $(@D)/src && mkdir -p $(@D)/src
+	git archive $(PREVIOUS_RELEASE) | tar -x -C $(@D)/src
+	cd $(@D)/src && GOFLAGS=-buildvcs=false $(GO) build -o ../cairnd.tmp ./cmd/cairnd
+	mv $(@D)/cairnd.tmp $@ && rm -rf $(@D)/src
+
+test-upgrade: previous-cairnd
+	CAIRN_PREVIOUS_CAIRND=$(CURDIR)/$(PREVIOUS_CAIRND) $(GO) test -count=1 -timeout 10m -v -run '^TestRollingUpgrade' ./e2e/
 
 # The transparency log tests against a real Rekor v2 server (rekor-tiles v2.3.0, POSIX
 # backend, on loopback), built once into .cache/sigstore/bin (~1 min cold, with downloads).

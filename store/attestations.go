@@ -388,3 +388,16 @@ func (db *DB) AttestationIndexBytes(ctx context.Context, fileSHA256, sha256Hex s
 	}
 	return raw, nil
 }
+
+// The bytes of published role versions, for the publisher's check of the top
+// recently-claimed node (tufrepo.PublishedRoleTx).
+var _ tufrepo.PublishedRoleTx = publishTx{}
+
+func (p publishTx) RoleRaw(ctx context.Context, role string, version int64) ([]byte, error) {
+	var raw, sum []byte
+	var stored string
+	if err := p.tx.QueryRow(ctx, `SELECT raw, stored, sha256 FROM metadata WHERE role = $1 AND version = $2`, role, version).Scan(&raw, &stored, &sum); err != nil {
+		return nil, fmt.Errorf("reading %s version %d: %w", role, version, err)
+	}
+	return p.db.metaBytes(ctx, role, version, raw, stored, sum)
+}

@@ -218,6 +218,9 @@ type Publisher struct {
 	tsSigner, snapSigner *OnlineSigner
 	// rc mirrors the recently-claimed tree at indexVersion (loaded with the index).
 	rc *rcTree
+	// ownComplete is a version of the top recently-claimed node found to carry the
+	// repository's own content (ownContentMissing).
+	ownComplete int64
 	// merkle mirrors the Merkle snapshot at indexVersion (loaded with the index).
 	merkle *merkleState
 	// queue holds the role versions uploaded since the last publish (Submit).

@@ -97,6 +97,16 @@ func (p *Publisher) planRC(ctx context.Context, tx PublishTx, now time.Time, new
 	} else if attDue {
 		plan.dirty[""] = true
 	}
+	// A top node that an older release's publisher signed lacks the own content: sign it
+	// again (ownContentMissing).
+	if !plan.dirty[""] {
+		if missing, err := p.ownContentMissing(ctx, tx, t.nodes[""].Version); err != nil {
+			return nil, err
+		} else if missing {
+			p.Log.Warn("the published top recently-claimed node lacks the repository's own targets or attestation index delegations (signed by an older release during a rolling upgrade?): signing it again", "version", t.nodes[""].Version)
+			plan.dirty[""] = true
+		}
+	}
 	var due []*ShardState
 	for prefix, st := range t.nodes {
 		switch {
