@@ -144,11 +144,14 @@ func (m *Mirror) writeError(w http.ResponseWriter, err error) {
 
 // writeOCIDenied answers an OCI client's write in the distribution-spec error envelope.
 func writeOCIDenied(w http.ResponseWriter, err error) {
-	writeOCIError(w, http.StatusMethodNotAllowed, "DENIED", api.ProblemFor(err).Detail)
+	writeOCIError(w, err)
 }
 
-func writeOCIError(w http.ResponseWriter, status int, code, msg string) {
+// writeOCIError answers err as the registry does (api.OCIAnswerFor: the status and the
+// spec code come from the error registry).
+func writeOCIError(w http.ResponseWriter, err error) {
+	status, doc := api.OCIAnswerFor(err)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": code, "message": msg}}})
+	_ = json.NewEncoder(w).Encode(doc)
 }
