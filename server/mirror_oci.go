@@ -97,14 +97,14 @@ func (m *Mirror) serveOCI(w http.ResponseWriter, r *http.Request) {
 		d, cache := ref, cacheImmutable
 		if !mirror.IsOCIDigest(ref) {
 			if mirror.CheckOCITag(ref) != nil {
-				writeOCIError(w, api.Errorf(api.CodeOCIManifestUnknown, "%s", "no manifest "+repo+":"+truncated(ref)))
+				writeOCIError(w, api.Errorf(api.CodeOCIManifestUnknown, "no manifest %s:%s", repo, truncated(ref)))
 				return
 			}
 			d, cache = rec.Tags[ref], cacheShort // a later import may move a tag
 		}
 		e, ok := rec.Manifest(d)
 		if !ok {
-			writeOCIError(w, api.Errorf(api.CodeOCIManifestUnknown, "%s", "this mirror holds no manifest "+repo+" "+truncated(ref)))
+			writeOCIError(w, api.Errorf(api.CodeOCIManifestUnknown, "this mirror holds no manifest %s %s", repo, truncated(ref)))
 			return
 		}
 		w.Header().Set("Docker-Content-Digest", d)
@@ -158,7 +158,7 @@ func (m *Mirror) serveOCI(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write(out)
 		}
 	default:
-		writeOCIError(w, api.Errorf(api.CodeOCINameUnknown, "%s", "no OCI endpoint at "+truncated(p)+" on this read-only mirror"))
+		writeOCIError(w, api.Errorf(api.CodeOCINameUnknown, "no OCI endpoint at %s on this read-only mirror", truncated(p)))
 	}
 }
 
