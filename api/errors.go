@@ -324,10 +324,14 @@ func ProblemFor(err error) Problem {
 	if !errors.As(err, &e) {
 		e = &Error{Code: CodeInternal, Detail: "an internal error occurred; the server log has details"}
 	}
+	ci, ok := Lookup(e.Code)
+	if !ok { // a code this build does not know is answered as Status and Title say
+		ci = CodeInfo{Status: http.StatusInternalServerError, Title: "Internal error"}
+	}
 	return Problem{
 		Type:   ProblemTypeBase + string(e.Code),
-		Title:  e.Code.Title(),
-		Status: e.Code.Status(),
+		Title:  ci.Title,
+		Status: ci.Status,
 		Detail: e.Detail,
 		Code:   e.Code,
 	}
