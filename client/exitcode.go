@@ -14,30 +14,19 @@ import (
 )
 
 // ExitCode is the CLI's stable exit status for an outcome (DESIGN.md "Errors and bad
-// input"). Scripts switch on these numbers, so they never change meaning.
-type ExitCode int
+// input"). Scripts switch on these numbers, so they never change meaning. It is
+// api.ExitClass, the type the error registry gives every wire code's class in.
+type ExitCode = api.ExitClass
 
+// The exit codes; api.ExitClass documents each.
 const (
-	// ExitOK: everything verified and succeeded.
-	ExitOK ExitCode = 0
-	// ExitHashMismatch: a file or metadata file does not have the length or hash that
-	// signed metadata lists for it.
-	ExitHashMismatch ExitCode = 1
-	// ExitSignatureInvalid: a signature by a trusted key does not verify, or there are
-	// fewer valid signatures than the threshold.
-	ExitSignatureInvalid ExitCode = 2
-	// ExitKeyNotTrusted: metadata is signed by keys that the delegating role does not
-	// trust for it.
-	ExitKeyNotTrusted ExitCode = 3
-	// ExitPolicy: the metadata verified but a rule refused it: expired, rolled back, a
-	// version out of order, a published file changed, or the server refused by policy.
-	ExitPolicy ExitCode = 4
-	// ExitMalformed: input that cannot be parsed or is not well formed: bad metadata,
-	// a bad name, path, key or command line.
-	ExitMalformed ExitCode = 10
-	// ExitFailure: anything else (network, server unavailable, not found, local I/O, a
-	// token the server does not accept).
-	ExitFailure ExitCode = 20
+	ExitOK               = api.ExitOK
+	ExitHashMismatch     = api.ExitHashMismatch
+	ExitSignatureInvalid = api.ExitSignatureInvalid
+	ExitKeyNotTrusted    = api.ExitKeyNotTrusted
+	ExitPolicy           = api.ExitPolicy
+	ExitMalformed        = api.ExitMalformed
+	ExitFailure          = api.ExitFailure
 )
 
 // VerifyError is a verification failure of TUF metadata or of a downloaded file. It names
@@ -71,26 +60,6 @@ func (e *VerifyError) Error() string {
 
 func (e *VerifyError) Unwrap() error { return e.Err }
 
-// String names an exit code for messages.
-func (c ExitCode) String() string {
-	switch c {
-	case ExitOK:
-		return "ok"
-	case ExitHashMismatch:
-		return "hash mismatch"
-	case ExitSignatureInvalid:
-		return "signature invalid"
-	case ExitKeyNotTrusted:
-		return "key not trusted"
-	case ExitPolicy:
-		return "policy rejection"
-	case ExitMalformed:
-		return "malformed input"
-	default:
-		return "failure"
-	}
-}
-
 // Classify maps an error from this package, from the API or from go-tuf to its exit code.
 // nil is ExitOK. The first VerifyError, error with an ExitCode() ExitCode method (a
 // report such as 'cairn doctor' that found problems) or *api.Error in the chain decides; raw go-tuf
@@ -117,29 +86,10 @@ func Classify(err error) ExitCode {
 	return ExitFailure
 }
 
-// CodeExit maps a wire error code (as the server returns it) to an exit code.
-func CodeExit(c api.Code) ExitCode {
-	switch c {
-	case api.CodeHashMismatch, api.CodeLengthMismatch, api.CodeDigestMismatch, api.CodeAttestationSubject:
-		return ExitHashMismatch
-	case api.CodeSignatureInvalid, api.CodeThresholdNotMet, api.CodeAttestationNotIncluded, api.CodeAttestationInvalid:
-		return ExitSignatureInvalid
-	case api.CodeKeyNotDelegated:
-		return ExitKeyNotTrusted
-	case api.CodeVersionConflict, api.CodeExpired, api.CodeExpiryTooFar, api.CodeImmutablePath,
-		api.CodePathOutsideProject, api.CodeDelegationForbidden, api.CodeTooMany, api.CodeTooLarge,
-		api.CodeProjectExists, api.CodeBlobMissing, api.CodeForbidden,
-		api.CodeProposalExists, api.CodeProposalStale, api.CodeProposalExpired, api.CodeSignatureRepeated, api.CodeOCITagCollision,
-		api.CodeNotLogged, api.CodeRoleNotInTree, api.CodeReadOnlyMirror, api.CodeAttestationExists:
-		return ExitPolicy
-	case api.CodeBadRequest, api.CodeMethodNotAllowed, api.CodeMalformedJSON, api.CodeMalformedMetadata, api.CodeAmbiguousJSON, api.CodeInvalidName,
-		api.CodeInvalidPath, api.CodeInvalidKey, api.CodeInvalidThreshold, api.CodeUnsupported,
-		api.CodeBundleMalformed, api.CodeBundleMediaType:
-		return ExitMalformed
-	default:
-		return ExitFailure
-	}
-}
+// CodeExit maps a wire error code (as the server returns it) to an exit code: the exit
+// class the error registry gives it (api.Registry), ExitFailure for a code this build
+// does not know.
+func CodeExit(c api.Code) ExitCode { return c.Exit() }
 
 // tufExitCode maps go-tuf's error types (and the parse errors go-tuf passes through) when
 // no VerifyError was built around them, e.g. by an SDK user calling go-tuf directly.

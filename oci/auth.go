@@ -37,7 +37,7 @@ const (
 
 const registryTokenPrefix = "cairnreg."
 
-var errBadCredentials = errorf(http.StatusUnauthorized, "UNAUTHORIZED", nil, "the credentials are not valid (or the token was revoked): log in with a Cairn token as the password, any user name")
+var errBadCredentials = errorf(api.CodeUnauthorized, nil, "the credentials are not valid (or the token was revoked): log in with a Cairn token as the password, any user name")
 
 // identity is who a request comes from: nil token means anonymous.
 type identity struct {
@@ -107,14 +107,14 @@ func (g *Registry) authorize(w http.ResponseWriter, r *http.Request, repo string
 		case a == accessPull:
 			what = "pulling (anonymous pull is off)"
 		}
-		g.fail(w, r, errorf(http.StatusUnauthorized, "UNAUTHORIZED", nil, "%s needs a Cairn token: log in with the token as the password (any user name)", what))
+		g.fail(w, r, errorf(api.CodeUnauthorized, nil, "%s needs a Cairn token: log in with the token as the password (any user name)", what))
 		return nil, false
 	}
 	if a == accessPull || repo == "" {
 		return id.token, true
 	}
 	if !id.token.MayWrite(project(repo)) {
-		g.fail(w, r, errorf(http.StatusForbidden, "DENIED", map[string]string{"repository": repo, "project": project(repo)},
+		g.fail(w, r, errorf(api.CodeForbidden, map[string]string{"repository": repo, "project": project(repo)},
 			"token %q may not push to or delete from %s: a project token writes only to <project> and <project>/… repositories of its projects (%s); use a token for project %q or an admin token",
 			id.token.Name, repo, strings.Join(id.token.Projects, ", "), project(repo)))
 		return nil, false
@@ -205,7 +205,7 @@ func (g *Registry) verifyRegistryToken(ctx context.Context, tok string) (identit
 		return identity{}, errBadCredentials
 	}
 	if g.now().Unix() >= p.Exp {
-		return identity{}, errorf(http.StatusUnauthorized, "UNAUTHORIZED", nil, "the registry token has expired: get a new one from /v2/token")
+		return identity{}, errorf(api.CodeUnauthorized, nil, "the registry token has expired: get a new one from /v2/token")
 	}
 	if p.Sub == "" {
 		return identity{presented: true}, nil
@@ -231,7 +231,7 @@ func (g *Registry) token(w http.ResponseWriter, r *http.Request) {
 		id, err = g.credentials(r)
 	case http.MethodPost:
 		if err := r.ParseForm(); err != nil {
-			g.fail(w, r, errorf(http.StatusBadRequest, "UNSUPPORTED", nil, "the token request is not a form: %v", err))
+			g.fail(w, r, errorf(api.CodeOCIUnsupported, nil, "the token request is not a form: %v", err))
 			return
 		}
 		switch r.PostForm.Get("grant_type") {
@@ -242,11 +242,11 @@ func (g *Registry) token(w http.ResponseWriter, r *http.Request) {
 				err = errBadCredentials
 			}
 		default:
-			g.fail(w, r, errorf(http.StatusBadRequest, "UNSUPPORTED", nil, "grant_type %q is not supported: use password (a Cairn token), or GET with Basic credentials", truncate(r.PostForm.Get("grant_type"), 40)))
+			g.fail(w, r, errorf(api.CodeOCIUnsupported, nil, "grant_type %q is not supported: use password (a Cairn token), or GET with Basic credentials", truncate(r.PostForm.Get("grant_type"), 40)))
 			return
 		}
 	default:
-		g.fail(w, r, errorf(http.StatusMethodNotAllowed, "UNSUPPORTED", nil, "%s is not supported on /v2/token", r.Method))
+		g.fail(w, r, errorf(api.CodeMethodNotAllowed, nil, "%s is not supported on /v2/token", r.Method))
 		return
 	}
 	if err != nil {
@@ -259,7 +259,7 @@ func (g *Registry) token(w http.ResponseWriter, r *http.Request) {
 		sub = id.token.ID
 	} else if !g.cfg.AnonymousPull {
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Basic realm="%s"`, g.cfg.Service))
-		g.fail(w, r, errorf(http.StatusUnauthorized, "UNAUTHORIZED", nil, "this registry needs a Cairn token for every request: send it as the Basic password"))
+		g.fail(w, r, errorf(api.CodeUnauthorized, nil, "this registry needs a Cairn token for every request: send it as the Basic password"))
 		return
 	}
 	now := g.now()

@@ -16,13 +16,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/store"
 )
 
 // parseDigest checks a digest from a URL or query, answering DIGEST_INVALID.
 func parseDigest(d string) (string, error) {
 	if _, _, err := store.ParseDigest(d); err != nil {
-		return "", errorf(http.StatusBadRequest, "DIGEST_INVALID", map[string]string{"digest": truncate(d, 200)}, "%v", err)
+		return "", errorf(api.CodeOCIDigestInvalid, map[string]string{"digest": truncate(d, 200)}, "%v", err)
 	}
 	return d, nil
 }
@@ -51,18 +52,18 @@ func newUploadID() (string, error) {
 // tooLarge answers a body over the blob limit.
 func (g *Registry) tooLarge(got int64) error {
 	if got > 0 {
-		return errorf(http.StatusRequestEntityTooLarge, "SIZE_INVALID", map[string]int64{"limit": g.cfg.MaxBlobSize, "size": got}, "the blob is %d bytes; this registry accepts at most %d bytes per blob", got, g.cfg.MaxBlobSize)
+		return errorf(api.CodeOCIBlobTooLarge, map[string]int64{"limit": g.cfg.MaxBlobSize, "size": got}, "the blob is %d bytes; this registry accepts at most %d bytes per blob", got, g.cfg.MaxBlobSize)
 	}
-	return errorf(http.StatusRequestEntityTooLarge, "SIZE_INVALID", map[string]int64{"limit": g.cfg.MaxBlobSize}, "the blob is larger than this registry's limit of %d bytes", g.cfg.MaxBlobSize)
+	return errorf(api.CodeOCIBlobTooLarge, map[string]int64{"limit": g.cfg.MaxBlobSize}, "the blob is larger than this registry's limit of %d bytes", g.cfg.MaxBlobSize)
 }
 
 // appendErr turns an AppendUpload failure into an answer.
 func (g *Registry) appendErr(err error) error {
 	switch {
-	case errors.Is(err, store.ErrTooLarge):
+	case api.CodeOf(err) == api.CodeTooLarge:
 		return g.tooLarge(0)
 	case errors.Is(err, os.ErrNotExist):
-		return errorf(http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", nil, "the upload session has ended: start a new upload with POST")
+		return errorf(api.CodeOCIUploadUnknown, nil, "the upload session has ended: start a new upload with POST")
 	}
 	var me *http.MaxBytesError
 	if errors.As(err, &me) {
@@ -72,8 +73,9 @@ func (g *Registry) appendErr(err error) error {
 }
 
 func commitErr(err error, digest string) error {
-	if errors.Is(err, store.ErrDigestMismatch) {
-		return errorf(http.StatusBadRequest, "DIGEST_INVALID", map[string]string{"digest": digest}, "%v: nothing was stored; check the data and the digest", err)
+	var e *api.Error
+	if errors.As(err, &e) && e.Code == api.CodeDigestMismatch {
+		return errorf(api.CodeDigestMismatch, map[string]string{"digest": digest}, "digest mismatch: %s: nothing was stored; check the data and the digest", e.Detail)
 	}
 	return err
 }
@@ -93,7 +95,7 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, repo, _ s
 		}
 		from := q.Get("from")
 		if from != "" && (len(from) > maxNameLen || !nameRE.MatchString(from)) {
-			g.fail(w, r, errorf(http.StatusBadRequest, "NAME_INVALID", map[string]string{"from": truncate(from, 300)}, "mount source repository %q is not a valid name", truncate(from, 300)))
+			g.fail(w, r, errorf(api.CodeOCINameInvalid, map[string]string{"from": truncate(from, 300)}, "mount source repository %q is not a valid name", truncate(from, 300)))
 			return
 		}
 		_, ok, err := g.db.OCIMountBlob(r.Context(), repo, from, dig, func() bool {
@@ -171,14 +173,14 @@ func (g *Registry) storeMonolithic(ctx context.Context, repo, dig string, body i
 // uploadSession checks the form of a session ID in a URL.
 func (g *Registry) uploadSession(w http.ResponseWriter, r *http.Request, repo, id string) bool {
 	if _, err := g.blobs.UploadPath(id); err != nil {
-		g.fail(w, r, errorf(http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", nil, "upload %q is not a session of this registry: start one with POST /v2/%s/blobs/uploads/", truncate(id, 80), repo))
+		g.fail(w, r, errorf(api.CodeOCIUploadUnknown, nil, "upload %q is not a session of this registry: start one with POST /v2/%s/blobs/uploads/", truncate(id, 80), repo))
 		return false
 	}
 	return true
 }
 
 func (g *Registry) unknownUpload(repo string) error {
-	return errorf(http.StatusNotFound, "BLOB_UPLOAD_UNKNOWN", nil, "no upload session with this ID in %s (it completed, was cancelled, or expired after %s): start a new one with POST /v2/%s/blobs/uploads/", repo, g.cfg.UploadTTL, repo)
+	return errorf(api.CodeOCIUploadUnknown, nil, "no upload session with this ID in %s (it completed, was cancelled, or expired after %s): start a new one with POST /v2/%s/blobs/uploads/", repo, g.cfg.UploadTTL, repo)
 }
 
 // uploadStatus is GET on a session: how many bytes it holds.
@@ -212,15 +214,15 @@ func chunkRange(r *http.Request) (start, end int64, ok bool, err error) {
 	}
 	m := contentRangeRE.FindStringSubmatch(strings.TrimSpace(h))
 	if m == nil {
-		return 0, 0, false, errorf(http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", map[string]string{"content-range": truncate(h, 100)}, "Content-Range %q is not <start>-<end>", truncate(h, 100))
+		return 0, 0, false, errorf(api.CodeOCIRangeInvalid, map[string]string{"content-range": truncate(h, 100)}, "Content-Range %q is not <start>-<end>", truncate(h, 100))
 	}
 	start, _ = strconv.ParseInt(m[1], 10, 64)
 	end, _ = strconv.ParseInt(m[2], 10, 64)
 	if end < start {
-		return 0, 0, false, errorf(http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", map[string]string{"content-range": h}, "Content-Range %q ends before it starts", h)
+		return 0, 0, false, errorf(api.CodeOCIRangeInvalid, map[string]string{"content-range": h}, "Content-Range %q ends before it starts", h)
 	}
 	if r.ContentLength >= 0 && r.ContentLength != end-start+1 {
-		return 0, 0, false, errorf(http.StatusBadRequest, "SIZE_INVALID", map[string]int64{"content-length": r.ContentLength, "range-length": end - start + 1}, "Content-Length %d does not match Content-Range %q (%d bytes)", r.ContentLength, h, end-start+1)
+		return 0, 0, false, errorf(api.CodeOCISizeInvalid, map[string]int64{"content-length": r.ContentLength, "range-length": end - start + 1}, "Content-Length %d does not match Content-Range %q (%d bytes)", r.ContentLength, h, end-start+1)
 	}
 	return start, end, true, nil
 }
@@ -252,7 +254,7 @@ func (g *Registry) receiveChunk(r *http.Request, id string, size int64) (int64, 
 		if err := g.blobs.TruncateUpload(id, size); err != nil {
 			return 0, nil, err
 		}
-		return 0, nil, errorf(http.StatusBadRequest, "SIZE_INVALID", nil, "the chunk has %d bytes but Content-Range says %d", n-size, end-start+1)
+		return 0, nil, errorf(api.CodeOCISizeInvalid, nil, "the chunk has %d bytes but Content-Range says %d", n-size, end-start+1)
 	}
 	return n, h, nil
 }
@@ -263,7 +265,7 @@ func (g *Registry) chunkFail(w http.ResponseWriter, r *http.Request, repo, id st
 		w.Header().Set("Location", uploadLocation(repo, id))
 		w.Header().Set("Range", rangeHeader(oo.size))
 		w.Header().Set("Docker-Upload-UUID", id)
-		g.fail(w, r, errorf(http.StatusRequestedRangeNotSatisfiable, "RANGE_INVALID", map[string]int64{"expected_start": oo.size, "start": oo.start},
+		g.fail(w, r, errorf(api.CodeOCIRangeInvalid, map[string]int64{"expected_start": oo.size, "start": oo.start},
 			"this chunk starts at byte %d but the session holds %d bytes: send the chunk that starts at %d (GET the upload URL for its state)", oo.start, oo.size, oo.size))
 		return
 	}
@@ -335,7 +337,7 @@ func (g *Registry) putUpload(w http.ResponseWriter, r *http.Request, repo, id st
 	}
 	d := r.URL.Query().Get("digest")
 	if d == "" {
-		g.fail(w, r, errorf(http.StatusBadRequest, "DIGEST_INVALID", nil, "completing an upload needs ?digest=<algorithm>:<hex> of the whole blob"))
+		g.fail(w, r, errorf(api.CodeOCIDigestInvalid, nil, "completing an upload needs ?digest=<algorithm>:<hex> of the whole blob"))
 		return
 	}
 	dig, err := parseDigest(d)
@@ -418,7 +420,7 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, repo, d strin
 		g.fail(w, r, err)
 		return
 	}
-	unknown := errorf(http.StatusNotFound, "BLOB_UNKNOWN", map[string]string{"digest": dig}, "blob %s is not in repository %s", dig, repo)
+	unknown := errorf(api.CodeOCIBlobUnknown, map[string]string{"digest": dig}, "blob %s is not in repository %s", dig, repo)
 	if !ok {
 		g.fail(w, r, unknown)
 		return
@@ -497,7 +499,7 @@ func (g *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, repo, d st
 		g.fail(w, r, err)
 		return
 	} else if rel && dig != emptyDigest {
-		g.fail(w, r, errorf(http.StatusForbidden, "DENIED", map[string]string{"digest": dig}, "blob %s is part of a published release of %s: releases are immutable (yank the release with `cairn yank` instead)", dig, repo))
+		g.fail(w, r, errorf(api.CodeOCIReleaseImmutable, map[string]string{"digest": dig}, "blob %s is part of a published release of %s: releases are immutable (yank the release with `cairn yank` instead)", dig, repo))
 		return
 	}
 	found, err := g.db.OCIUnlinkBlob(r.Context(), repo, dig)
@@ -506,7 +508,7 @@ func (g *Registry) deleteBlob(w http.ResponseWriter, r *http.Request, repo, d st
 		return
 	}
 	if !found {
-		g.fail(w, r, errorf(http.StatusNotFound, "BLOB_UNKNOWN", map[string]string{"digest": dig}, "blob %s is not in repository %s", dig, repo))
+		g.fail(w, r, errorf(api.CodeOCIBlobUnknown, map[string]string{"digest": dig}, "blob %s is not in repository %s", dig, repo))
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/internal/strictjson"
 	"github.com/cairn-dev/cairn/store"
 )
@@ -49,7 +50,7 @@ type manifestDoc struct {
 }
 
 func invalid(format string, args ...any) error {
-	return errorf(http.StatusBadRequest, "MANIFEST_INVALID", nil, format, args...)
+	return errorf(api.CodeOCIManifestInvalid, nil, format, args...)
 }
 
 // computeDigest hashes b with algo.
@@ -62,7 +63,7 @@ func computeDigest(algo string, b []byte) string {
 // checkDescriptor validates one descriptor of a manifest.
 func checkDescriptor(where string, d *descriptor) error {
 	if _, _, err := store.ParseDigest(d.Digest); err != nil {
-		return errorf(http.StatusBadRequest, "MANIFEST_INVALID", map[string]string{"descriptor": where}, "%s: %v", where, err)
+		return errorf(api.CodeOCIManifestInvalid, map[string]string{"descriptor": where}, "%s: %v", where, err)
 	}
 	if d.Size < 0 {
 		return invalid("%s: size %d is negative", where, d.Size)
@@ -186,7 +187,7 @@ func (g *Registry) getManifest(w http.ResponseWriter, r *http.Request, repo, ref
 			return
 		}
 	} else if !tagRE.MatchString(ref) {
-		g.fail(w, r, errorf(http.StatusNotFound, "MANIFEST_UNKNOWN", map[string]string{"reference": truncate(ref, 200)}, "%q is neither a digest nor a valid tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127})", truncate(ref, 200)))
+		g.fail(w, r, errorf(api.CodeOCIManifestUnknown, map[string]string{"reference": truncate(ref, 200)}, "%q is neither a digest nor a valid tag ([a-zA-Z0-9_][a-zA-Z0-9._-]{0,127})", truncate(ref, 200)))
 		return
 	}
 	// Reads only read (issue #9: a GET wrote the release tag, which two versions then
@@ -215,7 +216,7 @@ func (g *Registry) getManifest(w http.ResponseWriter, r *http.Request, repo, ref
 		return
 	}
 	if m == nil {
-		g.fail(w, r, errorf(http.StatusNotFound, "MANIFEST_UNKNOWN", map[string]string{"reference": ref}, "manifest %s is not in repository %s", ref, repo))
+		g.fail(w, r, errorf(api.CodeOCIManifestUnknown, map[string]string{"reference": ref}, "manifest %s is not in repository %s", ref, repo))
 		return
 	}
 	h := w.Header()
@@ -250,7 +251,7 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, repo, ref
 	tags = append(tags, r.URL.Query()["tag"]...)
 	for _, t := range tags {
 		if !tagRE.MatchString(t) {
-			g.fail(w, r, errorf(http.StatusBadRequest, "MANIFEST_INVALID", map[string]string{"tag": truncate(t, 200)}, "tag %q is invalid: it must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}", truncate(t, 200)))
+			g.fail(w, r, errorf(api.CodeOCIManifestInvalid, map[string]string{"tag": truncate(t, 200)}, "tag %q is invalid: it must match [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}", truncate(t, 200)))
 			return
 		}
 	}
@@ -269,7 +270,7 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, repo, ref
 	}
 	dig := computeDigest(algo, body)
 	if isDigestRef(ref) && dig != ref {
-		g.fail(w, r, errorf(http.StatusBadRequest, "DIGEST_INVALID", map[string]string{"digest": ref, "computed": dig}, "the manifest's bytes hash to %s, not %s: push the exact bytes the digest was computed over", dig, ref))
+		g.fail(w, r, errorf(api.CodeDigestMismatch, map[string]string{"digest": ref, "computed": dig}, "the manifest's bytes hash to %s, not %s: push the exact bytes the digest was computed over", dig, ref))
 		return
 	}
 	m, err := parseManifest(body, r.Header.Get("Content-Type"))
@@ -334,9 +335,9 @@ func (g *Registry) putManifest(w http.ResponseWriter, r *http.Request, repo, ref
 
 func (g *Registry) manifestTooLarge(got int64) error {
 	if got > 0 {
-		return errorf(http.StatusRequestEntityTooLarge, "MANIFEST_INVALID", map[string]int64{"limit": g.cfg.MaxManifestSize, "size": got}, "the manifest is %d bytes; manifests may be at most %d bytes", got, g.cfg.MaxManifestSize)
+		return errorf(api.CodeOCIManifestTooLarge, map[string]int64{"limit": g.cfg.MaxManifestSize, "size": got}, "the manifest is %d bytes; manifests may be at most %d bytes", got, g.cfg.MaxManifestSize)
 	}
-	return errorf(http.StatusRequestEntityTooLarge, "MANIFEST_INVALID", map[string]int64{"limit": g.cfg.MaxManifestSize}, "the manifest is larger than the limit of %d bytes", g.cfg.MaxManifestSize)
+	return errorf(api.CodeOCIManifestTooLarge, map[string]int64{"limit": g.cfg.MaxManifestSize}, "the manifest is larger than the limit of %d bytes", g.cfg.MaxManifestSize)
 }
 
 // deleteManifest deletes a manifest by digest (and its tags), or only the tag when the
@@ -354,7 +355,7 @@ func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, repo, 
 		}
 		var rel *release
 		if rel, err = g.releaseByDigest(r.Context(), repo, ref); err == nil && rel != nil {
-			g.fail(w, r, errorf(http.StatusForbidden, "DENIED", map[string]string{"digest": ref, "version": rel.Version}, "manifest %s@%s is release %s %s: releases are immutable (yank it with `cairn yank` instead)", repo, ref, repo, rel.Version))
+			g.fail(w, r, errorf(api.CodeOCIReleaseImmutable, map[string]string{"digest": ref, "version": rel.Version}, "manifest %s@%s is release %s %s: releases are immutable (yank it with `cairn yank` instead)", repo, ref, repo, rel.Version))
 			return
 		}
 		if err == nil {
@@ -362,7 +363,7 @@ func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, repo, 
 		}
 	} else {
 		if !tagRE.MatchString(ref) {
-			g.fail(w, r, errorf(http.StatusNotFound, "MANIFEST_UNKNOWN", nil, "%q is neither a digest nor a valid tag", truncate(ref, 200)))
+			g.fail(w, r, errorf(api.CodeOCIManifestUnknown, nil, "%q is neither a digest nor a valid tag", truncate(ref, 200)))
 			return
 		}
 		var rel *release
@@ -379,7 +380,7 @@ func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, repo, 
 		return
 	}
 	if !found {
-		g.fail(w, r, errorf(http.StatusNotFound, "MANIFEST_UNKNOWN", map[string]string{"reference": ref}, "manifest %s is not in repository %s", ref, repo))
+		g.fail(w, r, errorf(api.CodeOCIManifestUnknown, map[string]string{"reference": ref}, "manifest %s is not in repository %s", ref, repo))
 		return
 	}
 	w.WriteHeader(http.StatusAccepted)
@@ -397,7 +398,7 @@ func (g *Registry) listTags(w http.ResponseWriter, r *http.Request, repo, _ stri
 	if s, ok := q["n"]; ok {
 		v, err := strconv.Atoi(s[0])
 		if err != nil || v < 0 {
-			g.fail(w, r, errorf(http.StatusBadRequest, "UNSUPPORTED", map[string]string{"n": truncate(s[0], 40)}, "n=%q must be a number from 0 to %d", truncate(s[0], 40), maxTagPage))
+			g.fail(w, r, errorf(api.CodeOCIUnsupported, map[string]string{"n": truncate(s[0], 40)}, "n=%q must be a number from 0 to %d", truncate(s[0], 40), maxTagPage))
 			return
 		}
 		n = min(v, maxTagPage)
@@ -416,7 +417,7 @@ func (g *Registry) listTags(w http.ResponseWriter, r *http.Request, repo, _ stri
 		}
 	}
 	if !exists {
-		g.fail(w, r, errorf(http.StatusNotFound, "NAME_UNKNOWN", map[string]string{"name": repo}, "repository %s does not exist: nothing was ever pushed to it", repo))
+		g.fail(w, r, errorf(api.CodeOCINameUnknown, map[string]string{"name": repo}, "repository %s does not exist: nothing was ever pushed to it", repo))
 		return
 	}
 	tags := []string{}

@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/internal/faults"
 	"github.com/cairn-dev/cairn/store"
 )
@@ -151,18 +152,18 @@ func (g *Registry) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				allow = append(allow, k)
 			}
 			w.Header().Set("Allow", strings.Join(allow, ", "))
-			g.fail(w, r, errorf(http.StatusMethodNotAllowed, "UNSUPPORTED", nil, "%s is not supported on %s", r.Method, p))
+			g.fail(w, r, errorf(api.CodeMethodNotAllowed, nil, "%s is not supported on %s", r.Method, p))
 			return
 		}
 		if len(name) > maxNameLen || !nameRE.MatchString(name) {
-			g.fail(w, r, errorf(http.StatusBadRequest, "NAME_INVALID", map[string]string{"name": truncate(name, 300)},
+			g.fail(w, r, errorf(api.CodeOCINameInvalid, map[string]string{"name": truncate(name, 300)},
 				"repository name %q is invalid: lowercase components of [a-z0-9] joined by '.', '_', '__' or '-', separated by '/', at most %d characters", truncate(name, 300), maxNameLen))
 			return
 		}
 		h(w, r, name, arg)
 		return
 	}
-	g.fail(w, r, errorf(http.StatusNotFound, "NAME_UNKNOWN", nil, "no OCI endpoint at %s", truncate(p, 300)))
+	g.fail(w, r, errorf(api.CodeOCINameUnknown, nil, "no OCI endpoint at %s", truncate(p, 300)))
 }
 
 func truncate(s string, n int) string {
@@ -178,12 +179,12 @@ func truncate(s string, n int) string {
 // clients follow the challenge to /v2/token, which hands them an anonymous token.
 func (g *Registry) ping(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		g.fail(w, r, errorf(http.StatusMethodNotAllowed, "UNSUPPORTED", nil, "%s is not supported on /v2/", r.Method))
+		g.fail(w, r, errorf(api.CodeMethodNotAllowed, nil, "%s is not supported on /v2/", r.Method))
 		return
 	}
 	id, err := g.credentials(r)
 	if err == nil && !id.presented {
-		err = errorf(http.StatusUnauthorized, "UNAUTHORIZED", nil, "send credentials (a Cairn token as the password), or get an anonymous token from /v2/token")
+		err = errorf(api.CodeUnauthorized, nil, "send credentials (a Cairn token as the password), or get an anonymous token from /v2/token")
 	}
 	if err != nil {
 		g.challenge(w, r, "", accessPull)
@@ -192,7 +193,7 @@ func (g *Registry) ping(w http.ResponseWriter, r *http.Request) {
 	}
 	if id.token == nil && !g.cfg.AnonymousPull {
 		g.challenge(w, r, "", accessPull)
-		g.fail(w, r, errorf(http.StatusUnauthorized, "UNAUTHORIZED", nil, "anonymous pull is off on this registry: log in with a Cairn token"))
+		g.fail(w, r, errorf(api.CodeUnauthorized, nil, "anonymous pull is off on this registry: log in with a Cairn token"))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")

@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"slices"
 	"strings"
@@ -145,7 +144,7 @@ func (g *Registry) releaseBlob(ctx context.Context, repo, d string) (ok bool, da
 
 // releaseDenied is the refusal of a push over, or a delete of, a release tag.
 func releaseTagDenied(repo string, rel *release, verb string) error {
-	return errorf(http.StatusForbidden, "DENIED", map[string]string{"tag": rel.Tag, "digest": rel.Digest, "version": rel.Version},
+	return errorf(api.CodeOCIReleaseImmutable, map[string]string{"tag": rel.Tag, "digest": rel.Digest, "version": rel.Version},
 		"tag %s:%s is a published release and cannot be %s (it points at %s, release %s %s, as TUF signed it): push under another tag", repo, rel.Tag, verb, rel.Digest, repo, rel.Version)
 }
 
@@ -167,7 +166,7 @@ func (g *Registry) linkReleaseBlobs(ctx context.Context, repo string, blobs []st
 			return err
 		}
 		if !ok {
-			return errorf(http.StatusBadRequest, "MANIFEST_BLOB_UNKNOWN", map[string]string{"digest": d}, "the manifest references blob %s, which is not in repository %s: push the blob (or mount it) before the manifest", d, repo)
+			return errorf(api.CodeOCIManifestBlobUnknown, map[string]string{"digest": d}, "the manifest references blob %s, which is not in repository %s: push the blob (or mount it) before the manifest", d, repo)
 		}
 		link = append(link, d)
 	}

@@ -442,9 +442,10 @@ func (l *connLimiter) refuse(c net.Conn) {
 	}
 	go func() {
 		defer l.refusing.Add(-1)
-		body, _ := json.Marshal(api.ProblemFor(api.Errorf(api.CodeUnavailable, "this replica has too many connections open (--max-connections): retry after a second, or another replica")))
+		p := api.ProblemFor(api.Errorf(api.CodeUnavailable, "this replica has too many connections open (--max-connections): retry after a second, or another replica"))
+		body, _ := json.Marshal(p)
 		_ = c.SetDeadline(time.Now().Add(time.Second))
-		_, _ = fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: %s\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", api.MediaProblem, len(body), body)
+		_, _ = fmt.Fprintf(c, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", p.Status, http.StatusText(p.Status), api.MediaProblem, len(body), body)
 		// Half-close and drain a little, so the client reads the answer instead of a reset
 		// for the request bytes it already sent.
 		if tc, ok := c.(interface{ CloseWrite() error }); ok {

@@ -46,7 +46,7 @@ func (m *Mirror) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		err := api.Errorf(api.CodeReadOnlyMirror, "this server is a read-only mirror (cairnd serve --mirror): %s %.200q is refused. Make changes on the origin registry, then carry them here with 'cairn mirror export' and 'cairnd mirror import'", r.Method, p)
 		w.Header().Set("Allow", "GET, HEAD")
 		if strings.HasPrefix(p, "/v2/") || p == "/v2" {
-			writeOCIDenied(w, err)
+			writeOCIError(w, err) // read_only_mirror: 405 DENIED
 			return
 		}
 		m.writeError(w, err)
@@ -142,13 +142,11 @@ func (m *Mirror) writeError(w http.ResponseWriter, err error) {
 	_ = json.NewEncoder(w).Encode(p)
 }
 
-// writeOCIDenied answers an OCI client's write in the distribution-spec error envelope.
-func writeOCIDenied(w http.ResponseWriter, err error) {
-	writeOCIError(w, http.StatusMethodNotAllowed, "DENIED", api.ProblemFor(err).Detail)
-}
-
-func writeOCIError(w http.ResponseWriter, status int, code, msg string) {
+// writeOCIError answers an OCI client in the distribution-spec error envelope, as the
+// registry does (api.OCIAnswerFor: the status and the spec code come from the registry).
+func writeOCIError(w http.ResponseWriter, err error) {
+	status, doc := api.OCIAnswerFor(err)
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(map[string]any{"errors": []map[string]string{{"code": code, "message": msg}}})
+	_ = json.NewEncoder(w).Encode(doc)
 }

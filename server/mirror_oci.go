@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 
+	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/mirror"
 )
 
@@ -48,7 +49,7 @@ func (m *Mirror) serveOCI(w http.ResponseWriter, r *http.Request) {
 		repo := match(mirrorOCITags)[1]
 		raw, err := os.ReadFile(m.ociPath(repo, "tags/list"))
 		if err != nil {
-			m.ociMissing(w, err, "NAME_UNKNOWN", "this mirror holds no OCI repository "+repo)
+			m.ociMissing(w, err, api.CodeOCINameUnknown, "this mirror holds no OCI repository "+repo)
 			return
 		}
 		var tl struct {
@@ -57,7 +58,7 @@ func (m *Mirror) serveOCI(w http.ResponseWriter, r *http.Request) {
 		}
 		if err := json.Unmarshal(raw, &tl); err != nil {
 			m.log.Error("reading a mirror's tag list", "repo", repo, "err", err)
-			writeOCIError(w, http.StatusInternalServerError, "UNKNOWN", "internal error")
+			writeOCIError(w, api.Errorf(api.CodeInternal, "internal error"))
 			return
 		}
 		// Pagination as the spec has it: n and last.
@@ -72,7 +73,7 @@ func (m *Mirror) serveOCI(w http.ResponseWriter, r *http.Request) {
 		if ns := q.Get("n"); ns != "" {
 			n, err := strconv.Atoi(ns)
 			if err != nil || n < 0 {
-				writeOCIError(w, http.StatusBadRequest, "UNSUPPORTED", "n must be a non-negative integer")
+				writeOCIError(w, api.Errorf(api.CodeOCIUnsupported, "n must be a non-negative integer"))
 				return
 			}
 			if n < len(tl.Tags) {
@@ -90,37 +91,37 @@ func (m *Mirror) serveOCI(w http.ResponseWriter, r *http.Request) {
 		repo, ref := s[1], s[2]
 		rec, err := m.ociRecord(repo)
 		if err != nil {
-			m.ociMissing(w, err, "NAME_UNKNOWN", "this mirror holds no OCI repository "+repo)
+			m.ociMissing(w, err, api.CodeOCINameUnknown, "this mirror holds no OCI repository "+repo)
 			return
 		}
 		d, cache := ref, cacheImmutable
 		if !mirror.IsOCIDigest(ref) {
 			if mirror.CheckOCITag(ref) != nil {
-				writeOCIError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "no manifest "+repo+":"+truncated(ref))
+				writeOCIError(w, api.Errorf(api.CodeOCIManifestUnknown, "no manifest %s:%s", repo, truncated(ref)))
 				return
 			}
 			d, cache = rec.Tags[ref], cacheShort // a later import may move a tag
 		}
 		e, ok := rec.Manifest(d)
 		if !ok {
-			writeOCIError(w, http.StatusNotFound, "MANIFEST_UNKNOWN", "this mirror holds no manifest "+repo+" "+truncated(ref))
+			writeOCIError(w, api.Errorf(api.CodeOCIManifestUnknown, "this mirror holds no manifest %s %s", repo, truncated(ref)))
 			return
 		}
 		w.Header().Set("Docker-Content-Digest", d)
-		m.serveOCIFile(w, r, m.ociPath(repo, "manifests/"+d), e.MediaType, cache, "MANIFEST_UNKNOWN")
+		m.serveOCIFile(w, r, m.ociPath(repo, "manifests/"+d), e.MediaType, cache, api.CodeOCIManifestUnknown)
 	case match(mirrorOCIBlob) != nil:
 		s := match(mirrorOCIBlob)
 		if !mirror.IsOCIDigest(s[2]) {
-			writeOCIError(w, http.StatusNotFound, "BLOB_UNKNOWN", "this mirror holds sha256 blobs only")
+			writeOCIError(w, api.Errorf(api.CodeOCIBlobUnknown, "this mirror holds sha256 blobs only"))
 			return
 		}
 		w.Header().Set("Docker-Content-Digest", s[2])
-		m.serveOCIFile(w, r, m.ociPath(s[1], "blobs/"+s[2]), "application/octet-stream", cacheImmutable, "BLOB_UNKNOWN")
+		m.serveOCIFile(w, r, m.ociPath(s[1], "blobs/"+s[2]), "application/octet-stream", cacheImmutable, api.CodeOCIBlobUnknown)
 	case match(mirrorOCIRefs) != nil:
 		s := match(mirrorOCIRefs)
 		repo, d := s[1], s[2]
 		if !mirror.IsOCIDigest(d) {
-			writeOCIError(w, http.StatusBadRequest, "DIGEST_INVALID", "the referrers API takes a sha256 digest")
+			writeOCIError(w, api.Errorf(api.CodeOCIDigestInvalid, "the referrers API takes a sha256 digest"))
 			return
 		}
 		var idx struct {
@@ -132,12 +133,12 @@ func (m *Mirror) serveOCI(w http.ResponseWriter, r *http.Request) {
 			// Spec: an unknown subject has an empty list of referrers.
 		case err != nil:
 			m.log.Error("reading a mirror's referrers", "repo", repo, "err", err)
-			writeOCIError(w, http.StatusInternalServerError, "UNKNOWN", "internal error")
+			writeOCIError(w, api.Errorf(api.CodeInternal, "internal error"))
 			return
 		default:
 			if err := json.Unmarshal(raw, &idx); err != nil {
 				m.log.Error("reading a mirror's referrers", "repo", repo, "err", err)
-				writeOCIError(w, http.StatusInternalServerError, "UNKNOWN", "internal error")
+				writeOCIError(w, api.Errorf(api.CodeInternal, "internal error"))
 				return
 			}
 		}
@@ -147,7 +148,7 @@ func (m *Mirror) serveOCI(w http.ResponseWriter, r *http.Request) {
 		}
 		out, err := mirror.ReferrersIndex(idx.Manifests)
 		if err != nil {
-			writeOCIError(w, http.StatusInternalServerError, "UNKNOWN", "internal error")
+			writeOCIError(w, api.Errorf(api.CodeInternal, "internal error"))
 			return
 		}
 		w.Header().Set("Content-Type", mirror.OCIImageIndex)
@@ -157,7 +158,7 @@ func (m *Mirror) serveOCI(w http.ResponseWriter, r *http.Request) {
 			_, _ = w.Write(out)
 		}
 	default:
-		writeOCIError(w, http.StatusNotFound, "NAME_UNKNOWN", "no OCI endpoint at "+truncated(p)+" on this read-only mirror")
+		writeOCIError(w, api.Errorf(api.CodeOCINameUnknown, "no OCI endpoint at %s on this read-only mirror", truncated(p)))
 	}
 }
 
@@ -181,17 +182,17 @@ func (m *Mirror) ociRecord(repo string) (*mirror.OCIRepository, error) {
 	return mirror.ParseOCIRepository(raw)
 }
 
-// ociMissing answers code 404 for a missing file, 500 (logged) otherwise.
-func (m *Mirror) ociMissing(w http.ResponseWriter, err error, code, msg string) {
+// ociMissing answers code (a 404) for a missing file, 500 (logged) otherwise.
+func (m *Mirror) ociMissing(w http.ResponseWriter, err error, code api.Code, msg string) {
 	if errors.Is(err, fs.ErrNotExist) {
-		writeOCIError(w, http.StatusNotFound, code, msg)
+		writeOCIError(w, api.Errorf(code, "%s", msg))
 		return
 	}
 	m.log.Error("reading a mirror's OCI files", "err", err)
-	writeOCIError(w, http.StatusInternalServerError, "UNKNOWN", "internal error")
+	writeOCIError(w, api.Errorf(api.CodeInternal, "internal error"))
 }
 
-func (m *Mirror) serveOCIFile(w http.ResponseWriter, r *http.Request, path, contentType, cache, code string) {
+func (m *Mirror) serveOCIFile(w http.ResponseWriter, r *http.Request, path, contentType, cache string, code api.Code) {
 	f, err := os.Open(path)
 	if err != nil {
 		w.Header().Del("Docker-Content-Digest")
@@ -202,7 +203,7 @@ func (m *Mirror) serveOCIFile(w http.ResponseWriter, r *http.Request, path, cont
 	st, err := f.Stat()
 	if err != nil || !st.Mode().IsRegular() {
 		w.Header().Del("Docker-Content-Digest")
-		writeOCIError(w, http.StatusNotFound, code, "this mirror holds no "+truncated(r.URL.Path))
+		writeOCIError(w, api.Errorf(code, "this mirror holds no %s", truncated(r.URL.Path)))
 		return
 	}
 	w.Header().Set("Content-Type", contentType)

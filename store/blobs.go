@@ -256,12 +256,6 @@ func (b *FSBlobs) StatDigest(ctx context.Context, digest string) (BlobInfo, erro
 	return BlobInfo{Size: fi.Size(), ModTime: fi.ModTime()}, nil
 }
 
-// ErrDigestMismatch is returned when received bytes do not hash to the promised digest.
-var ErrDigestMismatch = errors.New("digest mismatch")
-
-// ErrTooLarge is returned when a blob exceeds the size limit.
-var ErrTooLarge = errors.New("blob too large")
-
 // uploadDir holds the bytes of OCI upload sessions, on the same file system as the blobs so
 // that completing an upload is a rename.
 func (b *FSBlobs) uploadDir() string { return filepath.Join(b.Dir, "uploads") }
@@ -356,7 +350,7 @@ func (b *FSBlobs) AppendUpload(id string, offset int64, r io.Reader, max int64) 
 	}
 	n, err := io.Copy(dst, io.LimitReader(r, max-offset+1))
 	if err == nil && offset+n > max {
-		err = ErrTooLarge
+		err = api.Errorf(api.CodeTooLarge, "blob is larger than the limit of %d bytes", max)
 	}
 	if err != nil {
 		_ = f.Truncate(offset) // the hash state file still describes offset
@@ -507,7 +501,7 @@ func (b *FSBlobs) CommitUpload(ctx context.Context, id, digest string, h hash.Ha
 		}
 	}
 	if got := algo + ":" + hex.EncodeToString(h.Sum(nil)); got != digest {
-		return 0, fmt.Errorf("%w: the uploaded %d bytes hash to %s, not %s", ErrDigestMismatch, n, got, digest)
+		return 0, api.Errorf(api.CodeDigestMismatch, "the uploaded %d bytes hash to %s, not %s", n, got, digest)
 	}
 	if err := f.Sync(); err != nil {
 		return 0, fmt.Errorf("syncing blob: %w", err)

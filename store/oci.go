@@ -10,25 +10,12 @@ import (
 	"slices"
 	"time"
 
+	"github.com/cairn-dev/cairn/api"
 	"github.com/jackc/pgx/v5"
 )
 
 // OCI registry metadata (issue #4). The oci package speaks HTTP; this file keeps what it
 // needs in PostgreSQL. Blob bytes are in FSBlobs.
-
-// OCIError is a refusal with one of the distribution spec's error codes (BLOB_UNKNOWN,
-// MANIFEST_BLOB_UNKNOWN, DENIED, …). The oci package turns it into the HTTP answer.
-type OCIError struct {
-	Code    string
-	Message string
-	Detail  any
-}
-
-func (e *OCIError) Error() string { return e.Code + ": " + e.Message }
-
-func ociErr(code string, detail any, format string, args ...any) *OCIError {
-	return &OCIError{Code: code, Message: fmt.Sprintf(format, args...), Detail: detail}
-}
 
 // OCIManifest is a stored manifest.
 type OCIManifest struct {
@@ -79,7 +66,7 @@ func (db *DB) OCIPutManifest(ctx context.Context, m OCIManifestPut) error {
 			}
 			for _, d := range m.Blobs {
 				if !slices.Contains(have, d) {
-					return ociErr("MANIFEST_BLOB_UNKNOWN", map[string]string{"digest": d}, "the manifest references blob %s, which is not in repository %s: push the blob (or mount it) before the manifest", d, m.Repo)
+					return api.OCIErrorf(api.CodeOCIManifestBlobUnknown, map[string]string{"digest": d}, "the manifest references blob %s, which is not in repository %s: push the blob (or mount it) before the manifest", d, m.Repo)
 				}
 			}
 		}
@@ -94,7 +81,7 @@ func (db *DB) OCIPutManifest(ctx context.Context, m OCIManifestPut) error {
 			}
 			for _, d := range m.Manifests {
 				if !slices.Contains(have, d) {
-					return ociErr("MANIFEST_BLOB_UNKNOWN", map[string]string{"digest": d}, "the index references manifest %s, which is not in repository %s: push it before the index", d, m.Repo)
+					return api.OCIErrorf(api.CodeOCIManifestBlobUnknown, map[string]string{"digest": d}, "the index references manifest %s, which is not in repository %s: push it before the index", d, m.Repo)
 				}
 			}
 		}
@@ -129,7 +116,7 @@ func (db *DB) OCIPutManifest(ctx context.Context, m OCIManifestPut) error {
 			// Immutable tags are release tags that an earlier version stored (releases are
 			// now derived and never stored: oci/releases.go); they still never move.
 			if immutable && cur != m.Digest {
-				return ociErr("DENIED", map[string]string{"tag": tag, "digest": cur}, "tag %s:%s is a published release and cannot be moved (it points at %s): push under another tag", m.Repo, tag, cur)
+				return api.OCIErrorf(api.CodeOCIReleaseImmutable, map[string]string{"tag": tag, "digest": cur}, "tag %s:%s is a published release and cannot be moved (it points at %s): push under another tag", m.Repo, tag, cur)
 			}
 			_, err = tx.Exec(ctx, `INSERT INTO oci_tags (repo, tag, digest, immutable) VALUES ($1,$2,$3,false)
 				ON CONFLICT (repo, tag) DO UPDATE SET digest = EXCLUDED.digest, updated_at = now()`,
@@ -175,7 +162,7 @@ func (db *DB) OCIDeleteManifest(ctx context.Context, repo, digest string) (bool,
 		}
 		found = true
 		if release {
-			return ociErr("DENIED", map[string]string{"digest": digest}, "manifest %s@%s is a published release: releases are immutable (yank it with `cairn yank` instead)", repo, digest)
+			return api.OCIErrorf(api.CodeOCIReleaseImmutable, map[string]string{"digest": digest}, "manifest %s@%s is a published release: releases are immutable (yank it with `cairn yank` instead)", repo, digest)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM oci_manifests WHERE repo = $1 AND digest = $2`, repo, digest); err != nil {
 			return fmt.Errorf("deleting manifest %s@%s: %w", repo, digest, err)
@@ -199,7 +186,7 @@ func (db *DB) OCIDeleteTag(ctx context.Context, repo, tag string) (bool, error) 
 		}
 		found = true
 		if immutable {
-			return ociErr("DENIED", map[string]string{"tag": tag}, "tag %s:%s is a published release and cannot be deleted", repo, tag)
+			return api.OCIErrorf(api.CodeOCIReleaseImmutable, map[string]string{"tag": tag}, "tag %s:%s is a published release and cannot be deleted", repo, tag)
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM oci_tags WHERE repo = $1 AND tag = $2`, repo, tag); err != nil {
 			return fmt.Errorf("deleting tag %s:%s: %w", repo, tag, err)
@@ -341,7 +328,7 @@ func (db *DB) OCIUnlinkBlob(ctx context.Context, repo, digest string) (bool, err
 		var manifest string
 		err = tx.QueryRow(ctx, `SELECT manifest FROM oci_manifest_refs WHERE repo = $1 AND ref = $2 LIMIT 1`, repo, digest).Scan(&manifest)
 		if err == nil {
-			return ociErr("DENIED", map[string]string{"digest": digest, "manifest": manifest}, "blob %s is referenced by manifest %s in %s: delete the manifest first", digest, manifest, repo)
+			return api.OCIErrorf(api.CodeOCIBlobReferenced, map[string]string{"digest": digest, "manifest": manifest}, "blob %s is referenced by manifest %s in %s: delete the manifest first", digest, manifest, repo)
 		}
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("checking references to blob %s: %w", digest, err)

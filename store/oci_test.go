@@ -5,11 +5,11 @@ import (
 	"crypto/sha256"
 	"crypto/sha512"
 	"encoding/hex"
-	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/store"
 )
 
@@ -97,10 +97,10 @@ func TestUploadHashState(t *testing.T) {
 	// still describes the recorded size, so the upload completes correctly afterwards.
 	id := "00000000000000000000000000000005"
 	upload(id, nil)
-	if _, err := b.CommitUpload(t.Context(), id, "sha256:"+hex.EncodeToString(make([]byte, 32)), nil); !errors.Is(err, store.ErrDigestMismatch) {
+	if _, err := b.CommitUpload(t.Context(), id, "sha256:"+hex.EncodeToString(make([]byte, 32)), nil); api.CodeOf(err) != api.CodeDigestMismatch {
 		t.Fatalf("wrong digest: %v", err)
 	}
-	if _, _, err := b.AppendUpload(id, int64(len(data)), bytes.NewReader(make([]byte, 2<<20)), 1<<20); !errors.Is(err, store.ErrTooLarge) {
+	if _, _, err := b.AppendUpload(id, int64(len(data)), bytes.NewReader(make([]byte, 2<<20)), 1<<20); api.CodeOf(err) != api.CodeTooLarge {
 		t.Fatalf("over-limit chunk: %v", err)
 	}
 	n, _, err := b.AppendUpload(id, int64(len(data)), bytes.NewReader([]byte("extra")), 1<<20)

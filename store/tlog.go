@@ -170,11 +170,8 @@ func (db *DB) TlogEntries(ctx context.Context, after int64, limit int) ([]api.Tr
 	return pgx.CollectRows(rows, scanTlogEntry)
 }
 
-// ErrNotLogged is returned by TlogEntry for a signed version that has no entry yet.
-var ErrNotLogged = errors.New("signed but not logged")
-
 // TlogEntry returns the entry of one version: api CodeNotFound if the server never signed
-// that version, ErrNotLogged (wrapped in an api error) if it has no entry yet.
+// that version, api CodeNotLogged if it has no entry yet.
 func (db *DB) TlogEntry(ctx context.Context, role string, version int64) (*api.TransparencyLogEntry, error) {
 	rows, err := db.Pool.Query(ctx, `SELECT `+tlogColumns+` FROM tlog_entries WHERE role = $1 AND version = $2`, role, version)
 	if err != nil {
@@ -201,5 +198,5 @@ func (db *DB) TlogEntry(ctx context.Context, role string, version int64) (*api.T
 	if lastErr != nil {
 		detail += "; the last attempt failed: " + *lastErr
 	}
-	return nil, &api.Error{Code: api.CodeNotLogged, Detail: detail, Err: ErrNotLogged}
+	return nil, &api.Error{Code: api.CodeNotLogged, Detail: detail}
 }
