@@ -65,6 +65,9 @@ const (
 	CodeAttestationExists      Code = "attestation_exists"
 	CodeAttestationsOff        Code = "attestations_off"
 	CodeInternal               Code = "internal"
+	// CodeAttestationKeyUnknown: a public-key bundle whose key is not a current maintainer
+	// key of a project that published the file.
+	CodeAttestationKeyUnknown Code = "attestation_key_unknown"
 )
 
 // CodeInfo describes one registered code.
@@ -129,6 +132,7 @@ func Codes() []CodeInfo {
 		{CodeAttestationExists, http.StatusConflict, "This attestation is already stored"},
 		{CodeAttestationsOff, http.StatusNotFound, "The repository has no Sigstore trusted root: attestations are off"},
 		{CodeInternal, http.StatusInternalServerError, "Internal error"},
+		{CodeAttestationKeyUnknown, http.StatusUnprocessableEntity, "The bundle is signed by a key that is not a maintainer key of a project that published the file"},
 	}
 }
 
