@@ -242,13 +242,13 @@ func (a *app) attestWithKey(cmd *cobra.Command, keyName, project, version string
 	if err != nil {
 		return err
 	}
-	os, err := a.openSigner(kf)
+	opened, err := a.openSigner(kf)
 	if err != nil {
 		return err
 	}
-	cs, ok := os.Signer.(crypto.Signer)
+	cs, ok := opened.Signer.(crypto.Signer)
 	if !ok {
-		return fmt.Errorf("key %q cannot sign attestations (%T)", keyName, os.Signer)
+		return fmt.Errorf("key %q cannot sign attestations (%T)", keyName, opened.Signer)
 	}
 	kp, err := attest.NewKeypair(cs, kf.KeyID)
 	if err != nil {
