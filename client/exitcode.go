@@ -124,7 +124,7 @@ func CodeExit(c api.Code) ExitCode {
 		return ExitHashMismatch
 	case api.CodeSignatureInvalid, api.CodeThresholdNotMet, api.CodeAttestationNotIncluded, api.CodeAttestationInvalid:
 		return ExitSignatureInvalid
-	case api.CodeKeyNotDelegated:
+	case api.CodeKeyNotDelegated, api.CodeAttestationKeyUnknown:
 		return ExitKeyNotTrusted
 	case api.CodeVersionConflict, api.CodeExpired, api.CodeExpiryTooFar, api.CodeImmutablePath,
 		api.CodePathOutsideProject, api.CodeDelegationForbidden, api.CodeTooMany, api.CodeTooLarge,
