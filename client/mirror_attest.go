@@ -377,7 +377,9 @@ func verifyBundleAttestations(b *mirror.Bundle, trusted *trustedmetadata.Trusted
 				}
 			}
 			used[bp], used[rp] = true, true
-			n++
+			if v != nil {
+				n++ // verified ones; a rotated-out key's bundle is carried, not counted
+			}
 			if n > maxBundleAttestations {
 				return n, &VerifyError{Code: ExitPolicy, Detail: fmt.Sprintf("the bundle carries more than %d attestations", maxBundleAttestations)}
 			}

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -128,6 +129,18 @@ func TestAttestWithMaintainerKeyAndRealRekor(t *testing.T) {
 	}
 	if p := proof.Files[0]; p.Committed != 1 || len(p.Identities) != 1 || p.Identities[0].SAN != wantID.SAN || p.Identities[0].Issuer != wantID.Issuer {
 		t.Fatalf("attestations after attest --key: %s", out)
+	}
+
+	// A mirror carries it, and its offline verification checks it against the delegation
+	// in the bundle's verified metadata.
+	mbundle := filepath.Join(t.TempDir(), "bundle.tar")
+	maint.ok(t, "mirror", "export", "--project", "hello", "-o", mbundle)
+	var ver cairnclient.BundleVerification
+	if err := json.Unmarshal([]byte(newCLI(t, "").ok(t, "mirror", "verify", mbundle, "--root", rootFile, "-o", "json")), &ver); err != nil {
+		t.Fatal(err)
+	}
+	if ver.Attestations != 1 {
+		t.Fatalf("mirror verify = %+v; want the maintainer's 1 attestation", ver)
 	}
 
 	// A policy trusting only keyless identities does not count the maintainer key;
