@@ -68,6 +68,9 @@ const (
 	CodeAttestationExists      Code = "attestation_exists"
 	CodeAttestationsOff        Code = "attestations_off"
 	CodeInternal               Code = "internal"
+	// CodeAttestationKeyUnknown: a public-key bundle whose key is not a current maintainer
+	// key of a project that published the file.
+	CodeAttestationKeyUnknown Code = "attestation_key_unknown"
 
 	// Codes that only the OCI registry (/v2/) answers, in the distribution spec's error
 	// format, never in a REST problem document. The registry names the spec code each one
@@ -171,6 +174,7 @@ func registry() []CodeInfo {
 		{CodeAttestationNotIncluded, http.StatusUnprocessableEntity, "The bundle's transparency log entry is not proven to be in the log", ExitSignatureInvalid, ""},
 		{CodeAttestationInvalid, http.StatusUnprocessableEntity, "The bundle does not verify against the repository's Sigstore trusted root", ExitSignatureInvalid, ""},
 		{CodeAttestationExists, http.StatusConflict, "This attestation is already stored", ExitPolicy, ""},
+		{CodeAttestationKeyUnknown, http.StatusUnprocessableEntity, "The bundle is signed by a key that is not a maintainer key of a project that published the file", ExitKeyNotTrusted, ""},
 		{CodeAttestationsOff, http.StatusNotFound, "The repository has no Sigstore trusted root: attestations are off", ExitFailure, ""},
 		{CodeInternal, http.StatusInternalServerError, "Internal error", ExitFailure, "UNKNOWN"},
 	}

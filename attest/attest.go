@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/internal/strictjson"
 	protobundle "github.com/sigstore/protobuf-specs/gen/pb-go/bundle/v1"
+	protodsse "github.com/sigstore/protobuf-specs/gen/pb-go/dsse"
 	"github.com/sigstore/sigstore-go/pkg/bundle"
 	"github.com/sigstore/sigstore-go/pkg/root"
 	"github.com/sigstore/sigstore-go/pkg/verify"
@@ -125,9 +126,22 @@ type statement struct {
 //   - attestation_subject_mismatch: no subject of the statement has that sha256;
 //   - attestation_not_included: a log entry has no inclusion proof, or the proof, its
 //     checkpoint or its signed entry timestamp does not verify against the trusted root;
+//   - attestation_key_unknown: a public-key bundle (VerifyWithKeys) whose hint names no
+//     key of keys;
 //   - attestation_invalid: anything else sigstore-go refuses (certificate chain, time of
 //     signing within the certificate's validity, signature, artifact digest).
+//
+// Verify takes keyless (Fulcio certificate) bundles only; VerifyWithKeys also takes
+// bundles signed with a project's maintainer key.
 func Verify(tr *TrustedRoot, raw []byte, fileSHA256 string) (*Verified, error) {
+	return VerifyWithKeys(tr, raw, fileSHA256, nil)
+}
+
+// VerifyWithKeys is Verify that also accepts a public-key bundle signed with one of keys:
+// the maintainer keys that TUF delegates for the project (or projects) whose releases
+// contain the file, by TUF key ID. The bundle names its key by that ID (its public-key
+// hint); the identity recorded is MaintainerIdentity, which no certificate can carry.
+func VerifyWithKeys(tr *TrustedRoot, raw []byte, fileSHA256 string, keys MaintainerKeys) (*Verified, error) {
 	if len(raw) > MaxBundleBytes {
 		return nil, api.Errorf(api.CodeTooLarge, "the bundle is %d bytes; at most %d are allowed", len(raw), MaxBundleBytes)
 	}
@@ -174,8 +188,15 @@ func Verify(tr *TrustedRoot, raw []byte, fileSHA256 string) (*Verified, error) {
 	if len(pb.GetVerificationMaterial().GetTlogEntries()) == 0 {
 		return nil, api.Errorf(api.CodeAttestationNotIncluded, "the bundle has no transparency log entry: upload the signature to Rekor and attach its inclusion proof")
 	}
+	if pk := pb.GetVerificationMaterial().GetPublicKey(); pk != nil {
+		k, ok := keys[pk.GetHint()]
+		if !ok {
+			return nil, api.Errorf(api.CodeAttestationKeyUnknown, "the bundle is signed with a key (hint %.80q) that is not a current maintainer key of a project that published sha256:%s: a public-key attestation must be signed with a maintainer key the project's TUF delegation lists, named by its TUF key ID (cairn attest --key)", pk.GetHint(), fileSHA256)
+		}
+		return verifyParsed(tr, raw, &pb, env, st, want, fileSHA256, &k)
+	}
 	if pb.GetVerificationMaterial().GetCertificate() == nil {
-		return nil, api.Errorf(api.CodeAttestationInvalid, "the bundle carries no Fulcio certificate: Cairn accepts keyless (certificate-bound) bundles, whose signer identity it can verify and show")
+		return nil, api.Errorf(api.CodeAttestationInvalid, "the bundle carries neither a Fulcio certificate nor a public-key hint: Cairn accepts keyless (certificate-bound) bundles and bundles signed with a project's maintainer key")
 	}
 	leaf, err := x509.ParseCertificate(pb.GetVerificationMaterial().GetCertificate().GetRawBytes())
 	if err != nil {
@@ -193,31 +214,56 @@ func Verify(tr *TrustedRoot, raw []byte, fileSHA256 string) (*Verified, error) {
 			return nil, api.Errorf(api.CodeAttestationInvalid, "the certificate (valid %s to %s) was not valid when the log recorded the signature at %s: a keyless signature must be logged while its certificate is valid", leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339), at.Format(time.RFC3339))
 		}
 	}
-	b, err := bundle.NewBundle(&pb)
+	return verifyParsed(tr, raw, &pb, env, st, want, fileSHA256, nil)
+}
+
+// verifyParsed runs sigstore-go's verifier over a bundle whose structure was checked:
+// against the trusted root's Fulcio CA for a certificate (signer nil), or against the
+// maintainer key signer for a public-key bundle, with the trusted root's logs and
+// timestamp authorities either way.
+func verifyParsed(tr *TrustedRoot, raw []byte, pb *protobundle.Bundle, env *protodsse.Envelope, st *statement, want []byte, fileSHA256 string, signer *MaintainerKey) (*Verified, error) {
+	b, err := bundle.NewBundle(pb)
 	if err != nil {
 		if errors.Is(err, bundle.ErrUnsupportedMediaType) {
 			return nil, api.Wrap(api.CodeBundleMediaType, err, "bundle media type: %v", err)
 		}
 		return nil, api.Wrap(api.CodeBundleMalformed, err, "the bundle is not valid: %v", err)
 	}
-	v, err := verify.NewVerifier(tr.root, verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1))
+	var material root.TrustedMaterial = tr.root
+	identityPolicy := verify.WithoutIdentitiesUnsafe()
+	if signer != nil {
+		// The key is the one named by the bundle's hint; sigstore-go checks the envelope
+		// and the log entry against it. The trusted root still supplies the logs and the
+		// timestamp authorities, so the log inclusion and the time are checked as for a
+		// keyless bundle.
+		kv, err := signer.verifier()
+		if err != nil {
+			return nil, api.Wrap(api.CodeAttestationKeyUnknown, err, "maintainer key %s of %s cannot verify attestations: %v", signer.KeyID, signer.Project, err)
+		}
+		hint := pb.GetVerificationMaterial().GetPublicKey().GetHint()
+		keyMaterial := root.NewTrustedPublicKeyMaterial(func(id string) (root.TimeConstrainedVerifier, error) {
+			if id != hint {
+				return nil, fmt.Errorf("key %.80q is not the bundle's key", id)
+			}
+			return root.NewExpiringKey(kv, time.Time{}, time.Time{}), nil
+		})
+		material = root.TrustedMaterialCollection{tr.root, keyMaterial}
+		identityPolicy = verify.WithKey()
+	}
+	v, err := verify.NewVerifier(material, verify.WithTransparencyLog(1), verify.WithObserverTimestamps(1))
 	if err != nil {
 		return nil, fmt.Errorf("building the bundle verifier: %w", err)
 	}
-	res, err := v.Verify(b, verify.NewPolicy(verify.WithArtifactDigest("sha256", want), verify.WithoutIdentitiesUnsafe()))
+	res, err := v.Verify(b, verify.NewPolicy(verify.WithArtifactDigest("sha256", want), identityPolicy))
 	if err != nil {
 		// The log check alone tells a log entry that is not proven (wrong log, proof or
 		// checkpoint) from the rest; it runs only on failure, since Verify repeats it and
 		// it is half the cost of a verification.
-		if _, terr := verify.VerifyTlogEntry(b, tr.root, 1, false); terr != nil {
+		if _, terr := verify.VerifyTlogEntry(b, material, 1, false); terr != nil {
 			return nil, api.Wrap(api.CodeAttestationNotIncluded, terr, "the transparency log entry does not verify against the repository's trusted root: %v", terr)
 		}
 		return nil, api.Wrap(api.CodeAttestationInvalid, err, "the bundle does not verify against the repository's trusted root: %v", err)
 	}
-	if res.Signature == nil || res.Signature.Certificate == nil {
-		return nil, api.Errorf(api.CodeAttestationInvalid, "the bundle verified without a certificate identity")
-	}
-	cert := res.Signature.Certificate
 	logTime, ok := earliest(res.VerifiedTimestamps)
 	if !ok {
 		return nil, api.Errorf(api.CodeAttestationInvalid, "the bundle verified without a trusted time")
@@ -229,15 +275,25 @@ func Verify(tr *TrustedRoot, raw []byte, fileSHA256 string) (*Verified, error) {
 		FileSHA256:    fileSHA256,
 		BundleSHA256:  hex.EncodeToString(bsum[:]),
 		PredicateType: st.PredicateType,
-		Identity: api.SignerIdentity{
-			SAN:    cert.SubjectAlternativeName,
-			Issuer: cert.Extensions.Issuer,
-		},
-		SourceRepository: cert.Extensions.SourceRepositoryURI,
-		BuildSigner:      cert.Extensions.BuildSignerURI,
-		LogTime:          logTime.UTC(),
-		LogIndex:         pb.GetVerificationMaterial().GetTlogEntries()[0].GetLogIndex(),
+		LogTime:       logTime.UTC(),
+		LogIndex:      pb.GetVerificationMaterial().GetTlogEntries()[0].GetLogIndex(),
 	}
+	if signer != nil {
+		out.Identity = MaintainerIdentity(signer.Project, signer.KeyID)
+		return out, nil
+	}
+	if res.Signature == nil || res.Signature.Certificate == nil {
+		return nil, api.Errorf(api.CodeAttestationInvalid, "the bundle verified without a certificate identity")
+	}
+	cert := res.Signature.Certificate
+	out.Identity = api.SignerIdentity{SAN: cert.SubjectAlternativeName, Issuer: cert.Extensions.Issuer}
+	// The maintainer-key names belong to key-based bundles: a certificate that carried one
+	// (a private Fulcio's URI SAN) could pass for a project's maintainers in a policy.
+	if IsMaintainerIdentity(out.Identity) {
+		return nil, api.Errorf(api.CodeAttestationInvalid, "the certificate's identity %s uses the names Cairn reserves for maintainer-key attestations (%s…, %s…)", out.Identity, KeySANPrefix, MaintainerIssuerPrefix)
+	}
+	out.SourceRepository = cert.Extensions.SourceRepositoryURI
+	out.BuildSigner = cert.Extensions.BuildSignerURI
 	return out, nil
 }
 

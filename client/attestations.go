@@ -252,24 +252,70 @@ func VerifyFileAttestations(ctx context.Context, repo *Repo, a *API, f api.File)
 			order = append(order, l.BundleSHA256)
 		}
 	}
+	keys := maintainerKeysOnce(ctx, repo, f)
 	for _, b := range order {
 		committed := slices.Contains(idx.Bundles, b)
 		bound := slices.Contains(f.Attestations, b)
 		raw, err := a.AttestationBundle(ctx, fileSHA256, b)
 		if err == nil {
 			var v *attest.Verified
-			if v, err = attest.Verify(tr, raw, fileSHA256); err == nil {
+			if v, err = keys.verify(tr, raw, fileSHA256); err == nil {
 				set.Attestations = append(set.Attestations, VerifiedAttestation{Attestation: v.Attestation, Committed: committed, MaintainerBound: bound})
 				continue
 			}
+			if errors.Is(err, errNoProjectKeys) {
+				return nil, err
+			}
 		}
-		if committed || bound {
+		// A committed key-based bundle whose key the verified delegation does not list
+		// (any more: maintainers rotate keys) is served, so nothing is withheld; it is
+		// just not trusted here.
+		if (committed || bound) && api.CodeOf(err) != api.CodeAttestationKeyUnknown {
 			return nil, &VerifyError{Code: ExitPolicy, Target: "attestation " + b, Err: ErrAttestationWithheld,
 				Detail: fmt.Sprintf("snapshot %d commits it, but it cannot be fetched and verified", set.SnapshotVersion)}
 		}
 		set.Refused = append(set.Refused, RefusedAttestation{BundleSHA256: b, Reason: err.Error()})
 	}
 	return set, nil
+}
+
+// errNoProjectKeys marks a failure to load the project's verified delegation: an error of
+// this machine or the repository, not a refusal of one bundle.
+var errNoProjectKeys = errors.New("the maintainer keys of the project could not be read from verified metadata")
+
+// projectKeys verifies bundles about one file with the maintainer keys of the file's
+// project, as its TUF delegation lists them in verified metadata (never as the server
+// says). The delegation is loaded at the first key-based bundle only: most files have none,
+// and loading it refreshes the metadata.
+type projectKeys struct {
+	ctx     context.Context
+	repo    *Repo
+	project string // "" for a file known only by digest: key-based bundles are refused
+	keys    attest.MaintainerKeys
+	loaded  bool
+}
+
+func maintainerKeysOnce(ctx context.Context, repo *Repo, f api.File) *projectKeys {
+	project, _, _ := strings.Cut(f.Path, "/")
+	return &projectKeys{ctx: ctx, repo: repo, project: project}
+}
+
+// verify is attest.VerifyWithKeys with the project's keys.
+func (p *projectKeys) verify(tr *attest.TrustedRoot, raw []byte, fileSHA256 string) (*attest.Verified, error) {
+	v, err := attest.VerifyWithKeys(tr, raw, fileSHA256, p.keys)
+	if api.CodeOf(err) != api.CodeAttestationKeyUnknown || p.loaded || p.project == "" {
+		return v, err
+	}
+	p.loaded = true
+	pr, kerr := p.repo.ProjectRole(p.ctx, p.project)
+	if kerr != nil {
+		return nil, fmt.Errorf("%w: %w", errNoProjectKeys, kerr)
+	}
+	p.keys = attest.MaintainerKeys{}
+	if kerr := tufrepo.AttestationKeys(p.keys, pr.Name, pr.KeyIDs, pr.Keys); kerr != nil {
+		return nil, fmt.Errorf("%w: %w", errNoProjectKeys, kerr)
+	}
+	return attest.VerifyWithKeys(tr, raw, fileSHA256, p.keys)
 }
 
 // Identities returns the distinct verified signer identities, sorted.

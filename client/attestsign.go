@@ -170,6 +170,57 @@ func (k *KeylessSigner) SignStatement(ctx context.Context, idToken string, state
 	return raw, nil
 }
 
+// KeySigner signs in-toto statements with a maintainer key (cairn attest --key) through
+// sigstore-go's pkg/sign: no certificate, the key named by its TUF key ID in the bundle's
+// public-key hint, the same transparency log entry (and timestamps) as a keyless
+// signature, so the server's inclusion-proof requirement holds for both. Logs and TSAs are
+// sigstore-go's own types, so tests put in-process fakes there (attest/attesttest).
+type KeySigner struct {
+	Logs []sign.Transparency
+	TSAs []*sign.TimestampAuthority
+}
+
+// NewKeySigner returns the signer for services (FulcioURL is not used).
+func NewKeySigner(s SigningServices) (*KeySigner, error) {
+	if err := checkServiceURL("Rekor", s.RekorURL); err != nil {
+		return nil, err
+	}
+	if s.RekorVersion != 1 && s.RekorVersion != 2 {
+		return nil, api.Errorf(api.CodeBadRequest, "Rekor API version %d is not known: use 1 (rekor) or 2 (rekor-tiles)", s.RekorVersion)
+	}
+	if s.RekorVersion == 2 && s.TSAURL == "" {
+		return nil, api.Errorf(api.CodeBadRequest, "a Rekor v2 log records no time of its own: name a timestamp authority (--tsa-url) so the signature has a trusted time")
+	}
+	k := &KeySigner{Logs: []sign.Transparency{sign.NewRekor(&sign.RekorOptions{BaseURL: s.RekorURL, Timeout: s.Timeout, Retries: 1, Version: s.RekorVersion})}}
+	if s.TSAURL != "" {
+		if err := checkServiceURL("timestamp authority", s.TSAURL); err != nil {
+			return nil, err
+		}
+		k.TSAs = []*sign.TimestampAuthority{sign.NewTimestampAuthority(&sign.TimestampAuthorityOptions{URL: s.TSAURL, Timeout: s.Timeout, Retries: 1, Transport: s.Transport})}
+	}
+	return k, nil
+}
+
+// SignStatement signs statement as a DSSE envelope with kp (attest.NewKeypair over a
+// maintainer key), logs it, and timestamps it if there are timestamp authorities. The
+// bundle is not verified here: AttachAttestation verifies it, against the trusted root and
+// the project's verified delegation, before anything is posted.
+func (k *KeySigner) SignStatement(ctx context.Context, kp *attest.Keypair, statement []byte) ([]byte, error) {
+	pb, err := sign.Bundle(&sign.DSSEData{Data: statement, PayloadType: "application/vnd.in-toto+json"}, kp, sign.BundleOptions{
+		TimestampAuthorities: k.TSAs,
+		TransparencyLogs:     k.Logs,
+		Context:              ctx,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("signing with the maintainer key (transparency log entry, timestamps); nothing was uploaded: %w", err)
+	}
+	raw, err := protojson.Marshal(pb)
+	if err != nil {
+		return nil, fmt.Errorf("encoding the bundle: %w", err)
+	}
+	return raw, nil
+}
+
 // AttestResult is what 'cairn attest' did for one file.
 type AttestResult struct {
 	File        api.File         `json:"file"`
@@ -177,12 +228,13 @@ type AttestResult struct {
 	Existing    bool             `json:"already_attached,omitempty"`
 }
 
-// AttachAttestation verifies bundle, offline, against tr for every file, and only then
-// posts it to each: a bundle the server would refuse is refused here with nothing sent.
-// A bundle the server already has for a file is not an error (Existing).
-func AttachAttestation(ctx context.Context, a *API, tr *attest.TrustedRoot, bundle []byte, files []api.File) ([]AttestResult, error) {
+// AttachAttestation verifies bundle, offline, against tr (and, for a key-based bundle,
+// keys: the project's maintainer keys from its verified delegation) for every file, and
+// only then posts it to each: a bundle the server would refuse is refused here with
+// nothing sent. A bundle the server already has for a file is not an error (Existing).
+func AttachAttestation(ctx context.Context, a *API, tr *attest.TrustedRoot, keys attest.MaintainerKeys, bundle []byte, files []api.File) ([]AttestResult, error) {
 	for _, f := range files {
-		if _, err := attest.Verify(tr, bundle, f.SHA256); err != nil {
+		if _, err := attest.VerifyWithKeys(tr, bundle, f.SHA256, keys); err != nil {
 			return nil, fmt.Errorf("the signed bundle does not verify for %s against the repository's trusted root; nothing was uploaded: %w", f.Name, err)
 		}
 	}

@@ -78,6 +78,10 @@ func (r *Repo) exportAttestations(ctx context.Context, ac *API, up *updater.Upda
 	if err != nil {
 		return nil, nil, &VerifyError{Code: ExitMalformed, Target: tufrepo.SigstoreTrustedRootTarget, Detail: "it is signed but cannot be read", Err: err}
 	}
+	keys, err := mirrorAttestationKeys(up.GetTrustedMetadataSet().Targets)
+	if err != nil {
+		return nil, nil, err
+	}
 	out := []mirror.File{mirror.BytesFile(mirror.OwnTargetPath(tufrepo.SigstoreTrustedRootTarget, hex.EncodeToString(tftr.Hashes["sha256"])), mirror.MediaTypeOwnTarget, trRaw)}
 	var roles []string
 	n := 0
@@ -127,12 +131,17 @@ func (r *Repo) exportAttestations(ctx context.Context, ac *API, up *updater.Upda
 			if err != nil {
 				return nil, nil, err
 			}
-			v, err := attest.Verify(tr, braw, sha)
-			if err != nil {
+			v, err := attest.VerifyWithKeys(tr, braw, sha, keys[sha])
+			switch {
+			case api.CodeOf(err) == api.CodeAttestationKeyUnknown:
+				// Signed with a key the project's verified delegation no longer lists: it
+				// is committed, so the mirror carries it, and no client counts it.
+			case err != nil:
 				return nil, nil, &VerifyError{Code: ExitPolicy, Target: "attestation " + b, Err: ErrAttestationWithheld, Detail: "the signed index commits it, but it does not verify against the repository's trusted root"}
-			}
-			if err := sameReading(rec, v.Attestation); err != nil {
-				return nil, nil, &VerifyError{Code: ExitPolicy, Target: "attestation " + b, Detail: "the server's record of it is not what it says: " + err.Error()}
+			default:
+				if err := sameReading(rec, v.Attestation); err != nil {
+					return nil, nil, &VerifyError{Code: ExitPolicy, Target: "attestation " + b, Detail: "the server's record of it is not what it says: " + err.Error()}
+				}
 			}
 			rraw, err := json.Marshal(rec)
 			if err != nil {
@@ -272,6 +281,7 @@ func verifyBundleAttestations(b *mirror.Bundle, trusted *trustedmetadata.Trusted
 		}
 	}
 	var tr *attest.TrustedRoot
+	var keys map[string]attest.MaintainerKeys
 	n := 0
 	// The release files of the bundle, whose indexes must be there, and the files of the
 	// indexes it carries (an incremental bundle carries those of files the mirror holds).
@@ -332,7 +342,17 @@ func verifyBundleAttestations(b *mirror.Bundle, trusted *trustedmetadata.Trusted
 			if got := sha256.Sum256(braw); hex.EncodeToString(got[:]) != bs {
 				return n, &VerifyError{Code: ExitHashMismatch, Target: "attestation " + bs, Detail: fmt.Sprintf("bundle file %s has sha256 %x, not the %s the signed index lists: it was altered after export", bp, got, bs)}
 			}
-			v, err := attest.Verify(tr, braw, sha)
+			if keys == nil {
+				if keys, err = mirrorAttestationKeys(trusted.Targets); err != nil {
+					return n, err
+				}
+			}
+			v, err := attest.VerifyWithKeys(tr, braw, sha, keys[sha])
+			if api.CodeOf(err) == api.CodeAttestationKeyUnknown {
+				// Committed, signed with a key the verified delegation no longer lists:
+				// carried, not counted (as cairn attestations shows it).
+				v, err = nil, nil
+			}
 			if err != nil {
 				return n, &VerifyError{Code: ExitPolicy, Target: "attestation " + bs, Detail: fmt.Sprintf("bundle file %s does not verify against the TUF-delivered Sigstore trusted root", bp), Err: err}
 			}
@@ -350,11 +370,16 @@ func verifyBundleAttestations(b *mirror.Bundle, trusted *trustedmetadata.Trusted
 			if err := json.Unmarshal(rraw, &rec); err != nil {
 				return n, &VerifyError{Code: ExitMalformed, Target: "attestation " + bs, Detail: fmt.Sprintf("bundle file %s is not an attestation record", rp), Err: err}
 			}
-			if err := sameReading(rec, v.Attestation); err != nil {
-				return n, &VerifyError{Code: ExitPolicy, Target: "attestation " + bs, Detail: fmt.Sprintf("bundle file %s does not say what the bundle says: %s", rp, err)}
+			// An untrusted key's bundle (v nil) has no reading to hold its record to.
+			if v != nil {
+				if err := sameReading(rec, v.Attestation); err != nil {
+					return n, &VerifyError{Code: ExitPolicy, Target: "attestation " + bs, Detail: fmt.Sprintf("bundle file %s does not say what the bundle says: %s", rp, err)}
+				}
 			}
 			used[bp], used[rp] = true, true
-			n++
+			if v != nil {
+				n++ // verified ones; a rotated-out key's bundle is carried, not counted
+			}
 			if n > maxBundleAttestations {
 				return n, &VerifyError{Code: ExitPolicy, Detail: fmt.Sprintf("the bundle carries more than %d attestations", maxBundleAttestations)}
 			}
@@ -374,4 +399,32 @@ func verifyBundleAttestations(b *mirror.Bundle, trusted *trustedmetadata.Trusted
 		}
 	}
 	return n, nil
+}
+
+// mirrorAttestationKeys maps the sha256 of every target of every project role in the
+// verified metadata to the maintainer keys that key-based attestations of it may be signed
+// with: those of its projects' delegations there, projects in name order (as the server
+// takes them).
+func mirrorAttestationKeys(targets map[string]*metadata.Metadata[metadata.TargetsType]) (map[string]attest.MaintainerKeys, error) {
+	out := map[string]attest.MaintainerKeys{}
+	for _, name := range slices.Sorted(maps.Keys(targets)) {
+		md := targets[name]
+		if md == nil || tufrepo.ValidateProjectName(name) != nil {
+			continue // the top-level targets, tree nodes and index roles
+		}
+		d, _ := findDelegation(targets, name)
+		if d == nil {
+			continue
+		}
+		for _, tf := range md.Signed.Targets {
+			sha := hex.EncodeToString(tf.Hashes["sha256"])
+			if out[sha] == nil {
+				out[sha] = attest.MaintainerKeys{}
+			}
+			if err := tufrepo.AttestationKeys(out[sha], name, d.role.KeyIDs, d.keys); err != nil {
+				return nil, &VerifyError{Code: ExitMalformed, Target: name, Detail: "its delegation's keys cannot be read", Err: err}
+			}
+		}
+	}
+	return out, nil
 }

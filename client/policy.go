@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/attest"
 	"gopkg.in/yaml.v3"
 )
 
@@ -57,6 +58,11 @@ type Provenance struct {
 // Rules is one set of attestation rules.
 type Rules struct {
 	TrustedIdentities []*IdentityPattern `yaml:"trusted_identities,omitempty" json:"trusted_identities,omitempty"`
+	// TrustMaintainers trusts attestations signed with a maintainer key of the file's
+	// project (cairn attest --key): identities tuf-key:<keyid> from
+	// cairn-maintainer:<project>, which the client makes only for keys the project's
+	// verified TUF delegation lists.
+	TrustMaintainers bool `yaml:"trust_maintainers,omitempty" json:"trust_maintainers,omitempty"`
 	// RequireIdentities is how many distinct trusted identities must have attested the
 	// file (any verified identity counts when no identity is trusted).
 	RequireIdentities int `yaml:"require_identities,omitempty" json:"require_identities,omitempty"`
@@ -132,6 +138,7 @@ func (p *Policy) For(project string) Rules {
 		return r
 	}
 	r.TrustedIdentities = append(r.TrustedIdentities, pr.TrustedIdentities...)
+	r.TrustMaintainers = r.TrustMaintainers || pr.TrustMaintainers
 	if pr.RequireIdentities != 0 {
 		r.RequireIdentities = pr.RequireIdentities
 	}
@@ -151,7 +158,10 @@ func (r Rules) Empty() bool {
 
 // trusted reports whether id counts: it matches a trusted identity, or none is configured.
 func (r Rules) trusted(id api.SignerIdentity) bool {
-	if len(r.TrustedIdentities) == 0 {
+	if len(r.TrustedIdentities) == 0 && !r.TrustMaintainers {
+		return true
+	}
+	if r.TrustMaintainers && attest.IsMaintainerIdentity(id) {
 		return true
 	}
 	for _, p := range r.TrustedIdentities {
@@ -185,7 +195,7 @@ func (r Rules) Evaluate(as []VerifiedAttestation) error {
 	}
 	if len(trusted) < r.RequireIdentities {
 		who := "verified identities"
-		if len(r.TrustedIdentities) > 0 {
+		if len(r.TrustedIdentities) > 0 || r.TrustMaintainers {
 			who = "trusted identities"
 		}
 		return fmt.Errorf("%w: require_identities: %d distinct %s attested it; the policy requires %d", ErrPolicy, len(trusted), who, r.RequireIdentities)

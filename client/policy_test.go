@@ -95,3 +95,36 @@ func TestParsePolicyRefusesBadFiles(t *testing.T) {
 		t.Fatalf("an empty policy: %v", err)
 	}
 }
+
+// TestPolicyTrustMaintainers: trust_maintainers counts maintainer-key identities (which
+// the client makes only from the project's verified delegation) and nothing else; a
+// certificate identity with a look-alike SAN does not count.
+func TestPolicyTrustMaintainers(t *testing.T) {
+	p, err := ParsePolicy([]byte("global:\n  require_identities: 1\nprojects:\n  hello:\n    trust_maintainers: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	maint := att("tuf-key:aa11", "cairn-maintainer:hello", "https://cairn.dev/endorsement/v1", "", "")
+	alice := att("alice@example.com", "https://accounts.example.com", "https://cairn.dev/endorsement/v1", "", "")
+	lookalike := att("tuf-key-aa11@example.com", "https://accounts.example.com", "https://cairn.dev/endorsement/v1", "", "")
+	for _, tc := range []struct {
+		name    string
+		project string
+		as      []VerifiedAttestation
+		unmet   string
+	}{
+		{"maintainer key counts", "hello", []VerifiedAttestation{maint}, ""},
+		{"a certificate identity is not a maintainer", "hello", []VerifiedAttestation{alice, lookalike}, "require_identities: 0 distinct trusted"},
+		{"without trust_maintainers any verified identity counts", "other", []VerifiedAttestation{alice}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := p.For(tc.project).Evaluate(tc.as)
+			switch {
+			case tc.unmet == "" && err != nil:
+				t.Fatalf("refused: %v", err)
+			case tc.unmet != "" && (err == nil || !strings.Contains(err.Error(), tc.unmet)):
+				t.Fatalf("got %v; want a refusal naming %q", err, tc.unmet)
+			}
+		})
+	}
+}

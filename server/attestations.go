@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"mime"
 	"net/http"
 	"strconv"
@@ -35,8 +36,9 @@ func (s *Server) trustedRoot() (*attest.TrustedRoot, error) {
 }
 
 // postAttestation verifies a bundle and stores it. Nothing is stored unless every check
-// passed: size, one reading, media type, subject, log inclusion, certificate and signature
-// (attest.Verify), then published file, duplicate and count (store.AddAttestation).
+// passed: size, one reading, media type, subject, log inclusion, certificate or maintainer
+// key, and signature (attest.VerifyWithKeys), then published file, duplicate and count
+// (store.AddAttestation).
 func (s *Server) postAttestation(w http.ResponseWriter, r *http.Request) {
 	if _, err := s.authenticate(r); err != nil {
 		s.writeError(w, r, err)
@@ -59,7 +61,13 @@ func (s *Server) postAttestation(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v, err := attest.Verify(tr, body, chi.URLParam(r, "sha256"))
+	file := chi.URLParam(r, "sha256")
+	keys, err := s.attestationKeys(r.Context(), file)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v, err := attest.VerifyWithKeys(tr, body, file, keys)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -71,6 +79,26 @@ func (s *Server) postAttestation(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/api/v1/attestations/"+a.FileSHA256+"/"+a.BundleSHA256)
 	writeJSON(w, http.StatusCreated, a)
+}
+
+// attestationKeys are the keys a key-based attestation of file may be signed with: the
+// current maintainer keys of every project whose published releases contain it (none for
+// a file no published release has: store.AddAttestation then refuses it as not_found).
+func (s *Server) attestationKeys(ctx context.Context, file string) (attest.MaintainerKeys, error) {
+	if !store.ValidSHA256(file) {
+		return nil, nil // attest.Verify names the bad digest
+	}
+	projects, err := s.db.AttestationKeys(ctx, file)
+	if err != nil {
+		return nil, err
+	}
+	keys := attest.MaintainerKeys{}
+	for _, p := range projects {
+		if err := tufrepo.AttestationKeys(keys, p.Project, p.KeyIDs, p.Keys); err != nil {
+			return nil, fmt.Errorf("reading the maintainer keys of %s: %w", p.Project, err)
+		}
+	}
+	return keys, nil
 }
 
 func (s *Server) listAttestations(w http.ResponseWriter, r *http.Request) {

@@ -401,3 +401,45 @@ func (p publishTx) RoleRaw(ctx context.Context, role string, version int64) ([]b
 	}
 	return p.db.metaBytes(ctx, role, version, raw, stored, sum)
 }
+
+// ProjectKeys is a project's current delegation: the maintainer keys (by TUF key ID) that
+// key-based attestations of its files may be signed with.
+type ProjectKeys struct {
+	Project string
+	KeyIDs  []string
+	Keys    map[string]*metadata.Key // shared: read only
+}
+
+// AttestationKeys returns the current delegation of every project whose published
+// releases contain a file with this sha256, by project name. The delegation is the one the
+// server has accepted: a maintainer change is in it from its acceptance (the next publish
+// signs it), and a removed key is out of it from then on.
+func (db *DB) AttestationKeys(ctx context.Context, fileSHA256 string) ([]ProjectKeys, error) {
+	file, err := unhex32("file digest", fileSHA256)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.Pool.Query(ctx, `SELECT p.name, p.keys, p.keyids FROM projects p
+		WHERE EXISTS (SELECT 1 FROM release_files f WHERE f.project = p.name AND f.sha256 = $1 AND f.role_version <= p.published_version)
+		ORDER BY p.name`, file)
+	if err != nil {
+		return nil, fmt.Errorf("looking up the maintainer keys of sha256:%s: %w", fileSHA256, err)
+	}
+	defer rows.Close()
+	var out []ProjectKeys
+	for rows.Next() {
+		var pk ProjectKeys
+		var raw []byte
+		if err := rows.Scan(&pk.Project, &raw, &pk.KeyIDs); err != nil {
+			return nil, fmt.Errorf("looking up the maintainer keys of sha256:%s: %w", fileSHA256, err)
+		}
+		if pk.Keys, err = db.keys.decode(raw); err != nil {
+			return nil, fmt.Errorf("decoding keys of project %s: %w", pk.Project, err)
+		}
+		out = append(out, pk)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("looking up the maintainer keys of sha256:%s: %w", fileSHA256, err)
+	}
+	return out, nil
+}

@@ -23,11 +23,13 @@ type policyFlags struct {
 	requireIdentities int
 	requireTypes      []string
 	builder, source   string
+	trustMaintainers  bool
 }
 
 func (f *policyFlags) add(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.file, "policy", "", "attestation policy `FILE` (YAML; default: policy.yaml in the cairn config directory, if it exists)")
 	cmd.Flags().StringArrayVar(&f.trust, "trust-identity", nil, "trust the signer identity `SAN=ISSUER` (certificate SAN and OIDC issuer; repeatable)")
+	cmd.Flags().BoolVar(&f.trustMaintainers, "trust-maintainers", false, "trust attestations signed with a maintainer key of the project, as its verified TUF delegation lists it (cairn attest --key)")
 	cmd.Flags().IntVar(&f.requireIdentities, "require-identities", 0, "require attestations by at least N distinct trusted identities")
 	cmd.Flags().StringArrayVar(&f.requireTypes, "require-predicate-type", nil, "require an attestation of this predicate type by a trusted identity (repeatable)")
 	cmd.Flags().StringVar(&f.builder, "require-builder", "", "require SLSA provenance from this builder (build signer URI or SAN; a trailing * matches a prefix)")
@@ -87,7 +89,7 @@ func (a *app) policyRules(f *policyFlags, project string) (client.Rules, error) 
 	if err != nil {
 		return client.Rules{}, err
 	}
-	extra := client.Rules{RequireIdentities: f.requireIdentities, RequirePredicateTypes: f.requireTypes}
+	extra := client.Rules{RequireIdentities: f.requireIdentities, RequirePredicateTypes: f.requireTypes, TrustMaintainers: f.trustMaintainers}
 	for _, t := range f.trust {
 		san, issuer, ok := strings.Cut(t, "=")
 		if !ok || san == "" || issuer == "" {
