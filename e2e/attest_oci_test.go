@@ -62,7 +62,9 @@ type orasDiscovery struct {
 // (real Fulcio, Rekor v2, TSA and OIDC issuer on loopback) is, once published, an OCI
 // referrer of the release that `oras discover` lists and `oras pull` fetches byte for
 // byte; cosign (the OCI clients' v2.6.5) verifies that bundle against the test trusted root
-// with the signer's identity and issuer, and refuses it for another identity.
+// with the signer's identity and issuer, and refuses it for another identity. cosign finds
+// it as a referrer too (`cosign tree`; `cosign verify-attestation` gets as far as the
+// subject check, which names the file, not the release manifest).
 func TestAttestOCIReferrersWithOrasAndCosign(t *testing.T) {
 	rekortest.Require(t)
 	oras, cosign := ociClient(t, "oras"), requireCosign(t)
@@ -142,6 +144,20 @@ func TestAttestOCIReferrersWithOrasAndCosign(t *testing.T) {
 	}
 	if _, errs, code := verify("mallory@hello.dev"); code == 0 {
 		t.Fatalf("cosign verified the bundle for another identity: %s", errs)
+	}
+	// cosign finds the bundle through the referrers API: `cosign tree` lists it, and
+	// `cosign verify-attestation --new-bundle-format` fetches and verifies it up to the
+	// subject check, which fails because the statement is about the release's file, not
+	// the release manifest cosign was given (Cairn's attestations are per file).
+	out, errs, code := u.run(t, cmd{}, cosign, "tree", "--allow-http-registry", "--experimental-oci11", host+"/hello@"+relDigest)
+	if code != 0 || !strings.Contains(out, api.ArtifactTypeSigstoreBundle+" artifacts via OCI referrer: "+host+"/hello@"+d.Referrers[0].Digest) {
+		t.Fatalf("cosign tree of the release: exit %d\n%s\n%s", code, out, errs)
+	}
+	out, errs, code = u.run(t, cmd{}, cosign, "verify-attestation", "--new-bundle-format", "--allow-http-registry",
+		"--trusted-root", trPath, "--certificate-identity", "alice@hello.dev", "--certificate-oidc-issuer", is.URL,
+		"--insecure-ignore-sct", "--use-signed-timestamps", "--type", cairnclient.PredicateEndorsement, host+"/hello@"+relDigest)
+	if code == 0 || !strings.Contains(errs, "provided artifact digest does not match any digest in statement") {
+		t.Fatalf("cosign verify-attestation of the release (want: found, verified, refused at the subject check): exit %d\n%s\n%s", code, out, errs)
 	}
 }
 
