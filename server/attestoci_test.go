@@ -43,6 +43,22 @@ func referrersOf(t *testing.T, r *testrepo.Repo, repo, digest, artifactType stri
 	return idx, res.Header
 }
 
+// holdPublisher takes the publisher's lock (store.publisherLockID) until the returned
+// function is called, so that the server's own publisher cannot commit what the test posts
+// in between.
+func holdPublisher(t *testing.T, r *testrepo.Repo) func() {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := r.DB.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(0x636169726e707562)); err != nil {
+		t.Fatal(err)
+	}
+	return func() { _ = tx.Rollback(ctx) }
+}
+
 func sha256Hex(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -91,6 +107,7 @@ func TestAttestationsAsOCIReferrers(t *testing.T) {
 	}
 	relDigest := "sha256:" + sha256Hex(rel.Body)
 
+	release := holdPublisher(t, r)
 	bundles := map[string][]byte{} // bundle sha256 → bytes
 	predicates := map[string]string{}
 	for _, b := range []struct {
@@ -107,6 +124,7 @@ func TestAttestationsAsOCIReferrers(t *testing.T) {
 	if idx, _ := referrersOf(t, r, "demo", relDigest, ""); len(idx.Manifests) != 0 {
 		t.Fatalf("referrers before the index was published: %+v", idx)
 	}
+	release()
 	if _, err := r.Server.Publisher().PublishOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -181,6 +199,7 @@ func TestAttestationsAsOCIReferrers(t *testing.T) {
 	}
 
 	// A third attestation is a referrer only once a publish commits it.
+	release = holdPublisher(t, r)
 	third := sig.Bundle(t, attAlice, attIssuer, attesttest.Options{PredicateType: "https://spdx.dev/Document"}, file)
 	if res := postBundle(t, r, file.SHA256, third); res.Status != http.StatusCreated {
 		t.Fatalf("POST: %d %s", res.Status, res.Body)
@@ -191,6 +210,7 @@ func TestAttestationsAsOCIReferrers(t *testing.T) {
 	if blob := r.Do(t, http.MethodGet, "/v2/demo/blobs/sha256:"+sha256Hex(third), "", "", nil); blob.Status != http.StatusNotFound {
 		t.Fatalf("the uncommitted bundle as a blob: %d", blob.Status)
 	}
+	release()
 	if _, err := r.Server.Publisher().PublishOnce(ctx); err != nil {
 		t.Fatal(err)
 	}
