@@ -166,7 +166,9 @@ func TestAttestOCIReferrersWithOrasAndCosign(t *testing.T) {
 // not v2.6.5) signs keylessly against the test's Fulcio, Rekor v2 and TSA, with a token of
 // the test's OIDC issuer, is accepted by the server as it is, committed by the next
 // publish, listed as a referrer of the release, and counted by 'cairn attestations' (which
-// verifies it again offline against the trusted root it got through TUF).
+// verifies it again offline against the trusted root it got through TUF). A bundle that
+// `cosign attest --new-bundle-format` attaches to the release artifact over OCI is
+// verified and counted by 'cairn get oci://'.
 func TestAttestCosignMadeBundleAccepted(t *testing.T) {
 	rekortest.Require(t)
 	oras, cosign := ociClient(t, "oras"), sigstoretest.Cosign(t)
@@ -247,5 +249,26 @@ func TestAttestCosignMadeBundleAccepted(t *testing.T) {
 	}
 	if p := proof.Files[0]; p.Committed != 1 || len(p.Identities) != 1 || p.Identities[0].SAN != "bob@hello.dev" {
 		t.Fatalf("cairn attestations after cosign's attestation: %+v", p)
+	}
+
+	// And what cosign attaches over OCI: `cosign attest --new-bundle-format` on the release
+	// artifact pushes a bundle about the release manifest as a referrer, which
+	// 'cairn get oci://' verifies (with bob's committed one, two identities) and counts.
+	relDigest := strings.TrimSpace(u.ok(t, cmd{}, oras, "resolve", "--plain-http", host+"/hello:1.0.0"))
+	u.ok(t, cmd{stdin: r.AdminToken}, cosign, "login", host, "-u", "cairn", "--password-stdin")
+	dave := writeFile(t, dir, "dave.jwt", []byte(is.Token(t, "dave@hello.dev", 5*time.Minute)))
+	u.ok(t, cmd{}, cosign, "attest", "--new-bundle-format", "--yes", "--allow-insecure-registry", "--allow-http-registry",
+		"--signing-config", scPath, "--trusted-root", trPath, "--identity-token", dave,
+		"--predicate", predPath, "--type", "https://cairn.dev/review/v1", host+"/hello@"+relDigest)
+	get := newCLI(t, r.AdminToken)
+	get.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	policy := writePolicy(t, "global:\n  trusted_identities:\n    - san_regexp: \".*@hello[.]dev\"\n      issuer: "+is.URL+"\n  require_identities: 2\n")
+	got := t.TempDir()
+	code, stdout, stderr := get.run(t, "get", "oci://"+host+"/hello@"+relDigest, "--output-dir", got, "--policy", policy)
+	if code != 0 || !strings.Contains(stderr, "2 verified attestations from 2 distinct identities") {
+		t.Fatalf("cairn get oci:// after cosign attest: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(got, "hello-1.0.0.tar.gz")); err != nil || string(b) != string(content) {
+		t.Fatalf("the fetched file: %q %v", b, err)
 	}
 }
