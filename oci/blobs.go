@@ -416,6 +416,11 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, repo, d strin
 		// without being linked into it: reads never write (see releases.go).
 		ok, data, err = g.releaseBlob(r.Context(), repo, dig)
 	}
+	if err == nil && !ok {
+		// The bundle of a committed attestation: the layer of a release's referrer.
+		data, err = g.attestationBlob(r.Context(), repo, dig)
+		ok = data != nil
+	}
 	if err != nil {
 		g.fail(w, r, err)
 		return

@@ -211,6 +211,13 @@ func (g *Registry) getManifest(w http.ResponseWriter, r *http.Request, repo, ref
 			m = rel.manifest(repo)
 		}
 	}
+	if err == nil && m == nil && byDigest {
+		// An attestation committed for a release file, as a referrer of the release.
+		var a *attestationManifest
+		if a, err = g.attestationManifestByDigest(r.Context(), repo, ref); a != nil {
+			m = a.manifest(repo)
+		}
+	}
 	if err != nil {
 		g.fail(w, r, err)
 		return
@@ -358,6 +365,15 @@ func (g *Registry) deleteManifest(w http.ResponseWriter, r *http.Request, repo, 
 			g.fail(w, r, errorf(api.CodeOCIReleaseImmutable, map[string]string{"digest": ref, "version": rel.Version}, "manifest %s@%s is release %s %s: releases are immutable (yank it with `cairn yank` instead)", repo, ref, repo, rel.Version))
 			return
 		}
+		var a *attestationManifest
+		if err == nil {
+			a, err = g.attestationManifestByDigest(r.Context(), repo, ref)
+		}
+		if err == nil && a != nil {
+			g.fail(w, r, errorf(api.CodeForbidden, map[string]string{"digest": ref, "bundle": "sha256:" + a.Ref.BundleSHA256},
+				"manifest %s@%s is attestation sha256:%s of %s, which the TUF attestation index commits: the OCI API cannot remove it", repo, ref, a.Ref.BundleSHA256, a.Ref.FileName))
+			return
+		}
 		if err == nil {
 			found, err = g.db.OCIDeleteManifest(r.Context(), repo, ref)
 		}
@@ -467,6 +483,18 @@ func (g *Registry) referrers(w http.ResponseWriter, r *http.Request, repo, d str
 	if err != nil {
 		g.fail(w, r, err)
 		return
+	}
+	// A release's committed attestations (derived, never stored) follow the stored
+	// referrers; a stored manifest with the same digest is listed once.
+	derived, err := g.releaseReferrers(r.Context(), repo, dig, at)
+	if err != nil {
+		g.fail(w, r, err)
+		return
+	}
+	for _, a := range derived {
+		if !slices.ContainsFunc(refs, func(x store.OCIReferrer) bool { return x.Digest == a.Digest }) {
+			refs = append(refs, a.referrer())
+		}
 	}
 	list := make([]descriptor, 0, len(refs))
 	for _, x := range refs {

@@ -26,8 +26,8 @@ const (
 )
 
 // attestRepo boots a server whose trusted root is sig's, with project demo publishing
-// demo/1.0/demo.tgz; it returns the file's subject.
-func attestRepo(t *testing.T, sig *attesttest.Sigstore) (*testrepo.Repo, attesttest.Subject) {
+// demo/1.0/demo.tgz; it returns the file's subject. opts change the configuration further.
+func attestRepo(t *testing.T, sig *attesttest.Sigstore, opts ...func(*daemon.Config)) (*testrepo.Repo, attesttest.Subject) {
 	t.Helper()
 	u, drop, err := testdb.Create("server_" + t.Name())
 	if err != nil {
@@ -37,7 +37,13 @@ func attestRepo(t *testing.T, sig *attesttest.Sigstore) (*testrepo.Repo, attestt
 	if err := os.WriteFile(trFile, sig.TrustedRoot(t), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	r := testrepo.Boot(t, u, func(c *daemon.Config) { c.MaxBlobSize = 1 << 20; c.SigstoreTrustedRoot = trFile })
+	r := testrepo.Boot(t, u, func(c *daemon.Config) {
+		c.MaxBlobSize = 1 << 20
+		c.SigstoreTrustedRoot = trFile
+		for _, o := range opts {
+			o(c)
+		}
+	})
 	t.Cleanup(drop)
 	alice := testrepo.NewKey(t, tufrepo.KeyEd25519)
 	r.CreateProject(t, r.AdminToken, "demo", 1, []*testrepo.Key{alice}, alice)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
@@ -440,6 +441,127 @@ func (db *DB) AttestationKeys(ctx context.Context, fileSHA256 string) ([]Project
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("looking up the maintainer keys of sha256:%s: %w", fileSHA256, err)
+	}
+	return out, nil
+}
+
+// CommittedAttestation is an attestation that the newest published attestation index of
+// its file lists: what the registry serves as an OCI referrer of the file's release.
+type CommittedAttestation struct {
+	FileSHA256    string // hex
+	BundleSHA256  string // hex
+	BundleSize    int64
+	PredicateType string
+}
+
+// CommittedAttestations returns, for each of files (sha256 hex) that has any, the
+// attestations that the newest published version of its index role commits, sorted by
+// bundle digest. It reads the set from the signed metadata (role, then the index target
+// by its signed hash), not from the attestations table: an attestation posted but not yet
+// published is not in it, and one the index commits but the table no longer has (a
+// damaged database) is left out, which a client comparing with the index sees.
+func (db *DB) CommittedAttestations(ctx context.Context, files []string) (map[string][]CommittedAttestation, error) {
+	sums := make([][]byte, 0, len(files))
+	for _, f := range files {
+		b, err := unhex32("file digest", f)
+		if err != nil {
+			return nil, err
+		}
+		sums = append(sums, b)
+	}
+	// Most release files have no attestation: only those that do cost a metadata read.
+	rows, err := db.Pool.Query(ctx, `SELECT DISTINCT encode(file_sha256, 'hex') FROM attestations WHERE file_sha256 = ANY($1)`, sums)
+	if err != nil {
+		return nil, fmt.Errorf("looking for attested release files: %w", err)
+	}
+	attested, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("looking for attested release files: %w", err)
+	}
+	out := map[string][]CommittedAttestation{}
+	shards := map[string]*metadata.Metadata[metadata.TargetsType]{}
+	for _, file := range attested {
+		shard := tufrepo.AttestationShard(file)
+		md, seen := shards[shard]
+		if !seen {
+			m, err := db.LatestPublished(ctx, tufrepo.AttestationShardRole(shard))
+			switch {
+			case errors.Is(err, ErrNotBootstrapped):
+				// Never published: nothing of this shard is committed yet.
+			case err != nil:
+				return nil, err
+			default:
+				if md, err = metadata.Targets().FromBytes(m.Raw); err != nil {
+					return nil, fmt.Errorf("reading attestation index role %s version %d: %w", m.Role, m.Version, err)
+				}
+			}
+			shards[shard] = md
+		}
+		if md == nil {
+			continue
+		}
+		tf, ok := md.Signed.Targets[tufrepo.AttestationIndexTarget(file)]
+		if !ok {
+			continue
+		}
+		bundles, err := db.committedIndex(ctx, file, tf)
+		if err != nil {
+			return nil, err
+		}
+		rows, err := db.Pool.Query(ctx, `SELECT encode(bundle_sha256, 'hex'), length(bundle), predicate_type FROM attestations
+			WHERE file_sha256 = decode($1, 'hex') AND encode(bundle_sha256, 'hex') = ANY($2) ORDER BY bundle_sha256`, file, bundles)
+		if err != nil {
+			return nil, fmt.Errorf("reading the committed attestations of sha256:%s: %w", file, err)
+		}
+		as, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (CommittedAttestation, error) {
+			c := CommittedAttestation{FileSHA256: file}
+			return c, r.Scan(&c.BundleSHA256, &c.BundleSize, &c.PredicateType)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("reading the committed attestations of sha256:%s: %w", file, err)
+		}
+		if len(as) > 0 {
+			out[file] = as
+		}
+	}
+	return out, nil
+}
+
+// committedIndex returns the bundle digests of the index target tf of file, checked
+// against the signed length and hash.
+func (db *DB) committedIndex(ctx context.Context, file string, tf *metadata.TargetFiles) ([]string, error) {
+	want := hex.EncodeToString(tf.Hashes["sha256"])
+	raw, err := db.AttestationIndexBytes(ctx, file, want)
+	if err != nil {
+		return nil, fmt.Errorf("reading the published attestation index of sha256:%s: %w", file, err)
+	}
+	if err := tf.VerifyLengthHashes(raw); err != nil {
+		return nil, fmt.Errorf("the stored attestation index of sha256:%s does not match its signed target: %w", file, err)
+	}
+	var idx tufrepo.AttestationIndex
+	if err := json.Unmarshal(raw, &idx); err != nil || idx.FileSHA256 != file {
+		return nil, fmt.Errorf("the published attestation index of sha256:%s is not the index of that file (%v)", file, err)
+	}
+	return idx.Bundles, nil
+}
+
+// AttestationBundleFiles returns the files (sha256 hex) of published releases of project
+// that have an attestation whose bundle has sha256 bundleSHA256 (hex); none for a digest
+// that is not well formed.
+func (db *DB) AttestationBundleFiles(ctx context.Context, project, bundleSHA256 string) ([]string, error) {
+	bsum, err := hex.DecodeString(bundleSHA256)
+	if err != nil || len(bsum) != 32 {
+		return nil, nil
+	}
+	rows, err := db.Pool.Query(ctx, `SELECT DISTINCT encode(a.file_sha256, 'hex') FROM attestations a
+		WHERE a.bundle_sha256 = $2 AND EXISTS (SELECT 1 FROM release_files f JOIN projects p ON p.name = f.project
+			WHERE f.project = $1 AND f.sha256 = a.file_sha256 AND f.role_version <= p.published_version)`, project, bsum)
+	if err != nil {
+		return nil, fmt.Errorf("looking up attestation bundle %s in %s: %w", bundleSHA256, project, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("looking up attestation bundle %s in %s: %w", bundleSHA256, project, err)
 	}
 	return out, nil
 }

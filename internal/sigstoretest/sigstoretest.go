@@ -43,6 +43,12 @@ import (
 const (
 	FulcioVersion = "v1.8.8"
 	TSAVersion    = "v2.1.3"
+	// CosignVersion is the cosign that signs keyless attestations against these services
+	// (e2e/attest_oci_test.go). Not the OCI clients' pinned v2.6.5: its sigstore-go (v1.1.4)
+	// logs a DSSE envelope in Rekor v2 as a dsse entry, which rekor-tiles v2.3.0 refuses
+	// ("invalid type, must be hashedrekord"); v3.1.3's (v1.2.2) logs it as a hashedrekord of
+	// the envelope's PAE. v3.1.4 needs Go 1.27.
+	CosignVersion = "v3.1.3"
 )
 
 func repoRoot() string {
@@ -76,7 +82,22 @@ var (
 	tsaBin = sync.OnceValues(func() (string, error) {
 		return install("CAIRN_TSA_BIN", "timestamp-server", "github.com/sigstore/timestamp-authority/v2/cmd/timestamp-server@"+TSAVersion)
 	})
+	cosignBin = sync.OnceValues(func() (string, error) {
+		return install("CAIRN_COSIGN3_BIN", "cosign", "github.com/sigstore/cosign/v3/cmd/cosign@"+CosignVersion)
+	})
 )
+
+// Cosign returns cosign CosignVersion, built once (`make cosign3`, ~10 min cold) or taken
+// from $CAIRN_COSIGN3_BIN. Like the services it runs when CAIRN_TEST_REKOR=1.
+func Cosign(t testing.TB) string {
+	t.Helper()
+	rekortest.Require(t)
+	bin, err := cosignBin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
 
 func freePort(t testing.TB) int {
 	t.Helper()

@@ -89,7 +89,7 @@ func (a *app) getCommand() *cobra.Command {
 		pf     policyFlags
 	)
 	cmd := &cobra.Command{
-		Use:   "get NAME[@VERSION] [--output-dir DIR] [--via oci] [--as-of-bundle]",
+		Use:   "get NAME[@VERSION] | oci://REGISTRY/REPO@sha256:DIGEST [--output-dir DIR] [--via oci] [--as-of-bundle]",
 		Short: "Download a release, verified end to end",
 		Long: `get downloads the files of release VERSION of project NAME (default: the
 highest version that is not yanked) into DIR. Every file is checked against the length
@@ -113,6 +113,14 @@ through TUF, the list is checked against the signed attestation index, and the p
 applied before anything is downloaded: an unmet rule exits 4, naming it, and nothing is
 written.
 
+With oci://REGISTRY/REPO@sha256:DIGEST (sget's OCI mode) get fetches any OCI artifact,
+from any registry with the referrers API, by digest only (a tag is refused): the manifest
+must hash to DIGEST and each layer to its digest. The Sigstore bundles attached to it as
+referrers (cosign's bundle layout; Cairn serves a release's committed attestations that
+way) are verified offline against the trusted root the configured repository publishes
+through TUF, and the policy is applied per layer (the project is REPO's first component)
+before anything is written; the layers are written under their titles.
+
 -o DIR still names the directory, as it did, but is deprecated: use --output-dir DIR. On
 every other command -o is --output, the output format, and it will be here too.`,
 		Args: cobra.ExactArgs(1),
@@ -123,6 +131,9 @@ every other command -o is --output, the output format, and it will be here too.`
 				}
 				dir = oldDir
 				a.notef("warning: 'cairn get -o DIR' is deprecated: use --output-dir DIR; -o will mean --output (the format), as on every other cairn command\n")
+			}
+			if strings.HasPrefix(args[0], "oci://") {
+				return a.getOCI(args[0], dir, &pf, output)
 			}
 			project, version, pinned, err := releaseArg(args[0])
 			if err != nil {

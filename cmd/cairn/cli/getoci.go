@@ -1,0 +1,76 @@
+package cli
+
+import (
+	"net/url"
+	"strings"
+
+	"github.com/cairn-dev/cairn/client"
+)
+
+// getOCI is 'cairn get oci://REGISTRY/REPO@sha256:DIGEST' (client/getoci.go): fetch by
+// digest, verify the attached bundles against the trusted root from TUF, apply the policy
+// per layer, and only then write the layers.
+func (a *app) getOCI(arg, dir string, pf *policyFlags, output string) error {
+	ref, err := client.ParseOCIRef(arg)
+	if err != nil {
+		return err
+	}
+	project, _, _ := strings.Cut(ref.Repo, "/")
+	rules, err := a.policyRules(pf, project)
+	if err != nil {
+		return err
+	}
+	repo, err := a.repo()
+	if err != nil {
+		return err
+	}
+	hc, err := a.httpClient()
+	if err != nil {
+		return err
+	}
+	// The Cairn token goes only to the configured Cairn server's registry, never to
+	// another registry an oci:// reference names.
+	token := ""
+	if su, err := url.Parse(repo.Server()); err == nil {
+		if ru, err := url.Parse(ref.Base); err == nil && ru.Host == su.Host {
+			token = a.tokenValue()
+		}
+	}
+	art, err := client.FetchOCIArtifact(a.ctx, hc, ref, token)
+	if err != nil {
+		return err
+	}
+	if len(art.Bundles) > 0 || !rules.Empty() {
+		tr, err := repo.SigstoreTrustedRoot(a.ctx)
+		if err != nil {
+			return err
+		}
+		for _, l := range art.Layers {
+			as, refused := art.Attestations(tr, l)
+			if err := rules.Evaluate(as); err != nil {
+				return &client.VerifyError{Code: client.ExitPolicy, Target: l.Name, Detail: err.Error() + " (nothing was written)", Err: err}
+			}
+			ids := map[string]bool{}
+			for _, v := range as {
+				ids[v.Identity.String()] = true
+			}
+			a.notef("%s: %d verified attestations from %d distinct identities", l.Name, len(as), len(ids))
+			if refused > 0 {
+				a.notef(" (%d attached bundles did not verify and were ignored)", refused)
+			}
+			a.notef(".\n")
+		}
+	}
+	files, err := client.DownloadOCILayers(a.ctx, hc, art, token, dir)
+	if err != nil {
+		return err
+	}
+	if output == "json" {
+		return a.printJSON(files)
+	}
+	a.notef("Fetched %s by digest; every layer matched its digest.\n", ref)
+	for _, f := range files {
+		a.printf("%s\t%d bytes\tsha256 %s\n", f.LocalPath, f.Length, f.SHA256)
+	}
+	return nil
+}

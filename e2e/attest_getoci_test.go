@@ -1,0 +1,89 @@
+package e2e
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cairn-dev/cairn/attest/attesttest"
+	cairnclient "github.com/cairn-dev/cairn/client"
+)
+
+// TestAttestGetOCIByDigest: 'cairn get oci://HOST/REPO@sha256:…' (sget's OCI mode) against
+// cairnd's own /v2/: the release artifact is fetched by digest only, the attestations the
+// registry lists as its referrers are verified against the trusted root from TUF and the
+// policy applied per layer; a policy needing more identities than attested exits 4 with
+// nothing written; a tag, and a digest the registry does not have, are refused.
+func TestAttestGetOCIByDigest(t *testing.T) {
+	sig := attesttest.New(t)
+	r, maint, rootFile := newAttestedHello(t, "e2e_attest_getoci", sig.TrustedRoot(t))
+	ctx := t.Context()
+	content := []byte("hello, world: fetched by digest over OCI")
+	releaseHello(t, maint, "1.0.0", content)
+	subj := attesttest.File("hello-1.0.0.tar.gz", content)
+	rest, err := cairnclient.NewAPI(r.URL, cairnclient.WithToken(r.AdminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, who := range []string{"alice@hello.dev", "bob@hello.dev"} {
+		if _, err := rest.PostAttestation(ctx, subj.SHA256, sig.Bundle(t, who, "https://accounts.example.com", attesttest.Options{}, subj)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Server.Publisher().PublishOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequest(http.MethodGet, r.URL+"/v2/hello/manifests/1.0.0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth("cairn", r.AdminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("release manifest: %v %v", res, err)
+	}
+	digest := res.Header.Get("Docker-Content-Digest")
+	res.Body.Close()
+	host := strings.TrimPrefix(r.URL, "http://")
+	ref := "oci://" + host + "/hello@" + digest
+
+	// The registry needs the Cairn token (anonymous pull is off): it goes to the configured
+	// server's registry only.
+	dl := newCLI(t, r.AdminToken)
+	dl.ok(t, "init", "--server", r.URL, "--root", rootFile)
+	policy := func(n string) string {
+		return writePolicy(t, "global:\n  trusted_identities:\n    - san_regexp: \".*@hello[.]dev\"\n      issuer: https://accounts.example.com\n  require_identities: "+n+"\n")
+	}
+	dir := t.TempDir()
+	code, _, errs := dl.run(t, "get", ref, "--output-dir", dir, "--policy", policy("3"))
+	if code != int(cairnclient.ExitPolicy) || !strings.Contains(errs, "require_identities") {
+		t.Fatalf("get %s with a policy of 3 identities (2 attested): exit %d, %s", ref, code, errs)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("get wrote %d files after a policy refusal", len(ents))
+	}
+	code, out, errs := dl.run(t, "get", ref, "--output-dir", dir, "--policy", policy("2"))
+	if code != 0 || !strings.Contains(errs, "2 verified attestations from 2 distinct identities") {
+		t.Fatalf("get %s with the policy met: exit %d\n%s\n%s", ref, code, out, errs)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "hello-1.0.0.tar.gz")); err != nil || string(b) != string(content) {
+		t.Fatalf("the fetched file: %q %v", b, err)
+	}
+
+	// By digest only; a digest the registry does not have is an error, nothing written.
+	if code, _, errs := dl.run(t, "get", "oci://"+host+"/hello:1.0.0", "--output-dir", t.TempDir()); code == 0 || !strings.Contains(errs, "by digest only") {
+		t.Fatalf("get by tag: exit %d, %s", code, errs)
+	}
+	other := sha256.Sum256([]byte("no such manifest"))
+	empty := t.TempDir()
+	if code, _, errs := dl.run(t, "get", "oci://"+host+"/hello@sha256:"+hex.EncodeToString(other[:]), "--output-dir", empty); code == 0 || !strings.Contains(errs, "404") {
+		t.Fatalf("get of an unknown digest: exit %d, %s", code, errs)
+	}
+	if ents, _ := os.ReadDir(empty); len(ents) != 0 {
+		t.Fatalf("get of an unknown digest wrote %d files", len(ents))
+	}
+}
