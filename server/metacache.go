@@ -20,7 +20,6 @@ import (
 // metaFile is one metadata file ready to serve.
 type metaFile struct {
 	raw     []byte
-	sum     []byte // sha256 of raw
 	etag    string
 	version int64
 	expires time.Time
@@ -31,8 +30,6 @@ type metaFile struct {
 	gz atomic.Pointer[gzBody]
 	// background is set for the snapshots the cache compresses itself.
 	background atomic.Bool
-	// send is raw in a sealed memfd, for sendfile (metasend.go); nil until first sent.
-	send atomic.Pointer[sendSource]
 }
 
 // gzipMin is the size from which metadata is served gzipped to clients that accept it:
@@ -47,7 +44,7 @@ type gzBody struct {
 
 func newMetaFile(raw []byte, sum []byte, version int64, expires time.Time) *metaFile {
 	e := etagOf(sum)
-	return &metaFile{raw: raw, sum: sum, etag: e, etagH: []string{e}, lengthH: []string{strconv.Itoa(len(raw))}, version: version, expires: expires}
+	return &metaFile{raw: raw, etag: e, etagH: []string{e}, lengthH: []string{strconv.Itoa(len(raw))}, version: version, expires: expires}
 }
 
 // setGzipped records gz as the file's gzip encoding, unless one is recorded already.
@@ -109,9 +106,6 @@ type metaCache struct {
 	// them by version instead would refuse to follow a database that went back (a restore,
 	// or the rollback an attacker with the database stages), which clients must be shown.
 	refreshing chan struct{}
-
-	// sends holds the memfds versions are sent from (metasend.go).
-	sends sendSources
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced on every new head

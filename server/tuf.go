@@ -139,9 +139,9 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, file stri
 		if age, stale := s.stale(); stale {
 			return s.writeStale(w, r, age)
 		}
-		return serveMeta(w, r, h.timestamp, cacheShortH, nil)
+		return serveMeta(w, r, h.timestamp, cacheShortH)
 	case "root.json":
-		return serveMeta(w, r, h.root, cacheShortH, nil)
+		return serveMeta(w, r, h.root, cacheShortH)
 	}
 	base, ok := strings.CutSuffix(file, ".json")
 	vs, role, ok2 := strings.Cut(base, ".")
@@ -170,8 +170,7 @@ func (s *Server) serveMetadata(w http.ResponseWriter, r *http.Request, file stri
 			return s.writeError(w, r, err)
 		}
 	}
-	// Versioned files are immutable: the larger ones are sent from a memfd (metasend.go).
-	return serveMeta(w, r, f, cacheImmutableH, &s.cache.sends)
+	return serveMeta(w, r, f, cacheImmutableH)
 }
 
 // metaLookup bounds a read of one metadata version from the database, so that a client
@@ -204,9 +203,8 @@ func (s *Server) writeStale(w http.ResponseWriter, r *http.Request, age time.Dur
 // serveMeta answers with one metadata file and returns the status. The common case
 // assigns header values built once per version (metaFile) and writes the body with one
 // Write: ServeContent, which copies through a 32 KB buffer per request, was half of the CPU
-// of serving a snapshot (BENCHMARKS.md); it is kept for Range requests. With sends, the
-// uncompressed body of sendfileMin bytes or more goes by sendfile(2) (sendSources.sendBody).
-func serveMeta(w http.ResponseWriter, r *http.Request, f *metaFile, cacheControl []string, sends *sendSources) int {
+// of serving a snapshot (BENCHMARKS.md); it is kept for Range requests.
+func serveMeta(w http.ResponseWriter, r *http.Request, f *metaFile, cacheControl []string) int {
 	hd := w.Header()
 	hd["Content-Type"] = contentTypeJSON
 	hd["Cache-Control"] = cacheControl
@@ -225,7 +223,6 @@ func serveMeta(w http.ResponseWriter, r *http.Request, f *metaFile, cacheControl
 			if gz := f.gzipped(); gz != nil {
 				body, etag, length = gz.raw, gz.etagH, gz.lengthH
 				hd["Content-Encoding"] = contentEncodingGzip
-				sends = nil // the memfd holds the uncompressed bytes
 			}
 		}
 	}
@@ -236,9 +233,6 @@ func serveMeta(w http.ResponseWriter, r *http.Request, f *metaFile, cacheControl
 		return http.StatusNotModified
 	}
 	hd["Content-Length"] = length
-	if sends != nil && r.Method != http.MethodHead && len(body) >= sendfileMin && sends.sendBody(w, f) {
-		return http.StatusOK
-	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
