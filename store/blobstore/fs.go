@@ -26,10 +26,8 @@ type FS struct {
 // NewFS creates the directories of a blob store under dir; tmp must be on the same file
 // system.
 func NewFS(dir string, tmp *Temp) (*FS, error) {
-	for _, d := range []string{filepath.Join(dir, "sha256")} {
-		if err := os.MkdirAll(d, 0o750); err != nil {
-			return nil, fmt.Errorf("creating blob directory: %w", err)
-		}
+	if err := os.MkdirAll(filepath.Join(dir, "sha256"), 0o750); err != nil {
+		return nil, fmt.Errorf("creating blob directory: %w", err)
 	}
 	return &FS{dir: dir, tmp: tmp}, nil
 }

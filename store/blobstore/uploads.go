@@ -41,10 +41,11 @@ type Uploads struct {
 
 // NewUploads creates the uploads directory dir; tmp must be on its file system.
 func NewUploads(dir string, tmp *Temp, content Content) (*Uploads, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("creating upload directory: %w", err)
+	u := &Uploads{dir: dir, tmp: tmp, content: content, poll: 50 * time.Millisecond}
+	if err := u.mkdir(); err != nil {
+		return nil, err
 	}
-	return &Uploads{dir: dir, tmp: tmp, content: content, poll: 50 * time.Millisecond}, nil
+	return u, nil
 }
 
 var uploadIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -65,6 +66,9 @@ func (u *Uploads) Create(id string) error {
 	if err != nil {
 		return err
 	}
+	if err := u.mkdir(); err != nil {
+		return err
+	}
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o640)
 	if err != nil {
 		return fmt.Errorf("creating upload file: %w", err)
@@ -72,11 +76,24 @@ func (u *Uploads) Create(id string) error {
 	return f.Close()
 }
 
+// mkdir makes the uploads directory again if it is gone (a volume mounted over the blob
+// directory after start): a new session then fails only for a cause the answer can name
+// (a full or read-only disk).
+func (u *Uploads) mkdir() error {
+	if err := os.MkdirAll(u.dir, 0o750); err != nil {
+		return fmt.Errorf("creating upload directory: %w", err)
+	}
+	return nil
+}
+
 // CreateLocked creates the empty file of a private upload (a monolithic push, with no
 // session row) and returns it locked: garbage collection leaves it alone until Close.
 func (u *Uploads) CreateLocked(id string) (*Session, error) {
 	p, err := u.path(id)
 	if err != nil {
+		return nil, err
+	}
+	if err := u.mkdir(); err != nil {
 		return nil, err
 	}
 	// Created and locked in tmp/, then moved (the lock goes with the file): it is never
