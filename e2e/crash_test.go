@@ -19,6 +19,7 @@ import (
 	"github.com/cairn-dev/cairn/internal/daemon"
 	"github.com/cairn-dev/cairn/internal/testrepo"
 	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/store/blobstore"
 	"github.com/cairn-dev/cairn/tufrepo"
 )
 
@@ -140,11 +141,11 @@ func TestCrashBetweenMetadataFileAndCommit(t *testing.T) {
 		}
 	}
 	// gc removes the orphan and nothing else.
-	blobs, err := store.NewFSBlobs(filepath.Join(dir, "blobs"))
+	blobs, err := blobstore.OpenDir(filepath.Join(dir, "blobs"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	n, err := r.DB.RemoveOrphanMeta(ctx, blobs, 0, time.Now(), false)
+	n, err := r.DB.RemoveOrphanMeta(ctx, blobs.Meta, 0, time.Now(), false)
 	if err != nil || n != len(orphans) {
 		t.Fatalf("gc removed %d orphaned files (%v), want %d", n, err, len(orphans))
 	}

@@ -18,11 +18,12 @@ import (
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/store/blobstore"
 )
 
 // parseDigest checks a digest from a URL or query, answering DIGEST_INVALID.
 func parseDigest(d string) (string, error) {
-	if _, _, err := store.ParseDigest(d); err != nil {
+	if _, _, err := blobstore.ParseDigest(d); err != nil {
 		return "", errorf(api.CodeOCIDigestInvalid, map[string]string{"digest": truncate(d, 200)}, "%v", err)
 	}
 	return d, nil
@@ -57,7 +58,7 @@ func (g *Registry) tooLarge(got int64) error {
 	return errorf(api.CodeOCIBlobTooLarge, map[string]int64{"limit": g.cfg.MaxBlobSize}, "the blob is larger than this registry's limit of %d bytes", g.cfg.MaxBlobSize)
 }
 
-// appendErr turns an AppendUpload failure into an answer.
+// appendErr turns a Session.Append failure into an answer.
 func (g *Registry) appendErr(err error) error {
 	switch {
 	case api.CodeOf(err) == api.CodeTooLarge:
@@ -99,8 +100,7 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, repo, _ s
 			return
 		}
 		_, ok, err := g.db.OCIMountBlob(r.Context(), repo, from, dig, func() bool {
-			_, err := g.blobs.StatDigest(r.Context(), dig)
-			return err == nil
+			return blobstore.Exists(r.Context(), g.blobs.Content, dig)
 		})
 		if err != nil {
 			g.fail(w, r, err)
@@ -133,7 +133,7 @@ func (g *Registry) startUpload(w http.ResponseWriter, r *http.Request, repo, _ s
 		w.WriteHeader(http.StatusCreated)
 		return
 	}
-	id, err := g.db.OCICreateUpload(r.Context(), repo, g.blobs.CreateUpload)
+	id, err := g.db.OCICreateUpload(r.Context(), repo, g.blobs.Uploads.Create)
 	if err != nil {
 		g.fail(w, r, err)
 		return
@@ -153,18 +153,18 @@ func (g *Registry) storeMonolithic(ctx context.Context, repo, dig string, body i
 		return err
 	}
 	// The lock is held while the body streams, so garbage collection leaves the file alone.
-	unlock, err := g.blobs.CreateLockedUpload(id)
+	up, err := g.blobs.Uploads.CreateLocked(id)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	defer func() { _ = g.blobs.RemoveUpload(id) }()
-	n, h, err := g.blobs.AppendUpload(id, 0, body, g.cfg.MaxBlobSize)
+	defer up.Close()
+	defer func() { _ = up.Remove() }()
+	n, h, err := up.Append(0, body, g.cfg.MaxBlobSize)
 	if err != nil {
 		return g.appendErr(err)
 	}
 	err = g.db.OCILinkBlob(ctx, repo, dig, n, func() error {
-		_, err := g.blobs.CommitUpload(ctx, id, dig, h)
+		_, err := up.Commit(ctx, dig, h)
 		return err
 	})
 	return commitErr(err, dig)
@@ -172,7 +172,7 @@ func (g *Registry) storeMonolithic(ctx context.Context, repo, dig string, body i
 
 // uploadSession checks the form of a session ID in a URL.
 func (g *Registry) uploadSession(w http.ResponseWriter, r *http.Request, repo, id string) bool {
-	if _, err := g.blobs.UploadPath(id); err != nil {
+	if !blobstore.ValidUploadID(id) {
 		g.fail(w, r, errorf(api.CodeOCIUploadUnknown, nil, "upload %q is not a session of this registry: start one with POST /v2/%s/blobs/uploads/", truncate(id, 80), repo))
 		return false
 	}
@@ -238,7 +238,7 @@ func (e *outOfOrder) Error() string { return "out of order chunk" }
 // receiveChunk appends the request body to a session holding size bytes, checking its
 // Content-Range; on a refusal the file is cut back to size. It returns the new size and
 // the sha256 of the bytes so far (nil if unknown).
-func (g *Registry) receiveChunk(r *http.Request, id string, size int64) (int64, hash.Hash, error) {
+func (g *Registry) receiveChunk(r *http.Request, up *blobstore.Session, size int64) (int64, hash.Hash, error) {
 	start, end, ranged, err := chunkRange(r)
 	if err != nil {
 		return 0, nil, err
@@ -246,12 +246,12 @@ func (g *Registry) receiveChunk(r *http.Request, id string, size int64) (int64, 
 	if ranged && start != size {
 		return 0, nil, &outOfOrder{size: size, start: start}
 	}
-	n, h, err := g.blobs.AppendUpload(id, size, r.Body, g.cfg.MaxBlobSize)
+	n, h, err := up.Append(size, r.Body, g.cfg.MaxBlobSize)
 	if err != nil {
 		return 0, nil, g.appendErr(err)
 	}
 	if ranged && n-size != end-start+1 {
-		if err := g.blobs.TruncateUpload(id, size); err != nil {
+		if err := up.Truncate(size); err != nil {
 			return 0, nil, err
 		}
 		return 0, nil, errorf(api.CodeOCISizeInvalid, nil, "the chunk has %d bytes but Content-Range says %d", n-size, end-start+1)
@@ -272,12 +272,13 @@ func (g *Registry) chunkFail(w http.ResponseWriter, r *http.Request, repo, id st
 	g.fail(w, r, err)
 }
 
-// lockedSession takes a session's file lock and reads the session afresh. Chunks of one
+// lockedSession takes a session's file lock (waiting for another request that writes to
+// it, for as long as this request lives) and reads the session afresh. Chunks of one
 // session are written one at a time under that lock, without a database transaction open
 // while the client streams (a slow client must not hold a pool connection); the size is
 // then recorded only if it is still the one the chunk was written after.
-func (g *Registry) lockedSession(r *http.Request, repo, id string) (*store.OCIUpload, func(), error) {
-	unlock, err := g.blobs.LockUpload(id)
+func (g *Registry) lockedSession(r *http.Request, repo, id string) (*store.OCIUpload, *blobstore.Session, error) {
+	up, err := g.blobs.Uploads.Lock(r.Context(), id)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, g.unknownUpload(repo)
 	}
@@ -289,10 +290,10 @@ func (g *Registry) lockedSession(r *http.Request, repo, id string) (*store.OCIUp
 		err = g.unknownUpload(repo)
 	}
 	if err != nil {
-		unlock()
+		up.Close()
 		return nil, nil, err
 	}
-	return u, unlock, nil
+	return u, up, nil
 }
 
 // patchUpload is PATCH on a session: a chunk (with Content-Range) or a stream (without).
@@ -300,27 +301,27 @@ func (g *Registry) patchUpload(w http.ResponseWriter, r *http.Request, repo, id 
 	if _, ok := g.authorize(w, r, repo, accessPush); !ok || !g.uploadSession(w, r, repo, id) {
 		return
 	}
-	u, unlock, err := g.lockedSession(r, repo, id)
+	u, up, err := g.lockedSession(r, repo, id)
 	if err != nil {
 		g.fail(w, r, err)
 		return
 	}
-	defer unlock()
-	n, h, err := g.receiveChunk(r, id, u.Size)
+	defer up.Close()
+	n, h, err := g.receiveChunk(r, up, u.Size)
 	if err != nil {
 		g.chunkFail(w, r, repo, id, err)
 		return
 	}
 	ok, err := g.db.OCISetUploadSize(r.Context(), id, u.Size, n)
 	if err != nil || !ok {
-		_ = g.blobs.TruncateUpload(id, u.Size)
+		_ = up.Truncate(u.Size)
 		if err == nil {
 			err = g.unknownUpload(repo)
 		}
 		g.fail(w, r, err)
 		return
 	}
-	g.blobs.SaveUploadHash(id, n, h)
+	up.SaveHash(n, h)
 	w.Header().Set("Location", uploadLocation(repo, id))
 	w.Header().Set("Range", rangeHeader(n))
 	w.Header().Set("Docker-Upload-UUID", id)
@@ -345,27 +346,27 @@ func (g *Registry) putUpload(w http.ResponseWriter, r *http.Request, repo, id st
 		g.fail(w, r, err)
 		return
 	}
-	u, unlock, err := g.lockedSession(r, repo, id)
+	u, up, err := g.lockedSession(r, repo, id)
 	if err != nil {
 		g.fail(w, r, err)
 		return
 	}
-	defer unlock()
+	defer up.Close()
 	n := u.Size
 	var h hash.Hash
 	if r.ContentLength != 0 {
-		if n, h, err = g.receiveChunk(r, id, u.Size); err != nil {
+		if n, h, err = g.receiveChunk(r, up, u.Size); err != nil {
 			g.chunkFail(w, r, repo, id, err)
 			return
 		}
 	}
 	found, err := g.db.OCIFinishUpload(r.Context(), repo, id, u.Size, dig, n, func() error {
-		_, err := g.blobs.CommitUpload(r.Context(), id, dig, h)
+		_, err := up.Commit(r.Context(), dig, h)
 		return err
 	})
 	if err != nil || !found {
 		if n != u.Size { // the last chunk goes too: the session is as before this request
-			_ = g.blobs.TruncateUpload(id, u.Size)
+			_ = up.Truncate(u.Size)
 		}
 		if err == nil {
 			err = g.unknownUpload(repo)
@@ -393,7 +394,7 @@ func (g *Registry) cancelUpload(w http.ResponseWriter, r *http.Request, repo, id
 		g.fail(w, r, g.unknownUpload(repo))
 		return
 	}
-	if err := g.blobs.RemoveUpload(id); err != nil {
+	if err := g.blobs.Uploads.Remove(id); err != nil {
 		g.log.Warn("removing a cancelled upload's file", "err", err)
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -439,7 +440,7 @@ func (g *Registry) getBlob(w http.ResponseWriter, r *http.Request, repo, d strin
 		http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(data))
 		return
 	}
-	f, err := g.blobs.OpenDigest(r.Context(), dig)
+	f, _, err := g.blobs.Content.Open(r.Context(), dig)
 	if errors.Is(err, os.ErrNotExist) {
 		// Garbage collection may have taken the link and the file since the lookup; a
 		// link that is still there without its file is damage worth a log line.

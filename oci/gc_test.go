@@ -15,6 +15,7 @@ import (
 	"github.com/cairn-dev/cairn/internal/daemon"
 	"github.com/cairn-dev/cairn/internal/testrepo"
 	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/store/blobstore"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/jackc/pgx/v5"
 )
@@ -152,7 +153,7 @@ func TestConcurrentWrites(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := db.OCIGarbageCollect(context.Background(), blobs, store.OCIGCOptions{UploadTTL: time.Hour}); err != nil && !strings.Contains(err.Error(), "another OCI garbage collection") {
+			if _, err := db.OCIGarbageCollect(context.Background(), blobs, store.OCIGCOptions{UploadTTL: time.Hour, Now: time.Now}); err != nil && !strings.Contains(err.Error(), "another OCI garbage collection") {
 				gcErr <- err
 				return
 			}
@@ -190,15 +191,15 @@ func TestConcurrentWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, d := range linked {
-		if _, err := blobs.StatDigest(context.Background(), d); err != nil {
+		if _, err := blobs.Content.Stat(context.Background(), d); err != nil {
 			t.Errorf("blob %s is linked but its file is gone: %v", d, err)
 		}
 	}
 }
 
-func mustBlobs(t *testing.T, dir string) *store.FSBlobs {
+func mustBlobs(t *testing.T, dir string) *blobstore.Store {
 	t.Helper()
-	b, err := store.NewFSBlobs(dir)
+	b, err := blobstore.OpenDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/internal/faults"
 	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/store/blobstore"
 )
 
 // Config holds the registry's switches and limits.
@@ -59,7 +60,7 @@ func DefaultConfig() Config {
 type Registry struct {
 	cfg   Config
 	db    *store.DB
-	blobs *store.FSBlobs
+	blobs *blobstore.Store
 	log   *slog.Logger
 	now   func() time.Time
 
@@ -68,7 +69,7 @@ type Registry struct {
 }
 
 // New returns the registry. It does not touch the database until a request arrives.
-func New(cfg Config, db *store.DB, blobs *store.FSBlobs, log *slog.Logger, now func() time.Time) *Registry {
+func New(cfg Config, db *store.DB, blobs *blobstore.Store, log *slog.Logger, now func() time.Time) *Registry {
 	def := DefaultConfig()
 	if cfg.MaxBlobSize <= 0 {
 		cfg.MaxBlobSize = def.MaxBlobSize

@@ -181,7 +181,7 @@ func (g *Registry) linkReleaseBlobs(ctx context.Context, repo string, blobs []st
 		if err != nil {
 			return err
 		}
-		if _, err := g.blobs.StatDigest(ctx, d); err != nil {
+		if _, err := g.blobs.Content.Stat(ctx, d); err != nil {
 			if errors.Is(err, os.ErrNotExist) {
 				return fmt.Errorf("release file %s is not in the blob store", d)
 			}

@@ -5,7 +5,7 @@ import (
 	"strings"
 
 	"github.com/cairn-dev/cairn/api"
-	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/store/blobstore"
 	"github.com/go-chi/chi/v5"
 )
 
@@ -17,7 +17,7 @@ func (s *Server) routeBlobs(r chi.Router) {
 func blobDigest(r *http.Request) (string, error) {
 	d := chi.URLParam(r, "digest")
 	sum, ok := strings.CutPrefix(d, "sha256:")
-	if !ok || !store.ValidSHA256(sum) {
+	if !ok || !blobstore.ValidSHA256(sum) {
 		return "", api.Errorf(api.CodeBadRequest, "blob digest %.80q must be sha256:<64 lowercase hex digits>", d)
 	}
 	return sum, nil
@@ -47,17 +47,18 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 	// Already stored (recorded, and its bytes present) is answered without reading the body.
 	// A new blob is the common case: with local storage a stat says so without a database
 	// round trip; with a remote store the row is the cheaper question, so it comes first.
-	local := s.blobs.Remote == nil
-	if present := local && s.blobs.Exists(r.Context(), sum); present || !local {
+	content, digest := s.blobs.Content, "sha256:"+sum
+	_, local := s.blobs.Local()
+	if present := local && blobstore.Exists(r.Context(), content, digest); present || !local {
 		if size, ok, err := s.db.BlobSize(r.Context(), sum); err != nil {
 			s.writeError(w, r, err)
 			return
-		} else if ok && (present || s.blobs.Exists(r.Context(), sum)) {
+		} else if ok && (present || blobstore.Exists(r.Context(), content, digest)) {
 			writeJSON(w, http.StatusOK, api.BlobResult{Digest: "sha256:" + sum, Size: size})
 			return
 		}
 	}
-	size, err := s.blobs.Put(r.Context(), sum, r.Body, s.cfg.MaxBlobSize)
+	size, err := content.Put(r.Context(), digest, r.Body, s.cfg.MaxBlobSize)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -85,7 +86,7 @@ func (s *Server) headBlob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	if !ok || !s.blobs.Exists(r.Context(), sum) {
+	if !ok || !blobstore.Exists(r.Context(), s.blobs.Content, "sha256:"+sum) {
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}

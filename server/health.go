@@ -141,7 +141,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	// for the same reason as a failing publisher below: downloads still work, and a shared
 	// blob directory would take every replica out at once.
 	if s.blobs != nil {
-		if err := s.blobs.CheckWritable(); err != nil {
+		if err := s.blobs.Temp.CheckWritable(); err != nil {
 			degrade()
 			h.Checks["blob_store"] = "NOT WRITABLE: uploads answer 503: " + err.Error()
 		} else {

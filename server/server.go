@@ -16,6 +16,7 @@ import (
 	"github.com/cairn-dev/cairn/internal/faults"
 	"github.com/cairn-dev/cairn/oci"
 	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/store/blobstore"
 	"github.com/cairn-dev/cairn/tlog"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/go-chi/chi/v5"
@@ -93,7 +94,7 @@ func DefaultConfig() Config {
 type Server struct {
 	cfg       Config
 	db        *store.DB
-	blobs     *store.FSBlobs
+	blobs     *blobstore.Store
 	cache     *metaCache
 	merkle    *merkleTrees
 	publisher *tufrepo.Publisher
@@ -118,7 +119,7 @@ type Server struct {
 }
 
 // New builds a server. Run must be called to start its background work.
-func New(cfg Config, db *store.DB, blobs *store.FSBlobs, signers tufrepo.Signers, log *slog.Logger, now func() time.Time) *Server {
+func New(cfg Config, db *store.DB, blobs *blobstore.Store, signers tufrepo.Signers, log *slog.Logger, now func() time.Time) *Server {
 	s := &Server{cfg: cfg, db: db, blobs: blobs, cache: newMetaCache(db, cfg.CacheBytes), log: log, faults: faults.NewReporter(log, now, pinger(db)), now: now, limits: cfg.Limits.withDefaults(openFileLimit())}
 	s.merkle = newMerkleTrees(db, cfg.SnapshotRetention, now)
 	reg := prometheus.NewRegistry()

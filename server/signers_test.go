@@ -17,7 +17,7 @@ import (
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/server"
-	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/store/blobstore"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/sigstore/sigstore/pkg/signature"
 )
@@ -61,7 +61,7 @@ func TestSignerOutage(t *testing.T) {
 	ts.Signer = flaky
 	ts.Retry = tufrepo.Retry{Attempts: 3, Initial: time.Millisecond, Max: time.Millisecond}
 	signers := tufrepo.Signers{Timestamp: ts, Snapshot: devSigner(t, r.Dir, tufrepo.RoleSnapshot), RecentlyClaimed: devSigner(t, r.Dir, tufrepo.RoleRecentlyClaimed)}
-	blobs, err := store.NewFSBlobs(t.TempDir())
+	blobs, err := blobstore.OpenDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -401,8 +401,8 @@ func (e *staticExport) exportTargets(ctx context.Context, project string, raw []
 // blob file is made world-readable, as the published file it is, so that nginx's workers
 // can read it), else a copy.
 func (e *staticExport) placeTarget(ctx context.Context, sum, dst string) error {
-	if e.s.blobs.Remote == nil {
-		src, err := e.s.blobs.DigestPath("sha256:" + sum)
+	if local, ok := e.s.blobs.Local(); ok {
+		src, err := local.Path("sha256:" + sum)
 		if err != nil {
 			return err
 		}
@@ -421,7 +421,7 @@ func (e *staticExport) placeTarget(ctx context.Context, sum, dst string) error {
 		}
 		// Another file system (EXDEV) or no hard links: copy.
 	}
-	f, err := e.s.blobs.Open(ctx, sum)
+	f, _, err := e.s.blobs.Content.Open(ctx, "sha256:"+sum)
 	if err != nil {
 		return fmt.Errorf("opening blob sha256:%s: %w", sum, err)
 	}

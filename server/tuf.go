@@ -311,7 +311,7 @@ func (s *Server) getTarget(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, api.Errorf(api.CodeNotFound, "target %q is not published with sha256 %s", path, sum))
 		return
 	}
-	f, err := s.blobs.Open(r.Context(), sum)
+	f, _, err := s.blobs.Content.Open(r.Context(), "sha256:"+sum)
 	if err != nil {
 		s.writeError(w, r, fmt.Errorf("opening blob of published target %s: %w", path, err))
 		return

@@ -4,16 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/store/blobstore"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/jackc/pgx/v5"
 )
@@ -138,90 +135,6 @@ func EnvelopeHead(raw []byte) []byte {
 	return raw[:i+len(mark)]
 }
 
-func (b *FSBlobs) metaPath(sum []byte) string {
-	return filepath.Join(b.Dir, "metadata", hex.EncodeToString(sum))
-}
-
-// WriteMeta implements MetaFiles: <dir>/metadata/<hex sha256>, written through a
-// temporary file renamed into place; durable, the file is synced before the rename and the
-// directory after it.
-func (b *FSBlobs) WriteMeta(ctx context.Context, sum, raw []byte, durable bool) error {
-	dst := b.metaPath(sum)
-	if st, err := os.Stat(dst); err == nil && st.Size() == int64(len(raw)) {
-		return nil // content-addressed: the same bytes are already there
-	}
-	dir := filepath.Dir(dst)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return fmt.Errorf("creating metadata directory: %w", err)
-	}
-	// Locked until it is renamed into place, so that garbage collection of tmp/ leaves it
-	// alone (RemoveAbandonedTemp).
-	tmp, err := b.createLockedTemp("meta-*")
-	if err != nil {
-		return fmt.Errorf("creating metadata file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	defer tmp.Close()
-	if _, err := tmp.Write(raw); err != nil {
-		return fmt.Errorf("writing metadata file: %w", err)
-	}
-	if durable {
-		if err := tmp.Sync(); err != nil {
-			return fmt.Errorf("syncing metadata file: %w", err)
-		}
-	}
-	if err := os.Rename(tmp.Name(), dst); err != nil {
-		return fmt.Errorf("storing metadata file: %w", err)
-	}
-	if !durable {
-		return nil
-	}
-	return syncDir(dir)
-}
-
-// SyncMeta implements MetaFiles.
-func (b *FSBlobs) SyncMeta(ctx context.Context, sum []byte) error {
-	f, err := os.Open(b.metaPath(sum))
-	if err != nil {
-		return fmt.Errorf("syncing metadata file: %w", err)
-	}
-	defer f.Close()
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("syncing metadata file: %w", err)
-	}
-	return syncDir(filepath.Dir(f.Name()))
-}
-
-// ReadMeta implements MetaFiles.
-func (b *FSBlobs) ReadMeta(ctx context.Context, sum []byte) ([]byte, error) {
-	raw, err := os.ReadFile(b.metaPath(sum))
-	if err != nil {
-		return nil, fmt.Errorf("reading metadata file: %w", err)
-	}
-	return raw, nil
-}
-
-// RemoveMeta implements MetaFiles.
-func (b *FSBlobs) RemoveMeta(ctx context.Context, sum []byte) error {
-	if err := os.Remove(b.metaPath(sum)); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing metadata file: %w", err)
-	}
-	return nil
-}
-
-// syncDir makes a rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("opening %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", dir, err)
-	}
-	return nil
-}
-
 // PruneSnapshots drops the bytes of the snapshot versions no client can still ask for:
 // those older than every snapshot named by a timestamp published in the last keep, and
 // than the current one. Clients fetch the snapshot a timestamp names right after fetching
@@ -280,35 +193,26 @@ func (db *DB) PruneSnapshots(ctx context.Context, keep time.Duration, now time.T
 // RemoveOrphanMeta removes metadata files that no row names and that are older than grace:
 // the bytes of a publish that crashed between writing them and its commit, or of a prune
 // that crashed after its commit. It returns how many files it removed (or would, dryRun).
-func (db *DB) RemoveOrphanMeta(ctx context.Context, b *FSBlobs, grace time.Duration, now time.Time, dryRun bool) (int, error) {
-	dir := filepath.Join(b.Dir, "metadata")
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return 0, nil
-	}
+func (db *DB) RemoveOrphanMeta(ctx context.Context, m *blobstore.MetaDir, grace time.Duration, now time.Time, dryRun bool) (int, error) {
+	files, err := m.List()
 	if err != nil {
-		return 0, fmt.Errorf("listing metadata files: %w", err)
+		return 0, err
 	}
 	n := 0
-	for _, e := range entries {
-		sum, err := hex.DecodeString(e.Name())
-		if err != nil || len(sum) != sha256.Size {
-			continue
-		}
-		info, err := e.Info()
-		if err != nil || now.Sub(info.ModTime()) < grace {
+	for _, f := range files {
+		if now.Sub(f.ModTime) < grace {
 			continue
 		}
 		var named bool
-		if err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM metadata WHERE sha256 = $1 AND stored = 'file')`, sum).Scan(&named); err != nil {
-			return n, fmt.Errorf("checking metadata file %s: %w", e.Name(), err)
+		if err := db.Pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM metadata WHERE sha256 = $1 AND stored = 'file')`, f.SHA256).Scan(&named); err != nil {
+			return n, fmt.Errorf("checking metadata file %x: %w", f.SHA256, err)
 		}
 		if named {
 			continue
 		}
 		n++
 		if !dryRun {
-			if err := b.RemoveMeta(ctx, sum); err != nil {
+			if err := m.RemoveMeta(ctx, f.SHA256); err != nil {
 				return n, err
 			}
 		}

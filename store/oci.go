@@ -11,11 +11,12 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/store/blobstore"
 	"github.com/jackc/pgx/v5"
 )
 
 // OCI registry metadata (issue #4). The oci package speaks HTTP; this file keeps what it
-// needs in PostgreSQL. Blob bytes are in FSBlobs.
+// needs in PostgreSQL. Blob bytes are in blobstore.
 
 // OCIManifest is a stored manifest.
 type OCIManifest struct {
@@ -540,6 +541,9 @@ type OCIGCOptions struct {
 	UploadTTL time.Duration
 	// DryRun reports what would go and changes nothing.
 	DryRun bool
+	// Now is the collection's clock (time.Now in cairnd; tests drive it). Ages are measured
+	// from the one instant read at the start, for records and files alike.
+	Now func() time.Time
 }
 
 // OCIGCReport says what a garbage collection removed (or would remove).
@@ -572,8 +576,15 @@ var errGCBusy = errors.New("another OCI garbage collection is running")
 // lock (SKIP LOCKED; pushes and mounts lock the row too, so they either keep the blob or
 // wait and record it again); the files go after, each under the blob's advisory lock.
 // Files that are also release files are never removed.
-func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions) (OCIGCReport, error) {
+func (db *DB) OCIGarbageCollect(ctx context.Context, b *blobstore.Store, o OCIGCOptions) (OCIGCReport, error) {
 	rep := OCIGCReport{DryRun: o.DryRun, Blobs: []string{}}
+	if o.Now == nil {
+		return rep, errors.New("OCI garbage collection: no clock (OCIGCOptions.Now)")
+	}
+	// The limits are instants of the clock, not PostgreSQL's now(): a collection at a
+	// chosen time sees exactly what is older than grace then.
+	now := o.Now()
+	expired, young := now.Add(-o.UploadTTL), now.Add(-o.Grace)
 	var removeFiles []string
 	var removeUploads []string
 	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
@@ -584,8 +595,7 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 		if !locked {
 			return errGCBusy
 		}
-		ttl, grace := o.UploadTTL.String(), o.Grace.String()
-		rows, err := tx.Query(ctx, `DELETE FROM oci_uploads WHERE updated_at < now() - $1::interval RETURNING id`, ttl)
+		rows, err := tx.Query(ctx, `DELETE FROM oci_uploads WHERE updated_at < $1 RETURNING id`, expired)
 		if err != nil {
 			return fmt.Errorf("removing expired upload sessions: %w", err)
 		}
@@ -596,7 +606,7 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 		rep.Sessions = len(ids)
 		removeUploads = append(removeUploads, ids...)
 		// Upload files whose session row is gone (a crash between the two).
-		files, err := b.UploadFiles()
+		files, err := b.Uploads.Files()
 		if err != nil {
 			return err
 		}
@@ -609,7 +619,7 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 			return fmt.Errorf("listing upload sessions: %w", err)
 		}
 		for id, mtime := range files {
-			if !slices.Contains(live, id) && !slices.Contains(ids, id) && time.Since(mtime) > o.Grace {
+			if !slices.Contains(live, id) && !slices.Contains(ids, id) && now.Sub(mtime) > o.Grace {
 				removeUploads = append(removeUploads, id)
 				rep.UploadFiles++
 			}
@@ -617,9 +627,9 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 		// Links to blobs that no manifest of their repository references. A manifest push
 		// holds a share lock on the links it needs, so locked links are skipped, and each
 		// one is checked again (a new statement sees manifests committed since) as it goes.
-		rows, err = tx.Query(ctx, `SELECT repo, digest FROM oci_repo_blobs l WHERE l.created_at < now() - $1::interval
+		rows, err = tx.Query(ctx, `SELECT repo, digest FROM oci_repo_blobs l WHERE l.created_at < $1
 			AND NOT EXISTS (SELECT 1 FROM oci_manifest_refs m WHERE m.repo = l.repo AND m.ref = l.digest)
-			ORDER BY repo, digest FOR UPDATE SKIP LOCKED`, grace)
+			ORDER BY repo, digest FOR UPDATE SKIP LOCKED`, young)
 		if err != nil {
 			return fmt.Errorf("finding unreferenced blob links: %w", err)
 		}
@@ -641,9 +651,9 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 		// Blobs no repository links.
 		rows, err = tx.Query(ctx, `SELECT b.digest, b.size,
 				EXISTS (SELECT 1 FROM blobs r WHERE b.digest = 'sha256:' || encode(r.sha256, 'hex'))
-			FROM oci_blobs b WHERE b.last_used < now() - $1::interval
+			FROM oci_blobs b WHERE b.last_used < $1
 			AND NOT EXISTS (SELECT 1 FROM oci_repo_blobs l WHERE l.digest = b.digest)
-			ORDER BY b.digest FOR UPDATE OF b SKIP LOCKED`, grace)
+			ORDER BY b.digest FOR UPDATE OF b SKIP LOCKED`, young)
 		if err != nil {
 			return fmt.Errorf("finding unreferenced blobs: %w", err)
 		}
@@ -662,7 +672,7 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 		for _, c := range cands {
 			// A file written within the grace period is in use by a push that has not
 			// recorded it yet (a release file on its way into "blobs", say): keep it.
-			if fi, err := b.StatDigest(ctx, c.digest); err == nil && time.Since(fi.ModTime) < o.Grace {
+			if fi, err := b.Content.Stat(ctx, c.digest); err == nil && now.Sub(fi.ModTime) < o.Grace {
 				continue
 			}
 			// Checked again now that the row is locked: a push that linked it just before
@@ -707,24 +717,24 @@ func (db *DB) OCIGarbageCollect(ctx context.Context, b *FSBlobs, o OCIGCOptions)
 				if back {
 					return nil
 				}
-				return b.RemoveDigest(ctx, d)
+				return b.Content.Delete(ctx, d)
 			})
 			if err != nil {
 				return rep, err
 			}
 		}
 		for _, id := range removeUploads {
-			if _, err := b.TryRemoveUpload(id); err != nil {
+			if _, err := b.Uploads.TryRemove(id); err != nil {
 				return rep, err
 			}
 		}
 	}
-	left, err := b.RemoveUploadLeftovers(o.Grace, o.DryRun)
+	left, err := b.Uploads.RemoveLeftovers(o.Grace, now, o.DryRun)
 	rep.UploadFiles += left
 	if err != nil {
 		return rep, err
 	}
-	tmp, err := b.RemoveAbandonedTemp(o.Grace, time.Now(), o.DryRun)
+	tmp, err := b.Temp.RemoveAbandoned(o.Grace, now, o.DryRun)
 	rep.TempFiles, rep.TempBytes, rep.TempInUse = tmp.Files, tmp.Bytes, tmp.Live
 	if err != nil {
 		return rep, fmt.Errorf("collecting abandoned temporary files: %w", err)

@@ -3,11 +3,9 @@ package store_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -128,49 +126,6 @@ func TestTokens(t *testing.T) {
 	}
 	if err := db.RevokeToken(ctx, "nope"); api.CodeOf(err) != api.CodeNotFound {
 		t.Fatalf("revoking unknown token: %v", err)
-	}
-}
-
-func TestFSBlobsLeaveNothingBehindOnError(t *testing.T) {
-	dir := t.TempDir()
-	b, err := store.NewFSBlobs(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	content := []byte("hello")
-	sum := sha256.Sum256(content)
-	h := hex.EncodeToString(sum[:])
-	for _, c := range []struct {
-		name string
-		sum  string
-		body []byte
-		max  int64
-		code api.Code
-	}{
-		{"wrong digest", h, []byte("other"), 100, api.CodeDigestMismatch},
-		{"too large", h, content, 4, api.CodeTooLarge},
-		{"bad digest", "../../etc/passwd", content, 100, api.CodeBadRequest},
-	} {
-		if _, err := b.Put(ctx, c.sum, bytes.NewReader(c.body), c.max); api.CodeOf(err) != c.code {
-			t.Errorf("%s: %v", c.name, err)
-		}
-		left, _ := filepath.Glob(filepath.Join(dir, "tmp", "*"))
-		if len(left) != 0 || b.Exists(context.Background(), h) {
-			t.Errorf("%s: left %v", c.name, left)
-		}
-	}
-	n, err := b.Put(ctx, h, bytes.NewReader(content), 100)
-	if err != nil || n != 5 || !b.Exists(context.Background(), h) {
-		t.Fatalf("put: %d %v", n, err)
-	}
-	f, err := b.Open(ctx, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	if _, err := b.Open(ctx, strings.Repeat("0", 64)); api.CodeOf(err) != api.CodeNotFound {
-		t.Fatalf("missing blob: %v", err)
 	}
 }
 

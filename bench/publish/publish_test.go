@@ -29,6 +29,7 @@ import (
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/store/blobstore"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -51,11 +52,11 @@ func setup(b *testing.B) *env {
 	}
 	b.Cleanup(db.Close)
 	// As cairnd does: large signed metadata (the snapshot) as files in the blob directory.
-	blobs, err := store.NewFSBlobs(filepath.Join(dir, "blobs"))
+	blobs, err := blobstore.OpenDir(filepath.Join(dir, "blobs"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	db.StoreMetadataIn(blobs, store.DefaultMetaFileMin)
+	db.StoreMetadataIn(blobs.Meta, store.DefaultMetaFileMin)
 	keys := filepath.Join(dir, "keys")
 	load := func(role string) *tufrepo.OnlineSigner {
 		u := (&url.URL{Scheme: "file", Path: filepath.Join(keys, role+".json"), RawQuery: "passphrase-file=" + url.QueryEscape(filepath.Join(keys, "passphrase"))}).String()

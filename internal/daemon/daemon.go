@@ -22,6 +22,7 @@ import (
 	"github.com/cairn-dev/cairn/internal/buildinfo"
 	"github.com/cairn-dev/cairn/server"
 	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/store/blobstore"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/cairn-dev/cairn/tufrepo/keyuri"
 	"github.com/sigstore/sigstore/pkg/signature"
@@ -153,22 +154,21 @@ func openCurrentDB(ctx context.Context, c *Config, log *slog.Logger) (*store.DB,
 }
 
 // openBlobs opens the blob store: dir, and the S3 bucket for finished blobs if configured.
-func openBlobs(ctx context.Context, c *Config, dir string) (*store.FSBlobs, error) {
-	blobs, err := store.NewFSBlobs(dir)
-	if err != nil || c.BlobS3Bucket == "" {
-		return blobs, err
+func openBlobs(ctx context.Context, c *Config, dir string) (*blobstore.Store, error) {
+	if c.BlobS3Bucket == "" {
+		return blobstore.Open(ctx, dir, nil)
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	remote, err := store.NewS3Content(cctx, store.S3Config{
+	return blobstore.Open(cctx, dir, s3Config(c))
+}
+
+// s3Config is the bucket of finished blobs the configuration names.
+func s3Config(c *Config) *blobstore.S3Config {
+	return &blobstore.S3Config{
 		Endpoint: c.BlobS3Endpoint, Region: c.BlobS3Region, Bucket: c.BlobS3Bucket, Prefix: c.BlobS3Prefix,
 		PathStyle: c.BlobS3PathStyle, AccessKey: c.BlobS3AccessKey, SecretKey: c.BlobS3SecretKey,
-	})
-	if err != nil {
-		return nil, err
 	}
-	blobs.Remote = remote
-	return blobs, nil
 }
 
 func loadSigners(ctx context.Context, c *Config, getenv func(string) string) (tufrepo.Signers, error) {
@@ -329,11 +329,11 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 		return fail(err)
 	}
 	if c.MetadataFileMin >= 0 {
-		var files store.MetaFiles = blobs
+		var files store.MetaFiles = blobs.Meta
 		if getenv("CAIRN_FAILPOINT") == "kill-after-metadata-file" {
 			// For the crash test (e2e/crash_test.go): die as kill -9 would, after a publish
 			// wrote a metadata file and before its transaction commits.
-			files = killAfterWrite{blobs}
+			files = killAfterWrite{blobs.Meta}
 		}
 		min := c.MetadataFileMin
 		if min == 0 {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/store/blobstore"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/spf13/cobra"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -289,10 +290,8 @@ func doctorBlobs(ctx context.Context, c *Config, o DoctorOptions, rep *DoctorRep
 	}
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	remote, err := store.NewS3Content(sctx, store.S3Config{
-		Endpoint: c.BlobS3Endpoint, Region: c.BlobS3Region, Bucket: c.BlobS3Bucket, Prefix: c.BlobS3Prefix,
-		PathStyle: c.BlobS3PathStyle, AccessKey: c.BlobS3AccessKey, SecretKey: c.BlobS3SecretKey,
-	})
+	// Only looks: nothing is sent, so the temporary directory is never used.
+	remote, err := blobstore.NewS3(sctx, *s3Config(c), nil)
 	if err == nil {
 		// A digest no blob has: "not found" proves the bucket answers and lets us look.
 		_, err = remote.Stat(sctx, "sha256:"+strings.Repeat("0", 64))

@@ -42,11 +42,12 @@ func gcCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Command 
 			return err
 		}
 		defer db.Close()
+		opts.Now = time.Now
 		rep, err := db.OCIGarbageCollect(ctx, blobs, opts)
 		if err != nil {
 			return fmt.Errorf("OCI garbage collection: %w", err)
 		}
-		orphans, err := db.RemoveOrphanMeta(ctx, blobs, opts.Grace, time.Now(), opts.DryRun)
+		orphans, err := db.RemoveOrphanMeta(ctx, blobs.Meta, opts.Grace, time.Now(), opts.DryRun)
 		if err != nil {
 			return fmt.Errorf("collecting metadata files: %w", err)
 		}

@@ -71,7 +71,7 @@ func publishCmd(stdout, stderr io.Writer, getenv func(string) string) *cobra.Com
 			if err != nil {
 				return err
 			}
-			db.StoreMetadataIn(blobs, cmp0(c.MetadataFileMin, store.DefaultMetaFileMin))
+			db.StoreMetadataIn(blobs.Meta, cmp0(c.MetadataFileMin, store.DefaultMetaFileMin))
 		}
 		p := tufrepo.NewPublisher(db, signers, time.Now, log)
 		p.ShardCapacity = c.ShardCapacity

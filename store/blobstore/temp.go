@@ -1,4 +1,4 @@
-package store
+package blobstore
 
 import (
 	"errors"
@@ -20,26 +20,40 @@ import (
 // lock itself, so it can take a file only from a dead writer. flock works across processes
 // and, on Linux since 2.6.12, across NFS clients (emulated with byte-range locks).
 
-// tmpDir is where files are written before they are renamed into place.
-func (b *FSBlobs) tmpDir() string { return filepath.Join(b.Dir, "tmp") }
+// Temp is the directory where files are written before they are renamed into place
+// (<blob-dir>/tmp). It must be on the file system of what they are renamed into.
+type Temp struct {
+	dir string
+}
 
-// createLockedTemp creates a new file in tmp/ (os.CreateTemp's pattern) and takes its
+// NewTemp creates (if need be) and returns the temporary directory dir.
+func NewTemp(dir string) (*Temp, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("creating the temporary directory: %w", err)
+	}
+	return &Temp{dir: dir}, nil
+}
+
+// Dir returns the directory.
+func (t *Temp) Dir() string { return t.dir }
+
+// Create creates a new file in the directory (os.CreateTemp's pattern) and takes its
 // lock, which is held until the file is closed. On Linux the file is locked before it has
 // a name. Elsewhere, between the creation and the lock a collection may take the new,
 // unlocked file: the lock is then on a file that is no longer at its name, which is
 // checked, and a new file is made (a collection running with no grace in a tight loop can
 // win that race ten times over on a loaded machine; one with a grace cannot).
-func (b *FSBlobs) createLockedTemp(pattern string) (*os.File, error) {
-	if f, ok, err := createLockedAnonymous(b.tmpDir(), pattern); ok {
+func (t *Temp) Create(pattern string) (*os.File, error) {
+	if f, ok, err := createLockedAnonymous(t.dir, pattern); ok {
 		return f, err
 	}
-	return b.createThenLock(pattern)
+	return t.createThenLock(pattern)
 }
 
-// createThenLock is createLockedTemp where files cannot be made without a name.
-func (b *FSBlobs) createThenLock(pattern string) (*os.File, error) {
+// createThenLock is Create where files cannot be made without a name.
+func (t *Temp) createThenLock(pattern string) (*os.File, error) {
 	for attempt := 0; ; attempt++ {
-		f, err := os.CreateTemp(b.tmpDir(), pattern)
+		f, err := os.CreateTemp(t.dir, pattern)
 		if err != nil {
 			return nil, err
 		}
@@ -54,7 +68,7 @@ func (b *FSBlobs) createThenLock(pattern string) (*os.File, error) {
 		}
 		f.Close()
 		if attempt == 9 {
-			return nil, fmt.Errorf("creating a file in %s: it was removed before it could be locked, 10 times: is something else deleting files there?", b.tmpDir())
+			return nil, fmt.Errorf("creating a file in %s: it was removed before it could be locked, 10 times: is something else deleting files there?", t.dir)
 		}
 	}
 }
@@ -78,7 +92,7 @@ func lockStillNamed(f *os.File, path string) (bool, error) {
 	return os.SameFile(held, now), nil
 }
 
-// TempReport says what RemoveAbandonedTemp removed (or would remove).
+// TempReport says what RemoveAbandoned removed (or would remove).
 type TempReport struct {
 	Files int   `json:"files"`
 	Bytes int64 `json:"bytes"`
@@ -86,19 +100,19 @@ type TempReport struct {
 	Live int `json:"live"`
 }
 
-// RemoveAbandonedTemp removes the files in tmp/ that are older than grace and whose writer
+// RemoveAbandoned removes the files of the directory that are older than grace and whose writer
 // is gone (nobody holds their lock): what a process killed during an upload or a metadata
 // write left. A file being written is never removed, whatever its age and whatever grace
 // is, since its writer holds its lock (on systems without flock, only grace protects it).
 // With dryRun it only counts. Errors name the file; files removed before one are counted.
-func (b *FSBlobs) RemoveAbandonedTemp(grace time.Duration, now time.Time, dryRun bool) (TempReport, error) {
+func (t *Temp) RemoveAbandoned(grace time.Duration, now time.Time, dryRun bool) (TempReport, error) {
 	var rep TempReport
-	ents, err := os.ReadDir(b.tmpDir())
+	ents, err := os.ReadDir(t.dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return rep, nil
 	}
 	if err != nil {
-		return rep, fmt.Errorf("listing %s: %w", b.tmpDir(), err)
+		return rep, fmt.Errorf("listing %s: %w", t.dir, err)
 	}
 	for _, e := range ents {
 		if !e.Type().IsRegular() {
@@ -108,7 +122,7 @@ func (b *FSBlobs) RemoveAbandonedTemp(grace time.Duration, now time.Time, dryRun
 		if err != nil || now.Sub(fi.ModTime()) < grace {
 			continue // gone meanwhile (renamed into place), or young
 		}
-		p := filepath.Join(b.tmpDir(), e.Name())
+		p := filepath.Join(t.dir, e.Name())
 		gone, err := removeIfUnlocked(p, dryRun)
 		if err != nil {
 			return rep, err
@@ -125,7 +139,7 @@ func (b *FSBlobs) RemoveAbandonedTemp(grace time.Duration, now time.Time, dryRun
 
 // removeIfUnlocked removes the file at p if nobody holds its lock, holding the lock itself
 // while it removes it (a writer that has just created the file and not yet locked it then
-// notices, in createLockedTemp). It reports whether the file is gone (or, with dryRun,
+// notices, in Create). It reports whether the file is gone (or, with dryRun,
 // would be).
 func removeIfUnlocked(p string, dryRun bool) (bool, error) {
 	f, err := os.OpenFile(p, os.O_RDONLY, 0)
@@ -157,13 +171,13 @@ func removeIfUnlocked(p string, dryRun bool) (bool, error) {
 	return true, nil
 }
 
-// CheckWritable writes, and removes, a small file where every upload starts (tmp/): it
-// fails when the disk is full, the file system is read-only, permission is denied, or the
-// directory is gone. Finished blobs in a Remote store are not checked.
-func (b *FSBlobs) CheckWritable() error {
-	f, err := b.createLockedTemp("readyz-*")
+// CheckWritable writes, and removes, a small file where every upload starts: it fails
+// when the disk is full, the file system is read-only, permission is denied, or the
+// directory is gone. Finished blobs in S3 are not checked.
+func (t *Temp) CheckWritable() error {
+	f, err := t.Create("readyz-*")
 	if err != nil {
-		return fmt.Errorf("creating a file in %s: %w", b.tmpDir(), err)
+		return fmt.Errorf("creating a file in %s: %w", t.dir, err)
 	}
 	defer f.Close()
 	defer os.Remove(f.Name())

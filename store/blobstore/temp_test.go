@@ -1,4 +1,4 @@
-package store_test
+package blobstore_test
 
 import (
 	"bytes"
@@ -14,18 +14,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/store/blobstore"
 )
 
 // startLivePut starts an upload of content that has sent half its bytes and waits for the
 // rest; it returns a function that sends the rest and the upload's result.
-func startLivePut(t *testing.T, b *store.FSBlobs, content []byte) func() error {
+func startLivePut(t *testing.T, b *blobstore.Store, content []byte) func() error {
 	t.Helper()
 	sum := sha256.Sum256(content)
 	pr, pw := io.Pipe()
 	res := make(chan error, 1)
 	go func() {
-		_, err := b.Put(context.Background(), hex.EncodeToString(sum[:]), pr, 1<<20)
+		_, err := b.Content.Put(context.Background(), "sha256:"+hex.EncodeToString(sum[:]), pr, 1<<20)
 		res <- err
 	}()
 	half := len(content) / 2
@@ -55,7 +55,7 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 }
 
 // tmpFiles lists the names of the files in <blob dir>/tmp that keep says to.
-func tmpFiles(t *testing.T, b *store.FSBlobs, keep func(name string, size int64) bool) []string {
+func tmpFiles(t *testing.T, b *blobstore.Store, keep func(name string, size int64) bool) []string {
 	t.Helper()
 	ents, err := os.ReadDir(filepath.Join(b.Dir, "tmp"))
 	if err != nil {
@@ -91,7 +91,7 @@ func TestAbandonedTempFilesCollectedLiveKept(t *testing.T) {
 		{"grace longer than their age", 72 * time.Hour, false, 0, 3, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			b, err := store.NewFSBlobs(t.TempDir())
+			b, err := blobstore.OpenDir(t.TempDir())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,7 +113,7 @@ func TestAbandonedTempFilesCollectedLiveKept(t *testing.T) {
 				t.Fatal(err)
 			}
 
-			rep, err := b.RemoveAbandonedTemp(tc.grace, time.Now(), tc.dryRun)
+			rep, err := b.Temp.RemoveAbandoned(tc.grace, time.Now(), tc.dryRun)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +131,7 @@ func TestAbandonedTempFilesCollectedLiveKept(t *testing.T) {
 				t.Fatalf("the live upload failed after collection: %v", err)
 			}
 			sum := sha256.Sum256(content)
-			if !b.Exists(context.Background(), hex.EncodeToString(sum[:])) {
+			if !blobstore.Exists(context.Background(), b.Content, "sha256:"+hex.EncodeToString(sum[:])) {
 				t.Fatal("the live upload completed but its blob is not stored")
 			}
 		})
@@ -143,7 +143,7 @@ func TestAbandonedTempFilesCollectedLiveKept(t *testing.T) {
 // never taken from a live writer, not even in the instant between its creation and its
 // lock), and nothing is left in tmp/.
 func TestCollectionDuringUploadsNeverBreaksThem(t *testing.T) {
-	b, err := store.NewFSBlobs(t.TempDir())
+	b, err := blobstore.OpenDir(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +157,7 @@ func TestCollectionDuringUploadsNeverBreaksThem(t *testing.T) {
 				return
 			default:
 			}
-			if _, err := b.RemoveAbandonedTemp(0, time.Now(), false); err != nil {
+			if _, err := b.Temp.RemoveAbandoned(0, time.Now(), false); err != nil {
 				gcDone <- err
 				return
 			}
@@ -172,10 +172,10 @@ func TestCollectionDuringUploadsNeverBreaksThem(t *testing.T) {
 			for i := range 100 {
 				content := fmt.Appendf(nil, "blob %d of writer %d", i, w)
 				sum := sha256.Sum256(content)
-				if _, err := b.Put(context.Background(), hex.EncodeToString(sum[:]), bytes.NewReader(content), 1<<20); err != nil {
+				if _, err := b.Content.Put(context.Background(), "sha256:"+hex.EncodeToString(sum[:]), bytes.NewReader(content), 1<<20); err != nil {
 					errs <- fmt.Errorf("upload %d of writer %d: %w", i, w, err)
 				}
-				if err := b.WriteMeta(context.Background(), sum[:], content, true); err != nil {
+				if err := b.Meta.WriteMeta(context.Background(), sum[:], content, true); err != nil {
 					errs <- fmt.Errorf("metadata %d of writer %d: %w", i, w, err)
 				}
 			}

@@ -1,4 +1,4 @@
-package store
+package blobstore
 
 import (
 	"os"
@@ -11,7 +11,7 @@ import (
 // Both ways of making a temporary file give a file in tmp/, named from the pattern, that
 // collection cannot take while it is open, and can once it is closed.
 func TestLockedTempFilesResistCollection(t *testing.T) {
-	b, err := NewFSBlobs(t.TempDir())
+	b, err := NewTemp(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -19,7 +19,7 @@ func TestLockedTempFilesResistCollection(t *testing.T) {
 		name   string
 		create func(pattern string) (*os.File, error)
 	}{
-		{"createLockedTemp", b.createLockedTemp},
+		{"Create", b.Create},
 		{"createThenLock", b.createThenLock},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -28,13 +28,13 @@ func TestLockedTempFilesResistCollection(t *testing.T) {
 				t.Fatal(err)
 			}
 			base := filepath.Base(f.Name())
-			if filepath.Dir(f.Name()) != b.tmpDir() || !strings.HasPrefix(base, "probe-") || !strings.HasSuffix(base, ".part") {
-				t.Fatalf("file %s: want probe-*.part in %s", f.Name(), b.tmpDir())
+			if filepath.Dir(f.Name()) != b.Dir() || !strings.HasPrefix(base, "probe-") || !strings.HasSuffix(base, ".part") {
+				t.Fatalf("file %s: want probe-*.part in %s", f.Name(), b.Dir())
 			}
 			if _, err := f.WriteString("x"); err != nil {
 				t.Fatal(err)
 			}
-			rep, err := b.RemoveAbandonedTemp(0, time.Now().Add(time.Hour), false)
+			rep, err := b.RemoveAbandoned(0, time.Now().Add(time.Hour), false)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -45,7 +45,7 @@ func TestLockedTempFilesResistCollection(t *testing.T) {
 				t.Fatalf("the live file was taken: %v", err)
 			}
 			f.Close()
-			rep, err = b.RemoveAbandonedTemp(0, time.Now().Add(time.Hour), false)
+			rep, err = b.RemoveAbandoned(0, time.Now().Add(time.Hour), false)
 			if err != nil {
 				t.Fatal(err)
 			}

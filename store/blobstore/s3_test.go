@@ -1,4 +1,4 @@
-package store_test
+package blobstore_test
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,13 +15,29 @@ import (
 	"testing"
 
 	"github.com/cairn-dev/cairn/internal/s3test"
-	"github.com/cairn-dev/cairn/store"
+	"github.com/cairn-dev/cairn/store/blobstore"
+	"github.com/cairn-dev/cairn/store/blobstore/storetest"
 )
+
+// TestS3Conformance runs the suite against versitygw, one prefix of one bucket per
+// subtest.
+func TestS3Conformance(t *testing.T) {
+	srv := s3test.Start(t)
+	n := 0
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		n++
+		c, err := blobstore.NewS3(t.Context(), blobstore.S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, Prefix: fmt.Sprintf("t%d/", n), AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true}, newTemp(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	})
+}
 
 func TestS3Content(t *testing.T) {
 	srv := s3test.Start(t)
 	ctx := context.Background()
-	c, err := store.NewS3Content(ctx, store.S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, Prefix: "cairn/", AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true})
+	c, err := blobstore.NewS3(ctx, blobstore.S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, Prefix: "cairn/", AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true}, newTemp(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -77,37 +94,36 @@ func TestS3Content(t *testing.T) {
 	}
 }
 
-// FSBlobs with an S3 bucket: release files go through the local temporary directory, are
-// checked, and end up in the bucket only; nothing stays on the local disk.
+// A blob directory with an S3 bucket: release files go through the local temporary
+// directory, are checked, and end up in the bucket only; nothing stays on the local disk.
 func TestBlobsOnS3(t *testing.T) {
 	srv := s3test.Start(t)
 	ctx := context.Background()
-	c, err := store.NewS3Content(ctx, store.S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true})
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	b, err := store.NewFSBlobs(dir)
+	b, err := blobstore.Open(ctx, dir, &blobstore.S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.Remote = c
+	c := b.Content
+	if _, local := b.Local(); local {
+		t.Fatal("a store with a bucket says its blobs are local")
+	}
 	data := []byte("a release file stored in S3")
 	sum := sha256.Sum256(data)
-	h := hex.EncodeToString(sum[:])
-	if _, err := b.Put(ctx, h, bytes.NewReader([]byte("other bytes")), 1<<20); err == nil {
+	h := "sha256:" + hex.EncodeToString(sum[:])
+	if _, err := c.Put(ctx, h, bytes.NewReader([]byte("other bytes")), 1<<20); err == nil {
 		t.Fatal("a blob that does not hash to its digest was stored")
 	}
-	if b.Exists(ctx, h) {
+	if blobstore.Exists(ctx, c, h) {
 		t.Fatal("the refused blob exists")
 	}
-	if n, err := b.Put(ctx, h, bytes.NewReader(data), 1<<20); err != nil || n != int64(len(data)) {
+	if n, err := c.Put(ctx, h, bytes.NewReader(data), 1<<20); err != nil || n != int64(len(data)) {
 		t.Fatalf("Put: %d %v", n, err)
 	}
-	if !b.Exists(ctx, h) {
+	if !blobstore.Exists(ctx, c, h) {
 		t.Fatal("the stored blob does not exist")
 	}
-	if info, err := c.Stat(ctx, "sha256:"+h); err != nil || info.Size != int64(len(data)) {
+	if info, err := c.Stat(ctx, h); err != nil || info.Size != int64(len(data)) {
 		t.Fatalf("not in the bucket: %+v %v", info, err)
 	}
 	_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
@@ -116,7 +132,7 @@ func TestBlobsOnS3(t *testing.T) {
 		}
 		return nil
 	})
-	f, err := b.Open(ctx, h)
+	f, _, err := c.Open(ctx, h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,8 +141,8 @@ func TestBlobsOnS3(t *testing.T) {
 	if !bytes.Equal(got, data) {
 		t.Fatalf("read back %q", got)
 	}
-	if err := b.RemoveDigest(ctx, "sha256:"+h); err != nil || b.Exists(ctx, h) {
-		t.Fatalf("RemoveDigest: %v", err)
+	if err := c.Delete(ctx, h); err != nil || blobstore.Exists(ctx, c, h) {
+		t.Fatalf("Delete: %v", err)
 	}
 }
 
@@ -134,17 +150,17 @@ func TestS3ContentRefusals(t *testing.T) {
 	srv := s3test.Start(t)
 	ctx := context.Background()
 	for name, tc := range map[string]struct {
-		cfg  store.S3Config
+		cfg  blobstore.S3Config
 		want string
 	}{
-		"no bucket":         {store.S3Config{Endpoint: srv.Endpoint}, "needs a bucket"},
-		"prefix without /":  {store.S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, Prefix: "x"}, "must end in /"},
-		"missing bucket":    {store.S3Config{Endpoint: srv.Endpoint, Bucket: "nope", AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true}, `bucket "nope"`},
-		"wrong secret":      {store.S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: "s3cr3t-wrong-value", PathStyle: true}, "not reachable"},
-		"nothing listening": {store.S3Config{Endpoint: "http://127.0.0.1:1", Bucket: srv.Bucket, AccessKey: "a", SecretKey: "b", PathStyle: true}, "127.0.0.1:1"},
+		"no bucket":         {blobstore.S3Config{Endpoint: srv.Endpoint}, "needs a bucket"},
+		"prefix without /":  {blobstore.S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, Prefix: "x"}, "must end in /"},
+		"missing bucket":    {blobstore.S3Config{Endpoint: srv.Endpoint, Bucket: "nope", AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true}, `bucket "nope"`},
+		"wrong secret":      {blobstore.S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: "s3cr3t-wrong-value", PathStyle: true}, "not reachable"},
+		"nothing listening": {blobstore.S3Config{Endpoint: "http://127.0.0.1:1", Bucket: srv.Bucket, AccessKey: "a", SecretKey: "b", PathStyle: true}, "127.0.0.1:1"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			_, err := store.NewS3Content(ctx, tc.cfg)
+			_, err := blobstore.NewS3(ctx, tc.cfg, newTemp(t))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("got %v, want an error saying %q", err, tc.want)
 			}
@@ -153,11 +169,20 @@ func TestS3ContentRefusals(t *testing.T) {
 			}
 		})
 	}
-	c, err := store.NewS3Content(ctx, store.S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true})
+	c, err := blobstore.NewS3(ctx, blobstore.S3Config{Endpoint: srv.Endpoint, Bucket: srv.Bucket, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, PathStyle: true}, newTemp(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := c.Ingest(ctx, "sha256:../../etc", filepath.Join(t.TempDir(), "x")); err == nil {
 		t.Fatal("a bad digest was accepted as an object key")
 	}
+}
+
+func newTemp(t *testing.T) *blobstore.Temp {
+	t.Helper()
+	tmp, err := blobstore.NewTemp(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tmp
 }

@@ -1,4 +1,4 @@
-package store
+package blobstore
 
 import (
 	"bytes"
@@ -74,7 +74,12 @@ func TestDirSyncerReportsErrorsAndContext(t *testing.T) {
 func BenchmarkBlobPutParallel(b *testing.B) {
 	for _, mode := range []string{"none", "grouped", "per-put"} {
 		b.Run(mode, func(b *testing.B) {
-			bs, err := NewFSBlobs(b.TempDir())
+			dir := b.TempDir()
+			tmp, err := NewTemp(dir + "/tmp")
+			if err != nil {
+				b.Fatal(err)
+			}
+			bs, err := NewFS(dir, tmp)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -95,7 +100,7 @@ func BenchmarkBlobPutParallel(b *testing.B) {
 				for pb.Next() {
 					_, _ = rand.Read(buf)
 					sum := sha256.Sum256(buf)
-					if _, err := bs.Put(context.Background(), hex.EncodeToString(sum[:]), bytes.NewReader(buf), 1<<20); err != nil {
+					if _, err := bs.Put(context.Background(), "sha256:"+hex.EncodeToString(sum[:]), bytes.NewReader(buf), 1<<20); err != nil {
 						b.Error(err)
 						return
 					}

@@ -1,4 +1,4 @@
-package store
+package blobstore
 
 import (
 	"context"
@@ -35,17 +35,21 @@ type S3Config struct {
 	PathStyle bool
 }
 
-// S3Content keeps finished blobs in an S3 bucket under <prefix><algorithm>/<hex>, the same
-// content-addressed layout as the file system store. Bytes are verified before they get
-// here; every upload also carries its SHA-256 so the store checks what arrived.
-type S3Content struct {
+// S3 is Content in an S3 bucket, under <prefix><algorithm>/<hex>: the same
+// content-addressed layout as FS. Everything that decides whether bytes are right happens
+// before they are sent: Put receives them into a locked file of tmp (on the local disk),
+// hashes them and checks digest and size there, so a refused upload never reaches the
+// bucket. Every object is sent with its SHA-256, so the store checks what arrived.
+type S3 struct {
 	client *s3.Client
 	bucket string
 	prefix string
+	tmp    *Temp
 }
 
-// NewS3Content connects to the bucket and checks that it can be reached.
-func NewS3Content(ctx context.Context, c S3Config) (*S3Content, error) {
+// NewS3 connects to the bucket and checks that it can be reached; uploads are received
+// into tmp before they are sent.
+func NewS3(ctx context.Context, c S3Config, tmp *Temp) (*S3, error) {
 	if c.Bucket == "" {
 		return nil, errors.New("S3 blob storage needs a bucket")
 	}
@@ -74,7 +78,7 @@ func NewS3Content(ctx context.Context, c S3Config) (*S3Content, error) {
 	if _, err := client.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(c.Bucket)}); err != nil {
 		return nil, fmt.Errorf("S3 bucket %q at %s is not reachable: %w", c.Bucket, orAWS(c.Endpoint), err)
 	}
-	return &S3Content{client: client, bucket: c.Bucket, prefix: c.Prefix}, nil
+	return &S3{client: client, bucket: c.Bucket, prefix: c.Prefix, tmp: tmp}, nil
 }
 
 func orAWS(endpoint string) string {
@@ -84,7 +88,7 @@ func orAWS(endpoint string) string {
 	return endpoint
 }
 
-func (s *S3Content) key(digest string) (string, error) {
+func (s *S3) key(digest string) (string, error) {
 	algo, sum, err := ParseDigest(digest)
 	if err != nil {
 		return "", err
@@ -100,28 +104,39 @@ func isNotFound(err error) bool {
 	return errors.As(err, &nk) || errors.As(err, &nf) || (errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound)
 }
 
-// Stat returns the size and time of a stored blob, or an error wrapping os.ErrNotExist.
-func (s *S3Content) Stat(ctx context.Context, digest string) (BlobInfo, error) {
+// Stat implements Content.
+func (s *S3) Stat(ctx context.Context, digest string) (Info, error) {
 	key, err := s.key(digest)
 	if err != nil {
-		return BlobInfo{}, err
+		return Info{}, notStored(digest, err)
 	}
 	out, err := s.client.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(s.bucket), Key: aws.String(key)})
 	if err != nil {
 		if isNotFound(err) {
-			return BlobInfo{}, fmt.Errorf("blob %s: %w", digest, os.ErrNotExist)
+			return Info{}, notStored(digest, nil)
 		}
-		return BlobInfo{}, fmt.Errorf("looking up blob %s in S3: %w", digest, err)
+		return Info{}, fmt.Errorf("looking up blob %s in S3: %w", digest, err)
 	}
-	return BlobInfo{Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
+	return Info{Size: aws.ToInt64(out.ContentLength), ModTime: aws.ToTime(out.LastModified)}, nil
 }
 
-// Ingest uploads the verified file at path as the blob digest and removes the file.
-func (s *S3Content) Ingest(ctx context.Context, digest, path string) error {
-	key, err := s.key(digest)
+// Put implements Content: the bytes are received and checked on the local disk, then sent
+// in one PUT (S3 takes up to 5 GiB in one, above the default 1 GiB limit), so a refused or
+// interrupted upload leaves no object and no multipart upload behind.
+func (s *S3) Put(ctx context.Context, digest string, r io.Reader, max int64) (int64, error) {
+	got, err := receive(s.tmp, digest, r, max)
 	if err != nil {
-		return err
+		return 0, err
 	}
+	defer got.discard()
+	if err := s.send(ctx, digest, got.f, got.size, got.sha256); err != nil {
+		return 0, err
+	}
+	return got.size, nil
+}
+
+// Ingest implements Content: the file is sent, then removed.
+func (s *S3) Ingest(ctx context.Context, digest, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("opening blob to store: %w", err)
@@ -129,30 +144,42 @@ func (s *S3Content) Ingest(ctx context.Context, digest, path string) error {
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return err
+		return fmt.Errorf("opening blob to store: %w", err)
 	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
 		return fmt.Errorf("hashing blob to store: %w", err)
 	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
+	if err := s.send(ctx, digest, f, fi.Size(), h.Sum(nil)); err != nil {
 		return err
-	}
-	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
-		Bucket: aws.String(s.bucket), Key: aws.String(key), Body: f, ContentLength: aws.Int64(fi.Size()),
-		ContentType:    aws.String("application/octet-stream"),
-		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(h.Sum(nil))),
-	})
-	if err != nil {
-		return fmt.Errorf("storing blob %s in S3: %w", digest, err)
 	}
 	f.Close()
 	_ = os.Remove(path)
 	return nil
 }
 
-// Delete removes a blob; a missing one is not an error.
-func (s *S3Content) Delete(ctx context.Context, digest string) error {
+// send puts the size bytes of f as the object of digest, with their sha256.
+func (s *S3) send(ctx context.Context, digest string, f *os.File, size int64, sum256 []byte) error {
+	key, err := s.key(digest)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return fmt.Errorf("reading blob to store: %w", err)
+	}
+	_, err = s.client.PutObject(ctx, &s3.PutObjectInput{
+		Bucket: aws.String(s.bucket), Key: aws.String(key), Body: f, ContentLength: aws.Int64(size),
+		ContentType:    aws.String("application/octet-stream"),
+		ChecksumSHA256: aws.String(base64.StdEncoding.EncodeToString(sum256)),
+	})
+	if err != nil {
+		return fmt.Errorf("storing blob %s in S3: %w", digest, err)
+	}
+	return nil
+}
+
+// Delete implements Content.
+func (s *S3) Delete(ctx context.Context, digest string) error {
 	key, err := s.key(digest)
 	if err != nil {
 		return err
@@ -165,7 +192,9 @@ func (s *S3Content) Delete(ctx context.Context, digest string) error {
 
 // Open returns a reader of the blob that seeks by issuing ranged GETs, so http.ServeContent
 // answers Range requests without reading the whole object.
-func (s *S3Content) Open(ctx context.Context, digest string) (io.ReadSeekCloser, int64, error) {
+//
+// It implements Content.
+func (s *S3) Open(ctx context.Context, digest string) (io.ReadSeekCloser, int64, error) {
 	info, err := s.Stat(ctx, digest)
 	if err != nil {
 		return nil, 0, err
@@ -177,7 +206,7 @@ func (s *S3Content) Open(ctx context.Context, digest string) (io.ReadSeekCloser,
 // s3Reader reads an object from an offset; a Seek drops the open body.
 type s3Reader struct {
 	ctx  context.Context
-	s    *S3Content
+	s    *S3
 	key  string
 	size int64
 
@@ -243,4 +272,42 @@ func (r *s3Reader) Close() error {
 	return nil
 }
 
-var _ Content = (*S3Content)(nil)
+// Leftovers lists what the bucket (under the prefix) holds besides intact blobs: keys that
+// are not <algorithm>/<hex>, objects whose bytes do not hash to their key (a partial
+// object), unfinished multipart uploads; and files in the local temporary directory. It
+// reads every object: for tests and for checks an operator asks for, not for serving.
+func (s *S3) Leftovers(ctx context.Context) ([]string, error) {
+	out, err := tempLeftovers(s.tmp)
+	if err != nil {
+		return nil, err
+	}
+	p := s3.NewListObjectsV2Paginator(s.client, &s3.ListObjectsV2Input{Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return out, fmt.Errorf("listing the objects of bucket %s: %w", s.bucket, err)
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			algo, sum, _ := strings.Cut(strings.TrimPrefix(key, s.prefix), "/")
+			digest := algo + ":" + sum
+			if k, err := s.key(digest); err != nil || k != key {
+				out = append(out, "object with a key that is no digest: "+key)
+				continue
+			}
+			if err := checkBytes(ctx, s, digest); err != nil {
+				out = append(out, fmt.Sprintf("partial object %s: %v", key, err))
+			}
+		}
+	}
+	mp, err := s.client.ListMultipartUploads(ctx, &s3.ListMultipartUploadsInput{Bucket: aws.String(s.bucket), Prefix: aws.String(s.prefix)})
+	if err != nil {
+		return out, fmt.Errorf("listing the multipart uploads of bucket %s: %w", s.bucket, err)
+	}
+	for _, u := range mp.Uploads {
+		out = append(out, "unfinished multipart upload of "+aws.ToString(u.Key))
+	}
+	return out, nil
+}
+
+var _ Content = (*S3)(nil)
