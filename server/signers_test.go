@@ -72,6 +72,9 @@ func TestSignerOutage(t *testing.T) {
 	srv := server.New(cfg, r.DB, blobs, signers, slog.New(slog.NewTextHandler(io.Discard, nil)), func() time.Time { return later })
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
+	// The outage starts before the server does: otherwise its own first publish may sign
+	// the due timestamp before the test's, which then has nothing to do and succeeds.
+	flaky.down.Store(true)
 	if err := srv.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -93,7 +96,6 @@ func TestSignerOutage(t *testing.T) {
 		return code, h
 	}
 
-	flaky.down.Store(true)
 	_, err = srv.Publisher().PublishOnce(ctx)
 	if err == nil || !strings.Contains(err.Error(), "failed 3 times") || !strings.Contains(err.Error(), "ThrottlingException") || !strings.Contains(err.Error(), ts.KeyID) {
 		t.Fatalf("publish during the outage: %v", err)
