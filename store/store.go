@@ -28,6 +28,8 @@ type DB struct {
 	tokens *tokenCache
 	// keys caches decoded maintainer keys (UploadState).
 	keys *keyCache
+	// blobRows groups the rows of concurrent blob PUTs (RecordBlobGrouped).
+	blobRows blobRows
 }
 
 // Open connects to url with DefaultSessions and checks the connection.
