@@ -141,7 +141,9 @@ func (s *Server) submitRole(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if acc.Complete() && wait > 0 {
-			s.submitToPublisher(w, r, t.Name, tufrepo.NewSubmission(name, st.CurrentVersion, acc), wait)
+			sub := tufrepo.NewSubmission(name, st.CurrentVersion, acc)
+			sub.Base = st.Files
+			s.submitToPublisher(w, r, t.Name, sub, wait)
 			return
 		}
 		// A proposal waits for co-signers: stored now, under the project's row lock.

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -614,6 +615,14 @@ func (p publishTx) ApplySubmissions(ctx context.Context, subs []*tufrepo.Submiss
 	if _, err := p.tx.Exec(ctx, `DELETE FROM proposals pr USING unnest($1::text[], $2::bigint[]) AS u(n, v) WHERE pr.project = u.n AND pr.kind = 'role' AND pr.version <= u.v`, roles, versions); err != nil {
 		return nil, fmt.Errorf("removing superseded proposals: %w", err)
 	}
+	// The next upload of each project is validated against these files. Remembered before
+	// the commit: the cache is keyed by role version and digest, so an entry of a publish
+	// that fails can only match a later version with the same bytes, and the same files.
+	for i, s := range subs {
+		if errs[i] == nil {
+			p.db.files.rememberPublished(s)
+		}
+	}
 	return errs, nil
 }
 
@@ -628,23 +637,36 @@ func customText(c json.RawMessage) *string {
 // UploadState reads what an upload of project is validated against, without locking: its
 // delegation, role version and published files. The publish that stores the upload checks
 // under the row lock that the role version is still the same (tufrepo.Submission.Expected).
-// The delegation's keys are shared with other uploads of the project: read them only.
+// The delegation's keys and the files are shared with other uploads of the project: read
+// them only. The files come from db.files when it holds them for the project's current
+// role (version and digest); only otherwise does PostgreSQL send them all.
 func (db *DB) UploadState(ctx context.Context, project string) (tufrepo.ProjectState, error) {
-	st := tufrepo.ProjectState{Files: map[string]tufrepo.PublishedFile{}}
-	var keys []byte
+	var st tufrepo.ProjectState
+	var keys, roleSum []byte
 	d := &st.Delegation
 	var paths []string
 	var lengths []int64
 	var sums [][]byte
 	var customs []*string
+	cached, haveCached := db.files.get(project)
+	cachedVersion, cachedSum := int64(-1), []byte(nil)
+	if haveCached {
+		cachedVersion, cachedSum = cached.version, cached.sha256[:]
+	}
+	// The files are aggregated only when the cached list is not the current role's: the
+	// lateral subquery's condition names only outer columns, so PostgreSQL evaluates it
+	// once (a one-time filter) and reads no release_files row on a hit.
 	err := db.Pool.QueryRow(ctx, `
-		SELECT p.name, p.keys, p.keyids, p.threshold, p.role_version,
-		       coalesce(array_agg(f.path) FILTER (WHERE f.path IS NOT NULL), '{}'),
-		       coalesce(array_agg(f.length) FILTER (WHERE f.path IS NOT NULL), '{}'),
-		       coalesce(array_agg(f.sha256) FILTER (WHERE f.path IS NOT NULL), '{}'),
-		       coalesce(array_agg(f.custom::text) FILTER (WHERE f.path IS NOT NULL), '{}')
-		FROM projects p LEFT JOIN release_files f ON f.project = p.name
-		WHERE p.name = $1 GROUP BY p.name`, project).Scan(&d.Name, &keys, &d.KeyIDs, &d.Threshold, &st.CurrentVersion, &paths, &lengths, &sums, &customs)
+		SELECT p.name, p.keys, p.keyids, p.threshold, p.role_version, m.sha256,
+		       coalesce(f.paths, '{}'), coalesce(f.lengths, '{}'), coalesce(f.sums, '{}'), coalesce(f.customs, '{}')
+		FROM projects p
+		LEFT JOIN metadata m ON m.role = p.name AND m.version = p.role_version
+		LEFT JOIN LATERAL (
+			SELECT array_agg(path) AS paths, array_agg(length) AS lengths, array_agg(sha256) AS sums, array_agg(custom::text) AS customs
+			FROM release_files WHERE project = p.name
+			  AND NOT (p.role_version = $2 AND m.sha256 IS NOT NULL AND m.sha256 = $3)
+		) f ON true
+		WHERE p.name = $1`, project, cachedVersion, cachedSum).Scan(&d.Name, &keys, &d.KeyIDs, &d.Threshold, &st.CurrentVersion, &roleSum, &paths, &lengths, &sums, &customs)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, api.Errorf(api.CodeNotFound, "project %q does not exist: create it first with `cairn project create`", project)
 	}
@@ -655,12 +677,22 @@ func (db *DB) UploadState(ctx context.Context, project string) (tufrepo.ProjectS
 	if d.Keys, err = db.keys.decode(keys); err != nil {
 		return st, fmt.Errorf("decoding keys of project %s: %w", project, err)
 	}
+	if haveCached && st.CurrentVersion == cachedVersion && roleSum != nil && bytes.Equal(roleSum, cachedSum) {
+		st.Files = cached.files
+		return st, nil
+	}
+	st.Files = make(map[string]tufrepo.PublishedFile, len(paths))
 	for i, p := range paths {
 		var c json.RawMessage
 		if customs[i] != nil {
 			c = json.RawMessage(*customs[i])
 		}
 		st.Files[p] = tufrepo.PublishedFile{Length: lengths[i], SHA256: hex.EncodeToString(sums[i]), Custom: c}
+	}
+	if len(roleSum) == 32 {
+		e := fileList{version: st.CurrentVersion, files: st.Files}
+		copy(e.sha256[:], roleSum)
+		db.files.put(project, e)
 	}
 	return st, nil
 }

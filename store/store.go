@@ -28,6 +28,8 @@ type DB struct {
 	tokens *tokenCache
 	// keys caches decoded maintainer keys (UploadState).
 	keys *keyCache
+	// files caches the published files of projects by role version and digest (UploadState).
+	files fileCache
 	// blobRows groups the rows of concurrent blob PUTs (RecordBlobGrouped).
 	blobRows blobRows
 }
