@@ -654,17 +654,19 @@ func (db *DB) UploadState(ctx context.Context, project string) (tufrepo.ProjectS
 		cachedVersion, cachedSum = cached.version, cached.sha256[:]
 	}
 	// The files are aggregated only when the cached list is not the current role's: the
-	// lateral subquery's condition names only outer columns, so PostgreSQL evaluates it
-	// once (a one-time filter) and reads no release_files row on a hit.
+	// lateral subquery's condition names only the project row and parameters, so
+	// PostgreSQL evaluates it once (a one-time filter) and reads no release_files row on a
+	// hit. Both metadata lookups are by the full primary key (role, version): a join on it
+	// was planned as a scan of every version of the role.
 	err := db.Pool.QueryRow(ctx, `
-		SELECT p.name, p.keys, p.keyids, p.threshold, p.role_version, m.sha256,
+		SELECT p.name, p.keys, p.keyids, p.threshold, p.role_version,
+		       (SELECT sha256 FROM metadata WHERE role = p.name AND version = p.role_version),
 		       coalesce(f.paths, '{}'), coalesce(f.lengths, '{}'), coalesce(f.sums, '{}'), coalesce(f.customs, '{}')
 		FROM projects p
-		LEFT JOIN metadata m ON m.role = p.name AND m.version = p.role_version
 		LEFT JOIN LATERAL (
 			SELECT array_agg(path) AS paths, array_agg(length) AS lengths, array_agg(sha256) AS sums, array_agg(custom::text) AS customs
 			FROM release_files WHERE project = p.name
-			  AND NOT (p.role_version = $2 AND m.sha256 IS NOT NULL AND m.sha256 = $3)
+			  AND NOT (p.role_version = $2 AND EXISTS (SELECT FROM metadata WHERE role = p.name AND version = $2 AND sha256 = $3))
 		) f ON true
 		WHERE p.name = $1`, project, cachedVersion, cachedSum).Scan(&d.Name, &keys, &d.KeyIDs, &d.Threshold, &st.CurrentVersion, &roleSum, &paths, &lengths, &sums, &customs)
 	if errors.Is(err, pgx.ErrNoRows) {
