@@ -28,6 +28,7 @@ func TestUploadsAreValidatedAgainstTheRememberedFiles(t *testing.T) {
 		return f
 	}
 	a, b, c := file("1.0"), file("2.0"), file("3.0")
+	never := testrepo.File{Path: "remember/4.0/remember.tgz", Content: []byte("never uploaded")}
 	changed := testrepo.File{Path: a.Path, Content: []byte("other bytes")}
 	r.PutBlob(t, r.AdminToken, changed.Content)
 
@@ -44,16 +45,20 @@ func TestUploadsAreValidatedAgainstTheRememberedFiles(t *testing.T) {
 		{name: "drops a published file", version: 4, files: []testrepo.File{a}, status: http.StatusConflict, code: api.CodeImmutablePath},
 		{name: "changes a published file", version: 4, files: []testrepo.File{changed, b}, status: http.StatusConflict, code: api.CodeImmutablePath},
 		{name: "drops the one file", version: 4, files: []testrepo.File{b}, status: http.StatusConflict, code: api.CodeImmutablePath},
+		// The blobs of new paths are looked up with the project's state.
+		{name: "a blob not uploaded", version: 4, files: []testrepo.File{a, b, never}, status: http.StatusUnprocessableEntity, code: api.CodeBlobMissing},
 		{
 			// Version 3 now holds other bytes and no longer lists b: what is remembered for
-			// version 3 must not be used, so dropping b is accepted.
+			// version 3 must not be used, so b is a new file again (its blob was not
+			// looked up with the state, since memory said b was published: validation
+			// asks for it), and c is new.
 			name: "version 3 replaced in the database",
 			before: `UPDATE metadata SET sha256 = sha256('restored'::bytea) WHERE role = 'remember' AND version = 3;
 				DELETE FROM release_files WHERE path = 'remember/2.0/remember.tgz'`,
-			version: 4, files: []testrepo.File{a, c}, status: http.StatusCreated,
+			version: 4, files: []testrepo.File{a, b, c}, status: http.StatusCreated,
 		},
-		{name: "after the replacement", version: 5, files: []testrepo.File{a}, status: http.StatusConflict, code: api.CodeImmutablePath},
-		{name: "keeps them all", version: 5, files: []testrepo.File{a, c}, status: http.StatusCreated},
+		{name: "after the replacement", version: 5, files: []testrepo.File{a, c}, status: http.StatusConflict, code: api.CodeImmutablePath},
+		{name: "keeps them all", version: 5, files: []testrepo.File{a, b, c}, status: http.StatusCreated},
 	}
 	for _, s := range steps {
 		if s.before != "" {

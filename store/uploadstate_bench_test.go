@@ -40,6 +40,41 @@ func BenchmarkUploadState(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+	// One new file, as an upload adds, whose blob validation looks up.
+	newPath := project + "/2.0/file.bin"
+	newSum := sha256.Sum256([]byte(newPath))
+	newHex := fmt.Sprintf("%x", newSum)
+	if _, err := db.RecordBlob(ctx, newHex, 1024); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("remembered+BlobSizes", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu0 := processCPU()
+		for b.Loop() {
+			st, err := db.UploadState(ctx, project)
+			if err != nil || len(st.Files) != files {
+				b.Fatalf("%d files, %v", len(st.Files), err)
+			}
+			if sizes, err := db.BlobSizes(ctx)([]string{newHex}); err != nil || sizes[newHex] != 1024 {
+				b.Fatalf("blob sizes %v, %v", sizes, err)
+			}
+		}
+		b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	})
+	b.Run("remembered,blobs-in-query", func(b *testing.B) {
+		b.ReportAllocs()
+		cpu0 := processCPU()
+		for b.Loop() {
+			st, blobs, err := db.UploadStateWithBlobs(ctx, project, []string{newPath}, [][]byte{newSum[:]})
+			if err != nil || len(st.Files) != files {
+				b.Fatalf("%d files, %v", len(st.Files), err)
+			}
+			if sizes, err := blobs([]string{newHex}); err != nil || sizes[newHex] != 1024 {
+				b.Fatalf("blob sizes %v, %v", sizes, err)
+			}
+		}
+		b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+	})
 	for _, mode := range []string{"remembered", "read"} {
 		b.Run(mode, func(b *testing.B) {
 			b.ReportAllocs()
