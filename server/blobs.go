@@ -63,7 +63,8 @@ func (s *Server) putBlob(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	created, err := s.db.RecordBlob(r.Context(), sum, size)
+	// One statement and commit for the PUTs that arrive together; answered once committed.
+	created, err := s.db.RecordBlobGrouped(r.Context(), sum, size)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -130,18 +130,24 @@ func (s *Server) submitRole(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.RunPublisher {
 		// Group commit: validate here against the project as it is, and let the publisher
 		// store the version in its own transaction (DESIGN.md "Uploads: group commit").
-		st, err := s.db.UploadState(r.Context(), name)
+		// The document is read first so that its blobs are looked up in the same query
+		// as the project (one round trip); its errors still come after "no such project".
+		prop := tufrepo.ReadProposal(raw, name)
+		paths, sums := prop.TargetSums()
+		st, blobs, err := s.db.UploadStateWithBlobs(r.Context(), name, paths, sums)
 		if err != nil {
 			s.refuse(w, r, err)
 			return
 		}
-		acc, err := tufrepo.ValidateProposal(raw, st, now, s.db.BlobSizes(r.Context()))
+		acc, err := tufrepo.ValidateRead(prop, st, now, blobs)
 		if err != nil {
 			s.refuse(w, r, err)
 			return
 		}
 		if acc.Complete() && wait > 0 {
-			s.submitToPublisher(w, r, t.Name, tufrepo.NewSubmission(name, st.CurrentVersion, acc), wait)
+			sub := tufrepo.NewSubmission(name, st.CurrentVersion, acc)
+			sub.Base = st.Files
+			s.submitToPublisher(w, r, t.Name, sub, wait)
 			return
 		}
 		// A proposal waits for co-signers: stored now, under the project's row lock.

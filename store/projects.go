@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -614,6 +615,14 @@ func (p publishTx) ApplySubmissions(ctx context.Context, subs []*tufrepo.Submiss
 	if _, err := p.tx.Exec(ctx, `DELETE FROM proposals pr USING unnest($1::text[], $2::bigint[]) AS u(n, v) WHERE pr.project = u.n AND pr.kind = 'role' AND pr.version <= u.v`, roles, versions); err != nil {
 		return nil, fmt.Errorf("removing superseded proposals: %w", err)
 	}
+	// The next upload of each project is validated against these files. Remembered before
+	// the commit: the cache is keyed by role version and digest, so an entry of a publish
+	// that fails can only match a later version with the same bytes, and the same files.
+	for i, s := range subs {
+		if errs[i] == nil {
+			p.db.files.rememberPublished(s)
+		}
+	}
 	return errs, nil
 }
 
@@ -628,33 +637,122 @@ func customText(c json.RawMessage) *string {
 // UploadState reads what an upload of project is validated against, without locking: its
 // delegation, role version and published files. The publish that stores the upload checks
 // under the row lock that the role version is still the same (tufrepo.Submission.Expected).
-// The delegation's keys are shared with other uploads of the project: read them only.
+// The delegation's keys and the files are shared with other uploads of the project: read
+// them only. The files come from db.files when it holds them for the project's current
+// role (version and digest); only otherwise does PostgreSQL send them all.
 func (db *DB) UploadState(ctx context.Context, project string) (tufrepo.ProjectState, error) {
-	st := tufrepo.ProjectState{Files: map[string]tufrepo.PublishedFile{}}
-	var keys []byte
+	st, _, err := db.uploadState(ctx, project, nil)
+	return st, err
+}
+
+// UploadStateWithBlobs is UploadState that also looks up, in the same query, the blobs an
+// upload's targets name (paths[i] → sums[i], tufrepo.Proposal.TargetSums): those of the
+// paths the project has not published as far as this replica remembers, all of them when
+// it remembers nothing. The BlobSizes it returns answers from that lookup, and asks
+// PostgreSQL only for digests it was not given (the remembered files were not current).
+// It saves validation's own round trip and statement (BlobSizes).
+func (db *DB) UploadStateWithBlobs(ctx context.Context, project string, paths []string, sums [][]byte) (tufrepo.ProjectState, tufrepo.BlobSizes, error) {
+	var ask [][]byte
+	if cached, ok := db.files.get(project); ok {
+		for i, p := range paths {
+			if _, published := cached.files[p]; !published {
+				ask = append(ask, sums[i])
+			}
+		}
+	} else {
+		ask = sums
+	}
+	if ask == nil {
+		ask = [][]byte{} // asked for nothing: every digest is looked up when wanted
+	}
+	st, found, err := db.uploadState(ctx, project, ask)
+	if err != nil {
+		return st, nil, err
+	}
+	asked := make(map[string]bool, len(ask))
+	for _, s := range ask {
+		asked[hex.EncodeToString(s)] = true
+	}
+	query := db.BlobSizes(ctx)
+	return st, func(hexes []string) (map[string]int64, error) {
+		out := make(map[string]int64, len(hexes))
+		var rest []string
+		for _, h := range hexes {
+			if !asked[h] {
+				rest = append(rest, h)
+			} else if size, ok := found[h]; ok {
+				out[h] = size
+			}
+		}
+		if len(rest) > 0 {
+			more, err := query(rest)
+			if err != nil {
+				return nil, err
+			}
+			for h, size := range more {
+				out[h] = size
+			}
+		}
+		return out, nil
+	}, nil
+}
+
+// uploadState reads the state and, when blobs is not nil, which of those blobs are
+// recorded (hex → size).
+func (db *DB) uploadState(ctx context.Context, project string, blobs [][]byte) (tufrepo.ProjectState, map[string]int64, error) {
+	var st tufrepo.ProjectState
+	var keys, roleSum []byte
 	d := &st.Delegation
 	var paths []string
 	var lengths []int64
 	var sums [][]byte
 	var customs []*string
+	var blobSums [][]byte
+	var blobSizes []int64
+	cached, haveCached := db.files.get(project)
+	cachedVersion, cachedSum := int64(-1), []byte(nil)
+	if haveCached {
+		cachedVersion, cachedSum = cached.version, cached.sha256[:]
+	}
+	// The files are aggregated only when the cached list is not the current role's: the
+	// lateral subquery's condition names only the project row and parameters, so
+	// PostgreSQL evaluates it once (a one-time filter) and reads no release_files row on a
+	// hit. Both metadata lookups are by the full primary key (role, version): a join on it
+	// was planned as a scan of every version of the role.
 	err := db.Pool.QueryRow(ctx, `
 		SELECT p.name, p.keys, p.keyids, p.threshold, p.role_version,
-		       coalesce(array_agg(f.path) FILTER (WHERE f.path IS NOT NULL), '{}'),
-		       coalesce(array_agg(f.length) FILTER (WHERE f.path IS NOT NULL), '{}'),
-		       coalesce(array_agg(f.sha256) FILTER (WHERE f.path IS NOT NULL), '{}'),
-		       coalesce(array_agg(f.custom::text) FILTER (WHERE f.path IS NOT NULL), '{}')
-		FROM projects p LEFT JOIN release_files f ON f.project = p.name
-		WHERE p.name = $1 GROUP BY p.name`, project).Scan(&d.Name, &keys, &d.KeyIDs, &d.Threshold, &st.CurrentVersion, &paths, &lengths, &sums, &customs)
+		       (SELECT sha256 FROM metadata WHERE role = p.name AND version = p.role_version),
+		       coalesce(f.paths, '{}'), coalesce(f.lengths, '{}'), coalesce(f.sums, '{}'), coalesce(f.customs, '{}'),
+		       coalesce(b.sums, '{}'), coalesce(b.sizes, '{}')
+		FROM projects p
+		LEFT JOIN LATERAL (
+			SELECT array_agg(path) AS paths, array_agg(length) AS lengths, array_agg(sha256) AS sums, array_agg(custom::text) AS customs
+			FROM release_files WHERE project = p.name
+			  AND NOT (p.role_version = $2 AND EXISTS (SELECT FROM metadata WHERE role = p.name AND version = $2 AND sha256 = $3))
+		) f ON true
+		LEFT JOIN LATERAL (
+			SELECT array_agg(sha256) AS sums, array_agg(size) AS sizes FROM blobs WHERE sha256 = ANY($4)
+		) b ON true
+		WHERE p.name = $1`, project, cachedVersion, cachedSum, blobs).Scan(&d.Name, &keys, &d.KeyIDs, &d.Threshold, &st.CurrentVersion, &roleSum, &paths, &lengths, &sums, &customs, &blobSums, &blobSizes)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return st, api.Errorf(api.CodeNotFound, "project %q does not exist: create it first with `cairn project create`", project)
+		return st, nil, api.Errorf(api.CodeNotFound, "project %q does not exist: create it first with `cairn project create`", project)
 	}
 	if err != nil {
-		return st, fmt.Errorf("reading project %s: %w", project, err)
+		return st, nil, fmt.Errorf("reading project %s: %w", project, err)
 	}
 	// Shared with other uploads of the project (keyCache): validation only reads them.
 	if d.Keys, err = db.keys.decode(keys); err != nil {
-		return st, fmt.Errorf("decoding keys of project %s: %w", project, err)
+		return st, nil, fmt.Errorf("decoding keys of project %s: %w", project, err)
 	}
+	found := make(map[string]int64, len(blobSums))
+	for i, s := range blobSums {
+		found[hex.EncodeToString(s)] = blobSizes[i]
+	}
+	if haveCached && st.CurrentVersion == cachedVersion && roleSum != nil && bytes.Equal(roleSum, cachedSum) {
+		st.Files = cached.files
+		return st, found, nil
+	}
+	st.Files = make(map[string]tufrepo.PublishedFile, len(paths))
 	for i, p := range paths {
 		var c json.RawMessage
 		if customs[i] != nil {
@@ -662,7 +760,12 @@ func (db *DB) UploadState(ctx context.Context, project string) (tufrepo.ProjectS
 		}
 		st.Files[p] = tufrepo.PublishedFile{Length: lengths[i], SHA256: hex.EncodeToString(sums[i]), Custom: c}
 	}
-	return st, nil
+	if len(roleSum) == 32 {
+		e := fileList{version: st.CurrentVersion, files: st.Files}
+		copy(e.sha256[:], roleSum)
+		db.files.put(project, e)
+	}
+	return st, found, nil
 }
 
 // BlobSizes answers tufrepo.BlobSizes outside a transaction: blob rows are written before

@@ -28,6 +28,10 @@ type DB struct {
 	tokens *tokenCache
 	// keys caches decoded maintainer keys (UploadState).
 	keys *keyCache
+	// files caches the published files of projects by role version and digest (UploadState).
+	files fileCache
+	// blobRows groups the rows of concurrent blob PUTs (RecordBlobGrouped).
+	blobRows blobRows
 }
 
 // Open connects to url with DefaultSessions and checks the connection.

@@ -22,7 +22,7 @@ var dbURL string
 
 func TestMain(m *testing.M) { os.Exit(testdb.Main(m, "store", &dbURL)) }
 
-func open(t *testing.T) *store.DB {
+func open(t testing.TB) *store.DB {
 	t.Helper()
 	ctx := context.Background()
 	db, err := store.Open(ctx, dbURL)

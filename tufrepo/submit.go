@@ -27,6 +27,10 @@ type Submission struct {
 	Accepted *AcceptedRole
 	// SHA256 of Accepted.Raw.
 	SHA256 []byte
+	// Base is the project's published files Accepted was validated against
+	// (ProjectState.Files at Expected), or nil; read only. The store derives the files of
+	// the new version from it instead of reading them all again on the next upload.
+	Base map[string]PublishedFile
 
 	done   chan SubmitOutcome
 	queued time.Time

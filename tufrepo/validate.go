@@ -91,7 +91,14 @@ func ValidateProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobS
 // complete (AcceptedRole.Complete). Every signature present must be valid and by a
 // delegated key, even when the threshold is met (CheckAllSignatures says why).
 func ValidateProposal(raw []byte, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, error) {
-	acc, pr, err := checkProjectRole(raw, st, now, blobs)
+	return ValidateRead(ReadProposal(raw, st.Delegation.Name), st, now, blobs)
+}
+
+// ValidateRead is ValidateProposal for a document ReadProposal has read: the same checks
+// in the same order, so a document that does not read is refused only after the caller
+// has found the project.
+func ValidateRead(p *Proposal, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, error) {
+	acc, pr, err := checkProjectRole(p, st, now, blobs)
 	if err != nil {
 		return nil, err
 	}
@@ -137,15 +144,12 @@ func ValidateProposal(raw []byte, st ProjectState, now time.Time, blobs BlobSize
 }
 
 // checkProjectRole runs every check but the signatures.
-func checkProjectRole(raw []byte, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, *projectRole, error) {
+func checkProjectRole(p *Proposal, st ProjectState, now time.Time, blobs BlobSizes) (*AcceptedRole, *projectRole, error) {
 	project := st.Delegation.Name
-	if len(raw) > MaxProjectRoleBytes {
-		return nil, nil, api.Errorf(api.CodeTooLarge, "project role metadata is %d bytes; at most %d are allowed", len(raw), MaxProjectRoleBytes)
+	if p.err != nil {
+		return nil, nil, p.err
 	}
-	pr, err := readProjectRole(raw, fmt.Sprintf("project role metadata for %q", project))
-	if err != nil {
-		return nil, nil, err
-	}
+	pr, raw := p.pr, p.raw
 	s := &pr.Signed
 	if !strings.HasPrefix(s.SpecVersion, "1.") {
 		return nil, nil, api.Errorf(api.CodeMalformedMetadata, "spec_version %q is not supported: use %s", s.SpecVersion, SpecVersion)
