@@ -3,7 +3,6 @@ package client
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,8 +26,7 @@ func waitQuery(wait time.Duration) url.Values {
 
 // ValidateSHA256Hex checks that s is a lowercase hex SHA-256 digest.
 func ValidateSHA256Hex(s string) error {
-	b, err := hex.DecodeString(s)
-	if err != nil || len(b) != 32 || hex.EncodeToString(b) != s {
+	if !api.ValidSHA256Hex(s) {
 		return api.Errorf(api.CodeBadRequest, "%q is not a lowercase hex SHA-256 digest", s)
 	}
 	return nil

@@ -2,45 +2,16 @@ package client
 
 import (
 	"context"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/hex"
 	"fmt"
-	"hash"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"strings"
 
 	"github.com/cairn-dev/cairn/api"
 )
-
-// Digest is an expected content digest, "sha256:<hex>" or "sha512:<hex>".
-type Digest struct {
-	Algorithm string
-	Hex       string
-}
-
-func (d Digest) String() string { return d.Algorithm + ":" + d.Hex }
-
-// ParseDigest reads "sha256:HEX" or "sha512:HEX" (lowercase hex of the exact length).
-func ParseDigest(s string) (Digest, error) {
-	alg, h, ok := strings.Cut(s, ":")
-	n := map[string]int{"sha256": 64, "sha512": 128}[alg]
-	if !ok || n == 0 || len(h) != n || strings.Trim(h, "0123456789abcdef") != "" {
-		return Digest{}, api.Errorf(api.CodeBadRequest, "digest %.80q: use sha256:<64 lowercase hex digits> or sha512:<128>", s)
-	}
-	return Digest{Algorithm: alg, Hex: h}, nil
-}
-
-func (d Digest) hasher() hash.Hash {
-	if d.Algorithm == "sha512" {
-		return sha512.New()
-	}
-	return sha256.New()
-}
 
 // CheckFetchURL allows https:// anywhere and http:// only to a loopback host.
 func CheckFetchURL(raw string) (*url.URL, error) {
@@ -65,7 +36,7 @@ func CheckFetchURL(raw string) (*url.URL, error) {
 // its digest; on any failure the file is removed. The caller moves the file into place
 // (or copies it out) and removes it. A digest mismatch is a VerifyError with
 // ExitHashMismatch.
-func FetchToTemp(ctx context.Context, hc *http.Client, u *url.URL, want Digest, dir string, max int64) (string, int64, error) {
+func FetchToTemp(ctx context.Context, hc *http.Client, u *url.URL, want api.Digest, dir string, max int64) (string, int64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
 		return "", 0, err
@@ -95,7 +66,7 @@ func FetchToTemp(ctx context.Context, hc *http.Client, u *url.URL, want Digest, 
 			os.Remove(f.Name())
 		}
 	}()
-	h := want.hasher()
+	h := want.Hash()
 	n, err := io.Copy(io.MultiWriter(f, h), io.LimitReader(resp.Body, max+1))
 	if te := asTimeout(err); te != nil {
 		return "", 0, te

@@ -54,7 +54,7 @@ func ParseOCIRef(s string) (OCIRef, error) {
 	if !ok {
 		return OCIRef{}, api.Errorf(api.CodeBadRequest, "%.200q has no digest: oci:// fetches by digest only (oci://REGISTRY/REPO@sha256:DIGEST; resolve a tag with `oras resolve` and check what it names)", s)
 	}
-	if _, err := ParseDigest(dig); err != nil || !strings.HasPrefix(dig, "sha256:") {
+	if _, err := api.ParseDigest(dig); err != nil || !strings.HasPrefix(dig, "sha256:") {
 		return OCIRef{}, api.Errorf(api.CodeBadRequest, "%.200q: the digest must be sha256:<64 hex digits>", s)
 	}
 	if repo == "" || strings.ContainsAny(repo, ":?#") {
@@ -179,7 +179,7 @@ func FetchOCIArtifact(ctx context.Context, hc *http.Client, ref OCIRef, token st
 		if name == "" || name != filepath.Base(name) || name == "." || name == ".." || strings.ContainsAny(name, `/\`) {
 			return nil, &VerifyError{Code: ExitMalformed, Target: ref.String(), Detail: fmt.Sprintf("layer %s has no usable file name (org.opencontainers.image.title %.100q)", l.Digest, name)}
 		}
-		if _, err := ParseDigest(l.Digest); err != nil || !strings.HasPrefix(l.Digest, "sha256:") || l.Size < 0 || seen[name] {
+		if _, err := api.ParseDigest(l.Digest); err != nil || !strings.HasPrefix(l.Digest, "sha256:") || l.Size < 0 || seen[name] {
 			return nil, &VerifyError{Code: ExitMalformed, Target: ref.String(), Detail: fmt.Sprintf("layer %.100q (%.80s) is not a sha256 layer with a unique name", name, l.Digest)}
 		}
 		seen[name] = true

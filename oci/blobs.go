@@ -23,7 +23,7 @@ import (
 
 // parseDigest checks a digest from a URL or query, answering DIGEST_INVALID.
 func parseDigest(d string) (string, error) {
-	if _, _, err := blobstore.ParseDigest(d); err != nil {
+	if _, err := api.ParseDigest(d); err != nil {
 		return "", errorf(api.CodeOCIDigestInvalid, map[string]string{"digest": truncate(d, 200)}, "%v", err)
 	}
 	return d, nil

@@ -55,14 +55,14 @@ func invalid(format string, args ...any) error {
 
 // computeDigest hashes b with algo.
 func computeDigest(algo string, b []byte) string {
-	h, _ := store.NewDigester(algo)
+	h := api.Digest{Algorithm: algo}.Hash()
 	h.Write(b)
 	return algo + ":" + hex.EncodeToString(h.Sum(nil))
 }
 
 // checkDescriptor validates one descriptor of a manifest.
 func checkDescriptor(where string, d *descriptor) error {
-	if _, _, err := store.ParseDigest(d.Digest); err != nil {
+	if _, err := api.ParseDigest(d.Digest); err != nil {
 		return errorf(api.CodeOCIManifestInvalid, map[string]string{"descriptor": where}, "%s: %v", where, err)
 	}
 	if d.Size < 0 {

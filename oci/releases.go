@@ -131,14 +131,15 @@ func (rel *release) manifest(repo string) *store.OCIManifest {
 // (size > 0 or not, with the bytes in the blob store) or the empty config every release
 // manifest names (served from memory: data is set).
 func (g *Registry) releaseBlob(ctx context.Context, repo, d string) (ok bool, data []byte, err error) {
-	if strings.Contains(repo, "/") || !strings.HasPrefix(d, "sha256:") {
+	dg, err := api.ParseDigest(d)
+	if err != nil || strings.Contains(repo, "/") || dg.Algorithm != "sha256" {
 		return false, nil, nil
 	}
 	if d == emptyDigest {
 		rels, err := g.releases(ctx, repo, "")
 		return len(rels) > 0, emptyJSON, err
 	}
-	_, ok, err = g.db.PublishedReleaseFileSize(ctx, repo, strings.TrimPrefix(d, "sha256:"))
+	_, ok, err = g.db.PublishedReleaseFileSize(ctx, repo, dg.Hex)
 	return ok, nil, err
 }
 

@@ -85,7 +85,7 @@ func (s *Server) postAttestation(w http.ResponseWriter, r *http.Request) {
 // current maintainer keys of every project whose published releases contain it (none for
 // a file no published release has: store.AddAttestation then refuses it as not_found).
 func (s *Server) attestationKeys(ctx context.Context, file string) (attest.MaintainerKeys, error) {
-	if !store.ValidSHA256(file) {
+	if !api.ValidSHA256Hex(file) {
 		return nil, nil // attest.Verify names the bad digest
 	}
 	projects, err := s.db.AttestationKeys(ctx, file)
@@ -180,7 +180,7 @@ func (s *Server) publishTrustedRoot(ctx context.Context) error {
 // /targets/_cairn/sigstore/<sha256>.trusted_root.json, an attestation index at
 // /targets/_cairn/attestations/<sha256>.<file sha256>.json.
 func (s *Server) getOwnTarget(w http.ResponseWriter, r *http.Request, path, sum string) {
-	if !store.ValidSHA256(sum) {
+	if !api.ValidSHA256Hex(sum) {
 		s.writeError(w, r, errNotFound(r.URL.Path))
 		return
 	}
@@ -189,7 +189,7 @@ func (s *Server) getOwnTarget(w http.ResponseWriter, r *http.Request, path, sum 
 	switch name, isIndex := strings.CutPrefix(path, tufrepo.AttestationIndexPrefix); {
 	case path == tufrepo.SigstoreTrustedRootTarget:
 		raw, err = s.db.SigstoreTrustedRootBytes(r.Context(), sum)
-	case isIndex && strings.HasSuffix(name, ".json") && store.ValidSHA256(strings.TrimSuffix(name, ".json")):
+	case isIndex && strings.HasSuffix(name, ".json") && api.ValidSHA256Hex(strings.TrimSuffix(name, ".json")):
 		raw, err = s.db.AttestationIndexBytes(r.Context(), strings.TrimSuffix(name, ".json"), sum)
 	default:
 		err = errNotFound(r.URL.Path)

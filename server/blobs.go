@@ -17,7 +17,7 @@ func (s *Server) routeBlobs(r chi.Router) {
 func blobDigest(r *http.Request) (string, error) {
 	d := chi.URLParam(r, "digest")
 	sum, ok := strings.CutPrefix(d, "sha256:")
-	if !ok || !blobstore.ValidSHA256(sum) {
+	if !ok || !api.ValidSHA256Hex(sum) {
 		return "", api.Errorf(api.CodeBadRequest, "blob digest %.80q must be sha256:<64 lowercase hex digits>", d)
 	}
 	return sum, nil

@@ -23,7 +23,7 @@ import (
 // trusted root, the record against the bundle. Clients verify the bundles again anyway.
 func (m *Mirror) serveAttestations(w http.ResponseWriter, r *http.Request, rest string) {
 	file, bundle, one := strings.Cut(rest, "/")
-	if !store.ValidSHA256(file) || (one && !store.ValidSHA256(bundle)) {
+	if !api.ValidSHA256Hex(file) || (one && !api.ValidSHA256Hex(bundle)) {
 		m.writeError(w, api.Errorf(api.CodeNotFound, "this read-only mirror serves /api/v1/attestations/<file sha256> and /api/v1/attestations/<file sha256>/<bundle sha256> (64 lowercase hex digits each); %.200q is neither", r.URL.Path))
 		return
 	}

@@ -382,7 +382,7 @@ func (s *Server) coSign(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sig, err := hex.DecodeString(req.Sig)
-	if err != nil || len(sig) == 0 || len(sig) > 512 || !store.ValidSHA256(req.KeyID) {
+	if err != nil || len(sig) == 0 || len(sig) > 512 || !api.ValidSHA256Hex(req.KeyID) {
 		s.refuse(w, r, api.Errorf(api.CodeMalformedJSON, "keyid must be 64 lowercase hex digits and sig a hex signature"))
 		return
 	}

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
-	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
 )
 
@@ -375,7 +374,7 @@ func (e *staticExport) exportTargets(ctx context.Context, project string, raw []
 	for path, t := range md.Signed.Targets {
 		version, file, err := tufrepo.SplitTargetPath(project, path)
 		sum := t.Hashes["sha256"]
-		if err != nil || !store.ValidSHA256(sum) {
+		if err != nil || !api.ValidSHA256Hex(sum) {
 			// Published roles were validated on upload; never write outside the tree.
 			return written, fmt.Errorf("published role %s lists target %q, which has no path cairnd serves", project, path)
 		}

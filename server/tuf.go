@@ -295,7 +295,7 @@ func (s *Server) getTarget(w http.ResponseWriter, r *http.Request) {
 		s.getOwnTarget(w, r, project+"/"+version+"/"+filename, sum)
 		return
 	}
-	if !ok || !store.ValidSHA256(sum) || tufrepo.ValidateProjectName(project) != nil ||
+	if !ok || !api.ValidSHA256Hex(sum) || tufrepo.ValidateProjectName(project) != nil ||
 		tufrepo.ValidateComponent("version", version, tufrepo.MaxVersionLength) != nil ||
 		tufrepo.ValidateComponent("file", filename, tufrepo.MaxFilenameLength) != nil {
 		s.writeError(w, r, errNotFound(r.URL.Path))

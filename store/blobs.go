@@ -5,24 +5,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"hash"
 
-	"github.com/cairn-dev/cairn/store/blobstore"
 	"github.com/jackc/pgx/v5"
 )
 
-// Blob bytes are blobstore's; this file records them. The digest helpers below forward to
-// blobstore's, the one implementation, for the callers that already speak of store.
-
-// ValidSHA256 reports whether s is a lowercase hex SHA-256 (blobstore.ValidSHA256).
-func ValidSHA256(s string) bool { return blobstore.ValidSHA256(s) }
-
-// ParseDigest splits a digest into its algorithm and lowercase hex, and checks both
-// (blobstore.ParseDigest).
-func ParseDigest(d string) (algo, hexsum string, err error) { return blobstore.ParseDigest(d) }
-
-// NewDigester returns the hash of a supported algorithm (blobstore.NewDigester).
-func NewDigester(algo string) (hash.Hash, error) { return blobstore.NewDigester(algo) }
+// Blob bytes are blobstore's; this file records them.
 
 // BlobSize returns the recorded size of a blob, and whether it is recorded.
 func (db *DB) BlobSize(ctx context.Context, sum string) (int64, bool, error) {

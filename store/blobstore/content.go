@@ -74,11 +74,11 @@ type received struct {
 // receive streams r into a new locked file of tmp, at most max bytes, and checks that it
 // hashes to digest. On any error the file is gone.
 func receive(tmp *Temp, digest string, r io.Reader, max int64) (*received, error) {
-	algo, sum, err := ParseDigest(digest)
+	d, err := api.ParseDigest(digest)
 	if err != nil {
 		return nil, api.Wrap(api.CodeBadRequest, err, "blob digest must be sha256:<64 lowercase hex digits> (or sha512:<128>): %v", err)
 	}
-	h, _ := NewDigester(algo)
+	algo, h := d.Algorithm, d.Hash()
 	s256 := h
 	var sink io.Writer = h
 	if algo != "sha256" {
@@ -103,7 +103,7 @@ func receive(tmp *Temp, digest string, r io.Reader, max int64) (*received, error
 	if n > max {
 		return fail(api.Errorf(api.CodeTooLarge, "blob is larger than the limit of %d bytes", max))
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != sum {
+	if got := hex.EncodeToString(h.Sum(nil)); got != d.Hex {
 		return fail(api.Errorf(api.CodeDigestMismatch, "uploaded bytes hash to %s:%s, not %s: check the file and the digest", algo, got, digest))
 	}
 	return &received{f: f, size: n, sha256: s256.Sum(nil)}, nil

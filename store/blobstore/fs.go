@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/cairn-dev/cairn/api"
 	"io"
 	"io/fs"
 	"os"
@@ -35,7 +36,8 @@ func NewFS(dir string, tmp *Temp) (*FS, error) {
 // Path returns where the blob of a valid digest is (or would be) stored: for a hard link
 // to it (static export), never for writing.
 func (b *FS) Path(digest string) (string, error) {
-	algo, sum, err := ParseDigest(digest)
+	dg, err := api.ParseDigest(digest)
+	algo, sum := dg.Algorithm, dg.Hex
 	if err != nil {
 		return "", err
 	}
@@ -143,7 +145,7 @@ func (b *FS) Leftovers(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	for algo := range digestHexLen {
+	for _, algo := range api.DigestAlgorithms() {
 		root := filepath.Join(b.dir, algo)
 		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if errors.Is(err, fs.ErrNotExist) && p == root {
@@ -172,7 +174,8 @@ func (b *FS) Leftovers(ctx context.Context) ([]string, error) {
 
 // checkBytes reads a stored blob and checks that it hashes to its digest.
 func checkBytes(ctx context.Context, c Content, digest string) error {
-	algo, sum, err := ParseDigest(digest)
+	dg, err := api.ParseDigest(digest)
+	algo, sum := dg.Algorithm, dg.Hex
 	if err != nil {
 		return err
 	}
@@ -181,7 +184,7 @@ func checkBytes(ctx context.Context, c Content, digest string) error {
 		return err
 	}
 	defer r.Close()
-	h, _ := NewDigester(algo)
+	h := api.Digest{Algorithm: algo}.Hash()
 	if _, err := io.Copy(h, r); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"github.com/cairn-dev/cairn/api"
 	"io"
 	"net/http"
 	"os"
@@ -89,7 +90,8 @@ func orAWS(endpoint string) string {
 }
 
 func (s *S3) key(digest string) (string, error) {
-	algo, sum, err := ParseDigest(digest)
+	dg, err := api.ParseDigest(digest)
+	algo, sum := dg.Algorithm, dg.Hex
 	if err != nil {
 		return "", err
 	}

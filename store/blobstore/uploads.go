@@ -321,7 +321,8 @@ func (s *Session) Remove() error { return s.u.Remove(s.id) }
 // into the content store (replacing an identical blob is harmless: same digest, same
 // bytes). On a mismatch (api.CodeDigestMismatch) the file is left as it was.
 func (s *Session) Commit(ctx context.Context, digest string, h hash.Hash) (int64, error) {
-	algo, _, err := ParseDigest(digest)
+	dg, err := api.ParseDigest(digest)
+	algo := dg.Algorithm
 	if err != nil {
 		return 0, err
 	}
@@ -336,7 +337,7 @@ func (s *Session) Commit(ctx context.Context, digest string, h hash.Hash) (int64
 		h = resumeHash(s.path, n)
 	}
 	if h == nil {
-		h, _ = NewDigester(algo)
+		h = api.Digest{Algorithm: algo}.Hash()
 		if n, err = io.Copy(h, io.NewSectionReader(s.f, 0, n)); err != nil {
 			return 0, fmt.Errorf("hashing upload: %w", err)
 		}

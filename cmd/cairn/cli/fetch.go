@@ -34,7 +34,7 @@ policy') is applied to them first, and an unmet rule exits 4 without writing any
 			if err != nil {
 				return err
 			}
-			want, err := client.ParseDigest(digest)
+			want, err := api.ParseDigest(digest)
 			if err != nil {
 				return err
 			}
@@ -85,7 +85,7 @@ policy') is applied to them first, and an unmet rule exits 4 without writing any
 // fetchAttestations shows and checks the attestations the configured server has for the
 // digest. Without a configured server or trusted root it only says so, unless a policy
 // rule asks for attestations.
-func (a *app) fetchAttestations(pf *policyFlags, host string, d client.Digest) error {
+func (a *app) fetchAttestations(pf *policyFlags, host string, d api.Digest) error {
 	rules, err := a.policyRules(pf, "")
 	if err != nil {
 		return err
