@@ -17,7 +17,6 @@ import (
 
 	"github.com/cairn-dev/cairn/api"
 	"github.com/cairn-dev/cairn/internal/faults"
-	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/store/blobstore"
 )
 
@@ -59,7 +58,7 @@ func DefaultConfig() Config {
 // Registry is the /v2/ handler.
 type Registry struct {
 	cfg   Config
-	db    *store.DB
+	db    Store
 	blobs *blobstore.Store
 	log   *slog.Logger
 	now   func() time.Time
@@ -69,7 +68,7 @@ type Registry struct {
 }
 
 // New returns the registry. It does not touch the database until a request arrives.
-func New(cfg Config, db *store.DB, blobs *blobstore.Store, log *slog.Logger, now func() time.Time) *Registry {
+func New(cfg Config, db Store, blobs *blobstore.Store, log *slog.Logger, now func() time.Time) *Registry {
 	def := DefaultConfig()
 	if cfg.MaxBlobSize <= 0 {
 		cfg.MaxBlobSize = def.MaxBlobSize
