@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/internal/textfmt"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
 )
@@ -479,13 +480,13 @@ func (c RoleChanges) Lines() []string {
 		if r.Yanked {
 			what += " (already flagged as yanked)"
 		}
-		out = append(out, fmt.Sprintf("%s (%s):", what, pluralText(len(r.Files), "file")))
+		out = append(out, fmt.Sprintf("%s (%s):", what, textfmt.Plural(len(r.Files), "file")))
 		for _, f := range r.Files {
-			out = append(out, fmt.Sprintf("  %s  %s  sha256 %s", f.Name, sizeText(f.Length), f.SHA256))
+			out = append(out, fmt.Sprintf("  %s  %s  sha256 %s", f.Name, textfmt.Size(f.Length), f.SHA256))
 		}
 	}
 	for _, y := range c.Yanked {
-		line := fmt.Sprintf("YANKS release %s (%s: %s)", y.Version, pluralText(len(y.Files), "file"), strings.Join(y.Files, ", "))
+		line := fmt.Sprintf("YANKS release %s (%s: %s)", y.Version, textfmt.Plural(len(y.Files), "file"), strings.Join(y.Files, ", "))
 		if y.Reason != "" {
 			line += fmt.Sprintf(", reason: %q", y.Reason)
 		} else {
@@ -494,7 +495,7 @@ func (c RoleChanges) Lines() []string {
 		out = append(out, line)
 	}
 	for _, y := range c.Unyanked {
-		line := fmt.Sprintf("unyanks release %s (%s: %s)", y.Version, pluralText(len(y.Files), "file"), strings.Join(y.Files, ", "))
+		line := fmt.Sprintf("unyanks release %s (%s: %s)", y.Version, textfmt.Plural(len(y.Files), "file"), strings.Join(y.Files, ", "))
 		if y.Reason != "" {
 			line += fmt.Sprintf("; it was yanked because: %q", y.Reason)
 		}
@@ -511,10 +512,10 @@ func (c RoleChanges) Lines() []string {
 		}
 	}
 	for _, f := range c.Removed {
-		out = append(out, fmt.Sprintf("REMOVES the published file %s (%s, sha256 %s)", f.Path, sizeText(f.Length), f.SHA256))
+		out = append(out, fmt.Sprintf("REMOVES the published file %s (%s, sha256 %s)", f.Path, textfmt.Size(f.Length), f.SHA256))
 	}
 	for _, m := range c.Modified {
-		out = append(out, fmt.Sprintf("CHANGES the published file %s from %s, sha256 %s to %s, sha256 %s", m.Path, sizeText(m.Before.Length), m.Before.SHA256, sizeText(m.After.Length), m.After.SHA256))
+		out = append(out, fmt.Sprintf("CHANGES the published file %s from %s, sha256 %s to %s, sha256 %s", m.Path, textfmt.Size(m.Before.Length), m.Before.SHA256, textfmt.Size(m.After.Length), m.After.SHA256))
 	}
 	out = append(out, c.Other...)
 	if c.Empty() {
@@ -535,25 +536,4 @@ func (c RoleChanges) Lines() []string {
 		out = append(out, fmt.Sprintf("extends the role metadata's expiry to %s (was %s)", c.ExpiresAfter.Format(layout), c.ExpiresBefore.Format(layout)))
 	}
 	return out
-}
-
-func pluralText(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
-}
-
-// sizeText gives a byte count, with a readable unit for larger files.
-func sizeText(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return pluralText(int(n), "byte")
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%d bytes (%.1f %ciB)", n, float64(n)/float64(div), "KMGTP"[exp])
 }

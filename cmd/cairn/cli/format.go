@@ -3,6 +3,8 @@ package cli
 import (
 	"fmt"
 	"time"
+
+	"github.com/cairn-dev/cairn/internal/textfmt"
 )
 
 // short shortens a key ID for messages; 16 hex digits tell keys apart.
@@ -11,27 +13,6 @@ func short(keyID string) string {
 		return keyID[:16]
 	}
 	return keyID
-}
-
-func plural(n int, what string) string {
-	if n == 1 {
-		return "1 " + what
-	}
-	return fmt.Sprintf("%d %ss", n, what)
-}
-
-// size gives a byte count, with a readable unit for larger files.
-func size(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return plural(int(n), "byte")
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit && exp < 4; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%d bytes (%.1f %ciB)", n, float64(n)/float64(div), "KMGTP"[exp])
 }
 
 // when formats a time with how far it is from now.
@@ -78,3 +59,8 @@ func untilText(t, now time.Time) string {
 }
 
 func fmtUTC(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+func plural(n int, what string) string { return textfmt.Plural(n, what) }
+
+// size gives a byte count, with a readable unit for larger files.
+func size(n int64) string { return textfmt.Size(n) }
