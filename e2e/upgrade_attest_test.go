@@ -14,7 +14,6 @@ import (
 	cairnclient "github.com/cairn-dev/cairn/client"
 	"github.com/cairn-dev/cairn/internal/daemon"
 	"github.com/cairn-dev/cairn/internal/testdb"
-	"github.com/cairn-dev/cairn/internal/testenv"
 	"github.com/cairn-dev/cairn/internal/testrepo"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/theupdateframework/go-tuf/v2/metadata/config"
@@ -32,10 +31,7 @@ import (
 // and signs it again (tufrepo ownContentMissing); a go-tuf client that cached every step
 // goes on with no error. Without that check they stayed missing until the node expired.
 func TestRollingUpgradeOwnTargetsDuringRoll(t *testing.T) {
-	oldBin := os.Getenv("CAIRN_PREVIOUS_CAIRND")
-	if oldBin == "" {
-		testenv.MissingTool(t, "CAIRN_PREVIOUS_CAIRND is not set: run `make test-upgrade` (builds cairnd of the previous release into .cache/previous)")
-	}
+	oldBin := previousCairnd(t)
 	newBin := buildCairnd(t)
 	u, drop, err := testdb.Create("e2e_upgrade_own")
 	if err != nil {

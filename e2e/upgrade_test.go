@@ -56,13 +56,7 @@ import (
 // PREVIOUS_RELEASE, the last commit before migration 00012 was added. `make
 // previous-cairnd` builds it (CAIRN_PREVIOUS_CAIRND); `make test-upgrade` runs this test.
 func TestRollingUpgrade(t *testing.T) {
-	oldBin := os.Getenv("CAIRN_PREVIOUS_CAIRND")
-	if oldBin == "" {
-		testenv.MissingTool(t, "CAIRN_PREVIOUS_CAIRND is not set: run `make test-upgrade` (builds cairnd of the previous release into .cache/previous)")
-	}
-	if _, err := os.Stat(oldBin); err != nil {
-		t.Fatalf("CAIRN_PREVIOUS_CAIRND=%s: %v (run `make previous-cairnd`)", oldBin, err)
-	}
+	oldBin := previousCairnd(t)
 	newBin := buildCairnd(t)
 	u, drop, err := testdb.Create("e2e_upgrade")
 	if err != nil {
@@ -666,4 +660,18 @@ func publishedMetadata(t *testing.T, base string) published {
 		p.bytes[k] = b
 	}
 	return p
+}
+
+// previousCairnd is the cairnd of the previous release that `make previous-cairnd` built
+// ($CAIRN_PREVIOUS_CAIRND).
+func previousCairnd(t *testing.T) string {
+	t.Helper()
+	bin := os.Getenv("CAIRN_PREVIOUS_CAIRND")
+	if bin == "" {
+		testenv.MissingTool(t, "CAIRN_PREVIOUS_CAIRND is not set: run `make test-upgrade` (builds cairnd of the previous release into .cache/previous)")
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("CAIRN_PREVIOUS_CAIRND=%s: %v (run `make previous-cairnd`)", bin, err)
+	}
+	return bin
 }

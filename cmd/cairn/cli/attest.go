@@ -134,15 +134,7 @@ signs as Ed25519ph, which needs --rekor-version 2 (Rekor v1 takes ecdsa-p256 key
 			if err != nil {
 				return err
 			}
-			files, stmt, err := attestStatement(pr, project, version, names, predicateType, pred)
-			if err != nil {
-				return err
-			}
-			tr, err := repo.SigstoreTrustedRoot(a.ctx)
-			if err != nil {
-				return err
-			}
-			rest, err := a.apiClient()
+			files, stmt, tr, rest, err := a.attestInputs(repo, pr, project, version, names, predicateType, pred)
 			if err != nil {
 				return err
 			}
@@ -175,6 +167,25 @@ signs as Ed25519ph, which needs --rekor-version 2 (Rekor v1 takes ecdsa-p256 key
 
 // attestStatement chooses the files of release version of project (all, or those named)
 // from verified metadata and makes the statement about them, read as the server reads it.
+// attestInputs is what both ways of signing need once the project role is verified: the
+// statement about the release's files, the Sigstore trusted root (through TUF) the bundle
+// is checked against, and the API client it is posted with.
+func (a *app) attestInputs(repo *client.Repo, pr *client.ProjectRole, project, version string, names []string, predicateType string, pred []byte) ([]api.File, []byte, *attest.TrustedRoot, *client.API, error) {
+	files, stmt, err := attestStatement(pr, project, version, names, predicateType, pred)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	tr, err := repo.SigstoreTrustedRoot(a.ctx)
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	rest, err := a.apiClient()
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	return files, stmt, tr, rest, nil
+}
+
 func attestStatement(pr *client.ProjectRole, project, version string, names []string, predicateType string, pred []byte) ([]api.File, []byte, error) {
 	rel, ok := client.FindRelease(pr.Releases(), version)
 	if !ok {
@@ -230,15 +241,7 @@ func (a *app) attestWithKey(cmd *cobra.Command, keyName, project, version string
 	if err := tufrepo.AttestationKeys(keys, pr.Name, pr.KeyIDs, pr.Keys); err != nil {
 		return fmt.Errorf("reading the maintainer keys of %s: %w", project, err)
 	}
-	files, stmt, err := attestStatement(pr, project, version, names, predicateType, pred)
-	if err != nil {
-		return err
-	}
-	tr, err := repo.SigstoreTrustedRoot(a.ctx)
-	if err != nil {
-		return err
-	}
-	rest, err := a.apiClient()
+	files, stmt, tr, rest, err := a.attestInputs(repo, pr, project, version, names, predicateType, pred)
 	if err != nil {
 		return err
 	}
