@@ -195,6 +195,11 @@ func FetchOCIArtifact(ctx context.Context, hc *http.Client, ref OCIRef, token st
 			ArtifactType string `json:"artifactType"`
 		} `json:"manifests"`
 	}
+	// Unsigned, like every registry answer, but read one way only: a referrer that Go's
+	// case-folding decoder would see and another client would not (or the reverse) is refused.
+	if err := strictjson.Check(idxRaw, strictjson.FieldsOf(idx)); err != nil {
+		return nil, &VerifyError{Code: ExitMalformed, Target: ref.String(), Detail: "the referrers index has more than one reading: " + err.Error(), Err: err}
+	}
 	if err := json.Unmarshal(idxRaw, &idx); err != nil {
 		return nil, &VerifyError{Code: ExitMalformed, Target: ref.String(), Detail: "the referrers index does not parse: " + err.Error(), Err: err}
 	}
