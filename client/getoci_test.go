@@ -23,7 +23,7 @@ func TestFetchOCIArtifactRefusesAmbiguousDocuments(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name, manifest, referrers, want string
-		code                              ExitCode
+		code                            ExitCode
 	}{
 		{"clean", manifest, `{"manifests":[]}`, "", 0},
 		{"duplicate key in the manifest", strings.Replace(manifest, `"layers":`, `"Layers":[],"layers":`, 1), `{"manifests":[]}`, "more than one reading", ExitMalformed},
