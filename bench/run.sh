@@ -61,10 +61,10 @@ export GOTOOLCHAIN=local
 # Run from a private copy: bash reads a script as it goes, so editing (or checking out) the
 # file during the half-hour run would otherwise break it.
 if [ -z "${BENCH_RUNNING_COPY:-}" ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)BENCH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)copy=$(mktemp /tmp/cairn-bench-run.XXXXXX.sh)
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)cp "$0" "$copy"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)BENCH_RUNNING_COPY=$copy BENCH_ROOT=$BENCH_ROOT exec bash "$copy" "$@"
+	BENCH_ROOT=$(cd "$(dirname "$0")/.." && pwd)
+	copy=$(mktemp /tmp/cairn-bench-run.XXXXXX.sh)
+	cp "$0" "$copy"
+	BENCH_RUNNING_COPY=$copy BENCH_ROOT=$BENCH_ROOT exec bash "$copy" "$@"
 fi
 rm -f "$BENCH_RUNNING_COPY"
 ROOT=$BENCH_ROOT
@@ -104,31 +104,31 @@ CAIRN_EXTRA=()
 log() { printf '\n== %s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 stop_pid() { # stop_pid PID: TERM, wait up to 15 s, then KILL
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)local p=$1
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)[ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)kill "$p" 2>/dev/null || true
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)for _ in $(seq 150); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)kill -9 "$p" 2>/dev/null || true
+	local p=$1
+	[ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
+	kill "$p" 2>/dev/null || true
+	for _ in $(seq 150); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
+	kill -9 "$p" 2>/dev/null || true
 }
 cleanup() {
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)set +e
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_pid "$CAIRN_PID"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_pid "$NGINX_PID"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_pid "$STATIC_PID"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_pid "$REF_PID"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_pid "$FAST_PID"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_pid "$REG_PID"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_pid "$ZOT_PID"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)[ -f "$PGDATA/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast stop >/dev/null 2>&1
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)rm -rf "$WORK"
+	set +e
+	stop_pid "$CAIRN_PID"
+	stop_pid "$NGINX_PID"
+	stop_pid "$STATIC_PID"
+	stop_pid "$REF_PID"
+	stop_pid "$FAST_PID"
+	stop_pid "$REG_PID"
+	stop_pid "$ZOT_PID"
+	[ -f "$PGDATA/postmaster.pid" ] && as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -m fast stop >/dev/null 2>&1
+	rm -rf "$WORK"
 }
 trap cleanup EXIT
 
 need() { command -v "$1" >/dev/null || { echo "run.sh: $1 is missing: apt-get install -y $2" >&2; exit 1; }; }
 if [[ " $PHASES " == *" get "* ]]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)need wrk wrk
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)need nginx nginx
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)need taskset util-linux
+	need wrk wrk
+	need nginx nginx
+	need taskset util-linux
 fi
 [ -x "$PGBIN/initdb" ] || { echo "run.sh: PostgreSQL server binaries not found (apt-get install -y postgresql)" >&2; exit 1; }
 
@@ -145,11 +145,11 @@ go test -c -o "$BIN/publish.test" ./bench/publish
 LOAD="$BIN/load -out $RESULTS"
 
 {
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)echo "- commit: $(git rev-parse HEAD)$( [ -n "$(git status --porcelain --untracked-files=no)" ] && echo ' (work tree has uncommitted changes)')"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)echo "- nproc: $(nproc); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); memory: $(free -g | awk '/Mem:/{print $2}') GiB"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)echo "- $(go version); PostgreSQL: $("$PGBIN/postgres" --version); $(command -v nginx >/dev/null && nginx -v 2>&1); $(command -v wrk >/dev/null && wrk -v 2>&1 | head -1)"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "- commit: $(git rev-parse HEAD)$( [ -n "$(git status --porcelain --untracked-files=no)" ] && echo ' (work tree has uncommitted changes)')"
+	echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "- nproc: $(nproc); CPU: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); memory: $(free -g | awk '/Mem:/{print $2}') GiB"
+	echo "- $(go version); PostgreSQL: $("$PGBIN/postgres" --version); $(command -v nginx >/dev/null && nginx -v 2>&1); $(command -v wrk >/dev/null && wrk -v 2>&1 | head -1)"
+	echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$OUT/machine.md"
 cat "$OUT/machine.md" >&2
 
@@ -158,31 +158,31 @@ mkdir -p "$PGDATA"
 chown postgres "$PGDATA" 2>/dev/null || true
 as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust >/dev/null
 as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)-o "-p $PGPORT -k $PGDATA -c listen_addresses=127.0.0.1 -c shared_buffers=128MB -c max_connections=200 -c shared_preload_libraries=pg_stat_statements" start >/dev/null
+	-o "-p $PGPORT -k $PGDATA -c listen_addresses=127.0.0.1 -c shared_buffers=128MB -c max_connections=200 -c shared_preload_libraries=pg_stat_statements" start >/dev/null
 PG_PID=$(head -1 "$PGDATA/postmaster.pid")
 
 CAIRND=$BIN/cairnd
 start_cairnd() { # start_cairnd [taskset-prefix…]; runs $CAIRND
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)CAIRN_BENCH_PPROF=$PPROF_ADDR "$@" "$CAIRND" serve --dev --data-dir "$DATA" --database-url "$DBURL" --listen "$CAIRN_ADDR" "${CAIRN_EXTRA[@]}" ${BENCH_CAIRND_FLAGS:-} >>"$OUT/cairnd.log" 2>&1 &
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)CAIRN_PID=$!
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)for _ in $(seq 300); do
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	curl -fs "http://$CAIRN_ADDR/readyz" >/dev/null 2>&1 && return 0
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	kill -0 "$CAIRN_PID" 2>/dev/null || { tail -20 "$OUT/cairnd.log" >&2; exit 1; }
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	sleep 0.1
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)done
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)echo "cairnd did not become ready" >&2
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)exit 1
+	CAIRN_BENCH_PPROF=$PPROF_ADDR "$@" "$CAIRND" serve --dev --data-dir "$DATA" --database-url "$DBURL" --listen "$CAIRN_ADDR" "${CAIRN_EXTRA[@]}" ${BENCH_CAIRND_FLAGS:-} >>"$OUT/cairnd.log" 2>&1 &
+	CAIRN_PID=$!
+	for _ in $(seq 300); do
+		curl -fs "http://$CAIRN_ADDR/readyz" >/dev/null 2>&1 && return 0
+		kill -0 "$CAIRN_PID" 2>/dev/null || { tail -20 "$OUT/cairnd.log" >&2; exit 1; }
+		sleep 0.1
+	done
+	echo "cairnd did not become ready" >&2
+	exit 1
 }
 stop_cairnd() { stop_pid "$CAIRN_PID"; CAIRN_PID=; }
 psql_bench() { as_pg "$PGBIN/psql" -h "$PGDATA" -p "$PGPORT" -U postgres -d cairn_bench "$@"; }
 projects() { psql_bench -tAc 'select count(*) from projects'; }
 pg_top_statements() { # pg_top_statements FILE: the statements that cost the most, since the last reset
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)psql_bench -c "select calls, round(total_exec_time::numeric,1) as total_ms, round((total_exec_time/calls)::numeric,3) as mean_ms, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 110) as query from pg_stat_statements where dbid = (select oid from pg_database where datname = 'cairn_bench') order by total_exec_time desc limit 25" >"$1"
+	psql_bench -c "select calls, round(total_exec_time::numeric,1) as total_ms, round((total_exec_time/calls)::numeric,3) as mean_ms, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 110) as query from pg_stat_statements where dbid = (select oid from pg_database where datname = 'cairn_bench') order by total_exec_time desc limit 25" >"$1"
 }
 profile_cpu() { # profile_cpu NAME SECONDS: CPU profile of cairnd-pprof
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)curl -fsS "http://$PPROF_ADDR/debug/pprof/profile?seconds=$2" -o "$OUT/cairnd-$1.pprof" &&
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	go tool pprof -top -nodecount 45 "$BIN/cairnd-pprof" "$OUT/cairnd-$1.pprof" >"$OUT/cairnd-$1.top" 2>/dev/null &&
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	go tool pprof -top -cum -nodecount 45 "$BIN/cairnd-pprof" "$OUT/cairnd-$1.pprof" >"$OUT/cairnd-$1.cum" 2>/dev/null
+	curl -fsS "http://$PPROF_ADDR/debug/pprof/profile?seconds=$2" -o "$OUT/cairnd-$1.pprof" &&
+		go tool pprof -top -nodecount 45 "$BIN/cairnd-pprof" "$OUT/cairnd-$1.pprof" >"$OUT/cairnd-$1.top" 2>/dev/null &&
+		go tool pprof -top -cum -nodecount 45 "$BIN/cairnd-pprof" "$OUT/cairnd-$1.pprof" >"$OUT/cairnd-$1.cum" 2>/dev/null
 }
 human() { case $1 in *000000) echo "$(($1 / 1000000))M" ;; *000) echo "$(($1 / 1000))k" ;; *) echo "$1" ;; esac; }
 
@@ -190,25 +190,25 @@ log "cairnd: bootstrap and 1,000 projects"
 start_cairnd
 TOKEN=@$DATA/admin.token
 $LOAD -mode projects -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 1000 -concurrency "$CREATE_CONC" -prefix p1k -label "0→1k" \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)-server-pid "$CAIRN_PID" -pg-pid "$PG_PID"
+	-server-pid "$CAIRN_PID" -pg-pid "$PG_PID"
 psql_bench -qc 'create extension if not exists pg_stat_statements' >/dev/null
 
 if [[ " $PHASES " == *" get "* ]]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)log "metadata GET: cairnd, nginx ($NGINX_WORKERS worker), the static tier and Go net/http, each pinned to CPU 0; wrk pinned to CPU 1"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_cairnd
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)# The static tier: cairnd keeps $STATIC (--static-dir), served by nginx with the shipped
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)# deploy/nginx/cairn-static.conf (only listen and root replaced).
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)STATIC=$WORK/static
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)CAIRN_EXTRA=(--static-dir "$STATIC")
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)start_cairnd taskset -c 0
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)CAIRN_EXTRA=()
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)WWW=$WORK/www
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)mkdir -p "$WWW/metadata" "$WORK/nginx"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)curl -fsS "http://$CAIRN_ADDR/metadata/timestamp.json" -o "$WWW/metadata/timestamp.json"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)SNAPV=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["signed"]["meta"]["snapshot.json"]["version"])' "$WWW/metadata/timestamp.json")
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)curl -fsS "http://$CAIRN_ADDR/metadata/$SNAPV.snapshot.json" -o "$WWW/metadata/$SNAPV.snapshot.json"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)chmod -R a+rX "$WWW"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)cat >"$WORK/nginx/nginx.conf" <<EOF
+	log "metadata GET: cairnd, nginx ($NGINX_WORKERS worker), the static tier and Go net/http, each pinned to CPU 0; wrk pinned to CPU 1"
+	stop_cairnd
+	# The static tier: cairnd keeps $STATIC (--static-dir), served by nginx with the shipped
+	# deploy/nginx/cairn-static.conf (only listen and root replaced).
+	STATIC=$WORK/static
+	CAIRN_EXTRA=(--static-dir "$STATIC")
+	start_cairnd taskset -c 0
+	CAIRN_EXTRA=()
+	WWW=$WORK/www
+	mkdir -p "$WWW/metadata" "$WORK/nginx"
+	curl -fsS "http://$CAIRN_ADDR/metadata/timestamp.json" -o "$WWW/metadata/timestamp.json"
+	SNAPV=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["signed"]["meta"]["snapshot.json"]["version"])' "$WWW/metadata/timestamp.json")
+	curl -fsS "http://$CAIRN_ADDR/metadata/$SNAPV.snapshot.json" -o "$WWW/metadata/$SNAPV.snapshot.json"
+	chmod -R a+rX "$WWW"
+	cat >"$WORK/nginx/nginx.conf" <<EOF
 worker_processes $NGINX_WORKERS;
 pid $WORK/nginx/nginx.pid;
 error_log $WORK/nginx/error.log warn;
@@ -237,194 +237,194 @@ http {
     }
 }
 EOF
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$OUT/nginx.log" 2>&1 &
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)NGINX_PID=$!
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)for _ in $(seq 600); do # the export's first pass writes timestamp.json last
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	cmp -s "$STATIC/metadata/timestamp.json" "$WWW/metadata/timestamp.json" && break
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	sleep 0.1
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)done
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)cmp -s "$STATIC/metadata/timestamp.json" "$WWW/metadata/timestamp.json" || echo "run.sh: the static tier does not hold cairnd's timestamp.json (see cairnd.log)" >&2
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)mkdir -p "$WORK/nginx-static"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.){
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	# The same process-level settings as the nginx above; the server block is the shipped one.
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	sed -e "s|$WORK/nginx/|$WORK/nginx-static/|g" -e '/^    server {$/,$d' "$WORK/nginx/nginx.conf"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	sed -e "s|^    listen [^;]*;|    listen $STATIC_ADDR;|" -e "s|^    root [^;]*;|    root $STATIC;|" "$ROOT/deploy/nginx/cairn-static.conf"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	echo "}"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)} >"$WORK/nginx-static/nginx.conf"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)taskset -c 0 nginx -c "$WORK/nginx-static/nginx.conf" -g 'daemon off;' >"$OUT/nginx-static.log" 2>&1 &
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)STATIC_PID=$!
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)taskset -c 0 "$BIN/refserver" -dir "$WWW/metadata" -listen "$REF_ADDR" >"$OUT/refserver.log" 2>&1 &
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)REF_PID=$!
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)SERVERS=("cairnd $CAIRN_ADDR $CAIRN_PID" "nginx $NGINX_ADDR $NGINX_PID" "static-nginx $STATIC_ADDR $STATIC_PID" "go-net/http $REF_ADDR $REF_PID")
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)if [ -x "$BIN/fastref" ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	taskset -c 0 "$BIN/fastref" -dir "$WWW/metadata" -listen "$FAST_ADDR" >"$OUT/fastref.log" 2>&1 &
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	FAST_PID=$!
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	SERVERS+=("go-fasthttp $FAST_ADDR $FAST_PID")
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)sleep 1
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)for f in timestamp.json "$SNAPV.snapshot.json"; do
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	label=${f#*.}
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	label=${label%.json}
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	[ "$f" = timestamp.json ] && label=timestamp
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	for srv in "${SERVERS[@]}"; do
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		set -- $srv
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		$LOAD -mode get -name "$1" -url "http://$2/metadata/$f" -pids "$3" -label "$label" \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)			-duration "$DUR" -warmup 3s -connections 50 -wrk "taskset -c 1 wrk"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	done
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)done
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)if [ "$PROFILE" = 1 ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	log "profiling cairnd (cairnd-pprof) under the same GET loads"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	stop_cairnd
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	CAIRND=$BIN/cairnd-pprof start_cairnd taskset -c 0
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	for f in timestamp.json "$SNAPV.snapshot.json"; do
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		name=get-timestamp; [ "$f" = timestamp.json ] || name=get-snapshot
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		taskset -c 1 wrk -t1 -c50 -d14s "http://$CAIRN_ADDR/metadata/$f" >"$OUT/cairnd-$name.wrk" &
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		W=$!
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		sleep 2; profile_cpu "$name" 10; wait $W
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	done
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_pid "$NGINX_PID"; NGINX_PID=
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_pid "$STATIC_PID"; STATIC_PID=
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_pid "$REF_PID"; REF_PID=
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_pid "$FAST_PID"; FAST_PID=
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_cairnd
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)start_cairnd
+	taskset -c 0 nginx -c "$WORK/nginx/nginx.conf" -g 'daemon off;' >"$OUT/nginx.log" 2>&1 &
+	NGINX_PID=$!
+	for _ in $(seq 600); do # the export's first pass writes timestamp.json last
+		cmp -s "$STATIC/metadata/timestamp.json" "$WWW/metadata/timestamp.json" && break
+		sleep 0.1
+	done
+	cmp -s "$STATIC/metadata/timestamp.json" "$WWW/metadata/timestamp.json" || echo "run.sh: the static tier does not hold cairnd's timestamp.json (see cairnd.log)" >&2
+	mkdir -p "$WORK/nginx-static"
+	{
+		# The same process-level settings as the nginx above; the server block is the shipped one.
+		sed -e "s|$WORK/nginx/|$WORK/nginx-static/|g" -e '/^    server {$/,$d' "$WORK/nginx/nginx.conf"
+		sed -e "s|^    listen [^;]*;|    listen $STATIC_ADDR;|" -e "s|^    root [^;]*;|    root $STATIC;|" "$ROOT/deploy/nginx/cairn-static.conf"
+		echo "}"
+	} >"$WORK/nginx-static/nginx.conf"
+	taskset -c 0 nginx -c "$WORK/nginx-static/nginx.conf" -g 'daemon off;' >"$OUT/nginx-static.log" 2>&1 &
+	STATIC_PID=$!
+	taskset -c 0 "$BIN/refserver" -dir "$WWW/metadata" -listen "$REF_ADDR" >"$OUT/refserver.log" 2>&1 &
+	REF_PID=$!
+	SERVERS=("cairnd $CAIRN_ADDR $CAIRN_PID" "nginx $NGINX_ADDR $NGINX_PID" "static-nginx $STATIC_ADDR $STATIC_PID" "go-net/http $REF_ADDR $REF_PID")
+	if [ -x "$BIN/fastref" ]; then
+		taskset -c 0 "$BIN/fastref" -dir "$WWW/metadata" -listen "$FAST_ADDR" >"$OUT/fastref.log" 2>&1 &
+		FAST_PID=$!
+		SERVERS+=("go-fasthttp $FAST_ADDR $FAST_PID")
+	fi
+	sleep 1
+	for f in timestamp.json "$SNAPV.snapshot.json"; do
+		label=${f#*.}
+		label=${label%.json}
+		[ "$f" = timestamp.json ] && label=timestamp
+		for srv in "${SERVERS[@]}"; do
+			set -- $srv
+			$LOAD -mode get -name "$1" -url "http://$2/metadata/$f" -pids "$3" -label "$label" \
+				-duration "$DUR" -warmup 3s -connections 50 -wrk "taskset -c 1 wrk"
+		done
+	done
+	if [ "$PROFILE" = 1 ]; then
+		log "profiling cairnd (cairnd-pprof) under the same GET loads"
+		stop_cairnd
+		CAIRND=$BIN/cairnd-pprof start_cairnd taskset -c 0
+		for f in timestamp.json "$SNAPV.snapshot.json"; do
+			name=get-timestamp; [ "$f" = timestamp.json ] || name=get-snapshot
+			taskset -c 1 wrk -t1 -c50 -d14s "http://$CAIRN_ADDR/metadata/$f" >"$OUT/cairnd-$name.wrk" &
+			W=$!
+			sleep 2; profile_cpu "$name" 10; wait $W
+		done
+	fi
+	stop_pid "$NGINX_PID"; NGINX_PID=
+	stop_pid "$STATIC_PID"; STATIC_PID=
+	stop_pid "$REF_PID"; REF_PID=
+	stop_pid "$FAST_PID"; FAST_PID=
+	stop_cairnd
+	start_cairnd
 fi
 
 if [[ " $PHASES " == *" uploads "* ]]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)for c in $LEVELS; do
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	per=${BENCH_PER_UPLOADER:-$(( (64 + c - 1) / c ))}
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	log "uploads: $c concurrent uploaders ($per projects each), $DUR after 5s warm-up ($(projects) projects)"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	$LOAD -mode uploads -server "http://$CAIRN_ADDR" -token "$TOKEN" -concurrency "$c" -duration "$DUR" -warmup 5s \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		-projects-per-uploader "$per" -server-pid "$CAIRN_PID" -pg-pid "$PG_PID" -label "c=$c"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)done
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)if [ "$PROFILE" = 1 ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	c=$(echo $LEVELS | awk '{print $NF}')
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	log "profiling cairnd (cairnd-pprof) and PostgreSQL statements under $c uploaders"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	stop_cairnd
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	CAIRND=$BIN/cairnd-pprof start_cairnd
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	psql_bench -qc 'select pg_stat_statements_reset()' >/dev/null
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	"$BIN/load" -mode uploads -server "http://$CAIRN_ADDR" -token "$TOKEN" -concurrency "$c" -duration 15s -warmup 3s \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		-projects-per-uploader 2 -server-pid "$CAIRN_PID" -pg-pid "$PG_PID" -label "profile c=$c" >"$OUT/uploads-profile.txt" &
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	W=$!
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	sleep 6; profile_cpu "uploads-c$c" 10; wait $W
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	pg_top_statements "$OUT/pg-statements-uploads.txt"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	stop_cairnd
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	start_cairnd
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)fi
+	for c in $LEVELS; do
+		per=${BENCH_PER_UPLOADER:-$(( (64 + c - 1) / c ))}
+		log "uploads: $c concurrent uploaders ($per projects each), $DUR after 5s warm-up ($(projects) projects)"
+		$LOAD -mode uploads -server "http://$CAIRN_ADDR" -token "$TOKEN" -concurrency "$c" -duration "$DUR" -warmup 5s \
+			-projects-per-uploader "$per" -server-pid "$CAIRN_PID" -pg-pid "$PG_PID" -label "c=$c"
+	done
+	if [ "$PROFILE" = 1 ]; then
+		c=$(echo $LEVELS | awk '{print $NF}')
+		log "profiling cairnd (cairnd-pprof) and PostgreSQL statements under $c uploaders"
+		stop_cairnd
+		CAIRND=$BIN/cairnd-pprof start_cairnd
+		psql_bench -qc 'select pg_stat_statements_reset()' >/dev/null
+		"$BIN/load" -mode uploads -server "http://$CAIRN_ADDR" -token "$TOKEN" -concurrency "$c" -duration 15s -warmup 3s \
+			-projects-per-uploader 2 -server-pid "$CAIRN_PID" -pg-pid "$PG_PID" -label "profile c=$c" >"$OUT/uploads-profile.txt" &
+		W=$!
+		sleep 6; profile_cpu "uploads-c$c" 10; wait $W
+		pg_top_statements "$OUT/pg-statements-uploads.txt"
+		stop_cairnd
+		start_cairnd
+	fi
 fi
 
 publish_at() { # publish_at LABEL: over HTTP, then in-process with a CPU profile
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)local label=$1
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)log "publish at $label projects ($(projects) rows): over HTTP"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)$LOAD -mode publish -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 20 -label "$label"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)if [ "$PROFILE" = 1 ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	stop_cairnd
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	CAIRND=$BIN/cairnd-pprof start_cairnd
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	"$BIN/load" -mode publish -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 100 -label "profile $label" >"$OUT/publish-http-$label.txt" &
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	W=$!
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	# Profile the steady state only: not the creation of the probe project, which
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	# re-signs recently-claimed with every project.
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	for _ in $(seq 1200); do grep -q '^timing' "$OUT/publish-http-$label.txt" && break; sleep 0.1; done
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	profile_cpu "publish-$label" 8; wait $W
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	psql_bench -qc 'select pg_stat_statements_reset()' >/dev/null
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)log "publish at $label projects: in-process Go benchmark with CPU profile"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_cairnd
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)if [ "$PROFILE" = 1 ]; then psql_bench -qc 'select pg_stat_statements_reset()' >/dev/null; fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$BIN/publish.test" \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	-test.run '^$' -test.bench 'PublishOnce$' -test.benchtime 30x -test.v \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	-test.cpuprofile "$OUT/publish-$label.cpu") 2>&1 | tee "$OUT/publish-$label.txt"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)if [ "$PROFILE" = 1 ]; then pg_top_statements "$OUT/pg-statements-publish-$label.txt"; fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)# What-if (not the server's configuration): the same publishes with metadata.raw
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)# TOAST-compressed with PostgreSQL's default pglz instead of the lz4 that migration
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)# 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)psql_bench -qc 'alter table metadata alter column raw set compression pglz' >/dev/null
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$BIN/publish.test" \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	-test.run '^$' -test.bench 'PublishOnce$' -test.benchtime 30x -test.v) 2>&1 | tee "$OUT/publish-$label-pglz.txt"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)psql_bench -qc 'alter table metadata alter column raw set compression lz4' >/dev/null
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$BIN/publish.test" \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	-test.run '^$' -test.bench 'PublishNewProject$' -test.benchtime 5x -test.v) 2>&1 | tee -a "$OUT/publish-$label.txt"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)go tool pprof -top -nodecount 40 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/publish-$label.cpu" >"$OUT/publish-$label.top" 2>/dev/null || true
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)go tool pprof -top -cum -nodecount 40 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/publish-$label.cpu" >"$OUT/publish-$label.cum" 2>/dev/null || true
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)start_cairnd
+	local label=$1
+	log "publish at $label projects ($(projects) rows): over HTTP"
+	$LOAD -mode publish -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 20 -label "$label"
+	if [ "$PROFILE" = 1 ]; then
+		stop_cairnd
+		CAIRND=$BIN/cairnd-pprof start_cairnd
+		"$BIN/load" -mode publish -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 100 -label "profile $label" >"$OUT/publish-http-$label.txt" &
+		W=$!
+		# Profile the steady state only: not the creation of the probe project, which
+		# re-signs recently-claimed with every project.
+		for _ in $(seq 1200); do grep -q '^timing' "$OUT/publish-http-$label.txt" && break; sleep 0.1; done
+		profile_cpu "publish-$label" 8; wait $W
+		psql_bench -qc 'select pg_stat_statements_reset()' >/dev/null
+	fi
+	log "publish at $label projects: in-process Go benchmark with CPU profile"
+	stop_cairnd
+	if [ "$PROFILE" = 1 ]; then psql_bench -qc 'select pg_stat_statements_reset()' >/dev/null; fi
+	(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$BIN/publish.test" \
+		-test.run '^$' -test.bench 'PublishOnce$' -test.benchtime 30x -test.v \
+		-test.cpuprofile "$OUT/publish-$label.cpu") 2>&1 | tee "$OUT/publish-$label.txt"
+	if [ "$PROFILE" = 1 ]; then pg_top_statements "$OUT/pg-statements-publish-$label.txt"; fi
+	# What-if (not the server's configuration): the same publishes with metadata.raw
+	# TOAST-compressed with PostgreSQL's default pglz instead of the lz4 that migration
+	# 00013 sets; reverted afterwards.
+	psql_bench -qc 'alter table metadata alter column raw set compression pglz' >/dev/null
+	(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$BIN/publish.test" \
+		-test.run '^$' -test.bench 'PublishOnce$' -test.benchtime 30x -test.v) 2>&1 | tee "$OUT/publish-$label-pglz.txt"
+	psql_bench -qc 'alter table metadata alter column raw set compression lz4' >/dev/null
+	(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$BIN/publish.test" \
+		-test.run '^$' -test.bench 'PublishNewProject$' -test.benchtime 5x -test.v) 2>&1 | tee -a "$OUT/publish-$label.txt"
+	go tool pprof -top -nodecount 40 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/publish-$label.cpu" >"$OUT/publish-$label.top" 2>/dev/null || true
+	go tool pprof -top -cum -nodecount 40 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/publish-$label.cpu" >"$OUT/publish-$label.cum" 2>/dev/null || true
+	start_cairnd
 }
 
 if [[ " $PHASES " == *" publish "* ]]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)have=1000
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)for n in $SCALES; do
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	if [ "$n" -gt "$have" ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		log "creating $((n - have)) projects over the API ($CREATE_CONC clients)"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		$LOAD -mode projects -server "http://$CAIRN_ADDR" -token "$TOKEN" -n $((n - have)) -concurrency "$CREATE_CONC" \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)			-prefix "p$(human "$n")" -label "$(human "$have")→$(human "$n")" -server-pid "$CAIRN_PID" -pg-pid "$PG_PID"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		have=$n
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	publish_at "$(human "$n")"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)done
+	have=1000
+	for n in $SCALES; do
+		if [ "$n" -gt "$have" ]; then
+			log "creating $((n - have)) projects over the API ($CREATE_CONC clients)"
+			$LOAD -mode projects -server "http://$CAIRN_ADDR" -token "$TOKEN" -n $((n - have)) -concurrency "$CREATE_CONC" \
+				-prefix "p$(human "$n")" -label "$(human "$have")→$(human "$n")" -server-pid "$CAIRN_PID" -pg-pid "$PG_PID"
+			have=$n
+		fi
+		publish_at "$(human "$n")"
+	done
 fi
 
 role_sizes() { # role_sizes LABEL: the latest version of the delegating roles and the snapshot
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)psql_bench -c "select '$1' as projects, case when role like '\\_%' then split_part(role, '.', 1) || '.<prefix>' else role end as role,
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	count(*) as roles, max(length) as max_bytes, round(avg(length)) as mean_bytes
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	from (select distinct on (role) role, length from metadata
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		where role in ('targets', 'claimed', 'recently-claimed', 'snapshot') or role like '\\_%'
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		order by role, version desc) latest group by 2 order by 2" | tee -a "$OUT/role-sizes.txt"
+	psql_bench -c "select '$1' as projects, case when role like '\\_%' then split_part(role, '.', 1) || '.<prefix>' else role end as role,
+		count(*) as roles, max(length) as max_bytes, round(avg(length)) as mean_bytes
+		from (select distinct on (role) role, length from metadata
+			where role in ('targets', 'claimed', 'recently-claimed', 'snapshot') or role like '\\_%'
+			order by role, version desc) latest group by 2 order by 2" | tee -a "$OUT/role-sizes.txt"
 }
 
 if [[ " $PHASES " == *" scale "* ]]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)have=$(projects)
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)for n in ${BENCH_SCALE_SIZES:-"1000 10000 100000 1000000"}; do
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	if [ "$n" -gt "$have" ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		log "scale: bulk-loading $((n - have)) projects into the database"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		$LOAD -mode bulk -settle-timeout 60m -database-url "$DBURL" -server "http://$CAIRN_ADDR" -token "$TOKEN" -n $((n - have)) \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)			-prefix "s$(human "$n" | tr A-Z a-z)" -label "$(human "$have")→$(human "$n")"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		have=$n
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		psql_bench -qc 'vacuum analyze' >/dev/null
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	log "scale: $(human "$n") projects ($(projects) rows): publishes, then publishes that create a project"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	$LOAD -mode publish -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 100 -label "scale $(human "$n")" -prefix "sp$(human "$n" | tr A-Z a-z)"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	$LOAD -mode publish -create -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 50 -label "scale $(human "$n")" -prefix "sc$(human "$n" | tr A-Z a-z)"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	role_sizes "$(human "$n")"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	if [ "$PROFILE" = 1 ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		# Where a publish's time goes at this size: the in-process Go benchmark (cairnd
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		# stopped, so that nothing else publishes) with a CPU profile of the publish alone.
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		log "scale: $(human "$n") projects: in-process publish benchmark with CPU profile"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		stop_cairnd
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$BIN/publish.test" \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)			-test.run '^$' -test.bench 'PublishOnce$' -test.benchtime 30x -test.v \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)			-test.cpuprofile "$OUT/scale-publish-$(human "$n").cpu") 2>&1 | tee "$OUT/scale-publish-$(human "$n").txt"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		go tool pprof -top -nodecount 40 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/scale-publish-$(human "$n").cpu" >"$OUT/scale-publish-$(human "$n").top" 2>/dev/null || true
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		go tool pprof -top -cum -nodecount 50 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/scale-publish-$(human "$n").cpu" >"$OUT/scale-publish-$(human "$n").cum" 2>/dev/null || true
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		if [ -n "${BENCH_PUBLISH_REF:-}" ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)			# Before/after on the same database in the same run: the reference build of
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)			# the benchmark (go test -c ./bench/publish at another commit) and this one,
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)			# alternating, so that the machine's load falls on both alike.
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)			for round in 1 2 3; do
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)				for which in ref this; do
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)					bin=$BIN/publish.test
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)					[ "$which" = ref ] && bin=$BENCH_PUBLISH_REF
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)					log "scale: $(human "$n") projects: in-process publish, $which build, round $round"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)					(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$bin" \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)						-test.run '^$' -test.bench 'PublishOnce$' -test.benchtime 20x -test.v) 2>&1 |
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)						tee "$OUT/scale-publish-$(human "$n")-$which-$round.txt" | grep -E 'p50|commit|Go code'
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)				done
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)			done
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		start_cairnd
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	log "scale: $(human "$n") projects: bytes on the wire (go-tuf, tuf-js, cairn get)"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	$LOAD -mode wire -cairn "$BIN/cairn" -server "http://$CAIRN_ADDR" -token "$TOKEN" -label "scale $(human "$n")" -prefix "sw$(human "$n" | tr A-Z a-z)" ${BENCH_WIRE_FLAGS:-}
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)done
+	have=$(projects)
+	for n in ${BENCH_SCALE_SIZES:-"1000 10000 100000 1000000"}; do
+		if [ "$n" -gt "$have" ]; then
+			log "scale: bulk-loading $((n - have)) projects into the database"
+			$LOAD -mode bulk -settle-timeout 60m -database-url "$DBURL" -server "http://$CAIRN_ADDR" -token "$TOKEN" -n $((n - have)) \
+				-prefix "s$(human "$n" | tr A-Z a-z)" -label "$(human "$have")→$(human "$n")"
+			have=$n
+			psql_bench -qc 'vacuum analyze' >/dev/null
+		fi
+		log "scale: $(human "$n") projects ($(projects) rows): publishes, then publishes that create a project"
+		$LOAD -mode publish -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 100 -label "scale $(human "$n")" -prefix "sp$(human "$n" | tr A-Z a-z)"
+		$LOAD -mode publish -create -server "http://$CAIRN_ADDR" -token "$TOKEN" -n 50 -label "scale $(human "$n")" -prefix "sc$(human "$n" | tr A-Z a-z)"
+		role_sizes "$(human "$n")"
+		if [ "$PROFILE" = 1 ]; then
+			# Where a publish's time goes at this size: the in-process Go benchmark (cairnd
+			# stopped, so that nothing else publishes) with a CPU profile of the publish alone.
+			log "scale: $(human "$n") projects: in-process publish benchmark with CPU profile"
+			stop_cairnd
+			(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$BIN/publish.test" \
+				-test.run '^$' -test.bench 'PublishOnce$' -test.benchtime 30x -test.v \
+				-test.cpuprofile "$OUT/scale-publish-$(human "$n").cpu") 2>&1 | tee "$OUT/scale-publish-$(human "$n").txt"
+			go tool pprof -top -nodecount 40 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/scale-publish-$(human "$n").cpu" >"$OUT/scale-publish-$(human "$n").top" 2>/dev/null || true
+			go tool pprof -top -cum -nodecount 50 -tagfocus=phase=publish "$BIN/publish.test" "$OUT/scale-publish-$(human "$n").cpu" >"$OUT/scale-publish-$(human "$n").cum" 2>/dev/null || true
+			if [ -n "${BENCH_PUBLISH_REF:-}" ]; then
+				# Before/after on the same database in the same run: the reference build of
+				# the benchmark (go test -c ./bench/publish at another commit) and this one,
+				# alternating, so that the machine's load falls on both alike.
+				for round in 1 2 3; do
+					for which in ref this; do
+						bin=$BIN/publish.test
+						[ "$which" = ref ] && bin=$BENCH_PUBLISH_REF
+						log "scale: $(human "$n") projects: in-process publish, $which build, round $round"
+						(cd "$WORK" && CAIRN_BENCH_DATABASE_URL="$DBURL" CAIRN_BENCH_DATA_DIR="$DATA" "$bin" \
+							-test.run '^$' -test.bench 'PublishOnce$' -test.benchtime 20x -test.v) 2>&1 |
+							tee "$OUT/scale-publish-$(human "$n")-$which-$round.txt" | grep -E 'p50|commit|Go code'
+					done
+				done
+			fi
+			start_cairnd
+		fi
+		log "scale: $(human "$n") projects: bytes on the wire (go-tuf, tuf-js, cairn get)"
+		$LOAD -mode wire -cairn "$BIN/cairn" -server "http://$CAIRN_ADDR" -token "$TOKEN" -label "scale $(human "$n")" -prefix "sw$(human "$n" | tr A-Z a-z)" ${BENCH_WIRE_FLAGS:-}
+	done
 fi
 
 if [[ " $PHASES " == *" oci "* ]]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)REGBIN=${BENCH_REGISTRY_BIN:-$HOME/.cache/cairn-bench-bin}
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)if [ ! -x "$REGBIN/registry" ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	log "installing the CNCF distribution registry v3.1.2 into $REGBIN (a few minutes, once)"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	GOBIN=$REGBIN go install github.com/distribution/distribution/v3/cmd/registry@v3.1.2
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)mkdir -p "$WORK/registry"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)cat >"$WORK/registry/config.yml" <<EOF
+	REGBIN=${BENCH_REGISTRY_BIN:-$HOME/.cache/cairn-bench-bin}
+	if [ ! -x "$REGBIN/registry" ]; then
+		log "installing the CNCF distribution registry v3.1.2 into $REGBIN (a few minutes, once)"
+		GOBIN=$REGBIN go install github.com/distribution/distribution/v3/cmd/registry@v3.1.2
+	fi
+	mkdir -p "$WORK/registry"
+	cat >"$WORK/registry/config.yml" <<EOF
 version: 0.1
 log:
   level: error
@@ -438,83 +438,83 @@ storage:
 http:
   addr: $REG_ADDR
 EOF
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)"$REGBIN/registry" serve "$WORK/registry/config.yml" >"$OUT/registry.log" 2>&1 &
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)REG_PID=$!
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)for _ in $(seq 100); do curl -fs "http://$REG_ADDR/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)echo "- registry: $("$REGBIN/registry" --version 2>&1 | head -1)" >>"$OUT/machine.md"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)# Alternate the servers, twice each, so that neither always runs on a warmer machine.
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)for round in 1 2; do
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	log "OCI push/pull round $round: cairnd, then the distribution registry"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	$LOAD -mode oci -name cairnd -server "http://$CAIRN_ADDR" -token "$TOKEN" -n "${BENCH_OCI_N:-2000}" -concurrency 8 -blob-size 1024 \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		-pids "$CAIRN_PID" -pg-pid "$PG_PID" -prefix "oci$round" -label "round $round"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	$LOAD -mode oci -name registry -server "http://$REG_ADDR" -n "${BENCH_OCI_N:-2000}" -concurrency 8 -blob-size 1024 \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		-pids "$REG_PID" -prefix "oci$round" -label "round $round"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)done
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)# zot v2.1.20, the registry issue 11 measures large pushes against. It is not on the Go
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)# module proxy, so it is built from a source tree (default tags: no extensions), once.
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)if [ ! -x "$REGBIN/zot" ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	zsrc=${BENCH_ZOT_SRC:-}
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	if [ -z "$zsrc" ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		zsrc=$WORK/zot-src
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		timeout 300 git clone -q --depth 1 --branch v2.1.20 "${BENCH_ZOT_GIT:-https://github.com/project-zot/zot.git}" "$zsrc" 2>>"$OUT/zot-build.log" || zsrc=
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	if [ -n "$zsrc" ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		log "building zot v2.1.20 from $zsrc into $REGBIN (about 11 minutes, once)"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		mkdir -p "$REGBIN"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		(cd "$zsrc" && CGO_ENABLED=0 GOEXPERIMENT=jsonv2 go build -trimpath -o "$REGBIN/zot" ./cmd/zot) >>"$OUT/zot-build.log" 2>&1 ||
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)			log "zot did not build (see $OUT/zot-build.log): the large-blob comparison runs without it"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	else
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		log "no zot source (set BENCH_ZOT_SRC): the large-blob comparison runs without zot"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)ZOT_ARGS=()
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)if [ -x "$REGBIN/zot" ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	mkdir -p "$WORK/zot/data"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	# Local storage, no auth, no GC, dedupe off (dedupe hashes blobs again after the push).
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	# "commit" is zot's fsync switch; off by default in zot.
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	zcommit=false; [ "${BENCH_ZOT_COMMIT:-0}" = 1 ] && zcommit=true
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	cat >"$WORK/zot/config.json" <<EOF
+	"$REGBIN/registry" serve "$WORK/registry/config.yml" >"$OUT/registry.log" 2>&1 &
+	REG_PID=$!
+	for _ in $(seq 100); do curl -fs "http://$REG_ADDR/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+	echo "- registry: $("$REGBIN/registry" --version 2>&1 | head -1)" >>"$OUT/machine.md"
+	# Alternate the servers, twice each, so that neither always runs on a warmer machine.
+	for round in 1 2; do
+		log "OCI push/pull round $round: cairnd, then the distribution registry"
+		$LOAD -mode oci -name cairnd -server "http://$CAIRN_ADDR" -token "$TOKEN" -n "${BENCH_OCI_N:-2000}" -concurrency 8 -blob-size 1024 \
+			-pids "$CAIRN_PID" -pg-pid "$PG_PID" -prefix "oci$round" -label "round $round"
+		$LOAD -mode oci -name registry -server "http://$REG_ADDR" -n "${BENCH_OCI_N:-2000}" -concurrency 8 -blob-size 1024 \
+			-pids "$REG_PID" -prefix "oci$round" -label "round $round"
+	done
+	# zot v2.1.20, the registry issue 11 measures large pushes against. It is not on the Go
+	# module proxy, so it is built from a source tree (default tags: no extensions), once.
+	if [ ! -x "$REGBIN/zot" ]; then
+		zsrc=${BENCH_ZOT_SRC:-}
+		if [ -z "$zsrc" ]; then
+			zsrc=$WORK/zot-src
+			timeout 300 git clone -q --depth 1 --branch v2.1.20 "${BENCH_ZOT_GIT:-https://github.com/project-zot/zot.git}" "$zsrc" 2>>"$OUT/zot-build.log" || zsrc=
+		fi
+		if [ -n "$zsrc" ]; then
+			log "building zot v2.1.20 from $zsrc into $REGBIN (about 11 minutes, once)"
+			mkdir -p "$REGBIN"
+			(cd "$zsrc" && CGO_ENABLED=0 GOEXPERIMENT=jsonv2 go build -trimpath -o "$REGBIN/zot" ./cmd/zot) >>"$OUT/zot-build.log" 2>&1 ||
+				log "zot did not build (see $OUT/zot-build.log): the large-blob comparison runs without it"
+		else
+			log "no zot source (set BENCH_ZOT_SRC): the large-blob comparison runs without zot"
+		fi
+	fi
+	ZOT_ARGS=()
+	if [ -x "$REGBIN/zot" ]; then
+		mkdir -p "$WORK/zot/data"
+		# Local storage, no auth, no GC, dedupe off (dedupe hashes blobs again after the push).
+		# "commit" is zot's fsync switch; off by default in zot.
+		zcommit=false; [ "${BENCH_ZOT_COMMIT:-0}" = 1 ] && zcommit=true
+		cat >"$WORK/zot/config.json" <<EOF
 {"distSpecVersion":"1.1.0","storage":{"rootDirectory":"$WORK/zot/data","gc":false,"dedupe":false,"commit":$zcommit},
  "http":{"address":"${ZOT_ADDR%:*}","port":"${ZOT_ADDR##*:}"},"log":{"level":"error"}}
 EOF
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	"$REGBIN/zot" serve "$WORK/zot/config.json" >"$OUT/zot.log" 2>&1 &
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	ZOT_PID=$!
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	for _ in $(seq 100); do curl -fs "http://$ZOT_ADDR/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	if curl -fs "http://$ZOT_ADDR/v2/" >/dev/null 2>&1; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		echo "- zot: v2.1.20, built from source ($REGBIN/zot), storage commit (fsync): $zcommit" >>"$OUT/machine.md"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		ZOT_ARGS=(-ref2-server "http://$ZOT_ADDR" -ref2-name zot -ref2-pids "$ZOT_PID")
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	else
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)		log "zot did not start (see $OUT/zot.log): the large-blob comparison runs without it"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)log "OCI ${BENCH_OCI_LARGE_MIB:-100} MiB blobs: cairnd, the distribution registry${ZOT_ARGS:+ and zot}, interleaved"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)$LOAD -mode oci -name cairnd -server "http://$CAIRN_ADDR" -token "$TOKEN" -large-mib "${BENCH_OCI_LARGE_MIB:-100}" \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	-ref-server "http://$REG_ADDR" -pids "$CAIRN_PID" -ref-pids "$REG_PID" -pg-pid "$PG_PID" -prefix ocilarge -label interleaved \
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	"${ZOT_ARGS[@]}"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_pid "$REG_PID"; REG_PID=
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)stop_pid "$ZOT_PID"; ZOT_PID=
+		"$REGBIN/zot" serve "$WORK/zot/config.json" >"$OUT/zot.log" 2>&1 &
+		ZOT_PID=$!
+		for _ in $(seq 100); do curl -fs "http://$ZOT_ADDR/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+		if curl -fs "http://$ZOT_ADDR/v2/" >/dev/null 2>&1; then
+			echo "- zot: v2.1.20, built from source ($REGBIN/zot), storage commit (fsync): $zcommit" >>"$OUT/machine.md"
+			ZOT_ARGS=(-ref2-server "http://$ZOT_ADDR" -ref2-name zot -ref2-pids "$ZOT_PID")
+		else
+			log "zot did not start (see $OUT/zot.log): the large-blob comparison runs without it"
+		fi
+	fi
+	log "OCI ${BENCH_OCI_LARGE_MIB:-100} MiB blobs: cairnd, the distribution registry${ZOT_ARGS:+ and zot}, interleaved"
+	$LOAD -mode oci -name cairnd -server "http://$CAIRN_ADDR" -token "$TOKEN" -large-mib "${BENCH_OCI_LARGE_MIB:-100}" \
+		-ref-server "http://$REG_ADDR" -pids "$CAIRN_PID" -ref-pids "$REG_PID" -pg-pid "$PG_PID" -prefix ocilarge -label interleaved \
+		"${ZOT_ARGS[@]}"
+	stop_pid "$REG_PID"; REG_PID=
+	stop_pid "$ZOT_PID"; ZOT_PID=
 fi
 
 stop_cairnd
 echo "- load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/machine.md"
 {
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)echo "## Run of $(date -u +%Y-%m-%d)"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)echo
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)cat "$OUT/machine.md"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)echo
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)"$BIN/load" -mode report <"$RESULTS"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)if [ -f "$OUT/role-sizes.txt" ]; then
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	echo "#### Delegating roles and snapshot, latest versions (bytes)"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	echo '```'
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	cat "$OUT/role-sizes.txt"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	echo '```'
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)fi
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)for f in "$OUT"/publish-[0-9]*.txt; do
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	[ -f "$f" ] || continue
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	echo "#### $(basename "$f" .txt) (in-process PublishOnce$(case $f in *lz4*) echo ', what-if: metadata.raw compressed with lz4' ;; esac))"
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	echo '```'
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	grep -E 'Benchmark|publishes|ms$|^\s+(begin|commit|publisher|  tx)' "$f" | sed 's/^ *publish_test.go:[0-9]*: //'
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)	echo '```'
- 00013 sets; reverted afterwards. (The file name keeps its old suffix for comparisons.)done
+	echo "## Run of $(date -u +%Y-%m-%d)"
+	echo
+	cat "$OUT/machine.md"
+	echo
+	"$BIN/load" -mode report <"$RESULTS"
+	if [ -f "$OUT/role-sizes.txt" ]; then
+		echo "#### Delegating roles and snapshot, latest versions (bytes)"
+		echo '```'
+		cat "$OUT/role-sizes.txt"
+		echo '```'
+	fi
+	for f in "$OUT"/publish-[0-9]*.txt; do
+		[ -f "$f" ] || continue
+		echo "#### $(basename "$f" .txt) (in-process PublishOnce$(case $f in *lz4*) echo ', what-if: metadata.raw compressed with lz4' ;; esac))"
+		echo '```'
+		grep -E 'Benchmark|publishes|ms$|^\s+(begin|commit|publisher|  tx)' "$f" | sed 's/^ *publish_test.go:[0-9]*: //'
+		echo '```'
+	done
 } | tee "$OUT/report.md"
 echo "results in $OUT" >&2
