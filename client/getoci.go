@@ -1,17 +1,21 @@
 package client
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	"github.com/cairn-dev/cairn/api"
@@ -27,20 +31,32 @@ import (
 // Distribution API with the referrers API serves; anonymous pulls, or Basic auth with a
 // token.
 
-// OCIRef is oci://HOST/REPO@sha256:HEX.
+// OCIRef is oci://HOST/REPO@sha256:HEX or oci://HOST/REPO:TAG.
 type OCIRef struct {
 	Base   string // scheme://host/v2/repo
 	Repo   string
-	Digest string // sha256:hex
+	Digest string // sha256:hex; with a tag, set once the tag is resolved (FetchOCIArtifact)
+	Tag    string
 }
 
 func (r OCIRef) String() string {
 	u, _ := url.Parse(r.Base)
-	return u.Host + "/" + r.Repo + "@" + r.Digest
+	s := u.Host + "/" + r.Repo
+	if r.Tag != "" {
+		s += ":" + r.Tag
+	}
+	if r.Digest != "" {
+		s += "@" + r.Digest
+	}
+	return s
 }
 
-// ParseOCIRef reads oci://HOST[:PORT]/REPO@sha256:HEX. A tag is refused: this mode fetches
-// by digest only. The registry is reached over https, or plain http on loopback only.
+// ociTagRE is the distribution spec's tag grammar.
+var ociTagRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$`)
+
+// ParseOCIRef reads oci://HOST[:PORT]/REPO@sha256:HEX or oci://HOST[:PORT]/REPO:TAG. A tag
+// only names a digest: FetchOCIArtifact resolves it once and everything after is checked
+// against that digest. The registry is reached over https, or plain http on loopback only.
 func ParseOCIRef(s string) (OCIRef, error) {
 	rest, ok := strings.CutPrefix(s, "oci://")
 	if !ok {
@@ -50,12 +66,21 @@ func ParseOCIRef(s string) (OCIRef, error) {
 	if !ok || host == "" || path == "" {
 		return OCIRef{}, api.Errorf(api.CodeBadRequest, "%.200q names no repository: use oci://REGISTRY/REPO@sha256:DIGEST", s)
 	}
-	repo, dig, ok := strings.Cut(path, "@")
-	if !ok {
-		return OCIRef{}, api.Errorf(api.CodeBadRequest, "%.200q has no digest: oci:// fetches by digest only (oci://REGISTRY/REPO@sha256:DIGEST; resolve a tag with `oras resolve` and check what it names)", s)
-	}
-	if _, err := api.ParseDigest(dig); err != nil || !strings.HasPrefix(dig, "sha256:") {
-		return OCIRef{}, api.Errorf(api.CodeBadRequest, "%.200q: the digest must be sha256:<64 hex digits>", s)
+	repo, dig, byDigest := strings.Cut(path, "@")
+	tag := ""
+	if byDigest {
+		if _, err := api.ParseDigest(dig); err != nil || !strings.HasPrefix(dig, "sha256:") {
+			return OCIRef{}, api.Errorf(api.CodeBadRequest, "%.200q: the digest must be sha256:<64 hex digits>", s)
+		}
+	} else {
+		i := strings.LastIndex(repo, ":")
+		if i < 0 {
+			return OCIRef{}, api.Errorf(api.CodeBadRequest, "%.200q names neither a digest nor a tag: use oci://REGISTRY/REPO@sha256:DIGEST (or REPO:TAG, resolved once to a digest)", s)
+		}
+		repo, tag = repo[:i], repo[i+1:]
+		if !ociTagRE.MatchString(tag) {
+			return OCIRef{}, api.Errorf(api.CodeBadRequest, "%.200q: %.140q is not a tag ([A-Za-z0-9_][A-Za-z0-9._-]{0,127})", s, tag)
+		}
 	}
 	if repo == "" || strings.ContainsAny(repo, ":?#") {
 		return OCIRef{}, api.Errorf(api.CodeBadRequest, "%.200q: %q is not a repository name", s, repo)
@@ -70,7 +95,7 @@ func ParseOCIRef(s string) (OCIRef, error) {
 	if err != nil {
 		return OCIRef{}, err
 	}
-	return OCIRef{Base: u.String(), Repo: repo, Digest: dig}, nil
+	return OCIRef{Base: u.String(), Repo: repo, Digest: dig, Tag: tag}, nil
 }
 
 // OCILayer is one file of an artifact: a layer titled by org.opencontainers.image.title.
@@ -82,9 +107,11 @@ type OCILayer struct {
 
 // OCIArtifact is an artifact fetched by digest with the bundles attached to it.
 type OCIArtifact struct {
-	Ref      OCIRef
-	Manifest []byte
-	Layers   []OCILayer
+	Ref       OCIRef // with the digest, also when it was named by tag
+	Manifest  []byte
+	MediaType string    // the manifest's
+	Config    *OCILayer // its config blob, if the manifest names one
+	Layers    []OCILayer
 	// Bundles are the layers of the referrers of artifactType api.ArtifactTypeSigstoreBundle,
 	// each checked against its digest, with the file digest a Cairn referrer names
 	// (dev.cairn.attestation.file.digest), if any.
@@ -99,7 +126,12 @@ type OCIBundle struct {
 
 type ociDoc struct {
 	MediaType string `json:"mediaType"`
-	Layers    []struct {
+	Config    struct {
+		MediaType string `json:"mediaType"`
+		Digest    string `json:"digest"`
+		Size      int64  `json:"size"`
+	} `json:"config"`
+	Layers []struct {
 		MediaType   string            `json:"mediaType"`
 		Digest      string            `json:"digest"`
 		Size        int64             `json:"size"`
@@ -164,15 +196,30 @@ func parseOCIManifest(b []byte, what string) (*ociDoc, error) {
 // its referrers carry. token, if set, is sent as the password of Basic auth.
 func FetchOCIArtifact(ctx context.Context, hc *http.Client, ref OCIRef, token string) (*OCIArtifact, error) {
 	g := ociGetter{hc: hc, token: token}
-	raw, err := g.get(ctx, ref.Base+"/manifests/"+ref.Digest, "application/vnd.oci.image.manifest.v1+json", ref.Digest, maxManifest)
-	if err != nil {
+	var raw []byte
+	var err error
+	if ref.Digest == "" {
+		// A tag is resolved once, here: the manifest's own bytes give its digest, and
+		// everything after (layers, referrers) is checked against that digest.
+		if raw, err = g.get(ctx, ref.Base+"/manifests/"+ref.Tag, "application/vnd.oci.image.manifest.v1+json", "", maxManifest); err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(raw)
+		ref.Digest = "sha256:" + hex.EncodeToString(sum[:])
+	} else if raw, err = g.get(ctx, ref.Base+"/manifests/"+ref.Digest, "application/vnd.oci.image.manifest.v1+json", ref.Digest, maxManifest); err != nil {
 		return nil, err
 	}
 	doc, err := parseOCIManifest(raw, ref.String())
 	if err != nil {
 		return nil, err
 	}
-	a := &OCIArtifact{Ref: ref, Manifest: raw}
+	a := &OCIArtifact{Ref: ref, Manifest: raw, MediaType: doc.MediaType}
+	if doc.Config.Digest != "" {
+		if _, err := api.ParseDigest(doc.Config.Digest); err != nil || !strings.HasPrefix(doc.Config.Digest, "sha256:") || doc.Config.Size < 0 || doc.Config.Size > maxManifest {
+			return nil, &VerifyError{Code: ExitMalformed, Target: ref.String(), Detail: fmt.Sprintf("the config descriptor (%.80s, %d bytes) is not a sha256 blob of at most %d bytes", doc.Config.Digest, doc.Config.Size, maxManifest)}
+		}
+		a.Config = &OCILayer{Name: "config", Digest: doc.Config.Digest, Size: doc.Config.Size}
+	}
 	seen := map[string]bool{}
 	for _, l := range doc.Layers {
 		name := l.Annotations["org.opencontainers.image.title"]
@@ -267,15 +314,9 @@ func DownloadOCILayers(ctx context.Context, hc *http.Client, a *OCIArtifact, tok
 	g := ociGetter{hc: hc, token: token}
 	var out []DownloadedFile
 	for _, l := range a.Layers {
-		if l.Size > MaxOCILayer {
-			return nil, api.Errorf(api.CodeTooLarge, "layer %s (%s) is %d bytes; oci:// downloads layers of at most %d", l.Name, l.Digest, l.Size, int64(MaxOCILayer))
-		}
-		b, err := g.get(ctx, a.Ref.Base+"/blobs/"+l.Digest, "", l.Digest, l.Size)
+		b, err := g.blob(ctx, a, l)
 		if err != nil {
 			return nil, err
-		}
-		if int64(len(b)) != l.Size {
-			return nil, &VerifyError{Code: ExitHashMismatch, Target: l.Name, Detail: fmt.Sprintf("layer %s is %d bytes, its descriptor says %d", l.Digest, len(b), l.Size)}
 		}
 		if err := os.WriteFile(filepath.Join(tmp, l.Name), b, 0o644); err != nil {
 			return nil, fmt.Errorf("writing %s: %w", l.Name, err)
@@ -285,6 +326,99 @@ func DownloadOCILayers(ctx context.Context, hc *http.Client, a *OCIArtifact, tok
 	for _, f := range out {
 		if err := os.Rename(filepath.Join(tmp, f.Name), f.LocalPath); err != nil {
 			return nil, fmt.Errorf("moving %s into place: %w", f.Name, err)
+		}
+	}
+	return out, nil
+}
+
+// blob fetches one blob of the artifact, bounded by MaxOCILayer and checked against its
+// descriptor's digest and size.
+func (g ociGetter) blob(ctx context.Context, a *OCIArtifact, l OCILayer) ([]byte, error) {
+	if l.Size > MaxOCILayer {
+		return nil, api.Errorf(api.CodeTooLarge, "layer %s (%s) is %d bytes; oci:// downloads layers of at most %d", l.Name, l.Digest, l.Size, int64(MaxOCILayer))
+	}
+	b, err := g.get(ctx, a.Ref.Base+"/blobs/"+l.Digest, "", l.Digest, l.Size)
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) != l.Size {
+		return nil, &VerifyError{Code: ExitHashMismatch, Target: l.Name, Detail: fmt.Sprintf("blob %s is %d bytes, its descriptor says %d", l.Digest, len(b), l.Size)}
+	}
+	return b, nil
+}
+
+// WriteOCILayout writes the artifact as an OCI image layout into dir, which must not exist
+// or be empty: oci-layout, index.json naming the manifest (with the tag it was named by as
+// org.opencontainers.image.ref.name), and the manifest, its config and its layers under
+// blobs/sha256/. Every blob is fetched and checked against its digest and size into a
+// staging directory first; only when all verified is the layout moved into place. It
+// returns the layers as written.
+func WriteOCILayout(ctx context.Context, hc *http.Client, a *OCIArtifact, token, dir string) ([]DownloadedFile, error) {
+	if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
+		return nil, api.Errorf(api.CodeBadRequest, "--oci-layout %s is not empty: give a new or empty directory", dir)
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("reading %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", dir, err)
+	}
+	tmp, err := os.MkdirTemp(dir, ".cairn-oci-")
+	if err != nil {
+		return nil, fmt.Errorf("creating a temporary directory in %s: %w", dir, err)
+	}
+	defer os.RemoveAll(tmp)
+	blobs := filepath.Join(tmp, "blobs", "sha256")
+	if err := os.MkdirAll(blobs, 0o755); err != nil {
+		return nil, fmt.Errorf("creating %s: %w", blobs, err)
+	}
+	write := func(digest string, b []byte) error {
+		name := filepath.Join(blobs, strings.TrimPrefix(digest, "sha256:"))
+		if err := os.WriteFile(name, b, 0o644); err != nil {
+			return fmt.Errorf("writing blob %s: %w", digest, err)
+		}
+		return nil
+	}
+	if err := write(a.Ref.Digest, a.Manifest); err != nil {
+		return nil, err
+	}
+	g := ociGetter{hc: hc, token: token}
+	if a.Config != nil {
+		b, err := g.blob(ctx, a, *a.Config)
+		if err != nil {
+			return nil, err
+		}
+		if err := write(a.Config.Digest, b); err != nil {
+			return nil, err
+		}
+	}
+	var out []DownloadedFile
+	for _, l := range a.Layers {
+		b, err := g.blob(ctx, a, l)
+		if err != nil {
+			return nil, err
+		}
+		if err := write(l.Digest, b); err != nil {
+			return nil, err
+		}
+		hexd := strings.TrimPrefix(l.Digest, "sha256:")
+		out = append(out, DownloadedFile{File: api.File{Name: l.Name, Length: l.Size, SHA256: hexd}, LocalPath: filepath.Join(dir, "blobs", "sha256", hexd)})
+	}
+	desc := map[string]any{"mediaType": cmp.Or(a.MediaType, "application/vnd.oci.image.manifest.v1+json"), "digest": a.Ref.Digest, "size": len(a.Manifest)}
+	if a.Ref.Tag != "" {
+		desc["annotations"] = map[string]string{"org.opencontainers.image.ref.name": a.Ref.Tag}
+	}
+	index, err := json.Marshal(map[string]any{"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": []any{desc}})
+	if err != nil {
+		return nil, err
+	}
+	for name, b := range map[string][]byte{"index.json": index, "oci-layout": []byte(`{"imageLayoutVersion":"1.0.0"}`)} {
+		if err := os.WriteFile(filepath.Join(tmp, name), b, 0o644); err != nil {
+			return nil, fmt.Errorf("writing %s: %w", name, err)
+		}
+	}
+	for _, name := range []string{"blobs", "index.json", "oci-layout"} {
+		if err := os.Rename(filepath.Join(tmp, name), filepath.Join(dir, name)); err != nil {
+			return nil, fmt.Errorf("moving %s into place: %w", name, err)
 		}
 	}
 	return out, nil

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 )
@@ -17,10 +18,6 @@ import (
 func TestFetchOCIArtifactRefusesAmbiguousDocuments(t *testing.T) {
 	layer := "sha256:" + strings.Repeat("ab", 32)
 	manifest := `{"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[{"mediaType":"application/octet-stream","digest":"` + layer + `","size":3,"annotations":{"org.opencontainers.image.title":"a.txt"}}]}`
-	digestOf := func(s string) string {
-		sum := sha256.Sum256([]byte(s))
-		return "sha256:" + hex.EncodeToString(sum[:])
-	}
 	for _, tc := range []struct {
 		name, manifest, referrers, want string
 		code                            ExitCode
@@ -31,7 +28,7 @@ func TestFetchOCIArtifactRefusesAmbiguousDocuments(t *testing.T) {
 		{"duplicate key in the referrers index", manifest, `{"manifests":[],"manifests":[]}`, "referrers index has more than one reading", ExitMalformed},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			d := digestOf(tc.manifest)
+			d := digestOfString(tc.manifest)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				switch {
 				case r.URL.Path == "/v2/app/manifests/"+d:
@@ -60,4 +57,78 @@ func TestFetchOCIArtifactRefusesAmbiguousDocuments(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestParseOCIRef(t *testing.T) {
+	d := "sha256:" + strings.Repeat("ab", 32)
+	for _, tc := range []struct {
+		in, str, tag, err string
+	}{
+		{"oci://127.0.0.1:5000/app@" + d, "127.0.0.1:5000/app@" + d, "", ""},
+		{"oci://127.0.0.1:5000/org/app:v1.2", "127.0.0.1:5000/org/app:v1.2", "v1.2", ""},
+		{"oci://localhost:5000/app:latest", "localhost:5000/app:latest", "latest", ""},
+		{"oci://127.0.0.1:5000/app", "", "", "neither a digest nor a tag"},
+		{"oci://127.0.0.1:5000/app:-bad", "", "", "is not a tag"},
+		{"oci://127.0.0.1:5000/app:" + strings.Repeat("t", 129), "", "", "is not a tag"},
+		{"oci://127.0.0.1:5000/app@sha512:" + strings.Repeat("ab", 64), "", "", "sha256"},
+		{"oci://127.0.0.1:5000/app@sha256:XY", "", "", "sha256"},
+		{"oci://example.org", "", "", "names no repository"},
+		{"https://example.org/app@" + d, "", "", "not an oci:// reference"},
+		{"oci://example.org/app?x=1:tag", "", "", "not a repository name"},
+	} {
+		r, err := ParseOCIRef(tc.in)
+		switch {
+		case tc.err == "" && (err != nil || r.String() != tc.str || r.Tag != tc.tag):
+			t.Errorf("ParseOCIRef(%q) = %+v (%s), %v", tc.in, r, r.String(), err)
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("ParseOCIRef(%q): error %v, want one containing %q", tc.in, err, tc.err)
+		}
+	}
+}
+
+// A layout is written only when every blob verified: a layer whose bytes are not its
+// digest leaves the directory empty.
+func TestWriteOCILayoutRefusesATamperedLayer(t *testing.T) {
+	good := []byte("the layer")
+	sum := sha256.Sum256(good)
+	layer := "sha256:" + hex.EncodeToString(sum[:])
+	manifest := `{"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[{"mediaType":"application/octet-stream","digest":"` + layer + `","size":9,"annotations":{"org.opencontainers.image.title":"a.txt"}}]}`
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v2/app/manifests/v1":
+			_, _ = w.Write([]byte(manifest))
+		case "/v2/app/blobs/" + layer:
+			_, _ = w.Write([]byte("the LAYER")) // same size, other bytes
+		case "/v2/app/referrers/" + digestOfString(manifest):
+			_, _ = w.Write([]byte(`{"manifests":[]}`))
+		default:
+			http.NotFound(w, r)
+		}
+	}))
+	defer srv.Close()
+	ref, err := ParseOCIRef("oci://" + strings.TrimPrefix(srv.URL, "http://") + "/app:v1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := FetchOCIArtifact(context.Background(), srv.Client(), ref, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Ref.Digest != digestOfString(manifest) {
+		t.Fatalf("the tag resolved to %s", a.Ref.Digest)
+	}
+	dir := t.TempDir()
+	_, err = WriteOCILayout(context.Background(), srv.Client(), a, "", dir)
+	var ve *VerifyError
+	if !errors.As(err, &ve) || ve.Code != ExitHashMismatch {
+		t.Fatalf("error %v, want a hash mismatch", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("the refused layout left %d entries in %s", len(ents), dir)
+	}
+}
+
+func digestOfString(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return "sha256:" + hex.EncodeToString(sum[:])
 }

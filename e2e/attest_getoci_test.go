@@ -3,6 +3,7 @@ package e2e
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -74,10 +75,41 @@ func TestAttestGetOCIByDigest(t *testing.T) {
 		t.Fatalf("the fetched file: %q %v", b, err)
 	}
 
-	// By digest only; a digest the registry does not have is an error, nothing written.
-	if code, _, errs := dl.run(t, "get", "oci://"+host+"/hello:1.0.0", "--output-dir", t.TempDir()); code == 0 || !strings.Contains(errs, "by digest only") {
-		t.Fatalf("get by tag: exit %d, %s", code, errs)
+	// A tag is resolved once to the digest of the manifest the registry sends, and said
+	// so; with --oci-layout the whole artifact is written as an image layout that oras
+	// reads back by the tag.
+	layout := filepath.Join(t.TempDir(), "layout")
+	code, out, errs = dl.run(t, "get", "oci://"+host+"/hello:1.0.0", "--oci-layout", layout, "--policy", policy("2"))
+	if code != 0 || !strings.Contains(errs, "Tag 1.0.0 resolved to "+digest) {
+		t.Fatalf("get by tag into a layout: exit %d\n%s\n%s", code, out, errs)
 	}
+	var index struct {
+		Manifests []struct {
+			Digest      string            `json:"digest"`
+			Annotations map[string]string `json:"annotations"`
+		} `json:"manifests"`
+	}
+	if b, err := os.ReadFile(filepath.Join(layout, "index.json")); err != nil || json.Unmarshal(b, &index) != nil || len(index.Manifests) != 1 ||
+		index.Manifests[0].Digest != digest || index.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != "1.0.0" {
+		t.Fatalf("the layout's index.json: %+v (%v)", index, err)
+	}
+	sum := sha256.Sum256(content)
+	if b, err := os.ReadFile(filepath.Join(layout, "blobs", "sha256", hex.EncodeToString(sum[:]))); err != nil || string(b) != string(content) {
+		t.Fatalf("the layout's layer blob: %q %v", b, err)
+	}
+	oras := ociClient(t, "oras")
+	got := newOCIUser(t).ok(t, cmd{}, oras, "manifest", "fetch", "--oci-layout", layout+":1.0.0", "--descriptor")
+	if !strings.Contains(got, digest) {
+		t.Fatalf("oras reads another manifest from the layout: %s", got)
+	}
+	if code, _, errs := dl.run(t, "get", "oci://"+host+"/hello:1.0.0", "--oci-layout", layout); code == 0 || !strings.Contains(errs, "not empty") {
+		t.Fatalf("get into a layout that is not empty: exit %d, %s", code, errs)
+	}
+	if code, _, errs := dl.run(t, "get", "oci://"+host+"/hello", "--output-dir", t.TempDir()); code == 0 || !strings.Contains(errs, "neither a digest nor a tag") {
+		t.Fatalf("get with neither digest nor tag: exit %d, %s", code, errs)
+	}
+
+	// A digest the registry does not have is an error, nothing written.
 	other := sha256.Sum256([]byte("no such manifest"))
 	empty := t.TempDir()
 	if code, _, errs := dl.run(t, "get", "oci://"+host+"/hello@sha256:"+hex.EncodeToString(other[:]), "--output-dir", empty); code == 0 || !strings.Contains(errs, "404") {

@@ -10,7 +10,7 @@ import (
 // getOCI is 'cairn get oci://REGISTRY/REPO@sha256:DIGEST' (client/getoci.go): fetch by
 // digest, verify the attached bundles against the trusted root from TUF, apply the policy
 // per layer, and only then write the layers.
-func (a *app) getOCI(arg, dir string, pf *policyFlags, output string) error {
+func (a *app) getOCI(arg, dir, layout string, pf *policyFlags, output string) error {
 	ref, err := client.ParseOCIRef(arg)
 	if err != nil {
 		return err
@@ -40,6 +40,9 @@ func (a *app) getOCI(arg, dir string, pf *policyFlags, output string) error {
 	if err != nil {
 		return err
 	}
+	if ref.Tag != "" {
+		a.notef("Tag %s resolved to %s; tags can move: pin oci://%s to fetch exactly this again.\n", ref.Tag, art.Ref.Digest, art.Ref.String())
+	}
 	if len(art.Bundles) > 0 || !rules.Empty() {
 		tr, err := repo.SigstoreTrustedRoot(a.ctx)
 		if err != nil {
@@ -61,14 +64,22 @@ func (a *app) getOCI(arg, dir string, pf *policyFlags, output string) error {
 			a.notef(".\n")
 		}
 	}
-	files, err := client.DownloadOCILayers(a.ctx, hc, art, token, dir)
+	var files []client.DownloadedFile
+	if layout != "" {
+		files, err = client.WriteOCILayout(a.ctx, hc, art, token, layout)
+	} else {
+		files, err = client.DownloadOCILayers(a.ctx, hc, art, token, dir)
+	}
 	if err != nil {
 		return err
 	}
 	if output == "json" {
 		return a.printJSON(files)
 	}
-	a.notef("Fetched %s by digest; every layer matched its digest.\n", ref)
+	a.notef("Fetched %s by digest; every layer matched its digest.\n", art.Ref)
+	if layout != "" {
+		a.notef("Wrote it as an OCI image layout in %s.\n", layout)
+	}
 	for _, f := range files {
 		a.printf("%s\t%d bytes\tsha256 %s\n", f.LocalPath, f.Length, f.SHA256)
 	}

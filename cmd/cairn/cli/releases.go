@@ -87,9 +87,10 @@ func (a *app) getCommand() *cobra.Command {
 		asOf   bool
 		stale  time.Duration
 		pf     policyFlags
+		layout string
 	)
 	cmd := &cobra.Command{
-		Use:   "get NAME[@VERSION] | oci://REGISTRY/REPO@sha256:DIGEST [--output-dir DIR] [--via oci] [--as-of-bundle]",
+		Use:   "get NAME[@VERSION] | oci://REGISTRY/REPO{@sha256:DIGEST|:TAG} [--output-dir DIR | --oci-layout DIR] [--via oci] [--as-of-bundle]",
 		Short: "Download a release, verified end to end",
 		Long: `get downloads the files of release VERSION of project NAME (default: the
 highest version that is not yanked) into DIR. Every file is checked against the length
@@ -114,12 +115,15 @@ applied before anything is downloaded: an unmet rule exits 4, naming it, and not
 written.
 
 With oci://REGISTRY/REPO@sha256:DIGEST (sget's OCI mode) get fetches any OCI artifact,
-from any registry with the referrers API, by digest only (a tag is refused): the manifest
-must hash to DIGEST and each layer to its digest. The Sigstore bundles attached to it as
+from any registry with the referrers API, by digest: the manifest must hash to DIGEST and
+each layer to its digest. REPO:TAG is resolved once to the digest of the manifest the
+registry sends, which get prints: a tag can move, so pin the digest it names. The Sigstore bundles attached to it as
 referrers (cosign's bundle layout; Cairn serves a release's committed attestations that
 way) are verified offline against the trusted root the configured repository publishes
 through TUF, and the policy is applied per layer (the project is REPO's first component)
-before anything is written; the layers are written under their titles.
+before anything is written; the layers are written under their titles, or, with
+--oci-layout DIR (a new or empty directory), the whole artifact (manifest, config, layers)
+as an OCI image layout that oras, crane or skopeo read.
 
 -o DIR still names the directory, as it did, but is deprecated: use --output-dir DIR. On
 every other command -o is --output, the output format, and it will be here too.`,
@@ -133,7 +137,10 @@ every other command -o is --output, the output format, and it will be here too.`
 				a.notef("warning: 'cairn get -o DIR' is deprecated: use --output-dir DIR; -o will mean --output (the format), as on every other cairn command\n")
 			}
 			if strings.HasPrefix(args[0], "oci://") {
-				return a.getOCI(args[0], dir, &pf, output)
+				return a.getOCI(args[0], dir, layout, &pf, output)
+			}
+			if layout != "" {
+				return api.Errorf(api.CodeBadRequest, "--oci-layout is for oci:// references; a release of a project is written with --output-dir (or fetched through the registry with --via oci)")
 			}
 			project, version, pinned, err := releaseArg(args[0])
 			if err != nil {
@@ -221,6 +228,7 @@ every other command -o is --output, the output format, and it will be here too.`
 		}),
 	}
 	cmd.Flags().StringVar(&dir, "output-dir", ".", "directory `DIR` to write the files to (-o DIR is its deprecated short form)")
+	cmd.Flags().StringVar(&layout, "oci-layout", "", "with oci://: write the artifact as an OCI image layout into `DIR` (new or empty) instead of its files")
 	// -o DIR, the old short form, under a name of its own so that its use can be told
 	// apart and warned about on stderr (pflag's ShorthandDeprecated notice would reach
 	// stdout through cobra); hidden from help and completion.
