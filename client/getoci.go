@@ -162,6 +162,9 @@ func (g ociGetter) get(ctx context.Context, u, accept, d string, max int64) ([]b
 		return nil, fmt.Errorf("fetching %s: %w", u, err)
 	}
 	defer res.Body.Close()
+	if res.StatusCode == http.StatusNotFound {
+		return nil, &registryNotFound{api.Errorf(api.CodeNotFound, "fetching %s: the registry answered %s", u, res.Status)}
+	}
 	if res.StatusCode != http.StatusOK {
 		return nil, api.Errorf(api.CodeNotFound, "fetching %s: the registry answered %s", u, res.Status)
 	}
@@ -233,6 +236,17 @@ func FetchOCIArtifact(ctx context.Context, hc *http.Client, ref OCIRef, token st
 		a.Layers = append(a.Layers, OCILayer{Name: name, Digest: l.Digest, Size: l.Size})
 	}
 	idxRaw, err := g.get(ctx, ref.Base+"/referrers/"+ref.Digest+"?artifactType="+url.QueryEscape(api.ArtifactTypeSigstoreBundle), "", "", maxManifest)
+	var nf *registryNotFound
+	if errors.As(err, &nf) {
+		// A registry without the referrers API (the distribution registry, v3 included)
+		// answers 404; clients then read the referrers tag schema (distribution-spec
+		// v1.1 "Referrers Tag Schema"): an image index tagged sha256-<hex>, which oras and
+		// cosign maintain when they push a referrer there. No such tag: no referrers.
+		idxRaw, err = g.get(ctx, ref.Base+"/manifests/sha256-"+strings.TrimPrefix(ref.Digest, "sha256:"), "application/vnd.oci.image.index.v1+json", "", maxManifest)
+		if errors.As(err, &nf) {
+			idxRaw, err = []byte(`{"manifests":[]}`), nil
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -423,3 +437,10 @@ func WriteOCILayout(ctx context.Context, hc *http.Client, a *OCIArtifact, token,
 	}
 	return out, nil
 }
+
+// registryNotFound is a registry's 404: a missing manifest or blob, or (for the referrers
+// endpoint) a registry without the referrers API.
+type registryNotFound struct{ err error }
+
+func (e *registryNotFound) Error() string { return e.err.Error() }
+func (e *registryNotFound) Unwrap() error { return e.err }

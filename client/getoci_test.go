@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"github.com/cairn-dev/cairn/api"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -131,4 +133,54 @@ func TestWriteOCILayoutRefusesATamperedLayer(t *testing.T) {
 func digestOfString(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+// A registry without the referrers API answers 404 there; the referrers then come from
+// the tag schema (an index tagged sha256-<hex>), as oras and cosign write it. With no such
+// tag there are none, and that is no error.
+func TestFetchOCIArtifactReferrersTagSchema(t *testing.T) {
+	layer := digestOfString("the layer")
+	manifest := `{"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[{"mediaType":"application/octet-stream","digest":"` + layer + `","size":9,"annotations":{"org.opencontainers.image.title":"a.txt"}}]}`
+	bundle := `{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}`
+	referrer := `{"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"` + api.ArtifactTypeSigstoreBundle + `","layers":[{"mediaType":"` + api.MediaSigstoreBundle + `","digest":"` + digestOfString(bundle) + `","size":` + strconv.Itoa(len(bundle)) + `}]}`
+	d := digestOfString(manifest)
+	index := `{"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","artifactType":"` + api.ArtifactTypeSigstoreBundle + `","digest":"` + digestOfString(referrer) + `","size":` + strconv.Itoa(len(referrer)) + `}]}`
+	for _, tc := range []struct {
+		name    string
+		tagged  bool
+		bundles int
+	}{{"tag schema index", true, 1}, {"no referrers at all", false, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				switch r.URL.Path {
+				case "/v2/app/manifests/" + d:
+					_, _ = w.Write([]byte(manifest))
+				case "/v2/app/manifests/sha256-" + strings.TrimPrefix(d, "sha256:"):
+					if !tc.tagged {
+						http.NotFound(w, r)
+						return
+					}
+					_, _ = w.Write([]byte(index))
+				case "/v2/app/manifests/" + digestOfString(referrer):
+					_, _ = w.Write([]byte(referrer))
+				case "/v2/app/blobs/" + digestOfString(bundle):
+					_, _ = w.Write([]byte(bundle))
+				default: // the referrers API among them
+					http.NotFound(w, r)
+				}
+			}))
+			defer srv.Close()
+			ref, err := ParseOCIRef("oci://" + strings.TrimPrefix(srv.URL, "http://") + "/app@" + d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := FetchOCIArtifact(context.Background(), srv.Client(), ref, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(a.Bundles) != tc.bundles || (tc.bundles == 1 && string(a.Bundles[0].Raw) != bundle) {
+				t.Fatalf("bundles %+v, want %d", a.Bundles, tc.bundles)
+			}
+		})
+	}
 }
