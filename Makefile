@@ -73,11 +73,11 @@ keyring:
 # line when it is built (README.md, "What make test builds"). Tests that skip because a
 # tool is missing are listed at the end (internal/testenv); with CI=true they fail instead.
 SKIP_LOG := .cache/skipped-tests.txt
-test: tidy-check npm hsm nginx chromium keyring vet rekor fulcio tsa cosign3 s3 helm kubeconform previous-cairnd
+test: tidy-check npm hsm nginx chromium keyring vet rekor fulcio tsa cosign3 s3 helm kubeconform previous-cairnd registry
 	test/ociclients/install.sh -d $(OCI_CLIENTS) crane oras notation cosign
 	@mkdir -p $(dir $(SKIP_LOG)) && rm -f $(SKIP_LOG)
 	@echo "make test: go test ./... (the first run also builds the OCI conformance suite)"
-	@CAIRN_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) CAIRN_PREVIOUS_CAIRND=$(CURDIR)/$(PREVIOUS_CAIRND) CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_COSIGN=$(OCI_CLIENTS)/cosign CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_FULCIO_BIN=$(CURDIR)/$(FULCIO_BIN) CAIRN_TSA_BIN=$(CURDIR)/$(TSA_BIN) CAIRN_COSIGN3_BIN=$(CURDIR)/$(COSIGN3_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) CAIRN_KUBECONFORM_BIN=$(CURDIR)/$(KUBECONFORM_BIN) \
+	@CAIRN_SKIP_LOG=$(CURDIR)/$(SKIP_LOG) CAIRN_PREVIOUS_CAIRND=$(CURDIR)/$(PREVIOUS_CAIRND) CAIRN_OCI_CLIENTS=$(OCI_CLIENTS) CAIRN_COSIGN=$(OCI_CLIENTS)/cosign CAIRN_TEST_REKOR=1 CAIRN_REKOR_BIN=$(CURDIR)/$(REKOR_BIN) CAIRN_FULCIO_BIN=$(CURDIR)/$(FULCIO_BIN) CAIRN_TSA_BIN=$(CURDIR)/$(TSA_BIN) CAIRN_COSIGN3_BIN=$(CURDIR)/$(COSIGN3_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) CAIRN_KUBECONFORM_BIN=$(CURDIR)/$(KUBECONFORM_BIN) CAIRN_REGISTRY_BIN=$(CURDIR)/$(REGISTRY_BIN) \
 		$(GO) test -count=1 -timeout 45m ./...; status=$$?; \
 	if [ -s $(SKIP_LOG) ]; then echo "make test: tests skipped for a missing tool (CI=true makes these fail):"; \
 	  awk '{ i = index($$0, ": "); k = substr($$0, i + 2); n[k]++; if (!(k in ex)) ex[k] = substr($$0, 1, i - 1) } \
@@ -197,6 +197,17 @@ $(HELM_BIN):
 
 test-helm: helm s3 kubeconform
 	CAIRN_HELM_BIN=$(CURDIR)/$(HELM_BIN) CAIRN_S3_BIN=$(CURDIR)/$(S3_BIN) CAIRN_KUBECONFORM_BIN=$(CURDIR)/$(KUBECONFORM_BIN) $(GO) test -count=1 -timeout 10m -v ./deploy/helm/
+
+# The CNCF distribution registry v3.1.2 (Apache-2.0), which has no referrers API: `cairn get
+# oci://` is tested against it through the referrers tag schema (e2e/attest_getoci_test.go).
+# Built once into .cache/registry/bin (~1–2 min cold).
+.PHONY: registry
+REGISTRY_BIN := .cache/registry/bin/registry
+registry: $(REGISTRY_BIN)
+$(REGISTRY_BIN):
+	@echo "make: building the distribution registry v3.1.2 into $(@D) for the oci:// test (~1-2 min once, cached after)"
+	mkdir -p $(@D)
+	GOBIN=$(CURDIR)/$(@D) $(GO) install github.com/distribution/distribution/v3/cmd/registry@v3.1.2
 
 # kubeconform v0.8.0 (Apache-2.0) validates every manifest the chart renders against the
 # Kubernetes JSON schemas vendored in deploy/helm/schemas (strict: an unknown field fails),

@@ -109,6 +109,25 @@ func TestAttestGetOCIByDigest(t *testing.T) {
 		t.Fatalf("get with neither digest nor tag: exit %d, %s", code, errs)
 	}
 
+	// Another registry: the distribution registry, which has no referrers API. oras copies
+	// the release and its attestation referrers there (into the referrers tag schema);
+	// cairn get reads them back through it and verifies them, with no Cairn token sent.
+	reg := startDistribution(t)
+	ou := newOCIUser(t)
+	ou.ok(t, cmd{stdin: r.AdminToken}, oras, "login", "--plain-http", "-u", "cairn", "--password-stdin", host)
+	ou.ok(t, cmd{}, oras, "copy", "-r", "--from-plain-http", "--to-plain-http", host+"/hello:1.0.0", reg+"/mirror/hello:1.0.0")
+	regDir := t.TempDir()
+	code, out, errs = dl.run(t, "get", "oci://"+reg+"/mirror/hello@"+digest, "--output-dir", regDir, "--policy", policy("2"))
+	if code != 0 || !strings.Contains(errs, "2 verified attestations from 2 distinct identities") {
+		t.Fatalf("get from the distribution registry: exit %d\n%s\n%s", code, out, errs)
+	}
+	if b, err := os.ReadFile(filepath.Join(regDir, "hello-1.0.0.tar.gz")); err != nil || string(b) != string(content) {
+		t.Fatalf("the file fetched from the distribution registry: %q %v", b, err)
+	}
+	if code, _, errs := dl.run(t, "get", "oci://"+reg+"/mirror/hello@"+digest, "--output-dir", t.TempDir(), "--policy", policy("3")); code != int(cairnclient.ExitPolicy) {
+		t.Fatalf("get from the distribution registry with an unmet policy: exit %d, %s", code, errs)
+	}
+
 	// A digest the registry does not have is an error, nothing written.
 	other := sha256.Sum256([]byte("no such manifest"))
 	empty := t.TempDir()
