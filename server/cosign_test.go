@@ -165,3 +165,48 @@ func signedPart(t *testing.T, raw []byte) []byte {
 }
 
 func hexOf(b []byte) string { return hex.EncodeToString(b) }
+
+// TestCoSigningARoleLeavesTheMaintainerProposalOfTheSameVersion: a role proposal and a
+// maintainer change proposal may share a version number; a signature added to one must
+// not be written into the other.
+func TestCoSigningARoleLeavesTheMaintainerProposalOfTheSameVersion(t *testing.T) {
+	r := freshRepo(t)
+	admin, js := r.AdminToken, api.MediaJSON
+	alice := testrepo.NewKey(t, tufrepo.KeyEd25519)
+	bob := testrepo.NewKey(t, tufrepo.KeyECDSAP256)
+	carol := testrepo.NewKey(t, tufrepo.KeyEd25519)
+	three := []*testrepo.Key{alice, bob, carol}
+	r.CreateProject(t, admin, "mix", 1, []*testrepo.Key{alice}, three...)
+	roleExp, changeExp := time.Now().Add(30*24*time.Hour), time.Now().Add(24*time.Hour)
+	if resp := r.Submit(t, admin, "mix", testrepo.Sign(t, testrepo.Role(2, roleExp), three...)); resp.Status != http.StatusCreated {
+		t.Fatalf("role v2: %d %s", resp.Status, resp.Body)
+	}
+	if resp := r.Do(t, "POST", "/api/v1/projects/mix/maintainers", admin, js, changeDoc(t, "mix", 2, 3, three, changeExp, alice)); resp.Status != http.StatusCreated {
+		t.Fatalf("threshold 3: %d %s", resp.Status, resp.Body)
+	}
+	// Version 3 of both, each proposed by alice: 1 of 3 signatures.
+	if resp := r.Submit(t, admin, "mix", testrepo.Sign(t, testrepo.Role(3, roleExp), alice)); resp.Status != http.StatusAccepted {
+		t.Fatalf("proposing role v3: %d %s", resp.Status, resp.Body)
+	}
+	if resp := r.Do(t, "POST", "/api/v1/projects/mix/maintainers", admin, js, changeDoc(t, "mix", 3, 2, three, changeExp, alice)); resp.Status != http.StatusAccepted {
+		t.Fatalf("proposing maintainer change 3: %d %s", resp.Status, resp.Body)
+	}
+	byKind := func() map[string]api.Proposal {
+		out := map[string]api.Proposal{}
+		for _, p := range pending(t, r, "mix").Proposals {
+			out[p.Kind] = p
+		}
+		return out
+	}
+	resp := r.Do(t, "POST", "/api/v1/projects/mix/pending/3/signatures", admin, js, coSignBody(t, bob, byKind()[api.KindRole].Metadata))
+	if resp.Status != http.StatusAccepted {
+		t.Fatalf("co-signing role v3: %d %s", resp.Status, resp.Body)
+	}
+	got := byKind()
+	if by := got[api.KindRole].SignedBy; len(by) != 2 {
+		t.Fatalf("role proposal signed by %v, want alice and bob", by)
+	}
+	if by := got[api.KindMaintainers].SignedBy; len(by) != 1 || by[0] != alice.ID() {
+		t.Fatalf("maintainer change proposal signed by %v, want alice only", by)
+	}
+}

@@ -6,19 +6,12 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
-	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/go-chi/chi/v5"
 )
 
 func (s *Server) routeMaintainers(r chi.Router) {
 	r.Post("/projects/{name}/maintainers", s.changeMaintainers)
-}
-
-func (s *Server) changeValidator(now time.Time) store.ChangeValidator {
-	return func(raw []byte, cur tufrepo.ProjectDelegation, v int64) (*tufrepo.AcceptedChange, error) {
-		return tufrepo.ValidateMaintainerChange(raw, cur, v, now)
-	}
 }
 
 // changeMaintainers takes a maintainer change document (the new keys and threshold, signed
@@ -40,8 +33,7 @@ func (s *Server) changeMaintainers(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, err)
 		return
 	}
-	now := s.now()
-	res, err := s.db.SubmitMaintainerChange(r.Context(), name, raw, now, s.changeValidator(now))
+	res, err := tufrepo.SubmitMaintainerChange(r.Context(), s.db, name, raw, s.now())
 	if err != nil {
 		s.refuse(w, r, err)
 		return
@@ -53,9 +45,9 @@ func (s *Server) changeMaintainers(w http.ResponseWriter, r *http.Request) {
 
 // answerChange answers a maintainer change: an applied change waits (up to wait) for the
 // publish of the new recently-claimed metadata.
-func (s *Server) answerChange(w http.ResponseWriter, r *http.Request, project string, res *store.ChangeResult, wait time.Duration) {
+func (s *Server) answerChange(w http.ResponseWriter, r *http.Request, project string, res *tufrepo.ChangeResult, wait time.Duration) {
 	out := api.MaintainerChangeResult{Project: project, Version: res.Change.Doc.Version, Status: res.Status, Signatures: len(res.Change.SignedBy), Threshold: res.Change.Threshold}
-	if res.Status != store.ChangeApplied {
+	if res.Status != tufrepo.ChangeApplied {
 		writeJSON(w, http.StatusAccepted, out)
 		return
 	}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
-	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/cairn-dev/cairn/tufrepo/merkle"
 	"github.com/go-chi/chi/v5"
@@ -39,7 +38,7 @@ const (
 // replica builds the same trees from the same rows, and every proof is checked against
 // the root the timestamp signed before it is served.
 type merkleTrees struct {
-	db   *store.DB
+	db   merkleStore
 	keep time.Duration
 	now  func() time.Time
 
@@ -65,7 +64,7 @@ type tsMerkle struct {
 	has      bool
 }
 
-func newMerkleTrees(db *store.DB, keep time.Duration, now func() time.Time) *merkleTrees {
+func newMerkleTrees(db merkleStore, keep time.Duration, now func() time.Time) *merkleTrees {
 	if keep <= 0 {
 		keep = time.Hour
 	}

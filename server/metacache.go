@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/internal/gzchunk"
-	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
 )
 
@@ -91,7 +90,7 @@ type head struct {
 // root, and recently served immutable versions. It is refreshed when the publisher
 // commits (LISTEN/NOTIFY) and by a slow poll in case a notification is lost.
 type metaCache struct {
-	db  *store.DB
+	db  metadataStore
 	cur atomic.Pointer[head]
 	// snapGz compresses successive snapshots incrementally; gzipKick wakes the goroutine
 	// that does it (gzipHead).
@@ -114,7 +113,7 @@ type metaCache struct {
 	max     int64
 }
 
-func newMetaCache(db *store.DB, maxBytes int64) *metaCache {
+func newMetaCache(db metadataStore, maxBytes int64) *metaCache {
 	return &metaCache{db: db, changed: make(chan struct{}), files: map[string]*metaFile{}, max: maxBytes, snapGz: gzchunk.New(), gzipKick: make(chan struct{}, 1), refreshing: make(chan struct{}, 1)}
 }
 

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
-	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/go-chi/chi/v5"
 	"github.com/theupdateframework/go-tuf/v2/metadata"
@@ -85,9 +84,7 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	acc, err := s.db.CreateProject(r.Context(), store.NewProject{Delegation: d, TokenID: t.ID}, now, func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
-		return tufrepo.ValidateProposal(req.Metadata, st, now, blobs)
-	})
+	acc, err := tufrepo.CreateProject(r.Context(), s.db, d, t.ID, req.Metadata, now)
 	if err != nil {
 		s.refuse(w, r, err)
 		return
@@ -152,9 +149,7 @@ func (s *Server) submitRole(w http.ResponseWriter, r *http.Request) {
 		}
 		// A proposal waits for co-signers: stored now, under the project's row lock.
 	}
-	acc, err := s.db.SubmitRole(r.Context(), name, now, func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
-		return tufrepo.ValidateProposal(raw, st, now, blobs)
-	})
+	acc, err := tufrepo.SubmitRole(r.Context(), s.db, name, raw, now)
 	if err != nil {
 		s.refuse(w, r, err)
 		return
@@ -388,7 +383,7 @@ func (s *Server) coSign(w http.ResponseWriter, r *http.Request) {
 	}
 	now := s.now()
 	if r.URL.Query().Get("kind") == api.KindMaintainers {
-		res, err := s.db.CoSignMaintainerChange(r.Context(), name, version, metadata.Signature{KeyID: req.KeyID, Signature: sig}, now, s.changeValidator(now))
+		res, err := tufrepo.CoSignMaintainerChange(r.Context(), s.db, name, version, metadata.Signature{KeyID: req.KeyID, Signature: sig}, now)
 		if err != nil {
 			s.refuse(w, r, err)
 			return
@@ -402,9 +397,7 @@ func (s *Server) coSign(w http.ResponseWriter, r *http.Request) {
 		s.refuse(w, r, api.Errorf(api.CodeBadRequest, "kind must be %q or %q", api.KindRole, api.KindMaintainers))
 		return
 	}
-	acc, err := s.db.CoSign(r.Context(), name, version, metadata.Signature{KeyID: req.KeyID, Signature: sig}, now, func(raw []byte, st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
-		return tufrepo.ValidateProposal(raw, st, now, blobs)
-	})
+	acc, err := tufrepo.CoSignRole(r.Context(), s.db, name, version, metadata.Signature{KeyID: req.KeyID, Signature: sig}, now)
 	if err != nil {
 		s.refuse(w, r, err)
 		return

@@ -93,7 +93,7 @@ func DefaultConfig() Config {
 // Server is one Cairn replica.
 type Server struct {
 	cfg       Config
-	db        *store.DB
+	db        Store
 	blobs     *blobstore.Store
 	cache     *metaCache
 	merkle    *merkleTrees
@@ -130,7 +130,7 @@ func New(cfg Config, db *store.DB, blobs *blobstore.Store, signers tufrepo.Signe
 	s.publisher.MaxStagedPerPublish = cfg.PublishBatch
 	s.metrics = newMetrics(reg, s)
 	s.conns = newConnLimiter(s.metrics.connsRefused)
-	s.newTlog(reg, signers)
+	s.newTlog(reg, db, signers)
 	s.publisher.Observe = s.observePublish
 	r := chi.NewRouter()
 	r.Use(s.limitRequests, s.instrument)
@@ -138,7 +138,7 @@ func New(cfg Config, db *store.DB, blobs *blobstore.Store, signers tufrepo.Signe
 	r.Get("/readyz", s.readyz)
 	r.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	s.routeTUF(r)
-	s.routeWeb(r)
+	s.routeWeb(r, db)
 	r.Mount("/v2", oci.New(oci.Config{AnonymousPull: !cfg.OCINoAnonymousPull, MaxBlobSize: cfg.MaxBlobSize, ExternalURL: cmp.Or(cfg.ExternalURL, cfg.ListenURL), Faults: s.faults}, db, blobs, log, now))
 	r.Route("/api/v1", func(r chi.Router) {
 		s.routeBlobs(r)

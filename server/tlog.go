@@ -6,6 +6,7 @@ import (
 	"strconv"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/tlog"
 	"github.com/cairn-dev/cairn/tufrepo"
 	"github.com/go-chi/chi/v5"
@@ -25,12 +26,12 @@ type tlogState struct {
 }
 
 // newTlog builds the worker and registers its metrics when a log is configured.
-func (s *Server) newTlog(reg *prometheus.Registry, signers tufrepo.Signers) {
+func (s *Server) newTlog(reg *prometheus.Registry, db *store.DB, signers tufrepo.Signers) {
 	cfg := s.cfg.TransparencyLog
-	if cfg.URL == "" || s.db == nil {
+	if cfg.URL == "" || db == nil {
 		return
 	}
-	w := tlog.NewWorker(cfg, s.db, signers, s.now, s.log.With("component", "tlog"))
+	w := tlog.NewWorker(cfg, db, signers, s.now, s.log.With("component", "tlog"))
 	t := &tlogState{
 		worker: w,
 		info:   api.TransparencyLogInfo{URL: cfg.URL},

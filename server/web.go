@@ -4,15 +4,16 @@ import (
 	"context"
 
 	"github.com/cairn-dev/cairn/api"
+	"github.com/cairn-dev/cairn/store"
 	"github.com/cairn-dev/cairn/web"
 	"github.com/go-chi/chi/v5"
 )
 
 // routeWeb mounts the web UI (package web) at /, reading the published head and
 // metadata from this replica's cache.
-func (s *Server) routeWeb(r chi.Router) {
+func (s *Server) routeWeb(r chi.Router, db *store.DB) {
 	cfg := web.Config{ExternalURL: s.cfg.ExternalURL, TlogURL: s.cfg.TransparencyLog.URL, TlogKey: s.cfg.TransparencyLog.LogKey}
-	web.New(cfg, s.db, webSource{s}, s.log.With("component", "web"), s.now).Register(r)
+	web.New(cfg, db, webSource{s}, s.log.With("component", "web"), s.now).Register(r)
 }
 
 // webSource is the Server as the web UI's web.Source.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"errors"
 	"os"
 	"strings"
 	"sync"
@@ -146,15 +145,10 @@ func TestConcurrentSubmissionsOneWinnerPerVersion(t *testing.T) {
 		}
 		return raw
 	}
-	validate := func(raw []byte) store.Validator {
-		return func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
-			return tufrepo.ValidateProjectRole(raw, st, time.Now(), blobs)
-		}
-	}
-	if _, err := db.CreateProject(ctx, store.NewProject{Delegation: d}, time.Now(), validate(role(1))); err != nil {
+	if _, err := tufrepo.CreateProject(ctx, db, d, "", role(1), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateProject(ctx, store.NewProject{Delegation: d}, time.Now(), validate(role(1))); api.CodeOf(err) != api.CodeProjectExists {
+	if _, err := tufrepo.CreateProject(ctx, db, d, "", role(1), time.Now()); api.CodeOf(err) != api.CodeProjectExists {
 		t.Fatalf("duplicate create: %v", err)
 	}
 	const writers = 12
@@ -165,7 +159,7 @@ func TestConcurrentSubmissionsOneWinnerPerVersion(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, err := db.SubmitRole(ctx, "race", time.Now(), validate(role(2)))
+			_, err := tufrepo.SubmitRole(ctx, db, "race", role(2), time.Now())
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -182,14 +176,12 @@ func TestConcurrentSubmissionsOneWinnerPerVersion(t *testing.T) {
 	if wins != 1 || conflicts != writers-1 {
 		t.Fatalf("%d writers won, %d conflicted", wins, conflicts)
 	}
-	if _, err := db.SubmitRole(ctx, "nope", time.Now(), validate(role(2))); api.CodeOf(err) != api.CodeNotFound {
+	if _, err := tufrepo.SubmitRole(ctx, db, "nope", role(2), time.Now()); api.CodeOf(err) != api.CodeNotFound {
 		t.Fatalf("unknown project: %v", err)
 	}
 	// A refused submission stores nothing.
-	if _, err := db.SubmitRole(ctx, "race", time.Now(), func(tufrepo.ProjectState, tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
-		return nil, errors.New("refused")
-	}); err == nil {
-		t.Fatal("refusal not returned")
+	if _, err := tufrepo.SubmitRole(ctx, db, "race", role(4), time.Now()); api.CodeOf(err) != api.CodeVersionConflict {
+		t.Fatalf("version 4 after 2: %v", err)
 	}
 	p, err := db.GetProject(ctx, "race")
 	if err != nil || p.RoleVersion != 2 || len(p.Maintainers) != 1 || !strings.HasPrefix(p.Maintainers[0].Fingerprint, "SHA256:") {

@@ -113,21 +113,14 @@ func (m *maintainer) nextRole(b *testing.B) []byte {
 	return raw
 }
 
-func validator(raw []byte) store.Validator {
-	now := time.Now()
-	return func(st tufrepo.ProjectState, blobs tufrepo.BlobSizes) (*tufrepo.AcceptedRole, error) {
-		return tufrepo.ValidateProjectRole(raw, st, now, blobs)
-	}
-}
-
 func (e *env) create(b *testing.B, m *maintainer) {
-	if _, err := e.db.CreateProject(context.Background(), store.NewProject{Delegation: m.d}, time.Now(), validator(m.nextRole(b))); err != nil {
+	if _, err := tufrepo.CreateProject(context.Background(), e.db, m.d, "", m.nextRole(b), time.Now()); err != nil {
 		b.Fatal(err)
 	}
 }
 
 func (e *env) submit(b *testing.B, m *maintainer) {
-	if _, err := e.db.SubmitRole(context.Background(), m.name, time.Now(), validator(m.nextRole(b))); err != nil {
+	if _, err := tufrepo.SubmitRole(context.Background(), e.db, m.name, m.nextRole(b), time.Now()); err != nil {
 		b.Fatal(err)
 	}
 }
