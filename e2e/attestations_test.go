@@ -76,8 +76,23 @@ func TestAttestationsSocialProofAndWithheldAttestation(t *testing.T) {
 	if len(p.Identities) != 3 || p.Committed != 3 || len(p.Sample) != 2 || len(p.DomainMatches) != 2 || len(p.Predicates) != 3 {
 		t.Fatalf("social proof: %s", out)
 	}
+	// The maintainers declare the project's homepage in their signed role: without
+	// --domain, the identities under it are the project's own. A link that is not https
+	// is refused before anything is signed.
+	if code, _, errs := maint.run(t, "project", "links", "hello", "--key", "alice", "--homepage", "http://hello.dev"); code == 0 || !strings.Contains(errs, "not an https:// URL") {
+		t.Fatalf("links with an http homepage: exit %d, %s", code, errs)
+	}
+	maint.ok(t, "project", "links", "hello", "--key", "alice", "--homepage", "https://hello.dev", "--repository", "https://github.com/hello/hello")
+	out = dl.ok(t, "attestations", "hello@1.0.0", "--output", "json")
+	proof = proofJSON{}
+	if err := json.Unmarshal([]byte(out), &proof); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	if len(proof.Files[0].DomainMatches) != 2 {
+		t.Fatalf("identities matching the declared homepage: %s", out)
+	}
 	text := dl.ok(t, "attestations", "hello@1.0.0")
-	for _, want := range []string{"3 distinct verified identities", "reviewer@audits.example", "https://spdx.dev/Document by carol@sub.hello.dev"} {
+	for _, want := range []string{"3 distinct verified identities", "reviewer@audits.example", "https://spdx.dev/Document by carol@sub.hello.dev", "matching hello.dev, https://github.com/hello/hello/…: 2"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("text output lacks %q:\n%s", want, text)
 		}

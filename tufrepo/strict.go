@@ -78,6 +78,7 @@ var metadataFields = sync.OnceValue(func() strictjson.Fields {
 		metadata.Metadata[metadata.TimestampType]{},
 		api.MaintainerChange{},
 		YankCustom{},
+		projectLinksDoc{},
 	)
 })
 

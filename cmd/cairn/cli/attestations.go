@@ -49,7 +49,9 @@ func (a *app) attestationsCommand() *cobra.Command {
 		Long: `attestations shows the social proof of each file of release VERSION of project NAME:
 how many distinct identities (certificate SAN and OIDC issuer) signed an attestation about
 it, a random sample of them (--sample N), the ones whose email or URI domain is one of
---domain, and which predicate types (provenance, SBOM, review, ...) each made.
+--domain (default: the homepage the maintainers declared, 'cairn project links', with URIs
+under the declared repository), and which predicate types (provenance, SBOM, review, ...)
+each made.
 
 Every bundle is verified on this machine with sigstore-go against the Sigstore trusted
 root that the repository publishes through TUF (_cairn/sigstore/trusted_root.json), and
@@ -76,6 +78,16 @@ verify are shown as refused and never counted.`,
 			if !ok {
 				return api.Errorf(api.CodeNotFound, "project %s has no release %q in its verified metadata; see 'cairn releases %s'", project, version, project)
 			}
+			// The project's own identities: --domain, else the links its maintainers signed
+			// into the verified role (never the server's say-so).
+			match := identityMatcher{domains: domains}
+			if len(domains) == 0 {
+				links := client.ProjectLinksOf(pr.Metadata)
+				if h := links.Host(); h != "" {
+					match.domains = []string{h}
+				}
+				match.repository = links.Repository
+			}
 			files := rel.Files
 			if len(names) > 0 {
 				files = slices.DeleteFunc(slices.Clone(files), func(f api.File) bool { return !slices.Contains(names, f.Name) })
@@ -94,7 +106,7 @@ verify are shown as refused and never counted.`,
 					return fmt.Errorf("attestations of %s: %w", f.Path, err)
 				}
 				out.SnapshotVersion, out.TrustedRootSHA256 = set.SnapshotVersion, set.TrustedRootSHA256
-				out.Files = append(out.Files, proofOf(f, set, sample, domains))
+				out.Files = append(out.Files, proofOf(f, set, sample, match))
 			}
 			if output == "json" {
 				return a.printJSON(out)
@@ -111,8 +123,8 @@ verify are shown as refused and never counted.`,
 				for _, id := range list {
 					a.printf("    %s\n", id)
 				}
-				if len(domains) > 0 {
-					a.printf("  matching %s: %d\n", strings.Join(domains, ", "), len(p.DomainMatches))
+				if d := match.String(); d != "" {
+					a.printf("  matching %s: %d\n", d, len(p.DomainMatches))
 					for _, id := range p.DomainMatches {
 						a.printf("    %s\n", id)
 					}
@@ -140,7 +152,30 @@ verify are shown as refused and never counted.`,
 	return cmd
 }
 
-func proofOf(f api.File, set *client.AttestationSet, sample int, domains []string) fileProof {
+// identityMatcher tells the identities that belong to the project: an email or URI under
+// one of domains, or a URI under the repository.
+type identityMatcher struct {
+	domains    []string
+	repository string
+}
+
+func (m identityMatcher) matches(san string) bool {
+	if domainMatches(san, m.domains) {
+		return true
+	}
+	return m.repository != "" && strings.HasPrefix(san, strings.TrimSuffix(m.repository, "/")+"/")
+}
+
+// String names what is matched, for the text output ("" when nothing is).
+func (m identityMatcher) String() string {
+	parts := slices.Clone(m.domains)
+	if m.repository != "" {
+		parts = append(parts, m.repository+"/…")
+	}
+	return strings.Join(parts, ", ")
+}
+
+func proofOf(f api.File, set *client.AttestationSet, sample int, match identityMatcher) fileProof {
 	p := fileProof{Path: f.Path, SHA256: f.SHA256, Committed: set.Committed, Identities: set.Identities(), PredicateTypes: map[string][]string{}, Attestations: set.Attestations, Refused: set.Refused}
 	if p.Identities == nil {
 		p.Identities = []api.SignerIdentity{}
@@ -151,7 +186,7 @@ func proofOf(f api.File, set *client.AttestationSet, sample int, domains []strin
 		p.Sample = p.Sample[:min(sample, len(p.Sample))]
 	}
 	for _, id := range p.Identities {
-		if domainMatches(id.SAN, domains) {
+		if match.matches(id.SAN) {
 			p.DomainMatches = append(p.DomainMatches, id)
 		}
 	}

@@ -11,8 +11,85 @@ import (
 )
 
 func (a *app) projectCommand() *cobra.Command {
-	cmd := &cobra.Command{Use: "project", Short: "Create projects"}
-	cmd.AddCommand(a.projectCreateCommand())
+	cmd := &cobra.Command{Use: "project", Short: "Create projects and declare their links"}
+	cmd.AddCommand(a.projectCreateCommand(), a.projectLinksCommand())
+	return cmd
+}
+
+func (a *app) projectLinksCommand() *cobra.Command {
+	var (
+		keyName, homepage, repository, output string
+		wait                                  time.Duration
+	)
+	cmd := &cobra.Command{
+		Use:   "links NAME --key KEY [--homepage URL] [--repository URL]",
+		Short: "Declare the project's homepage and source repository, signed by its maintainers",
+		Long: `links signs the next version of NAME's role metadata with the project's homepage and
+source repository (https URLs) in it, and submits it like any change (T of the maintainers
+must sign; see 'cairn sign'). The links are the maintainers' own: the server cannot change
+them. 'cairn attestations' uses them to show which signer identities are the project's own
+(email or URI under the homepage's domain, or URIs under the repository). A link left out
+is removed; with neither, the declaration is removed.`,
+		Example: "  cairn project links hello --key alice --homepage https://hello.dev --repository https://github.com/hello/hello",
+		Args:    cobra.ExactArgs(1),
+		RunE: run(func(cmd *cobra.Command, args []string) error {
+			project := args[0]
+			if err := tufrepo.ValidateProjectName(project); err != nil {
+				return err
+			}
+			links := tufrepo.ProjectLinks{Homepage: homepage, Repository: repository}
+			if err := tufrepo.ValidateProjectLinks(links); err != nil {
+				return err
+			}
+			if err := a.requireToken(); err != nil {
+				return err
+			}
+			_, pr, err := a.projectRole(project)
+			if err != nil {
+				return err
+			}
+			kf, err := a.loadKey(keyName)
+			if err != nil {
+				return err
+			}
+			if err := requireMaintainerKey(pr, project, keyName, kf); err != nil {
+				return err
+			}
+			next, err := client.NextLinksRole(pr.Metadata, project, links, a.now())
+			if err != nil {
+				return err
+			}
+			signer, err := a.openSigner(kf)
+			if err != nil {
+				return err
+			}
+			ac, err := a.apiClient()
+			if err != nil {
+				return err
+			}
+			a.notef("Declaring the links of %s (role version %d → %d)\n", project, pr.Version(), next.Signed.Version)
+			a.noteThreshold(pr, project, "change", keyName)
+			res, err := a.signAndSubmitRole(ac, project, next, signer.Signer, wait)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return a.printJSON(res)
+			}
+			if res.Status == api.StatusPublished {
+				a.printf("Declared the links of %s in role version %d, published in snapshot %d.\n", project, res.RoleVersion, res.SnapshotVersion)
+			} else {
+				a.printf("%s\n", describeSubmit(res))
+			}
+			return nil
+		}),
+	}
+	addOutputFlag(cmd, &output)
+	cmd.Flags().StringVar(&keyName, "key", "", "your signing key (required)")
+	cmd.Flags().StringVar(&homepage, "homepage", "", "the project's homepage, an https:// URL")
+	cmd.Flags().StringVar(&repository, "repository", "", "the project's source repository, an https:// URL")
+	cmd.Flags().DurationVar(&wait, "wait", time.Minute, "how long to wait for the change to be published (0: do not wait)")
+	_ = cmd.MarkFlagRequired("key")
 	return cmd
 }
 
