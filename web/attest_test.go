@@ -109,3 +109,38 @@ func TestReleasePageListsAttestations(t *testing.T) {
 		t.Error("a release with no attestations does not say so")
 	}
 }
+
+// TestProjectPageShowsDeclaredLinks: the homepage and repository the maintainers signed
+// into the published role are shown, as text and as links; a javascript: URL never
+// reaches the page (the links are https only, so it reads as none).
+func TestProjectPageShowsDeclaredLinks(t *testing.T) {
+	w := newWorld(t)
+	exp := time.Now().Add(90 * 24 * time.Hour)
+	for i, links := range []map[string]any{
+		{"homepage": "javascript:alert(1)"},
+		{"homepage": "https://demo.example", "repository": "https://github.com/demo/demo"},
+	} {
+		md := testrepo.Role(int64(4+i), exp, w.f1, w.f2)
+		md.Signed.UnrecognizedFields = map[string]any{tufrepo.ProjectLinksField: links}
+		if resp := w.r.Submit(t, w.r.AdminToken, "demo", testrepo.Sign(t, md, w.alice)); resp.Status != http.StatusCreated {
+			t.Fatalf("role with links %v: %d %s", links, resp.Status, resp.Body)
+		}
+		resp, err := http.Get(w.r.URL + "/projects/demo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		page := string(body)
+		switch i {
+		case 0:
+			if strings.Contains(page, `id="links"`) || strings.Contains(page, "javascript:") {
+				t.Errorf("a javascript: homepage reached the page")
+			}
+		case 1:
+			if !strings.Contains(page, `href="https://demo.example"`) || !strings.Contains(page, `href="https://github.com/demo/demo"`) {
+				t.Errorf("the declared links are not on the page")
+			}
+		}
+	}
+}

@@ -153,6 +153,8 @@ type projectData struct {
 	Proposals   []proposalView
 	History     []historyView
 	Head        Head
+	// Links are the homepage and repository the maintainers declared in the published role.
+	Links tufrepo.ProjectLinks
 }
 
 // project: maintainers, threshold, the delegation that vouches for it, releases,
@@ -212,6 +214,7 @@ func (u *UI) projectData(ctx context.Context, name string, h Head) (*projectData
 				rl.Releases[i].Yanked, rl.Releases[i].YankReason = yankOf(pr.targets, rl.Releases[i].Files)
 			}
 		}
+		d.Links = client.ProjectLinksOf(pr.targets)
 	}
 	d.Releases = rl.Releases
 	d.ReleaseRows = releaseRows(rl.Releases)
