@@ -11,9 +11,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"time"
 
+	"github.com/cairn-dev/cairn/internal/retry"
 	"github.com/secure-systems-lab/go-securesystemslib/cjson"
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/sigstore/sigstore/pkg/signature/options"
@@ -79,16 +79,17 @@ func (o *OnlineSigner) Sign(ctx context.Context, payload []byte) (metadata.Signa
 	if r.Attempts < 1 {
 		r = DefaultRetry()
 	}
-	wait := r.Initial
-	var err error
-	attempt := 1
 	// An ECDSA P-256 key signs the payload's SHA-256: hash it once here, for the signer
 	// and for the check below, instead of once in each (a snapshot at 100k projects is
 	// 5 MB: each pass is ~3 ms of a publish).
 	pub, digest := o.digestKey(payload)
-	for ; ; attempt++ {
+	attempt := 0
+	policy := retry.Policy{Attempts: r.Attempts, Initial: r.Initial, Max: r.Max, Jitter: 0.5}
+	sig, tries, err := retry.Do(ctx, policy, func(error) bool { return true }, func(ctx context.Context) ([]byte, time.Duration, error) {
+		attempt++
 		start := time.Now()
 		var sig []byte
+		var err error
 		if pub != nil {
 			sig, err = o.Signer.SignMessage(bytes.NewReader(payload), options.WithContext(ctx), options.WithDigest(digest), options.WithCryptoSignerOpts(crypto.SHA256))
 			if err == nil && !ecdsa.VerifyASN1(pub, digest, sig) {
@@ -105,28 +106,15 @@ func (o *OnlineSigner) Sign(ctx context.Context, payload []byte) (metadata.Signa
 		if o.Observe != nil {
 			o.Observe(SignAttempt{KeyID: o.KeyID, Attempt: attempt, Duration: time.Since(start), Err: err})
 		}
-		if err == nil {
-			return metadata.Signature{KeyID: o.KeyID, Signature: sig}, nil
-		}
-		if attempt >= r.Attempts || ctx.Err() != nil {
-			break
-		}
-		d := wait/2 + rand.N(wait/2+1)
-		t := time.NewTimer(d)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-		case <-t.C:
-		}
-		if ctx.Err() != nil {
-			break
-		}
-		wait = min(2*wait, r.Max)
+		return sig, 0, err
+	})
+	if err == nil {
+		return metadata.Signature{KeyID: o.KeyID, Signature: sig}, nil
 	}
-	if attempt == 1 {
+	if tries == 1 {
 		return metadata.Signature{}, fmt.Errorf("signing with key %s: %w", o.KeyID, err)
 	}
-	return metadata.Signature{}, fmt.Errorf("signing with key %s failed %d times: %w", o.KeyID, attempt, err)
+	return metadata.Signature{}, fmt.Errorf("signing with key %s failed %d times: %w", o.KeyID, tries, err)
 }
 
 // digestKey returns the signer's ECDSA P-256 public key and the payload's SHA-256 when the
