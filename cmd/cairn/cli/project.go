@@ -41,18 +41,8 @@ is removed; with neither, the declaration is removed.`,
 			if err := tufrepo.ValidateProjectLinks(links); err != nil {
 				return err
 			}
-			if err := a.requireToken(); err != nil {
-				return err
-			}
-			_, pr, err := a.projectRole(project)
+			pr, kf, err := a.maintainerRole(project, keyName)
 			if err != nil {
-				return err
-			}
-			kf, err := a.loadKey(keyName)
-			if err != nil {
-				return err
-			}
-			if err := requireMaintainerKey(pr, project, keyName, kf); err != nil {
 				return err
 			}
 			next, err := client.NextLinksRole(pr.Metadata, project, links, a.now())

@@ -85,19 +85,8 @@ func (a *app) yank(project, version, keyName string, yank bool, reason string, w
 	if err := client.ValidateYankReason(reason); err != nil {
 		return err
 	}
-	if err := a.requireToken(); err != nil {
-		return err
-	}
-	_, pr, err := a.projectRole(project)
+	pr, kf, err := a.maintainerRole(project, keyName)
 	if err != nil {
-		return err
-	}
-	// Everything that can be refused without the key is refused before the passphrase.
-	kf, err := a.loadKey(keyName)
-	if err != nil {
-		return err
-	}
-	if err := requireMaintainerKey(pr, project, keyName, kf); err != nil {
 		return err
 	}
 	next, err := client.NextYankRole(pr.Metadata, project, version, yank, reason, a.now())
@@ -141,4 +130,26 @@ func (a *app) yank(project, version, keyName string, yank bool, reason string, w
 		a.printf("%s\n", describeSubmit(res))
 	}
 	return nil
+}
+
+// maintainerRole is what a maintainer's change of a project starts with: an API token, the
+// project's verified role, and key keyName, which the role's delegation must list.
+// Everything that can be refused without the key is refused before its passphrase is
+// asked (the key is opened later, with openSigner).
+func (a *app) maintainerRole(project, keyName string) (*client.ProjectRole, *tufrepo.KeyFile, error) {
+	if err := a.requireToken(); err != nil {
+		return nil, nil, err
+	}
+	_, pr, err := a.projectRole(project)
+	if err != nil {
+		return nil, nil, err
+	}
+	kf, err := a.loadKey(keyName)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := requireMaintainerKey(pr, project, keyName, kf); err != nil {
+		return nil, nil, err
+	}
+	return pr, kf, nil
 }
