@@ -6,6 +6,7 @@ package attest
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
@@ -142,6 +143,33 @@ func Verify(tr *TrustedRoot, raw []byte, fileSHA256 string) (*Verified, error) {
 // contain the file, by TUF key ID. The bundle names its key by that ID (its public-key
 // hint); the identity recorded is MaintainerIdentity, which no certificate can carry.
 func VerifyWithKeys(tr *TrustedRoot, raw []byte, fileSHA256 string, keys MaintainerKeys) (*Verified, error) {
+	return verifyWith(tr, raw, fileSHA256, func(hint string) (*MaintainerKey, error) {
+		k, ok := keys[hint]
+		if !ok {
+			return nil, api.Errorf(api.CodeAttestationKeyUnknown, "the bundle is signed with a key (hint %.80q) that is not a current maintainer key of a project that published sha256:%s: a public-key attestation must be signed with a maintainer key the project's TUF delegation lists, named by its TUF key ID (cairn attest --key)", hint, fileSHA256)
+		}
+		return &k, nil
+	})
+}
+
+// VerifyWithLocalKey is Verify that also accepts a public-key bundle signed with pub, a
+// key the user gave on this machine (cairn get oci:// --key, as cosign verify --key),
+// whatever the bundle's key hint says: the signature decides. The identity recorded is
+// LocalKeyIdentity, which no certificate and no maintainer key can carry.
+func VerifyWithLocalKey(tr *TrustedRoot, raw []byte, fileSHA256 string, pub crypto.PublicKey) (*Verified, error) {
+	fp, err := KeyFingerprint(pub)
+	if err != nil {
+		return nil, api.Wrap(api.CodeInvalidKey, err, "the key given cannot verify attestations: %v", err)
+	}
+	id := LocalKeyIdentity(fp)
+	return verifyWith(tr, raw, fileSHA256, func(string) (*MaintainerKey, error) {
+		return &MaintainerKey{KeyID: fp, Public: pub, identity: &id}, nil
+	})
+}
+
+// verifyWith is the verification of every bundle; lookup gives the key a public-key
+// bundle's hint names (or refuses it).
+func verifyWith(tr *TrustedRoot, raw []byte, fileSHA256 string, lookup func(hint string) (*MaintainerKey, error)) (*Verified, error) {
 	if len(raw) > MaxBundleBytes {
 		return nil, api.Errorf(api.CodeTooLarge, "the bundle is %d bytes; at most %d are allowed", len(raw), MaxBundleBytes)
 	}
@@ -189,11 +217,11 @@ func VerifyWithKeys(tr *TrustedRoot, raw []byte, fileSHA256 string, keys Maintai
 		return nil, api.Errorf(api.CodeAttestationNotIncluded, "the bundle has no transparency log entry: upload the signature to Rekor and attach its inclusion proof")
 	}
 	if pk := pb.GetVerificationMaterial().GetPublicKey(); pk != nil {
-		k, ok := keys[pk.GetHint()]
-		if !ok {
-			return nil, api.Errorf(api.CodeAttestationKeyUnknown, "the bundle is signed with a key (hint %.80q) that is not a current maintainer key of a project that published sha256:%s: a public-key attestation must be signed with a maintainer key the project's TUF delegation lists, named by its TUF key ID (cairn attest --key)", pk.GetHint(), fileSHA256)
+		k, err := lookup(pk.GetHint())
+		if err != nil {
+			return nil, err
 		}
-		return verifyParsed(tr, raw, &pb, env, st, want, fileSHA256, &k)
+		return verifyParsed(tr, raw, &pb, env, st, want, fileSHA256, k)
 	}
 	if pb.GetVerificationMaterial().GetCertificate() == nil {
 		return nil, api.Errorf(api.CodeAttestationInvalid, "the bundle carries neither a Fulcio certificate nor a public-key hint: Cairn accepts keyless (certificate-bound) bundles and bundles signed with a project's maintainer key")
@@ -280,6 +308,9 @@ func verifyParsed(tr *TrustedRoot, raw []byte, pb *protobundle.Bundle, env *prot
 	}
 	if signer != nil {
 		out.Identity = MaintainerIdentity(signer.Project, signer.KeyID)
+		if signer.identity != nil {
+			out.Identity = *signer.identity
+		}
 		return out, nil
 	}
 	if res.Signature == nil || res.Signature.Certificate == nil {
@@ -289,7 +320,7 @@ func verifyParsed(tr *TrustedRoot, raw []byte, pb *protobundle.Bundle, env *prot
 	out.Identity = api.SignerIdentity{SAN: cert.SubjectAlternativeName, Issuer: cert.Extensions.Issuer}
 	// The maintainer-key names belong to key-based bundles: a certificate that carried one
 	// (a private Fulcio's URI SAN) could pass for a project's maintainers in a policy.
-	if IsMaintainerIdentity(out.Identity) {
+	if IsMaintainerIdentity(out.Identity) || out.Identity.Issuer == LocalKeyIssuer {
 		return nil, api.Errorf(api.CodeAttestationInvalid, "the certificate's identity %s uses the names Cairn reserves for maintainer-key attestations (%s…, %s…)", out.Identity, KeySANPrefix, MaintainerIssuerPrefix)
 	}
 	out.SourceRepository = cert.Extensions.SourceRepositoryURI

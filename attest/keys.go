@@ -7,8 +7,10 @@ import (
 	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
-	_ "crypto/sha256" // the digests keys sign
+	"crypto/sha256" // also the digests keys sign
 	_ "crypto/sha512"
+	"crypto/x509"
+	"encoding/hex"
 	"fmt"
 	"strings"
 
@@ -37,6 +39,27 @@ type MaintainerKey struct {
 	Project string
 	KeyID   string // TUF key ID; the bundle's public-key hint
 	Public  crypto.PublicKey
+
+	identity *api.SignerIdentity // set for a local key (VerifyWithLocalKey)
+}
+
+// LocalKeyIssuer is the issuer of an attestation verified with a key the user gave
+// (VerifyWithLocalKey); its SAN is "key:sha256:<hex of the key's DER SubjectPublicKeyInfo>".
+const LocalKeyIssuer = "local-key"
+
+// LocalKeyIdentity names an attestation signed with the key whose fingerprint is fp.
+func LocalKeyIdentity(fp string) api.SignerIdentity {
+	return api.SignerIdentity{SAN: "key:sha256:" + fp, Issuer: LocalKeyIssuer}
+}
+
+// KeyFingerprint is the hex sha256 of pub's DER SubjectPublicKeyInfo.
+func KeyFingerprint(pub crypto.PublicKey) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(der)
+	return hex.EncodeToString(sum[:]), nil
 }
 
 // MaintainerKeys are maintainer keys by TUF key ID.

@@ -105,3 +105,35 @@ func BenchmarkVerifyWithKeys(b *testing.B) {
 		}
 	}
 }
+
+// A key the user gives (cairn get oci:// --key, as cosign verify --key) verifies a
+// public-key bundle whatever its hint says; the signature decides. Another key is refused,
+// and a keyless bundle still verifies by its certificate.
+func TestVerifyWithLocalKey(t *testing.T) {
+	s := attesttest.New(t)
+	tr := trusted(t, s)
+	file := attesttest.File("app.tar.gz", []byte("app"))
+	mine, other := newECKey(t), newECKey(t)
+	raw := s.KeyBundle(t, mine, "cosign-style hint, not a TUF key ID", attesttest.Options{}, file)
+	v, err := attest.VerifyWithLocalKey(tr, raw, file.SHA256, mine.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp, err := attest.KeyFingerprint(mine.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Identity != attest.LocalKeyIdentity(fp) || !strings.HasPrefix(v.Identity.SAN, "key:sha256:") || v.Identity.Issuer != attest.LocalKeyIssuer {
+		t.Fatalf("identity %+v", v.Identity)
+	}
+	if _, err := attest.VerifyWithLocalKey(tr, raw, file.SHA256, other.Public()); err == nil {
+		t.Fatal("another key verified the bundle")
+	}
+	if _, err := attest.VerifyWithKeys(tr, raw, file.SHA256, nil); api.CodeOf(err) != api.CodeAttestationKeyUnknown {
+		t.Fatalf("without the local key: %v", err)
+	}
+	keyless := s.Bundle(t, "alice@hello.dev", "https://issuer.example", attesttest.Options{}, file)
+	if v, err := attest.VerifyWithLocalKey(tr, keyless, file.SHA256, mine.Public()); err != nil || v.Identity.SAN != "alice@hello.dev" {
+		t.Fatalf("a keyless bundle with a local key given: %+v, %v", v, err)
+	}
+}

@@ -3,6 +3,7 @@ package client
 import (
 	"cmp"
 	"context"
+	"crypto"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -143,23 +144,33 @@ type ociDoc struct {
 type ociGetter struct {
 	hc    *http.Client
 	token string
+	// bearer is the registry token got from the registry's token service (the
+	// distribution spec's token authentication), shared by the getter's copies.
+	bearer *string
 }
 
 // get reads u (at most max bytes) and checks it against digest d when d is given.
 func (g ociGetter) get(ctx context.Context, u, accept, d string, max int64) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	res, err := g.do(ctx, u, accept)
 	if err != nil {
 		return nil, err
 	}
-	if accept != "" {
-		req.Header.Set("Accept", accept)
-	}
-	if g.token != "" {
-		req.SetBasicAuth("cairn", g.token)
-	}
-	res, err := g.hc.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("fetching %s: %w", u, err)
+	if res.StatusCode == http.StatusUnauthorized && (g.bearer == nil || *g.bearer == "") {
+		// Most registries (ghcr.io, Docker Hub, zot with auth) want a bearer token even
+		// for anonymous pulls: get one from the token service the challenge names, once.
+		challenge := res.Header.Get("WWW-Authenticate")
+		res.Body.Close()
+		tok, err := g.registryToken(ctx, u, challenge)
+		if err != nil {
+			return nil, err
+		}
+		if g.bearer == nil {
+			g.bearer = new(string) // this call's only: getters are made with one
+		}
+		*g.bearer = tok
+		if res, err = g.do(ctx, u, accept); err != nil {
+			return nil, err
+		}
 	}
 	defer res.Body.Close()
 	if res.StatusCode == http.StatusNotFound {
@@ -198,7 +209,7 @@ func parseOCIManifest(b []byte, what string) (*ociDoc, error) {
 // FetchOCIArtifact fetches the manifest ref names, by digest, and the Sigstore bundles
 // its referrers carry. token, if set, is sent as the password of Basic auth.
 func FetchOCIArtifact(ctx context.Context, hc *http.Client, ref OCIRef, token string) (*OCIArtifact, error) {
-	g := ociGetter{hc: hc, token: token}
+	g := ociGetter{hc: hc, token: token, bearer: new(string)}
 	var raw []byte
 	var err error
 	if ref.Digest == "" {
@@ -290,8 +301,9 @@ func FetchOCIArtifact(ctx context.Context, hc *http.Client, ref OCIRef, token st
 
 // Attestations verifies the bundles about layer l (or, for bundles that name no file, the
 // manifest itself) offline against tr and returns those that verify; a bundle that does
-// not verify is left out and counted in refused.
-func (a *OCIArtifact) Attestations(tr *attest.TrustedRoot, l OCILayer) (ok []VerifiedAttestation, refused int) {
+// not verify is left out and counted in refused. A public-key bundle verifies only with
+// one of keys, the keys the user gave (cosign verify --key's); none: keyless only.
+func (a *OCIArtifact) Attestations(tr *attest.TrustedRoot, l OCILayer, keys []crypto.PublicKey) (ok []VerifiedAttestation, refused int) {
 	for _, b := range a.Bundles {
 		subject := l.Digest
 		if b.FileDigest != "" && b.FileDigest != l.Digest {
@@ -301,6 +313,12 @@ func (a *OCIArtifact) Attestations(tr *attest.TrustedRoot, l OCILayer) (ok []Ver
 			subject = a.Ref.Digest // cosign attest on the artifact: the statement names the manifest
 		}
 		v, err := attest.Verify(tr, b.Raw, strings.TrimPrefix(subject, "sha256:"))
+		for _, k := range keys {
+			if err == nil {
+				break
+			}
+			v, err = attest.VerifyWithLocalKey(tr, b.Raw, strings.TrimPrefix(subject, "sha256:"), k)
+		}
 		if err != nil {
 			refused++
 			continue
@@ -325,7 +343,7 @@ func DownloadOCILayers(ctx context.Context, hc *http.Client, a *OCIArtifact, tok
 		return nil, fmt.Errorf("creating a temporary directory in %s: %w", dir, err)
 	}
 	defer os.RemoveAll(tmp)
-	g := ociGetter{hc: hc, token: token}
+	g := ociGetter{hc: hc, token: token, bearer: new(string)}
 	var out []DownloadedFile
 	for _, l := range a.Layers {
 		b, err := g.blob(ctx, a, l)
@@ -395,7 +413,7 @@ func WriteOCILayout(ctx context.Context, hc *http.Client, a *OCIArtifact, token,
 	if err := write(a.Ref.Digest, a.Manifest); err != nil {
 		return nil, err
 	}
-	g := ociGetter{hc: hc, token: token}
+	g := ociGetter{hc: hc, token: token, bearer: new(string)}
 	if a.Config != nil {
 		b, err := g.blob(ctx, a, *a.Config)
 		if err != nil {
@@ -444,3 +462,108 @@ type registryNotFound struct{ err error }
 
 func (e *registryNotFound) Error() string { return e.err.Error() }
 func (e *registryNotFound) Unwrap() error { return e.err }
+
+// do sends one GET with the getter's credentials: the registry token if it has one, else
+// the Cairn token as Basic auth (set only for the configured server's own registry).
+func (g ociGetter) do(ctx context.Context, u, accept string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return nil, err
+	}
+	if accept != "" {
+		req.Header.Set("Accept", accept)
+	}
+	switch {
+	case g.bearer != nil && *g.bearer != "":
+		req.Header.Set("Authorization", "Bearer "+*g.bearer)
+	case g.token != "":
+		req.SetBasicAuth("cairn", g.token)
+	}
+	res, err := g.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("fetching %s: %w", u, err)
+	}
+	return res, nil
+}
+
+// maxRegistryToken bounds a token service's answer.
+const maxRegistryToken = 64 << 10
+
+// registryToken answers a "Bearer realm=…,service=…,scope=…" challenge for u: it asks the
+// realm (https, or http on loopback) for a pull token, sending the Cairn token only when
+// the getter has one (its own registry), and returns the token.
+func (g ociGetter) registryToken(ctx context.Context, u, challenge string) (string, error) {
+	scheme, params, _ := strings.Cut(challenge, " ")
+	if !strings.EqualFold(scheme, "Bearer") {
+		return "", api.Errorf(api.CodeUnauthorized, "fetching %s: the registry wants credentials (%.100q) and oci:// pulls anonymously or with the configured server's token", u, challenge)
+	}
+	p := parseChallenge(params)
+	realm, err := CheckFetchURL(p["realm"])
+	if err != nil {
+		return "", fmt.Errorf("fetching %s: the registry's token service: %w", u, err)
+	}
+	q := realm.Query()
+	if p["service"] != "" {
+		q.Set("service", p["service"])
+	}
+	if p["scope"] != "" {
+		q.Set("scope", p["scope"])
+	}
+	realm.RawQuery = q.Encode()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, realm.String(), nil)
+	if err != nil {
+		return "", err
+	}
+	if g.token != "" {
+		req.SetBasicAuth("cairn", g.token)
+	}
+	res, err := g.hc.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("asking %s for a registry token: %w", realm.Redacted(), err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		return "", api.Errorf(api.CodeUnauthorized, "asking %s for a registry token: %s", realm.Redacted(), res.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(res.Body, maxRegistryToken+1))
+	if err != nil || len(b) > maxRegistryToken {
+		return "", api.Errorf(api.CodeTooLarge, "asking %s for a registry token: the answer is unreadable or larger than %d bytes", realm.Redacted(), maxRegistryToken)
+	}
+	var t struct {
+		Token       string `json:"token"`
+		AccessToken string `json:"access_token"`
+	}
+	if err := strictjson.Check(b, strictjson.FieldsOf(t)); err != nil {
+		return "", api.Wrap(api.CodeMalformedJSON, err, "the token service's answer has more than one reading: %v", err)
+	}
+	if err := json.Unmarshal(b, &t); err != nil || cmp.Or(t.Token, t.AccessToken) == "" {
+		return "", api.Errorf(api.CodeMalformedJSON, "asking %s for a registry token: the answer holds no token", realm.Redacted())
+	}
+	return cmp.Or(t.Token, t.AccessToken), nil
+}
+
+// parseChallenge reads the key="value" pairs of a WWW-Authenticate challenge.
+func parseChallenge(s string) map[string]string {
+	out := map[string]string{}
+	for s = strings.TrimSpace(s); s != ""; {
+		k, rest, ok := strings.Cut(s, "=")
+		if !ok {
+			break
+		}
+		k = strings.ToLower(strings.TrimSpace(k))
+		var v string
+		if strings.HasPrefix(rest, `"`) {
+			end := strings.IndexByte(rest[1:], '"')
+			if end < 0 {
+				break
+			}
+			v, rest = rest[1:1+end], rest[2+end:]
+		} else {
+			v, rest, _ = strings.Cut(rest, ",")
+			rest = "," + rest
+		}
+		out[k] = v
+		s = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(rest), ","))
+	}
+	return out
+}

@@ -184,3 +184,84 @@ func TestFetchOCIArtifactReferrersTagSchema(t *testing.T) {
 		})
 	}
 }
+
+// A registry that wants a bearer token even for pulls (ghcr.io, Docker Hub) answers 401
+// with a challenge; oci:// asks the token service it names once, anonymously, and goes on
+// with the token. A token service that refuses ends the fetch with unauthorized.
+func TestFetchOCIArtifactBearerChallenge(t *testing.T) {
+	layer := "the layer"
+	manifest := `{"mediaType":"application/vnd.oci.image.manifest.v1+json","layers":[{"mediaType":"application/octet-stream","digest":"` + digestOfString(layer) + `","size":9,"annotations":{"org.opencontainers.image.title":"a.txt"}}]}`
+	d := digestOfString(manifest)
+	for _, tc := range []struct {
+		name       string
+		tokenOK    bool
+		wantTokens int
+	}{{"token granted", true, 1}, {"token refused", false, 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			tokens := 0
+			var srv *httptest.Server
+			srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/token" {
+					tokens++
+					if r.URL.Query().Get("scope") != "repository:app:pull" || r.URL.Query().Get("service") != "test-registry" || r.Header.Get("Authorization") != "" {
+						http.Error(w, "bad token request", http.StatusBadRequest)
+						return
+					}
+					if !tc.tokenOK {
+						http.Error(w, "denied", http.StatusForbidden)
+						return
+					}
+					_, _ = w.Write([]byte(`{"token":"t0k3n"}`))
+					return
+				}
+				if r.Header.Get("Authorization") != "Bearer t0k3n" {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="`+srv.URL+`/token",service="test-registry",scope="repository:app:pull"`)
+					http.Error(w, "unauthorized", http.StatusUnauthorized)
+					return
+				}
+				switch r.URL.Path {
+				case "/v2/app/manifests/" + d:
+					_, _ = w.Write([]byte(manifest))
+				case "/v2/app/blobs/" + digestOfString(layer):
+					_, _ = w.Write([]byte(layer))
+				case "/v2/app/referrers/" + d:
+					_, _ = w.Write([]byte(`{"manifests":[]}`))
+				default:
+					http.NotFound(w, r)
+				}
+			}))
+			defer srv.Close()
+			ref, err := ParseOCIRef("oci://" + strings.TrimPrefix(srv.URL, "http://") + "/app@" + d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := FetchOCIArtifact(context.Background(), srv.Client(), ref, "")
+			if !tc.tokenOK {
+				if api.CodeOf(err) != api.CodeUnauthorized || tokens != tc.wantTokens {
+					t.Fatalf("error %v after %d token requests, want unauthorized after %d", err, tokens, tc.wantTokens)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, err := DownloadOCILayers(context.Background(), srv.Client(), a, "", t.TempDir())
+			if err != nil || len(files) != 1 {
+				t.Fatalf("download with a bearer token: %v %v", files, err)
+			}
+			if tokens != 2 { // one per getter: the fetch and the download
+				t.Errorf("%d token requests, want one per getter (2)", tokens)
+			}
+		})
+	}
+}
+
+func TestParseChallenge(t *testing.T) {
+	got := parseChallenge(`realm="https://auth.example/token",service="registry.example", scope="repository:a/b:pull,push"`)
+	if got["realm"] != "https://auth.example/token" || got["service"] != "registry.example" || got["scope"] != "repository:a/b:pull,push" {
+		t.Errorf("parseChallenge = %v", got)
+	}
+	if got := parseChallenge(`realm=https://x/t,service=s`); got["realm"] != "https://x/t" || got["service"] != "s" {
+		t.Errorf("unquoted: %v", got)
+	}
+}

@@ -271,4 +271,28 @@ func TestAttestCosignMadeBundleAccepted(t *testing.T) {
 	if b, err := os.ReadFile(filepath.Join(got, "hello-1.0.0.tar.gz")); err != nil || string(b) != string(content) {
 		t.Fatalf("the fetched file: %q %v", b, err)
 	}
+
+	// `cosign attest --key`: a bundle signed with a key pair of cosign's own (no
+	// certificate; logged in Rekor v2 with a TSA timestamp), verified by 'cairn get oci://
+	// --key cosign.pub' as cosign verify --key would. Another key finds none and exits 4,
+	// and without --key the bundle is not counted.
+	pw := []string{"COSIGN_PASSWORD=correct horse"}
+	u.ok(t, cmd{dir: dir, env: pw}, cosign, "generate-key-pair")
+	otherDir := t.TempDir()
+	u.ok(t, cmd{dir: otherDir, env: pw}, cosign, "generate-key-pair")
+	u.ok(t, cmd{env: pw}, cosign, "attest", "--new-bundle-format", "--yes", "--allow-insecure-registry", "--allow-http-registry",
+		"--key", filepath.Join(dir, "cosign.key"), "--signing-config", scPath, "--trusted-root", trPath,
+		"--predicate", predPath, "--type", "https://cairn.dev/review/v1", host+"/hello@"+relDigest)
+	code, stdout, stderr = get.run(t, "get", "oci://"+host+"/hello@"+relDigest, "--output-dir", t.TempDir(), "--key", filepath.Join(dir, "cosign.pub"))
+	if code != 0 || !strings.Contains(stderr, "3 verified attestations from 3 distinct identities") {
+		t.Fatalf("cairn get oci:// --key after cosign attest --key: exit %d\n%s\n%s", code, stdout, stderr)
+	}
+	code, _, stderr = get.run(t, "get", "oci://"+host+"/hello@"+relDigest, "--output-dir", t.TempDir(), "--key", filepath.Join(otherDir, "cosign.pub"))
+	if code != int(cairnclient.ExitPolicy) || !strings.Contains(stderr, "no attestation of hello-1.0.0.tar.gz verifies with the --key given") {
+		t.Fatalf("cairn get oci:// with another key: exit %d, %s", code, stderr)
+	}
+	code, _, stderr = get.run(t, "get", "oci://"+host+"/hello@"+relDigest, "--output-dir", t.TempDir())
+	if code != 0 || !strings.Contains(stderr, "2 verified attestations from 2 distinct identities (1 attached bundles did not verify") {
+		t.Fatalf("cairn get oci:// without --key: exit %d, %s", code, stderr)
+	}
 }

@@ -88,6 +88,7 @@ func (a *app) getCommand() *cobra.Command {
 		stale  time.Duration
 		pf     policyFlags
 		layout string
+		keys   []string
 	)
 	cmd := &cobra.Command{
 		Use:   "get NAME[@VERSION] | oci://REGISTRY/REPO{@sha256:DIGEST|:TAG} [--output-dir DIR | --oci-layout DIR] [--via oci] [--as-of-bundle]",
@@ -123,7 +124,10 @@ way) are verified offline against the trusted root the configured repository pub
 through TUF, and the policy is applied per layer (the project is REPO's first component)
 before anything is written; the layers are written under their titles, or, with
 --oci-layout DIR (a new or empty directory), the whole artifact (manifest, config, layers)
-as an OCI image layout that oras, crane or skopeo read.
+as an OCI image layout that oras, crane or skopeo read. --key PUB (a PEM public key, as
+cosign verify --key takes; repeatable) also accepts bundles signed with that key (cosign
+attest --key), as identity key:sha256:<fingerprint> from issuer local-key, and requires at
+least one of them per layer.
 
 -o DIR still names the directory, as it did, but is deprecated: use --output-dir DIR. On
 every other command -o is --output, the output format, and it will be here too.`,
@@ -137,7 +141,10 @@ every other command -o is --output, the output format, and it will be here too.`
 				a.notef("warning: 'cairn get -o DIR' is deprecated: use --output-dir DIR; -o will mean --output (the format), as on every other cairn command\n")
 			}
 			if strings.HasPrefix(args[0], "oci://") {
-				return a.getOCI(args[0], dir, layout, &pf, output)
+				return a.getOCI(args[0], dir, layout, keys, &pf, output)
+			}
+			if len(keys) > 0 {
+				return api.Errorf(api.CodeBadRequest, "--key is for oci:// references (bundles signed with cosign --key); a release of a project is verified through TUF")
 			}
 			if layout != "" {
 				return api.Errorf(api.CodeBadRequest, "--oci-layout is for oci:// references; a release of a project is written with --output-dir (or fetched through the registry with --via oci)")
@@ -228,6 +235,7 @@ every other command -o is --output, the output format, and it will be here too.`
 		}),
 	}
 	cmd.Flags().StringVar(&dir, "output-dir", ".", "directory `DIR` to write the files to (-o DIR is its deprecated short form)")
+	cmd.Flags().StringSliceVar(&keys, "key", nil, "with oci://: a PEM public key `FILE` whose signed bundles count (cosign verify --key); at least one is required per layer (repeatable)")
 	cmd.Flags().StringVar(&layout, "oci-layout", "", "with oci://: write the artifact as an OCI image layout into `DIR` (new or empty) instead of its files")
 	// -o DIR, the old short form, under a name of its own so that its use can be told
 	// apart and warned about on stderr (pflag's ShorthandDeprecated notice would reach
