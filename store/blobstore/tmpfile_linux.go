@@ -42,10 +42,9 @@ func createLockedAnonymous(dir, pattern string) (f *os.File, ok bool, err error)
 		return nil, true, fmt.Errorf("locking a new file in %s: %w", dir, err)
 	}
 	// Linking through /proc needs no privilege, unlike linkat's AT_EMPTY_PATH.
+	// No stat of it first: this runs for every upload, and a missing /proc shows as
+	// ENOENT from linkat (dir was just opened, so it is not the missing part).
 	proc := "/proc/self/fd/" + strconv.Itoa(fd)
-	if _, err := os.Stat(proc); err != nil {
-		return nil, false, nil
-	}
 	prefix, suffix, _ := strings.Cut(pattern, "*")
 	for range 10 {
 		var r [8]byte
@@ -54,6 +53,9 @@ func createLockedAnonymous(dir, pattern string) (f *os.File, ok bool, err error)
 		err := unix.Linkat(unix.AT_FDCWD, proc, unix.AT_FDCWD, name, unix.AT_SYMLINK_FOLLOW)
 		if errors.Is(err, unix.EEXIST) {
 			continue
+		}
+		if errors.Is(err, unix.ENOENT) {
+			return nil, false, nil // /proc is not mounted: create, then lock
 		}
 		if err != nil {
 			return nil, true, fmt.Errorf("naming a new file %s: %w", name, err)
