@@ -176,7 +176,13 @@ func (g ociGetter) get(ctx context.Context, u, accept, d string, max int64) ([]b
 	if res.StatusCode == http.StatusNotFound {
 		return nil, &registryNotFound{api.Errorf(api.CodeNotFound, "fetching %s: the registry answered %s", u, res.Status)}
 	}
-	if res.StatusCode != http.StatusOK {
+	switch res.StatusCode {
+	case http.StatusOK:
+	case http.StatusUnauthorized:
+		return nil, api.Errorf(api.CodeUnauthorized, "fetching %s: the registry answered %s: oci:// pulls anonymously, or with the configured Cairn server's token from its own registry", u, res.Status)
+	case http.StatusForbidden:
+		return nil, api.Errorf(api.CodeForbidden, "fetching %s: the registry answered %s", u, res.Status)
+	default:
 		return nil, api.Errorf(api.CodeNotFound, "fetching %s: the registry answered %s", u, res.Status)
 	}
 	b, err := io.ReadAll(io.LimitReader(res.Body, max+1))

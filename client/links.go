@@ -26,7 +26,10 @@ func NextLinksRole(current *metadata.Metadata[metadata.TargetsType], project str
 	if err := tufrepo.ValidateProjectLinks(links); err != nil {
 		return nil, err
 	}
-	if ProjectLinksOf(current) == links {
+	// A declaration that reads as none (malformed) can still be removed: only a request
+	// that changes nothing is refused.
+	_, present := current.Signed.UnrecognizedFields[tufrepo.ProjectLinksField]
+	if ProjectLinksOf(current) == links && (links != (tufrepo.ProjectLinks{}) || !present) {
 		return nil, api.Errorf(api.CodeBadRequest, "project %s already declares these links; nothing to sign", project)
 	}
 	next := metadata.Targets(roleExpiry(now))
