@@ -41,15 +41,7 @@ func TestRollingUpgradeOwnTargetsDuringRoll(t *testing.T) {
 	dir := t.TempDir()
 	blobDir := filepath.Join(dir, "blobs")
 	old1 := startProc(t, "old-1", oldBin, "serve", "--dev", "--data-dir", dir, "--database-url", u)
-	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootJSON, err := os.ReadFile(filepath.Join(dir, "root.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tok))
+	token, rootJSON := devCredentials(t, dir)
 	at := func(p *cairndProc) *testrepo.Repo {
 		return &testrepo.Repo{Running: &daemon.Running{URL: p.url}, AdminToken: token}
 	}

@@ -67,15 +67,7 @@ func TestRollingUpgrade(t *testing.T) {
 
 	// 1. The previous release makes the database and serves.
 	old1 := startProc(t, "old-1", oldBin, "serve", "--dev", "--data-dir", dir, "--database-url", u, "--snapshot-retention", "0")
-	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	rootJSON, err := os.ReadFile(filepath.Join(dir, "root.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	token := strings.TrimSpace(string(tok))
+	token, rootJSON := devCredentials(t, dir)
 	// The replicas a client may reach (a Service's endpoints): the load and the poller
 	// pick one per request.
 	pool := &replicaPool{}
@@ -674,4 +666,19 @@ func previousCairnd(t *testing.T) string {
 		t.Fatalf("CAIRN_PREVIOUS_CAIRND=%s: %v (run `make previous-cairnd`)", bin, err)
 	}
 	return bin
+}
+
+// devCredentials reads the admin token and root.json that `cairnd serve --dev` wrote into
+// its data directory dir.
+func devCredentials(t *testing.T, dir string) (token string, rootJSON []byte) {
+	t.Helper()
+	tok, err := os.ReadFile(filepath.Join(dir, "admin.token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootJSON, err = os.ReadFile(filepath.Join(dir, "root.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(tok)), rootJSON
 }
