@@ -92,6 +92,9 @@ func DefaultConfig() Config {
 
 // Server is one Cairn replica.
 type Server struct {
+	// bg counts the background work Start began (Wait).
+	bg sync.WaitGroup
+
 	cfg       Config
 	db        Store
 	blobs     *blobstore.Store
@@ -173,9 +176,32 @@ func (s *Server) Start(ctx context.Context) error {
 	if err := s.cache.Refresh(ctx); err != nil {
 		return err
 	}
-	go s.cache.gzipHead(ctx)
-	go s.followMerkle(ctx)
-	go s.db.Listen(ctx, s.log, func(channel, payload string) {
+	s.bg.Go(func() { s.cache.gzipHead(ctx) })
+	s.bg.Go(func() { s.followMerkle(ctx) })
+	s.bg.Go(func() { s.listen(ctx) })
+	s.bg.Go(func() { s.pollHead(ctx) })
+	if s.cfg.StaticDir != "" {
+		if err := prepareStaticDir(s.cfg.StaticDir); err != nil {
+			return err
+		}
+		s.bg.Go(func() { s.exportStatic(ctx) })
+	}
+	if err := s.publishTrustedRoot(ctx); err != nil {
+		return err
+	}
+	if s.cfg.RunPublisher {
+		s.bg.Go(func() { s.publisher.Run(ctx, s.cfg.PublishInterval) })
+		if s.cfg.SnapshotRetention > 0 {
+			s.bg.Go(func() { s.pruneSnapshots(ctx) })
+		}
+	}
+	s.startTlog(ctx)
+	return nil
+}
+
+// listen follows the database's notifications until ctx ends.
+func (s *Server) listen(ctx context.Context) {
+	s.db.Listen(ctx, s.log, func(channel, payload string) {
 		switch channel {
 		case store.ChannelPublished:
 			s.kickTlog()
@@ -190,24 +216,21 @@ func (s *Server) Start(ctx context.Context) error {
 			s.db.ForgetToken(payload)
 		}
 	}, store.ChannelPublished, store.ChannelStaged, store.ChannelTokens)
-	go s.pollHead(ctx)
-	if s.cfg.StaticDir != "" {
-		if err := prepareStaticDir(s.cfg.StaticDir); err != nil {
-			return err
-		}
-		go s.exportStatic(ctx)
+}
+
+// Wait waits until the background work Start began has ended (after its ctx ended), at
+// most timeout; it reports whether it all ended. Whoever closes the database after the
+// server calls it first, so that nothing writes (the static directory, the database)
+// after the server is said to be stopped.
+func (s *Server) Wait(timeout time.Duration) bool {
+	done := make(chan struct{})
+	go func() { s.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
 	}
-	if err := s.publishTrustedRoot(ctx); err != nil {
-		return err
-	}
-	if s.cfg.RunPublisher {
-		go s.publisher.Run(ctx, s.cfg.PublishInterval)
-		if s.cfg.SnapshotRetention > 0 {
-			go s.pruneSnapshots(ctx)
-		}
-	}
-	s.startTlog(ctx)
-	return nil
 }
 
 // headPoll is how often a replica confirms its head against the database: in case a

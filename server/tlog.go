@@ -70,7 +70,7 @@ func (s *Server) newTlog(reg *prometheus.Registry, db *store.DB, signers tufrepo
 // PostgreSQL advisory lock).
 func (s *Server) startTlog(ctx context.Context) {
 	if s.tlog != nil {
-		go s.tlog.worker.Run(ctx)
+		s.bg.Go(func() { s.tlog.worker.Run(ctx) })
 	}
 }
 

@@ -230,6 +230,11 @@ func (r *Running) Close() error {
 		r.closed = r.httpSrv.Shutdown(ctx)
 		r.cancel()
 		<-r.done
+		// The background work (publisher, static export, transparency log) stops with
+		// the context; wait for it, so that nothing writes after Close returns.
+		if r.Server != nil && !r.Server.Wait(10*time.Second) && r.closed == nil {
+			r.closed = errors.New("stopping: background work still running after 10s")
+		}
 		if r.DB != nil { // nil for a mirror (StartMirror)
 			r.DB.Close()
 		}
