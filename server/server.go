@@ -57,6 +57,9 @@ type Config struct {
 	// PublishBatch bounds the staged project role versions one publish takes
 	// (tufrepo.Publisher.MaxStagedPerPublish; 0: no bound).
 	PublishBatch int
+	// PublishGather is the publisher's gather window under concurrent uploads
+	// (tufrepo.Publisher.GatherWindow; 0: publish at once on every upload).
+	PublishGather time.Duration
 	// Limits bounds slow clients, connections and requests in flight (limits.go).
 	Limits Limits
 	// ListenURL is http://<the address this replica listens on>: the OCI token realm when
@@ -86,6 +89,7 @@ func DefaultConfig() Config {
 		MaxStaleness:      10 * time.Second,
 		PublishTimeout:    time.Minute,
 		PublishBatch:      tufrepo.DefaultMaxStagedPerPublish,
+		PublishGather:     tufrepo.DefaultGatherWindow,
 		Limits:            DefaultLimits(),
 	}
 }
@@ -131,6 +135,7 @@ func New(cfg Config, db *store.DB, blobs *blobstore.Store, signers tufrepo.Signe
 	s.publisher.ShardCapacity = cfg.ShardCapacity
 	s.publisher.PublishTimeout = cfg.PublishTimeout
 	s.publisher.MaxStagedPerPublish = cfg.PublishBatch
+	s.publisher.GatherWindow = max(0, cfg.PublishGather)
 	s.metrics = newMetrics(reg, s)
 	s.conns = newConnLimiter(s.metrics.connsRefused)
 	s.newTlog(reg, db, signers)

@@ -182,6 +182,8 @@ type PublishResult struct {
 	SnapshotVersion  int64
 	TimestampVersion int64
 	Roles            int
+	// Submitted is how many uploads the publish took from the queue (Publisher.Submit).
+	Submitted int
 	NewProjects      int
 	Reason           string
 	Duration         time.Duration
@@ -244,7 +246,22 @@ type Publisher struct {
 	// stagedLimit is the batch the next publish takes when a publish ran out of time
 	// (guarded by mu; 0: MaxStagedPerPublish). See batchLimit.
 	stagedLimit int
+	// GatherWindow is the shortest time from the start of one publish to the start of
+	// the next while uploads arrive concurrently (0: publish on every kick at once). See
+	// gather.
+	GatherWindow time.Duration
+	// lastStart is when the last publish Run started, lastBatch how many uploads it took
+	// plus how many were queued when it ended (Run's goroutine only; see gather).
+	lastStart time.Time
+	lastBatch int
 }
+
+// GatherFull is the most queued uploads a gather waits for: a batch this big already
+// shares a publish's fixed cost well.
+const GatherFull = 64
+
+// DefaultGatherWindow is GatherWindow unless configured (BENCHMARKS.md run 20).
+const DefaultGatherWindow = 100 * time.Millisecond
 
 // minStagedPerPublish is the smallest batch a publisher that keeps running out of time
 // shrinks to.
@@ -321,7 +338,7 @@ func NewPublisher(store PublishStore, signers Signers, now func() time.Time, log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Publisher{Store: store, Signers: signers, Now: now, Log: log, kick: make(chan struct{}, 1), indexVersion: -1, MaxResignPerPublish: 64, MaxStagedPerPublish: DefaultMaxStagedPerPublish}
+	return &Publisher{Store: store, Signers: signers, Now: now, Log: log, kick: make(chan struct{}, 1), queue: submitQueue{full: make(chan struct{}, 1)}, indexVersion: -1, MaxResignPerPublish: 64, MaxStagedPerPublish: DefaultMaxStagedPerPublish}
 }
 
 // Kick asks for a publish soon. It never blocks: kicks that arrive while a publish runs
@@ -345,9 +362,12 @@ func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-p.kick:
+			p.gather(ctx)
 		case <-t.C:
 		}
+		p.lastStart = time.Now()
 		res, err := p.PublishOnce(ctx)
+		p.lastBatch = res.Submitted + p.queue.len()
 		if err != nil {
 			if ctx.Err() != nil {
 				return
@@ -363,6 +383,33 @@ func (p *Publisher) Run(ctx context.Context, interval time.Duration) {
 			continue
 		}
 		t.Reset(interval)
+	}
+}
+
+// gather holds a kicked publish back while uploads arrive concurrently, so that a
+// publish's fixed cost (the snapshot and timestamp, their rows, the commit) is shared by
+// more of them, as PostgreSQL's commit_delay does for WAL flushes. It waits only when the
+// last publish took more than one upload, and only until the queue holds as many uploads
+// as that publish took plus those that were queued when it ended (lastBatch: the
+// uploaders it answered come back with their next version, so the batch gathers all of
+// them instead of whoever arrived while the last publish ran), GatherFull are queued, or
+// GatherWindow has passed since the last publish started, whichever comes first. A lone
+// uploader (batches of one) is never held back, and no upload waits longer than the
+// window for it.
+func (p *Publisher) gather(ctx context.Context) {
+	if p.GatherWindow <= 0 || p.lastBatch < 2 {
+		return
+	}
+	wait := time.Until(p.lastStart.Add(p.GatherWindow))
+	if wait <= 0 || !p.queue.arm(min(p.lastBatch, GatherFull)) {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	case <-p.queue.full:
 	}
 }
 
@@ -427,6 +474,7 @@ func (p *Publisher) publishWith(ctx context.Context, floor int64) (PublishResult
 	// caller that gave up, nor a failed statement.
 	p.adaptBatch(limit, err != nil && p.PublishTimeout > 0 && outer.Err() == nil && errors.Is(ctx.Err(), context.DeadlineExceeded), time.Since(start))
 	res.Duration = time.Since(start)
+	res.Submitted = len(subs)
 	if p.Observe != nil {
 		p.Observe(res, err)
 	}

@@ -53,13 +53,44 @@ func NewSubmission(project string, expected int64, acc *AcceptedRole) *Submissio
 type submitQueue struct {
 	mu      sync.Mutex
 	pending []*Submission
+	// full receives when the queue reaches want submissions (arm; Publisher.gather).
+	full chan struct{}
+	want int
 }
 
 func (q *submitQueue) add(s *Submission) {
 	q.mu.Lock()
 	s.queued = time.Now()
 	q.pending = append(q.pending, s)
+	reached := q.want > 0 && len(q.pending) >= q.want
+	if reached {
+		q.want = 0
+	}
 	q.mu.Unlock()
+	if reached {
+		select {
+		case q.full <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (q *submitQueue) len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.pending)
+}
+
+// arm asks add to signal full once n submissions are queued; it reports false (and arms
+// nothing) when n are queued already.
+func (q *submitQueue) arm(n int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.pending) >= n {
+		return false
+	}
+	q.want = n
+	return true
 }
 
 // remove takes s out of the queue if no publish has drained it yet.
@@ -89,7 +120,11 @@ func (q *submitQueue) drain() []*Submission {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	out := q.pending
-	q.pending = nil
+	q.pending, q.want = nil, 0
+	select { // a signal for the batch just drained must not end the next window
+	case <-q.full:
+	default:
+	}
 	return out
 }
 

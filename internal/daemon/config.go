@@ -39,6 +39,7 @@ type Config struct {
 	MaxStaleness        time.Duration `json:"max_staleness"`
 	PublishTimeout      time.Duration `json:"publish_timeout"`
 	PublishBatch        int           `json:"publish_batch"`
+	PublishGather       time.Duration `json:"publish_gather"`
 	DBIdleTimeout       time.Duration `json:"db_idle_timeout"`
 	DBKeepalive         time.Duration `json:"db_keepalive"`
 	RekorURL            string        `json:"rekor_url"`
@@ -70,6 +71,10 @@ type Config struct {
 	SigstoreTrustedRoot string        `json:"sigstore_trusted_root"`
 }
 
+// MaxPublishGather bounds --publish-gather: it adds up to its length to every concurrent
+// upload's wait, and a second is already far past any gain (BENCHMARKS.md run 20).
+const MaxPublishGather = time.Second
+
 // DefaultDatabaseURL is the local PostgreSQL of a development machine.
 const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/cairn?sslmode=disable"
 
@@ -85,6 +90,7 @@ func defaultConfig() Config {
 		MaxStaleness:      10 * time.Second,
 		PublishTimeout:    time.Minute,
 		PublishBatch:      tufrepo.DefaultMaxStagedPerPublish,
+		PublishGather:     tufrepo.DefaultGatherWindow,
 		DBIdleTimeout:     store.DefaultSessions().IdleInTransaction,
 		DBKeepalive:       store.DefaultSessions().Keepalive,
 		LogLevel:          "info",
@@ -115,6 +121,7 @@ func bindFlags(fs *pflag.FlagSet, c *Config, configFile *string) {
 	fs.DurationVar(&c.MaxStaleness, "max-staleness", c.MaxStaleness, "a replica that has not confirmed its published head against PostgreSQL for this long answers 503 for timestamp.json and fails /readyz, so clients moving between replicas never see the timestamp go back for longer (0: serve the last head for ever)")
 	fs.DurationVar(&c.PublishTimeout, "publish-timeout", c.PublishTimeout, "bound on one publish, waiting for the publisher lock included; uploads it carried are answered 503 (not stored)")
 	fs.IntVar(&c.PublishBatch, "publish-batch", c.PublishBatch, "the most staged project role versions one publish takes; a larger backlog (a bulk import) is published by the publishes that follow at once (0: no bound)")
+	fs.DurationVar(&c.PublishGather, "publish-gather", c.PublishGather, "while uploads arrive concurrently, start a publish at most this often, so that more uploads share one snapshot and timestamp (less CPU per upload, up to this much more latency); a lone uploader is never held back (0: publish at once)")
 	fs.DurationVar(&c.DBIdleTimeout, "db-idle-timeout", c.DBIdleTimeout, "PostgreSQL ends a cairnd session idle inside a transaction this long (idle_in_transaction_session_timeout), so a frozen or cut-off replica frees the publisher lock; live publishers ping while they sign (0: the server's setting; else at least 2s)")
 	fs.DurationVar(&c.DBKeepalive, "db-keepalive", c.DBKeepalive, "TCP keepalive interval on database connections, both ends; three missed probes end a connection (0: system default)")
 	fs.IntVar(&c.ShardCapacity, "shard-capacity", c.ShardCapacity, "the most delegations one recently-claimed node holds before the publisher splits it (more: fewer, bigger nodes for clients to download)")

@@ -268,6 +268,9 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 		return nil, err
 	}
 	// A configuration mistake is reported before anything is set up or touched.
+	if c.PublishGather < 0 || c.PublishGather > MaxPublishGather {
+		return fail(fmt.Errorf("--publish-gather %s: want 0 (publish on every upload at once) to %s; every upload may wait this much longer for its publish", c.PublishGather, MaxPublishGather))
+	}
 	var trustedRoot *attest.TrustedRoot
 	if c.SigstoreTrustedRoot != "" {
 		raw, err := readBounded(c.SigstoreTrustedRoot, attest.MaxTrustedRootBytes)
@@ -365,6 +368,7 @@ func Start(ctx context.Context, c Config, getenv func(string) string, out io.Wri
 		return fail(fmt.Errorf("--shard-capacity %d: want 2 to %d", c.ShardCapacity, tufrepo.MaxShardDelegations))
 	}
 	scfg.ShardCapacity = c.ShardCapacity
+	scfg.PublishGather = c.PublishGather
 	if c.PublishBatch < 0 {
 		return fail(fmt.Errorf("--publish-batch %d: want the most staged role versions one publish takes, or 0 for no bound", c.PublishBatch))
 	}

@@ -323,3 +323,19 @@ func TestMakeRunListen(t *testing.T) {
 		}
 	}
 }
+
+// --publish-gather adds up to its length to every concurrent upload's wait: a negative or
+// an absurd value is refused at start, naming the flag and the range, before the database
+// is touched (the URL here leads nowhere).
+func TestPublishGatherRange(t *testing.T) {
+	for _, d := range []time.Duration{-time.Millisecond, MaxPublishGather + time.Millisecond} {
+		c := defaultConfig()
+		c.Listen, c.DatabaseURL, c.PublishGather = "127.0.0.1:0", "postgres://nobody@127.0.0.1:1/none", d
+		_, err := Start(context.Background(), c, func(string) string { return "" }, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		for _, want := range []string{"--publish-gather " + d.String(), "want 0", MaxPublishGather.String()} {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("--publish-gather %s: %v; want it refused, mentioning %q", d, err, want)
+			}
+		}
+	}
+}
