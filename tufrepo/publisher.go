@@ -183,10 +183,10 @@ type PublishResult struct {
 	TimestampVersion int64
 	Roles            int
 	// Submitted is how many uploads the publish took from the queue (Publisher.Submit).
-	Submitted int
-	NewProjects      int
-	Reason           string
-	Duration         time.Duration
+	Submitted   int
+	NewProjects int
+	Reason      string
+	Duration    time.Duration
 	// More says that staged role versions were left for the next publish (the batch
 	// was capped at Publisher.MaxStagedPerPublish): Run publishes again at once.
 	More bool
