@@ -69,14 +69,40 @@ type received struct {
 	f      *os.File // locked until closed; positioned at its end
 	size   int64
 	sha256 []byte // the bytes' sha256 (for stores that check it on arrival)
+	placed bool   // renamed into place: discard has no name to remove
 }
 
 // receive streams r into a new locked file of tmp, at most max bytes, and checks that it
 // hashes to digest. On any error the file is gone.
 func receive(tmp *Temp, digest string, r io.Reader, max int64) (*received, error) {
+	if _, err := api.ParseDigest(digest); err != nil {
+		return nil, badDigest(err)
+	}
+	// Locked while it is written and until it is placed, so garbage collection leaves it
+	// alone; one that a killed process left is collected (Temp.RemoveAbandoned).
+	f, err := tmp.Create("upload-*")
+	if err != nil {
+		return nil, fmt.Errorf("creating temporary blob: %w", err)
+	}
+	n, s256, err := receiveInto(f, digest, r, max)
+	if err != nil {
+		_ = os.Remove(f.Name())
+		f.Close()
+		return nil, err
+	}
+	return &received{f: f, size: n, sha256: s256}, nil
+}
+
+func badDigest(err error) error {
+	return api.Wrap(api.CodeBadRequest, err, "blob digest must be sha256:<64 lowercase hex digits> (or sha512:<128>): %v", err)
+}
+
+// receiveInto streams r into f, at most max bytes, and checks that they hash to digest.
+// It returns their length and sha256.
+func receiveInto(f *os.File, digest string, r io.Reader, max int64) (int64, []byte, error) {
 	d, err := api.ParseDigest(digest)
 	if err != nil {
-		return nil, api.Wrap(api.CodeBadRequest, err, "blob digest must be sha256:<64 lowercase hex digits> (or sha512:<128>): %v", err)
+		return 0, nil, badDigest(err)
 	}
 	algo, h := d.Algorithm, d.Hash()
 	s256 := h
@@ -85,33 +111,24 @@ func receive(tmp *Temp, digest string, r io.Reader, max int64) (*received, error
 		s256 = sha256.New()
 		sink = io.MultiWriter(h, s256)
 	}
-	// Locked while it is written and until it is placed, so garbage collection leaves it
-	// alone; one that a killed process left is collected (Temp.RemoveAbandoned).
-	f, err := tmp.Create("upload-*")
-	if err != nil {
-		return nil, fmt.Errorf("creating temporary blob: %w", err)
-	}
-	fail := func(err error) (*received, error) {
-		_ = os.Remove(f.Name())
-		f.Close()
-		return nil, err
-	}
 	n, err := io.Copy(io.MultiWriter(f, sink), io.LimitReader(r, max+1))
 	if err != nil {
-		return fail(fmt.Errorf("receiving blob: %w", err))
+		return 0, nil, fmt.Errorf("receiving blob: %w", err)
 	}
 	if n > max {
-		return fail(api.Errorf(api.CodeTooLarge, "blob is larger than the limit of %d bytes", max))
+		return 0, nil, api.Errorf(api.CodeTooLarge, "blob is larger than the limit of %d bytes", max)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != d.Hex {
-		return fail(api.Errorf(api.CodeDigestMismatch, "uploaded bytes hash to %s:%s, not %s: check the file and the digest", algo, got, digest))
+		return 0, nil, api.Errorf(api.CodeDigestMismatch, "uploaded bytes hash to %s:%s, not %s: check the file and the digest", algo, got, digest)
 	}
-	return &received{f: f, size: n, sha256: s256.Sum(nil)}, nil
+	return n, s256.Sum(nil), nil
 }
 
 // discard removes a received file and drops its lock (removed first: closing first would
 // let a collection take it, harmlessly, but count it).
 func (r *received) discard() {
-	_ = os.Remove(r.f.Name())
+	if !r.placed {
+		_ = os.Remove(r.f.Name())
+	}
 	r.f.Close()
 }
