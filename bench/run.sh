@@ -30,7 +30,9 @@
 #   BENCH_CAIRND_FLAGS extra flags for cairnd (e.g. "--publish-batch 20000"; a bulk load of a
 #                    million projects is published in batches of --publish-batch, halved
 #                    after a publish that runs out of --publish-timeout)
-#   BENCH_OCI_N      small artifacts per OCI run (default 2000); BENCH_OCI_LARGE_MIB (100)
+#   BENCH_OCI_N      small artifacts per OCI run (default 2000); BENCH_OCI_LARGE_MIB (100);
+#                    BENCH_OCI_LARGE_PUSHES large blobs pushed to each server (default 3; more
+#                    give steadier medians on a busy machine)
 #   BENCH_REGISTRY_BIN where the reference registries' binaries are cached
 #                    (default ~/.cache/cairn-bench-bin: registry, zot)
 #   BENCH_ZOT_SRC    a zot v2.1.20 source tree to build zot from when the cache has none. zot
@@ -488,7 +490,7 @@ EOF
 		fi
 	fi
 	log "OCI ${BENCH_OCI_LARGE_MIB:-100} MiB blobs: cairnd, the distribution registry${ZOT_ARGS:+ and zot}, interleaved"
-	$LOAD -mode oci -name cairnd -server "http://$CAIRN_ADDR" -token "$TOKEN" -large-mib "${BENCH_OCI_LARGE_MIB:-100}" \
+	$LOAD -mode oci -name cairnd -server "http://$CAIRN_ADDR" -token "$TOKEN" -large-mib "${BENCH_OCI_LARGE_MIB:-100}" -large-pushes "${BENCH_OCI_LARGE_PUSHES:-3}" \
 		-ref-server "http://$REG_ADDR" -pids "$CAIRN_PID" -ref-pids "$REG_PID" -pg-pid "$PG_PID" -prefix ocilarge -label interleaved \
 		"${ZOT_ARGS[@]}"
 	stop_pid "$REG_PID"; REG_PID=

@@ -72,10 +72,12 @@ type options struct {
 	wrk         string
 	out         string
 	// oci
-	largeMiB  int
-	refServer string
-	refName   string
-	refPIDs   string
+	largeMiB int
+	// largePushes is how many blobs each server receives in the -large-mib comparison.
+	largePushes int
+	refServer   string
+	refName     string
+	refPIDs     string
 	// A second reference registry (zot) in the same interleaved -large-mib comparison.
 	ref2Server string
 	ref2Name   string
@@ -116,6 +118,7 @@ func main() {
 	flag.StringVar(&o.wrk, "wrk", "wrk", "get: wrk command (e.g. \"taskset -c 1 wrk\")")
 	flag.StringVar(&o.out, "out", "", "append RESULT lines to this file too")
 	flag.IntVar(&o.largeMiB, "large-mib", 0, "oci: with -ref-server, compare pushes and pulls of blobs of this many MiB")
+	flag.IntVar(&o.largePushes, "large-pushes", 3, "oci: with -large-mib, blobs pushed to each server (the servers taking turns at going first); pulls use the first three")
 	flag.StringVar(&o.refServer, "ref-server", "", "oci: the reference registry's base URL, for -large-mib")
 	flag.StringVar(&o.refName, "ref-name", "registry", "oci: the reference registry's name in the results")
 	flag.StringVar(&o.refPIDs, "ref-pids", "", "oci: the reference registry's PIDs, for CPU accounting")

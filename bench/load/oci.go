@@ -137,8 +137,8 @@ func runOCI(ctx context.Context, o *options) error {
 
 // runOCILarge compares 100 MiB (-large-mib) pushes and pulls between -server (cairnd) and
 // -ref-server (the reference registry), and -ref2-server (a second one, zot) if given, in
-// one process, interleaved: three blobs pushed to each, the servers taking turns at going
-// first, then nine rounds of pulls, taking turns again. Interleaving matters here: a server that does not fsync (the registry) leaves its
+// one process, interleaved: three blobs (-large-pushes) pushed to each, the servers taking
+// turns at going first, then nine rounds of pulls, taking turns again. Interleaving matters here: a server that does not fsync (the registry) leaves its
 // write-back to land on whatever runs next, and measuring one server's whole sequence
 // after the other's favoured whichever went first.
 func runOCILarge(ctx context.Context, o *options) error {
@@ -196,13 +196,27 @@ func runOCILarge(ctx context.Context, o *options) error {
 		k := i % len(sides)
 		return append(append([]*side(nil), sides[k:]...), sides[:k]...)
 	}
-	for i, data := range datas {
+	// Pushes beyond the three kept for the pulls send fresh random bytes each.
+	var extra []byte
+	for i := range max(o.largePushes, 1) {
+		data := extra
+		if i < len(datas) {
+			data = datas[i]
+		} else {
+			if extra == nil {
+				extra = make([]byte, o.largeMiB<<20)
+			}
+			_, _ = rand.Read(extra)
+			data = extra
+		}
 		d := digestOf(data)
 		for _, sd := range order(i) {
 			if err := measure(sd, "push-large", i+1, func() error { return sd.push.pushBlob(ctx, repo, d, data) }); err != nil {
 				return err
 			}
-			sd.digests = append(sd.digests, d)
+			if i < len(datas) {
+				sd.digests = append(sd.digests, d)
+			}
 		}
 	}
 	for round := 1; round <= 9; round++ {

@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cairn-dev/cairn/api"
@@ -34,6 +35,9 @@ type Uploads struct {
 	dir     string
 	tmp     *Temp
 	content Content
+	// bufs holds the copy buffers of Append (*[]byte of copyBufSize bytes), so that a
+	// small push does not allocate a large buffer.
+	bufs sync.Pool
 	// poll bounds the wait between two tries of a held lock (a waiter polls, so that it can
 	// give up when its context ends: a blocking flock cannot be interrupted).
 	poll time.Duration
@@ -284,12 +288,9 @@ func (s *Session) Append(offset int64, r io.Reader, max int64) (int64, hash.Hash
 		return 0, nil, fmt.Errorf("seeking upload file: %w", err)
 	}
 	h := resumeHash(s.path, offset)
-	w := &writeback{f: s.f, off: offset}
-	var dst io.Writer = w
-	if h != nil {
-		dst = io.MultiWriter(w, h)
-	}
-	n, err := io.Copy(dst, io.LimitReader(r, max-offset+1))
+	buf := s.u.buffer()
+	defer s.u.bufs.Put(buf)
+	n, err := copyHashed(s.f, offset, io.LimitReader(r, max-offset+1), h, *buf)
 	if err == nil && offset+n > max {
 		err = api.Errorf(api.CodeTooLarge, "blob is larger than the limit of %d bytes", max)
 	}
@@ -355,24 +356,70 @@ func (s *Session) Commit(ctx context.Context, digest string, h hash.Hash) (int64
 	return n, nil
 }
 
-// writeback writes to an upload file and asks the kernel to start writing each 8 MiB to
-// disk as soon as it is written (a no-op where that is not available).
-type writeback struct {
-	f       *os.File
-	off     int64 // file offset of the next write
-	flushed int64 // offset up to which write-back was started
+// copyBufSize is the size of Append's copy buffer. A 100 MiB push then makes 400 file
+// writes instead of io.Copy's 3,200 of 32 KiB, and far fewer socket reads, while the
+// buffer stays in a core's cache between the socket read, the file write and the hash.
+// BENCHMARKS.md, run 21: a 100 MiB push takes 0.68–0.72× the time it took with 32 KiB
+// and 0.7× the CPU; 1 MiB buffers were slower than 256 KiB.
+const copyBufSize = 256 << 10
+
+func (u *Uploads) buffer() *[]byte {
+	if b, ok := u.bufs.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, copyBufSize)
+	return &b
 }
 
+// writebackStep is how much an upload writes between two starts of write-back.
 const writebackStep = 8 << 20
 
-func (w *writeback) Write(p []byte) (int, error) {
-	n, err := w.f.Write(p)
-	w.off += int64(n)
-	if w.off-w.flushed >= writebackStep {
-		startWriteback(w.f, w.flushed, w.off-w.flushed)
-		w.flushed = w.off
+// copyHashed writes r to f, whose offset is off, and hashes the same bytes with h (nil:
+// none), until r ends; it returns how many bytes it wrote. Each write is a full buf (the
+// last one excepted), and write-back of what was written starts every writebackStep, so
+// the fsync at completion has little left to do. One goroutine does it all: hashing in a
+// second one, fed through a ring of buffers, cost more CPU than it saved on a 2-core
+// machine (run 21).
+func copyHashed(f *os.File, off int64, r io.Reader, h hash.Hash, buf []byte) (int64, error) {
+	var n int64
+	flushed := off
+	for {
+		m, err := fill(r, buf)
+		if m > 0 {
+			if _, werr := f.Write(buf[:m]); werr != nil {
+				return n, werr
+			}
+			if h != nil {
+				h.Write(buf[:m])
+			}
+			n += int64(m)
+			if end := off + n; end-flushed >= writebackStep {
+				startWriteback(f, flushed, end-flushed)
+				flushed = end
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
 	}
-	return n, err
+}
+
+// fill reads into buf until it is full or r fails or ends (io.EOF); unlike io.ReadFull,
+// an end of r stays io.EOF, so that a body cut short (io.ErrUnexpectedEOF from net/http)
+// is not taken for the end of the blob.
+func fill(r io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := r.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // The sha256 state of an upload is <upload>.sha256: the 8-byte size it covers, then the
