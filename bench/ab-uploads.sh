@@ -40,14 +40,8 @@ main() {
 	PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
 	[ -x "$PGBIN/initdb" ] || { echo "ab-uploads.sh: PostgreSQL server binaries not found (apt-get install -y postgresql)" >&2; exit 1; }
 	CAIRN_PID=
-	as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-	stop_pid() {
-		local p=$1
-		[ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
-		kill "$p" 2>/dev/null || true
-		for _ in $(seq 150); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
-		kill -9 "$p" 2>/dev/null || true
-	}
+	# shellcheck source=bench/lib.sh
+	. "$ROOT/bench/lib.sh"
 	cleanup() {
 		set +e
 		stop_pid "$CAIRN_PID"

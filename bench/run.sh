@@ -104,14 +104,8 @@ CAIRN_PID= NGINX_PID= REF_PID= FAST_PID= REG_PID= STATIC_PID= ZOT_PID=
 CAIRN_EXTRA=()
 
 log() { printf '\n== %s  %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-stop_pid() { # stop_pid PID: TERM, wait up to 15 s, then KILL
-	local p=$1
-	[ -n "$p" ] && kill -0 "$p" 2>/dev/null || return 0
-	kill "$p" 2>/dev/null || true
-	for _ in $(seq 150); do kill -0 "$p" 2>/dev/null || return 0; sleep 0.1; done
-	kill -9 "$p" 2>/dev/null || true
-}
+# shellcheck source=bench/lib.sh
+. "$ROOT/bench/lib.sh"
 cleanup() {
 	set +e
 	stop_pid "$CAIRN_PID"
