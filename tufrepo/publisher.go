@@ -246,9 +246,9 @@ type Publisher struct {
 	// stagedLimit is the batch the next publish takes when a publish ran out of time
 	// (guarded by mu; 0: MaxStagedPerPublish). See batchLimit.
 	stagedLimit int
-	// GatherWindow is the shortest time from the start of one publish to the start of
-	// the next while uploads arrive concurrently (0: publish on every kick at once). See
-	// gather.
+	// GatherWindow bounds how long after the start of the last publish a kicked one
+	// waits for the uploaders that publish answered (gather; 0: publish on every kick at
+	// once).
 	GatherWindow time.Duration
 	// lastStart is when the last publish Run started, lastBatch how many uploads it took
 	// plus how many were queued when it ended (Run's goroutine only; see gather).
