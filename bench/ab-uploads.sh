@@ -13,7 +13,8 @@
 # Environment: AB_ROUNDS (4), AB_CONC (32), AB_DURATION (20s), AB_WARMUP (5s; whole seconds), AB_PER_UPLOADER (2),
 #   AB_OUT (.data/bench/ab-<time>), BENCH_PG_PORT (56533), BENCH_CAIRN_ADDR
 #   (127.0.0.1:18180), BENCH_PPROF_ADDR (127.0.0.1:16160), AB_PROFILE (0; 1: a 12 s CPU
-#   profile of cairnd during every run).
+#   profile of cairnd during every run), AB_PIN (0; 1: PostgreSQL and cairnd on CPU 0, the
+#   load generator on CPU 1).
 # Output: a RESULT line per run in $AB_OUT/results.jsonl (the variant in "label"), each
 #   run's pg_stat_statements top in $AB_OUT/pg-<name>-<round>.txt, and a table of the
 #   medians on stdout.
@@ -57,7 +58,11 @@ main() {
 	mkdir -p "$PGDATA"
 	chown postgres "$PGDATA" 2>/dev/null || true
 	as_pg "$PGBIN/initdb" -D "$PGDATA" -U postgres --auth=trust >/dev/null
-	as_pg "$PGBIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
+	# AB_PIN=1: PostgreSQL and cairnd share CPU 0, the load generator has CPU 1 to itself,
+	# so that the server's CPU per upload is measured without the generator on its cores.
+	srv=() gen=()
+	if [ "${AB_PIN:-0}" = 1 ]; then srv=(taskset -c 0) gen=(taskset -c 1); fi
+	as_pg "${srv[@]}" "$PGBIN/pg_ctl" -D "$PGDATA" -w -l "$PGDATA/server.log" \
 		-o "-p $PGPORT -k $PGDATA -c listen_addresses=127.0.0.1 -c shared_buffers=128MB -c max_connections=200 -c shared_preload_libraries=pg_stat_statements" start >/dev/null
 	PG_PID=$(head -1 "$PGDATA/postmaster.pid")
 	psql() { as_pg "$PGBIN/psql" -h "$PGDATA" -p "$PGPORT" -U postgres "$@"; }
@@ -75,7 +80,7 @@ main() {
 			data=$WORK/dev-$name-$round
 			url="postgres://postgres@127.0.0.1:$PGPORT/ab?sslmode=disable"
 			# shellcheck disable=SC2086 # FLAGS are words
-			CAIRN_BENCH_PPROF=$PPROF_ADDR "$bin" serve --dev --data-dir "$data" --database-url "$url" --listen "$CAIRN_ADDR" $flags >"$OUT/cairnd-$name-$round.log" 2>&1 &
+			CAIRN_BENCH_PPROF=$PPROF_ADDR "${srv[@]}" "$bin" serve --dev --data-dir "$data" --database-url "$url" --listen "$CAIRN_ADDR" $flags >"$OUT/cairnd-$name-$round.log" 2>&1 &
 			CAIRN_PID=$!
 			for _ in $(seq 300); do
 				curl -fs "http://$CAIRN_ADDR/readyz" >/dev/null 2>&1 && break
@@ -92,7 +97,7 @@ main() {
 				prof=$!
 			fi
 			log "round $round: $name ($flags), load $(cut -d' ' -f1 /proc/loadavg)"
-			"$WORK/load" -mode uploads -server "http://$CAIRN_ADDR" -token "@$data/admin.token" -concurrency "$CONC" -duration "$DUR" -warmup "${AB_WARMUP:-5s}" \
+			"${gen[@]}" "$WORK/load" -mode uploads -server "http://$CAIRN_ADDR" -token "@$data/admin.token" -concurrency "$CONC" -duration "$DUR" -warmup "${AB_WARMUP:-5s}" \
 				-projects-per-uploader "$PER" -server-pid "$CAIRN_PID" -pg-pid "$PG_PID" -label "$name" -out "$OUT/results.jsonl" | grep -v '^RESULT' >&2
 			[ -z "$prof" ] || wait "$prof"
 			psql -d ab -c "select calls, round(total_exec_time::numeric,1) as total_ms, round((total_exec_time/calls)::numeric,3) as mean_ms, left(regexp_replace(query, '\s+', ' ', 'g'), 100) as query from pg_stat_statements order by total_exec_time desc limit 15" >"$OUT/pg-$name-$round.txt"
