@@ -42,11 +42,7 @@ func TestFetchOCIArtifactRefusesAmbiguousDocuments(t *testing.T) {
 				}
 			}))
 			defer srv.Close()
-			ref, err := ParseOCIRef("oci://" + strings.TrimPrefix(srv.URL, "http://") + "/app@" + d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := FetchOCIArtifact(context.Background(), srv.Client(), ref, "")
+			a, err := fetchFrom(t, srv, "@"+d)
 			if tc.want == "" {
 				if err != nil || len(a.Layers) != 1 || a.Layers[0].Name != "a.txt" {
 					t.Fatalf("clean artifact: %+v, %v", a, err)
@@ -108,11 +104,7 @@ func TestWriteOCILayoutRefusesATamperedLayer(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	ref, err := ParseOCIRef("oci://" + strings.TrimPrefix(srv.URL, "http://") + "/app:v1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := FetchOCIArtifact(context.Background(), srv.Client(), ref, "")
+	a, err := fetchFrom(t, srv, ":v1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,11 +162,7 @@ func TestFetchOCIArtifactReferrersTagSchema(t *testing.T) {
 				}
 			}))
 			defer srv.Close()
-			ref, err := ParseOCIRef("oci://" + strings.TrimPrefix(srv.URL, "http://") + "/app@" + d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := FetchOCIArtifact(context.Background(), srv.Client(), ref, "")
+			a, err := fetchFrom(t, srv, "@"+d)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -231,11 +219,7 @@ func TestFetchOCIArtifactBearerChallenge(t *testing.T) {
 				}
 			}))
 			defer srv.Close()
-			ref, err := ParseOCIRef("oci://" + strings.TrimPrefix(srv.URL, "http://") + "/app@" + d)
-			if err != nil {
-				t.Fatal(err)
-			}
-			a, err := FetchOCIArtifact(context.Background(), srv.Client(), ref, "")
+			a, err := fetchFrom(t, srv, "@"+d)
 			if !tc.tokenOK {
 				if api.CodeOf(err) != api.CodeUnauthorized || tokens != tc.wantTokens {
 					t.Fatalf("error %v after %d token requests, want unauthorized after %d", err, tokens, tc.wantTokens)
@@ -264,4 +248,15 @@ func TestParseChallenge(t *testing.T) {
 	if got := parseChallenge(`realm=https://x/t,service=s`); got["realm"] != "https://x/t" || got["service"] != "s" {
 		t.Errorf("unquoted: %v", got)
 	}
+}
+
+// fetchFrom fetches oci://<srv>/app<suffix> (a tag as ":v1" or a digest as "@sha256:…")
+// with srv's client.
+func fetchFrom(t *testing.T, srv *httptest.Server, suffix string) (*OCIArtifact, error) {
+	t.Helper()
+	ref, err := ParseOCIRef("oci://" + strings.TrimPrefix(srv.URL, "http://") + "/app" + suffix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return FetchOCIArtifact(context.Background(), srv.Client(), ref, "")
 }
