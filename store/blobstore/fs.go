@@ -55,6 +55,10 @@ func (b *FS) Path(digest string) (string, error) {
 // nothing behind.
 func (b *FS) Put(ctx context.Context, digest string, r io.Reader, max int64) (int64, error) {
 	if b.unnamed {
+		// A digest that cannot name a blob is refused before a file is made for it.
+		if _, err := api.ParseDigest(digest); err != nil {
+			return 0, badDigest(err)
+		}
 		f, ok, err := createUnnamed(b.tmp.dir)
 		if err != nil {
 			return 0, fmt.Errorf("creating temporary blob: %w", err)
